@@ -1,0 +1,187 @@
+"""The single source of truth for an ncore configuration.
+
+:class:`CoreConfig` is read by the gateware, the golden model, the testbenches and the
+tools. It is frozen, checked on construction and round-trips through JSON, so a test
+can hand a configuration to a Verilator subprocess without losing anything.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+
+__all__ = ["CoreConfig", "DTYPES", "NAMED_CONFIGS", "named_config"]
+
+
+#: Every operand data type the tensor engine knows about, in encoding order.
+DTYPES = ("int8",)
+
+#: The largest array edge we accept. NeuronCore-v2 is 128x128; 256 leaves headroom.
+MAX_EDGE = 256
+
+
+def _check_positive_int(name, value, maximum=None):
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, not {value!r}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be at most {maximum}, not {value!r}")
+
+
+@dataclass(frozen=True)
+class CoreConfig:
+    """Parameters of one ncore.
+
+    Parameters
+    ----------
+    rows : int
+        Systolic array rows: the contraction dimension K of one matmul, one SBUF
+        partition per row. 1 to 256.
+    cols : int
+        Systolic array columns: the stationary tile's M dimension, one PSUM partition
+        per column. 1 to 256.
+    dtypes : tuple of str
+        Operand data types the tensor engine is elaborated with (a subset of
+        :data:`DTYPES`, in any order, no repeats).
+    acc_width : int
+        Width of the partial sums and of the array's outputs (INT32 accumulation).
+    out_fifo_depth : int or None
+        Entries of the array's output FIFO. ``None`` picks the smallest power of two
+        that keeps the array streaming at full rate while the consumer is ready
+        (see :attr:`min_out_fifo_depth`). A smaller value is rejected; a larger one
+        absorbs longer consumer stalls without throttling the input.
+
+    Raises
+    ------
+    ValueError
+        If a parameter is out of range, with a message naming it and its value.
+    """
+
+    rows: int = 8
+    cols: int = 8
+    dtypes: tuple = ("int8",)
+    acc_width: int = 32
+    out_fifo_depth: int | None = None
+
+    def __post_init__(self):
+        _check_positive_int("rows", self.rows, MAX_EDGE)
+        _check_positive_int("cols", self.cols, MAX_EDGE)
+        if isinstance(self.dtypes, (str, bytes)) or not isinstance(self.dtypes, (tuple, list)):
+            raise ValueError(f"dtypes must be a tuple of names from {DTYPES}, not {self.dtypes!r}")
+        if isinstance(self.dtypes, list):
+            object.__setattr__(self, "dtypes", tuple(self.dtypes))
+        if not self.dtypes:
+            raise ValueError(f"dtypes must name at least one of {DTYPES}")
+        for dtype in self.dtypes:
+            if dtype not in DTYPES:
+                raise ValueError(f"dtype {dtype!r} is not supported; choose from {DTYPES}")
+        if len(set(self.dtypes)) != len(self.dtypes):
+            raise ValueError(f"dtypes must not repeat a type, not {self.dtypes!r}")
+        if self.acc_width != 32:
+            raise ValueError(f"acc_width must be 32 (INT32/FP32 accumulation), not {self.acc_width!r}")
+        if self.out_fifo_depth is not None:
+            _check_positive_int("out_fifo_depth", self.out_fifo_depth)
+            if self.out_fifo_depth < self.min_out_fifo_depth:
+                raise ValueError(
+                    f"out_fifo_depth must be at least {self.min_out_fifo_depth} for a "
+                    f"{self.rows}x{self.cols} array (its pipeline latency plus one), "
+                    f"not {self.out_fifo_depth}")
+
+    # -- derived quantities -------------------------------------------------------
+
+    @property
+    def array_latency(self):
+        """Cycles from a moving column's acceptance to its output entering the FIFO.
+
+        One input register, ``rows - 1`` skew stages on the last row, two PE stages
+        (multiply, add) per row down a column, ``cols - 1`` hops across a row plus the
+        de-skew delay that lines every column up with the last one, and the output
+        register: ``rows + cols + 2``.
+        """
+        return self.rows + self.cols + 2
+
+    @property
+    def min_out_fifo_depth(self):
+        """Smallest output FIFO that never throttles a consumer that is always ready."""
+        return self.array_latency + 2
+
+    @property
+    def fifo_depth(self):
+        """The output FIFO depth actually built."""
+        if self.out_fifo_depth is not None:
+            return self.out_fifo_depth
+        depth = 1
+        while depth < self.min_out_fifo_depth:
+            depth *= 2
+        return depth
+
+    @property
+    def macs_per_cycle(self):
+        """Peak multiply-accumulates per cycle: ``rows * cols``."""
+        return self.rows * self.cols
+
+    # -- serialisation ------------------------------------------------------------
+
+    def to_dict(self):
+        return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v)
+                for f in dataclasses.fields(self)}
+
+    def to_json(self):
+        """Canonical JSON text (sorted keys), stable across runs."""
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d):
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown CoreConfig field(s): {', '.join(sorted(unknown))}")
+        d = dict(d)
+        if "dtypes" in d:
+            d["dtypes"] = tuple(d["dtypes"])
+        return cls(**d)
+
+    @classmethod
+    def from_json(cls, text):
+        return cls.from_dict(json.loads(text))
+
+    @property
+    def key(self):
+        """A short, stable hash naming this configuration (build directories)."""
+        return hashlib.sha256(self.to_json().encode()).hexdigest()[:10]
+
+    @property
+    def name(self):
+        """A readable tag such as ``8x8-int8``."""
+        return f"{self.rows}x{self.cols}-{'+'.join(self.dtypes)}"
+
+
+#: Configurations known by name (``make verilog CONFIG=...``).
+NAMED_CONFIGS = {
+    "default": CoreConfig(),
+    "1x1": CoreConfig(rows=1, cols=1),
+    "4x4": CoreConfig(rows=4, cols=4),
+    "8x4": CoreConfig(rows=8, cols=4),
+    "8x8": CoreConfig(rows=8, cols=8),
+    "16x16": CoreConfig(rows=16, cols=16),
+    "128x128": CoreConfig(rows=128, cols=128),
+}
+
+
+def named_config(spec):
+    """A configuration from a name in :data:`NAMED_CONFIGS`, a JSON file, or JSON text."""
+    if isinstance(spec, CoreConfig):
+        return spec
+    if spec in NAMED_CONFIGS:
+        return NAMED_CONFIGS[spec]
+    text = spec.strip()
+    if text.startswith("{"):
+        return CoreConfig.from_json(text)
+    try:
+        with open(spec) as f:
+            return CoreConfig.from_json(f.read())
+    except FileNotFoundError:
+        raise ValueError(
+            f"unknown configuration {spec!r}: use one of {', '.join(NAMED_CONFIGS)}, "
+            f"a JSON file, or JSON text") from None

@@ -1,0 +1,76 @@
+"""Data formats shared by the gateware, the golden model and the testbenches.
+
+Every payload that crosses a block boundary is defined here once, as an Amaranth
+``data`` layout built from a :class:`~hdl.config.CoreConfig`. Testbenches pack and
+unpack through :func:`field_slices` rather than hand-coding bit offsets.
+"""
+
+from amaranth.hdl import Shape, signed
+from amaranth.lib import data
+
+from .config import CoreConfig
+
+__all__ = [
+    "OPERAND_SHAPE", "column_layout", "result_layout", "field_slices",
+]
+
+#: One INT8 operand element as it travels through the array.
+OPERAND_SHAPE = signed(8)
+
+
+def column_layout(config: CoreConfig):
+    """Payload of the array's weight (``i_w``) and moving (``i_x``) streams.
+
+    Members
+    -------
+    data : ``ArrayLayout(signed(8), rows)``
+        One column of a tile across the array's rows: ``S[:, m]`` for a weight
+        column, ``X[:, n]`` for a moving column. Element ``k`` feeds array row ``k``.
+    last : 1 bit
+        Marks the final column of a tile.
+    """
+    return data.StructLayout({
+        "data": data.ArrayLayout(OPERAND_SHAPE, config.rows),
+        "last": 1,
+    })
+
+
+def result_layout(config: CoreConfig):
+    """Payload of the array's result stream (``o_y``).
+
+    Members
+    -------
+    data : ``ArrayLayout(signed(32), cols)``
+        ``Y[:, n]``: element ``m`` is the INT32 dot product of weight column ``m``
+        with moving column ``n``.
+    last : 1 bit
+        Copied from the moving column that produced this result.
+    """
+    return data.StructLayout({
+        "data": data.ArrayLayout(signed(config.acc_width), config.cols),
+        "last": 1,
+    })
+
+
+def field_slices(layout, prefix=""):
+    """Flatten a layout to ``{dotted.name: (offset, width, signed)}`` for leaf fields.
+
+    Array elements are named by index (``data.3``). Testbenches use this to pack and
+    unpack integers on flattened Verilog ports without repeating any offsets.
+    """
+    if isinstance(layout, data.ArrayLayout):
+        elem = layout.elem_shape
+        size = (elem.size if isinstance(elem, data.Layout) else Shape.cast(elem).width)
+        items = [(str(i), elem, i * size) for i in range(layout.length)]
+    else:
+        items = [(name, field.shape, field.offset) for name, field in layout]
+    out = {}
+    for name, shape, offset in items:
+        full = f"{prefix}{name}"
+        if isinstance(shape, data.Layout):
+            for sub, (o, w, s) in field_slices(shape, full + ".").items():
+                out[sub] = (offset + o, w, s)
+        else:
+            sh = Shape.cast(shape)
+            out[full] = (offset, sh.width, sh.signed)
+    return out

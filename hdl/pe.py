@@ -1,0 +1,134 @@
+"""One processing element of the weight-stationary systolic array."""
+
+from amaranth.hdl import Module, Signal, signed, unsigned
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
+
+from .formats import OPERAND_SHAPE
+
+__all__ = ["PE", "weight_token_layout"]
+
+
+def weight_token_layout(cols):
+    """A stationary weight travelling right along an array row.
+
+    Members
+    -------
+    valid : 1 bit
+        The token carries a weight.
+    buf : 1 bit
+        Which of the two weight registers it is for.
+    col : ``ceil_log2(cols)`` bits
+        The array column that keeps it.
+    first : 1 bit
+        First column of a tile: every PE it passes (other than its own column)
+        clears its ``buf`` register, so a tile narrower than the array computes zeros
+        in its unused columns instead of stale products.
+    data : ``signed(8)``
+        The weight.
+    """
+    return data.StructLayout({
+        "valid": 1,
+        "buf": 1,
+        "col": unsigned(max(1, ceil_log2(cols))),
+        "first": 1,
+        "data": OPERAND_SHAPE,
+    })
+
+
+class PE(wiring.Component):
+    """Multiply-accumulate cell with a double-buffered stationary weight.
+
+    Moving operands and weight tokens enter from the left already registered by the
+    neighbour and leave to the right one cycle later; partial sums enter from above and
+    leave downward two cycles after the moving operand arrived (one cycle for the
+    multiply, one for the add), so the array's skew is one cycle per row and column.
+
+    A weight token addressed to this PE's column writes ``w[buf]`` at the end of the
+    cycle it is seen. A moving operand uses ``w[sel]`` in the cycle it is seen, so a
+    token that enters the array in the same cycle as, or after, the last moving column
+    that uses that buffer never disturbs it: both travel at the same speed.
+
+    Parameters
+    ----------
+    col : int
+        This PE's column index (the address weight tokens are compared with).
+    cols : int
+        Columns of the array (sets the width of the token's column field).
+    acc_width : int
+        Width of the partial sums (wrap-around arithmetic).
+
+    Members
+    -------
+    i_x : In(signed(8))
+        Moving operand from the left.
+    i_sel : In(1)
+        Weight buffer the moving operand multiplies with.
+    i_wtok : In(weight_token_layout(cols))
+        Weight token from the left.
+    i_psum : In(signed(acc_width))
+        Partial sum from the PE above (zero for row 0).
+    o_x, o_sel, o_wtok : Out
+        The three inputs above, registered, for the PE to the right.
+    o_psum : Out(signed(acc_width))
+        ``i_psum + w[sel] * x``, registered, for the PE below.
+    """
+
+    def __init__(self, *, col, cols, acc_width=32):
+        if not isinstance(cols, int) or cols < 1:
+            raise ValueError(f"cols must be a positive integer, not {cols!r}")
+        if not isinstance(col, int) or not 0 <= col < cols:
+            raise ValueError(f"col must be an integer in range(0, {cols}), not {col!r}")
+        self._col = col
+        self._cols = cols
+        self._acc_width = acc_width
+        tok = weight_token_layout(cols)
+        super().__init__({
+            "i_x": In(OPERAND_SHAPE),
+            "i_sel": In(1),
+            "i_wtok": In(tok),
+            "i_psum": In(signed(acc_width)),
+            "o_x": Out(OPERAND_SHAPE),
+            "o_sel": Out(1),
+            "o_wtok": Out(tok),
+            "o_psum": Out(signed(acc_width)),
+        })
+
+    @property
+    def col(self):
+        return self._col
+
+    def elaborate(self, platform):
+        m = Module()
+
+        # The two stationary weight registers.
+        w0 = Signal(OPERAND_SHAPE)
+        w1 = Signal(OPERAND_SHAPE)
+
+        tok = self.i_wtok
+        for b, w in enumerate((w0, w1)):
+            with m.If(tok.valid & (tok.buf == b)):
+                with m.If(tok.col == self._col):
+                    m.d.sync += w.eq(tok.data)
+                with m.Elif(tok.first):
+                    m.d.sync += w.eq(0)
+
+        # Stage 1: multiply (maps to one DSP on FPGAs), product registered.
+        weight = Signal(OPERAND_SHAPE)
+        m.d.comb += weight.eq(w0)
+        with m.If(self.i_sel):
+            m.d.comb += weight.eq(w1)
+        product = Signal(signed(2 * OPERAND_SHAPE.width))
+        m.d.sync += product.eq(weight * self.i_x)
+
+        # Stage 2: accumulate down the column, wrapping at acc_width bits.
+        m.d.sync += self.o_psum.eq(self.i_psum + product)
+
+        # Pass moving data and weight tokens to the right.
+        m.d.sync += [
+            self.o_x.eq(self.i_x),
+            self.o_sel.eq(self.i_sel),
+            self.o_wtok.eq(tok),
+        ]
+        return m

@@ -1,0 +1,210 @@
+"""The weight-stationary systolic array: ``Y[M, N] = S[K, M]^T @ X[K, N]``."""
+
+from amaranth.hdl import Module, Signal, Const, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
+
+from .config import CoreConfig
+from .formats import OPERAND_SHAPE, column_layout, result_layout
+from .pe import PE, weight_token_layout
+
+__all__ = ["SystolicArray"]
+
+#: Width of the performance counters (2**48 cycles is ~32 days at 100 MHz).
+COUNTER_WIDTH = 48
+
+
+class SystolicArray(wiring.Component):
+    """A ``rows x cols`` grid of :class:`~hdl.pe.PE` with skew, de-skew and flow control.
+
+    A matmul is a *weight tile* on ``i_w`` (columns ``S[:, 0..M-1]``, ``M <= cols``,
+    ``last`` on the final one, or implied after ``cols`` columns) followed by a *moving
+    tile* on ``i_x`` (columns ``X[:, 0..N-1]``, any ``N >= 1``, ``last`` on the final
+    one). Each moving column produces one result ``Y[:, n]`` on ``o_y``, in order, with
+    ``Y[m, n] = sum_k S[k, m] * X[k, n]`` summed from row 0 down and wrapped to 32 bits.
+    Result columns ``m >= M`` are zero. Weight and moving tiles pair up in order.
+
+    Weights are double-buffered: the next weight tile loads (on its own path through
+    the array) while the current moving tile streams, so back-to-back matmuls with
+    ``N >= M`` run with no bubble.
+
+    Flow control never stalls the array itself: a moving column is accepted only when
+    the output FIFO is sure to have room for its result when it leaves the array
+    (credit counting), so a stalled consumer throttles ``i_x`` and nothing is lost.
+
+    Parameters
+    ----------
+    config : CoreConfig
+        Uses ``rows``, ``cols``, ``acc_width`` and :attr:`~CoreConfig.fifo_depth`.
+
+    Members
+    -------
+    i_w : In(stream.Signature(column_layout(config)))
+        Weight columns.
+    i_x : In(stream.Signature(column_layout(config)))
+        Moving columns. Not accepted until the paired weight tile is loaded.
+    o_y : Out(stream.Signature(result_layout(config)))
+        Result columns.
+    o_active : Out(48)
+        Moving columns accepted since reset or ``i_perf_clear``: each one occupies
+        every PE for one cycle, i.e. ``rows * cols`` MAC slots.
+    o_cycles : Out(48)
+        Cycles since reset or ``i_perf_clear``. ``o_active / o_cycles`` is the array
+        utilization for full tiles; for partial tiles multiply by ``K*M/(rows*cols)``.
+    i_perf_clear : In(1)
+        Clears both counters.
+    """
+
+    def __init__(self, config: CoreConfig):
+        if not isinstance(config, CoreConfig):
+            raise TypeError(f"config must be a CoreConfig, not {config!r}")
+        self._config = config
+        super().__init__({
+            "i_w": In(stream.Signature(column_layout(config))),
+            "i_x": In(stream.Signature(column_layout(config))),
+            "o_y": Out(stream.Signature(result_layout(config))),
+            "o_active": Out(COUNTER_WIDTH),
+            "o_cycles": Out(COUNTER_WIDTH),
+            "i_perf_clear": In(1),
+        })
+
+    @property
+    def config(self):
+        return self._config
+
+    def elaborate(self, platform):
+        cfg = self._config
+        rows, cols = cfg.rows, cfg.cols
+        m = Module()
+
+        tok_layout = weight_token_layout(cols)
+        lane_layout = data.StructLayout({"x": OPERAND_SHAPE, "sel": 1, "wtok": tok_layout})
+
+        # ---- weight buffer bookkeeping ------------------------------------------
+        loaded = Signal(2)      # buffer b holds a complete tile not yet consumed
+        wbuf = Signal()         # buffer the next weight column goes to
+        xbuf = Signal()         # buffer the next moving column multiplies with
+        wcol = Signal(range(cols))
+
+        depth = cfg.fifo_depth
+        inflight = Signal(range(depth + 1))
+
+        m.d.comb += [
+            self.i_w.ready.eq(~loaded.bit_select(wbuf, 1)),
+            self.i_x.ready.eq(loaded.bit_select(xbuf, 1) & (inflight < depth)),
+        ]
+        w_fire = self.i_w.valid & self.i_w.ready
+        x_fire = self.i_x.valid & self.i_x.ready
+
+        w_done = Signal()
+        m.d.comb += w_done.eq(self.i_w.payload.last | (wcol == cols - 1))
+        set_loaded = Signal(2)
+        clr_loaded = Signal(2)
+        with m.If(w_fire):
+            m.d.comb += set_loaded.bit_select(wbuf, 1).eq(w_done)
+            with m.If(w_done):
+                m.d.sync += [wcol.eq(0), wbuf.eq(~wbuf)]
+            with m.Else():
+                m.d.sync += wcol.eq(wcol + 1)
+        with m.If(x_fire & self.i_x.payload.last):
+            m.d.comb += clr_loaded.bit_select(xbuf, 1).eq(1)
+            m.d.sync += xbuf.eq(~xbuf)
+        m.d.sync += loaded.eq((loaded | set_loaded) & ~clr_loaded)
+
+        # ---- input register: one lane per row -----------------------------------
+        lanes = []
+        for k in range(rows):
+            lane = Signal(lane_layout, name=f"in_lane{k}")
+            m.d.sync += [
+                lane.x.eq(self.i_x.payload.data[k]),
+                lane.sel.eq(xbuf),
+                lane.wtok.valid.eq(w_fire),
+                lane.wtok.buf.eq(wbuf),
+                lane.wtok.col.eq(wcol),
+                lane.wtok.first.eq(wcol == 0),
+                lane.wtok.data.eq(self.i_w.payload.data[k]),
+            ]
+            lanes.append(lane)
+
+        # ---- input skew: row k is delayed k more cycles ---------------------------
+        skewed = []
+        for k, lane in enumerate(lanes):
+            prev = lane
+            for s in range(k):
+                stage = Signal(lane_layout, name=f"skew_r{k}_s{s}")
+                m.d.sync += stage.eq(prev)
+                prev = stage
+            skewed.append(prev)
+
+        # ---- the PE grid ----------------------------------------------------------
+        pes = [[PE(col=j, cols=cols, acc_width=cfg.acc_width) for j in range(cols)]
+               for _ in range(rows)]
+        for k in range(rows):
+            for j in range(cols):
+                pe = pes[k][j]
+                m.submodules[f"pe_r{k}_c{j}"] = pe
+                if j == 0:
+                    m.d.comb += [
+                        pe.i_x.eq(skewed[k].x),
+                        pe.i_sel.eq(skewed[k].sel),
+                        pe.i_wtok.eq(skewed[k].wtok),
+                    ]
+                else:
+                    left = pes[k][j - 1]
+                    m.d.comb += [
+                        pe.i_x.eq(left.o_x),
+                        pe.i_sel.eq(left.o_sel),
+                        pe.i_wtok.eq(left.o_wtok),
+                    ]
+                if k == 0:
+                    m.d.comb += pe.i_psum.eq(0)
+                else:
+                    m.d.comb += pe.i_psum.eq(pes[k - 1][j].o_psum)
+
+        # ---- output de-skew: column j is delayed cols-1-j more cycles ---------------
+        res_layout = result_layout(cfg)
+        result = Signal(res_layout)
+        for j in range(cols):
+            prev = pes[rows - 1][j].o_psum
+            for s in range(cols - 1 - j):
+                stage = Signal.like(prev, name=f"deskew_c{j}_s{s}")
+                m.d.sync += stage.eq(prev)
+                prev = stage
+            m.d.comb += result.data[j].eq(prev)
+
+        # valid/last of each moving column, delayed to meet its de-skewed result:
+        # 1 (input register) + rows-1 (skew) + cols-1 (row hops) + 2 (multiply, add)
+        # + (cols-1-j) + j ... = rows + cols + 1 cycles after acceptance.
+        delay = rows + cols + 1
+        assert delay + 1 == cfg.array_latency
+        tag = Signal(2)     # {last, valid}
+        m.d.comb += tag.eq(Const(0, 2) | x_fire | (self.i_x.payload.last << 1))
+        for s in range(delay):
+            stage = Signal(2, name=f"tag_s{s}")
+            m.d.sync += stage.eq(tag)
+            tag = stage
+        m.d.comb += result.last.eq(tag[1])
+
+        # ---- output FIFO with credit-based admission --------------------------------
+        fifo = m.submodules.out_fifo = SyncFIFOBuffered(width=res_layout.size, depth=depth)
+        m.d.comb += [
+            fifo.w_data.eq(result),
+            fifo.w_en.eq(tag[0]),
+            self.o_y.valid.eq(fifo.r_rdy),
+            self.o_y.payload.eq(fifo.r_data),
+            fifo.r_en.eq(self.o_y.ready),
+        ]
+        y_fire = self.o_y.valid & self.o_y.ready
+        m.d.sync += inflight.eq(inflight + x_fire - y_fire)
+
+        # ---- performance counters -----------------------------------------------------
+        with m.If(self.i_perf_clear):
+            m.d.sync += [self.o_active.eq(0), self.o_cycles.eq(0)]
+        with m.Else():
+            m.d.sync += [
+                self.o_active.eq(self.o_active + x_fire),
+                self.o_cycles.eq(self.o_cycles + 1),
+            ]
+        return m

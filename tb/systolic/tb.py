@@ -1,0 +1,159 @@
+"""Testbench class for :class:`hdl.systolic.SystolicArray`."""
+
+import time
+
+import numpy as np
+from cocotb.triggers import ReadOnly, RisingEdge
+
+from hdl.formats import column_layout, result_layout
+from sim.golden import systolic_matmul
+from tb.common import Packer, config_from_env, seed_from_env, start_clock_and_reset
+
+__all__ = ["ArrayTB"]
+
+
+class ArrayTB:
+    """Owns the clock, reset, the three streams and a seeded random generator.
+
+    All three streams are driven from one per-cycle loop (:meth:`run`): inputs are
+    set just after a clock edge, handshakes are sampled once everything has settled
+    (``ReadOnly``), and a transfer counts when ``valid & ready`` held before the edge.
+    A source that presented a column keeps it stable until it is taken (stream
+    rules); pauses only delay presenting the next one.
+    """
+
+    def __init__(self, dut):
+        self.dut = dut
+        self.cfg = config_from_env()
+        self.seed = seed_from_env()
+        self.rng = np.random.default_rng(self.seed)
+        self.cols_packer = Packer(column_layout(self.cfg))
+        self.res_packer = Packer(result_layout(self.cfg))
+        self.stats = {}
+
+    async def reset(self):
+        dut = self.dut
+        dut.i_w__valid.value = 0
+        dut.i_x__valid.value = 0
+        dut.o_y__ready.value = 0
+        dut.i_perf_clear.value = 0
+        await start_clock_and_reset(dut)
+
+    # -- stimulus ------------------------------------------------------------------
+
+    def random_job(self, K=None, M=None, N=None, lo=-128, hi=127):
+        r, c = self.cfg.rows, self.cfg.cols
+        K = K or int(self.rng.integers(1, r + 1))
+        M = M or int(self.rng.integers(1, c + 1))
+        N = N or int(self.rng.integers(1, 2 * c + 3))
+        S = self.rng.integers(lo, hi + 1, (K, M))
+        X = self.rng.integers(lo, hi + 1, (K, N))
+        return S, X
+
+    def _columns(self, jobs):
+        rows = self.cfg.rows
+        w, x = [], []
+        for S, X in jobs:
+            K, M = S.shape
+            N = X.shape[1]
+            Sp = np.zeros((rows, M), dtype=np.int64)
+            Sp[:K] = S
+            Xp = np.zeros((rows, N), dtype=np.int64)
+            Xp[:K] = X
+            w += [self.cols_packer.pack(data=Sp[:, j], last=(j == M - 1)) for j in range(M)]
+            x += [self.cols_packer.pack(data=Xp[:, n], last=(n == N - 1)) for n in range(N)]
+        return w, x
+
+    # -- the per-cycle loop ----------------------------------------------------------
+
+    async def run(self, jobs, *, w_pause=0.0, x_pause=0.0, y_pause=0.0,
+                  y_stall=None, max_cycles=None):
+        """Stream ``jobs`` = [(S, X), ...] through the array; return result words.
+
+        ``y_stall`` = (start, length) holds ``o_y.ready`` low for ``length`` cycles
+        from cycle ``start``. Fails with a watchdog message if results stop coming.
+        """
+        dut = self.dut
+        rng = self.rng
+        w_items, x_items = self._columns(jobs)
+        expected = sum(X.shape[1] for _, X in jobs)
+        if max_cycles is None:
+            slow = 1.0 / max(1e-3, (1 - max(w_pause, x_pause, y_pause)))
+            max_cycles = int(200 + 4 * slow * (len(w_items) + len(x_items) + expected)
+                             + 4 * self.cfg.fifo_depth + (y_stall[1] if y_stall else 0))
+        results = []
+        wi = xi = 0
+        w_on = x_on = False
+        first_w = last_y = None
+        min_x_ready_low = False
+        t0 = time.perf_counter()
+        cycle = 0
+        while len(results) < expected:
+            if cycle >= max_cycles:
+                raise AssertionError(
+                    f"watchdog: {len(results)} of {expected} results after {cycle} cycles "
+                    f"(weights {wi}/{len(w_items)}, moving {xi}/{len(x_items)}); "
+                    f"seed {self.seed}")
+            # drive
+            if not w_on and wi < len(w_items) and rng.random() >= w_pause:
+                w_on = True
+                dut.i_w__payload.value = w_items[wi]
+            if not x_on and xi < len(x_items) and rng.random() >= x_pause:
+                x_on = True
+                dut.i_x__payload.value = x_items[xi]
+            dut.i_w__valid.value = int(w_on)
+            dut.i_x__valid.value = int(x_on)
+            stalled = y_stall is not None and y_stall[0] <= cycle < y_stall[0] + y_stall[1]
+            y_ready = not stalled and rng.random() >= y_pause
+            dut.o_y__ready.value = int(y_ready)
+            # sample
+            await ReadOnly()
+            if w_on and dut.i_w__ready.value:
+                if first_w is None:
+                    first_w = cycle
+                wi += 1
+                w_on = False
+            if x_on:
+                if dut.i_x__ready.value:
+                    xi += 1
+                    x_on = False
+                elif stalled:
+                    min_x_ready_low = True
+            if y_ready and dut.o_y__valid.value:
+                results.append(dut.o_y__payload.value.to_unsigned())
+                last_y = cycle
+            await RisingEdge(dut.clk)
+            cycle += 1
+        wall = time.perf_counter() - t0
+        self.stats = {
+            "cycles": last_y - first_w + 1,
+            "sim_cycles": cycle,
+            "wall_s": wall,
+            "sim_cycles_per_s": cycle / wall if wall else 0.0,
+            "x_throttled_during_stall": min_x_ready_low,
+        }
+        dut.i_w__valid.value = 0
+        dut.i_x__valid.value = 0
+        return results
+
+    # -- checking --------------------------------------------------------------------
+
+    def check(self, jobs, results):
+        """Compare result words with the golden model, column by column."""
+        cfg = self.cfg
+        i = 0
+        for j, (S, X) in enumerate(jobs):
+            Y = systolic_matmul(S, X, cfg.rows, cfg.cols)
+            for n in range(X.shape[1]):
+                word = results[i]
+                got = self.res_packer.unpack_array(word, "data")
+                last = self.res_packer.unpack(word, "last")
+                if not np.array_equal(got, Y[:, n]):
+                    raise AssertionError(
+                        f"matmul {j} (K,M,N={S.shape[0]},{S.shape[1]},{X.shape[1]}) column {n}: "
+                        f"got {got.tolist()}, expected {Y[:, n].tolist()} (seed {self.seed})")
+                if last != (n == X.shape[1] - 1):
+                    raise AssertionError(f"matmul {j} column {n}: last={last} (seed {self.seed})")
+                i += 1
+        if i != len(results):
+            raise AssertionError(f"{len(results) - i} unexpected extra results")
