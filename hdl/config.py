@@ -18,6 +18,10 @@ __all__ = ["CoreConfig", "DTYPES", "NAMED_CONFIGS", "named_config"]
 #: Every operand data type the tensor engine knows about, in encoding order.
 DTYPES = ("int8",)
 
+#: Cycles from a moving operand entering a PE to its partial sum leaving it:
+#: operand registers, multiply, add (see :class:`hdl.pe.PE`).
+PE_LATENCY = 3
+
 #: The largest array edge we accept. NeuronCore-v2 is 128x128; 256 leaves headroom.
 MAX_EDGE = 256
 
@@ -85,7 +89,7 @@ class CoreConfig:
             if self.out_fifo_depth < self.min_out_fifo_depth:
                 raise ValueError(
                     f"out_fifo_depth must be at least {self.min_out_fifo_depth} for a "
-                    f"{self.rows}x{self.cols} array (its pipeline latency plus one), "
+                    f"{self.rows}x{self.cols} array (its pipeline latency plus three), "
                     f"not {self.out_fifo_depth}")
 
     # -- derived quantities -------------------------------------------------------
@@ -94,17 +98,22 @@ class CoreConfig:
     def array_latency(self):
         """Cycles from a moving column's acceptance to its output entering the FIFO.
 
-        One input register, ``rows - 1`` skew stages on the last row, two PE stages
-        (multiply, add) per row down a column, ``cols - 1`` hops across a row plus the
-        de-skew delay that lines every column up with the last one, and the output
-        register: ``rows + cols + 2``.
+        One input register, ``rows - 1`` skew stages to the last row, ``cols - 1`` hops
+        along a row, which the de-skew tops up to the same for every column, and
+        :data:`PE_LATENCY` stages in the last row's PE (the partial sum advances
+        one row per cycle, in step with the skew): ``rows + cols - 1 + PE_LATENCY``.
         """
-        return self.rows + self.cols + 2
+        return self.rows + self.cols - 1 + PE_LATENCY
 
     @property
     def min_out_fifo_depth(self):
-        """Smallest output FIFO that never throttles a consumer that is always ready."""
-        return self.array_latency + 2
+        """Smallest output FIFO that never throttles a consumer that is always ready.
+
+        A column's credit comes back ``array_latency`` cycles (to the FIFO write) plus
+        two (the buffered FIFO's read latency) plus one (the counter update) after it
+        was taken, so that many columns must be allowed in flight.
+        """
+        return self.array_latency + 3
 
     @property
     def fifo_depth(self):

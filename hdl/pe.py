@@ -42,8 +42,9 @@ class PE(wiring.Component):
 
     Moving operands and weight tokens enter from the left already registered by the
     neighbour and leave to the right one cycle later; partial sums enter from above and
-    leave downward two cycles after the moving operand arrived (one cycle for the
-    multiply, one for the add), so the array's skew is one cycle per row and column.
+    leave downward :data:`~hdl.config.PE_LATENCY` (3) cycles after the moving operand
+    arrived (operand registers, multiply, add), so the array's skew stays one cycle
+    per row and column whatever the PE's pipeline depth.
 
     A weight token addressed to this PE's column writes ``w[buf]`` at the end of the
     cycle it is seen. A moving operand uses ``w[sel]`` in the cycle it is seen, so a
@@ -72,7 +73,8 @@ class PE(wiring.Component):
     o_x, o_sel, o_wtok : Out
         The three inputs above, registered, for the PE to the right.
     o_psum : Out(signed(acc_width))
-        ``i_psum + w[sel] * x``, registered, for the PE below.
+        ``i_psum + w[sel] * x``, for the PE below, ``PE_LATENCY`` cycles after ``x``
+        and ``PE_LATENCY - 1`` cycles after ``i_psum`` was seen.
     """
 
     def __init__(self, *, col, cols, acc_width=32):
@@ -114,15 +116,20 @@ class PE(wiring.Component):
                 with m.Elif(tok.first):
                     m.d.sync += w.eq(0)
 
-        # Stage 1: multiply (maps to one DSP on FPGAs), product registered.
+        # Stage 1: select the weight and register both operands (DSP input registers).
         weight = Signal(OPERAND_SHAPE)
         m.d.comb += weight.eq(w0)
         with m.If(self.i_sel):
             m.d.comb += weight.eq(w1)
-        product = Signal(signed(2 * OPERAND_SHAPE.width))
-        m.d.sync += product.eq(weight * self.i_x)
+        op_w = Signal(OPERAND_SHAPE)
+        op_x = Signal(OPERAND_SHAPE)
+        m.d.sync += [op_w.eq(weight), op_x.eq(self.i_x)]
 
-        # Stage 2: accumulate down the column, wrapping at acc_width bits.
+        # Stage 2: multiply (one DSP on FPGAs), product registered.
+        product = Signal(signed(2 * OPERAND_SHAPE.width))
+        m.d.sync += product.eq(op_w * op_x)
+
+        # Stage 3: accumulate down the column, wrapping at acc_width bits.
         m.d.sync += self.o_psum.eq(self.i_psum + product)
 
         # Pass moving data and weight tokens to the right.

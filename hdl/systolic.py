@@ -86,7 +86,7 @@ class SystolicArray(wiring.Component):
         loaded = Signal(2)      # buffer b holds a complete tile not yet consumed
         wbuf = Signal()         # buffer the next weight column goes to
         xbuf = Signal()         # buffer the next moving column multiplies with
-        wcol = Signal(range(cols))
+        wcol = Signal(range(max(cols, 2)))   # at least 1 bit, also for cols == 1
 
         depth = cfg.fifo_depth
         inflight = Signal(range(depth + 1))
@@ -174,11 +174,9 @@ class SystolicArray(wiring.Component):
                 prev = stage
             m.d.comb += result.data[j].eq(prev)
 
-        # valid/last of each moving column, delayed to meet its de-skewed result:
-        # 1 (input register) + rows-1 (skew) + cols-1 (row hops) + 2 (multiply, add)
-        # + (cols-1-j) + j ... = rows + cols + 1 cycles after acceptance.
-        delay = rows + cols + 1
-        assert delay + 1 == cfg.array_latency
+        # valid/last of each moving column, delayed to meet its de-skewed result
+        # (CoreConfig.array_latency explains the count).
+        delay = cfg.array_latency
         tag = Signal(2)     # {last, valid}
         m.d.comb += tag.eq(Const(0, 2) | x_fire | (self.i_x.payload.last << 1))
         for s in range(delay):

@@ -11,7 +11,7 @@ from amaranth.back import verilog
 
 from hdl.config import CoreConfig, named_config
 
-__all__ = ["TOPS", "ROOT", "BUILD", "elaborate", "write_if_changed", "verilog_for"]
+__all__ = ["TOPS", "SIM_TOPS", "SYNTH_TOPS", "ROOT", "BUILD", "elaborate", "write_if_changed", "verilog_for"]
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 BUILD = pathlib.Path(os.environ.get("NCORE_BUILD", ROOT / "build"))
@@ -34,8 +34,11 @@ TOPS = {
     "systolic_array_synth": _systolic_synth,
 }
 
-#: Tops meant for simulation and lint (the synthesis wrappers only feed ``make synth``).
+#: Tops meant for simulation (the synthesis wrappers only feed ``make synth``).
 SIM_TOPS = ("systolic_array",)
+
+#: Top -> its synthesis wrapper top (pin-light, nothing trimmed; see hdl/synth_wrapper.py).
+SYNTH_TOPS = {"systolic_array": "systolic_array_synth"}
 
 
 def elaborate(top, config):

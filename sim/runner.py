@@ -19,6 +19,7 @@ import contextlib
 import fcntl
 import hashlib
 import os
+import re
 import pathlib
 import shutil
 import sys
@@ -80,16 +81,22 @@ def build(top, config: CoreConfig, *, waves=False):
     ]
     if waves:
         build_args += ["--trace-fst", "--trace-structs"]
+    log = build_dir.parent / f"{build_dir.name}.log"
     with _locked(build_dir.with_suffix(".lock")):
         runner = get_runner("verilator")
-        runner.build(
-            sources=[WAIVERS, vfile],
-            hdl_toplevel=top,
-            build_dir=build_dir,
-            build_args=build_args,
-            waves=waves,
-            log_file=build_dir.parent / f"{build_dir.name}.log",
-        )
+        try:
+            runner.build(
+                sources=[WAIVERS, vfile],
+                hdl_toplevel=top,
+                build_dir=build_dir,
+                build_args=build_args,
+                waves=waves,
+                log_file=log,
+            )
+        except RuntimeError as e:
+            tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:])
+            raise RuntimeError(f"Verilator build of {top} ({config.name}) failed: {e}\n"
+                               f"Log: {log}\n{tail}") from None
     return build_dir
 
 
@@ -166,7 +173,8 @@ def run_cocotb(top, test_module, testcase, config, *, seed=None, waves=None,
             test_module=test_module,
             hdl_toplevel=top,
             hdl_toplevel_lang="verilog",
-            testcase=testcase,
+            # the test and every @cocotb.parametrize variant of it
+            test_filter=rf"\.{re.escape(testcase)}(/.*)?$",
             build_dir=build_dir,
             test_dir=test_dir,
             results_xml=str(results_xml),
@@ -187,7 +195,8 @@ def run_cocotb(top, test_module, testcase, config, *, seed=None, waves=None,
         tail = ""
         if log.exists():
             tail = "\n".join(log.read_text(errors="replace").splitlines()[-40:])
-        how = rerun or f"SEED={seed} (test {testcase}, config {config.name})"
+        how = (rerun.replace("<seed>", str(seed)) if rerun
+               else f"SEED={seed} (test {testcase}, config {config.name})")
         raise AssertionError(
             f"cocotb test {test_module}.{testcase} on {config.name} failed "
             f"(seed {seed}; {tests} run, {failed} failed, exit {exit_code}).\n"

