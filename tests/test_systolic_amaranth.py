@@ -31,9 +31,11 @@ def run_array(cfg, jobs, *, seed=0, x_pause=0.0, y_pause=0.0, max_cycles=5000):
 
     async def driver(ctx):
         wi = xi = 0
+        x_valid = False
         for cycle in range(max_cycles):
             w_valid = wi < len(w_cols)
-            x_valid = xi < len(x_cols) and rng.random() >= x_pause
+            # a presented column stays valid until taken; pauses only delay the next
+            x_valid = x_valid or (xi < len(x_cols) and rng.random() >= x_pause)
             if w_valid:
                 col, last = w_cols[wi]
                 ctx.set(dut.i_w.payload, {"data": [int(v) for v in col], "last": last})
@@ -50,6 +52,7 @@ def run_array(cfg, jobs, *, seed=0, x_pause=0.0, y_pause=0.0, max_cycles=5000):
                 wi += 1
             if x_valid and xr:
                 xi += 1
+                x_valid = False
             if yv and y_ready:
                 results.append(([int(v) for v in yp.data], int(yp.last)))
             if len(results) == expected:
@@ -100,3 +103,11 @@ def test_full_rate_no_bubbles():
     check(cfg, jobs, results)
     # 24 columns, plus the first weight tile (2 cycles) and the pipeline latency.
     assert state["cycles"] <= 24 + 2 + cfg.array_latency + 3, state
+
+
+def test_watchdog_fires_when_weights_never_come():
+    """A moving tile with no weight tile is never accepted: the harness must fail, not hang."""
+    cfg = CoreConfig(rows=2, cols=2)
+    dut_jobs = [(np.zeros((2, 0), dtype=np.int64), np.ones((2, 3), dtype=np.int64))]
+    with pytest.raises(AssertionError, match="watchdog: only 0 of 3 results"):
+        run_array(cfg, dut_jobs, max_cycles=200)

@@ -84,7 +84,7 @@ class ArrayTB:
         results = []
         wi = xi = 0
         w_on = x_on = False
-        first_w = last_y = None
+        first_w = last_y = first_x = last_x = None
         min_x_ready_low = False
         t0 = time.perf_counter()
         cycle = 0
@@ -115,6 +115,9 @@ class ArrayTB:
                 w_on = False
             if x_on:
                 if dut.i_x__ready.value:
+                    if first_x is None:
+                        first_x = cycle
+                    last_x = cycle
                     xi += 1
                     x_on = False
                 elif stalled:
@@ -127,6 +130,8 @@ class ArrayTB:
         wall = time.perf_counter() - t0
         self.stats = {
             "cycles": last_y - first_w + 1,
+            # cycles over which the moving columns entered (one per cycle if no bubble)
+            "x_cycles": last_x - first_x + 1,
             "sim_cycles": cycle,
             "wall_s": wall,
             "sim_cycles_per_s": cycle / wall if wall else 0.0,
