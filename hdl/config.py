@@ -19,8 +19,8 @@ __all__ = ["CoreConfig", "DTYPES", "NAMED_CONFIGS", "named_config"]
 DTYPES = ("int8",)
 
 #: Cycles from a moving operand entering a PE to its partial sum leaving it:
-#: operand registers, multiply, add (see :class:`hdl.pe.PE`).
-PE_LATENCY = 3
+#: two operand registers, multiply, product register, add (see :class:`hdl.pe.PE`).
+PE_LATENCY = 5
 
 #: The largest array edge we accept. NeuronCore-v2 is 128x128; 256 leaves headroom.
 MAX_EDGE = 256

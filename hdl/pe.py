@@ -116,7 +116,7 @@ class PE(wiring.Component):
                 with m.Elif(tok.first):
                     m.d.sync += w.eq(0)
 
-        # Stage 1: select the weight and register both operands (DSP input registers).
+        # Stage 1: select the weight and register both operands.
         weight = Signal(OPERAND_SHAPE)
         m.d.comb += weight.eq(w0)
         with m.If(self.i_sel):
@@ -125,12 +125,22 @@ class PE(wiring.Component):
         op_x = Signal(OPERAND_SHAPE)
         m.d.sync += [op_w.eq(weight), op_x.eq(self.i_x)]
 
-        # Stage 2: multiply (one DSP on FPGAs), product registered.
-        product = Signal(signed(2 * OPERAND_SHAPE.width))
-        m.d.sync += product.eq(op_w * op_x)
+        # Stage 2: a second operand register, free to sit beside the multiplier (on an
+        # FPGA the DSP sites are few and fixed; see docs/systolic.md, "Timing closure").
+        mul_w = Signal(OPERAND_SHAPE)
+        mul_x = Signal(OPERAND_SHAPE)
+        m.d.sync += [mul_w.eq(op_w), mul_x.eq(op_x)]
 
-        # Stage 3: accumulate down the column, wrapping at acc_width bits.
-        m.d.sync += self.o_psum.eq(self.i_psum + product)
+        # Stage 3: multiply (one DSP on FPGAs), product registered.
+        product = Signal(signed(2 * OPERAND_SHAPE.width))
+        m.d.sync += product.eq(mul_w * mul_x)
+
+        # Stage 4: the product travels to the adder through one more register.
+        addend = Signal.like(product)
+        m.d.sync += addend.eq(product)
+
+        # Stage 5: accumulate down the column, wrapping at acc_width bits.
+        m.d.sync += self.o_psum.eq(self.i_psum + addend)
 
         # Pass moving data and weight tokens to the right.
         m.d.sync += [

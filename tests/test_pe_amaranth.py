@@ -44,7 +44,7 @@ def test_pipeline_and_double_buffer():
     xs = rng.integers(-128, 128, n)
     sels = rng.integers(0, 2, n)
     psums = rng.integers(-2**31, 2**31, n)
-    prog = [{"wtok": tok(2, 0, -7)}, {"wtok": tok(2, 1, 100)}] + [{} for _ in range(n + 4)]
+    prog = [{"wtok": tok(2, 0, -7)}, {"wtok": tok(2, 1, 100)}] + [{} for _ in range(n + PE_LATENCY + 1)]
     for t in range(n):
         prog[2 + t].update(x=int(xs[t]), sel=int(sels[t]))
         prog[2 + t + PE_LATENCY - 1]["psum"] = int(psums[t])
@@ -69,7 +69,7 @@ def test_token_addressing_and_first_clears():
         {"x": 2, "sel": 0},                  # 0 * 2
         {"wtok": tok(1, 1, -3, first=False)},
         {"x": 4, "sel": 1},                  # -3 * 4
-    ] + [{}] * 4
+    ] + [{} for _ in range(PE_LATENCY + 1)]
     out = run(pe, prog)
     L = PE_LATENCY
     assert out[2 + L]["psum"] == 10
