@@ -51,10 +51,10 @@ class CoreConfig:
     acc_width : int
         Width of the partial sums and of the array's outputs (INT32 accumulation).
     out_fifo_depth : int or None
-        Entries of the array's output FIFO. ``None`` picks the smallest power of two
-        that keeps the array streaming at full rate while the consumer is ready
-        (see :attr:`min_out_fifo_depth`). A smaller value is rejected; a larger one
-        absorbs longer consumer stalls without throttling the input.
+        Entries of the array's output FIFO, a power of two. ``None`` picks the
+        smallest power of two that keeps the array streaming at full rate while the
+        consumer is ready (see :attr:`min_out_fifo_depth`). A smaller value is
+        rejected; a larger one absorbs longer consumer stalls without throttling.
 
     Raises
     ------
@@ -86,10 +86,12 @@ class CoreConfig:
             raise ValueError(f"acc_width must be 32 (INT32/FP32 accumulation), not {self.acc_width!r}")
         if self.out_fifo_depth is not None:
             _check_positive_int("out_fifo_depth", self.out_fifo_depth)
+            if self.out_fifo_depth & (self.out_fifo_depth - 1):
+                raise ValueError(f"out_fifo_depth must be a power of two, not {self.out_fifo_depth}")
             if self.out_fifo_depth < self.min_out_fifo_depth:
                 raise ValueError(
                     f"out_fifo_depth must be at least {self.min_out_fifo_depth} for a "
-                    f"{self.rows}x{self.cols} array (its pipeline latency plus three), "
+                    f"{self.rows}x{self.cols} array (its pipeline latency plus four), "
                     f"not {self.out_fifo_depth}")
 
     # -- derived quantities -------------------------------------------------------
@@ -110,10 +112,11 @@ class CoreConfig:
         """Smallest output FIFO that never throttles a consumer that is always ready.
 
         A column's credit comes back ``array_latency`` cycles (to the FIFO write) plus
-        two (the buffered FIFO's read latency) plus one (the counter update) after it
-        was taken, so that many columns must be allowed in flight.
+        three (the FIFO's write-to-output latency, :class:`hdl.fifo.StreamFIFO`) plus
+        one (the counter update) after it was taken, so that many columns must be
+        allowed in flight.
         """
-        return self.array_latency + 3
+        return self.array_latency + 4
 
     @property
     def fifo_depth(self):

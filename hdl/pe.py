@@ -104,9 +104,13 @@ class PE(wiring.Component):
     def elaborate(self, platform):
         m = Module()
 
-        # The two stationary weight registers.
-        w0 = Signal(OPERAND_SHAPE)
-        w1 = Signal(OPERAND_SHAPE)
+        # Data-path registers have no reset (reset_less): their contents only matter
+        # once valid data reaches them, and leaving them out of the reset net spares
+        # thousands of high-fanout loads. Only the token's valid bit is reset.
+
+        # The two stationary weight registers (a tile's first token clears them).
+        w0 = Signal(OPERAND_SHAPE, reset_less=True)
+        w1 = Signal(OPERAND_SHAPE, reset_less=True)
 
         tok = self.i_wtok
         for b, w in enumerate((w0, w1)):
@@ -121,31 +125,40 @@ class PE(wiring.Component):
         m.d.comb += weight.eq(w0)
         with m.If(self.i_sel):
             m.d.comb += weight.eq(w1)
-        op_w = Signal(OPERAND_SHAPE)
-        op_x = Signal(OPERAND_SHAPE)
+        op_w = Signal(OPERAND_SHAPE, reset_less=True)
+        op_x = Signal(OPERAND_SHAPE, reset_less=True)
         m.d.sync += [op_w.eq(weight), op_x.eq(self.i_x)]
 
         # Stage 2: a second operand register, free to sit beside the multiplier (on an
         # FPGA the DSP sites are few and fixed; see docs/systolic.md, "Timing closure").
-        mul_w = Signal(OPERAND_SHAPE)
-        mul_x = Signal(OPERAND_SHAPE)
+        mul_w = Signal(OPERAND_SHAPE, reset_less=True)
+        mul_x = Signal(OPERAND_SHAPE, reset_less=True)
         m.d.sync += [mul_w.eq(op_w), mul_x.eq(op_x)]
 
         # Stage 3: multiply (one DSP on FPGAs), product registered.
-        product = Signal(signed(2 * OPERAND_SHAPE.width))
+        product = Signal(signed(2 * OPERAND_SHAPE.width), reset_less=True)
         m.d.sync += product.eq(mul_w * mul_x)
 
         # Stage 4: the product travels to the adder through one more register.
-        addend = Signal.like(product)
+        addend = Signal.like(product, reset_less=True)
         m.d.sync += addend.eq(product)
 
         # Stage 5: accumulate down the column, wrapping at acc_width bits.
-        m.d.sync += self.o_psum.eq(self.i_psum + addend)
+        psum = Signal(signed(self._acc_width), reset_less=True)
+        m.d.sync += psum.eq(self.i_psum + addend)
+        m.d.comb += self.o_psum.eq(psum)
 
         # Pass moving data and weight tokens to the right.
-        m.d.sync += [
-            self.o_x.eq(self.i_x),
-            self.o_sel.eq(self.i_sel),
-            self.o_wtok.eq(tok),
+        x_q = Signal(OPERAND_SHAPE, reset_less=True)
+        sel_q = Signal(reset_less=True)
+        tok_q = Signal(self.o_wtok.shape(), reset_less=True)
+        tok_valid = Signal()
+        m.d.sync += [x_q.eq(self.i_x), sel_q.eq(self.i_sel), tok_q.eq(tok),
+                     tok_valid.eq(tok.valid)]
+        m.d.comb += [
+            self.o_x.eq(x_q),
+            self.o_sel.eq(sel_q),
+            self.o_wtok.eq(tok_q),
+            self.o_wtok.valid.eq(tok_valid),
         ]
         return m

@@ -2,11 +2,11 @@
 
 from amaranth.hdl import Module, Signal, Const, unsigned
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from .config import CoreConfig
+from .fifo import StreamFIFO
 from .formats import OPERAND_SHAPE, column_layout, result_layout
 from .pe import PE, weight_token_layout
 
@@ -114,29 +114,34 @@ class SystolicArray(wiring.Component):
         m.d.sync += loaded.eq((loaded | set_loaded) & ~clr_loaded)
 
         # ---- input register: one lane per row -----------------------------------
+        # Lane data has no reset (only valid data is ever used); the weight token's
+        # valid bit travels in a separate, reset chain.
         lanes = []
         for k in range(rows):
-            lane = Signal(lane_layout, name=f"in_lane{k}")
+            lane = Signal(lane_layout, name=f"in_lane{k}", reset_less=True)
             m.d.sync += [
                 lane.x.eq(self.i_x.payload.data[k]),
                 lane.sel.eq(xbuf),
-                lane.wtok.valid.eq(w_fire),
                 lane.wtok.buf.eq(wbuf),
                 lane.wtok.col.eq(wcol),
                 lane.wtok.first.eq(wcol == 0),
                 lane.wtok.data.eq(self.i_w.payload.data[k]),
             ]
             lanes.append(lane)
+        tok_valid = Signal(name="in_tok_valid")
+        m.d.sync += tok_valid.eq(w_fire)
 
         # ---- input skew: row k is delayed k more cycles ---------------------------
-        skewed = []
+        skewed, skewed_valid = [], []
         for k, lane in enumerate(lanes):
-            prev = lane
+            prev, prev_valid = lane, tok_valid
             for s in range(k):
-                stage = Signal(lane_layout, name=f"skew_r{k}_s{s}")
-                m.d.sync += stage.eq(prev)
-                prev = stage
+                stage = Signal(lane_layout, name=f"skew_r{k}_s{s}", reset_less=True)
+                stage_valid = Signal(name=f"skew_r{k}_s{s}_tok_valid")
+                m.d.sync += [stage.eq(prev), stage_valid.eq(prev_valid)]
+                prev, prev_valid = stage, stage_valid
             skewed.append(prev)
+            skewed_valid.append(prev_valid)
 
         # ---- the PE grid ----------------------------------------------------------
         pes = [[PE(col=j, cols=cols, acc_width=cfg.acc_width) for j in range(cols)]
@@ -150,6 +155,7 @@ class SystolicArray(wiring.Component):
                         pe.i_x.eq(skewed[k].x),
                         pe.i_sel.eq(skewed[k].sel),
                         pe.i_wtok.eq(skewed[k].wtok),
+                        pe.i_wtok.valid.eq(skewed_valid[k]),
                     ]
                 else:
                     left = pes[k][j - 1]
@@ -169,7 +175,7 @@ class SystolicArray(wiring.Component):
         for j in range(cols):
             prev = pes[rows - 1][j].o_psum
             for s in range(cols - 1 - j):
-                stage = Signal.like(prev, name=f"deskew_c{j}_s{s}")
+                stage = Signal.like(prev, name=f"deskew_c{j}_s{s}", reset_less=True)
                 m.d.sync += stage.eq(prev)
                 prev = stage
             m.d.comb += result.data[j].eq(prev)
@@ -186,14 +192,12 @@ class SystolicArray(wiring.Component):
         m.d.comb += result.last.eq(tag[1])
 
         # ---- output FIFO with credit-based admission --------------------------------
-        fifo = m.submodules.out_fifo = SyncFIFOBuffered(width=res_layout.size, depth=depth)
+        fifo = m.submodules.out_fifo = StreamFIFO(res_layout, depth)
         m.d.comb += [
-            fifo.w_data.eq(result),
-            fifo.w_en.eq(tag[0]),
-            self.o_y.valid.eq(fifo.r_rdy),
-            self.o_y.payload.eq(fifo.r_data),
-            fifo.r_en.eq(self.o_y.ready),
+            fifo.i.payload.eq(result),
+            fifo.i.valid.eq(tag[0]),    # never refused: inflight <= depth (see above)
         ]
+        wiring.connect(m, wiring.flipped(self.o_y), fifo.o)
         y_fire = self.o_y.valid & self.o_y.ready
         m.d.sync += inflight.eq(inflight + x_fire - y_fire)
 

@@ -22,8 +22,9 @@ from hdl.synth_wrapper import SynthWrapper
     ({"dtypes": ("int8", "int8")}, "dtypes must not repeat a type, not ('int8', 'int8')"),
     ({"acc_width": 16}, "acc_width must be 32 (INT32/FP32 accumulation), not 16"),
     ({"rows": 8, "cols": 8, "out_fifo_depth": 4},
-     f"out_fifo_depth must be at least {8 + 8 - 1 + PE_LATENCY + 3} for a 8x8 array "
-     "(its pipeline latency plus three), not 4"),
+     f"out_fifo_depth must be at least {8 + 8 - 1 + PE_LATENCY + 4} for a 8x8 array "
+     "(its pipeline latency plus four), not 4"),
+    ({"out_fifo_depth": 100}, "out_fifo_depth must be a power of two, not 100"),
 ])
 def test_illegal_config_message(kwargs, message):
     with pytest.raises(ValueError) as exc:
@@ -57,7 +58,7 @@ def test_fifo_depth_is_power_of_two_at_least_minimum():
     for cfg in NAMED_CONFIGS.values():
         d = cfg.fifo_depth
         assert d >= cfg.min_out_fifo_depth and d & (d - 1) == 0
-    assert CoreConfig(out_fifo_depth=100).fifo_depth == 100
+    assert CoreConfig(out_fifo_depth=128).fifo_depth == 128
 
 
 def test_config_is_frozen():

@@ -1,0 +1,112 @@
+"""A stream FIFO in block RAM with a registered output, for wide data paths."""
+
+from amaranth.hdl import Module, Signal
+from amaranth.lib import stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import exact_log2
+
+__all__ = ["StreamFIFO"]
+
+
+class StreamFIFO(wiring.Component):
+    """First-in first-out queue between two streams, built for timing on FPGAs.
+
+    Entries live in a simple dual-port memory with a synchronous read port, so it
+    maps to block RAM (the memory carries ``ram_style``), and the read data passes
+    through one more register before ``o.payload``: nothing combinational sits between
+    the RAM and the consumer, and only a few RAM blocks see the read address (a wide
+    distributed-RAM FIFO spreads its address over dozens of cells and was the critical
+    path of the 8x8 array).
+
+    An entry written in cycle ``c`` is on ``o`` in cycle ``c + 3`` at the earliest.
+    Capacity is ``depth + 2`` (the memory, the RAM's output latch and the output
+    register); ``i.ready`` is low only while the memory holds ``depth`` entries.
+
+    Parameters
+    ----------
+    shape : shape-like
+        Payload shape (an ``int`` width or a layout).
+    depth : int
+        Memory entries, a power of two >= 2.
+    ram_style : str
+        Value of the ``ram_style`` attribute on the memory (``"block"``,
+        ``"distributed"``, ``"logic"``), a hint to synthesis.
+
+    Members
+    -------
+    i : In(stream.Signature(shape))
+        Write side.
+    o : Out(stream.Signature(shape))
+        Read side; ``valid`` comes from a register.
+    level : Out(range(depth + 3))
+        Entries held, including the two output stages.
+    """
+
+    def __init__(self, shape, depth, *, ram_style="block"):
+        if not isinstance(depth, int) or depth < 2 or depth & (depth - 1):
+            raise ValueError(f"depth must be a power of two >= 2, not {depth!r}")
+        if ram_style not in ("block", "distributed", "logic"):
+            raise ValueError(f"ram_style must be 'block', 'distributed' or 'logic', "
+                             f"not {ram_style!r}")
+        self._shape = shape
+        self._depth = depth
+        self._ram_style = ram_style
+        super().__init__({
+            "i": In(stream.Signature(shape)),
+            "o": Out(stream.Signature(shape)),
+            "level": Out(range(depth + 3)),
+        })
+
+    @property
+    def depth(self):
+        return self._depth
+
+    def elaborate(self, platform):
+        m = Module()
+        depth = self._depth
+        abits = exact_log2(depth)
+
+        mem = m.submodules.storage = Memory(
+            shape=self._shape, depth=depth, init=[], attrs={"ram_style": self._ram_style})
+        wr = mem.write_port()
+        rd = mem.read_port(domain="sync")
+
+        # Pointers carry one extra bit so that full and empty differ.
+        produce = Signal(abits + 1)
+        consume = Signal(abits + 1)
+        stored = Signal(abits + 1)
+        m.d.comb += stored.eq(produce - consume)
+
+        # Write side.
+        m.d.comb += self.i.ready.eq(stored != depth)
+        w_fire = self.i.valid & self.i.ready
+        m.d.comb += [
+            wr.addr.eq(produce[:abits]),
+            wr.data.eq(self.i.payload),
+            wr.en.eq(w_fire),
+        ]
+        with m.If(w_fire):
+            m.d.sync += produce.eq(produce + 1)
+
+        # Read side: RAM output latch (stage A) -> output register (stage B).
+        a_valid = Signal()
+        b_take = Signal()
+        m.d.comb += b_take.eq(a_valid & (~self.o.valid | self.o.ready))
+        r_issue = Signal()
+        m.d.comb += [
+            r_issue.eq((stored != 0) & (~a_valid | b_take)),
+            rd.addr.eq(consume[:abits]),
+            rd.en.eq(r_issue),
+        ]
+        with m.If(r_issue):
+            m.d.sync += consume.eq(consume + 1)
+        m.d.sync += a_valid.eq(r_issue | (a_valid & ~b_take))
+
+        with m.If(b_take):
+            m.d.sync += [self.o.payload.eq(rd.data), self.o.valid.eq(1)]
+        with m.Elif(self.o.ready):
+            m.d.sync += self.o.valid.eq(0)
+
+        m.d.comb += self.level.eq(stored + a_valid + self.o.valid)
+        return m
