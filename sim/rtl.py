@@ -1,3 +1,5 @@
+# amaranth: UnusedElaboratable=no
+# (sim/waves.py builds a top only to read its port signature, never to elaborate it.)
 """Verilog generation for every top-level ncore offers, cached per configuration.
 
 Generated files are rewritten only when their text changes, so Verilator's and make's
@@ -28,14 +30,20 @@ def _systolic_synth(cfg):
     return SynthWrapper(SystolicArray(cfg))
 
 
+def _fp32_adder(cfg):
+    from hdl.fp import FP32Adder
+    return FP32Adder()
+
+
 #: Top-levels: Verilog module name -> constructor taking a CoreConfig.
 TOPS = {
     "systolic_array": _systolic,
     "systolic_array_synth": _systolic_synth,
+    "fp32_adder": _fp32_adder,
 }
 
 #: Tops meant for simulation (the synthesis wrappers only feed ``make synth``).
-SIM_TOPS = ("systolic_array",)
+SIM_TOPS = ("systolic_array", "fp32_adder")
 
 #: Top -> its synthesis wrapper top (pin-light, nothing trimmed; see hdl/synth_wrapper.py).
 SYNTH_TOPS = {"systolic_array": "systolic_array_synth"}

@@ -2,8 +2,9 @@
 
 import pathlib
 
+from amaranth.hdl import Value
+
 from hdl.config import named_config
-from hdl.formats import column_layout, result_layout
 
 __all__ = ["write_gtkw"]
 
@@ -26,25 +27,35 @@ def write_gtkw(top, config, fst_path):
     """Write ``<test>.gtkw`` next to ``fst_path``: clock and reset, the three streams,
     the bookkeeping and counters, then one group per array row with each PE's moving
     operand and partial sum (hierarchy as Verilator writes it: ``<top>.pe_r<k>_c<j>``)."""
+    from .rtl import TOPS
     cfg = named_config(config)
     fst_path = pathlib.Path(fst_path)
     t = top
     lines = [f'[dumpfile] "{fst_path.name}"', "[timestart] 0"]
     lines += _group("clock", [(f"{t}.clk", 1), (f"{t}.rst", 1)])
-    col_w = column_layout(cfg).size
-    for port, width in (("i_w", col_w), ("i_x", col_w), ("o_y", result_layout(cfg).size)):
-        lines += _group(f"stream {port}", [(f"{t}.{port}__valid", 1), (f"{t}.{port}__ready", 1),
-                                           (f"{t}.{port}__payload", width)])
+    # every port, grouped by its first name component (a stream's valid/ready/payload)
+    dut = TOPS[top](cfg)
+    groups = {}
+    for path, _member, value in dut.signature.flatten(dut):
+        name = f"{t}.{'__'.join(map(str, path))}"
+        groups.setdefault(path[0], []).append((name, len(Value.cast(value))))
+    for name, sigs in groups.items():
+        lines += _group(name, sigs)
+    if top != "systolic_array":
+        return _write(fst_path, lines)
     inflight_w = (cfg.fifo_depth).bit_length()
     lines += _group("control", [(f"{t}.loaded", 2), (f"{t}.wbuf", 1), (f"{t}.xbuf", 1),
-                                (f"{t}.inflight", inflight_w),
-                                (f"{t}.o_active", 48), (f"{t}.o_cycles", 48)])
+                                (f"{t}.inflight", inflight_w)])
     for k in range(cfg.rows):
         sigs = []
         for j in range(cfg.cols):
             pe = f"{t}.pe_r{k}_c{j}"
             sigs += [(f"{pe}.o_x", 8), (f"{pe}.o_psum", 32)]
         lines += _group(f"row {k}", sigs)
+    return _write(fst_path, lines)
+
+
+def _write(fst_path, lines):
     path = fst_path.with_suffix(".gtkw")
     path.write_text("\n".join(lines) + "\n")
     return path

@@ -1,0 +1,109 @@
+"""Bit-level golden model of ncore's floating-point arithmetic (NumPy, vectorised).
+
+Policy (``docs/numerics.md``): IEEE 754 binary32 with round-to-nearest-even;
+subnormal inputs and outputs are supported (no flushing); overflow rounds to Inf;
+every NaN result is the canonical quiet NaN ``0x7FC00000`` (input payloads and signs
+are not propagated); ``Inf - Inf`` is NaN; an exact zero sum is ``+0`` unless both
+operands are ``-0``.
+
+The adder here follows the same algorithm as the gateware (:class:`hdl.fp.FP32Adder`):
+swap so the larger magnitude comes first, align the smaller with guard, round and
+sticky bits, add or subtract, normalise, round to nearest even. It works on integer
+bit patterns only; tests check it against NumPy's own float32 addition.
+"""
+
+import numpy as np
+
+__all__ = ["CANONICAL_NAN", "fp32_add_bits", "canonicalise_nan", "f32_bits", "bits_f32"]
+
+CANONICAL_NAN = 0x7FC00000
+
+
+def f32_bits(x):
+    """float32 values -> uint32 bit patterns."""
+    return np.asarray(x, dtype=np.float32).view(np.uint32)
+
+
+def bits_f32(b):
+    """uint32 bit patterns -> float32 values."""
+    return np.asarray(b, dtype=np.uint32).view(np.float32)
+
+
+def canonicalise_nan(bits):
+    """Replace every NaN bit pattern by :data:`CANONICAL_NAN`."""
+    bits = np.asarray(bits, dtype=np.uint32)
+    nan = ((bits >> 23) & 0xFF == 0xFF) & (bits & 0x7FFFFF != 0)
+    return np.where(nan, np.uint32(CANONICAL_NAN), bits).astype(np.uint32)
+
+
+def _bit_length(v):
+    """floor(log2(v)) + 1 for int64 v >= 0 (0 for 0), exactly, without floats."""
+    n = np.zeros_like(v)
+    v = v.copy()
+    for step in (32, 16, 8, 4, 2, 1):
+        big = v >= (np.int64(1) << step)
+        n = np.where(big, n + step, n)
+        v = np.where(big, v >> step, v)
+    return n + (v > 0)
+
+
+def fp32_add_bits(a, b):
+    """IEEE binary32 ``a + b`` on uint32 bit patterns, round to nearest even."""
+    a = np.asarray(a, dtype=np.uint32).astype(np.int64)
+    b = np.asarray(b, dtype=np.uint32).astype(np.int64)
+    a, b = np.broadcast_arrays(a, b)
+    mag_a = a & 0x7FFFFFFF
+    mag_b = b & 0x7FFFFFFF
+    swap = mag_b > mag_a
+    x = np.where(swap, b, a)
+    y = np.where(swap, a, b)
+
+    sx, ex, fx = x >> 31, (x >> 23) & 0xFF, x & 0x7FFFFF
+    sy, ey, fy = y >> 31, (y >> 23) & 0xFF, y & 0x7FFFFF
+    nan = ((ex == 255) & (fx != 0)) | ((ey == 255) & (fy != 0))
+    inf_x = (ex == 255) & (fx == 0)
+    inf_y = (ey == 255) & (fy == 0)
+    sub = sx != sy
+
+    # significands with the hidden bit; a subnormal has exponent 1 and no hidden bit
+    mx = np.where(ex == 0, fx, fx | (1 << 23))
+    my = np.where(ey == 0, fy, fy | (1 << 23))
+    e = np.maximum(ex, 1)
+    d = e - np.maximum(ey, 1)
+
+    # three extra bits (guard, round, sticky); align y, OR-ing lost bits into sticky
+    MX = mx << 3
+    MY = my << 3
+    dd = np.minimum(d, 27)
+    lost = MY & ((np.int64(1) << dd) - 1)
+    MY = (MY >> dd) | (lost != 0)
+
+    R = np.where(sub, MX - MY, MX + MY)             # < 2**28
+
+    # carry out of the top: shift right one, keeping sticky
+    carry = R >> 27
+    R = np.where(carry != 0, (R >> 1) | (R & 1), R)
+    e = e + carry
+    # leading zeros: shift left, but never below exponent 1 (subnormal result)
+    lz = 27 - _bit_length(R)
+    sh = np.clip(np.minimum(lz, e - 1), 0, None)
+    R = R << sh
+    e = e - sh
+
+    # round to nearest, ties to even
+    mant = R >> 3
+    guard = (R >> 2) & 1
+    rest = (R & 3) != 0
+    mant = mant + (guard & (rest | (mant & 1)))
+    ovf = mant >> 24
+    mant = np.where(ovf != 0, mant >> 1, mant)
+    e = e + ovf
+    exp_field = np.where(mant >= (1 << 23), e, 0)
+
+    out = (sx << 31) | (exp_field << 23) | (mant & 0x7FFFFF)
+    out = np.where(exp_field >= 255, (sx << 31) | (0xFF << 23), out)     # overflow
+    zero = R == 0
+    out = np.where(zero, np.where(sub, 0, sx << 31), out)                # exact zero
+    out = np.where(inf_x | inf_y, np.where(inf_x, x, y), out)
+    out = np.where(nan | (inf_x & inf_y & sub), CANONICAL_NAN, out)
+    return out.astype(np.uint32)

@@ -1,0 +1,74 @@
+"""The golden FP32 adder (integer algorithm) against NumPy's float32 addition."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from sim.fp import CANONICAL_NAN, bits_f32, canonicalise_nan, f32_bits, fp32_add_bits
+
+
+def numpy_add_bits(a, b):
+    """IEEE addition as NumPy computes it (x86 SSE, RNE, subnormals kept), NaNs canonical."""
+    with np.errstate(all="ignore"):
+        s = bits_f32(np.uint32(a)) + bits_f32(np.uint32(b))
+    return canonicalise_nan(f32_bits(s))
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1))
+def test_any_bit_patterns(a, b):
+    assert int(fp32_add_bits(a, b)) == int(numpy_add_bits(a, b)), f"{a:#010x} + {b:#010x}"
+
+
+# Values near each other and near the subnormal / overflow edges, where rounding and
+# cancellation happen; hypothesis' float strategy biases toward such edge cases.
+floats32 = st.floats(width=32, allow_nan=True, allow_infinity=True, allow_subnormal=True)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(floats32, floats32)
+def test_float_values(x, y):
+    a, b = int(f32_bits(np.float32(x))), int(f32_bits(np.float32(y)))
+    assert int(fp32_add_bits(a, b)) == int(numpy_add_bits(a, b)), f"{a:#010x} + {b:#010x}"
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(-40, 40))
+def test_near_cancellation(a, delta):
+    """b = -(a + small delta in ulps): catastrophic cancellation and close exponents."""
+    b = ((a ^ 0x8000_0000) + delta) & 0xFFFF_FFFF
+    assert int(fp32_add_bits(a, b)) == int(numpy_add_bits(a, b)), f"{a:#010x} + {b:#010x}"
+
+
+def test_million_random_vectorised():
+    rng = np.random.default_rng(2026)
+    a = rng.integers(0, 2**32, 1_000_000, dtype=np.uint64).astype(np.uint32)
+    # half the pairs with nearby exponents so that real additions happen
+    b = rng.integers(0, 2**32, 1_000_000, dtype=np.uint64).astype(np.uint32)
+    near = (a & 0xFF80_0000) | (b & 0x007F_FFFF)
+    b = np.where(np.arange(b.size) % 2 == 0, b, near ^ np.uint32(rng.integers(0, 2) << 31)
+                 ).astype(np.uint32)
+    got = fp32_add_bits(a, b)
+    exp = numpy_add_bits(a, b)
+    bad = np.nonzero(got != exp)[0]
+    assert bad.size == 0, f"first mismatch {a[bad[0]]:#010x} + {b[bad[0]]:#010x}"
+
+
+@pytest.mark.parametrize("a,b,expected", [
+    (0x0000_0000, 0x8000_0000, 0x0000_0000),   # +0 + -0 = +0
+    (0x8000_0000, 0x8000_0000, 0x8000_0000),   # -0 + -0 = -0
+    (0x3F80_0000, 0xBF80_0000, 0x0000_0000),   # 1 - 1 = +0
+    (0x7F80_0000, 0xFF80_0000, CANONICAL_NAN),  # Inf - Inf = NaN
+    (0x7F80_0000, 0x3F80_0000, 0x7F80_0000),   # Inf + 1 = Inf
+    (0xFF80_0001, 0x3F80_0000, CANONICAL_NAN),  # sNaN with sign and payload -> canonical
+    (0x7F7F_FFFF, 0x7F7F_FFFF, 0x7F80_0000),   # overflow to Inf
+    (0x0000_0001, 0x0000_0001, 0x0000_0002),   # subnormal + subnormal
+    (0x007F_FFFF, 0x0000_0001, 0x0080_0000),   # subnormal rounds... exactly into normal
+    (0x3F80_0000, 0x3380_0000, 0x3F80_0000),   # 1 + 2**-24: tie, stays even
+    (0x3F80_0001, 0x3380_0000, 0x3F80_0002),   # 1+ulp + 2**-24: tie, rounds up to even
+    (0x3FFF_FFFF, 0x3400_0000, 0x4000_0000),   # rounds up into the next binade
+])
+def test_directed(a, b, expected):
+    assert int(fp32_add_bits(a, b)) == expected
+    assert int(fp32_add_bits(b, a)) == expected
+    assert int(numpy_add_bits(a, b)) == expected
