@@ -6,11 +6,11 @@ every NaN result, ``Inf - Inf = NaN``, exact zero sums are ``+0`` unless both op
 are ``-0``. The golden model of the same algorithm is :func:`sim.fp.fp32_add_bits`.
 """
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["FP32Adder", "CANONICAL_NAN"]
+__all__ = ["FP32Adder", "FPMul16", "CANONICAL_NAN"]
 
 CANONICAL_NAN = 0x7FC00000
 
@@ -157,4 +157,121 @@ class FP32Adder(wiring.Component):
             m.d.comb += result.eq(Cat(mant[:23], exp_field[:8], s2["sx"]))
 
         m.d.sync += [self.o_sum.eq(result), self.o_valid.eq(s2["valid"])]
+        return m
+
+
+class FPMul16(wiring.Component):
+    """Pipelined BF16 x BF16 or FP16 x FP16 multiplier with an FP32 result, ``LATENCY`` = 2.
+
+    The format is chosen per operation (``i_fmt``: 0 = BF16, 1 = FP16). The exact
+    product (11 x 11 significand bits at most) is rounded once to binary32, round to
+    nearest even: exact for FP16 and for BF16 products in the FP32 normal range; BF16
+    products below it round to a subnormal or zero, above it to Inf. NaN operands and
+    ``Inf * 0`` give the canonical NaN. Golden model: :func:`sim.fp.mul16_to_fp32_bits`.
+
+    Members
+    -------
+    i_a, i_b : In(16)
+        Operand bit patterns.
+    i_fmt : In(1)
+        0 for BF16, 1 for FP16.
+    i_valid : In(1)
+        Travels with the operation.
+    o_prod : Out(32)
+        The FP32 product, ``LATENCY`` cycles later.
+    o_valid : Out(1)
+        ``i_valid`` delayed by ``LATENCY``.
+    """
+
+    LATENCY = 2
+    FMT_BF16 = 0
+    FMT_FP16 = 1
+
+    i_a: In(16)
+    i_b: In(16)
+    i_fmt: In(1)
+    i_valid: In(1)
+    o_prod: Out(32)
+    o_valid: Out(1)
+
+    def elaborate(self, platform):
+        m = Module()
+        fp16 = self.i_fmt
+
+        def decode(v, name):
+            e = Signal(8, name=f"{name}_e")
+            f = Signal(10, name=f"{name}_f")
+            emax = Signal(name=f"{name}_emax")
+            sig = Signal(11, name=f"{name}_sig")
+            exp = Signal(signed(10), name=f"{name}_exp")   # value = sig * 2**exp
+            with m.If(fp16):
+                m.d.comb += [e.eq(v[10:15]), f.eq(v[:10]), emax.eq(v[10:15] == 0x1F)]
+                m.d.comb += exp.eq(Mux(e == 0, 1, e) - 25)
+                m.d.comb += sig.eq(Cat(f, e != 0))
+            with m.Else():
+                m.d.comb += [e.eq(v[7:15]), f.eq(v[:7]), emax.eq(v[7:15] == 0xFF)]
+                m.d.comb += exp.eq(Mux(e == 0, 1, e) - 134)
+                m.d.comb += sig.eq(Cat(f[:7], e != 0))
+            nan = emax & (f != 0)
+            inf = emax
+            return sig, exp, nan, inf
+
+        siga, expa, nana, infa = decode(self.i_a, "a")
+        sigb, expb, nanb, infb = decode(self.i_b, "b")
+
+        # ---- stage 1: multiply significands, add exponents -------------------------
+        P = Signal(22)
+        E = Signal(signed(11))
+        sign = Signal()
+        nan = Signal()
+        inf = Signal()
+        zero_in = Signal()
+        valid1 = Signal()
+        m.d.sync += [
+            P.eq(siga * sigb), E.eq(expa + expb), sign.eq(self.i_a[15] ^ self.i_b[15]),
+            nan.eq(nana | nanb), inf.eq(infa | infb), zero_in.eq((siga == 0) | (sigb == 0)),
+            valid1.eq(self.i_valid),
+        ]
+
+        # ---- stage 2: normalise or denormalise, round, pack --------------------------
+        n = _bit_length(m, P, 22)
+        lead = Signal(signed(12))
+        m.d.comb += lead.eq(E + n - 1)
+
+        norm_sig = Signal(24)
+        m.d.comb += norm_sig.eq(P << (24 - n)[:5])         # exact: P has n <= 22 bits
+        norm = Cat(norm_sig[:23], (lead + 127)[:8], sign)
+
+        up = Signal(signed(12))                            # E + 149: > 0 -> exact left shift
+        m.d.comb += up.eq(E + 149)
+        down = Signal(range(25))                           # bits to round away, clipped
+        m.d.comb += down.eq(Mux(up >= 0, 0, Mux(-up > 24, 24, -up)))
+        kept = Signal(24)
+        half = Signal()
+        below = Signal()
+        with m.If(up > 0):
+            m.d.comb += kept.eq(P << up[:5])
+        with m.Else():
+            m.d.comb += [
+                kept.eq(P >> down),
+                half.eq(Mux(down > 0, (P >> (down - 1)[:5])[0], 0)),
+                below.eq(Mux(down > 1, (P & ((Const(1, 24) << (down - 1)[:5]) - 1)) != 0, 0)),
+            ]
+        rounded = Signal(24)
+        m.d.comb += rounded.eq(kept + (half & (below | kept[0])))
+        # a subnormal pattern; a carry into bit 23 makes it the smallest normal, correctly
+        sub = Cat(rounded, Const(0, 7), sign)
+
+        result = Signal(32)
+        with m.If(nan | (inf & zero_in)):
+            m.d.comb += result.eq(CANONICAL_NAN)
+        with m.Elif(inf | (lead > 127)):
+            m.d.comb += result.eq(Cat(Const(0, 23), Const(0xFF, 8), sign))
+        with m.Elif(zero_in):
+            m.d.comb += result.eq(Cat(Const(0, 31), sign))
+        with m.Elif(lead >= -126):
+            m.d.comb += result.eq(norm)
+        with m.Else():
+            m.d.comb += result.eq(sub)
+        m.d.sync += [self.o_prod.eq(result), self.o_valid.eq(valid1)]
         return m

@@ -14,7 +14,8 @@ bit patterns only; tests check it against NumPy's own float32 addition.
 
 import numpy as np
 
-__all__ = ["CANONICAL_NAN", "fp32_add_bits", "canonicalise_nan", "f32_bits", "bits_f32"]
+__all__ = ["CANONICAL_NAN", "FORMATS16", "fp32_add_bits", "mul16_to_fp32_bits",
+           "canonicalise_nan", "f32_bits", "bits_f32"]
 
 CANONICAL_NAN = 0x7FC00000
 
@@ -106,4 +107,61 @@ def fp32_add_bits(a, b):
     out = np.where(zero, np.where(sub, 0, sx << 31), out)                # exact zero
     out = np.where(inf_x | inf_y, np.where(inf_x, x, y), out)
     out = np.where(nan | (inf_x & inf_y & sub), CANONICAL_NAN, out)
+    return out.astype(np.uint32)
+
+
+#: Half-width operand formats: name -> (exponent bits, fraction bits, bias).
+FORMATS16 = {"bf16": (8, 7, 127), "fp16": (5, 10, 15)}
+
+
+def mul16_to_fp32_bits(a, b, fmt):
+    """Product of two BF16 or two FP16 bit patterns as an FP32 bit pattern.
+
+    The exact product (at most 22 significant bits) is rounded once to binary32 with
+    round-to-nearest-even: it is exact unless it falls below the normal range
+    (BF16 only: rounds into a subnormal or to zero) or above it (BF16 only: Inf).
+    NaN operands and ``Inf * 0`` give :data:`CANONICAL_NAN`.
+    """
+    ebits, fbits, bias = FORMATS16[fmt]
+    a = np.asarray(a, dtype=np.uint32).astype(np.int64) & 0xFFFF
+    b = np.asarray(b, dtype=np.uint32).astype(np.int64) & 0xFFFF
+    a, b = np.broadcast_arrays(a, b)
+    emax = (1 << ebits) - 1
+
+    def decode(v):
+        s = v >> 15
+        e = (v >> fbits) & emax
+        f = v & ((1 << fbits) - 1)
+        sig = np.where(e == 0, f, f | (1 << fbits))
+        exp = np.maximum(e, 1) - bias - fbits            # value = sig * 2**exp
+        return s, e, f, sig, exp
+
+    sa, ea, fa, siga, expa = decode(a)
+    sb, eb, fb, sigb, expb = decode(b)
+    sign = sa ^ sb
+    nan = ((ea == emax) & (fa != 0)) | ((eb == emax) & (fb != 0))
+    inf = (ea == emax) | (eb == emax)
+    zero_in = (siga == 0) | (sigb == 0)
+
+    P = siga * sigb                                       # exact, < 2**22
+    E = expa + expb
+    lead = E + _bit_length(P) - 1                         # exponent of the leading 1
+    # Normal result: shift the significand so its leading 1 is bit 23 (exact).
+    n = _bit_length(P)
+    norm_sig = np.where(n > 0, P << np.clip(24 - n, 0, None), 0)
+    norm = (sign << 31) | ((lead + 127).clip(0, 255) << 23) | (norm_sig & 0x7FFFFF)
+    # Subnormal result: value / 2**-149, rounded to nearest even.
+    shift = np.clip(-149 - E, 0, 62)                      # bits to drop (round)
+    kept = np.where(E + 149 > 0, P << np.clip(E + 149, 0, 23), P >> shift)
+    half = np.where(shift > 0, (P >> np.maximum(shift - 1, 0)) & 1, 0)
+    below = np.where(shift > 1, (P & ((np.int64(1) << np.maximum(shift - 1, 0)) - 1)) != 0, False)
+    kept = kept + (half & (below | (kept & 1)))
+    # kept may reach 2**23: the bit pattern then is the smallest normal, as it should
+    sub = (sign << 31) | kept
+
+    out = np.where(lead >= -126, norm, sub)
+    out = np.where(lead > 127, (sign << 31) | (0xFF << 23), out)
+    out = np.where(zero_in, sign << 31, out)
+    out = np.where(inf, (sign << 31) | (0xFF << 23), out)
+    out = np.where(nan | (inf & zero_in), CANONICAL_NAN, out)
     return out.astype(np.uint32)

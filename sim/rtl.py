@@ -35,15 +35,21 @@ def _fp32_adder(cfg):
     return FP32Adder()
 
 
+def _fp_mul16(cfg):
+    from hdl.fp import FPMul16
+    return FPMul16()
+
+
 #: Top-levels: Verilog module name -> constructor taking a CoreConfig.
 TOPS = {
     "systolic_array": _systolic,
     "systolic_array_synth": _systolic_synth,
     "fp32_adder": _fp32_adder,
+    "fp_mul16": _fp_mul16,
 }
 
 #: Tops meant for simulation (the synthesis wrappers only feed ``make synth``).
-SIM_TOPS = ("systolic_array", "fp32_adder")
+SIM_TOPS = ("systolic_array", "fp32_adder", "fp_mul16")
 
 #: Top -> its synthesis wrapper top (pin-light, nothing trimmed; see hdl/synth_wrapper.py).
 SYNTH_TOPS = {"systolic_array": "systolic_array_synth"}

@@ -103,3 +103,36 @@ async def start_clock_and_reset(dut, cycles=4):
     await ClockCycles(dut.clk, cycles)
     dut.rst.value = 0
     await RisingEdge(dut.clk)
+
+
+async def stream_pipeline(dut, inputs, output, *, latency, i_valid="i_valid",
+                          o_valid="o_valid"):
+    """Drive one set of ``inputs`` (``{port: list of ints}``) per cycle into a fixed-latency
+    pipeline and collect ``output`` whenever ``o_valid`` is high; return the results.
+
+    Signals are written only when their value changes; the loop stops ``latency + 2``
+    cycles after the last input, so a pipeline that loses its valid bit is caught by
+    the caller's length check rather than hanging.
+    """
+    from cocotb.triggers import ReadOnly, RisingEdge
+    n = len(next(iter(inputs.values())))
+    handles = [(getattr(dut, name), values) for name, values in inputs.items()]
+    last = [None] * len(handles)
+    out = []
+    vin, vout, res = getattr(dut, i_valid), getattr(dut, o_valid), getattr(dut, output)
+    read_only, edge = ReadOnly(), RisingEdge(dut.clk)
+    vin.value = 1
+    for t in range(n + latency + 2):
+        if t < n:
+            for i, (h, values) in enumerate(handles):
+                v = values[t]
+                if v != last[i]:
+                    h.value = v
+                    last[i] = v
+        elif t == n:
+            vin.value = 0
+        await read_only
+        if vout.value:
+            out.append(res.value.to_unsigned())
+        await edge
+    return out

@@ -58,3 +58,68 @@ def test_random_with_near_exponents():
         | (b & 0x807F_FFFF)
     b = np.where(np.arange(600) % 2 == 0, b, near).astype(np.uint32)
     check(list(zip(a.tolist(), b.tolist())))
+
+
+# ---- FPMul16 ---------------------------------------------------------------------------
+
+import pytest  # noqa: E402
+
+from hdl.fp import FPMul16  # noqa: E402
+from sim.fp import mul16_to_fp32_bits  # noqa: E402
+
+SPECIAL16 = {
+    # ... 0x1CA0 * 0x1880 = 2.5 * 2**-149 and 0x1CE0 * 0x1800 = 3.5 * 2**-149: subnormal ties
+    "bf16": [0x0000, 0x8000, 0x3F80, 0xBF80, 0x7F80, 0xFF80, 0x7FC0, 0x7F81, 0x7F7F,
+             0x0080, 0x0001, 0x807F, 0x1080, 0xABB8, 0x2000, 0x1F80, 0x6000, 0x5F80,
+             0x1CA0, 0x1880, 0x1CE0, 0x1800],
+    "fp16": [0x0000, 0x8000, 0x3C00, 0xBC00, 0x7C00, 0xFC00, 0x7E00, 0x7C01, 0x7BFF,
+             0x0400, 0x0001, 0x83FF, 0x3555, 0x0200, 0xF800, 0x1234],
+}
+
+
+def subnormal_band_pairs(rng, n):
+    """BF16 pairs whose product lies in [2**-160, 2**-120]: FP32 subnormals, rounding."""
+    ea = rng.integers(1, 134, n)
+    eb = np.clip(rng.integers(94, 135, n) - ea, 1, 254)
+    a = (rng.integers(0, 2, n) << 15) | (ea << 7) | rng.integers(0, 128, n)
+    b = (rng.integers(0, 2, n) << 15) | (eb << 7) | rng.integers(0, 128, n)
+    return list(zip(a.tolist(), b.tolist()))
+
+
+def run_mul(pairs, fmt):
+    dut = FPMul16()
+    out = []
+
+    async def tb(ctx):
+        ctx.set(dut.i_fmt, FPMul16.FMT_FP16 if fmt == "fp16" else FPMul16.FMT_BF16)
+        for t in range(len(pairs) + FPMul16.LATENCY + 1):
+            if t < len(pairs):
+                ctx.set(dut.i_a, int(pairs[t][0]))
+                ctx.set(dut.i_b, int(pairs[t][1]))
+            ctx.set(dut.i_valid, t < len(pairs))
+            _, _, p, v = await ctx.tick().sample(dut.o_prod, dut.o_valid)
+            if v:
+                out.append(p)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(tb)
+    sim.run()
+    return out
+
+
+@pytest.mark.parametrize("fmt", ["bf16", "fp16"])
+def test_mul_directed_and_random(fmt):
+    rng = np.random.default_rng(3 if fmt == "bf16" else 4)
+    sp = SPECIAL16[fmt]
+    pairs = [(a, b) for a in sp for b in sp]
+    pairs += list(zip(rng.integers(0, 1 << 16, 500).tolist(), rng.integers(0, 1 << 16, 500).tolist()))
+    if fmt == "bf16":
+        pairs += subnormal_band_pairs(rng, 600)
+    got = run_mul(pairs, fmt)
+    a = np.array([p[0] for p in pairs], dtype=np.uint32)
+    b = np.array([p[1] for p in pairs], dtype=np.uint32)
+    exp = mul16_to_fp32_bits(a, b, fmt)
+    assert len(got) == len(pairs)
+    for i, (g, e) in enumerate(zip(got, exp)):
+        assert g == int(e), f"{fmt} {a[i]:#06x} * {b[i]:#06x}: got {g:#010x}, expected {int(e):#010x}"

@@ -6,10 +6,9 @@ import time
 
 import cocotb
 import numpy as np
-from cocotb.triggers import ReadOnly, RisingEdge
 
 from sim.fp import fp32_add_bits
-from tb.common import seed_from_env, start_clock_and_reset
+from tb.common import seed_from_env, start_clock_and_reset, stream_pipeline
 
 LATENCY = 3
 SPECIALS = [
@@ -35,28 +34,6 @@ def operand_pairs(rng, n):
             np.concatenate([db.ravel(), b]).astype(np.uint32))
 
 
-async def stream(dut, a, b):
-    """One pair per cycle; returns the results in order."""
-    n = len(a)
-    al, bl = a.tolist(), b.tolist()
-    out = []
-    ia, ib, iv = dut.i_a, dut.i_b, dut.i_valid
-    osum, ov = dut.o_sum, dut.o_valid
-    read_only, edge = ReadOnly(), RisingEdge(dut.clk)
-    iv.value = 1
-    for t in range(n + LATENCY + 2):
-        if t < n:
-            ia.value = al[t]
-            ib.value = bl[t]
-        elif t == n:
-            iv.value = 0
-        await read_only
-        if ov.value:
-            out.append(osum.value.to_unsigned())
-        await edge
-    return out
-
-
 @cocotb.test(timeout_time=200, timeout_unit="ms")
 async def test_fp32_adder(dut):
     seed = seed_from_env()
@@ -66,7 +43,8 @@ async def test_fp32_adder(dut):
     await start_clock_and_reset(dut)
     a, b = operand_pairs(rng, n)
     t0 = time.perf_counter()
-    got = np.array(await stream(dut, a, b), dtype=np.uint64)
+    got = np.array(await stream_pipeline(dut, {"i_a": a.tolist(), "i_b": b.tolist()}, "o_sum",
+                                         latency=LATENCY), dtype=np.uint64)
     wall = time.perf_counter() - t0
     assert got.size == a.size, f"{got.size} results for {a.size} pairs (seed {seed})"
     exp = fp32_add_bits(a, b).astype(np.uint64)
