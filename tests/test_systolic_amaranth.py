@@ -69,13 +69,13 @@ def run_array(cfg, jobs, *, seed=0, x_pause=0.0, y_pause=0.0, max_cycles=5000):
     return results, state
 
 
-def check(cfg, jobs, results):
+def check(cfg, jobs, results, seed=None):
     i = 0
     for S, X in jobs:
         Y = systolic_matmul(S, X, cfg.rows, cfg.cols)
         for n in range(X.shape[1]):
             got, last = results[i]
-            assert got == list(Y[:, n]), f"column {n}: {got} != {list(Y[:, n])}"
+            assert got == list(Y[:, n]), f"column {n}: {got} != {list(Y[:, n])} (seed {seed})"
             assert last == (n == X.shape[1] - 1)
             i += 1
 
@@ -111,3 +111,18 @@ def test_watchdog_fires_when_weights_never_come():
     dut_jobs = [(np.zeros((2, 0), dtype=np.int64), np.ones((2, 3), dtype=np.int64))]
     with pytest.raises(AssertionError, match="watchdog: only 0 of 3 results"):
         run_array(cfg, dut_jobs, max_cycles=200)
+
+
+@pytest.mark.parametrize("rows,cols", [(1, 5), (5, 1), (3, 7), (7, 3)])
+def test_odd_shapes(rows, cols):
+    """An elaboration-and-simulation sweep over shapes the Verilator runs do not cover."""
+    cfg = CoreConfig(rows=rows, cols=cols)
+    seed = 900 + rows * 10 + cols
+    rng = np.random.default_rng(seed)
+    jobs = []
+    for _ in range(3):
+        K = int(rng.integers(1, rows + 1)); M = int(rng.integers(1, cols + 1))
+        N = int(rng.integers(1, 9))
+        jobs.append((rng.integers(-128, 128, (K, M)), rng.integers(-128, 128, (K, N))))
+    results, _ = run_array(cfg, jobs, seed=seed, x_pause=0.2, y_pause=0.3)
+    check(cfg, jobs, results, seed=seed)
