@@ -24,12 +24,6 @@ def _systolic(cfg):
     return SystolicArray(cfg)
 
 
-def _systolic_synth(cfg):
-    from hdl.synth_wrapper import SynthWrapper
-    from hdl.systolic import SystolicArray
-    return SynthWrapper(SystolicArray(cfg))
-
-
 def _fp32_adder(cfg):
     from hdl.fp import FP32Adder
     return FP32Adder()
@@ -40,19 +34,32 @@ def _fp_mul16(cfg):
     return FPMul16()
 
 
+def _wrapped(make):
+    def build(cfg):
+        from hdl.synth_wrapper import SynthWrapper
+        return SynthWrapper(make(cfg))
+    return build
+
+
 #: Top-levels: Verilog module name -> constructor taking a CoreConfig.
 TOPS = {
     "systolic_array": _systolic,
-    "systolic_array_synth": _systolic_synth,
+    "systolic_array_synth": _wrapped(_systolic),
     "fp32_adder": _fp32_adder,
     "fp_mul16": _fp_mul16,
+    "fp32_adder_synth": _wrapped(_fp32_adder),
+    "fp_mul16_synth": _wrapped(_fp_mul16),
 }
 
 #: Tops meant for simulation (the synthesis wrappers only feed ``make synth``).
 SIM_TOPS = ("systolic_array", "fp32_adder", "fp_mul16")
 
 #: Top -> its synthesis wrapper top (pin-light, nothing trimmed; see hdl/synth_wrapper.py).
-SYNTH_TOPS = {"systolic_array": "systolic_array_synth"}
+SYNTH_TOPS = {
+    "systolic_array": "systolic_array_synth",
+    "fp32_adder": "fp32_adder_synth",
+    "fp_mul16": "fp_mul16_synth",
+}
 
 
 def elaborate(top, config):
