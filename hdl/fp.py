@@ -25,12 +25,13 @@ def _bit_length(m, value, width):
 
 
 class FP32Adder(wiring.Component):
-    """Pipelined IEEE binary32 adder, one addition per cycle, ``LATENCY`` = 3.
+    """Pipelined IEEE binary32 adder, one addition per cycle, ``LATENCY`` = 6.
 
-    Stage 1 orders the operands by magnitude, classifies special values and aligns the
-    smaller significand with guard, round and sticky bits. Stage 2 adds or subtracts and
-    normalises (carry out, or a left shift limited so that the exponent stays >= 1,
-    which yields subnormal results). Stage 3 rounds to nearest even and packs.
+    Stages: (1) order the operands by magnitude; (2) classify special values, take the
+    exponent difference; (3) align the smaller significand, keeping guard, round and
+    sticky bits; (4) add or subtract, and on a carry shift right one keeping sticky;
+    (5) normalise left by the leading-zero count, limited so that the exponent stays
+    >= 1 (which yields subnormal results); (6) round to nearest even and pack.
 
     Members
     -------
@@ -44,7 +45,7 @@ class FP32Adder(wiring.Component):
         ``i_valid`` delayed by ``LATENCY``.
     """
 
-    LATENCY = 3
+    LATENCY = 6
 
     i_a: In(32)
     i_b: In(32)
@@ -54,79 +55,67 @@ class FP32Adder(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
+
+        def stage(name, **values):
+            """Register ``values`` (name -> expression) into fresh reset-less signals;
+            the valid bit alone is reset."""
+            out = {}
+            for key, value in values.items():
+                sig = Signal.like(value, name=f"{name}_{key}", reset_less=(key != "valid")) \
+                    if isinstance(value, Signal) else \
+                    Signal(len(value), name=f"{name}_{key}", reset_less=(key != "valid"))
+                m.d.sync += sig.eq(value)
+                out[key] = sig
+            return out
+
         a, b = self.i_a, self.i_b
 
-        # ---- stage 1: order, classify, align --------------------------------------
-        swap = Signal()
-        m.d.comb += swap.eq(b[:31] > a[:31])
-        x = Signal(32)
-        y = Signal(32)
-        m.d.comb += [x.eq(Mux(swap, b, a)), y.eq(Mux(swap, a, b))]
+        # ---- 1: order by magnitude ---------------------------------------------------
+        swap = b[:31] > a[:31]
+        s1 = stage("s1", x=Mux(swap, b, a), y=Mux(swap, a, b), valid=self.i_valid)
+
+        # ---- 2: classify, exponent difference ------------------------------------------
+        x, y = s1["x"], s1["y"]
         sx, ex, fx = x[31], x[23:31], x[:23]
         sy, ey, fy = y[31], y[23:31], y[:23]
-
-        nan = Signal()
-        inf_x = Signal()
-        inf_y = Signal()
-        m.d.comb += [
-            nan.eq(((ex == 0xFF) & (fx != 0)) | ((ey == 0xFF) & (fy != 0))),
-            inf_x.eq((ex == 0xFF) & (fx == 0)),
-            inf_y.eq((ey == 0xFF) & (fy == 0)),
-        ]
-        mx = Cat(fx, ex != 0)                 # 24-bit significands, hidden bit
-        my = Cat(fy, ey != 0)
-        e_x = Signal(8)
-        e_y = Signal(8)
-        m.d.comb += [e_x.eq(Mux(ex == 0, 1, ex)), e_y.eq(Mux(ey == 0, 1, ey))]
+        e_x = Mux(ex == 0, 1, ex)
+        e_y = Mux(ey == 0, 1, ey)
         d = Signal(8)
         m.d.comb += d.eq(e_x - e_y)
-        dd = Signal(range(28))
-        m.d.comb += dd.eq(Mux(d > 27, 27, d))
-        MY = Signal(27)
-        m.d.comb += MY.eq(Cat(Const(0, 3), my))
-        lost = Signal(27)
-        m.d.comb += lost.eq(MY & ((Const(1, 28) << dd) - 1))
-        MY_al = Signal(27)
-        m.d.comb += MY_al.eq((MY >> dd) | (lost != 0))
+        s2 = stage(
+            "s2",
+            MX=Cat(Const(0, 3), fx, ex != 0), MY=Cat(Const(0, 3), fy, ey != 0),
+            dd=Mux(d > 27, 27, d)[:5], e=e_x, sx=sx, sub=sx != sy,
+            nan=((ex == 0xFF) & (fx != 0)) | ((ey == 0xFF) & (fy != 0)),
+            inf_x=(ex == 0xFF) & (fx == 0), inf_y=(ey == 0xFF) & (fy == 0),
+            x=x, y=y, valid=s1["valid"])
 
-        s1 = {
-            "MX": Signal(27), "MY": Signal(27), "e": Signal(8), "sx": Signal(),
-            "sub": Signal(), "nan": Signal(), "inf_x": Signal(), "inf_y": Signal(),
-            "x": Signal(32), "y": Signal(32), "valid": Signal(),
-        }
-        m.d.sync += [
-            s1["MX"].eq(Cat(Const(0, 3), mx)), s1["MY"].eq(MY_al), s1["e"].eq(e_x),
-            s1["sx"].eq(sx), s1["sub"].eq(sx != sy), s1["nan"].eq(nan),
-            s1["inf_x"].eq(inf_x), s1["inf_y"].eq(inf_y),
-            s1["x"].eq(x), s1["y"].eq(y), s1["valid"].eq(self.i_valid),
-        ]
+        # ---- 3: align the smaller significand (guard, round, sticky) ---------------------
+        MY, dd = s2["MY"], s2["dd"]
+        lost_mask = ~(Const((1 << 27) - 1, 27) << dd)[:27]
+        keep = ("e", "sx", "sub", "nan", "inf_x", "inf_y", "x", "y", "valid")
+        s3 = stage("s3", MX=s2["MX"], MY=(MY >> dd) | ((MY & lost_mask) != 0),
+                   **{k: s2[k] for k in keep})
 
-        # ---- stage 2: add / subtract, normalise -----------------------------------
+        # ---- 4: add or subtract; carry -> shift right one, keeping sticky ---------------
         R0 = Signal(28)
-        m.d.comb += R0.eq(Mux(s1["sub"], s1["MX"] - s1["MY"], s1["MX"] + s1["MY"]))
+        m.d.comb += R0.eq(Mux(s3["sub"], s3["MX"] - s3["MY"], s3["MX"] + s3["MY"]))
         carry = R0[27]
-        R1 = Signal(27)
-        e1 = Signal(9)
-        m.d.comb += [
-            R1.eq(Mux(carry, R0[1:28] | R0[0], R0[:27])),
-            e1.eq(s1["e"] + carry),
-        ]
+        s4 = stage("s4", R=Mux(carry, R0[1:28] | R0[0], R0[:27]), e=(s3["e"] + carry)[:9],
+                   **{k: s3[k] for k in keep if k != "e"})
+
+        # ---- 5: normalise left, never below exponent 1 -----------------------------------
+        R1, e1 = s4["R"], s4["e"]
         n = _bit_length(m, R1, 27)
         lz = Signal(range(28))
         m.d.comb += lz.eq(27 - n)
         sh = Signal(range(28))
         m.d.comb += sh.eq(Mux(lz > e1 - 1, e1 - 1, lz))
-        s2 = {
-            "R": Signal(27), "e": Signal(9), "zero": Signal(),
-            "sx": Signal(), "sub": Signal(), "nan": Signal(), "inf_x": Signal(),
-            "inf_y": Signal(), "x": Signal(32), "y": Signal(32), "valid": Signal(),
-        }
-        m.d.sync += [
-            s2["R"].eq(R1 << sh), s2["e"].eq(e1 - sh), s2["zero"].eq(R1 == 0),
-        ] + [s2[k].eq(s1[k]) for k in ("sx", "sub", "nan", "inf_x", "inf_y", "x", "y", "valid")]
+        s5 = stage("s5", R=(R1 << sh)[:27], e=(e1 - sh)[:9], zero=R1 == 0,
+                   **{k: s4[k] for k in keep if k != "e"})
 
-        # ---- stage 3: round to nearest even, pack -----------------------------------
-        R = s2["R"]
+        # ---- 6: round to nearest even, pack ------------------------------------------------
+        R = s5["R"]
         mant0 = R[3:27]
         guard = R[2]
         rest = R[:2] != 0
@@ -137,31 +126,35 @@ class FP32Adder(wiring.Component):
         e3 = Signal(10)
         m.d.comb += [
             mant.eq(Mux(ovf, mant1[1:25], mant1[:24])),
-            e3.eq(s2["e"] + ovf),
+            e3.eq(s5["e"] + ovf),
         ]
         exp_field = Signal(10)
         m.d.comb += exp_field.eq(Mux(mant[23], e3, 0))
 
         result = Signal(32)
-        with m.If(s2["nan"] | (s2["inf_x"] & s2["inf_y"] & s2["sub"])):
+        with m.If(s5["nan"] | (s5["inf_x"] & s5["inf_y"] & s5["sub"])):
             m.d.comb += result.eq(CANONICAL_NAN)
-        with m.Elif(s2["inf_x"]):
-            m.d.comb += result.eq(s2["x"])
-        with m.Elif(s2["inf_y"]):
-            m.d.comb += result.eq(s2["y"])
-        with m.Elif(s2["zero"]):
-            m.d.comb += result.eq(Cat(Const(0, 31), s2["sx"] & ~s2["sub"]))
+        with m.Elif(s5["inf_x"]):
+            m.d.comb += result.eq(s5["x"])
+        with m.Elif(s5["inf_y"]):
+            m.d.comb += result.eq(s5["y"])
+        with m.Elif(s5["zero"]):
+            m.d.comb += result.eq(Cat(Const(0, 31), s5["sx"] & ~s5["sub"]))
         with m.Elif(exp_field >= 255):
-            m.d.comb += result.eq(Cat(Const(0, 23), Const(0xFF, 8), s2["sx"]))
+            m.d.comb += result.eq(Cat(Const(0, 23), Const(0xFF, 8), s5["sx"]))
         with m.Else():
-            m.d.comb += result.eq(Cat(mant[:23], exp_field[:8], s2["sx"]))
+            m.d.comb += result.eq(Cat(mant[:23], exp_field[:8], s5["sx"]))
 
-        m.d.sync += [self.o_sum.eq(result), self.o_valid.eq(s2["valid"])]
+        m.d.sync += [self.o_sum.eq(result), self.o_valid.eq(s5["valid"])]
         return m
 
 
 class FPMul16(wiring.Component):
-    """Pipelined BF16 x BF16 or FP16 x FP16 multiplier with an FP32 result, ``LATENCY`` = 2.
+    """Pipelined BF16 x BF16 or FP16 x FP16 multiplier with an FP32 result, ``LATENCY`` = 4.
+
+    Stages: (1) decode the operands of the chosen format; (2) multiply the significands
+    (one DSP) and add the exponents; (3) find the leading one and the shift amounts;
+    (4) normalise (exact) or denormalise with rounding, and pack.
 
     The format is chosen per operation (``i_fmt``: 0 = BF16, 1 = FP16). The exact
     product (11 x 11 significand bits at most) is rounded once to binary32, round to
@@ -183,7 +176,7 @@ class FPMul16(wiring.Component):
         ``i_valid`` delayed by ``LATENCY``.
     """
 
-    LATENCY = 2
+    LATENCY = 4
     FMT_BF16 = 0
     FMT_FP16 = 1
 
@@ -219,7 +212,17 @@ class FPMul16(wiring.Component):
         siga, expa, nana, infa = decode(self.i_a, "a")
         sigb, expb, nanb, infb = decode(self.i_b, "b")
 
-        # ---- stage 1: multiply significands, add exponents -------------------------
+        # ---- stage 1: decoded operands registered ----------------------------------
+        r = dict(siga=Signal(11), sigb=Signal(11), expa=Signal(signed(10)),
+                 expb=Signal(signed(10)), sign=Signal(), nan=Signal(), inf=Signal())
+        valid0 = Signal()
+        m.d.sync += [
+            r["siga"].eq(siga), r["sigb"].eq(sigb), r["expa"].eq(expa), r["expb"].eq(expb),
+            r["sign"].eq(self.i_a[15] ^ self.i_b[15]), r["nan"].eq(nana | nanb),
+            r["inf"].eq(infa | infb), valid0.eq(self.i_valid),
+        ]
+
+        # ---- stage 2: multiply significands, add exponents ------------------------------
         P = Signal(22)
         E = Signal(signed(11))
         sign = Signal()
@@ -228,28 +231,38 @@ class FPMul16(wiring.Component):
         zero_in = Signal()
         valid1 = Signal()
         m.d.sync += [
-            P.eq(siga * sigb), E.eq(expa + expb), sign.eq(self.i_a[15] ^ self.i_b[15]),
-            nan.eq(nana | nanb), inf.eq(infa | infb), zero_in.eq((siga == 0) | (sigb == 0)),
-            valid1.eq(self.i_valid),
+            P.eq(r["siga"] * r["sigb"]), E.eq(r["expa"] + r["expb"]), sign.eq(r["sign"]),
+            nan.eq(r["nan"]), inf.eq(r["inf"]),
+            zero_in.eq((r["siga"] == 0) | (r["sigb"] == 0)), valid1.eq(valid0),
         ]
 
-        # ---- stage 2: normalise or denormalise, round, pack --------------------------
+        # ---- stage 3: leading one, result exponent, shift amounts -----------------------
         n = _bit_length(m, P, 22)
-        lead = Signal(signed(12))
-        m.d.comb += lead.eq(E + n - 1)
+        q = dict(P=Signal(22), sign=Signal(), nan=Signal(), inf=Signal(), zero_in=Signal(),
+                 lead=Signal(signed(12)), norm_shift=Signal(5), up=Signal(signed(12)),
+                 down=Signal(range(25)))
+        valid2 = Signal()
+        up_c = Signal(signed(12))
+        m.d.comb += up_c.eq(E + 149)
+        m.d.sync += [
+            q["P"].eq(P), q["sign"].eq(sign), q["nan"].eq(nan), q["inf"].eq(inf),
+            q["zero_in"].eq(zero_in), q["lead"].eq(E + n - 1),
+            q["norm_shift"].eq((24 - n)[:5]), q["up"].eq(up_c),
+            q["down"].eq(Mux(up_c >= 0, 0, Mux(-up_c > 24, 24, -up_c))),
+            valid2.eq(valid1),
+        ]
 
+        # ---- stage 4: normalise or denormalise, round, pack ---------------------------------
+        P, sign, lead, up, down = q["P"], q["sign"], q["lead"], q["up"], q["down"]
+        nan, inf, zero_in = q["nan"], q["inf"], q["zero_in"]
         norm_sig = Signal(24)
-        m.d.comb += norm_sig.eq(P << (24 - n)[:5])         # exact: P has n <= 22 bits
+        m.d.comb += norm_sig.eq(P << q["norm_shift"])      # exact: P has <= 22 bits
         norm = Cat(norm_sig[:23], (lead + 127)[:8], sign)
 
-        up = Signal(signed(12))                            # E + 149: > 0 -> exact left shift
-        m.d.comb += up.eq(E + 149)
-        down = Signal(range(25))                           # bits to round away, clipped
-        m.d.comb += down.eq(Mux(up >= 0, 0, Mux(-up > 24, 24, -up)))
         kept = Signal(24)
         half = Signal()
         below = Signal()
-        with m.If(up > 0):
+        with m.If(up > 0):                                  # E + 149 > 0: exact left shift
             m.d.comb += kept.eq(P << up[:5])
         with m.Else():
             m.d.comb += [
@@ -273,5 +286,5 @@ class FPMul16(wiring.Component):
             m.d.comb += result.eq(norm)
         with m.Else():
             m.d.comb += result.eq(sub)
-        m.d.sync += [self.o_prod.eq(result), self.o_valid.eq(valid1)]
+        m.d.sync += [self.o_prod.eq(result), self.o_valid.eq(valid2)]
         return m

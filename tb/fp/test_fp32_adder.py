@@ -7,10 +7,11 @@ import time
 import cocotb
 import numpy as np
 
+from hdl.fp import FP32Adder
 from sim.fp import fp32_add_bits
 from tb.common import seed_from_env, start_clock_and_reset, stream_pipeline
 
-LATENCY = 3
+LATENCY = FP32Adder.LATENCY
 SPECIALS = [
     0x0000_0000, 0x8000_0000, 0x3F80_0000, 0xBF80_0000, 0x7F80_0000, 0xFF80_0000,
     0x7FC0_0000, 0xFFC0_0001, 0x7F80_0001, 0x7F7F_FFFF, 0xFF7F_FFFF, 0x0080_0000,

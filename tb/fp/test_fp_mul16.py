@@ -8,10 +8,11 @@ import time
 import cocotb
 import numpy as np
 
+from hdl.fp import FPMul16
 from sim.fp import mul16_to_fp32_bits
 from tb.common import seed_from_env, start_clock_and_reset, stream_pipeline
 
-LATENCY = 2
+LATENCY = FPMul16.LATENCY
 SPECIALS = {
     0: [0x0000, 0x8000, 0x3F80, 0xBF80, 0x7F80, 0xFF80, 0x7FC0, 0x7F81, 0x7F7F, 0x0080,
         0x0001, 0x807F, 0x1080, 0xABB8, 0x2000, 0x1F80, 0x6000, 0x5F80, 0x1CA0, 0x1880,
