@@ -25,13 +25,13 @@ def _bit_length(m, value, width):
 
 
 class FP32Adder(wiring.Component):
-    """Pipelined IEEE binary32 adder, one addition per cycle, ``LATENCY`` = 6.
+    """Pipelined IEEE binary32 adder, one addition per cycle, ``LATENCY`` = 7.
 
     Stages: (1) order the operands by magnitude; (2) classify special values, take the
     exponent difference; (3) align the smaller significand, keeping guard, round and
     sticky bits; (4) add or subtract, and on a carry shift right one keeping sticky;
-    (5) normalise left by the leading-zero count, limited so that the exponent stays
-    >= 1 (which yields subnormal results); (6) round to nearest even and pack.
+    (5) count leading zeros and limit the left shift so that the exponent stays >= 1
+    (which yields subnormal results); (6) shift left; (7) round to nearest even, pack.
 
     Members
     -------
@@ -45,7 +45,7 @@ class FP32Adder(wiring.Component):
         ``i_valid`` delayed by ``LATENCY``.
     """
 
-    LATENCY = 6
+    LATENCY = 7
 
     i_a: In(32)
     i_b: In(32)
@@ -104,17 +104,19 @@ class FP32Adder(wiring.Component):
         s4 = stage("s4", R=Mux(carry, R0[1:28] | R0[0], R0[:27]), e=(s3["e"] + carry)[:9],
                    **{k: s3[k] for k in keep if k != "e"})
 
-        # ---- 5: normalise left, never below exponent 1 -----------------------------------
+        # ---- 5: leading zeros; the left shift, limited so the exponent stays >= 1 ---------
         R1, e1 = s4["R"], s4["e"]
         n = _bit_length(m, R1, 27)
         lz = Signal(range(28))
         m.d.comb += lz.eq(27 - n)
-        sh = Signal(range(28))
-        m.d.comb += sh.eq(Mux(lz > e1 - 1, e1 - 1, lz))
-        s5 = stage("s5", R=(R1 << sh)[:27], e=(e1 - sh)[:9], zero=R1 == 0,
-                   **{k: s4[k] for k in keep if k != "e"})
+        s5a = stage("s5a", R=R1, e=e1, sh=Mux(lz > e1 - 1, e1 - 1, lz)[:5], zero=R1 == 0,
+                    **{k: s4[k] for k in keep if k != "e"})
 
-        # ---- 6: round to nearest even, pack ------------------------------------------------
+        # ---- 6: normalise left ----------------------------------------------------------------
+        s5 = stage("s5", R=(s5a["R"] << s5a["sh"])[:27], e=(s5a["e"] - s5a["sh"])[:9],
+                   zero=s5a["zero"], **{k: s5a[k] for k in keep if k != "e"})
+
+        # ---- 7: round to nearest even, pack ------------------------------------------------
         R = s5["R"]
         mant0 = R[3:27]
         guard = R[2]
@@ -150,11 +152,11 @@ class FP32Adder(wiring.Component):
 
 
 class FPMul16(wiring.Component):
-    """Pipelined BF16 x BF16 or FP16 x FP16 multiplier with an FP32 result, ``LATENCY`` = 4.
+    """Pipelined BF16 x BF16 or FP16 x FP16 multiplier with an FP32 result, ``LATENCY`` = 5.
 
     Stages: (1) decode the operands of the chosen format; (2) multiply the significands
     (one DSP) and add the exponents; (3) find the leading one and the shift amounts;
-    (4) normalise (exact) or denormalise with rounding, and pack.
+    (4) normalise (exact) or denormalise keeping guard and sticky; (5) round, pack.
 
     The format is chosen per operation (``i_fmt``: 0 = BF16, 1 = FP16). The exact
     product (11 x 11 significand bits at most) is rounded once to binary32, round to
@@ -176,7 +178,7 @@ class FPMul16(wiring.Component):
         ``i_valid`` delayed by ``LATENCY``.
     """
 
-    LATENCY = 4
+    LATENCY = 5
     FMT_BF16 = 0
     FMT_FP16 = 1
 
@@ -252,13 +254,8 @@ class FPMul16(wiring.Component):
             valid2.eq(valid1),
         ]
 
-        # ---- stage 4: normalise or denormalise, round, pack ---------------------------------
-        P, sign, lead, up, down = q["P"], q["sign"], q["lead"], q["up"], q["down"]
-        nan, inf, zero_in = q["nan"], q["inf"], q["zero_in"]
-        norm_sig = Signal(24)
-        m.d.comb += norm_sig.eq(P << q["norm_shift"])      # exact: P has <= 22 bits
-        norm = Cat(norm_sig[:23], (lead + 127)[:8], sign)
-
+        # ---- stage 4: normalise (exact) or denormalise, keeping the rounding bits ----------
+        P, up, down = q["P"], q["up"], q["down"]
         kept = Signal(24)
         half = Signal()
         below = Signal()
@@ -270,8 +267,23 @@ class FPMul16(wiring.Component):
                 half.eq(Mux(down > 0, (P >> (down - 1)[:5])[0], 0)),
                 below.eq(Mux(down > 1, (P & ((Const(1, 24) << (down - 1)[:5]) - 1)) != 0, 0)),
             ]
+        t = dict(norm_sig=Signal(24), kept=Signal(24), half=Signal(), below=Signal(),
+                 lead=Signal(signed(12)), sign=Signal(), nan=Signal(), inf=Signal(),
+                 zero_in=Signal())
+        valid3 = Signal()
+        m.d.sync += [
+            t["norm_sig"].eq(P << q["norm_shift"]),         # exact: P has <= 22 bits
+            t["kept"].eq(kept), t["half"].eq(half), t["below"].eq(below),
+            t["lead"].eq(q["lead"]), t["sign"].eq(q["sign"]), t["nan"].eq(q["nan"]),
+            t["inf"].eq(q["inf"]), t["zero_in"].eq(q["zero_in"]), valid3.eq(valid2),
+        ]
+
+        # ---- stage 5: round to nearest even, pack ------------------------------------------
+        sign, lead = t["sign"], t["lead"]
+        nan, inf, zero_in = t["nan"], t["inf"], t["zero_in"]
+        norm = Cat(t["norm_sig"][:23], (lead + 127)[:8], sign)
         rounded = Signal(24)
-        m.d.comb += rounded.eq(kept + (half & (below | kept[0])))
+        m.d.comb += rounded.eq(t["kept"] + (t["half"] & (t["below"] | t["kept"][0])))
         # a subnormal pattern; a carry into bit 23 makes it the smallest normal, correctly
         sub = Cat(rounded, Const(0, 7), sign)
 
@@ -286,5 +298,5 @@ class FPMul16(wiring.Component):
             m.d.comb += result.eq(norm)
         with m.Else():
             m.d.comb += result.eq(sub)
-        m.d.sync += [self.o_prod.eq(result), self.o_valid.eq(valid2)]
+        m.d.sync += [self.o_prod.eq(result), self.o_valid.eq(valid3)]
         return m
