@@ -14,7 +14,7 @@ Numerics (see ``docs/numerics.md``):
 
 import numpy as np
 
-__all__ = ["wrap_int32", "matmul_int8", "systolic_matmul"]
+__all__ = ["wrap_int32", "matmul_int8", "systolic_matmul", "matmul_float_bits"]
 
 INT8_MIN, INT8_MAX = -128, 127
 
@@ -69,3 +69,28 @@ def systolic_matmul(S, X, rows, cols):
     Y = np.zeros((cols, X.shape[1]), dtype=np.int32)
     Y[:M] = matmul_int8(S, X)
     return Y
+
+
+def matmul_float_bits(S, X, fmt):
+    """``Y = S^T @ X`` for BF16 or FP16 bit patterns, as a column of the array sums it.
+
+    ``S[K, M]`` and ``X[K, N]`` hold 16-bit patterns of format ``fmt`` (``"bf16"`` or
+    ``"fp16"``). Each product is formed by :func:`sim.fp.mul16_to_fp32_bits` and added to
+    the running FP32 sum with :func:`sim.fp.fp32_add_bits`, row 0 first, starting from
+    ``+0``: one rounding per row, in the hardware's order (``np.matmul`` would reorder).
+    Returns FP32 bit patterns ``Y[M, N]`` (uint32). The caller pads K to the array's rows
+    with zeros when it models the array, because the array adds those rows too
+    (``-0 + +0`` is ``+0``).
+    """
+    from .fp import fp32_add_bits, mul16_to_fp32_bits
+    S = np.asarray(S, dtype=np.uint32)
+    X = np.asarray(X, dtype=np.uint32)
+    if S.ndim != 2 or X.ndim != 2 or S.shape[0] != X.shape[0]:
+        raise ValueError(f"S[K, M] and X[K, N] must share K, not {S.shape} and {X.shape}")
+    K, M = S.shape
+    N = X.shape[1]
+    acc = np.zeros((M, N), dtype=np.uint32)
+    for k in range(K):
+        prod = mul16_to_fp32_bits(S[k][:, None], X[k][None, :], fmt)
+        acc = fp32_add_bits(acc, prod)
+    return acc

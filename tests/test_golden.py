@@ -74,3 +74,60 @@ def test_input_checks():
         matmul_int8(np.zeros((2, 2), int), np.zeros((3, 2), int))
     with pytest.raises(TypeError, match="must hold integers"):
         matmul_int8(np.zeros((2, 2)), np.zeros((2, 2), int))
+
+
+# ---- floating-point matmul in the array's order -----------------------------------------
+
+import ml_dtypes  # noqa: E402
+
+from sim.fp import canonicalise_nan, f32_bits  # noqa: E402
+from sim.golden import matmul_float_bits  # noqa: E402
+
+
+def float_reference(S, X, fmt):
+    """Independent: NumPy float32 scalars, one product and one addition per row, in order."""
+    t = ml_dtypes.bfloat16 if fmt == "bf16" else np.float16
+    Sf = S.astype(np.uint16).view(t).astype(np.float32)
+    Xf = X.astype(np.uint16).view(t).astype(np.float32)
+    out = np.zeros((S.shape[1], X.shape[1]), dtype=np.uint32)
+    with np.errstate(all="ignore"):
+        for m in range(S.shape[1]):
+            for n in range(X.shape[1]):
+                acc = np.float32(0.0)
+                for k in range(S.shape[0]):
+                    acc = np.float32(acc + np.float32(Sf[k, m] * Xf[k, n]))
+                out[m, n] = canonicalise_nan(f32_bits(acc))
+    return out
+
+
+def wide_spread(rng, shape, fmt):
+    """Random signs and exponents over most of the format's range, plus a few specials."""
+    if fmt == "bf16":
+        e = rng.integers(60, 195, shape)
+        v = (rng.integers(0, 2, shape) << 15) | (e << 7) | rng.integers(0, 128, shape)
+        specials = [0x0000, 0x8000, 0x7F80, 0xFF80, 0x0001, 0x7F7F]
+    else:
+        e = rng.integers(0, 31, shape)
+        v = (rng.integers(0, 2, shape) << 15) | (e << 10) | rng.integers(0, 1024, shape)
+        specials = [0x0000, 0x8000, 0x7C00, 0xFC00, 0x0001, 0x7BFF]
+    mask = rng.random(shape) < 0.05
+    return np.where(mask, rng.choice(specials, shape), v).astype(np.uint32)
+
+
+@pytest.mark.parametrize("fmt", ["bf16", "fp16"])
+@pytest.mark.parametrize("seed", range(4))
+def test_float_matmul_order_and_rounding(fmt, seed):
+    rng = np.random.default_rng(seed)
+    K, M, N = (int(v) for v in rng.integers(1, 9, 3))
+    S = wide_spread(rng, (K, M), fmt)
+    X = wide_spread(rng, (K, N), fmt)
+    assert np.array_equal(matmul_float_bits(S, X, fmt), float_reference(S, X, fmt)), \
+        f"{fmt} seed {seed}"
+
+
+def test_float_matmul_is_not_pairwise():
+    """Order matters: 1 + 2**-24 + 2**-24 row by row stays 1, a pairwise sum would not."""
+    one, tiny = 0x3F80, 0x3380      # bf16 1.0 and 2**-24
+    S = np.array([[one], [tiny], [tiny]], dtype=np.uint32)
+    X = np.array([[one], [one], [one]], dtype=np.uint32)
+    assert int(matmul_float_bits(S, X, "bf16")[0, 0]) == 0x3F80_0000
