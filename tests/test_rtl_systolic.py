@@ -10,7 +10,7 @@ CONFIGS = ["1x1", "4x4", "8x8", "8x4"]
 TESTS = [
     "test_zeros", "test_identity", "test_extremes", "test_one_hot", "test_random_tiles",
     "test_random_backpressure", "test_long_output_stall", "test_throughput",
-    "test_perf_counters",
+    "test_perf_counters", "test_reset_mid_stream",
 ]
 
 
