@@ -12,15 +12,23 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-__all__ = ["CoreConfig", "DTYPES", "NAMED_CONFIGS", "named_config"]
+__all__ = ["CoreConfig", "DTYPES", "FLOAT_DTYPES", "NAMED_CONFIGS", "named_config"]
 
 
-#: Every operand data type the tensor engine knows about, in encoding order.
-DTYPES = ("int8",)
+#: Every operand data type the tensor engine knows about, in encoding order
+#: (the ``dtype`` field of a moving column holds the index).
+DTYPES = ("int8", "bf16", "fp16")
 
-#: Cycles from a moving operand entering a PE to its partial sum leaving it:
+#: Floating-point operand types (16-bit patterns, FP32 accumulation).
+FLOAT_DTYPES = ("bf16", "fp16")
+
+#: Cycles from a moving operand entering an INT8-only PE to its partial sum leaving it:
 #: two operand registers, multiply, product register, add (see :class:`hdl.pe.PE`).
 PE_LATENCY = 5
+
+#: Pipeline depths of the floating-point units (checked against hdl.fp at elaboration).
+FP_MUL_LATENCY = 5
+FP_ADD_LATENCY = 7
 
 #: The largest array edge we accept. NeuronCore-v2 is 128x128; 256 leaves headroom.
 MAX_EDGE = 256
@@ -97,15 +105,43 @@ class CoreConfig:
     # -- derived quantities -------------------------------------------------------
 
     @property
+    def has_float(self):
+        """Whether BF16 or FP16 is elaborated (16-bit operands, FP units in every PE)."""
+        return any(d in FLOAT_DTYPES for d in self.dtypes)
+
+    @property
+    def operand_width(self):
+        """Bits of one operand element on the array's inputs: 8, or 16 with floats."""
+        return 16 if self.has_float else 8
+
+    @property
+    def product_latency(self):
+        """Cycles from a moving operand reaching a PE to its product meeting the
+        partial sum from above (operand register, then the multiplier)."""
+        return 1 + FP_MUL_LATENCY if self.has_float else 4
+
+    @property
+    def row_hop(self):
+        """Cycles a partial sum needs to cross one PE: the adder's latency. The input
+        skew delays each row by the same amount, so a moving column meets its partial
+        sum in every row."""
+        return FP_ADD_LATENCY if self.has_float else 1
+
+    @property
+    def pe_latency(self):
+        """Cycles from a moving operand reaching a PE to its partial sum leaving it."""
+        return self.product_latency + self.row_hop
+
+    @property
     def array_latency(self):
         """Cycles from a moving column's acceptance to its output entering the FIFO.
 
-        One input register, ``rows - 1`` skew stages to the last row, ``cols - 1`` hops
-        along a row, which the de-skew tops up to the same for every column, and
-        :data:`PE_LATENCY` stages in the last row's PE (the partial sum advances
-        one row per cycle, in step with the skew): ``rows + cols - 1 + PE_LATENCY``.
+        One input register, ``row_hop * (rows - 1)`` skew stages to the last row,
+        ``cols - 1`` hops along a row, which the de-skew tops up to the same for every
+        column, and :attr:`pe_latency` stages in the last row's PE:
+        ``row_hop * (rows - 1) + cols + pe_latency``.
         """
-        return self.rows + self.cols - 1 + PE_LATENCY
+        return self.row_hop * (self.rows - 1) + self.cols + self.pe_latency
 
     @property
     def min_out_fifo_depth(self):
@@ -178,6 +214,13 @@ NAMED_CONFIGS = {
     "8x8": CoreConfig(rows=8, cols=8),
     "16x16": CoreConfig(rows=16, cols=16),
     "128x128": CoreConfig(rows=128, cols=128),
+    # all three operand types
+    "1x1-fp": CoreConfig(rows=1, cols=1, dtypes=DTYPES),
+    "4x4-fp": CoreConfig(rows=4, cols=4, dtypes=DTYPES),
+    "8x4-fp": CoreConfig(rows=8, cols=4, dtypes=DTYPES),
+    "8x8-fp": CoreConfig(rows=8, cols=8, dtypes=DTYPES),
+    # a float configuration without FP16, to test that absent types are refused
+    "4x4-int8-bf16": CoreConfig(rows=4, cols=4, dtypes=("int8", "bf16")),
 }
 
 

@@ -5,17 +5,34 @@ Every payload that crosses a block boundary is defined here once, as an Amaranth
 unpack through :func:`field_slices` rather than hand-coding bit offsets.
 """
 
-from amaranth.hdl import Shape, signed
-from amaranth.lib import data
+from amaranth.hdl import Shape, signed, unsigned
+from amaranth.lib import data, enum
 
-from .config import CoreConfig
+from .config import CoreConfig, DTYPES
 
 __all__ = [
-    "OPERAND_SHAPE", "column_layout", "result_layout", "field_slices",
+    "OPERAND_SHAPE", "Dtype", "operand_shape", "column_layout", "result_layout",
+    "field_slices",
 ]
 
-#: One INT8 operand element as it travels through the array.
+#: One INT8 operand element as it travels through an INT8-only array.
 OPERAND_SHAPE = signed(8)
+
+
+class Dtype(enum.Enum, shape=2):
+    """Operand type of a moving column (the ``dtype`` field), in :data:`DTYPES` order."""
+    INT8 = 0
+    BF16 = 1
+    FP16 = 2
+
+
+assert [d.name.lower() for d in Dtype] == list(DTYPES)
+
+
+def operand_shape(config: CoreConfig):
+    """Shape of one operand element: ``signed(8)`` for an INT8-only array, else a raw
+    16-bit pattern (BF16, FP16, or an INT8 value in its low byte)."""
+    return unsigned(16) if config.has_float else OPERAND_SHAPE
 
 
 def column_layout(config: CoreConfig):
@@ -23,16 +40,21 @@ def column_layout(config: CoreConfig):
 
     Members
     -------
-    data : ``ArrayLayout(signed(8), rows)``
+    data : ``ArrayLayout(operand_shape(config), rows)``
         One column of a tile across the array's rows: ``S[:, m]`` for a weight
         column, ``X[:, n]`` for a moving column. Element ``k`` feeds array row ``k``.
     last : 1 bit
         Marks the final column of a tile.
+    dtype : :class:`Dtype` (only when the configuration has a float type)
+        Operand type of a moving column; ignored on weight columns.
     """
-    return data.StructLayout({
-        "data": data.ArrayLayout(OPERAND_SHAPE, config.rows),
+    fields = {
+        "data": data.ArrayLayout(operand_shape(config), config.rows),
         "last": 1,
-    })
+    }
+    if config.has_float:
+        fields["dtype"] = Dtype
+    return data.StructLayout(fields)
 
 
 def result_layout(config: CoreConfig):
@@ -41,8 +63,8 @@ def result_layout(config: CoreConfig):
     Members
     -------
     data : ``ArrayLayout(signed(32), cols)``
-        ``Y[:, n]``: element ``m`` is the INT32 dot product of weight column ``m``
-        with moving column ``n``.
+        ``Y[:, n]``: element ``m`` is the dot product of weight column ``m`` with
+        moving column ``n``: INT32, or the bit pattern of an FP32 value for BF16/FP16.
     last : 1 bit
         Copied from the moving column that produced this result.
     """

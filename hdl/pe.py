@@ -5,12 +5,14 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from .formats import OPERAND_SHAPE
+from .config import FP_ADD_LATENCY, FP_MUL_LATENCY
+from .formats import OPERAND_SHAPE, Dtype
+from .fp import FP32Adder, FPMul16
 
 __all__ = ["PE", "weight_token_layout"]
 
 
-def weight_token_layout(cols):
+def weight_token_layout(cols, operand=OPERAND_SHAPE):
     """A stationary weight travelling right along an array row.
 
     Members
@@ -25,15 +27,15 @@ def weight_token_layout(cols):
         First column of a tile: every PE it passes (other than its own column)
         clears its ``buf`` register, so a tile narrower than the array computes zeros
         in its unused columns instead of stale products.
-    data : ``signed(8)``
-        The weight.
+    data : the operand shape
+        The weight (INT8, or a 16-bit pattern in a configuration with floats).
     """
     return data.StructLayout({
         "valid": 1,
         "buf": 1,
         "col": unsigned(max(1, ceil_log2(cols))),
         "first": 1,
-        "data": OPERAND_SHAPE,
+        "data": operand,
     })
 
 
@@ -41,10 +43,18 @@ class PE(wiring.Component):
     """Multiply-accumulate cell with a double-buffered stationary weight.
 
     Moving operands and weight tokens enter from the left already registered by the
-    neighbour and leave to the right one cycle later; partial sums enter from above and
-    leave downward :data:`~hdl.config.PE_LATENCY` (3) cycles after the moving operand
-    arrived (operand registers, multiply, add), so the array's skew stays one cycle
-    per row and column whatever the PE's pipeline depth.
+    neighbour and leave to the right one cycle later. A moving operand seen in cycle
+    ``c`` has its product ready in cycle ``c + P`` (``product_latency``), where it meets
+    the partial sum from above (``i_psum``, seen in that cycle); their sum leaves
+    downward ``H`` cycles later (``row_hop``). The array delays row ``k`` by ``H * k``
+    cycles, so each partial sum meets the next row's product exactly on time.
+
+    * INT8-only (``floats=False``): operand registers (2), multiply, product register,
+      add: ``P = 4``, ``H = 1``. Products and sums are INT32 with wrap-around.
+    * With floats: the moving operand carries a :class:`~hdl.formats.Dtype`; 16-bit
+      operands. BF16/FP16 products come from :class:`~hdl.fp.FPMul16` and are added
+      with :class:`~hdl.fp.FP32Adder`; INT8 uses the operands' low bytes and is delayed
+      to the same timing: ``P = 1 + FP_MUL_LATENCY``, ``H = FP_ADD_LATENCY``.
 
     A weight token addressed to this PE's column writes ``w[buf]`` at the end of the
     cycle it is seen. A moving operand uses ``w[sel]`` in the cycle it is seen, so a
@@ -58,60 +68,88 @@ class PE(wiring.Component):
     cols : int
         Columns of the array (sets the width of the token's column field).
     acc_width : int
-        Width of the partial sums (wrap-around arithmetic).
+        Width of the partial sums.
+    floats : bool
+        Elaborate the BF16/FP16 data path.
 
     Members
     -------
-    i_x : In(signed(8))
+    i_x : In(operand)
         Moving operand from the left.
     i_sel : In(1)
         Weight buffer the moving operand multiplies with.
-    i_wtok : In(weight_token_layout(cols))
+    i_dtype : In(Dtype), only with ``floats``
+        Operand type of the moving operand.
+    i_wtok : In(weight_token_layout(cols, operand))
         Weight token from the left.
     i_psum : In(signed(acc_width))
-        Partial sum from the PE above (zero for row 0).
-    o_x, o_sel, o_wtok : Out
-        The three inputs above, registered, for the PE to the right.
+        Partial sum from the PE above (zero, i.e. +0.0, for row 0).
+    o_x, o_sel, o_dtype, o_wtok : Out
+        The inputs above, registered, for the PE to the right.
     o_psum : Out(signed(acc_width))
-        ``i_psum + w[sel] * x``, for the PE below, ``PE_LATENCY`` cycles after ``x``
-        and ``PE_LATENCY - 1`` cycles after ``i_psum`` was seen.
+        ``i_psum + w[sel] * x`` for the PE below.
     """
 
-    def __init__(self, *, col, cols, acc_width=32):
+    def __init__(self, *, col, cols, acc_width=32, floats=False):
         if not isinstance(cols, int) or cols < 1:
             raise ValueError(f"cols must be a positive integer, not {cols!r}")
         if not isinstance(col, int) or not 0 <= col < cols:
             raise ValueError(f"col must be an integer in range(0, {cols}), not {col!r}")
+        if FP32Adder.LATENCY != FP_ADD_LATENCY or FPMul16.LATENCY != FP_MUL_LATENCY:
+            raise AssertionError("hdl.config FP latencies disagree with hdl.fp")
         self._col = col
         self._cols = cols
         self._acc_width = acc_width
-        tok = weight_token_layout(cols)
-        super().__init__({
-            "i_x": In(OPERAND_SHAPE),
+        self._floats = bool(floats)
+        operand = unsigned(16) if floats else OPERAND_SHAPE
+        self._operand = operand
+        tok = weight_token_layout(cols, operand)
+        members = {
+            "i_x": In(operand),
             "i_sel": In(1),
             "i_wtok": In(tok),
             "i_psum": In(signed(acc_width)),
-            "o_x": Out(OPERAND_SHAPE),
+            "o_x": Out(operand),
             "o_sel": Out(1),
             "o_wtok": Out(tok),
             "o_psum": Out(signed(acc_width)),
-        })
+        }
+        if floats:
+            members["i_dtype"] = In(Dtype)
+            members["o_dtype"] = Out(Dtype)
+        super().__init__(members)
 
     @property
     def col(self):
         return self._col
 
+    @property
+    def product_latency(self):
+        return 1 + FP_MUL_LATENCY if self._floats else 4
+
+    @property
+    def row_hop(self):
+        return FP_ADD_LATENCY if self._floats else 1
+
     def elaborate(self, platform):
         m = Module()
+        operand = self._operand
+
+        def delay(value, cycles, name):
+            """``value`` delayed by ``cycles`` reset-less registers."""
+            for i in range(cycles):
+                reg = Signal.like(value, name=f"{name}_d{i}", reset_less=True)
+                m.d.sync += reg.eq(value)
+                value = reg
+            return value
 
         # Data-path registers have no reset (reset_less): their contents only matter
         # once valid data reaches them, and leaving them out of the reset net spares
         # thousands of high-fanout loads. Only the token's valid bit is reset.
 
         # The two stationary weight registers (a tile's first token clears them).
-        w0 = Signal(OPERAND_SHAPE, reset_less=True)
-        w1 = Signal(OPERAND_SHAPE, reset_less=True)
-
+        w0 = Signal(operand, reset_less=True)
+        w1 = Signal(operand, reset_less=True)
         tok = self.i_wtok
         for b, w in enumerate((w0, w1)):
             with m.If(tok.valid & (tok.buf == b)):
@@ -120,36 +158,49 @@ class PE(wiring.Component):
                 with m.Elif(tok.first):
                     m.d.sync += w.eq(0)
 
-        # Stage 1: select the weight and register both operands.
-        weight = Signal(OPERAND_SHAPE)
+        # Select the weight and register both operands.
+        weight = Signal(operand)
         m.d.comb += weight.eq(w0)
         with m.If(self.i_sel):
             m.d.comb += weight.eq(w1)
-        op_w = Signal(OPERAND_SHAPE, reset_less=True)
-        op_x = Signal(OPERAND_SHAPE, reset_less=True)
+        op_w = Signal(operand, reset_less=True)
+        op_x = Signal(operand, reset_less=True)
         m.d.sync += [op_w.eq(weight), op_x.eq(self.i_x)]
 
-        # Stage 2: a second operand register, free to sit beside the multiplier (on an
-        # FPGA the DSP sites are few and fixed; see docs/systolic.md, "Timing closure").
-        mul_w = Signal(OPERAND_SHAPE, reset_less=True)
-        mul_x = Signal(OPERAND_SHAPE, reset_less=True)
-        m.d.sync += [mul_w.eq(op_w), mul_x.eq(op_x)]
-
-        # Stage 3: multiply (one DSP on FPGAs), product registered.
-        product = Signal(signed(2 * OPERAND_SHAPE.width), reset_less=True)
+        # INT8: a second operand register (free to sit beside the DSP on an FPGA; see
+        # docs/systolic.md, "Timing closure"), multiply, product register, then the
+        # product meets the partial sum.
+        int_w = op_w[:8].as_signed() if self._floats else op_w
+        int_x = op_x[:8].as_signed() if self._floats else op_x
+        mul_w = delay(int_w, 1, "mul_w")
+        mul_x = delay(int_x, 1, "mul_x")
+        product = Signal(signed(16), reset_less=True)
         m.d.sync += product.eq(mul_w * mul_x)
+        addend = delay(product, 1 + self.product_latency - 4, "addend")
 
-        # Stage 4: the product travels to the adder through one more register.
-        addend = Signal.like(product, reset_less=True)
-        m.d.sync += addend.eq(product)
+        int_sum = Signal(signed(self._acc_width), reset_less=True)
+        m.d.sync += int_sum.eq(self.i_psum + addend)          # wraps at acc_width bits
 
-        # Stage 5: accumulate down the column, wrapping at acc_width bits.
-        psum = Signal(signed(self._acc_width), reset_less=True)
-        m.d.sync += psum.eq(self.i_psum + addend)
-        m.d.comb += self.o_psum.eq(psum)
+        if self._floats:
+            m.submodules.mul = mul = FPMul16()
+            m.submodules.add = add = FP32Adder()
+            op_dt = delay(self.i_dtype, 1, "op_dtype")
+            m.d.comb += [
+                mul.i_a.eq(op_w), mul.i_b.eq(op_x), mul.i_valid.eq(1),
+                mul.i_fmt.eq(op_dt == Dtype.FP16),
+                add.i_a.eq(self.i_psum), add.i_b.eq(mul.o_prod), add.i_valid.eq(1),
+            ]
+            out_dt = delay(op_dt, FP_MUL_LATENCY + FP_ADD_LATENCY, "out_dtype")
+            int_out = delay(int_sum, FP_ADD_LATENCY - 1, "int_sum")
+            with m.If(out_dt == Dtype.INT8):
+                m.d.comb += self.o_psum.eq(int_out)
+            with m.Else():
+                m.d.comb += self.o_psum.eq(add.o_sum)
+        else:
+            m.d.comb += self.o_psum.eq(int_sum)
 
         # Pass moving data and weight tokens to the right.
-        x_q = Signal(OPERAND_SHAPE, reset_less=True)
+        x_q = Signal(operand, reset_less=True)
         sel_q = Signal(reset_less=True)
         tok_q = Signal(self.o_wtok.shape(), reset_less=True)
         tok_valid = Signal()
@@ -161,4 +212,8 @@ class PE(wiring.Component):
             self.o_wtok.eq(tok_q),
             self.o_wtok.valid.eq(tok_valid),
         ]
+        if self._floats:
+            dt_q = Signal(Dtype, reset_less=True)
+            m.d.sync += dt_q.eq(self.i_dtype)
+            m.d.comb += self.o_dtype.eq(dt_q)
         return m

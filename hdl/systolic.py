@@ -1,13 +1,13 @@
 """The weight-stationary systolic array: ``Y[M, N] = S[K, M]^T @ X[K, N]``."""
 
-from amaranth.hdl import Module, Signal, Const, unsigned
+from amaranth.hdl import Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from .config import CoreConfig
 from .fifo import StreamFIFO
-from .formats import OPERAND_SHAPE, column_layout, result_layout
+from .formats import Dtype, column_layout, operand_shape, result_layout
 from .pe import PE, weight_token_layout
 
 __all__ = ["SystolicArray"]
@@ -55,6 +55,12 @@ class SystolicArray(wiring.Component):
         utilization for full tiles; for partial tiles multiply by ``K*M/(rows*cols)``.
     i_perf_clear : In(1)
         Clears both counters.
+    o_error : Out(1)
+        Sticky: a moving column asked for an operand type this configuration was not
+        elaborated with (see ``CoreConfig.dtypes``). Such a column is computed as INT8
+        zeros, so its results are zero, and the stream stays in step.
+    i_error_clear : In(1)
+        Clears ``o_error``.
     """
 
     def __init__(self, config: CoreConfig):
@@ -68,6 +74,8 @@ class SystolicArray(wiring.Component):
             "o_active": Out(COUNTER_WIDTH),
             "o_cycles": Out(COUNTER_WIDTH),
             "i_perf_clear": In(1),
+            "o_error": Out(1),
+            "i_error_clear": In(1),
         })
 
     @property
@@ -79,8 +87,13 @@ class SystolicArray(wiring.Component):
         rows, cols = cfg.rows, cfg.cols
         m = Module()
 
-        tok_layout = weight_token_layout(cols)
-        lane_layout = data.StructLayout({"x": OPERAND_SHAPE, "sel": 1, "wtok": tok_layout})
+        operand = operand_shape(cfg)
+        floats = cfg.has_float
+        tok_layout = weight_token_layout(cols, operand)
+        lane_fields = {"x": operand, "sel": 1, "wtok": tok_layout}
+        if floats:
+            lane_fields["dtype"] = Dtype
+        lane_layout = data.StructLayout(lane_fields)
 
         # ---- weight buffer bookkeeping ------------------------------------------
         loaded = Signal(2)      # buffer b holds a complete tile not yet consumed
@@ -113,6 +126,27 @@ class SystolicArray(wiring.Component):
             m.d.sync += xbuf.eq(~xbuf)
         m.d.sync += loaded.eq((loaded | set_loaded) & ~clr_loaded)
 
+        # ---- operand type check ---------------------------------------------------------
+        # A moving column of a type this configuration lacks becomes INT8 zeros.
+        x_data = self.i_x.payload.data
+        x_dtype = None
+        if floats:
+            allowed = Signal()
+            m.d.comb += allowed.eq(0)
+            for name in cfg.dtypes:
+                with m.If(self.i_x.payload.dtype == Dtype[name.upper()]):
+                    m.d.comb += allowed.eq(1)
+            x_dtype = Signal(Dtype)
+            x_zero = Signal()
+            m.d.comb += [
+                x_dtype.eq(Mux(allowed, self.i_x.payload.dtype, Dtype.INT8)),
+                x_zero.eq(~allowed),
+            ]
+            with m.If(self.i_error_clear):
+                m.d.sync += self.o_error.eq(0)
+            with m.Elif(x_fire & ~allowed):
+                m.d.sync += self.o_error.eq(1)
+
         # ---- input register: one lane per row -----------------------------------
         # Lane data has no reset (only valid data is ever used); the weight token's
         # valid bit travels in a separate, reset chain.
@@ -120,22 +154,24 @@ class SystolicArray(wiring.Component):
         for k in range(rows):
             lane = Signal(lane_layout, name=f"in_lane{k}", reset_less=True)
             m.d.sync += [
-                lane.x.eq(self.i_x.payload.data[k]),
+                lane.x.eq(Mux(x_zero, 0, x_data[k]) if floats else x_data[k]),
                 lane.sel.eq(xbuf),
                 lane.wtok.buf.eq(wbuf),
                 lane.wtok.col.eq(wcol),
                 lane.wtok.first.eq(wcol == 0),
                 lane.wtok.data.eq(self.i_w.payload.data[k]),
             ]
+            if floats:
+                m.d.sync += lane.dtype.eq(x_dtype)
             lanes.append(lane)
         tok_valid = Signal(name="in_tok_valid")
         m.d.sync += tok_valid.eq(w_fire)
 
-        # ---- input skew: row k is delayed k more cycles ---------------------------
+        # ---- input skew: row k is delayed row_hop * k more cycles --------------------
         skewed, skewed_valid = [], []
         for k, lane in enumerate(lanes):
             prev, prev_valid = lane, tok_valid
-            for s in range(k):
+            for s in range(cfg.row_hop * k):
                 stage = Signal(lane_layout, name=f"skew_r{k}_s{s}", reset_less=True)
                 stage_valid = Signal(name=f"skew_r{k}_s{s}_tok_valid")
                 m.d.sync += [stage.eq(prev), stage_valid.eq(prev_valid)]
@@ -144,8 +180,8 @@ class SystolicArray(wiring.Component):
             skewed_valid.append(prev_valid)
 
         # ---- the PE grid ----------------------------------------------------------
-        pes = [[PE(col=j, cols=cols, acc_width=cfg.acc_width) for j in range(cols)]
-               for _ in range(rows)]
+        pes = [[PE(col=j, cols=cols, acc_width=cfg.acc_width, floats=floats)
+                for j in range(cols)] for _ in range(rows)]
         for k in range(rows):
             for j in range(cols):
                 pe = pes[k][j]
@@ -157,6 +193,8 @@ class SystolicArray(wiring.Component):
                         pe.i_wtok.eq(skewed[k].wtok),
                         pe.i_wtok.valid.eq(skewed_valid[k]),
                     ]
+                    if floats:
+                        m.d.comb += pe.i_dtype.eq(skewed[k].dtype)
                 else:
                     left = pes[k][j - 1]
                     m.d.comb += [
@@ -164,6 +202,8 @@ class SystolicArray(wiring.Component):
                         pe.i_sel.eq(left.o_sel),
                         pe.i_wtok.eq(left.o_wtok),
                     ]
+                    if floats:
+                        m.d.comb += pe.i_dtype.eq(left.o_dtype)
                 if k == 0:
                     m.d.comb += pe.i_psum.eq(0)
                 else:

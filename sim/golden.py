@@ -54,21 +54,30 @@ def matmul_int8(S, X):
     return acc.astype(np.int32)
 
 
-def systolic_matmul(S, X, rows, cols):
+def systolic_matmul(S, X, rows, cols, dtype="int8"):
     """What the ``rows x cols`` array emits for one matmul: ``Y[cols, N]``.
 
-    ``S[K, M]`` with ``K <= rows`` and ``M <= cols`` is the weight tile (rows beyond
-    K fed as zeros by the caller), ``X[K, N]`` the moving tile. Result columns
-    ``m >= M`` are zero because the array clears the weights a tile does not load.
+    ``S[K, M]`` with ``K <= rows`` and ``M <= cols`` is the weight tile, ``X[K, N]`` the
+    moving tile. The array sums all ``rows`` rows (rows ``k >= K`` fed zeros) and all
+    ``cols`` columns (weights of columns ``m >= M`` cleared), so the model pads both.
+    INT8: INT32 results. BF16/FP16 (16-bit patterns in, FP32 patterns out): products
+    and sums as :func:`matmul_float_bits`; the result is returned as INT32 holding the
+    FP32 bit pattern, as it appears on the array's output.
     """
     S = np.asarray(S)
     X = np.asarray(X)
     K, M = S.shape
     if K > rows or M > cols:
         raise ValueError(f"a {K}x{M} weight tile does not fit a {rows}x{cols} array")
-    Y = np.zeros((cols, X.shape[1]), dtype=np.int32)
-    Y[:M] = matmul_int8(S, X)
-    return Y
+    if dtype == "int8":
+        Y = np.zeros((cols, X.shape[1]), dtype=np.int32)
+        Y[:M] = matmul_int8(S, X)
+        return Y
+    Sp = np.zeros((rows, cols), dtype=np.uint32)
+    Sp[:K, :M] = S
+    Xp = np.zeros((rows, X.shape[1]), dtype=np.uint32)
+    Xp[:K] = X
+    return matmul_float_bits(Sp, Xp, dtype).view(np.int32)
 
 
 def matmul_float_bits(S, X, fmt):
