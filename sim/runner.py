@@ -85,6 +85,10 @@ def build(top, config: CoreConfig, *, waves=False):
         "-O3",
         # Registers all have reset values, and nothing reads X: make X handling cheap.
         "--x-assign", "fast", "--x-initial", "fast",
+        # Split the generated C++ into many small files and functions: the float
+        # arrays otherwise produce one huge function that takes g++ many minutes,
+        # and small files let make compile on both cores.
+        "--output-split", "4000", "--output-split-cfuncs", "400",
     ]
     if waves:
         build_args += ["--trace-fst", "--trace-structs"]

@@ -136,3 +136,21 @@ async def stream_pipeline(dut, inputs, output, *, latency, i_valid="i_valid",
             out.append(res.value.to_unsigned())
         await edge
     return out
+
+
+def float_operands(rng, shape, fmt, special_fraction=0.05):
+    """Random BF16/FP16 bit patterns with a wide exponent spread (so sums cancel, round
+    and overflow) and a sprinkling of specials (zeros, Inf, the largest value, the
+    smallest subnormal). Returned as uint32 arrays of 16-bit patterns."""
+    if fmt == "bf16":
+        e = rng.integers(60, 195, shape)
+        v = (rng.integers(0, 2, shape) << 15) | (e << 7) | rng.integers(0, 128, shape)
+        specials = [0x0000, 0x8000, 0x7F80, 0xFF80, 0x0001, 0x7F7F, 0x7FC0]
+    elif fmt == "fp16":
+        e = rng.integers(0, 31, shape)
+        v = (rng.integers(0, 2, shape) << 15) | (e << 10) | rng.integers(0, 1024, shape)
+        specials = [0x0000, 0x8000, 0x7C00, 0xFC00, 0x0001, 0x7BFF, 0x7E00]
+    else:
+        raise ValueError(f"fmt must be 'bf16' or 'fp16', not {fmt!r}")
+    mask = rng.random(shape) < special_fraction
+    return np.where(mask, rng.choice(specials, shape), v).astype(np.uint32)

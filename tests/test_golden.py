@@ -82,6 +82,7 @@ import ml_dtypes  # noqa: E402
 
 from sim.fp import canonicalise_nan, f32_bits  # noqa: E402
 from sim.golden import matmul_float_bits  # noqa: E402
+from tb.common import float_operands  # noqa: E402
 
 
 def float_reference(S, X, fmt):
@@ -101,17 +102,7 @@ def float_reference(S, X, fmt):
 
 
 def wide_spread(rng, shape, fmt):
-    """Random signs and exponents over most of the format's range, plus a few specials."""
-    if fmt == "bf16":
-        e = rng.integers(60, 195, shape)
-        v = (rng.integers(0, 2, shape) << 15) | (e << 7) | rng.integers(0, 128, shape)
-        specials = [0x0000, 0x8000, 0x7F80, 0xFF80, 0x0001, 0x7F7F]
-    else:
-        e = rng.integers(0, 31, shape)
-        v = (rng.integers(0, 2, shape) << 15) | (e << 10) | rng.integers(0, 1024, shape)
-        specials = [0x0000, 0x8000, 0x7C00, 0xFC00, 0x0001, 0x7BFF]
-    mask = rng.random(shape) < 0.05
-    return np.where(mask, rng.choice(specials, shape), v).astype(np.uint32)
+    return float_operands(rng, shape, fmt)
 
 
 @pytest.mark.parametrize("fmt", ["bf16", "fp16"])

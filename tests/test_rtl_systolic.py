@@ -14,9 +14,22 @@ TESTS = [
 ]
 
 
+#: Configurations with BF16/FP16: the INT8 path (now padded to the float timing) and
+#: the float paths, with a subset of the INT8 tests to keep the regression short.
+FLOAT_CONFIGS = ["1x1-fp", "4x4-fp", "8x4-fp", "8x8-fp"]
+FLOAT_TESTS = [
+    "test_random_tiles", "test_random_backpressure", "test_throughput",
+    "test_reset_mid_stream", "test_float_random", "test_dtype_switching",
+    "test_float_specials",
+]
+CASES = ([(c, t) for t in TESTS for c in CONFIGS]
+         + [(c, t) for t in FLOAT_TESTS for c in FLOAT_CONFIGS]
+         + [("4x4-int8-bf16", t) for t in ("test_absent_dtype", "test_float_random",
+                                           "test_random_tiles")])
+
+
 @pytest.mark.rtl
-@pytest.mark.parametrize("config", CONFIGS)
-@pytest.mark.parametrize("testcase", TESTS)
+@pytest.mark.parametrize("config,testcase", CASES, ids=[f"{t}-{c}" for c, t in CASES])
 def test_systolic(config, testcase):
     node = os.environ.get("PYTEST_CURRENT_TEST", "").rsplit(" ", 1)[0]
     run_cocotb("systolic_array", "tb.systolic.test_systolic", testcase, config,

@@ -4,9 +4,11 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from hdl.config import CoreConfig
+from hdl.config import DTYPES, CoreConfig
+from hdl.formats import Dtype
 from hdl.systolic import SystolicArray
 from sim.golden import systolic_matmul
+from tb.common import float_operands
 
 
 def run_array(cfg, jobs, *, seed=0, x_pause=0.0, y_pause=0.0, max_cycles=5000):
@@ -19,13 +21,19 @@ def run_array(cfg, jobs, *, seed=0, x_pause=0.0, y_pause=0.0, max_cycles=5000):
     dut = SystolicArray(cfg)
     rng = np.random.default_rng(seed)
     w_cols, x_cols = [], []
-    for S, X in jobs:
+    mask = 0xFFFF if cfg.has_float else -1
+    for job in jobs:
+        S, X = job[0], job[1]
+        dtype = job[2] if len(job) > 2 else "int8"
         K, M = S.shape
         Sp = np.zeros((cfg.rows, M), dtype=np.int64); Sp[:K] = S
         Xp = np.zeros((cfg.rows, X.shape[1]), dtype=np.int64); Xp[:K] = X
-        w_cols += [(Sp[:, j], j == M - 1) for j in range(M)]
-        x_cols += [(Xp[:, n], n == X.shape[1] - 1) for n in range(X.shape[1])]
-    expected = sum(X.shape[1] for _, X in jobs)
+        extra = {"dtype": Dtype[dtype.upper()]} if cfg.has_float else {}
+        w_cols += [({"data": [int(v) & mask for v in Sp[:, j]], "last": j == M - 1})
+                   for j in range(M)]
+        x_cols += [({"data": [int(v) & mask for v in Xp[:, n]], "last": n == X.shape[1] - 1,
+                     **extra}) for n in range(X.shape[1])]
+    expected = sum(job[1].shape[1] for job in jobs)
     results = []
     state = {}
 
@@ -37,12 +45,10 @@ def run_array(cfg, jobs, *, seed=0, x_pause=0.0, y_pause=0.0, max_cycles=5000):
             # a presented column stays valid until taken; pauses only delay the next
             x_valid = x_valid or (xi < len(x_cols) and rng.random() >= x_pause)
             if w_valid:
-                col, last = w_cols[wi]
-                ctx.set(dut.i_w.payload, {"data": [int(v) for v in col], "last": last})
+                ctx.set(dut.i_w.payload, w_cols[wi])
             ctx.set(dut.i_w.valid, w_valid)
             if x_valid:
-                col, last = x_cols[xi]
-                ctx.set(dut.i_x.payload, {"data": [int(v) for v in col], "last": last})
+                ctx.set(dut.i_x.payload, x_cols[xi])
             ctx.set(dut.i_x.valid, x_valid)
             y_ready = rng.random() >= y_pause
             ctx.set(dut.o_y.ready, y_ready)
@@ -71,8 +77,9 @@ def run_array(cfg, jobs, *, seed=0, x_pause=0.0, y_pause=0.0, max_cycles=5000):
 
 def check(cfg, jobs, results, seed=None):
     i = 0
-    for S, X in jobs:
-        Y = systolic_matmul(S, X, cfg.rows, cfg.cols)
+    for job in jobs:
+        S, X = job[0], job[1]
+        Y = systolic_matmul(S, X, cfg.rows, cfg.cols, job[2] if len(job) > 2 else "int8")
         for n in range(X.shape[1]):
             got, last = results[i]
             assert got == list(Y[:, n]), f"column {n}: {got} != {list(Y[:, n])} (seed {seed})"
@@ -124,5 +131,23 @@ def test_odd_shapes(rows, cols):
         K = int(rng.integers(1, rows + 1)); M = int(rng.integers(1, cols + 1))
         N = int(rng.integers(1, 9))
         jobs.append((rng.integers(-128, 128, (K, M)), rng.integers(-128, 128, (K, N))))
+    results, _ = run_array(cfg, jobs, seed=seed, x_pause=0.2, y_pause=0.3)
+    check(cfg, jobs, results, seed=seed)
+
+
+@pytest.mark.parametrize("rows,cols", [(2, 3), (3, 2)])
+def test_float_mixed_back_to_back(rows, cols):
+    """BF16, INT8 and FP16 matmuls back to back on a configuration with all types."""
+    cfg = CoreConfig(rows=rows, cols=cols, dtypes=DTYPES)
+    seed = 70 + rows
+    rng = np.random.default_rng(seed)
+    jobs = []
+    for dt in ["bf16", "int8", "fp16", "bf16", "fp16"]:
+        K = int(rng.integers(1, rows + 1)); M = int(rng.integers(1, cols + 1))
+        N = int(rng.integers(1, 6))
+        if dt == "int8":
+            jobs.append((rng.integers(-128, 128, (K, M)), rng.integers(-128, 128, (K, N)), dt))
+        else:
+            jobs.append((float_operands(rng, (K, M), dt), float_operands(rng, (K, N), dt), dt))
     results, _ = run_array(cfg, jobs, seed=seed, x_pause=0.2, y_pause=0.3)
     check(cfg, jobs, results, seed=seed)

@@ -5,9 +5,10 @@ import time
 import numpy as np
 from cocotb.triggers import ReadOnly, RisingEdge
 
-from hdl.formats import column_layout, result_layout
+from hdl.formats import Dtype, column_layout, result_layout
 from sim.golden import systolic_matmul
-from tb.common import Packer, config_from_env, seed_from_env, start_clock_and_reset
+from tb.common import (Packer, config_from_env, float_operands, seed_from_env,
+                       start_clock_and_reset)
 
 __all__ = ["ArrayTB"]
 
@@ -37,32 +38,46 @@ class ArrayTB:
         dut.i_x__valid.value = 0
         dut.o_y__ready.value = 0
         dut.i_perf_clear.value = 0
+        dut.i_error_clear.value = 0
         await start_clock_and_reset(dut)
 
     # -- stimulus ------------------------------------------------------------------
 
-    def random_job(self, K=None, M=None, N=None, lo=-128, hi=127):
+    def random_job(self, K=None, M=None, N=None, lo=-128, hi=127, dtype="int8"):
+        """A random matmul ``(S, X, dtype)``; floats as 16-bit patterns, wide spread."""
         r, c = self.cfg.rows, self.cfg.cols
         K = K or int(self.rng.integers(1, r + 1))
         M = M or int(self.rng.integers(1, c + 1))
         N = N or int(self.rng.integers(1, 2 * c + 3))
-        S = self.rng.integers(lo, hi + 1, (K, M))
-        X = self.rng.integers(lo, hi + 1, (K, N))
-        return S, X
+        if dtype == "int8":
+            S = self.rng.integers(lo, hi + 1, (K, M))
+            X = self.rng.integers(lo, hi + 1, (K, N))
+        else:
+            S = float_operands(self.rng, (K, M), dtype)
+            X = float_operands(self.rng, (K, N), dtype)
+        return S, X, dtype
 
     def _columns(self, jobs):
         rows = self.cfg.rows
         w, x = [], []
-        for S, X in jobs:
+        for job in jobs:
+            S, X, dtype = self.unpack_job(job)
             K, M = S.shape
             N = X.shape[1]
             Sp = np.zeros((rows, M), dtype=np.int64)
             Sp[:K] = S
             Xp = np.zeros((rows, N), dtype=np.int64)
             Xp[:K] = X
+            extra = {"dtype": Dtype[dtype.upper()].value} if self.cfg.has_float else {}
             w += [self.cols_packer.pack(data=Sp[:, j], last=(j == M - 1)) for j in range(M)]
-            x += [self.cols_packer.pack(data=Xp[:, n], last=(n == N - 1)) for n in range(N)]
+            x += [self.cols_packer.pack(data=Xp[:, n], last=(n == N - 1), **extra)
+                  for n in range(N)]
         return w, x
+
+    @staticmethod
+    def unpack_job(job):
+        """``(S, X)`` is an INT8 matmul; ``(S, X, dtype)`` names the type."""
+        return (job[0], job[1], job[2] if len(job) > 2 else "int8")
 
     # -- the per-cycle loop ----------------------------------------------------------
 
@@ -76,7 +91,7 @@ class ArrayTB:
         dut = self.dut
         rng = self.rng
         w_items, x_items = self._columns(jobs)
-        expected = sum(X.shape[1] for _, X in jobs)
+        expected = sum(job[1].shape[1] for job in jobs)
         if max_cycles is None:
             slow = 1.0 / max(1e-3, (1 - max(w_pause, x_pause, y_pause)))
             max_cycles = int(200 + 4 * slow * (len(w_items) + len(x_items) + expected)
@@ -155,16 +170,19 @@ class ArrayTB:
         """Compare result words with the golden model, column by column."""
         cfg = self.cfg
         i = 0
-        for j, (S, X) in enumerate(jobs):
-            Y = systolic_matmul(S, X, cfg.rows, cfg.cols)
+        for j, job in enumerate(jobs):
+            S, X, dtype = self.unpack_job(job)
+            Y = systolic_matmul(S, X, cfg.rows, cfg.cols, dtype)
             for n in range(X.shape[1]):
                 word = results[i]
                 got = self.res_packer.unpack_array(word, "data")
                 last = self.res_packer.unpack(word, "last")
                 if not np.array_equal(got, Y[:, n]):
+                    fmt = (lambda v: [f"{int(e) & 0xFFFFFFFF:#010x}" for e in v]) \
+                        if dtype != "int8" else (lambda v: v.tolist())
                     raise AssertionError(
-                        f"matmul {j} (K,M,N={S.shape[0]},{S.shape[1]},{X.shape[1]}) column {n}: "
-                        f"got {got.tolist()}, expected {Y[:, n].tolist()} (seed {self.seed})")
+                        f"matmul {j} ({dtype}, K,M,N={S.shape[0]},{S.shape[1]},{X.shape[1]}) "
+                        f"column {n}: got {fmt(got)}, expected {fmt(Y[:, n])} (seed {self.seed})")
                 if last != (n == X.shape[1] - 1):
                     raise AssertionError(f"matmul {j} column {n}: last={last} (seed {self.seed})")
                 i += 1

@@ -177,7 +177,7 @@ async def test_perf_counters(dut):
     jobs = [tb.random_job() for _ in range(3)]
     tb.check(jobs, await tb.run(jobs))
     await ReadOnly()
-    assert dut.o_active.value.to_unsigned() == sum(X.shape[1] for _, X in jobs)
+    assert dut.o_active.value.to_unsigned() == sum(job[1].shape[1] for job in jobs)
 
 
 @cocotb.test(**WATCHDOG)
@@ -205,3 +205,98 @@ async def test_reset_mid_stream(dut):
         await RisingEdge(dut.clk)
     jobs = [tb.random_job() for _ in range(6)]
     tb.check(jobs, await tb.run(jobs, y_pause=0.3))
+
+
+# ---- floating point (configurations with BF16/FP16) ---------------------------------------
+
+def _float_types(cfg):
+    return [d for d in cfg.dtypes if d in ("bf16", "fp16")]
+
+
+@cocotb.test(**WATCHDOG)
+async def test_float_random(dut):
+    """Random BF16/FP16 matmuls with a wide exponent spread, K up to rows, bit-exact."""
+    tb = ArrayTB(dut)
+    await tb.reset()
+    types = _float_types(tb.cfg)
+    jobs = [tb.random_job(dtype=types[i % len(types)]) for i in range(24)]
+    jobs += [tb.random_job(K=tb.cfg.rows, dtype=t) for t in types]
+    tb.check(jobs, await tb.run(jobs, y_pause=0.3))
+
+
+@cocotb.test(**WATCHDOG)
+async def test_dtype_switching(dut):
+    """Back-to-back matmuls switching type every tile still stream with no bubble."""
+    tb = ArrayTB(dut)
+    await tb.reset()
+    r, c = tb.cfg.rows, tb.cfg.cols
+    types = list(tb.cfg.dtypes)
+    T, N = 3 * len(types), 2 * c
+    jobs = [tb.random_job(K=r, M=c, N=N, dtype=types[i % len(types)]) for i in range(T)]
+    tb.check(jobs, await tb.run(jobs))
+    assert tb.stats["x_cycles"] == T * N, \
+        f"{T * N} moving columns took {tb.stats['x_cycles']} cycles: bubbles"
+
+
+@cocotb.test(**WATCHDOG)
+async def test_float_specials(dut):
+    """Directed special values: signed zeros, Inf, NaN, 0 x Inf, Inf - Inf, overflow of
+    the largest values, subnormal products, and exact cancellation down a column."""
+    tb = ArrayTB(dut)
+    await tb.reset()
+    r, c = tb.cfg.rows, tb.cfg.cols
+    jobs = []
+    table = {
+        "bf16": dict(zero=0x0000, nzero=0x8000, one=0x3F80, none=0xBF80, inf=0x7F80,
+                     ninf=0xFF80, nan=0x7FC1, big=0x7F7F, tiny=0x0001, half=0x3F00),
+        "fp16": dict(zero=0x0000, nzero=0x8000, one=0x3C00, none=0xBC00, inf=0x7C00,
+                     ninf=0xFC00, nan=0x7E01, big=0x7BFF, tiny=0x0001, half=0x3800),
+    }
+    for t in _float_types(tb.cfg):
+        v = table[t]
+        vals = list(v.values())
+        # every value against every value in row 0 (one product per result)
+        for a in vals:
+            S = np.full((1, c), a, dtype=np.uint32)
+            S[0, :min(c, len(vals))] = vals[:c]
+            X = np.array([vals], dtype=np.uint32)
+            jobs.append((S, X, t))
+        # column sums: big + big overflows, x - x cancels to +0, -0 + -0 stays... +0 at
+        # the top of the column, Inf + -Inf is NaN
+        cases = [(v["big"], v["big"]), (v["one"], v["none"]), (v["nzero"], v["nzero"]),
+                 (v["inf"], v["ninf"]), (v["tiny"], v["tiny"]), (v["nan"], v["one"])]
+        if r >= 2:
+            for p, q in cases:
+                S = np.zeros((2, c), dtype=np.uint32)
+                S[0, :], S[1, :] = p, q
+                X = np.array([[v["one"], v["half"]], [v["one"], v["big"]]], dtype=np.uint32)
+                jobs.append((S, X, t))
+    tb.check(jobs, await tb.run(jobs))
+
+
+@cocotb.test(**WATCHDOG)
+async def test_absent_dtype(dut):
+    """A moving tile of a type the configuration lacks computes zeros and raises the
+    sticky error; the next tiles are unaffected; i_error_clear clears the flag."""
+    tb = ArrayTB(dut)
+    await tb.reset()
+    absent = [d for d in ("int8", "bf16", "fp16") if d not in tb.cfg.dtypes]
+    assert absent, "this test needs a configuration without one of the types"
+    present = tb.cfg.dtypes[0]
+    good = tb.random_job(dtype=present)
+    S, X, _ = tb.random_job(dtype=absent[0])
+    results = await tb.run([good, (S, X, absent[0]), good])
+    n0, n1 = good[1].shape[1], X.shape[1]
+    tb.check([good], results[:n0])
+    tb.check([good], results[n0 + n1:])
+    for word in results[n0:n0 + n1]:
+        assert not tb.res_packer.unpack_array(word, "data").any(), \
+            "a refused tile produced non-zero results"
+    await ReadOnly()
+    assert dut.o_error.value == 1, "o_error not raised for an absent dtype"
+    await RisingEdge(dut.clk)
+    dut.i_error_clear.value = 1
+    await RisingEdge(dut.clk)
+    dut.i_error_clear.value = 0
+    await ReadOnly()
+    assert dut.o_error.value == 0, "i_error_clear did not clear o_error"
