@@ -14,26 +14,33 @@ DIRECTED = [
 ]
 
 
-def run_adder(pairs):
-    dut = FP32Adder()
+def run_pipeline(dut, pairs, output, fixed=None):
+    """Feed ``(i_a, i_b)`` pairs into a fixed-latency FP unit, one per cycle (plus any
+    ``fixed`` inputs held constant); return ``output`` for every valid result."""
     out = []
 
     async def tb(ctx):
+        for name, value in (fixed or {}).items():
+            ctx.set(getattr(dut, name), value)
         n = len(pairs)
-        for t in range(n + FP32Adder.LATENCY + 1):
+        for t in range(n + dut.LATENCY + 1):
             if t < n:
                 ctx.set(dut.i_a, int(pairs[t][0]))
                 ctx.set(dut.i_b, int(pairs[t][1]))
             ctx.set(dut.i_valid, t < n)
-            _, _, s, v = await ctx.tick().sample(dut.o_sum, dut.o_valid)
+            _, _, r, v = await ctx.tick().sample(getattr(dut, output), dut.o_valid)
             if v:
-                out.append(s)
+                out.append(r)
 
     sim = Simulator(dut)
     sim.add_clock(1e-8)
     sim.add_testbench(tb)
     sim.run()
     return out
+
+
+def run_adder(pairs):
+    return run_pipeline(FP32Adder(), pairs, "o_sum")
 
 
 def check(pairs):
@@ -87,25 +94,8 @@ def subnormal_band_pairs(rng, n):
 
 
 def run_mul(pairs, fmt):
-    dut = FPMul16()
-    out = []
-
-    async def tb(ctx):
-        ctx.set(dut.i_fmt, FPMul16.FMT_FP16 if fmt == "fp16" else FPMul16.FMT_BF16)
-        for t in range(len(pairs) + FPMul16.LATENCY + 1):
-            if t < len(pairs):
-                ctx.set(dut.i_a, int(pairs[t][0]))
-                ctx.set(dut.i_b, int(pairs[t][1]))
-            ctx.set(dut.i_valid, t < len(pairs))
-            _, _, p, v = await ctx.tick().sample(dut.o_prod, dut.o_valid)
-            if v:
-                out.append(p)
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(tb)
-    sim.run()
-    return out
+    fmt_code = FPMul16.FMT_FP16 if fmt == "fp16" else FPMul16.FMT_BF16
+    return run_pipeline(FPMul16(), pairs, "o_prod", fixed={"i_fmt": fmt_code})
 
 
 @pytest.mark.parametrize("fmt", ["bf16", "fp16"])
