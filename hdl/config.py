@@ -41,6 +41,13 @@ def _check_positive_int(name, value, maximum=None):
         raise ValueError(f"{name} must be at most {maximum}, not {value!r}")
 
 
+def _check_pow2(name, value, minimum, maximum):
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1 or value & (value - 1):
+        raise ValueError(f"{name} must be a power of two, not {value!r}")
+    if not minimum <= value <= maximum:
+        raise ValueError(f"{name} must be from {minimum} to {maximum}, not {value!r}")
+
+
 @dataclass(frozen=True)
 class CoreConfig:
     """Parameters of one ncore.
@@ -58,6 +65,18 @@ class CoreConfig:
         :data:`DTYPES`, in any order, no repeats).
     acc_width : int
         Width of the partial sums and of the array's outputs (INT32 accumulation).
+    sbuf_bytes : int
+        Bytes per SBUF partition (one partition per array row), a multiple of
+        ``sbuf_word_bytes``, at most 1 MiB.
+    sbuf_word_bytes : int
+        Bytes per SBUF word: what one partition reads or writes per cycle. A power of
+        two from 4 to 64, so a word holds at least two operands of any type (the
+        bandwidth argument in ``docs/memory.md`` needs that).
+    psum_banks : int
+        PSUM banks, 1 to 16.
+    psum_depth : int
+        32-bit entries per PSUM bank and partition, a power of two from 1 to 65536: the
+        largest N of one matmul.
     out_fifo_depth : int or None
         Entries of the array's output FIFO, a power of two. ``None`` picks the
         smallest power of two that keeps the array streaming at full rate while the
@@ -74,6 +93,10 @@ class CoreConfig:
     cols: int = 8
     dtypes: tuple = ("int8",)
     acc_width: int = 32
+    sbuf_bytes: int = 4096
+    sbuf_word_bytes: int = 8
+    psum_banks: int = 4
+    psum_depth: int = 256
     out_fifo_depth: int | None = None
 
     def __post_init__(self):
@@ -92,6 +115,14 @@ class CoreConfig:
             raise ValueError(f"dtypes must not repeat a type, not {self.dtypes!r}")
         if self.acc_width != 32:
             raise ValueError(f"acc_width must be 32 (INT32/FP32 accumulation), not {self.acc_width!r}")
+        _check_pow2("sbuf_word_bytes", self.sbuf_word_bytes, 4, 64)
+        _check_positive_int("sbuf_bytes", self.sbuf_bytes, 1 << 20)
+        if self.sbuf_bytes % self.sbuf_word_bytes:
+            raise ValueError(
+                f"sbuf_bytes must be a multiple of sbuf_word_bytes ({self.sbuf_word_bytes}), "
+                f"not {self.sbuf_bytes}")
+        _check_positive_int("psum_banks", self.psum_banks, 16)
+        _check_pow2("psum_depth", self.psum_depth, 1, 65536)
         if self.out_fifo_depth is not None:
             _check_positive_int("out_fifo_depth", self.out_fifo_depth)
             if self.out_fifo_depth & (self.out_fifo_depth - 1):
@@ -163,6 +194,16 @@ class CoreConfig:
         while depth < self.min_out_fifo_depth:
             depth *= 2
         return depth
+
+    @property
+    def sbuf_words(self):
+        """Words per SBUF partition."""
+        return self.sbuf_bytes // self.sbuf_word_bytes
+
+    @property
+    def psum_entries(self):
+        """32-bit entries per PSUM partition, all banks: ``psum_banks * psum_depth``."""
+        return self.psum_banks * self.psum_depth
 
     @property
     def macs_per_cycle(self):

@@ -7,12 +7,15 @@ unpack through :func:`field_slices` rather than hand-coding bit offsets.
 
 from amaranth.hdl import Shape, signed, unsigned
 from amaranth.lib import data, enum
+from amaranth.utils import ceil_log2
 
 from .config import CoreConfig, DTYPES
 
 __all__ = [
     "OPERAND_SHAPE", "Dtype", "operand_shape", "column_layout", "result_layout",
-    "field_slices",
+    "field_slices", "MatmulCmd", "DTYPE_BYTES", "sbuf_write_layout", "sbuf_read_layout",
+    "sbuf_data_layout", "psum_write_layout", "psum_read_layout", "psum_data_layout",
+    "TensorError",
 ]
 
 #: One INT8 operand element as it travels through an INT8-only array.
@@ -96,3 +99,136 @@ def field_slices(layout, prefix=""):
             sh = Shape.cast(shape)
             out[full] = (offset, sh.width, sh.signed)
     return out
+
+
+# ---------------------------------------------------------------------------------------
+# On-chip memories and the tensor engine's command
+# ---------------------------------------------------------------------------------------
+
+#: Bytes of one element of each operand type in SBUF.
+DTYPE_BYTES = {"int8": 1, "bf16": 2, "fp16": 2}
+
+
+class MatmulCmd(data.Struct):
+    """One tensor-engine command (NKI semantics)::
+
+        PSUM[bank][0:M, psum_off : psum_off+N]  (= or +=)  S^T @ X
+        S = SBUF[p0 : p0+K, s_off : s_off+M]     (the stationary tile)
+        X = SBUF[p0 : p0+K, x_off : x_off+N]     (the moving tile)
+
+    Offsets ``s_off`` and ``x_off`` count elements of ``dtype`` (1 byte for INT8,
+    2 for BF16/FP16) from the start of each partition; ``psum_off`` counts 32-bit
+    PSUM entries from the start of ``bank``. The fields are wide enough for every
+    legal configuration, so an out-of-range value is representable and is refused by
+    the engine (error flag) rather than wrapped.
+
+    Members
+    -------
+    dtype : :class:`Dtype`
+        Operand type (INT8 accumulates in INT32, BF16/FP16 in FP32).
+    acc : 1 bit
+        1: add to what PSUM holds (INT32 wrap-around or FP32 RNE); 0: overwrite.
+    p0 : 9 bits
+        First SBUF partition; array row ``k`` reads partition ``p0 + k``.
+    k, m : 9 bits each
+        Contraction length (``1..rows``) and stationary width (``1..cols``).
+    n : 17 bits
+        Moving length, ``1..psum_depth``.
+    s_off, x_off : 20 bits each
+        Element offsets of S and X in their partitions.
+    bank : 4 bits
+        PSUM bank.
+    psum_off : 16 bits
+        First PSUM entry written.
+    """
+    dtype: Dtype
+    acc: 1
+    p0: 9
+    k: 9
+    m: 9
+    n: 17
+    s_off: 20
+    x_off: 20
+    bank: 4
+    psum_off: 16
+
+
+def _bits_for(n):
+    """Address bits for ``n`` locations (at least one)."""
+    return max(1, ceil_log2(n))
+
+
+def sbuf_data_layout(config: CoreConfig):
+    """One SBUF word in every partition: ``ArrayLayout(unsigned(8*word_bytes), rows)``."""
+    return data.ArrayLayout(unsigned(8 * config.sbuf_word_bytes), config.rows)
+
+
+def sbuf_write_layout(config: CoreConfig):
+    """Payload of an SBUF write client.
+
+    Members
+    -------
+    addr : word address within each partition
+    pmask : ``rows`` bits, partitions written
+    strb : ``sbuf_word_bytes`` bits, bytes written (the same in every partition)
+    data : :func:`sbuf_data_layout`, the word for each partition
+    """
+    return data.StructLayout({
+        "addr": _bits_for(config.sbuf_words),
+        "pmask": config.rows,
+        "strb": config.sbuf_word_bytes,
+        "data": sbuf_data_layout(config),
+    })
+
+
+def sbuf_read_layout(config: CoreConfig):
+    """Payload of an SBUF read request: ``addr``, the word address read in every
+    partition. The response payload is :func:`sbuf_data_layout`."""
+    return data.StructLayout({"addr": _bits_for(config.sbuf_words)})
+
+
+def psum_data_layout(config: CoreConfig):
+    """One PSUM entry in every partition: ``ArrayLayout(unsigned(32), cols)``."""
+    return data.ArrayLayout(unsigned(32), config.cols)
+
+
+def psum_write_layout(config: CoreConfig):
+    """Payload of a PSUM write client.
+
+    Members
+    -------
+    bank, entry : where, in every partition
+    mask : ``cols`` bits, partitions written
+    acc : 1 bit, add to the stored value instead of overwriting
+    fp : 1 bit, the addition is FP32 (round to nearest even) rather than INT32
+    data : :func:`psum_data_layout`
+    """
+    return data.StructLayout({
+        "bank": _bits_for(config.psum_banks),
+        "entry": _bits_for(config.psum_depth),
+        "mask": config.cols,
+        "acc": 1,
+        "fp": 1,
+        "data": psum_data_layout(config),
+    })
+
+
+def psum_read_layout(config: CoreConfig):
+    """Payload of a PSUM read request (``bank``, ``entry``); the response payload is
+    :func:`psum_data_layout`."""
+    return data.StructLayout({
+        "bank": _bits_for(config.psum_banks),
+        "entry": _bits_for(config.psum_depth),
+    })
+
+
+class TensorError(enum.Enum, shape=3):
+    """Why the tensor engine refused a :class:`MatmulCmd` (first failing check, in
+    this order). The engine records the first refusal since the last clear."""
+    NONE = 0
+    DTYPE = 1       #: ``dtype`` not elaborated in this configuration
+    K_RANGE = 2     #: ``k`` is 0, or ``p0 + k > rows``
+    M_RANGE = 3     #: ``m`` is 0 or ``m > cols``
+    N_RANGE = 4     #: ``n`` is 0 or ``n > psum_depth``
+    PSUM_RANGE = 5  #: ``bank >= psum_banks`` or ``psum_off + n > psum_depth``
+    SBUF_RANGE = 6  #: S or X runs past the end of a partition

@@ -24,6 +24,11 @@ def _systolic(cfg):
     return SystolicArray(cfg)
 
 
+def _tensor(cfg):
+    from hdl.tensor_engine import TensorSubsystem
+    return TensorSubsystem(cfg)
+
+
 def _fp32_adder(cfg):
     from hdl.fp import FP32Adder
     return FP32Adder()
@@ -45,6 +50,8 @@ def _wrapped(make):
 TOPS = {
     "systolic_array": _systolic,
     "systolic_array_synth": _wrapped(_systolic),
+    "tensor_subsystem": _tensor,
+    "tensor_subsystem_synth": _wrapped(_tensor),
     "fp32_adder": _fp32_adder,
     "fp_mul16": _fp_mul16,
     "fp32_adder_synth": _wrapped(_fp32_adder),
@@ -52,11 +59,12 @@ TOPS = {
 }
 
 #: Tops meant for simulation (the synthesis wrappers only feed ``make synth``).
-SIM_TOPS = ("systolic_array", "fp32_adder", "fp_mul16")
+SIM_TOPS = ("systolic_array", "tensor_subsystem", "fp32_adder", "fp_mul16")
 
 #: Top -> its synthesis wrapper top (pin-light, nothing trimmed; see hdl/synth_wrapper.py).
 SYNTH_TOPS = {
     "systolic_array": "systolic_array_synth",
+    "tensor_subsystem": "tensor_subsystem_synth",
     "fp32_adder": "fp32_adder_synth",
     "fp_mul16": "fp_mul16_synth",
 }

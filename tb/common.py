@@ -68,7 +68,9 @@ class Packer:
                 word |= (int(value) & ((1 << width) - 1)) << off
             else:
                 offsets, width, _ = self.array_fields(name)
-                value = np.asarray(value).reshape(-1)
+                # dtype=object keeps Python ints exact: a list mixing values above
+                # and below 2**63 would otherwise become float64 and lose low bits
+                value = np.asarray(value, dtype=object).reshape(-1)
                 if len(value) != len(offsets):
                     raise ValueError(f"{name} needs {len(offsets)} elements, got {len(value)}")
                 mask = (1 << width) - 1

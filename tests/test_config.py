@@ -25,6 +25,14 @@ from hdl.synth_wrapper import SynthWrapper
      f"out_fifo_depth must be at least {8 + 8 - 1 + PE_LATENCY + 4} for a 8x8 array "
      "(its pipeline latency plus four), not 4"),
     ({"out_fifo_depth": 100}, "out_fifo_depth must be a power of two, not 100"),
+    ({"sbuf_word_bytes": 12}, "sbuf_word_bytes must be a power of two, not 12"),
+    ({"sbuf_word_bytes": 2}, "sbuf_word_bytes must be from 4 to 64, not 2"),
+    ({"sbuf_bytes": 0}, "sbuf_bytes must be a positive integer, not 0"),
+    ({"sbuf_bytes": 100}, "sbuf_bytes must be a multiple of sbuf_word_bytes (8), not 100"),
+    ({"sbuf_bytes": 1 << 21}, "sbuf_bytes must be at most 1048576, not 2097152"),
+    ({"psum_banks": 17}, "psum_banks must be at most 16, not 17"),
+    ({"psum_depth": 100}, "psum_depth must be a power of two, not 100"),
+    ({"psum_depth": 1 << 17}, "psum_depth must be from 1 to 65536, not 131072"),
 ])
 def test_illegal_config_message(kwargs, message):
     with pytest.raises(ValueError) as exc:

@@ -1,0 +1,161 @@
+"""The state buffer (SBUF): one SRAM bank per array row, shared by the engines."""
+
+from amaranth.hdl import Cat, Module, Signal
+from amaranth.lib import stream, wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.lib.memory import Memory, MemoryData
+from amaranth.lib.wiring import In, Out
+
+from .arbiter import RoundRobin
+from .config import CoreConfig
+from .formats import sbuf_data_layout, sbuf_read_layout, sbuf_write_layout
+
+__all__ = ["SBUF"]
+
+
+def _check_count(name, value, minimum, maximum):
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
+        raise ValueError(f"{name} must be an integer from {minimum} to {maximum}, not {value!r}")
+
+
+class SBUF(wiring.Component):
+    """``rows`` partitions of ``sbuf_bytes`` bytes, each its own 1R1W SRAM bank.
+
+    A word is ``sbuf_word_bytes`` bytes; every partition reads or writes one word per
+    cycle. All clients see the whole buffer as ``[partition, word]``.
+
+    **Writes.** ``n_write`` write clients share the write port; a request writes the
+    word ``addr`` of every partition whose ``pmask`` bit is set, the bytes whose
+    ``strb`` bit is set, in the cycle it is accepted (``ready`` is the grant).
+
+    **Reads.** ``n_read`` read clients share the read port. A request reads the word
+    ``addr`` of every partition; its response arrives on the client's ``o_rd``
+    stream, in request order, two or more cycles later. Each client has a response
+    FIFO of ``resp_depth`` entries, and a request is granted only when its FIFO is
+    sure to have room (credit counting), so a client that stalls its responses
+    throttles only itself and nothing is dropped. A read accepted in the same cycle
+    as a write, or later, returns the written data.
+
+    **Arbitration.** Each port is granted round-robin among the clients asking for
+    it (:class:`~hdl.arbiter.RoundRobin`): a client that keeps asking is served at
+    least once every ``n_read`` (``n_write``) cycles, whatever the others do.
+
+    Parameters
+    ----------
+    config : CoreConfig
+        Uses ``rows``, ``sbuf_bytes``, ``sbuf_word_bytes``.
+    n_read, n_write : int
+        Number of read and write clients, 1 to 8.
+    resp_depth : int
+        Response FIFO entries per read client, 3 to 64 (the FIFO's output register
+        makes a two-entry FIFO refuse a write it would have room for). Four keep one client at a
+        word per cycle (the round trip from grant to FIFO output is three cycles).
+
+    Members
+    -------
+    i_wr{c} : In(stream.Signature(sbuf_write_layout(config)))
+        Write client ``c``.
+    i_rd{c} : In(stream.Signature(sbuf_read_layout(config)))
+        Read requests of client ``c``.
+    o_rd{c} : Out(stream.Signature(sbuf_data_layout(config)))
+        Read responses of client ``c``.
+    """
+
+    def __init__(self, config: CoreConfig, *, n_read=1, n_write=1, resp_depth=4):
+        if not isinstance(config, CoreConfig):
+            raise TypeError(f"config must be a CoreConfig, not {config!r}")
+        _check_count("n_read", n_read, 1, 8)
+        _check_count("n_write", n_write, 1, 8)
+        _check_count("resp_depth", resp_depth, 3, 64)
+        self._config = config
+        self._n_read = n_read
+        self._n_write = n_write
+        self._resp_depth = resp_depth
+        ports = {}
+        for c in range(n_write):
+            ports[f"i_wr{c}"] = In(stream.Signature(sbuf_write_layout(config)))
+        for c in range(n_read):
+            ports[f"i_rd{c}"] = In(stream.Signature(sbuf_read_layout(config)))
+            ports[f"o_rd{c}"] = Out(stream.Signature(sbuf_data_layout(config)))
+        super().__init__(ports)
+        self.banks = [MemoryData(shape=8 * config.sbuf_word_bytes, depth=config.sbuf_words,
+                                 init=[]) for _ in range(config.rows)]
+
+    @property
+    def config(self):
+        return self._config
+
+    def write_client(self, c):
+        return getattr(self, f"i_wr{c}")
+
+    def read_client(self, c):
+        """``(request, response)`` streams of read client ``c``."""
+        return getattr(self, f"i_rd{c}"), getattr(self, f"o_rd{c}")
+
+    def elaborate(self, platform):
+        cfg = self._config
+        m = Module()
+        wb = cfg.sbuf_word_bytes
+
+        mems = []
+        for p, bank in enumerate(self.banks):
+            mem = m.submodules[f"bank{p}"] = Memory(data=bank)
+            wp = mem.write_port(granularity=8)
+            rp = mem.read_port(transparent_for=(wp,))
+            mems.append((wp, rp))
+
+        # ---- write port ----------------------------------------------------------
+        warb = m.submodules.write_arbiter = RoundRobin(self._n_write)
+        writers = [self.write_client(c) for c in range(self._n_write)]
+        m.d.comb += warb.i_req.eq(Cat(w.valid for w in writers))
+        m.d.comb += warb.i_advance.eq(warb.o_grant.any())
+        w_addr = Signal.like(writers[0].payload.addr)
+        w_pmask = Signal(cfg.rows)
+        w_strb = Signal(wb)
+        w_data = Signal(sbuf_data_layout(cfg))
+        for c, w in enumerate(writers):
+            m.d.comb += w.ready.eq(warb.o_grant[c])
+            with m.If(warb.o_grant[c]):
+                m.d.comb += [
+                    w_addr.eq(w.payload.addr),
+                    w_pmask.eq(w.payload.pmask),
+                    w_strb.eq(w.payload.strb),
+                    w_data.eq(w.payload.data),
+                ]
+        for p, (wp, _) in enumerate(mems):
+            m.d.comb += [
+                wp.addr.eq(w_addr),
+                wp.data.eq(w_data[p]),
+                wp.en.eq(w_strb & w_pmask[p].replicate(wb)),
+            ]
+
+        # ---- read port -----------------------------------------------------------
+        depth = self._resp_depth
+        rarb = m.submodules.read_arbiter = RoundRobin(self._n_read)
+        r_addr = Signal.like(self.i_rd0.payload.addr)
+        resp_sel = Signal(self._n_read)     # one-hot: whose data the banks show now
+        word_bits = 8 * wb
+        for c in range(self._n_read):
+            req, resp = self.read_client(c)
+            fifo = m.submodules[f"resp_fifo{c}"] = SyncFIFOBuffered(
+                width=word_bits * cfg.rows, depth=depth)
+            credits = Signal(range(depth + 1), name=f"rd{c}_pending")
+            m.d.comb += [
+                rarb.i_req[c].eq(req.valid & (credits < depth)),
+                req.ready.eq(rarb.o_grant[c]),
+            ]
+            with m.If(rarb.o_grant[c]):
+                m.d.comb += r_addr.eq(req.payload.addr)
+            m.d.comb += [
+                fifo.w_en.eq(resp_sel[c]),
+                fifo.w_data.eq(Cat(rp.data for _, rp in mems)),
+                resp.valid.eq(fifo.r_rdy),
+                resp.payload.eq(fifo.r_data),
+                fifo.r_en.eq(resp.ready),
+            ]
+            m.d.sync += credits.eq(credits + rarb.o_grant[c] - (resp.valid & resp.ready))
+        m.d.comb += rarb.i_advance.eq(rarb.o_grant.any())
+        m.d.sync += resp_sel.eq(rarb.o_grant)
+        for _, rp in mems:
+            m.d.comb += [rp.addr.eq(r_addr), rp.en.eq(rarb.o_grant.any())]
+        return m

@@ -1,0 +1,449 @@
+"""The tensor engine: matmul commands from SBUF through the systolic array into PSUM."""
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import exact_log2
+
+from .config import CoreConfig
+from .formats import (
+    Dtype, MatmulCmd, TensorError, _bits_for, column_layout, psum_data_layout,
+    psum_read_layout, psum_write_layout, sbuf_data_layout, sbuf_read_layout,
+    sbuf_write_layout,
+)
+from .psum import PSUM
+from .sbuf import SBUF
+from .systolic import COUNTER_WIDTH, SystolicArray
+
+__all__ = ["Fetcher", "TensorEngine", "TensorSubsystem", "fetch_layout"]
+
+
+def fetch_layout(config: CoreConfig):
+    """What a :class:`Fetcher` needs to know about one tile.
+
+    Members
+    -------
+    word : first SBUF word address
+    nwords : words to read (the tile may straddle word boundaries)
+    byte0 : byte offset of the first element in the first word
+    count : elements per partition (``M`` for S, ``N`` for X)
+    wide : elements are 2 bytes (BF16/FP16), else 1 (INT8)
+    p0 : first partition (array row ``k`` gets partition ``p0 + k``)
+    k : partitions used; array rows ``>= k`` get zeros
+    dtype : operand type, passed on with the columns
+    """
+    return data.StructLayout({
+        "word": _bits_for(config.sbuf_words),
+        "nwords": _bits_for(config.sbuf_words + 2),
+        "byte0": _bits_for(config.sbuf_word_bytes),
+        "count": 17,
+        "wide": 1,
+        "p0": _bits_for(config.rows),
+        "k": _bits_for(config.rows + 1),
+        "dtype": Dtype,
+    })
+
+
+def _writer_layout(config: CoreConfig):
+    return data.StructLayout({
+        "bank": _bits_for(config.psum_banks),
+        "entry": _bits_for(config.psum_depth),
+        "n": 17,
+        "m": _bits_for(config.cols + 1),
+        "acc": 1,
+        "fp": 1,
+    })
+
+
+class Fetcher(wiring.Component):
+    """Reads one operand tile per command from SBUF and emits it as array columns.
+
+    For each command on ``i_cmd`` the fetcher requests words ``word .. word+nwords-1``
+    (every partition at once) and turns the responses into ``count`` columns: column
+    ``i`` holds element ``i`` of the tile in every partition, shifted so that array
+    row ``k`` gets partition ``p0 + k``, with rows ``k >= K`` zero. One column per
+    cycle while responses keep up; ``last`` marks a tile's final column.
+
+    Members
+    -------
+    i_cmd : In(stream.Signature(fetch_layout(config)))
+    o_req : Out(stream.Signature(sbuf_read_layout(config)))
+        SBUF read requests (an SBUF read client).
+    i_resp : In(stream.Signature(sbuf_data_layout(config)))
+        SBUF read responses.
+    o_col : Out(stream.Signature(column_layout(config)))
+        Columns for the systolic array (``i_w`` or ``i_x``).
+    o_busy : Out(1)
+        A command is being read or unpacked.
+    """
+
+    def __init__(self, config: CoreConfig):
+        if not isinstance(config, CoreConfig):
+            raise TypeError(f"config must be a CoreConfig, not {config!r}")
+        self._config = config
+        super().__init__({
+            "i_cmd": In(stream.Signature(fetch_layout(config))),
+            "o_req": Out(stream.Signature(sbuf_read_layout(config))),
+            "i_resp": In(stream.Signature(sbuf_data_layout(config))),
+            "o_col": Out(stream.Signature(column_layout(config))),
+            "o_busy": Out(1),
+        })
+
+    def elaborate(self, platform):
+        cfg = self._config
+        m = Module()
+        layout = fetch_layout(cfg)
+        wb = cfg.sbuf_word_bytes
+        ew = cfg.operand_width
+        rows = cfg.rows
+
+        # ---- reader: issue the word reads, hand the command to the unpacker --------
+        pending = m.submodules.pending = SyncFIFOBuffered(width=layout.size, depth=4)
+        reading = Signal()
+        addr = Signal.like(self.o_req.payload.addr)
+        left = Signal(layout["nwords"].shape)
+        m.d.comb += [
+            self.i_cmd.ready.eq(~reading & pending.w_rdy),
+            pending.w_en.eq(self.i_cmd.valid & self.i_cmd.ready),
+            pending.w_data.eq(self.i_cmd.payload),
+            self.o_req.valid.eq(reading),
+            self.o_req.payload.addr.eq(addr),
+        ]
+        with m.If(self.i_cmd.valid & self.i_cmd.ready):
+            m.d.sync += [
+                reading.eq(1),
+                addr.eq(self.i_cmd.payload.word),
+                left.eq(self.i_cmd.payload.nwords),
+            ]
+        with m.Elif(self.o_req.valid & self.o_req.ready):
+            m.d.sync += [addr.eq(addr + 1), left.eq(left - 1)]
+            with m.If(left == 1):
+                m.d.sync += reading.eq(0)
+
+        # ---- unpacker: one column per cycle from the response words ----------------
+        head = Signal(layout)
+        m.d.comb += head.eq(pending.r_data)
+        started = Signal()
+        bp = Signal(range(wb))          # byte pointer into the current word
+        idx = Signal(17)                # elements emitted of this tile
+        cur_bp = Signal(range(wb))
+        m.d.comb += cur_bp.eq(Mux(started, bp, head.byte0))
+
+        out_free = ~self.o_col.valid | self.o_col.ready
+        emit = Signal()
+        m.d.comb += emit.eq(pending.r_rdy & self.i_resp.valid & out_free)
+
+        elems = []
+        for p in range(rows):
+            word = self.i_resp.payload[p]
+            e8 = word.word_select(cur_bp, 8)
+            if ew == 16:
+                e16 = word.word_select(cur_bp >> 1, 16)
+                elems.append(Mux(head.wide, e16, e8))
+            else:
+                elems.append(e8)
+        shifted = Signal(rows * ew)
+        m.d.comb += shifted.eq(Cat(elems) >> (head.p0 * ew))
+
+        step = Mux(head.wide, 2, 1)
+        next_bp = Signal(range(wb + 2))
+        m.d.comb += next_bp.eq(cur_bp + step)
+        last_elem = idx == head.count - 1
+        word_end = next_bp >= wb
+
+        with m.If(emit):
+            for k in range(rows):
+                m.d.sync += self.o_col.payload.data[k].eq(
+                    Mux(k < head.k, shifted[k * ew:(k + 1) * ew], 0))
+            m.d.sync += [self.o_col.valid.eq(1), self.o_col.payload.last.eq(last_elem)]
+            if cfg.has_float:
+                m.d.sync += self.o_col.payload.dtype.eq(head.dtype)
+            with m.If(last_elem):
+                m.d.sync += [started.eq(0), idx.eq(0)]
+            with m.Else():
+                m.d.sync += [started.eq(1), bp.eq(next_bp), idx.eq(idx + 1)]
+        with m.Elif(self.o_col.ready):
+            m.d.sync += self.o_col.valid.eq(0)
+        m.d.comb += [
+            self.i_resp.ready.eq(emit & (word_end | last_elem)),
+            pending.r_en.eq(emit & last_elem),
+            self.o_busy.eq(reading | pending.r_rdy | self.o_col.valid),
+        ]
+        return m
+
+
+class TensorEngine(wiring.Component):
+    """Runs :class:`~hdl.formats.MatmulCmd` commands at one moving column per cycle.
+
+    A command is checked when it is accepted; a legal one is split three ways: the
+    stationary fetcher reads ``S`` into the array's weight buffer, the moving
+    fetcher streams ``X`` through the array, and the writer sends each result column
+    to PSUM (overwrite or accumulate, FP32 for BF16/FP16). Each part has its own
+    queue, so the next command's stationary tile loads while the current moving
+    tile streams (the array is double-buffered), and back-to-back commands with
+    ``N >= M`` keep the array busy every cycle when SBUF reads keep up.
+
+    An illegal command (see :class:`~hdl.formats.TensorError`) is dropped: it reads
+    nothing and writes nothing. ``o_error`` goes high and ``o_error_code`` holds the
+    reason for the first refusal until ``i_error_clear``.
+
+    Members
+    -------
+    i_cmd : In(stream.Signature(MatmulCmd))
+    o_sreq, i_sresp : SBUF read client for the stationary tiles
+    o_xreq, i_xresp : SBUF read client for the moving tiles
+    o_psum : Out(stream.Signature(psum_write_layout(config)))
+        PSUM write client.
+    o_busy : Out(1)
+        A command is being checked or has results not yet handed to PSUM.
+    o_error : Out(1), o_error_code : Out(TensorError), i_error_clear : In(1)
+    o_busy_cycles, o_active, o_cycles : Out(48)
+        Cycles with ``o_busy`` set; moving columns streamed; all cycles (since reset
+        or ``i_perf_clear``).
+    i_perf_clear : In(1)
+    """
+
+    def __init__(self, config: CoreConfig, *, result_queue_depth=16):
+        if not isinstance(config, CoreConfig):
+            raise TypeError(f"config must be a CoreConfig, not {config!r}")
+        if (isinstance(result_queue_depth, bool) or not isinstance(result_queue_depth, int)
+                or not 2 <= result_queue_depth <= 256):
+            raise ValueError(f"result_queue_depth must be an integer from 2 to 256, "
+                             f"not {result_queue_depth!r}")
+        self._config = config
+        self._wq_depth = result_queue_depth
+        super().__init__({
+            "i_cmd": In(stream.Signature(MatmulCmd)),
+            "o_sreq": Out(stream.Signature(sbuf_read_layout(config))),
+            "i_sresp": In(stream.Signature(sbuf_data_layout(config))),
+            "o_xreq": Out(stream.Signature(sbuf_read_layout(config))),
+            "i_xresp": In(stream.Signature(sbuf_data_layout(config))),
+            "o_psum": Out(stream.Signature(psum_write_layout(config))),
+            "o_busy": Out(1),
+            "o_error": Out(1),
+            "o_error_code": Out(TensorError),
+            "i_error_clear": In(1),
+            "o_busy_cycles": Out(COUNTER_WIDTH),
+            "o_active": Out(COUNTER_WIDTH),
+            "o_cycles": Out(COUNTER_WIDTH),
+            "i_perf_clear": In(1),
+        })
+
+    @property
+    def config(self):
+        return self._config
+
+    def elaborate(self, platform):
+        cfg = self._config
+        m = Module()
+        flayout = fetch_layout(cfg)
+        wlayout = _writer_layout(cfg)
+        wb_log = exact_log2(cfg.sbuf_word_bytes)
+
+        # ---- check and decode ----------------------------------------------------------
+        cmd = self.i_cmd.payload
+        wide = Signal()
+        m.d.comb += wide.eq(cmd.dtype != Dtype.INT8)
+        code = Signal(TensorError)
+        allowed = Signal()
+        for name in cfg.dtypes:
+            with m.If(cmd.dtype == Dtype[name.upper()]):
+                m.d.comb += allowed.eq(1)
+        s_end = (cmd.s_off + cmd.m) << wide
+        x_end = (cmd.x_off + cmd.n) << wide
+        with m.If(~allowed):
+            m.d.comb += code.eq(TensorError.DTYPE)
+        with m.Elif((cmd.k == 0) | (cmd.p0 + cmd.k > cfg.rows)):
+            m.d.comb += code.eq(TensorError.K_RANGE)
+        with m.Elif((cmd.m == 0) | (cmd.m > cfg.cols)):
+            m.d.comb += code.eq(TensorError.M_RANGE)
+        with m.Elif((cmd.n == 0) | (cmd.n > cfg.psum_depth)):
+            m.d.comb += code.eq(TensorError.N_RANGE)
+        with m.Elif((cmd.bank >= cfg.psum_banks) | (cmd.psum_off + cmd.n > cfg.psum_depth)):
+            m.d.comb += code.eq(TensorError.PSUM_RANGE)
+        with m.Elif((s_end > cfg.sbuf_bytes) | (x_end > cfg.sbuf_bytes)):
+            m.d.comb += code.eq(TensorError.SBUF_RANGE)
+
+        def fetch_cmd(off, count):
+            start = Signal(22)
+            m.d.comb += start.eq(off << wide)
+            nbytes = (start[:wb_log] + (count << wide) + cfg.sbuf_word_bytes - 1)
+            return {
+                "word": start >> wb_log,
+                "nwords": nbytes >> wb_log,
+                "byte0": start[:wb_log],
+                "count": count,
+                "wide": wide,
+                "p0": cmd.p0,
+                "k": cmd.k,
+                "dtype": cmd.dtype,
+            }
+
+        dec_valid = Signal()
+        dec_code = Signal(TensorError)
+        dec_s = Signal(flayout)
+        dec_x = Signal(flayout)
+        dec_w = Signal(wlayout)
+
+        s_q = m.submodules.s_queue = SyncFIFOBuffered(width=flayout.size, depth=4)
+        x_q = m.submodules.x_queue = SyncFIFOBuffered(width=flayout.size, depth=4)
+        w_q = m.submodules.result_queue = SyncFIFOBuffered(width=wlayout.size,
+                                                           depth=self._wq_depth)
+        legal = dec_code == TensorError.NONE
+        room = s_q.w_rdy & x_q.w_rdy & w_q.w_rdy
+        consume = dec_valid & (~legal | room)
+        m.d.comb += [
+            self.i_cmd.ready.eq(~dec_valid | consume),
+            s_q.w_en.eq(consume & legal), s_q.w_data.eq(dec_s),
+            x_q.w_en.eq(consume & legal), x_q.w_data.eq(dec_x),
+            w_q.w_en.eq(consume & legal), w_q.w_data.eq(dec_w),
+        ]
+        with m.If(self.i_cmd.valid & self.i_cmd.ready):
+            m.d.sync += [dec_valid.eq(1), dec_code.eq(code)]
+            for field, value in fetch_cmd(cmd.s_off, cmd.m).items():
+                m.d.sync += dec_s[field].eq(value)
+            for field, value in fetch_cmd(cmd.x_off, cmd.n).items():
+                m.d.sync += dec_x[field].eq(value)
+            m.d.sync += [
+                dec_w.bank.eq(cmd.bank), dec_w.entry.eq(cmd.psum_off), dec_w.n.eq(cmd.n),
+                dec_w.m.eq(cmd.m), dec_w.acc.eq(cmd.acc), dec_w.fp.eq(wide),
+            ]
+        with m.Elif(consume):
+            m.d.sync += dec_valid.eq(0)
+
+        with m.If(self.i_error_clear):
+            m.d.sync += [self.o_error.eq(0), self.o_error_code.eq(TensorError.NONE)]
+        with m.Elif(consume & ~legal & ~self.o_error):
+            m.d.sync += [self.o_error.eq(1), self.o_error_code.eq(dec_code)]
+
+        # ---- fetchers and the array -------------------------------------------------------
+        sf = m.submodules.s_fetch = Fetcher(cfg)
+        xf = m.submodules.x_fetch = Fetcher(cfg)
+        array = m.submodules.array = SystolicArray(cfg)
+        for q, f in ((s_q, sf), (x_q, xf)):
+            m.d.comb += [
+                f.i_cmd.valid.eq(q.r_rdy),
+                f.i_cmd.payload.eq(q.r_data),
+                q.r_en.eq(f.i_cmd.ready),
+            ]
+        wiring.connect(m, sf.o_req, wiring.flipped(self.o_sreq))
+        wiring.connect(m, wiring.flipped(self.i_sresp), sf.i_resp)
+        wiring.connect(m, xf.o_req, wiring.flipped(self.o_xreq))
+        wiring.connect(m, wiring.flipped(self.i_xresp), xf.i_resp)
+        wiring.connect(m, sf.o_col, array.i_w)
+        wiring.connect(m, xf.o_col, array.i_x)
+        m.d.comb += [
+            array.i_perf_clear.eq(self.i_perf_clear),
+            # the engine refuses absent types itself, so the array's own flag never rises
+            array.i_error_clear.eq(self.i_error_clear),
+            self.o_active.eq(array.o_active),
+            self.o_cycles.eq(array.o_cycles),
+        ]
+
+        # ---- writer: result columns to PSUM ---------------------------------------------
+        wcmd = Signal(wlayout)
+        m.d.comb += wcmd.eq(w_q.r_data)
+        widx = Signal(17)
+        y = array.o_y
+        mask = Signal(cfg.cols)
+        m.d.comb += mask.eq((Const(1, cfg.cols + 1) << wcmd.m) - 1)
+        m.d.comb += [
+            self.o_psum.valid.eq(y.valid & w_q.r_rdy),
+            self.o_psum.payload.bank.eq(wcmd.bank),
+            self.o_psum.payload.entry.eq(wcmd.entry + widx),
+            self.o_psum.payload.mask.eq(mask),
+            self.o_psum.payload.acc.eq(wcmd.acc),
+            self.o_psum.payload.fp.eq(wcmd.fp),
+            y.ready.eq(self.o_psum.ready & w_q.r_rdy),
+        ]
+        for j in range(cfg.cols):
+            m.d.comb += self.o_psum.payload.data[j].eq(y.payload.data[j])
+        w_last = widx == wcmd.n - 1
+        with m.If(self.o_psum.valid & self.o_psum.ready):
+            m.d.sync += widx.eq(Mux(w_last, 0, widx + 1))
+        m.d.comb += w_q.r_en.eq(self.o_psum.valid & self.o_psum.ready & w_last)
+
+        # ---- status ---------------------------------------------------------------------
+        m.d.comb += self.o_busy.eq(dec_valid | (w_q.level != 0))
+        with m.If(self.i_perf_clear):
+            m.d.sync += self.o_busy_cycles.eq(0)
+        with m.Elif(self.o_busy):
+            m.d.sync += self.o_busy_cycles.eq(self.o_busy_cycles + 1)
+        return m
+
+
+class TensorSubsystem(wiring.Component):
+    """SBUF + PSUM + :class:`TensorEngine`, with ports for the other engines.
+
+    This is the tensor half of a NeuronCore and the unit the tensor-engine tests run:
+    SBUF read clients are (0) the stationary fetcher, (1) the moving fetcher and
+    (2) ``i_sbuf_rd``/``o_sbuf_rd``; its write client is ``i_sbuf_wr``. PSUM's write
+    client is the engine, its read client ``i_psum_rd``/``o_psum_rd``. The DMA and
+    vector engines will take these external ports.
+
+    Members
+    -------
+    i_cmd : In(stream.Signature(MatmulCmd))
+    i_sbuf_wr, i_sbuf_rd, o_sbuf_rd : an SBUF write client and read client
+    i_psum_rd, o_psum_rd : a PSUM read client
+    o_idle : Out(1)
+        No command in the engine and no PSUM write in flight: PSUM holds every
+        result of every accepted command.
+    o_error, o_error_code, i_error_clear, o_busy_cycles, o_active, o_cycles,
+    i_perf_clear : as :class:`TensorEngine`
+    """
+
+    def __init__(self, config: CoreConfig):
+        if not isinstance(config, CoreConfig):
+            raise TypeError(f"config must be a CoreConfig, not {config!r}")
+        self._config = config
+        super().__init__({
+            "i_cmd": In(stream.Signature(MatmulCmd)),
+            "i_sbuf_wr": In(stream.Signature(sbuf_write_layout(config))),
+            "i_sbuf_rd": In(stream.Signature(sbuf_read_layout(config))),
+            "o_sbuf_rd": Out(stream.Signature(sbuf_data_layout(config))),
+            "i_psum_rd": In(stream.Signature(psum_read_layout(config))),
+            "o_psum_rd": Out(stream.Signature(psum_data_layout(config))),
+            "o_idle": Out(1),
+            "o_error": Out(1),
+            "o_error_code": Out(TensorError),
+            "i_error_clear": In(1),
+            "o_busy_cycles": Out(COUNTER_WIDTH),
+            "o_active": Out(COUNTER_WIDTH),
+            "o_cycles": Out(COUNTER_WIDTH),
+            "i_perf_clear": In(1),
+        })
+
+    @property
+    def config(self):
+        return self._config
+
+    def elaborate(self, platform):
+        cfg = self._config
+        m = Module()
+        sbuf = m.submodules.sbuf = SBUF(cfg, n_read=3, n_write=1)
+        psum = m.submodules.psum = PSUM(cfg, n_read=1, n_write=1)
+        te = m.submodules.engine = TensorEngine(cfg)
+        wiring.connect(m, wiring.flipped(self.i_cmd), te.i_cmd)
+        wiring.connect(m, te.o_sreq, sbuf.i_rd0)
+        wiring.connect(m, sbuf.o_rd0, te.i_sresp)
+        wiring.connect(m, te.o_xreq, sbuf.i_rd1)
+        wiring.connect(m, sbuf.o_rd1, te.i_xresp)
+        wiring.connect(m, wiring.flipped(self.i_sbuf_rd), sbuf.i_rd2)
+        wiring.connect(m, sbuf.o_rd2, wiring.flipped(self.o_sbuf_rd))
+        wiring.connect(m, wiring.flipped(self.i_sbuf_wr), sbuf.i_wr0)
+        wiring.connect(m, te.o_psum, psum.i_wr0)
+        wiring.connect(m, wiring.flipped(self.i_psum_rd), psum.i_rd0)
+        wiring.connect(m, psum.o_rd0, wiring.flipped(self.o_psum_rd))
+        m.d.comb += [
+            self.o_idle.eq(~te.o_busy & ~psum.o_busy),
+            self.o_error.eq(te.o_error),
+            self.o_error_code.eq(te.o_error_code),
+            te.i_error_clear.eq(self.i_error_clear),
+            self.o_busy_cycles.eq(te.o_busy_cycles),
+            self.o_active.eq(te.o_active),
+            self.o_cycles.eq(te.o_cycles),
+            te.i_perf_clear.eq(self.i_perf_clear),
+        ]
+        return m

@@ -1,0 +1,141 @@
+"""Golden model of SBUF, PSUM and the tensor engine's matmul command.
+
+State is plain NumPy: ``sbuf[rows, sbuf_bytes]`` (uint8) and
+``psum[cols, psum_banks, psum_depth]`` (uint32 bit patterns: INT32 two's complement or
+FP32). :meth:`TensorModel.matmul` applies one :class:`Matmul` exactly as the hardware
+does (array order, INT32 wrap-around, FP32 RNE accumulate with the policy of
+``docs/numerics.md``) or refuses it with the same :class:`TensorError` reason and no
+change to the state.
+
+The command's binary format is :class:`hdl.formats.MatmulCmd` (one definition for
+hardware, model and testbenches): :meth:`Matmul.encode` packs through it, and
+:meth:`Matmul.decode` unpacks through it. Only these two methods touch Amaranth.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+
+from .fp import fp32_add_bits
+from .golden import systolic_matmul, wrap_int32
+
+__all__ = ["Matmul", "TensorModel", "TENSOR_ERRORS", "DTYPE_BYTES"]
+
+#: Bytes per element of each operand type in SBUF (as ``hdl.formats.DTYPE_BYTES``).
+DTYPE_BYTES = {"int8": 1, "bf16": 2, "fp16": 2}
+
+#: Refusal reasons in check order (the values of ``hdl.formats.TensorError``).
+TENSOR_ERRORS = ("NONE", "DTYPE", "K_RANGE", "M_RANGE", "N_RANGE", "PSUM_RANGE", "SBUF_RANGE")
+
+
+@dataclass(frozen=True)
+class Matmul:
+    """``PSUM[bank][0:m, psum_off:psum_off+n] (=|+=) S^T @ X`` with
+    ``S = SBUF[p0:p0+k, s_off:s_off+m]`` and ``X = SBUF[p0:p0+k, x_off:x_off+n]``
+    (offsets in elements of ``dtype``). See :class:`hdl.formats.MatmulCmd`."""
+    k: int
+    m: int
+    n: int
+    p0: int = 0
+    s_off: int = 0
+    x_off: int = 0
+    bank: int = 0
+    psum_off: int = 0
+    acc: bool = False
+    dtype: str = "int8"
+
+    def encode(self) -> int:
+        """The command as the integer the hardware's ``i_cmd`` payload takes."""
+        from hdl.formats import Dtype, MatmulCmd
+        fields = dataclasses.asdict(self)
+        fields["dtype"] = Dtype[self.dtype.upper()]
+        fields["acc"] = int(self.acc)
+        return MatmulCmd.const(fields).as_value().value
+
+    @classmethod
+    def decode(cls, word: int) -> "Matmul":
+        from hdl.formats import Dtype, MatmulCmd
+        layout = MatmulCmd.as_shape()
+        values = {}
+        for name, field in layout:
+            width = field.width
+            values[name] = (word >> field.offset) & ((1 << width) - 1)
+        values["dtype"] = Dtype(values["dtype"]).name.lower()
+        values["acc"] = bool(values["acc"])
+        return cls(**values)
+
+
+class TensorModel:
+    """SBUF + PSUM state and the matmul command semantics of one configuration."""
+
+    def __init__(self, config):
+        self.config = config
+        self.sbuf = np.zeros((config.rows, config.sbuf_bytes), dtype=np.uint8)
+        self.psum = np.zeros((config.cols, config.psum_banks, config.psum_depth),
+                             dtype=np.uint32)
+
+    def check(self, cmd: Matmul) -> str:
+        """The refusal reason (a name in :data:`TENSOR_ERRORS`), ``"NONE"`` if legal."""
+        cfg = self.config
+        if cmd.dtype not in cfg.dtypes:
+            return "DTYPE"
+        if cmd.k == 0 or cmd.p0 + cmd.k > cfg.rows:
+            return "K_RANGE"
+        if cmd.m == 0 or cmd.m > cfg.cols:
+            return "M_RANGE"
+        if cmd.n == 0 or cmd.n > cfg.psum_depth:
+            return "N_RANGE"
+        if cmd.bank >= cfg.psum_banks or cmd.psum_off + cmd.n > cfg.psum_depth:
+            return "PSUM_RANGE"
+        esize = DTYPE_BYTES[cmd.dtype]
+        if ((cmd.s_off + cmd.m) * esize > cfg.sbuf_bytes
+                or (cmd.x_off + cmd.n) * esize > cfg.sbuf_bytes):
+            return "SBUF_RANGE"
+        return "NONE"
+
+    def tile(self, p0, k, off, count, dtype):
+        """``SBUF[p0:p0+k, off:off+count]`` as elements of ``dtype``: int64 values for
+        INT8, uint32 holding 16-bit patterns for BF16/FP16."""
+        esize = DTYPE_BYTES[dtype]
+        raw = self.sbuf[p0:p0 + k, off * esize:(off + count) * esize]
+        if esize == 1:
+            return raw.view(np.int8).astype(np.int64)
+        return (raw[:, 0::2].astype(np.uint32) | (raw[:, 1::2].astype(np.uint32) << 8))
+
+    def result(self, cmd: Matmul):
+        """``S^T @ X`` of a legal command as the array computes it: ``[m, n]`` uint32
+        bit patterns (INT32 or FP32)."""
+        cfg = self.config
+        S = self.tile(cmd.p0, cmd.k, cmd.s_off, cmd.m, cmd.dtype)
+        X = self.tile(cmd.p0, cmd.k, cmd.x_off, cmd.n, cmd.dtype)
+        Y = systolic_matmul(S, X, cfg.rows, cfg.cols, cmd.dtype)
+        return Y[:cmd.m].view(np.uint32)
+
+    def matmul(self, cmd: Matmul) -> str:
+        """Apply ``cmd``; return its refusal reason (``"NONE"`` when it ran)."""
+        reason = self.check(cmd)
+        if reason != "NONE":
+            return reason
+        Y = self.result(cmd)
+        region = self.psum[:cmd.m, cmd.bank, cmd.psum_off:cmd.psum_off + cmd.n]
+        if not cmd.acc:
+            region[...] = Y
+        elif cmd.dtype == "int8":
+            region[...] = wrap_int32(region.view(np.int32).astype(np.int64)
+                                     + Y.view(np.int32)).astype(np.int32).view(np.uint32)
+        else:
+            region[...] = fp32_add_bits(region, Y)
+        return "NONE"
+
+    def run(self, cmds):
+        """Apply commands in order; return the first refusal reason (or ``"NONE"``), as
+        the hardware's sticky ``o_error_code`` reports it."""
+        first = "NONE"
+        for cmd in cmds:
+            reason = self.matmul(cmd)
+            if first == "NONE":
+                first = reason
+        return first

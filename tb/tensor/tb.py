@@ -1,0 +1,236 @@
+"""Testbench class for :class:`hdl.tensor_engine.TensorSubsystem` (SBUF + PSUM + engine)."""
+
+import numpy as np
+from cocotb.triggers import ReadOnly, RisingEdge
+
+from hdl.formats import TensorError, psum_read_layout, sbuf_read_layout, sbuf_write_layout
+from sim.tensor import Matmul, TensorModel
+from tb.common import Packer, config_from_env, seed_from_env, start_clock_and_reset
+
+__all__ = ["TensorTB"]
+
+
+class TensorTB:
+    """Owns clock, reset, a seeded generator and a :class:`sim.tensor.TensorModel`.
+
+    Every loop is per cycle: inputs change just after a clock edge, handshakes are
+    sampled in ``ReadOnly``, and every loop has a cycle bound that fails with a
+    watchdog message naming the seed.
+    """
+
+    def __init__(self, dut):
+        self.dut = dut
+        self.cfg = config_from_env()
+        self.seed = seed_from_env()
+        self.rng = np.random.default_rng(self.seed)
+        self.model = TensorModel(self.cfg)
+        self.wr = Packer(sbuf_write_layout(self.cfg))
+        self.rd = Packer(sbuf_read_layout(self.cfg))
+        self.prd = Packer(psum_read_layout(self.cfg))
+        self.edge = RisingEdge(dut.clk)
+        self.read_only = ReadOnly()
+        self.cycle = 0
+
+    async def reset(self):
+        dut = self.dut
+        for name in ("i_cmd__valid", "i_sbuf_wr__valid", "i_sbuf_rd__valid",
+                     "i_psum_rd__valid", "o_sbuf_rd__ready", "o_psum_rd__ready",
+                     "i_error_clear", "i_perf_clear"):
+            getattr(dut, name).value = 0
+        await start_clock_and_reset(dut)
+
+    async def tick(self):
+        await self.edge
+        self.cycle += 1
+
+    def fail(self, message):
+        raise AssertionError(f"{message} (seed {self.seed})")
+
+    # -- SBUF ----------------------------------------------------------------------
+
+    def random_sbuf(self, dtypes=None):
+        """Fill the model's SBUF with random bytes; 16-bit types get a wide exponent
+        spread and some specials (``tb.common.float_operands``) half the time."""
+        from tb.common import float_operands
+        cfg = self.cfg
+        sb = self.rng.integers(0, 256, (cfg.rows, cfg.sbuf_bytes), dtype=np.uint8)
+        floats = [d for d in (dtypes or cfg.dtypes) if d != "int8"]
+        if floats and self.rng.random() < 0.5:
+            fmt = floats[int(self.rng.integers(len(floats)))]
+            half = float_operands(self.rng, (cfg.rows, cfg.sbuf_bytes // 2), fmt)
+            sb = np.stack([half & 0xFF, half >> 8], axis=-1).reshape(cfg.rows, -1)
+            sb = sb.astype(np.uint8)
+        self.model.sbuf[...] = sb
+
+    async def load_sbuf(self, pause=0.0):
+        """Write the model's SBUF into the hardware through the external write client."""
+        cfg, dut = self.cfg, self.dut
+        wb = cfg.sbuf_word_bytes
+        words = self.model.sbuf.reshape(cfg.rows, cfg.sbuf_words, wb)
+        items = []
+        for a in range(cfg.sbuf_words):
+            data = [int.from_bytes(words[p, a].tobytes(), "little") for p in range(cfg.rows)]
+            items.append(self.wr.pack(addr=a, pmask=(1 << cfg.rows) - 1,
+                                      strb=(1 << wb) - 1, data=data))
+        await self.drive(dut.i_sbuf_wr__valid, dut.i_sbuf_wr__ready, dut.i_sbuf_wr__payload,
+                         items, pause=pause)
+
+    async def read_sbuf(self, ready_pause=0.0):
+        """The whole SBUF through the external read client, as ``[rows, sbuf_bytes]``."""
+        cfg, dut = self.cfg, self.dut
+        reqs = [self.rd.pack(addr=a) for a in range(cfg.sbuf_words)]
+        words = await self.request("i_sbuf_rd", "o_sbuf_rd", reqs, ready_pause)
+        wbits = 8 * cfg.sbuf_word_bytes
+        out = np.zeros((cfg.rows, cfg.sbuf_bytes), dtype=np.uint8)
+        for a, w in enumerate(words):
+            for p in range(cfg.rows):
+                word = (w >> (p * wbits)) & ((1 << wbits) - 1)
+                out[p, a * cfg.sbuf_word_bytes:(a + 1) * cfg.sbuf_word_bytes] = \
+                    np.frombuffer(word.to_bytes(cfg.sbuf_word_bytes, "little"), np.uint8)
+        return out
+
+    # -- PSUM ----------------------------------------------------------------------
+
+    async def read_psum(self, ready_pause=0.0):
+        """The whole PSUM through the external read client, ``[cols, banks, depth]``."""
+        cfg, dut = self.cfg, self.dut
+        reqs = [self.prd.pack(bank=b, entry=e)
+                for b in range(cfg.psum_banks) for e in range(cfg.psum_depth)]
+        words = await self.request("i_psum_rd", "o_psum_rd", reqs, ready_pause)
+        out = np.zeros((cfg.cols, cfg.psum_banks * cfg.psum_depth), dtype=np.uint32)
+        for i, w in enumerate(words):
+            for j in range(cfg.cols):
+                out[j, i] = (w >> (32 * j)) & 0xFFFF_FFFF
+        return out.reshape(cfg.cols, cfg.psum_banks, cfg.psum_depth)
+
+    async def check_psum(self, what=""):
+        got = await self.read_psum(ready_pause=0.3)
+        want = self.model.psum
+        if not np.array_equal(got, want):
+            bad = np.argwhere(got != want)
+            j, b, e = bad[0]
+            self.fail(f"{what}: PSUM differs in {len(bad)} entries; first at partition {j} "
+                      f"bank {b} entry {e}: got {int(got[j, b, e]):#010x}, expected "
+                      f"{int(want[j, b, e]):#010x}")
+
+    # -- commands ------------------------------------------------------------------
+
+    async def run(self, cmds, pause=0.0, max_cycles=None):
+        """Send ``cmds`` (``Matmul``) to the engine, wait until idle, apply them to the
+        model. Returns ``(first_accept_cycle, idle_cycle)``."""
+        dut = self.dut
+        start = self.cycle
+        first = await self.drive(dut.i_cmd__valid, dut.i_cmd__ready, dut.i_cmd__payload,
+                                 [c.encode() for c in cmds], pause=pause)
+        if max_cycles is None:
+            cfg = self.cfg
+            max_cycles = 1000 + 8 * sum(c.n + c.m for c in cmds) + 4 * cfg.array_latency
+        await self.wait_idle(max_cycles, f"{len(cmds)} commands")
+        self.model.run(cmds)
+        return (first if first is not None else start), self.cycle
+
+    async def wait_idle(self, max_cycles, what):
+        dut = self.dut
+        await self.tick()           # the last command reaches the checker
+        for _ in range(max_cycles):
+            await self.read_only
+            if dut.o_idle.value:
+                await self.tick()
+                return
+            await self.tick()
+        self.fail(f"watchdog: engine not idle {max_cycles} cycles after {what}")
+
+    async def error_code(self):
+        await self.read_only
+        code = TensorError(self.dut.o_error_code.value.to_unsigned()).name
+        flag = int(self.dut.o_error.value)
+        await self.tick()
+        if flag != (code != "NONE"):
+            self.fail(f"o_error={flag} but o_error_code={code}")
+        return code
+
+    async def clear_error(self):
+        self.dut.i_error_clear.value = 1
+        await self.tick()
+        self.dut.i_error_clear.value = 0
+
+    def random_cmd(self, dtype=None, n_max=None, acc=None):
+        """A random legal command (random p0, K, M, N, offsets, bank, acc, dtype)."""
+        cfg, rng = self.cfg, self.rng
+        dtype = dtype or cfg.dtypes[int(rng.integers(len(cfg.dtypes)))]
+        elems = cfg.sbuf_bytes // (1 if dtype == "int8" else 2)
+        p0 = int(rng.integers(cfg.rows))
+        k = int(rng.integers(1, cfg.rows - p0 + 1))
+        m = int(rng.integers(1, cfg.cols + 1))
+        n = int(rng.integers(1, min(cfg.psum_depth, n_max or 3 * cfg.cols) + 1))
+        return Matmul(
+            k=k, m=m, n=n, p0=p0,
+            s_off=int(rng.integers(0, elems - m + 1)),
+            x_off=int(rng.integers(0, elems - n + 1)),
+            bank=int(rng.integers(cfg.psum_banks)),
+            psum_off=int(rng.integers(0, cfg.psum_depth - n + 1)),
+            acc=bool(rng.integers(2)) if acc is None else acc,
+            dtype=dtype)
+
+    # -- stream helpers ------------------------------------------------------------
+
+    async def drive(self, valid, ready, payload, items, pause=0.0, max_cycles=None):
+        """Send ``items`` on a stream, pausing at random; return the cycle of the first
+        handshake. Payload is held stable while valid is high (stream rules)."""
+        rng = self.rng
+        max_cycles = max_cycles or 200 + 20 * len(items)
+        first = None
+        i, on, t = 0, False, 0
+        while i < len(items):
+            if t >= max_cycles:
+                self.fail(f"watchdog: {i} of {len(items)} items sent in {t} cycles")
+            if not on and (not pause or rng.random() >= pause):
+                payload.value = items[i]
+                valid.value = 1
+                on = True
+            await self.read_only
+            fired = on and bool(ready.value)
+            await self.tick()
+            t += 1
+            if fired:
+                if first is None:
+                    first = self.cycle - 1
+                i += 1
+                on = False
+                valid.value = 0
+        return first
+
+    async def request(self, req, resp, items, ready_pause=0.0):
+        """Send read requests on stream port ``req`` (a name such as ``"i_psum_rd"``)
+        and collect as many responses from ``resp``
+        (its ``ready`` paused at random); return the response payloads in order."""
+        rng = self.rng
+        dut = self.dut
+        rq_valid, rq_ready, rq_payload = (getattr(dut, f"{req}__{s}")
+                                          for s in ("valid", "ready", "payload"))
+        rs_valid, rs_ready, rs_payload = (getattr(dut, f"{resp}__{s}")
+                                          for s in ("valid", "ready", "payload"))
+        out = []
+        i, on, t = 0, False, 0
+        max_cycles = 200 + int(20 * len(items) / max(0.05, 1 - ready_pause))
+        while len(out) < len(items):
+            if t >= max_cycles:
+                self.fail(f"watchdog: {len(out)} of {len(items)} read responses in {t} cycles")
+            if not on and i < len(items):
+                rq_payload.value = items[i]
+                rq_valid.value = 1
+                on = True
+            take = not ready_pause or rng.random() >= ready_pause
+            rs_ready.value = int(take)
+            await self.read_only
+            fired = on and bool(rq_ready.value)
+            if take and rs_valid.value:
+                out.append(rs_payload.value.to_unsigned())
+            await self.tick()
+            t += 1
+            if fired:
+                i += 1
+                on = False
+                rq_valid.value = 0
+        rs_ready.value = 0
+        return out
