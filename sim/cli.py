@@ -62,7 +62,7 @@ def cmd_synth(args):
 
 def cmd_bench(args):
     from .runner import run_cocotb
-    cases = []
+    cases, tensor = [], []
     for config in args.config:
         cfg = named_config(config)
         out = BUILD / "bench" / f"array-{cfg.name}.json"
@@ -71,13 +71,29 @@ def cmd_bench(args):
                    extra_env={"NCORE_BENCH_OUT": str(out), "NCORE_BENCH_T": str(args.T),
                               "NCORE_BENCH_N": ",".join(map(str, args.N))})
         cases += json.loads(out.read_text())
-    (BUILD / "bench.json").write_text(json.dumps(cases, indent=1) + "\n")
+        out = BUILD / "bench" / f"tensor-{cfg.name}.json"
+        run_cocotb("tensor_subsystem", "tb.tensor.test_tensor", "test_throughput", cfg,
+                   extra_env={"NCORE_BENCH_OUT": str(out), "NCORE_BENCH_T": str(args.T),
+                              "NCORE_BENCH_N": ",".join(map(str, args.tensor_N))})
+        tensor += json.loads(out.read_text())
+    (BUILD / "bench.json").write_text(json.dumps({"array": cases, "tensor": tensor},
+                                                 indent=1) + "\n")
+    print("systolic array alone (weights and moving columns from the testbench):")
     print(f"{'name':28s} {'cycles':>8s} {'MACs':>10s} {'util':>7s} {'steady':>7s} "
           f"{'sim cyc/s':>10s}")
     for c in cases:
         print(f"{c['name']:28s} {c['cycles']:8d} {c['macs']:10d} {c['utilization']:7.2%} "
               f"{c['steady_state_utilization']:7.2%} "
               f"{c['sim_cycles_per_s']:10.0f}")
+    print("\ntensor engine (SBUF -> array -> PSUM, new stationary tile every command, "
+          "SBUF written every cycle by a second client):")
+    print(f"{'name':28s} {'cycles':>8s} {'util':>7s} {'steady':>7s} {'WS model':>9s} "
+          f"{'ratio':>6s} {'max(N,64)':>9s} {'ratio':>6s}")
+    for c in tensor:
+        st, ws, nc = (c["steady_state_utilization"], c["scalesim_ws_utilization"],
+                      c["neuroncore_issue_utilization"])
+        print(f"{c['name']:28s} {c['cycles']:8d} {c['utilization']:7.2%} {st:7.2%} "
+              f"{ws:9.2%} {st / ws:6.2f} {nc:9.2%} {st / nc:6.2f}")
     print(f"written to {BUILD / 'bench.json'}")
     return 0
 
@@ -109,10 +125,13 @@ def main(argv=None):
     s.add_argument("--freq", type=float, default=150)
     s.set_defaults(func=cmd_synth)
 
-    b = sub.add_parser("bench", help="array throughput on Verilator -> build/bench.json")
+    b = sub.add_parser("bench", help="array and tensor-engine throughput on Verilator "
+                                      "-> build/bench.json")
     b.add_argument("--config", action="append")
     b.add_argument("-T", type=int, default=32, help="back-to-back matmuls per case")
-    b.add_argument("-N", type=int, action="append", help="moving columns per matmul")
+    b.add_argument("-N", type=int, action="append", help="moving columns per matmul (array)")
+    b.add_argument("--tensor-N", type=int, action="append",
+                   help="moving columns per matmul (tensor engine)")
     b.set_defaults(func=cmd_bench)
 
     c = sub.add_parser("configs", help="list the named configurations")
@@ -128,6 +147,8 @@ def main(argv=None):
         args.device = ["lfe5u-85f"]
     if args.cmd == "bench" and not args.N:
         args.N = [8, 32, 128]
+    if args.cmd == "bench" and not args.tensor_N:
+        args.tensor_N = [4, 8, 16, 64, 256]
     return args.func(args) or 0
 
 
