@@ -27,7 +27,7 @@ def fetch_layout(config: CoreConfig):
     word : first SBUF word address
     nwords : words to read (the tile may straddle word boundaries)
     byte0 : byte offset of the first element in the first word
-    count : elements per partition (``M`` for S, ``N`` for X)
+    last : elements per partition minus one (``M - 1`` for S, ``N - 1`` for X)
     wide : elements are 2 bytes (BF16/FP16), else 1 (INT8)
     p0 : first partition (array row ``k`` gets partition ``p0 + k``)
     k : partitions used; array rows ``>= k`` get zeros
@@ -37,7 +37,7 @@ def fetch_layout(config: CoreConfig):
         "word": _bits_for(config.sbuf_words),
         "nwords": _bits_for(config.sbuf_words + 2),
         "byte0": _bits_for(config.sbuf_word_bytes),
-        "count": 17,
+        "last": 17,
         "wide": 1,
         "p0": _bits_for(config.rows),
         "k": _bits_for(config.rows + 1),
@@ -49,7 +49,7 @@ def _writer_layout(config: CoreConfig):
     return data.StructLayout({
         "bank": _bits_for(config.psum_banks),
         "entry": _bits_for(config.psum_depth),
-        "n": 17,
+        "last": 17,
         "m": _bits_for(config.cols + 1),
         "acc": 1,
         "fp": 1,
@@ -60,7 +60,7 @@ class Fetcher(wiring.Component):
     """Reads one operand tile per command from SBUF and emits it as array columns.
 
     For each command on ``i_cmd`` the fetcher requests words ``word .. word+nwords-1``
-    (every partition at once) and turns the responses into ``count`` columns: column
+    (every partition at once) and turns the responses into ``last + 1`` columns: column
     ``i`` holds element ``i`` of the tile in every partition, shifted so that array
     row ``k`` gets partition ``p0 + k``, with rows ``k >= K`` zero. One column per
     cycle while responses keep up; ``last`` marks a tile's final column.
@@ -149,7 +149,7 @@ class Fetcher(wiring.Component):
         step = Mux(head.wide, 2, 1)
         next_bp = Signal(range(wb + 2))
         m.d.comb += next_bp.eq(cur_bp + step)
-        last_elem = idx == head.count - 1
+        last_elem = idx == head.last
         word_end = next_bp >= wb
 
         with m.If(emit):
@@ -208,8 +208,8 @@ class TensorEngine(wiring.Component):
         if not isinstance(config, CoreConfig):
             raise TypeError(f"config must be a CoreConfig, not {config!r}")
         if (isinstance(result_queue_depth, bool) or not isinstance(result_queue_depth, int)
-                or not 2 <= result_queue_depth <= 256):
-            raise ValueError(f"result_queue_depth must be an integer from 2 to 256, "
+                or not 4 <= result_queue_depth <= 256):
+            raise ValueError(f"result_queue_depth must be an integer from 4 to 256, "
                              f"not {result_queue_depth!r}")
         self._config = config
         self._wq_depth = result_queue_depth
@@ -273,7 +273,7 @@ class TensorEngine(wiring.Component):
                 "word": start >> wb_log,
                 "nwords": nbytes >> wb_log,
                 "byte0": start[:wb_log],
-                "count": count,
+                "last": count - 1,
                 "wide": wide,
                 "p0": cmd.p0,
                 "k": cmd.k,
@@ -306,7 +306,7 @@ class TensorEngine(wiring.Component):
             for field, value in fetch_cmd(cmd.x_off, cmd.n).items():
                 m.d.sync += dec_x[field].eq(value)
             m.d.sync += [
-                dec_w.bank.eq(cmd.bank), dec_w.entry.eq(cmd.psum_off), dec_w.n.eq(cmd.n),
+                dec_w.bank.eq(cmd.bank), dec_w.entry.eq(cmd.psum_off), dec_w.last.eq(cmd.n - 1),
                 dec_w.m.eq(cmd.m), dec_w.acc.eq(cmd.acc), dec_w.fp.eq(wide),
             ]
         with m.Elif(consume):
@@ -342,30 +342,41 @@ class TensorEngine(wiring.Component):
         ]
 
         # ---- writer: result columns to PSUM ---------------------------------------------
+        # The requests pass through a small FIFO so that PSUM's ready (arbitration and
+        # the hazard compare) does not reach back into the array's output FIFO.
         wcmd = Signal(wlayout)
         m.d.comb += wcmd.eq(w_q.r_data)
         widx = Signal(17)
         y = array.o_y
-        mask = Signal(cfg.cols)
-        m.d.comb += mask.eq((Const(1, cfg.cols + 1) << wcmd.m) - 1)
+        req_layout = psum_write_layout(cfg)
+        out_q = m.submodules.psum_queue = SyncFIFOBuffered(width=req_layout.size, depth=4)
+        req = Signal(req_layout)
         m.d.comb += [
-            self.o_psum.valid.eq(y.valid & w_q.r_rdy),
-            self.o_psum.payload.bank.eq(wcmd.bank),
-            self.o_psum.payload.entry.eq(wcmd.entry + widx),
-            self.o_psum.payload.mask.eq(mask),
-            self.o_psum.payload.acc.eq(wcmd.acc),
-            self.o_psum.payload.fp.eq(wcmd.fp),
-            y.ready.eq(self.o_psum.ready & w_q.r_rdy),
+            req.bank.eq(wcmd.bank),
+            req.entry.eq(wcmd.entry + widx),
+            req.mask.eq((Const(1, cfg.cols + 1) << wcmd.m) - 1),
+            req.acc.eq(wcmd.acc),
+            req.fp.eq(wcmd.fp),
         ]
         for j in range(cfg.cols):
-            m.d.comb += self.o_psum.payload.data[j].eq(y.payload.data[j])
-        w_last = widx == wcmd.n - 1
-        with m.If(self.o_psum.valid & self.o_psum.ready):
+            m.d.comb += req.data[j].eq(y.payload.data[j])
+        take = Signal()
+        m.d.comb += [
+            take.eq(y.valid & w_q.r_rdy & out_q.w_rdy),
+            y.ready.eq(w_q.r_rdy & out_q.w_rdy),
+            out_q.w_en.eq(take),
+            out_q.w_data.eq(req),
+            self.o_psum.valid.eq(out_q.r_rdy),
+            self.o_psum.payload.eq(out_q.r_data),
+            out_q.r_en.eq(self.o_psum.ready),
+        ]
+        w_last = widx == wcmd.last
+        with m.If(take):
             m.d.sync += widx.eq(Mux(w_last, 0, widx + 1))
-        m.d.comb += w_q.r_en.eq(self.o_psum.valid & self.o_psum.ready & w_last)
+        m.d.comb += w_q.r_en.eq(take & w_last)
 
         # ---- status ---------------------------------------------------------------------
-        m.d.comb += self.o_busy.eq(dec_valid | (w_q.level != 0))
+        m.d.comb += self.o_busy.eq(dec_valid | (w_q.level != 0) | (out_q.level != 0))
         with m.If(self.i_perf_clear):
             m.d.sync += self.o_busy_cycles.eq(0)
         with m.Elif(self.o_busy):
