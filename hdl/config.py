@@ -77,6 +77,19 @@ class CoreConfig:
     psum_depth : int
         32-bit entries per PSUM bank and partition, a power of two from 1 to 65536: the
         largest N of one matmul.
+    axi_data_bytes : int
+        Data bytes of the DMA's AXI4 port (64 bits by default). Must equal
+        ``sbuf_word_bytes``: the DMA moves one SBUF word per beat.
+    axi_addr_width : int
+        AXI4 address bits, 12 to 48.
+    axi_id_width : int
+        AXI4 ID bits, 1 to 16 (the DMA uses ID 0 for every burst, so responses
+        arrive in order).
+    dma_outstanding : int
+        Read bursts (and, separately, write bursts) the DMA keeps in flight, 1 to 32.
+    dma_max_burst : int
+        Longest burst the DMA issues, in beats, 1 to 256 (bursts also stop at every
+        4 KiB boundary, as AXI4 requires).
     out_fifo_depth : int or None
         Entries of the array's output FIFO, a power of two. ``None`` picks the
         smallest power of two that keeps the array streaming at full rate while the
@@ -97,6 +110,11 @@ class CoreConfig:
     sbuf_word_bytes: int = 8
     psum_banks: int = 4
     psum_depth: int = 256
+    axi_data_bytes: int = 8
+    axi_addr_width: int = 32
+    axi_id_width: int = 4
+    dma_outstanding: int = 4
+    dma_max_burst: int = 16
     out_fifo_depth: int | None = None
 
     def __post_init__(self):
@@ -123,6 +141,17 @@ class CoreConfig:
                 f"not {self.sbuf_bytes}")
         _check_positive_int("psum_banks", self.psum_banks, 16)
         _check_pow2("psum_depth", self.psum_depth, 1, 65536)
+        _check_pow2("axi_data_bytes", self.axi_data_bytes, 4, 64)
+        if self.axi_data_bytes != self.sbuf_word_bytes:
+            raise ValueError(
+                f"axi_data_bytes must equal sbuf_word_bytes ({self.sbuf_word_bytes}): the DMA "
+                f"moves one SBUF word per beat, not {self.axi_data_bytes}")
+        _check_positive_int("axi_addr_width", self.axi_addr_width, 48)
+        if self.axi_addr_width < 12:
+            raise ValueError(f"axi_addr_width must be from 12 to 48, not {self.axi_addr_width}")
+        _check_positive_int("axi_id_width", self.axi_id_width, 16)
+        _check_positive_int("dma_outstanding", self.dma_outstanding, 32)
+        _check_positive_int("dma_max_burst", self.dma_max_burst, 256)
         if self.out_fifo_depth is not None:
             _check_positive_int("out_fifo_depth", self.out_fifo_depth)
             if self.out_fifo_depth & (self.out_fifo_depth - 1):

@@ -15,7 +15,7 @@ __all__ = [
     "OPERAND_SHAPE", "Dtype", "operand_shape", "column_layout", "result_layout",
     "field_slices", "MatmulCmd", "DTYPE_BYTES", "sbuf_write_layout", "sbuf_read_layout",
     "sbuf_data_layout", "psum_write_layout", "psum_read_layout", "psum_data_layout",
-    "TensorError",
+    "TensorError", "DmaDesc", "DmaError", "dma_done_layout",
 ]
 
 #: One INT8 operand element as it travels through an INT8-only array.
@@ -232,3 +232,67 @@ class TensorError(enum.Enum, shape=3):
     N_RANGE = 4     #: ``n`` is 0 or ``n > psum_depth``
     PSUM_RANGE = 5  #: ``bank >= psum_banks`` or ``psum_off + n > psum_depth``
     SBUF_RANGE = 6  #: S or X runs past the end of a partition
+
+
+
+# ---------------------------------------------------------------------------------------
+# DMA
+# ---------------------------------------------------------------------------------------
+
+class DmaError(enum.Enum, shape=3):
+    """Completion code of a DMA descriptor (:class:`DmaDesc`). Checks 1-3 happen before
+    any transfer (nothing moves); 4-5 report the first error response of the bus."""
+    NONE = 0
+    RANGE = 1       #: ``rows`` or ``row_bytes`` is 0, or the tile leaves the on-chip memory
+    WINDOW = 2      #: a DRAM byte of the tile lies outside ``[win_base, win_limit)``
+    TARGET = 3      #: PSUM as the destination of a DRAM read (not supported)
+    SLVERR = 4      #: the bus answered SLVERR (``RRESP``/``BRESP`` = 2)
+    DECERR = 5      #: the bus answered DECERR (``RRESP``/``BRESP`` = 3)
+
+
+class DmaDesc(data.Struct):
+    """One DMA transfer: a 2-D strided tile between DRAM and SBUF or PSUM::
+
+        for r in range(rows):
+            DRAM[addr + r*row_stride : + row_bytes]  <->  MEM[partition + r][offset : + row_bytes]
+
+    ``MEM`` is SBUF (``mem = 0``; a partition's bytes in order) or PSUM (``mem = 1``;
+    a partition's 32-bit entries little-endian, entry ``bank * psum_depth + e`` at
+    byte ``4 * (bank * psum_depth + e)``). Any byte alignment on either side.
+
+    Members
+    -------
+    store : 1 bit
+        0: DRAM -> SBUF (load); 1: SBUF/PSUM -> DRAM (store).
+    mem : 1 bit
+        On-chip memory: 0 SBUF, 1 PSUM (stores only).
+    addr : 48 bits
+        DRAM byte address of row 0.
+    row_stride : 32 bits
+        Bytes from one DRAM row to the next (smaller than ``row_bytes`` is allowed:
+        rows overlap in DRAM).
+    rows : 9 bits
+        Rows, 1 to the number of partitions.
+    row_bytes : 21 bits
+        Bytes per row.
+    partition : 9 bits
+        On-chip partition of row 0.
+    offset : 21 bits
+        Byte offset in each partition.
+    tag : 8 bits
+        Returned with the completion.
+    """
+    store: 1
+    mem: 1
+    addr: 48
+    row_stride: 32
+    rows: 9
+    row_bytes: 21
+    partition: 9
+    offset: 21
+    tag: 8
+
+
+def dma_done_layout():
+    """Completion of one descriptor: ``tag`` (copied) and ``error`` (:class:`DmaError`)."""
+    return data.StructLayout({"tag": 8, "error": DmaError})

@@ -29,6 +29,16 @@ def _tensor(cfg):
     return TensorSubsystem(cfg)
 
 
+def _dma(cfg):
+    from hdl.dma import DMASubsystem
+    return DMASubsystem(cfg)
+
+
+def _dma_engine(cfg):
+    from hdl.dma import DMAEngine
+    return DMAEngine(cfg)
+
+
 def _fp32_adder(cfg):
     from hdl.fp import FP32Adder
     return FP32Adder()
@@ -52,6 +62,9 @@ TOPS = {
     "systolic_array_synth": _wrapped(_systolic),
     "tensor_subsystem": _tensor,
     "tensor_subsystem_synth": _wrapped(_tensor),
+    "dma_subsystem": _dma,
+    "dma_engine": _dma_engine,
+    "dma_engine_synth": _wrapped(_dma_engine),
     "fp32_adder": _fp32_adder,
     "fp_mul16": _fp_mul16,
     "fp32_adder_synth": _wrapped(_fp32_adder),
@@ -59,12 +72,13 @@ TOPS = {
 }
 
 #: Tops meant for simulation (the synthesis wrappers only feed ``make synth``).
-SIM_TOPS = ("systolic_array", "tensor_subsystem", "fp32_adder", "fp_mul16")
+SIM_TOPS = ("systolic_array", "tensor_subsystem", "dma_subsystem", "fp32_adder", "fp_mul16")
 
 #: Top -> its synthesis wrapper top (pin-light, nothing trimmed; see hdl/synth_wrapper.py).
 SYNTH_TOPS = {
     "systolic_array": "systolic_array_synth",
     "tensor_subsystem": "tensor_subsystem_synth",
+    "dma_engine": "dma_engine_synth",
     "fp32_adder": "fp32_adder_synth",
     "fp_mul16": "fp_mul16_synth",
 }

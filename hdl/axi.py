@@ -1,0 +1,113 @@
+"""AMBA AXI4 (full) port signature, and a read-latency shim for testing.
+
+Signal names follow the AXI specification (``araddr``, ``rvalid``, ...). A port named
+``m_axi`` appears in Verilog as ``m_axi__araddr`` etc.; cocotbext-axi finds it with
+``AxiBus.from_prefix(dut, "m_axi_")``.
+"""
+
+from amaranth.hdl import Cat, Module, Signal
+from amaranth.lib import wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["AXI4Signature", "AXIResp", "AXIReadLatency"]
+
+
+class AXIResp:
+    """``RRESP``/``BRESP`` codes."""
+    OKAY = 0
+    EXOKAY = 1
+    SLVERR = 2
+    DECERR = 3
+
+
+class AXI4Signature(wiring.Signature):
+    """An AXI4 manager (master) port: AR, R, AW, W, B channels, INCR bursts.
+
+    Parameters
+    ----------
+    addr_width, data_bytes, id_width : int
+    """
+
+    def __init__(self, *, addr_width, data_bytes, id_width):
+        self.addr_width = addr_width
+        self.data_bytes = data_bytes
+        self.id_width = id_width
+        dw = 8 * data_bytes
+        members = {}
+        for ch in ("ar", "aw"):
+            members.update({
+                f"{ch}id": Out(id_width), f"{ch}addr": Out(addr_width), f"{ch}len": Out(8),
+                f"{ch}size": Out(3), f"{ch}burst": Out(2), f"{ch}lock": Out(1),
+                f"{ch}cache": Out(4), f"{ch}prot": Out(3), f"{ch}valid": Out(1),
+                f"{ch}ready": In(1),
+            })
+        members.update({
+            "rid": In(id_width), "rdata": In(dw), "rresp": In(2), "rlast": In(1),
+            "rvalid": In(1), "rready": Out(1),
+            "wdata": Out(dw), "wstrb": Out(data_bytes), "wlast": Out(1), "wvalid": Out(1),
+            "wready": In(1),
+            "bid": In(id_width), "bresp": In(2), "bvalid": In(1), "bready": Out(1),
+        })
+        super().__init__(members)
+
+    def __eq__(self, other):
+        return (isinstance(other, AXI4Signature) and other.addr_width == self.addr_width
+                and other.data_bytes == self.data_bytes and other.id_width == self.id_width)
+
+    def __repr__(self):
+        return (f"AXI4Signature(addr_width={self.addr_width}, data_bytes={self.data_bytes}, "
+                f"id_width={self.id_width})")
+
+
+class AXIReadLatency(wiring.Component):
+    """Holds every read request (AR) for ``latency`` cycles before passing it on.
+
+    Placed between a manager and a memory model, it turns a fast memory into one with
+    ``latency`` extra cycles from address to first data, as DRAM behind an
+    interconnect has, while keeping up to ``depth`` requests in flight. Everything but
+    AR passes straight through. For testing and benchmarks, not for synthesis.
+
+    Members
+    -------
+    i_axi : In(AXI4Signature)   (the manager side)
+    o_axi : Out(AXI4Signature)  (the memory side)
+    """
+
+    def __init__(self, signature: AXI4Signature, *, latency=20, depth=16):
+        if latency < 1:
+            raise ValueError(f"latency must be at least 1, not {latency!r}")
+        self._sig = signature
+        self._latency = latency
+        self._depth = depth
+        super().__init__({"i_axi": In(signature), "o_axi": Out(signature)})
+
+    def elaborate(self, platform):
+        m = Module()
+        i, o = self.i_axi, self.o_axi
+        ar = ("arid", "araddr", "arlen", "arsize", "arburst", "arlock", "arcache", "arprot")
+        for name, member in self._sig.members.items():
+            if name.startswith("ar"):
+                continue
+            if member.flow == Out:
+                m.d.comb += getattr(o, name).eq(getattr(i, name))
+            else:
+                m.d.comb += getattr(i, name).eq(getattr(o, name))
+        now = Signal(16)
+        m.d.sync += now.eq(now + 1)
+        payload = Cat(*(getattr(i, n) for n in ar), now)
+        fifo = m.submodules.fifo = SyncFIFOBuffered(width=len(payload), depth=self._depth)
+        m.d.comb += [
+            fifo.w_data.eq(payload),
+            fifo.w_en.eq(i.arvalid & fifo.w_rdy),
+            i.arready.eq(fifo.w_rdy),
+        ]
+        out = Cat(*(getattr(o, n) for n in ar))
+        stamp = fifo.r_data[len(out):]
+        ripe = (now - stamp)[:16] >= self._latency
+        m.d.comb += [
+            out.eq(fifo.r_data[:len(out)]),
+            o.arvalid.eq(fifo.r_rdy & ripe),
+            fifo.r_en.eq(o.arready & ripe),
+        ]
+        return m

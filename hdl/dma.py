@@ -1,0 +1,565 @@
+"""The DMA engine: 2-D strided tiles between DRAM (AXI4) and SBUF/PSUM."""
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2, exact_log2
+
+from .axi import AXI4Signature, AXIReadLatency
+from .config import CoreConfig
+from .formats import (
+    DmaDesc, DmaError, _bits_for, dma_done_layout, psum_data_layout, psum_read_layout,
+    psum_write_layout, sbuf_data_layout, sbuf_read_layout, sbuf_write_layout,
+)
+from .psum import PSUM
+from .sbuf import SBUF
+
+__all__ = ["Realigner", "DMAEngine", "DMASubsystem", "axi_signature"]
+
+#: Bits of the byte counts inside one row (a row is at most 1 MiB).
+LEN_BITS = 21
+#: Bits of word and beat counts within a row.
+COUNT_BITS = 22
+
+
+def axi_signature(config: CoreConfig):
+    """The DMA's AXI4 port for ``config``."""
+    return AXI4Signature(addr_width=config.axi_addr_width, data_bytes=config.axi_data_bytes,
+                         id_width=config.axi_id_width)
+
+
+class Realigner(wiring.Component):
+    """Moves one row of bytes from one word alignment to another.
+
+    For each row on ``i_row`` (``in_off``: byte offset of the row's first byte in its
+    first input word; ``out_off``: the same for the output; ``length`` bytes), the
+    realigner takes ``ceil((in_off + length) / B)`` words on ``i`` and emits
+    ``ceil((out_off + length) / B)`` words on ``o``, with ``strb`` marking the row's bytes
+    (``B`` = ``nbytes``). Output word ``j`` is bytes ``[j*B - out_off, (j+1)*B - out_off)``
+    of the row, cut from two consecutive input words by one byte shift. ``err`` on an
+    output word is set if any input word of the row so far had ``err``; ``last`` marks
+    the row's final output word. One word per cycle in each direction, plus at most
+    one extra cycle per row.
+
+    Members
+    -------
+    i_row : In(stream.Signature({in_off, out_off, length}))
+    i : In(stream.Signature({data: 8*B, err: 1}))
+    o : Out(stream.Signature({data: 8*B, strb: B, err: 1, last: 1}))
+    """
+
+    def __init__(self, nbytes):
+        self._B = nbytes
+        lb = exact_log2(nbytes)
+        super().__init__({
+            "i_row": In(stream.Signature(data.StructLayout({
+                "in_off": max(lb, 1), "out_off": max(lb, 1), "length": LEN_BITS}))),
+            "i": In(stream.Signature(data.StructLayout({"data": 8 * nbytes, "err": 1}))),
+            "o": Out(stream.Signature(data.StructLayout({
+                "data": 8 * nbytes, "strb": nbytes, "err": 1, "last": 1}))),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        B = self._B
+        lb = exact_log2(B)
+        row = self.i_row.payload
+
+        active = Signal()
+        t = Signal(COUNT_BITS)          # step: input word t, output word t - lag
+        n_in = Signal(COUNT_BITS)       # input words of the row
+        lag = Signal()                  # output word j needs input word j + lag
+        t_first = Signal(COUNT_BITS)    # step of output word 0 (= lag)
+        t_lastout = Signal(COUNT_BITS)  # step of the last output word
+        t_end = Signal(COUNT_BITS)      # last step
+        k = Signal(range(B + 1))        # byte shift into Cat(prev, cur)
+        first_strb = Signal(B)
+        last_strb = Signal(B)
+        prev = Signal(8 * B)
+        err = Signal()
+
+        # ---- row setup (one cycle) ------------------------------------------------
+        m.d.comb += self.i_row.ready.eq(~active)
+        with m.If(self.i_row.valid & ~active):
+            n_in_v = (row.in_off + row.length + (B - 1)) >> lb
+            n_out_v = (row.out_off + row.length + (B - 1)) >> lb
+            d_pos = row.in_off > row.out_off
+            end = (row.out_off + row.length + (B - 1))[:lb] + 1   # 1..B
+            m.d.sync += [
+                active.eq(1), t.eq(0), err.eq(0),
+                n_in.eq(n_in_v),
+                lag.eq(d_pos),
+                t_first.eq(d_pos),
+                t_lastout.eq(n_out_v - 1 + d_pos),
+                t_end.eq(Mux(n_in_v > n_out_v + d_pos, n_in_v, n_out_v + d_pos) - 1),
+                k.eq(Mux(d_pos, row.in_off - row.out_off, B - (row.out_off - row.in_off))),
+                first_strb.eq((Const((1 << B) - 1, B) << row.out_off)[:B]),
+                last_strb.eq((Const(1, B + 1) << end) - 1),
+            ]
+
+        # ---- steps ------------------------------------------------------------------
+        need_in = Signal()
+        need_out = Signal()
+        m.d.comb += [
+            need_in.eq(t < n_in),
+            need_out.eq((t >= t_first) & (t <= t_lastout)),
+        ]
+        in_ok = ~need_in | self.i.valid
+        out_ok = ~need_out | self.o.ready
+        fire = Signal()
+        m.d.comb += fire.eq(active & in_ok & out_ok)
+        cur = Signal(8 * B)
+        m.d.comb += cur.eq(Mux(need_in, self.i.payload.data, 0))
+        window = Signal(16 * B)
+        m.d.comb += window.eq(Cat(prev, cur) >> (k * 8))
+        all_b = Const((1 << B) - 1, B)
+        m.d.comb += [
+            self.i.ready.eq(active & need_in & out_ok),
+            self.o.valid.eq(active & need_out & in_ok),
+            self.o.payload.data.eq(window[:8 * B]),
+            self.o.payload.strb.eq(Mux(t == t_first, first_strb, all_b)
+                                   & Mux(t == t_lastout, last_strb, all_b)),
+            self.o.payload.err.eq(err | (need_in & self.i.payload.err)),
+            self.o.payload.last.eq(t == t_lastout),
+        ]
+        with m.If(fire):
+            m.d.sync += [prev.eq(cur), t.eq(t + 1)]
+            with m.If(need_in & self.i.payload.err):
+                m.d.sync += err.eq(1)
+            with m.If(t == t_end):
+                m.d.sync += active.eq(0)
+        return m
+
+
+class _BurstGen:
+    """Splits the rows of a descriptor into AXI INCR bursts (AR or AW).
+
+    A burst starts at a bus-aligned address, is at most ``dma_max_burst`` beats and
+    never crosses a 4 KiB boundary. Used by :class:`DMAEngine` for both channels.
+    """
+
+    def __init__(self, m, cfg, name, desc, start, axi, ch, may_issue, on_issue=None):
+        B = cfg.axi_data_bytes
+        lb = exact_log2(B)
+        self.done = Signal(name=f"{name}_done")
+        row = Signal(9, name=f"{name}_row")
+        row_addr = Signal(64, name=f"{name}_row_addr")
+        addr = Signal(64, name=f"{name}_addr")
+        left = Signal(COUNT_BITS, name=f"{name}_left")
+        setup = Signal(name=f"{name}_setup")
+        busy = Signal(name=f"{name}_busy")
+        with m.If(start):
+            m.d.sync += [busy.eq(1), setup.eq(1), row.eq(0), row_addr.eq(desc.addr),
+                         self.done.eq(0)]
+        with m.Elif(busy & setup):
+            m.d.sync += [
+                addr.eq(row_addr & ~(B - 1)),
+                left.eq((row_addr[:lb] + desc.row_bytes + (B - 1)) >> lb),
+                setup.eq(0),
+            ]
+        to4k = Signal(range(4096 // B + 1), name=f"{name}_to4k")
+        m.d.comb += to4k.eq((4096 - addr[:12]) >> lb)
+        n1 = Signal(9, name=f"{name}_len_row")
+        n = Signal(9, name=f"{name}_len")
+        m.d.comb += [
+            n1.eq(Mux(left < cfg.dma_max_burst, left, cfg.dma_max_burst)),
+            n.eq(Mux(to4k < n1, to4k, n1)),
+        ]
+        valid = busy & ~setup & (left != 0) & may_issue
+        m.d.comb += [
+            getattr(axi, f"{ch}valid").eq(valid),
+            getattr(axi, f"{ch}addr").eq(addr),
+            getattr(axi, f"{ch}len").eq(n - 1),
+            getattr(axi, f"{ch}size").eq(lb),
+            getattr(axi, f"{ch}burst").eq(1),          # INCR
+            getattr(axi, f"{ch}cache").eq(0b0011),     # normal, non-cacheable, bufferable
+            getattr(axi, f"{ch}id").eq(0),
+        ]
+        self.fire = Signal(name=f"{name}_fire")
+        self.len = n
+        m.d.comb += self.fire.eq(valid & getattr(axi, f"{ch}ready"))
+        with m.If(self.fire):
+            m.d.sync += [addr.eq(addr + (n << lb)), left.eq(left - n)]
+            with m.If(left == n):
+                m.d.sync += [row.eq(row + 1), row_addr.eq(row_addr + desc.row_stride),
+                             setup.eq(1)]
+                with m.If(row == desc.rows - 1):
+                    m.d.sync += [busy.eq(0), self.done.eq(1)]
+
+
+class DMAEngine(wiring.Component):
+    """AXI4 DMA between DRAM and the on-chip memories, one :class:`DmaDesc` at a time.
+
+    A descriptor is checked first (``TARGET``, then ``RANGE``, then ``WINDOW``; see
+    :class:`~hdl.formats.DmaError`): a refused one moves nothing and completes at once
+    with its code. Otherwise:
+
+    * **load** (DRAM -> SBUF): read bursts (INCR, at most ``dma_max_burst`` beats, never
+      across 4 KiB, ``dma_outstanding`` in flight) for each row; a :class:`Realigner`
+      re-packs the beats to the SBUF alignment and each word is written to partition
+      ``partition + r`` with byte strobes, so bytes outside the tile never change. After
+      a beat with an error response (SLVERR/DECERR) the rest of the descriptor is read
+      but not written; the code reports the first error.
+    * **store** (SBUF/PSUM -> DRAM): the row's words are read from the on-chip memory
+      (PSUM: ``B/4`` entries per word), re-packed to the DRAM alignment and written with
+      strobes in bursts that mirror the read side; the descriptor completes when every
+      write response is in. A write error response is reported; the writes go on, so
+      the bus transactions stay complete.
+
+    Every descriptor completes exactly once on ``o_done``, in order, with its ``tag``.
+    The DRAM window ``[i_win_base, i_win_limit)`` bounds every byte a descriptor may
+    touch.
+
+    Members
+    -------
+    i_desc : In(stream.Signature(DmaDesc))
+    o_done : Out(stream.Signature(dma_done_layout()))
+    m_axi : Out(AXI4Signature)
+    i_win_base, i_win_limit : In(49)
+    o_sbuf_wr : Out(stream.Signature(sbuf_write_layout(config)))   SBUF write client
+    o_sbuf_rd, i_sbuf_rd : SBUF read client (request out, response in)
+    o_psum_rd, i_psum_rd : PSUM read client
+    o_busy : Out(1)
+        A descriptor is being checked, moved or completed.
+    """
+
+    def __init__(self, config: CoreConfig):
+        if not isinstance(config, CoreConfig):
+            raise TypeError(f"config must be a CoreConfig, not {config!r}")
+        self._config = config
+        super().__init__({
+            "i_desc": In(stream.Signature(DmaDesc)),
+            "o_done": Out(stream.Signature(dma_done_layout())),
+            "m_axi": Out(axi_signature(config)),
+            "i_win_base": In(49),
+            "i_win_limit": In(49),
+            "o_sbuf_wr": Out(stream.Signature(sbuf_write_layout(config))),
+            "o_sbuf_rd": Out(stream.Signature(sbuf_read_layout(config))),
+            "i_sbuf_rd": In(stream.Signature(sbuf_data_layout(config))),
+            "o_psum_rd": Out(stream.Signature(psum_read_layout(config))),
+            "i_psum_rd": In(stream.Signature(psum_data_layout(config))),
+            "o_busy": Out(1),
+        })
+
+    @property
+    def config(self):
+        return self._config
+
+    def elaborate(self, platform):
+        cfg = self._config
+        m = Module()
+        B = cfg.axi_data_bytes
+        lb = exact_log2(B)
+        axi = self.m_axi
+
+        desc = Signal(DmaDesc)
+        code = Signal(DmaError)
+        hi = Signal(64)          # one past the last DRAM byte of the tile
+
+        # ---- control ---------------------------------------------------------------
+        load_start = Signal()
+        store_start = Signal()
+        load_done = Signal()
+        store_done = Signal()
+        # States as a plain register with a `default` branch (a 6-state FSM in 3 bits
+        # would leave case encodings uncovered in the Verilog).
+        IDLE, CHECK1, CHECK2, LOAD, STORE, DONE = range(6)
+        state = Signal(range(6), name="dma_state")
+        with m.Switch(state):
+            with m.Case(IDLE):
+                m.d.comb += self.i_desc.ready.eq(1)
+                with m.If(self.i_desc.valid):
+                    m.d.sync += [desc.eq(self.i_desc.payload), code.eq(DmaError.NONE),
+                                 state.eq(CHECK1)]
+            with m.Case(CHECK1):
+                m.d.sync += [hi.eq(desc.addr + (desc.rows - 1) * desc.row_stride
+                                   + desc.row_bytes), state.eq(CHECK2)]
+            with m.Case(CHECK2):
+                parts = Mux(desc.mem, cfg.cols, cfg.rows)
+                nbytes = Mux(desc.mem, 4 * cfg.psum_entries, cfg.sbuf_bytes)
+                with m.If(desc.mem & ~desc.store):
+                    m.d.sync += [code.eq(DmaError.TARGET), state.eq(DONE)]
+                with m.Elif((desc.rows == 0) | (desc.row_bytes == 0)
+                            | (desc.partition + desc.rows > parts)
+                            | (desc.offset + desc.row_bytes > nbytes)):
+                    m.d.sync += [code.eq(DmaError.RANGE), state.eq(DONE)]
+                with m.Elif((desc.addr < self.i_win_base) | (hi > self.i_win_limit)
+                            | (hi > (1 << cfg.axi_addr_width))):
+                    m.d.sync += [code.eq(DmaError.WINDOW), state.eq(DONE)]
+                with m.Elif(desc.store):
+                    m.d.comb += store_start.eq(1)
+                    m.d.sync += state.eq(STORE)
+                with m.Else():
+                    m.d.comb += load_start.eq(1)
+                    m.d.sync += state.eq(LOAD)
+            with m.Case(LOAD):
+                with m.If(load_done):
+                    m.d.sync += state.eq(DONE)
+            with m.Case(STORE):
+                with m.If(store_done):
+                    m.d.sync += state.eq(DONE)
+            with m.Default():           # DONE
+                m.d.comb += [
+                    self.o_done.valid.eq(1),
+                    self.o_done.payload.tag.eq(desc.tag),
+                    self.o_done.payload.error.eq(code),
+                ]
+                with m.If(self.o_done.ready):
+                    m.d.sync += state.eq(IDLE)
+        m.d.comb += self.o_busy.eq(~self.i_desc.ready)
+
+        def bus_error(resp, valid):
+            """Record the first error response of the descriptor."""
+            with m.If(valid & resp[1] & (code == DmaError.NONE)):
+                m.d.sync += code.eq(Mux(resp[0], DmaError.DECERR, DmaError.SLVERR))
+
+        # ---- row feeder: one Realigner row per descriptor row ----------------------------
+        ra = m.submodules.realign = Realigner(B)
+        feed_busy = Signal()
+        feed_row = Signal(9)
+        feed_addr = Signal(64)
+        with m.If(load_start | store_start):
+            m.d.sync += [feed_busy.eq(1), feed_row.eq(0), feed_addr.eq(desc.addr)]
+        dram_off = feed_addr[:lb]
+        chip_off = desc.offset[:lb]
+        m.d.comb += [
+            ra.i_row.valid.eq(feed_busy),
+            ra.i_row.payload.in_off.eq(Mux(desc.store, chip_off, dram_off)),
+            ra.i_row.payload.out_off.eq(Mux(desc.store, dram_off, chip_off)),
+            ra.i_row.payload.length.eq(desc.row_bytes),
+        ]
+        with m.If(ra.i_row.valid & ra.i_row.ready):
+            m.d.sync += [feed_row.eq(feed_row + 1), feed_addr.eq(feed_addr + desc.row_stride)]
+            with m.If(feed_row == desc.rows - 1):
+                m.d.sync += feed_busy.eq(0)
+
+        # rows completed on the realigner's output side
+        out_row = Signal(9)
+        with m.If(load_start | store_start):
+            m.d.sync += out_row.eq(0)
+        with m.If(ra.o.valid & ra.o.ready & ra.o.payload.last):
+            m.d.sync += out_row.eq(out_row + 1)
+        rows_out = (out_row == desc.rows - 1) & ra.o.valid & ra.o.ready & ra.o.payload.last
+
+        # ---- load: AR bursts, R beats -> realigner -> SBUF writes ------------------------
+        in_load = Signal()
+        with m.If(load_start):
+            m.d.sync += in_load.eq(1)
+        with m.Elif(load_done):
+            m.d.sync += in_load.eq(0)
+        r_out = Signal(range(cfg.dma_outstanding + 1))
+        ar = _BurstGen(m, cfg, "ar", desc, load_start, axi, "ar",
+                       may_issue=r_out < cfg.dma_outstanding)
+        r_fire = axi.rvalid & axi.rready
+        m.d.sync += r_out.eq(r_out + ar.fire - (r_fire & axi.rlast))
+        bus_error(axi.rresp, r_fire)
+
+        # SBUF word address and partition of the realigner's output
+        w_word = Signal(_bits_for(cfg.sbuf_words))
+        with m.If(load_start | (ra.o.valid & ra.o.ready & ra.o.payload.last)):
+            m.d.sync += w_word.eq(desc.offset >> lb)
+        with m.Elif(ra.o.valid & ra.o.ready):
+            m.d.sync += w_word.eq(w_word + 1)
+        wr = self.o_sbuf_wr.payload
+        m.d.comb += [
+            wr.addr.eq(w_word),
+            wr.pmask.eq((Const(1, cfg.rows + 1) << (desc.partition + out_row))[:cfg.rows]),
+            wr.strb.eq(Mux(ra.o.payload.err | (code != DmaError.NONE), 0, ra.o.payload.strb)),
+        ]
+        for p in range(cfg.rows):
+            m.d.comb += wr.data[p].eq(ra.o.payload.data)
+        m.d.comb += load_done.eq(in_load & rows_out)
+
+        # ---- store: on-chip reads -> selector -> realigner -> W; AW bursts; B ------------
+        in_store = Signal()
+        with m.If(store_start):
+            m.d.sync += in_store.eq(1)
+        with m.Elif(store_done):
+            m.d.sync += in_store.eq(0)
+        per_word = B // 4                       # PSUM entries per bus word
+        sel_layout = data.StructLayout({"part": 9, "last": COUNT_BITS})
+        sel_q = m.submodules.select_queue = SyncFIFOBuffered(width=sel_layout.size, depth=4)
+
+        # request generator
+        q_busy = Signal()
+        q_setup = Signal()
+        q_row = Signal(9)
+        q_left = Signal(COUNT_BITS)
+        q_idx = Signal(32)                      # SBUF word or PSUM entry index
+        with m.If(store_start):
+            m.d.sync += [q_busy.eq(1), q_setup.eq(1), q_row.eq(0)]
+        n_words = (chip_off + desc.row_bytes + (B - 1)) >> lb
+        with m.If(q_busy & q_setup & sel_q.w_rdy):
+            m.d.sync += [
+                q_setup.eq(0),
+                q_left.eq(Mux(desc.mem, n_words * per_word, n_words)),
+                q_idx.eq(Mux(desc.mem, (desc.offset >> lb) * per_word, desc.offset >> lb)),
+            ]
+        sel_in = Signal(sel_layout)
+        m.d.comb += [
+            sel_in.part.eq(desc.partition + q_row),
+            sel_in.last.eq(Mux(desc.mem, n_words * per_word, n_words) - 1),
+            sel_q.w_en.eq(q_busy & q_setup & sel_q.w_rdy),
+            sel_q.w_data.eq(sel_in),
+        ]
+        q_valid = q_busy & ~q_setup & (q_left != 0)
+        ebits = ceil_log2(cfg.psum_depth)
+        m.d.comb += [
+            self.o_sbuf_rd.valid.eq(q_valid & ~desc.mem),
+            self.o_sbuf_rd.payload.addr.eq(q_idx),
+            self.o_psum_rd.valid.eq(q_valid & desc.mem),
+            self.o_psum_rd.payload.entry.eq(q_idx[:ebits]),
+            self.o_psum_rd.payload.bank.eq(q_idx[ebits:]),
+        ]
+        q_fire = (self.o_sbuf_rd.valid & self.o_sbuf_rd.ready) | \
+                 (self.o_psum_rd.valid & self.o_psum_rd.ready)
+        with m.If(q_fire):
+            m.d.sync += [q_idx.eq(q_idx + 1), q_left.eq(q_left - 1)]
+            with m.If(q_left == 1):
+                m.d.sync += [q_row.eq(q_row + 1), q_setup.eq(1)]
+                with m.If(q_row == desc.rows - 1):
+                    m.d.sync += q_busy.eq(0)
+
+        # selector: the row's partition out of each response; PSUM entries packed to words
+        sel = Signal(sel_layout)
+        m.d.comb += sel.eq(sel_q.r_data)
+        s_count = Signal(COUNT_BITS)
+        s_sub = Signal(range(max(per_word, 2)))
+        packed = Signal(8 * B)
+        sbuf_word = Signal(8 * B)
+        m.d.comb += sbuf_word.eq(self.i_sbuf_rd.payload.as_value().word_select(sel.part, 8 * B))
+        entry = Signal(32)
+        m.d.comb += entry.eq(self.i_psum_rd.payload.as_value().word_select(sel.part, 32))
+        resp_valid = Mux(desc.mem, self.i_psum_rd.valid, self.i_sbuf_rd.valid)
+        word_ready = Signal()   # the selector may take a response now
+        word_out = Signal()     # ... and that response completes a word
+        if per_word > 1:
+            m.d.comb += word_out.eq(~desc.mem | (s_sub == per_word - 1))
+            word_data = Mux(desc.mem, Cat(packed[32:], entry), sbuf_word)
+        else:
+            m.d.comb += word_out.eq(1)
+            word_data = Mux(desc.mem, entry, sbuf_word)
+        m.d.comb += [
+            word_ready.eq(in_store & sel_q.r_rdy & (~word_out | ra.i.ready)),
+            self.i_sbuf_rd.ready.eq(word_ready & ~desc.mem),
+            self.i_psum_rd.ready.eq(word_ready & desc.mem),
+        ]
+        take = resp_valid & word_ready
+        with m.If(take):
+            m.d.sync += s_count.eq(s_count + 1)
+            if per_word > 1:
+                m.d.sync += [packed.eq(Cat(packed[32:], entry)),
+                             s_sub.eq(Mux(s_sub == per_word - 1, 0, s_sub + 1))]
+            with m.If(s_count == sel.last):
+                m.d.sync += s_count.eq(0)
+        m.d.comb += sel_q.r_en.eq(take & (s_count == sel.last))
+        with m.If(store_start):
+            m.d.sync += [s_count.eq(0), s_sub.eq(0)]
+
+        # realigner input: R beats (load) or selected words (store)
+        m.d.comb += [
+            ra.i.valid.eq(Mux(in_store, resp_valid & sel_q.r_rdy & word_out, axi.rvalid & in_load)),
+            ra.i.payload.data.eq(Mux(in_store, word_data, axi.rdata)),
+            ra.i.payload.err.eq(~in_store & axi.rresp[1]),
+            axi.rready.eq(in_load & ra.i.ready),
+        ]
+
+        # AW bursts; their lengths go to the W side
+        wlen_q = m.submodules.wlen_queue = SyncFIFOBuffered(width=8, depth=4)
+        b_out = Signal(range(cfg.dma_outstanding + 1))
+        aw = _BurstGen(m, cfg, "aw", desc, store_start, axi, "aw",
+                       may_issue=(b_out < cfg.dma_outstanding) & wlen_q.w_rdy)
+        m.d.comb += [wlen_q.w_en.eq(aw.fire), wlen_q.w_data.eq(aw.len - 1)]
+        w_beat = Signal(8)
+        w_last = w_beat == wlen_q.r_data
+        m.d.comb += [
+            axi.wvalid.eq(in_store & ra.o.valid & wlen_q.r_rdy),
+            axi.wdata.eq(ra.o.payload.data),
+            axi.wstrb.eq(ra.o.payload.strb),
+            axi.wlast.eq(w_last),
+        ]
+        w_fire = axi.wvalid & axi.wready
+        with m.If(w_fire):
+            m.d.sync += w_beat.eq(Mux(w_last, 0, w_beat + 1))
+        m.d.comb += wlen_q.r_en.eq(w_fire & w_last)
+        with m.If(store_start):
+            m.d.sync += w_beat.eq(0)
+        m.d.comb += axi.bready.eq(1)
+        b_fire = axi.bvalid & axi.bready
+        m.d.sync += b_out.eq(b_out + aw.fire - b_fire)
+        bus_error(axi.bresp, b_fire)
+
+        # realigner output goes to SBUF (load) or W (store)
+        m.d.comb += [
+            self.o_sbuf_wr.valid.eq(in_load & ra.o.valid),
+            ra.o.ready.eq(Mux(in_store, axi.wready & wlen_q.r_rdy, self.o_sbuf_wr.ready)),
+        ]
+        stored_all = Signal()
+        with m.If(store_start):
+            m.d.sync += stored_all.eq(0)
+        with m.Elif(in_store & rows_out):
+            m.d.sync += stored_all.eq(1)
+        m.d.comb += store_done.eq(in_store & stored_all & aw.done & (b_out == 0))
+        return m
+
+
+class DMASubsystem(wiring.Component):
+    """SBUF + PSUM + :class:`DMAEngine`, with backdoor ports and a DRAM latency shim.
+
+    The unit the DMA tests run. SBUF write clients: (0) the DMA, (1) ``i_sbuf_wr``;
+    SBUF read clients: (0) the DMA, (1) ``i_sbuf_rd``/``o_sbuf_rd``. PSUM write
+    client: ``i_psum_wr``; read clients: (0) the DMA, (1) ``i_psum_rd``/``o_psum_rd``.
+    Read requests on ``m_axi`` are held ``read_latency`` cycles
+    (:class:`~hdl.axi.AXIReadLatency`) to model DRAM behind an interconnect.
+    """
+
+    def __init__(self, config: CoreConfig, *, read_latency=20):
+        if not isinstance(config, CoreConfig):
+            raise TypeError(f"config must be a CoreConfig, not {config!r}")
+        self._config = config
+        self._latency = read_latency
+        super().__init__({
+            "i_desc": In(stream.Signature(DmaDesc)),
+            "o_done": Out(stream.Signature(dma_done_layout())),
+            "m_axi": Out(axi_signature(config)),
+            "i_win_base": In(49),
+            "i_win_limit": In(49),
+            "i_sbuf_wr": In(stream.Signature(sbuf_write_layout(config))),
+            "i_sbuf_rd": In(stream.Signature(sbuf_read_layout(config))),
+            "o_sbuf_rd": Out(stream.Signature(sbuf_data_layout(config))),
+            "i_psum_wr": In(stream.Signature(psum_write_layout(config))),
+            "i_psum_rd": In(stream.Signature(psum_read_layout(config))),
+            "o_psum_rd": Out(stream.Signature(psum_data_layout(config))),
+            "o_busy": Out(1),
+        })
+
+    def elaborate(self, platform):
+        cfg = self._config
+        m = Module()
+        sbuf = m.submodules.sbuf = SBUF(cfg, n_read=2, n_write=2)
+        psum = m.submodules.psum = PSUM(cfg, n_read=2, n_write=1)
+        dma = m.submodules.dma = DMAEngine(cfg)
+        lat = m.submodules.latency = AXIReadLatency(axi_signature(cfg), latency=self._latency,
+                                                    depth=max(4, 2 * cfg.dma_outstanding))
+        wiring.connect(m, wiring.flipped(self.i_desc), dma.i_desc)
+        wiring.connect(m, dma.o_done, wiring.flipped(self.o_done))
+        wiring.connect(m, dma.m_axi, lat.i_axi)
+        wiring.connect(m, lat.o_axi, wiring.flipped(self.m_axi))
+        wiring.connect(m, dma.o_sbuf_wr, sbuf.i_wr0)
+        wiring.connect(m, wiring.flipped(self.i_sbuf_wr), sbuf.i_wr1)
+        wiring.connect(m, dma.o_sbuf_rd, sbuf.i_rd0)
+        wiring.connect(m, sbuf.o_rd0, dma.i_sbuf_rd)
+        wiring.connect(m, wiring.flipped(self.i_sbuf_rd), sbuf.i_rd1)
+        wiring.connect(m, sbuf.o_rd1, wiring.flipped(self.o_sbuf_rd))
+        wiring.connect(m, wiring.flipped(self.i_psum_wr), psum.i_wr0)
+        wiring.connect(m, dma.o_psum_rd, psum.i_rd0)
+        wiring.connect(m, psum.o_rd0, dma.i_psum_rd)
+        wiring.connect(m, wiring.flipped(self.i_psum_rd), psum.i_rd1)
+        wiring.connect(m, psum.o_rd1, wiring.flipped(self.o_psum_rd))
+        m.d.comb += [
+            dma.i_win_base.eq(self.i_win_base),
+            dma.i_win_limit.eq(self.i_win_limit),
+            self.o_busy.eq(dma.o_busy),
+        ]
+        return m

@@ -1,0 +1,95 @@
+"""Golden model of the DMA engine's descriptors (``hdl/dma.py``).
+
+A descriptor moves a 2-D strided tile between a DRAM image (a NumPy ``uint8`` array
+indexed by byte address) and SBUF or PSUM (the arrays of :class:`sim.tensor.TensorModel`).
+:func:`check` gives the refusal reason the hardware reports before moving anything;
+:func:`apply` performs a legal descriptor. Bus errors (SLVERR/DECERR) depend on the
+memory, not the descriptor, and are checked by the testbench.
+
+The binary format is :class:`hdl.formats.DmaDesc`; :meth:`Dma.encode` packs through it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["Dma", "DMA_ERRORS", "check", "apply", "onchip_bytes", "target_mask"]
+
+#: Completion codes in ``hdl.formats.DmaError`` order.
+DMA_ERRORS = ("NONE", "RANGE", "WINDOW", "TARGET", "SLVERR", "DECERR")
+
+
+@dataclass(frozen=True)
+class Dma:
+    """``for r in range(rows): DRAM[addr + r*row_stride : +row_bytes] <->
+    MEM[partition + r][offset : +row_bytes]`` (``store``: on-chip -> DRAM)."""
+    addr: int
+    rows: int
+    row_bytes: int
+    row_stride: int = 0
+    partition: int = 0
+    offset: int = 0
+    store: bool = False
+    mem: str = "sbuf"           # "sbuf" or "psum"
+    tag: int = 0
+
+    def encode(self) -> int:
+        from hdl.formats import DmaDesc
+        fields = dataclasses.asdict(self)
+        fields["store"] = int(self.store)
+        fields["mem"] = int(self.mem == "psum")
+        return DmaDesc.const(fields).as_value().value
+
+
+def onchip_bytes(model, mem):
+    """A writable ``[partitions, bytes]`` uint8 view of SBUF or PSUM (PSUM entries are
+    little-endian 32-bit words, entry ``bank * psum_depth + e`` at byte ``4 * that``)."""
+    if mem == "sbuf":
+        return model.sbuf
+    cols = model.psum.shape[0]
+    assert model.psum.dtype == np.dtype("<u4")
+    return model.psum.reshape(cols, -1).view(np.uint8)
+
+
+def check(config, d: Dma, win_base: int, win_limit: int) -> str:
+    """The code a descriptor gets before any transfer (``"NONE"`` if it runs)."""
+    if d.mem == "psum" and not d.store:
+        return "TARGET"
+    parts = config.cols if d.mem == "psum" else config.rows
+    nbytes = 4 * config.psum_entries if d.mem == "psum" else config.sbuf_bytes
+    if (d.rows == 0 or d.row_bytes == 0 or d.partition + d.rows > parts
+            or d.offset + d.row_bytes > nbytes):
+        return "RANGE"
+    hi = d.addr + (d.rows - 1) * d.row_stride + d.row_bytes
+    if d.addr < win_base or hi > win_limit or hi > 1 << config.axi_addr_width:
+        return "WINDOW"
+    return "NONE"
+
+
+def apply(d: Dma, dram: np.ndarray, model):
+    """Perform a legal descriptor on ``dram`` (uint8, indexed by address) and ``model``."""
+    chip = onchip_bytes(model, d.mem)
+    for r in range(d.rows):
+        a = d.addr + r * d.row_stride
+        p = d.partition + r
+        if d.store:
+            dram[a:a + d.row_bytes] = chip[p, d.offset:d.offset + d.row_bytes]
+        else:
+            chip[p, d.offset:d.offset + d.row_bytes] = dram[a:a + d.row_bytes]
+
+
+def target_mask(d: Dma, dram_size: int, chip_shape):
+    """Boolean masks of the bytes ``d`` may write: ``(dram, chip)``; the other side is
+    all False."""
+    dram = np.zeros(dram_size, dtype=bool)
+    chip = np.zeros(chip_shape, dtype=bool)
+    for r in range(d.rows):
+        if d.store:
+            a = d.addr + r * d.row_stride
+            dram[a:a + d.row_bytes] = True
+        else:
+            chip[d.partition + r, d.offset:d.offset + d.row_bytes] = True
+    return dram, chip
