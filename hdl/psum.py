@@ -28,11 +28,13 @@ class PSUM(wiring.Component):
     readers) share one pipeline that starts one operation per cycle, granted
     round-robin among the clients asking (:class:`~hdl.arbiter.RoundRobin`):
 
-    * cycle 0: the operation is accepted and the entry is read (in every partition);
-    * cycle 1: the old value is known. An accumulating write adds its data to it:
+    * cycle 0: the operation is accepted (arbitration and the hazard check);
+    * cycle 1: the entry is read in every partition (the accepted operation is
+      registered first, so arbitration and the banks' address fan-out are apart);
+    * cycle 2: the old value is known. An accumulating write adds its data to it:
       INT32 wrap-around, or FP32 with :class:`~hdl.fp.FP32Adder` (round to nearest
       even, the policy of ``docs/numerics.md``) when ``fp`` is set;
-    * cycle ``1 + A``: the write lands in the partitions whose ``mask`` bit is set,
+    * cycle ``2 + A``: the write lands in the partitions whose ``mask`` bit is set,
       or a read's old value goes to the client's response FIFO. ``A`` is
       :attr:`add_latency`: 7 with float types elaborated, 1 without.
 
@@ -54,7 +56,7 @@ class PSUM(wiring.Component):
     n_read, n_write : int
         Number of read and write clients, 1 to 8.
     resp_depth : int
-        Response FIFO entries per read client, 3 to 64; ``add_latency + 4`` or more
+        Response FIFO entries per read client, 3 to 64; ``add_latency + 5`` or more
         lets one reader run at one entry per cycle.
 
     Members
@@ -160,9 +162,10 @@ class PSUM(wiring.Component):
                     op_reader[c].eq(1),
                 ]
 
-        # Pipeline metadata, stage 1 .. 1 + A (the last one writes or responds).
+        # Pipeline metadata, stage 0 .. 1 + A: stage 0 is the accepted operation,
+        # registered, reading the banks; the last stage writes or responds.
         stages = []
-        for s in range(1, A + 2):
+        for s in range(0, A + 2):
             stages.append({
                 "valid": Signal(name=f"s{s}_valid"),
                 "write": Signal(name=f"s{s}_write"),
@@ -172,9 +175,10 @@ class PSUM(wiring.Component):
                 "reader": Signal(nr, name=f"s{s}_reader"),
             })
 
-        # A reading operation waits while a write to its entry sits in stages 1..A:
-        # those land after this read. The write in the last stage lands in this very
-        # cycle and the read port is transparent to it.
+        # A reading operation accepted now reads the banks in the next cycle. It waits
+        # while a write to its entry sits in stages 0..A-1: those land after that read.
+        # The write then in the last stage lands in the read's cycle, and the read port
+        # is transparent to it.
         needs_read = ~op_write | op_acc
         hazard = Signal()
         m.d.comb += hazard.eq(needs_read & Cat(
@@ -188,10 +192,10 @@ class PSUM(wiring.Component):
             m.d.comb += w.ready.eq(arb.o_grant[c] & ~hazard)
         for c, (req, _) in enumerate(readers):
             m.d.comb += req.ready.eq(arb.o_grant[nw + c] & ~hazard)
-        for _, rp in mems:
-            m.d.comb += [rp.addr.eq(op_addr), rp.en.eq(take)]
-
         first = stages[0]
+        for _, rp in mems:
+            m.d.comb += [rp.addr.eq(first["addr"]), rp.en.eq(first["valid"])]
+
         m.d.sync += [
             first["valid"].eq(take),
             first["write"].eq(take & op_write),
@@ -204,21 +208,28 @@ class PSUM(wiring.Component):
             m.d.sync += [st[k].eq(prev[k]) for k in st]
 
         # ---- stage 1: combine with the old value ------------------------------------
+        s0_data = Signal(psum_data_layout(cfg), reset_less=True)
+        s0_acc = Signal()
+        s0_over = Signal()      # a write that overwrites
         s1_data = Signal(psum_data_layout(cfg), reset_less=True)
         s1_acc = Signal()
-        s1_over = Signal()      # a write that overwrites
+        s1_over = Signal()
         m.d.sync += [
-            s1_data.eq(op_data),
-            s1_acc.eq(op_acc & op_write),
-            s1_over.eq(op_write & ~op_acc),
+            s0_data.eq(op_data),
+            s0_acc.eq(op_acc & op_write),
+            s0_over.eq(op_write & ~op_acc),
+            s1_data.eq(s0_data),
+            s1_acc.eq(s0_acc),
+            s1_over.eq(s0_over),
         ]
+        second = stages[1]
         last = stages[-1]
         final = []
         for p, (wp, rp) in enumerate(mems):
             old = rp.data
             value = Signal(32, name=f"s1_value{p}")
             m.d.comb += value.eq(Mux(s1_over, s1_data[p], old))
-            with m.If(s1_acc & ~first["accfp"]):
+            with m.If(s1_acc & ~second["accfp"]):
                 m.d.comb += value.eq(old + s1_data[p])
             prev = value
             for s in range(A):
@@ -233,7 +244,7 @@ class PSUM(wiring.Component):
                 m.d.comb += [
                     adder.i_a.eq(old),
                     adder.i_b.eq(s1_data[p]),
-                    adder.i_valid.eq(first["valid"] & first["accfp"]),
+                    adder.i_valid.eq(second["valid"] & second["accfp"]),
                 ]
                 with m.If(last["accfp"]):
                     m.d.comb += out.eq(adder.o_sum)

@@ -26,11 +26,14 @@ class SBUF(wiring.Component):
 
     **Writes.** ``n_write`` write clients share the write port; a request writes the
     word ``addr`` of every partition whose ``pmask`` bit is set, the bytes whose
-    ``strb`` bit is set, in the cycle it is accepted (``ready`` is the grant).
+    ``strb`` bit is set, one cycle after it is accepted (``ready`` is the grant;
+    the request is registered before it reaches the banks).
 
     **Reads.** ``n_read`` read clients share the read port. A request reads the word
     ``addr`` of every partition; its response arrives on the client's ``o_rd``
-    stream, in request order, two or more cycles later. Each client has a response
+    stream, in request order, four or more cycles later (the grant and the address
+    are registered before the banks, so the arbiter and the banks' address fan-out
+    sit in different cycles). Each client has a response
     FIFO of ``resp_depth`` entries, and a request is granted only when its FIFO is
     sure to have room (credit counting), so a client that stalls its responses
     throttles only itself and nothing is dropped. A read accepted in the same cycle
@@ -48,8 +51,8 @@ class SBUF(wiring.Component):
         Number of read and write clients, 1 to 8.
     resp_depth : int
         Response FIFO entries per read client, 3 to 64 (the FIFO's output register
-        makes a two-entry FIFO refuse a write it would have room for). Four keep one client at a
-        word per cycle (the round trip from grant to FIFO output is three cycles).
+        makes a two-entry FIFO refuse a write it would have room for). Six keep one
+        client at a word per cycle (a credit comes back five cycles after its grant).
 
     Members
     -------
@@ -61,7 +64,7 @@ class SBUF(wiring.Component):
         Read responses of client ``c``.
     """
 
-    def __init__(self, config: CoreConfig, *, n_read=1, n_write=1, resp_depth=4):
+    def __init__(self, config: CoreConfig, *, n_read=1, n_write=1, resp_depth=6):
         if not isinstance(config, CoreConfig):
             raise TypeError(f"config must be a CoreConfig, not {config!r}")
         _check_count("n_read", n_read, 1, 8)
@@ -122,11 +125,21 @@ class SBUF(wiring.Component):
                     w_strb.eq(w.payload.strb),
                     w_data.eq(w.payload.data),
                 ]
+        # The granted write is registered, then written: the arbiter's multiplexer and
+        # the banks' address fan-out are in different cycles.
+        w_addr_q = Signal.like(w_addr, name="w_addr_q")
+        w_en_q = Signal(cfg.rows * wb, name="w_en_q")
+        w_data_q = Signal(sbuf_data_layout(cfg), name="w_data_q")
+        m.d.sync += [
+            w_addr_q.eq(w_addr),
+            w_data_q.eq(w_data),
+            w_en_q.eq(Cat((w_strb & w_pmask[p].replicate(wb)) for p in range(cfg.rows))),
+        ]
         for p, (wp, _) in enumerate(mems):
             m.d.comb += [
-                wp.addr.eq(w_addr),
-                wp.data.eq(w_data[p]),
-                wp.en.eq(w_strb & w_pmask[p].replicate(wb)),
+                wp.addr.eq(w_addr_q),
+                wp.data.eq(w_data_q[p]),
+                wp.en.eq(w_en_q[p * wb:(p + 1) * wb]),
             ]
 
         # ---- read port -----------------------------------------------------------
@@ -155,7 +168,10 @@ class SBUF(wiring.Component):
             ]
             m.d.sync += credits.eq(credits + rarb.o_grant[c] - (resp.valid & resp.ready))
         m.d.comb += rarb.i_advance.eq(rarb.o_grant.any())
-        m.d.sync += resp_sel.eq(rarb.o_grant)
+        # Registered like the write: grant (cycle 0), bank read (1), data to the FIFO (2).
+        r_addr_q = Signal.like(r_addr, name="r_addr_q")
+        r_sel_q = Signal(self._n_read, name="r_sel_q")
+        m.d.sync += [r_addr_q.eq(r_addr), r_sel_q.eq(rarb.o_grant), resp_sel.eq(r_sel_q)]
         for _, rp in mems:
-            m.d.comb += [rp.addr.eq(r_addr), rp.en.eq(rarb.o_grant.any())]
+            m.d.comb += [rp.addr.eq(r_addr_q), rp.en.eq(r_sel_q.any())]
         return m

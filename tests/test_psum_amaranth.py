@@ -144,7 +144,7 @@ async def drive(ctx, dut, model, writes, reads, rng, tag, *, p_wvalid=0.7, p_rva
             + [dut.o_busy])
 
     def busy_ok(c):
-        return any(a + 1 <= c <= a + 1 + A for a in accepted[-(A + 2):])
+        return any(a + 1 <= c <= a + 2 + A for a in accepted[-(A + 2):])
 
     cycle = 0
     while True:
@@ -550,7 +550,7 @@ def test_stalled_reader_blocks_nobody(kind, seed):
 @pytest.mark.parametrize("op", ["write", "acc", "read"])
 def test_busy_after_single_operation(kind, op):
     """o_busy rises the cycle after an operation is accepted, stays high through cycle
-    ``1 + A`` (the write lands), then returns to 0 and stays there."""
+    ``2 + A`` (the write lands), then returns to 0 and stays there."""
     cfg = CFGS[kind]
     A = latency(cfg)
     dut = PSUM(cfg, n_read=1, n_write=1)
@@ -571,7 +571,7 @@ def test_busy_after_single_operation(kind, op):
             if t == 4:
                 assert (wr if op != "read" else rr), f"{tag}: not accepted at once"
             trace.append(busy)
-        exp = [int(5 <= t <= 5 + A) for t in range(A + 12)]
+        exp = [int(5 <= t <= 6 + A) for t in range(A + 12)]
         assert trace == exp, f"{tag}: o_busy {trace}, expected {exp}"
 
     simulate(dut, tb)
@@ -700,14 +700,14 @@ def test_single_entry_banks_are_distinct():
 
 @pytest.mark.parametrize("seed", [901])
 @pytest.mark.parametrize("kind", ["int", "fp"])
-@pytest.mark.parametrize("resp_depth", [3, "A+4"])
+@pytest.mark.parametrize("resp_depth", [3, "A+5"])
 def test_single_reader_back_to_back(kind, resp_depth, seed):
     """One reader always asking, responses always taken: every response arrives, in
-    order, right; with ``resp_depth >= add_latency + 4`` at one read per cycle (the
+    order, right; with ``resp_depth >= add_latency + 5`` at one read per cycle (the
     docstring's claim)."""
     cfg = CFGS[kind]
     A = latency(cfg)
-    depth = A + 4 if resp_depth == "A+4" else resp_depth
+    depth = A + 5 if resp_depth == "A+5" else resp_depth
     rng = np.random.default_rng(seed)
     dut = PSUM(cfg, n_read=1, n_write=1, resp_depth=depth)
     assert dut.add_latency == A
@@ -724,7 +724,7 @@ def test_single_reader_back_to_back(kind, resp_depth, seed):
                     max_cycles=2000, log=log)
 
     simulate(dut, tb)
-    if depth >= A + 4:
+    if depth >= A + 5:
         times = [t for t, _, _, _ in log]
         assert times == list(range(times[0], times[0] + 40)), f"{tag}: gaps in {times}"
 
