@@ -20,7 +20,7 @@ help:
 	@echo "make verilog  build/verilog/<top>.v for every top  (CONFIG=name|file.json)"
 	@echo "make lint     verilator --lint-only -Wall on every top (default, 8x4, 1x1, 16x16)"
 	@echo "make synth    yosys + nextpnr-ecp5 figures -> build/synth/<top>-<device>.json"
-	@echo "make bench    array throughput on Verilator -> build/bench.json"
+	@echo "make bench    array, tensor-engine and DMA throughput on Verilator -> build/bench.json"
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)

@@ -62,7 +62,7 @@ def cmd_synth(args):
 
 def cmd_bench(args):
     from .runner import run_cocotb
-    cases, tensor = [], []
+    cases, tensor, dma = [], [], []
     for config in args.config:
         cfg = named_config(config)
         out = BUILD / "bench" / f"array-{cfg.name}.json"
@@ -76,8 +76,12 @@ def cmd_bench(args):
                    extra_env={"NCORE_BENCH_OUT": str(out), "NCORE_BENCH_T": str(args.T),
                               "NCORE_BENCH_N": ",".join(map(str, args.tensor_N))})
         tensor += json.loads(out.read_text())
-    (BUILD / "bench.json").write_text(json.dumps({"array": cases, "tensor": tensor},
-                                                 indent=1) + "\n")
+        out = BUILD / "bench" / f"dma-{cfg.name}.json"
+        run_cocotb("dma_subsystem", "tb.dma.test_dma", "test_bandwidth", cfg,
+                   extra_env={"NCORE_BENCH_OUT": str(out)})
+        dma += json.loads(out.read_text())
+    (BUILD / "bench.json").write_text(json.dumps(
+        {"array": cases, "tensor": tensor, "dma": dma}, indent=1) + "\n")
     print("systolic array alone (weights and moving columns from the testbench):")
     print(f"{'name':28s} {'cycles':>8s} {'MACs':>10s} {'util':>7s} {'steady':>7s} "
           f"{'sim cyc/s':>10s}")
@@ -94,6 +98,12 @@ def cmd_bench(args):
                       c["neuroncore_issue_utilization"])
         print(f"{c['name']:28s} {c['cycles']:8d} {c['utilization']:7.2%} {st:7.2%} "
               f"{ws:9.2%} {st / ws:6.2f} {nc:9.2%} {st / nc:6.2f}")
+    print("\nDMA (AxiRam DRAM model, 20-cycle read latency, "
+          "8 rows x sbuf_bytes per transfer):")
+    print(f"{'name':28s} {'bytes':>8s} {'cycles':>8s} {'B/cycle':>8s} {'of bus':>7s}")
+    for c in dma:
+        print(f"{c['name']:28s} {c['bytes']:8d} {c['cycles']:8d} {c['bytes_per_cycle']:8.2f} "
+              f"{c['efficiency']:7.2%}")
     print(f"written to {BUILD / 'bench.json'}")
     return 0
 

@@ -33,6 +33,14 @@ from hdl.synth_wrapper import SynthWrapper
     ({"psum_banks": 17}, "psum_banks must be at most 16, not 17"),
     ({"psum_depth": 100}, "psum_depth must be a power of two, not 100"),
     ({"psum_depth": 1 << 17}, "psum_depth must be from 1 to 65536, not 131072"),
+    ({"axi_data_bytes": 16}, "axi_data_bytes must equal sbuf_word_bytes (8): the DMA moves "
+                             "one SBUF word per beat, not 16"),
+    ({"axi_data_bytes": 3}, "axi_data_bytes must be a power of two, not 3"),
+    ({"axi_addr_width": 8}, "axi_addr_width must be from 12 to 48, not 8"),
+    ({"axi_addr_width": 64}, "axi_addr_width must be at most 48, not 64"),
+    ({"axi_id_width": 0}, "axi_id_width must be a positive integer, not 0"),
+    ({"dma_outstanding": 33}, "dma_outstanding must be at most 32, not 33"),
+    ({"dma_max_burst": 257}, "dma_max_burst must be at most 256, not 257"),
 ])
 def test_illegal_config_message(kwargs, message):
     with pytest.raises(ValueError) as exc:
