@@ -214,6 +214,8 @@ class DMAEngine(wiring.Component):
     Members
     -------
     i_desc : In(stream.Signature(DmaDesc))
+        Descriptors, through a queue of ``queue_depth`` entries (a controller can post
+        several and go on).
     o_done : Out(stream.Signature(dma_done_layout()))
     m_axi : Out(AXI4Signature)
     i_win_base, i_win_limit : In(49)
@@ -221,13 +223,17 @@ class DMAEngine(wiring.Component):
     o_sbuf_rd, i_sbuf_rd : SBUF read client (request out, response in)
     o_psum_rd, i_psum_rd : PSUM read client
     o_busy : Out(1)
-        A descriptor is being checked, moved or completed.
+        A descriptor is queued, being checked, moved or completed.
     """
 
-    def __init__(self, config: CoreConfig):
+    def __init__(self, config: CoreConfig, *, queue_depth=4):
         if not isinstance(config, CoreConfig):
             raise TypeError(f"config must be a CoreConfig, not {config!r}")
+        if (isinstance(queue_depth, bool) or not isinstance(queue_depth, int)
+                or not 4 <= queue_depth <= 64):
+            raise ValueError(f"queue_depth must be an integer from 4 to 64, not {queue_depth!r}")
         self._config = config
+        self._queue_depth = queue_depth
         super().__init__({
             "i_desc": In(stream.Signature(DmaDesc)),
             "o_done": Out(stream.Signature(dma_done_layout())),
@@ -253,6 +259,19 @@ class DMAEngine(wiring.Component):
         lb = exact_log2(B)
         axi = self.m_axi
 
+        queue = m.submodules.desc_queue = SyncFIFOBuffered(
+            width=DmaDesc.as_shape().size, depth=self._queue_depth)
+        m.d.comb += [
+            queue.w_en.eq(self.i_desc.valid),
+            queue.w_data.eq(self.i_desc.payload),
+            self.i_desc.ready.eq(queue.w_rdy),
+        ]
+        head_valid = queue.r_rdy
+        head = Signal(DmaDesc)
+        m.d.comb += head.eq(queue.r_data)
+        take_desc = Signal()
+        m.d.comb += queue.r_en.eq(take_desc)
+
         desc = Signal(DmaDesc)
         code = Signal(DmaError)
         hi = Signal(64)          # one past the last DRAM byte of the tile
@@ -268,10 +287,9 @@ class DMAEngine(wiring.Component):
         state = Signal(range(6), name="dma_state")
         with m.Switch(state):
             with m.Case(IDLE):
-                m.d.comb += self.i_desc.ready.eq(1)
-                with m.If(self.i_desc.valid):
-                    m.d.sync += [desc.eq(self.i_desc.payload), code.eq(DmaError.NONE),
-                                 state.eq(CHECK1)]
+                m.d.comb += take_desc.eq(head_valid)
+                with m.If(head_valid):
+                    m.d.sync += [desc.eq(head), code.eq(DmaError.NONE), state.eq(CHECK1)]
             with m.Case(CHECK1):
                 m.d.sync += [hi.eq(desc.addr + (desc.rows - 1) * desc.row_stride
                                    + desc.row_bytes), state.eq(CHECK2)]
@@ -307,7 +325,7 @@ class DMAEngine(wiring.Component):
                 ]
                 with m.If(self.o_done.ready):
                     m.d.sync += state.eq(IDLE)
-        m.d.comb += self.o_busy.eq(~self.i_desc.ready)
+        m.d.comb += self.o_busy.eq((state != IDLE) | head_valid | (queue.level != 0))
 
         def bus_error(resp, valid):
             """Record the first error response of the descriptor."""
