@@ -61,7 +61,8 @@ class AXI4Signature(wiring.Signature):
 
 
 class AXIReadLatency(wiring.Component):
-    """Holds every read request (AR) for ``latency`` cycles before passing it on.
+    """Holds every read request (AR) for ``latency`` cycles (at least two, the internal
+    FIFO's own latency) before passing it on.
 
     Placed between a manager and a memory model, it turns a fast memory into one with
     ``latency`` extra cycles from address to first data, as DRAM behind an

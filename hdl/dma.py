@@ -40,7 +40,8 @@ class Realigner(wiring.Component):
     of the row, cut from two consecutive input words by one byte shift. ``err`` on an
     output word is set if any input word of the row so far had ``err``; ``last`` marks
     the row's final output word. One word per cycle in each direction, plus at most
-    one extra cycle per row.
+    two extra cycles per row (the row setup, and one input word read ahead when the
+    output needs bytes from two input words).
 
     Members
     -------

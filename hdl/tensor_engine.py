@@ -122,6 +122,18 @@ class Fetcher(wiring.Component):
                 m.d.sync += reading.eq(0)
 
         # ---- unpacker: one column per cycle from the response words ----------------
+        # The words first enter a small local FIFO: its ready depends only on its fill
+        # level, so the unpacker's word-consumed decision does not reach back into
+        # SBUF's response FIFO and read arbiter in the same cycle.
+        words = m.submodules.words = SyncFIFOBuffered(
+            width=len(self.i_resp.payload.as_value()), depth=4)
+        resp = Signal(sbuf_data_layout(cfg))
+        m.d.comb += [
+            words.w_en.eq(self.i_resp.valid),
+            words.w_data.eq(self.i_resp.payload),
+            self.i_resp.ready.eq(words.w_rdy),
+            resp.eq(words.r_data),
+        ]
         head = Signal(layout)
         m.d.comb += head.eq(pending.r_data)
         started = Signal()
@@ -132,11 +144,11 @@ class Fetcher(wiring.Component):
 
         out_free = ~self.o_col.valid | self.o_col.ready
         emit = Signal()
-        m.d.comb += emit.eq(pending.r_rdy & self.i_resp.valid & out_free)
+        m.d.comb += emit.eq(pending.r_rdy & words.r_rdy & out_free)
 
         elems = []
         for p in range(rows):
-            word = self.i_resp.payload[p]
+            word = resp[p]
             e8 = word.word_select(cur_bp, 8)
             if ew == 16:
                 e16 = word.word_select(cur_bp >> 1, 16)
@@ -166,7 +178,7 @@ class Fetcher(wiring.Component):
         with m.Elif(self.o_col.ready):
             m.d.sync += self.o_col.valid.eq(0)
         m.d.comb += [
-            self.i_resp.ready.eq(emit & (word_end | last_elem)),
+            words.r_en.eq(emit & (word_end | last_elem)),
             pending.r_en.eq(emit & last_elem),
             self.o_busy.eq(reading | pending.r_rdy | self.o_col.valid),
         ]
