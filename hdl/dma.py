@@ -282,19 +282,21 @@ class DMAEngine(wiring.Component):
         store_start = Signal()
         load_done = Signal()
         store_done = Signal()
-        # States as a plain register with a `default` branch (a 6-state FSM in 3 bits
+        # States as a plain register with a `default` branch (a 7-state FSM in 3 bits
         # would leave case encodings uncovered in the Verilog).
-        IDLE, CHECK1, CHECK2, LOAD, STORE, DONE = range(6)
-        state = Signal(range(6), name="dma_state")
+        IDLE, CHECK1, CHECK2, CHECK3, LOAD, STORE, DONE = range(7)
+        state = Signal(range(7), name="dma_state")
+        extent = Signal(64)      # (rows - 1) * row_stride
         with m.Switch(state):
             with m.Case(IDLE):
                 m.d.comb += take_desc.eq(head_valid)
                 with m.If(head_valid):
                     m.d.sync += [desc.eq(head), code.eq(DmaError.NONE), state.eq(CHECK1)]
-            with m.Case(CHECK1):
-                m.d.sync += [hi.eq(desc.addr + (desc.rows - 1) * desc.row_stride
-                                   + desc.row_bytes), state.eq(CHECK2)]
+            with m.Case(CHECK1):        # the multiply and the sums in separate cycles
+                m.d.sync += [extent.eq((desc.rows - 1) * desc.row_stride), state.eq(CHECK2)]
             with m.Case(CHECK2):
+                m.d.sync += [hi.eq(desc.addr + extent + desc.row_bytes), state.eq(CHECK3)]
+            with m.Case(CHECK3):
                 parts = Mux(desc.mem, cfg.cols, cfg.rows)
                 nbytes = Mux(desc.mem, 4 * cfg.psum_entries, cfg.sbuf_bytes)
                 with m.If(desc.mem & ~desc.store):
