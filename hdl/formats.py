@@ -15,7 +15,8 @@ __all__ = [
     "OPERAND_SHAPE", "Dtype", "operand_shape", "column_layout", "result_layout",
     "field_slices", "MatmulCmd", "DTYPE_BYTES", "sbuf_write_layout", "sbuf_read_layout",
     "sbuf_data_layout", "psum_write_layout", "psum_read_layout", "psum_data_layout",
-    "TensorError", "DmaDesc", "DmaError", "dma_done_layout",
+    "TensorError", "DmaDesc", "DmaError", "dma_done_layout", "ActType", "ActCmd",
+    "ActError", "ACT_BYTES",
 ]
 
 #: One INT8 operand element as it travels through an INT8-only array.
@@ -296,3 +297,79 @@ class DmaDesc(data.Struct):
 def dma_done_layout():
     """Completion of one descriptor: ``tag`` (copied) and ``error`` (:class:`DmaError`)."""
     return data.StructLayout({"tag": 8, "error": DmaError})
+
+
+
+# ---------------------------------------------------------------------------------------
+# Vector engine
+# ---------------------------------------------------------------------------------------
+
+class ActType(enum.Enum, shape=3):
+    """Element type of a vector-engine destination (the source is INT32 or FP32)."""
+    INT8 = 0
+    BF16 = 1
+    FP16 = 2
+    INT32 = 3
+    FP32 = 4
+
+
+#: Bytes per destination element.
+ACT_BYTES = {"INT8": 1, "BF16": 2, "FP16": 2, "INT32": 4, "FP32": 4}
+
+
+class ActError(enum.Enum, shape=3):
+    """Why the vector engine refused an :class:`ActCmd` (first failing check, in this
+    order); nothing is read or written."""
+    NONE = 0
+    TYPES = 1       #: destination type does not fit the source type, or float unsupported
+    PARTS = 2       #: ``parts`` is 0, or the tile leaves the source or destination partitions
+    SRC_RANGE = 3   #: the source runs past PSUM or SBUF
+    DST_RANGE = 4   #: the destination runs past SBUF, or ``dst_off`` is not element-aligned
+    BIAS_RANGE = 5  #: ``bias_off`` not a multiple of 4, or past the end of SBUF
+    OVERLAP = 6     #: SBUF source and destination overlap, other than exactly in place
+
+
+class ActCmd(data.Struct):
+    """One vector-engine command (ACT)::
+
+        for k in range(parts), i in range(n):
+            x = SRC[src_p0 + k][element src_off + i]          (INT32 or FP32)
+            SBUF[dst_p0 + k][dst_off + i*size(dst_type)] = f(x + bias[k])
+
+    ``f`` is, for FP32 sources: optional ReLU, then the cast to ``dst_type`` (FP32,
+    BF16 or FP16, RNE); for INT32 sources: ``dst_type`` INT32 (optional ReLU) or INT8
+    (requantise with ``scale``, ``shift``, ``zp``; ReLU clamps at ``zp``). ``bias[k]``
+    is the 4-byte value at byte ``bias_off`` of SBUF partition ``dst_p0 + k`` (same type
+    as the source), or 0 without ``bias``. See ``docs/vector.md``.
+
+    Members
+    -------
+    src_psum : 1 bit    source is PSUM (1) or SBUF (0)
+    src_fp : 1 bit      source elements are FP32 (1) or INT32 (0)
+    dst_type : ActType
+    relu, bias : 1 bit each
+    parts : 9 bits      partitions (lanes) used
+    n : 17 bits         elements per partition
+    src_p0 : 9 bits
+    src_off : 20 bits   source element index (PSUM: ``bank * psum_depth + entry``;
+                        SBUF: byte offset / 4)
+    dst_p0 : 9 bits
+    dst_off : 21 bits   destination byte offset
+    bias_off : 21 bits  bias byte offset
+    scale : signed 16, shift : 6 bits, zp : signed 8   (requantisation)
+    """
+    src_psum: 1
+    src_fp: 1
+    dst_type: ActType
+    relu: 1
+    bias: 1
+    parts: 9
+    n: 17
+    src_p0: 9
+    src_off: 20
+    dst_p0: 9
+    dst_off: 21
+    bias_off: 21
+    scale: signed(16)
+    shift: 6
+    zp: signed(8)

@@ -39,6 +39,16 @@ def _dma_engine(cfg):
     return DMAEngine(cfg)
 
 
+def _vector(cfg):
+    from hdl.vector import VectorSubsystem
+    return VectorSubsystem(cfg)
+
+
+def _vector_engine(cfg):
+    from hdl.vector import VectorEngine
+    return VectorEngine(cfg)
+
+
 def _fp32_adder(cfg):
     from hdl.fp import FP32Adder
     return FP32Adder()
@@ -65,6 +75,9 @@ TOPS = {
     "dma_subsystem": _dma,
     "dma_engine": _dma_engine,
     "dma_engine_synth": _wrapped(_dma_engine),
+    "vector_subsystem": _vector,
+    "vector_engine": _vector_engine,
+    "vector_engine_synth": _wrapped(_vector_engine),
     "fp32_adder": _fp32_adder,
     "fp_mul16": _fp_mul16,
     "fp32_adder_synth": _wrapped(_fp32_adder),
@@ -72,13 +85,15 @@ TOPS = {
 }
 
 #: Tops meant for simulation (the synthesis wrappers only feed ``make synth``).
-SIM_TOPS = ("systolic_array", "tensor_subsystem", "dma_subsystem", "fp32_adder", "fp_mul16")
+SIM_TOPS = ("systolic_array", "tensor_subsystem", "dma_subsystem", "vector_subsystem",
+            "fp32_adder", "fp_mul16")
 
 #: Top -> its synthesis wrapper top (pin-light, nothing trimmed; see hdl/synth_wrapper.py).
 SYNTH_TOPS = {
     "systolic_array": "systolic_array_synth",
     "tensor_subsystem": "tensor_subsystem_synth",
     "dma_engine": "dma_engine_synth",
+    "vector_engine": "vector_engine_synth",
     "fp32_adder": "fp32_adder_synth",
     "fp_mul16": "fp_mul16_synth",
 }

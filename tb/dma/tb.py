@@ -29,7 +29,6 @@ class DmaTB(TensorTB):
 
     def __init__(self, dut):
         super().__init__(dut)
-        self.pw = Packer(psum_write_layout(self.cfg))
         self.ram = AxiRam(AxiBus.from_prefix(dut, "m_axi_"), dut.clk, dut.rst, size=DRAM_SIZE)
         self.dram = np.zeros(DRAM_SIZE, dtype=np.uint8)
         self.win = (0, DRAM_SIZE)
@@ -123,26 +122,6 @@ class DmaTB(TensorTB):
     def random_dram(self):
         self.dram[...] = self.rng.integers(0, 256, DRAM_SIZE, dtype=np.uint8)
         self.ram.write(0, self.dram.tobytes())
-
-    async def random_onchip(self):
-        """Random SBUF and PSUM contents, written through the backdoors."""
-        self.model.sbuf[...] = self.rng.integers(0, 256, self.model.sbuf.shape, dtype=np.uint8)
-        await self.load_sbuf()
-        cfg = self.cfg
-        self.model.psum[...] = self.rng.integers(0, 1 << 32, self.model.psum.shape,
-                                                 dtype=np.uint64).astype(np.uint32)
-        items = []
-        for b in range(cfg.psum_banks):
-            for e in range(cfg.psum_depth):
-                items.append(self.pw.pack(bank=b, entry=e, mask=(1 << cfg.cols) - 1, acc=0,
-                                          fp=0, data=self.model.psum[:, b, e]))
-        await self.drive(self.dut.i_psum_wr__valid, self.dut.i_psum_wr__ready,
-                         self.dut.i_psum_wr__payload, items)
-        await self.wait_psum_quiet()
-
-    async def wait_psum_quiet(self):
-        for _ in range(16):             # PSUM's write pipeline drains in <= 9 cycles
-            await self.tick()
 
     # -- running descriptors ----------------------------------------------------------
 

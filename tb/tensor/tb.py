@@ -3,7 +3,8 @@
 import numpy as np
 from cocotb.triggers import ReadOnly, RisingEdge
 
-from hdl.formats import TensorError, psum_read_layout, sbuf_read_layout, sbuf_write_layout
+from hdl.formats import (TensorError, psum_read_layout, psum_write_layout, sbuf_read_layout,
+                         sbuf_write_layout)
 from sim.tensor import Matmul, TensorModel
 from tb.common import Packer, config_from_env, seed_from_env, start_clock_and_reset
 
@@ -27,6 +28,7 @@ class TensorTB:
         self.wr = Packer(sbuf_write_layout(self.cfg))
         self.rd = Packer(sbuf_read_layout(self.cfg))
         self.prd = Packer(psum_read_layout(self.cfg))
+        self.pw = Packer(psum_write_layout(self.cfg))
         self.edge = RisingEdge(dut.clk)
         self.read_only = ReadOnly()
         self.cycle = 0
@@ -90,6 +92,28 @@ class TensorTB:
         return out
 
     # -- PSUM ----------------------------------------------------------------------
+
+    async def random_onchip(self):
+        """Random SBUF and PSUM contents, written through the backdoors (needs an
+        ``i_psum_wr`` port on the DUT)."""
+        self.model.sbuf[...] = self.rng.integers(0, 256, self.model.sbuf.shape, dtype=np.uint8)
+        await self.load_sbuf()
+        cfg = self.cfg
+        self.model.psum[...] = self.rng.integers(0, 1 << 32, self.model.psum.shape,
+                                                 dtype=np.uint64).astype(np.uint32)
+        items = []
+        for b in range(cfg.psum_banks):
+            for e in range(cfg.psum_depth):
+                items.append(self.pw.pack(bank=b, entry=e, mask=(1 << cfg.cols) - 1, acc=0,
+                                          fp=0, data=self.model.psum[:, b, e]))
+        await self.drive(self.dut.i_psum_wr__valid, self.dut.i_psum_wr__ready,
+                         self.dut.i_psum_wr__payload, items)
+        await self.wait_psum_quiet()
+
+    async def wait_psum_quiet(self):
+        for _ in range(16):             # PSUM's write pipeline drains in <= 9 cycles
+            await self.tick()
+
 
     async def read_psum(self, ready_pause=0.0):
         """The whole PSUM through the external read client, ``[cols, banks, depth]``."""

@@ -1,0 +1,428 @@
+"""The vector engine: PSUM/SBUF tiles -> bias, ReLU, casts, requantisation -> SBUF."""
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.lib import stream, wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import exact_log2
+
+from .config import FP_ADD_LATENCY, CoreConfig
+from .formats import (
+    ActCmd, ActError, ActType, _bits_for, psum_data_layout, psum_read_layout,
+    psum_write_layout, sbuf_data_layout, sbuf_read_layout, sbuf_write_layout,
+)
+from .fp import FP32Adder
+from .psum import PSUM
+from .sbuf import SBUF
+from .systolic import COUNTER_WIDTH
+from .vector_units import F32Narrow, Requantizer
+
+__all__ = ["VectorEngine", "VectorSubsystem"]
+
+
+class VectorEngine(wiring.Component):
+    """Runs :class:`~hdl.formats.ActCmd` commands: one element per partition per cycle.
+
+    A command is checked first (:class:`~hdl.formats.ActError`); a refused one reads
+    and writes nothing, raises ``o_error`` and records its code until ``i_error_clear``.
+    A legal one reads the per-partition bias (one SBUF read), then streams the source
+    tile, one element of every partition per request (PSUM entry or SBUF word), through
+    ``rows`` lanes, each::
+
+        FP32:  x (+ bias, FP32Adder)  -> ReLU -> FP32 | BF16 | FP16 (F32Narrow)
+        INT32: x (+ bias, INT32 wrap) -> ReLU -> INT32
+                                      -> requantise (Requantizer, ReLU clamps at zp) -> INT8
+
+    and packs the results into SBUF words (byte strobes: only the tile's bytes change).
+    The lanes have a fixed latency; a source element is taken only when the output
+    FIFO is sure to have room for its result (credits), so SBUF write backpressure
+    stalls the reads, never the lanes, and nothing is lost.
+
+    Members
+    -------
+    i_cmd : In(stream.Signature(ActCmd))
+    o_sbuf_rd, i_sbuf_rd : SBUF read client (bias; SBUF sources)
+    o_psum_rd, i_psum_rd : PSUM read client (PSUM sources)
+    o_sbuf_wr : SBUF write client
+    o_busy : Out(1)
+    o_error : Out(1), o_error_code : Out(ActError), i_error_clear : In(1)
+    o_busy_cycles : Out(48), i_perf_clear : In(1)
+    """
+
+    def __init__(self, config: CoreConfig):
+        if not isinstance(config, CoreConfig):
+            raise TypeError(f"config must be a CoreConfig, not {config!r}")
+        if config.cols > config.rows:
+            raise ValueError(f"the vector engine needs cols <= rows (a PSUM partition per "
+                             f"lane), not a {config.rows}x{config.cols} array")
+        self._config = config
+        super().__init__({
+            "i_cmd": In(stream.Signature(ActCmd)),
+            "o_sbuf_rd": Out(stream.Signature(sbuf_read_layout(config))),
+            "i_sbuf_rd": In(stream.Signature(sbuf_data_layout(config))),
+            "o_psum_rd": Out(stream.Signature(psum_read_layout(config))),
+            "i_psum_rd": In(stream.Signature(psum_data_layout(config))),
+            "o_sbuf_wr": Out(stream.Signature(sbuf_write_layout(config))),
+            "o_busy": Out(1),
+            "o_error": Out(1),
+            "o_error_code": Out(ActError),
+            "i_error_clear": In(1),
+            "o_busy_cycles": Out(COUNTER_WIDTH),
+            "i_perf_clear": In(1),
+        })
+
+    @property
+    def config(self):
+        return self._config
+
+    @property
+    def lane_latency(self):
+        """Cycles from a source element entering the lanes to its result."""
+        narrow = F32Narrow.LATENCY
+        if self._config.has_float:
+            return max(FP_ADD_LATENCY + 1 + narrow, 1 + Requantizer.LATENCY)
+        return 1 + Requantizer.LATENCY
+
+    def elaborate(self, platform):
+        cfg = self._config
+        m = Module()
+        R = cfg.rows
+        W = cfg.sbuf_word_bytes
+        lb = exact_log2(W)
+        floats = cfg.has_float
+
+        cmd = Signal(ActCmd)
+        c = self.i_cmd.payload
+        # partition offsets narrowed to the lanes (legal commands have them < rows), so
+        # the lane shifts below stay as wide as the data
+        src_p0 = Signal(range(max(R, cfg.cols)))
+        dst_p0 = Signal(range(R))
+        m.d.comb += [src_p0.eq(cmd.src_p0), dst_p0.eq(cmd.dst_p0)]
+
+        # ---- checks (on the incoming command, registered with it) -----------------------
+        des = Signal(3)     # destination element bytes
+        with m.Switch(c.dst_type):
+            with m.Case(ActType.INT8):
+                m.d.comb += des.eq(1)
+            with m.Case(ActType.BF16, ActType.FP16):
+                m.d.comb += des.eq(2)
+            with m.Default():
+                m.d.comb += des.eq(4)
+        dst_float = ((c.dst_type == ActType.FP32) | (c.dst_type == ActType.BF16)
+                     | (c.dst_type == ActType.FP16))
+        dst_int = (c.dst_type == ActType.INT32) | (c.dst_type == ActType.INT8)
+        src_parts = Mux(c.src_psum, cfg.cols, R)
+        src_elems = Mux(c.src_psum, cfg.psum_entries, cfg.sbuf_bytes // 4)
+        dst_end = Signal(40)
+        m.d.comb += dst_end.eq(c.dst_off + c.n * des)
+        src_lo = c.src_off * 4
+        src_hi = (c.src_off + c.n) * 4
+        parts_overlap = (c.src_p0 < c.dst_p0 + c.parts) & (c.dst_p0 < c.src_p0 + c.parts)
+        bytes_overlap = (src_lo < dst_end) & (c.dst_off < src_hi)
+        in_place = (c.src_p0 == c.dst_p0) & (c.dst_off == src_lo)
+        code = Signal(ActError)
+        with m.If(Mux(c.src_fp, ~dst_float | (not floats), ~dst_int)):
+            m.d.comb += code.eq(ActError.TYPES)
+        with m.Elif((c.parts == 0) | (c.src_p0 + c.parts > src_parts)
+                    | (c.dst_p0 + c.parts > R)):
+            m.d.comb += code.eq(ActError.PARTS)
+        with m.Elif((c.n == 0) | (c.src_off + c.n > src_elems)):
+            m.d.comb += code.eq(ActError.SRC_RANGE)
+        with m.Elif(((c.dst_off & (des - 1)) != 0) | (dst_end > cfg.sbuf_bytes)):
+            m.d.comb += code.eq(ActError.DST_RANGE)
+        with m.Elif(c.bias & ((c.bias_off[:2] != 0) | (c.bias_off + 4 > cfg.sbuf_bytes))):
+            m.d.comb += code.eq(ActError.BIAS_RANGE)
+        with m.Elif(~c.src_psum & parts_overlap & bytes_overlap & ~in_place):
+            m.d.comb += code.eq(ActError.OVERLAP)
+
+        # ---- control --------------------------------------------------------------------
+        IDLE, SETUP, BIAS_REQ, BIAS_WAIT, RUN = range(5)
+        state = Signal(range(5), name="act_state")
+        cmd_des = Signal(3)
+        start = Signal()
+        done = Signal()
+        m.d.comb += self.i_cmd.ready.eq(state == IDLE)
+        with m.If(self.i_error_clear):
+            m.d.sync += [self.o_error.eq(0), self.o_error_code.eq(ActError.NONE)]
+        with m.Switch(state):
+            with m.Case(IDLE):
+                with m.If(self.i_cmd.valid):
+                    with m.If(code != ActError.NONE):
+                        with m.If(~self.o_error & ~self.i_error_clear):
+                            m.d.sync += [self.o_error.eq(1), self.o_error_code.eq(code)]
+                    with m.Else():
+                        m.d.sync += [cmd.eq(c), cmd_des.eq(des), state.eq(SETUP)]
+            with m.Case(SETUP):         # the command is registered now
+                m.d.sync += state.eq(Mux(cmd.bias, BIAS_REQ, RUN))
+                m.d.comb += start.eq(~cmd.bias)
+            with m.Case(BIAS_REQ):
+                with m.If(self.o_sbuf_rd.ready):
+                    m.d.sync += state.eq(BIAS_WAIT)
+            with m.Case(BIAS_WAIT):
+                with m.If(self.i_sbuf_rd.valid):
+                    m.d.sync += state.eq(RUN)
+                    m.d.comb += start.eq(1)
+            with m.Default():       # RUN
+                with m.If(done):
+                    m.d.sync += state.eq(IDLE)
+
+        # ---- bias -----------------------------------------------------------------------
+        bias = [Signal(32, name=f"bias{k}") for k in range(R)]
+        bias_word = Signal(R * 32)
+        for p in range(R):
+            m.d.comb += bias_word[32 * p:32 * (p + 1)].eq(
+                self.i_sbuf_rd.payload[p].word_select(cmd.bias_off[2:lb], 32))
+        bias_lanes = Signal(R * 32)
+        m.d.comb += bias_lanes.eq(bias_word >> (dst_p0 * 32))
+        with m.If(state == BIAS_WAIT):
+            for k in range(R):
+                m.d.sync += bias[k].eq(bias_lanes[32 * k:32 * (k + 1)])
+        with m.If((state == SETUP) & ~cmd.bias):
+            m.d.sync += [b.eq(0) for b in bias]
+
+        # ---- source reads -------------------------------------------------------------------
+        req_i = Signal(17)
+        reading = Signal()
+        with m.If(start):
+            m.d.sync += [reading.eq(1), req_i.eq(0)]
+        src_idx = Signal(21)
+        m.d.comb += src_idx.eq(cmd.src_off + req_i)
+        ebits = max(0, exact_log2(cfg.psum_depth))
+        m.d.comb += [
+            self.o_psum_rd.valid.eq(reading & cmd.src_psum),
+            self.o_psum_rd.payload.entry.eq(src_idx[:ebits] if ebits else 0),
+            self.o_psum_rd.payload.bank.eq(src_idx[ebits:]),
+            self.o_sbuf_rd.valid.eq((reading & ~cmd.src_psum) | (state == BIAS_REQ)),
+            self.o_sbuf_rd.payload.addr.eq(Mux(state == BIAS_REQ, cmd.bias_off >> lb,
+                                               (src_idx << 2) >> lb)),
+        ]
+        req_fire = Mux(cmd.src_psum, self.o_psum_rd.valid & self.o_psum_rd.ready,
+                       self.o_sbuf_rd.valid & self.o_sbuf_rd.ready & (state == RUN))
+        with m.If(req_fire & reading):
+            m.d.sync += req_i.eq(req_i + 1)
+            with m.If(req_i == cmd.n - 1):
+                m.d.sync += reading.eq(0)
+
+        # ---- take responses into the lanes (credit-limited) ----------------------------------
+        LAT = self.lane_latency
+        out_depth = 1
+        while out_depth < LAT + 6:
+            out_depth *= 2
+        out_q = m.submodules.out_queue = SyncFIFOBuffered(width=32 * R, depth=out_depth)
+        inflight = Signal(range(out_depth + 1))
+        resp_i = Signal(17)
+        taking = (state == RUN) & (resp_i != cmd.n) & (inflight < out_depth)
+        resp_valid = Mux(cmd.src_psum, self.i_psum_rd.valid, self.i_sbuf_rd.valid)
+        take = Signal()
+        m.d.comb += [
+            take.eq(taking & resp_valid),
+            self.i_psum_rd.ready.eq(taking & cmd.src_psum),
+            self.i_sbuf_rd.ready.eq((taking & ~cmd.src_psum) | (state == BIAS_WAIT)),
+        ]
+        with m.If(start):
+            m.d.sync += resp_i.eq(0)
+        with m.Elif(take):
+            m.d.sync += resp_i.eq(resp_i + 1)
+        pack_pop = Signal()
+        m.d.sync += inflight.eq(inflight + take - pack_pop)
+
+        # source element of every partition, then partitions src_p0.. onto lanes 0..
+        resp_elem_byte = ((cmd.src_off + resp_i) << 2)[:lb]
+        src_vec = Signal(max(R, cfg.cols) * 32)
+        with m.If(cmd.src_psum):
+            m.d.comb += src_vec.eq(self.i_psum_rd.payload.as_value())
+        with m.Else():
+            m.d.comb += src_vec.eq(Cat(
+                self.i_sbuf_rd.payload[p].word_select(resp_elem_byte[2:], 32)
+                for p in range(R)))
+        lanes_in = Signal(R * 32)
+        m.d.comb += lanes_in.eq(src_vec >> (src_p0 * 32))
+
+        # ---- lanes ----------------------------------------------------------------------------
+        x = [Signal(32, name=f"x{k}", reset_less=True) for k in range(R)]
+        x_valid = Signal()
+        m.d.sync += x_valid.eq(take)
+        with m.If(take):
+            m.d.sync += [x[k].eq(lanes_in[32 * k:32 * (k + 1)]) for k in range(R)]
+        dt = cmd.dst_type
+        results = []
+        for k in range(R):
+            # INT32: add bias (stage 1), then ReLU or requantise.
+            acc = Signal(32, name=f"acc{k}", reset_less=True)
+            m.d.sync += acc.eq(x[k] + bias[k])
+            rq = m.submodules[f"requant{k}"] = Requantizer()
+            m.d.comb += [
+                rq.i_acc.eq(acc), rq.i_scale.eq(cmd.scale), rq.i_shift.eq(cmd.shift),
+                rq.i_zp.eq(cmd.zp), rq.i_relu.eq(cmd.relu), rq.i_valid.eq(1),
+            ]
+            int32 = Signal(32, name=f"int32_{k}")
+            m.d.comb += int32.eq(Mux(cmd.relu & acc[31], 0, acc))
+            int_delay = LAT - 1 - Requantizer.LATENCY
+            int8 = rq.o_res
+            prev32 = int32
+            for s in range(Requantizer.LATENCY):
+                st = Signal(32, name=f"int32_{k}_d{s}", reset_less=True)
+                m.d.sync += st.eq(prev32)
+                prev32 = st
+            for s in range(int_delay):
+                st8 = Signal(8, name=f"int8_{k}_d{s}", reset_less=True)
+                st32 = Signal(32, name=f"int32_{k}_e{s}", reset_less=True)
+                m.d.sync += [st8.eq(int8), st32.eq(prev32)]
+                int8, prev32 = st8, st32
+            res = Signal(32, name=f"res{k}")
+            m.d.comb += res.eq(Mux(dt == ActType.INT8, int8.as_unsigned(), prev32))
+            if floats:
+                # FP32: add bias (FP32Adder) or pass, ReLU, narrow.
+                add = m.submodules[f"fp_add{k}"] = FP32Adder()
+                m.d.comb += [add.i_a.eq(x[k]), add.i_b.eq(bias[k]), add.i_valid.eq(1)]
+                xd = x[k]
+                for s in range(FP_ADD_LATENCY):
+                    st = Signal(32, name=f"x{k}_d{s}", reset_less=True)
+                    m.d.sync += st.eq(xd)
+                    xd = st
+                summed = Mux(cmd.bias, add.o_sum, xd)
+                nan = (summed[23:31] == 0xFF) & (summed[:23] != 0)
+                relued = Signal(32, name=f"relu{k}", reset_less=True)
+                m.d.sync += relued.eq(Mux(cmd.relu & summed[31] & ~nan, 0, summed))
+                nar = m.submodules[f"narrow{k}"] = F32Narrow()
+                m.d.comb += [nar.i_a.eq(relued), nar.i_fmt.eq(dt == ActType.FP16),
+                             nar.i_valid.eq(1)]
+                f32 = relued
+                for s in range(F32Narrow.LATENCY):
+                    st = Signal(32, name=f"f32_{k}_d{s}", reset_less=True)
+                    m.d.sync += st.eq(f32)
+                    f32 = st
+                fres = Mux(dt == ActType.FP32, f32, nar.o_res)
+                f_delay = LAT - (FP_ADD_LATENCY + 1 + F32Narrow.LATENCY)
+                for s in range(f_delay):
+                    st = Signal(32, name=f"fres{k}_d{s}", reset_less=True)
+                    m.d.sync += st.eq(fres)
+                    fres = st
+                out = Signal(32, name=f"out{k}")
+                m.d.comb += out.eq(Mux(cmd.src_fp, fres, res))
+                results.append(out)
+            else:
+                results.append(res)
+        valid = x_valid
+        for s in range(LAT):
+            st = Signal(name=f"lane_valid_d{s}")
+            m.d.sync += st.eq(valid)
+            valid = st
+        lane_out = Signal(R * 32)
+        m.d.comb += lane_out.eq(Cat(results))
+        # results leave the lanes LAT cycles after x
+        out_valid = Signal()
+        m.d.comb += out_valid.eq(valid)
+        m.d.comb += [out_q.w_en.eq(out_valid), out_q.w_data.eq(lane_out)]
+
+        # ---- packer: elements -> SBUF words ---------------------------------------------------
+        pos = Signal(22)            # destination byte offset of the next element
+        pk_i = Signal(17)
+        wbuf = Signal(R * 8 * W)
+        wstrb = Signal(W)
+        wr = self.o_sbuf_wr
+        with m.If(start):
+            m.d.sync += [pos.eq(cmd.dst_off), pk_i.eq(0), wbuf.eq(0), wstrb.eq(0)]
+        b = pos[:lb]
+        emask = Signal(W)
+        m.d.comb += emask.eq(((Const(1, 5) << cmd_des) - 1) << b)
+        new_strb = wstrb | emask
+        new_buf = Signal(R * 8 * W)
+        elem_bits = Signal(32)
+        for k in range(R):
+            e = out_q.r_data[32 * k:32 * (k + 1)]
+            lane_bytes = Signal(8 * W, name=f"pack{k}")
+            emask_bits = Cat(emask[i].replicate(8) for i in range(W))
+            m.d.comb += lane_bytes.eq((wbuf[8 * W * k:8 * W * (k + 1)] & ~emask_bits)
+                                      | ((e << (b * 8))[:8 * W] & emask_bits))
+            m.d.comb += new_buf[8 * W * k:8 * W * (k + 1)].eq(lane_bytes)
+        last_elem = pk_i == cmd.n - 1
+        completes = ((b + cmd_des) == W) | last_elem
+        out_free = ~wr.valid | wr.ready
+        m.d.comb += pack_pop.eq(out_q.r_rdy & (state == RUN) & (~completes | out_free))
+        m.d.comb += out_q.r_en.eq(pack_pop)
+        pmask = (((Const(1, R + 1) << cmd.parts) - 1) << dst_p0)[:R]
+        with m.If(pack_pop):
+            m.d.sync += [pos.eq(pos + cmd_des), pk_i.eq(pk_i + 1)]
+            with m.If(completes):
+                m.d.sync += [
+                    wr.valid.eq(1),
+                    wr.payload.addr.eq(pos >> lb),
+                    wr.payload.pmask.eq(pmask),
+                    wr.payload.strb.eq(new_strb),
+                    wr.payload.data.eq((new_buf << (dst_p0 * (8 * W)))[:R * 8 * W]),
+                    wbuf.eq(0), wstrb.eq(0),
+                ]
+            with m.Else():
+                m.d.sync += [wbuf.eq(new_buf), wstrb.eq(new_strb)]
+                with m.If(wr.ready):
+                    m.d.sync += wr.valid.eq(0)
+        with m.Elif(wr.ready):
+            m.d.sync += wr.valid.eq(0)
+        m.d.comb += done.eq((state == RUN) & ~reading & (resp_i == cmd.n) & (inflight == 0)
+                            & ~wr.valid)
+
+        # ---- status ---------------------------------------------------------------------------
+        m.d.comb += self.o_busy.eq(state != IDLE)
+        with m.If(self.i_perf_clear):
+            m.d.sync += self.o_busy_cycles.eq(0)
+        with m.Elif(self.o_busy):
+            m.d.sync += self.o_busy_cycles.eq(self.o_busy_cycles + 1)
+        return m
+
+
+class VectorSubsystem(wiring.Component):
+    """SBUF + PSUM + :class:`VectorEngine` with backdoor ports: what the tests run.
+
+    SBUF read clients: (0) the engine, (1) ``i_sbuf_rd``; write clients: (0) the
+    engine, (1) ``i_sbuf_wr``. PSUM: write client ``i_psum_wr``; read clients (0) the
+    engine, (1) ``i_psum_rd``.
+    """
+
+    def __init__(self, config: CoreConfig):
+        if not isinstance(config, CoreConfig):
+            raise TypeError(f"config must be a CoreConfig, not {config!r}")
+        self._config = config
+        super().__init__({
+            "i_cmd": In(stream.Signature(ActCmd)),
+            "i_sbuf_wr": In(stream.Signature(sbuf_write_layout(config))),
+            "i_sbuf_rd": In(stream.Signature(sbuf_read_layout(config))),
+            "o_sbuf_rd": Out(stream.Signature(sbuf_data_layout(config))),
+            "i_psum_wr": In(stream.Signature(psum_write_layout(config))),
+            "i_psum_rd": In(stream.Signature(psum_read_layout(config))),
+            "o_psum_rd": Out(stream.Signature(psum_data_layout(config))),
+            "o_busy": Out(1),
+            "o_error": Out(1),
+            "o_error_code": Out(ActError),
+            "i_error_clear": In(1),
+            "o_busy_cycles": Out(COUNTER_WIDTH),
+            "i_perf_clear": In(1),
+        })
+
+    def elaborate(self, platform):
+        cfg = self._config
+        m = Module()
+        sbuf = m.submodules.sbuf = SBUF(cfg, n_read=2, n_write=2)
+        psum = m.submodules.psum = PSUM(cfg, n_read=2, n_write=1)
+        ve = m.submodules.vector = VectorEngine(cfg)
+        wiring.connect(m, wiring.flipped(self.i_cmd), ve.i_cmd)
+        wiring.connect(m, ve.o_sbuf_rd, sbuf.i_rd0)
+        wiring.connect(m, sbuf.o_rd0, ve.i_sbuf_rd)
+        wiring.connect(m, ve.o_psum_rd, psum.i_rd0)
+        wiring.connect(m, psum.o_rd0, ve.i_psum_rd)
+        wiring.connect(m, ve.o_sbuf_wr, sbuf.i_wr0)
+        wiring.connect(m, wiring.flipped(self.i_sbuf_wr), sbuf.i_wr1)
+        wiring.connect(m, wiring.flipped(self.i_sbuf_rd), sbuf.i_rd1)
+        wiring.connect(m, sbuf.o_rd1, wiring.flipped(self.o_sbuf_rd))
+        wiring.connect(m, wiring.flipped(self.i_psum_wr), psum.i_wr0)
+        wiring.connect(m, wiring.flipped(self.i_psum_rd), psum.i_rd1)
+        wiring.connect(m, psum.o_rd1, wiring.flipped(self.o_psum_rd))
+        m.d.comb += [
+            self.o_busy.eq(ve.o_busy | psum.o_busy),
+            self.o_error.eq(ve.o_error),
+            self.o_error_code.eq(ve.o_error_code),
+            ve.i_error_clear.eq(self.i_error_clear),
+            self.o_busy_cycles.eq(ve.o_busy_cycles),
+            ve.i_perf_clear.eq(self.i_perf_clear),
+        ]
+        return m

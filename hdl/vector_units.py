@@ -1,0 +1,233 @@
+"""Arithmetic units of the vector engine, which turns PSUM accumulators into layer outputs.
+
+Both units are fixed-latency pipelines taking one operation per cycle; the valid bit
+travels with the data and is the only reset register. Their golden model is
+:mod:`sim.vector` (policy in ``docs/numerics.md``): :class:`F32Narrow` is bit-exact
+with :func:`sim.vector.f32_to_bf16_bits` / :func:`sim.vector.f32_to_fp16_bits`,
+:class:`Requantizer` with :func:`sim.vector.requantize`.
+"""
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["F32Narrow", "Requantizer"]
+
+
+class F32Narrow(wiring.Component):
+    """Pipelined FP32 -> BF16 / FP16 cast, round to nearest even, ``LATENCY`` = 2.
+
+    The format is chosen per operation (``i_fmt``: 0 = BF16, 1 = FP16). Both casts use
+    one rounding step on the magnitude: a 15-bit truncated result ``keep`` (exponent and
+    fraction fields), the guard bit ``g`` and ``sticky`` (OR of the lower dropped bits);
+    the result is ``keep + (g & (sticky | keep[0]))``, whose carry moves into the
+    exponent field by itself (next binade, largest subnormal -> smallest normal, largest
+    finite -> Inf).
+
+    Stage 1 forms ``keep``/``g``/``sticky`` for the chosen format:
+
+    * BF16: the top 15 bits of the magnitude; the lower 16 bits are dropped (FP32
+      subnormals become BF16 subnormals).
+    * FP16, FP32 exponent ``e >= 113`` (``|x| >= 2**-14``): exponent rebiased to
+      ``e - 112`` next to the top 10 fraction bits; 13 bits dropped. ``e >= 143``
+      (``|x| >= 2**16``, and Inf) is flagged Inf.
+    * FP16, ``e < 113``: a subnormal; the 24-bit significand is shifted right by
+      ``126 - e`` (at least 14, capped at 25, beyond which everything rounds to zero).
+
+    Stage 2 rounds and packs: NaN inputs give the canonical NaN of the format
+    (``0x7FC0`` / ``0x7E00``), flagged Infs a signed Inf, everything else the sign and
+    the rounded magnitude.
+
+    Members
+    -------
+    i_a : In(32)
+        FP32 bit pattern.
+    i_fmt : In(1)
+        0 for BF16, 1 for FP16; travels with the operation.
+    i_valid : In(1)
+        Marks a new operation; travels with it.
+    o_res : Out(16)
+        The BF16 or FP16 pattern, ``LATENCY`` cycles later.
+    o_valid : Out(1)
+        ``i_valid`` delayed by ``LATENCY``.
+    """
+
+    LATENCY = 2
+    FMT_BF16 = 0
+    FMT_FP16 = 1
+
+    i_a: In(32)
+    i_fmt: In(1)
+    i_valid: In(1)
+    o_res: Out(16)
+    o_valid: Out(1)
+
+    def elaborate(self, platform):
+        m = Module()
+
+        a = self.i_a
+        sign, e, f = a[31], a[23:31], a[:23]
+        nan = (e == 0xFF) & (f != 0)
+
+        # ---- stage 1: truncated result, guard and sticky of the chosen format ------------
+        keep = Signal(15)
+        g = Signal()
+        sticky = Signal()
+        inf = Signal()
+
+        M = Signal(24)                                  # significand with hidden bit
+        sh = Signal(5)                                  # subnormal right shift, 14..25
+        m.d.comb += [
+            M.eq(Cat(f, e != 0)),
+            sh.eq(Mux(e < 101, 25, 126 - e)),           # 126 - e for 101 <= e <= 112
+        ]
+        # the subnormal path: W = (M << 1) >> sh = M >> (sh - 1), so W[1:] is the kept
+        # value and W[0] the guard bit; sticky from a mask of the bits below the guard
+        W = Signal(25)
+        m.d.comb += W.eq(Cat(Const(0, 1), M) >> sh)
+        low_mask = Signal(24)
+        m.d.comb += low_mask.eq((Const(1, 25) << (sh - 1)[:5]) - 1)
+
+        with m.If(self.i_fmt == self.FMT_BF16):
+            m.d.comb += [
+                keep.eq(a[16:31]), g.eq(a[15]), sticky.eq(a[:15] != 0),
+                inf.eq((e == 0xFF) & (f == 0)),
+            ]
+        with m.Elif(e >= 113):
+            m.d.comb += [
+                keep.eq(Cat(f[13:23], (e - 112)[:5])), g.eq(f[12]), sticky.eq(f[:12] != 0),
+                inf.eq((e >= 143) & ~nan),
+            ]
+        with m.Else():
+            m.d.comb += [
+                keep.eq(W[1:]), g.eq(W[0]), sticky.eq((M & low_mask) != 0),
+            ]
+
+        s1_keep = Signal(15, reset_less=True)
+        s1_g = Signal(reset_less=True)
+        s1_sticky = Signal(reset_less=True)
+        s1_inf = Signal(reset_less=True)
+        s1_nan = Signal(reset_less=True)
+        s1_sign = Signal(reset_less=True)
+        s1_fmt = Signal(reset_less=True)
+        s1_valid = Signal()
+        m.d.sync += [
+            s1_keep.eq(keep), s1_g.eq(g), s1_sticky.eq(sticky), s1_inf.eq(inf),
+            s1_nan.eq(nan), s1_sign.eq(sign), s1_fmt.eq(self.i_fmt),
+            s1_valid.eq(self.i_valid),
+        ]
+
+        # ---- stage 2: round to nearest even, pack -------------------------------------------
+        mag = Signal(16)
+        m.d.comb += mag.eq(s1_keep + (s1_g & (s1_sticky | s1_keep[0])))
+        inf_mag = Mux(s1_fmt, 0x7C00, 0x7F80)
+        result = Signal(16)
+        with m.If(s1_nan):
+            m.d.comb += result.eq(Mux(s1_fmt, 0x7E00, 0x7FC0))
+        with m.Elif(s1_inf):
+            m.d.comb += result.eq(Cat(inf_mag[:15], s1_sign))
+        with m.Else():
+            m.d.comb += result.eq(Cat(mag[:15], s1_sign))
+
+        o_res = Signal(16, reset_less=True)
+        m.d.sync += [o_res.eq(result), self.o_valid.eq(s1_valid)]
+        m.d.comb += self.o_res.eq(o_res)
+        return m
+
+
+class Requantizer(wiring.Component):
+    """Pipelined INT32 -> INT8 requantization, ``LATENCY`` = 3.
+
+    ``y = sat8(round(acc * scale / 2**shift) + zp)``, then ``max(y, zp)`` if ``relu``;
+    the rounding is to nearest with ties away from zero (none when ``shift == 0``).
+    All parameters come with each operation.
+
+    Stages:
+
+    1. ``p = acc * scale`` into a registered 48-bit product (a DSP multiplier with its
+       output register). The rounding bias is prepared alongside from the operand signs:
+       ``2**(shift-1)`` for a non-negative product, ``2**(shift-1) - 1`` for a negative
+       one (``sign(acc) xor sign(scale)``; when that sign is wrong the product is 0 and
+       the bias is below ``2**shift``, which rounds to 0 either way), 0 if ``shift == 0``.
+    2. ``r = (p + bias) >> shift`` (arithmetic shift = floor), 49 bits wide so that
+       ``2**46 + 2**46`` cannot overflow.
+    3. ``y = r + zp`` saturated to ``[-128, 127]`` (``r`` is first clamped to
+       ``[-256, 255]``, which saturates the same way), then the ReLU floor ``zp``.
+
+    Members
+    -------
+    i_acc : In(signed(32))
+        The accumulator.
+    i_scale : In(signed(16))
+        Multiplier.
+    i_shift : In(6)
+        Right shift, 0..47 (48..63 are not supported).
+    i_zp : In(signed(8))
+        Output zero point.
+    i_relu : In(1)
+        Clamp the result below at ``i_zp``.
+    i_valid : In(1)
+        Marks a new operation; travels with it.
+    o_res : Out(signed(8))
+        The INT8 result, ``LATENCY`` cycles later.
+    o_valid : Out(1)
+        ``i_valid`` delayed by ``LATENCY``.
+    """
+
+    LATENCY = 3
+
+    i_acc: In(signed(32))
+    i_scale: In(signed(16))
+    i_shift: In(6)
+    i_zp: In(signed(8))
+    i_relu: In(1)
+    i_valid: In(1)
+    o_res: Out(signed(8))
+    o_valid: Out(1)
+
+    def elaborate(self, platform):
+        m = Module()
+
+        # ---- stage 1: the product (DSP), the rounding bias ----------------------------------
+        p = Signal(signed(48), reset_less=True)
+        bias = Signal(47, reset_less=True)
+        s1_shift = Signal(6, reset_less=True)
+        s1_zp = Signal(signed(8), reset_less=True)
+        s1_relu = Signal(reset_less=True)
+        s1_valid = Signal()
+        neg = self.i_acc[31] ^ self.i_scale[15]
+        half = Signal(47)
+        m.d.comb += half.eq(Const(1, 47) << (self.i_shift - 1)[:6])
+        m.d.sync += [
+            p.eq(self.i_acc * self.i_scale),
+            bias.eq(Mux(self.i_shift == 0, 0, half - neg)),
+            s1_shift.eq(self.i_shift), s1_zp.eq(self.i_zp), s1_relu.eq(self.i_relu),
+            s1_valid.eq(self.i_valid),
+        ]
+
+        # ---- stage 2: rounding right shift ------------------------------------------------------
+        biased = Signal(signed(49))
+        m.d.comb += biased.eq(p + bias)
+        r = Signal(signed(48), reset_less=True)          # |r| <= 2**46
+        s2_zp = Signal(signed(8), reset_less=True)
+        s2_relu = Signal(reset_less=True)
+        s2_valid = Signal()
+        m.d.sync += [
+            r.eq(biased >> s1_shift),
+            s2_zp.eq(s1_zp), s2_relu.eq(s1_relu), s2_valid.eq(s1_valid),
+        ]
+
+        # ---- stage 3: zero point, saturation, ReLU ------------------------------------------
+        rc = Signal(signed(10))                          # r clamped to [-256, 255]
+        m.d.comb += rc.eq(Mux(r > 255, 255, Mux(r < -256, -256, r)))
+        y = Signal(signed(11))
+        m.d.comb += y.eq(rc + s2_zp)
+        ysat = Signal(signed(8))
+        m.d.comb += ysat.eq(Mux(y > 127, 127, Mux(y < -128, -128, y)))
+        res = Signal(signed(8), reset_less=True)
+        m.d.sync += [
+            res.eq(Mux(s2_relu & (ysat < s2_zp), s2_zp, ysat)),
+            self.o_valid.eq(s2_valid),
+        ]
+        m.d.comb += self.o_res.eq(res)
+        return m

@@ -1,0 +1,136 @@
+"""Golden model of the vector engine's ACT command (``hdl/vector.py``).
+
+Semantics, per partition lane ``k < parts`` and element ``i < n``::
+
+    x = SRC[src_p0 + k][element src_off + i]     4-byte INT32 or FP32 (PSUM entry, or
+                                                 SBUF bytes 4*(src_off+i) .. +4)
+    b = SBUF[dst_p0 + k][bias_off : +4] if bias else 0    (same type as x)
+    FP32 source:  y = x + b (FP32 RNE, sim.fp) if bias else x;  ReLU: y < 0 -> +0
+                  (NaN kept);  then FP32 (bits unchanged), BF16 or FP16 (sim.vector casts)
+    INT32 source: a = x + b (INT32 wrap);  INT32: ReLU clamps at 0;
+                  INT8: sim.vector.requantize(a, scale, shift, zp, relu)
+    SBUF[dst_p0 + k][dst_off + i*size : +size] = y   (little-endian)
+
+Refusals (``ActError`` order): TYPES, PARTS, SRC_RANGE, DST_RANGE, BIAS_RANGE, OVERLAP.
+The command format is :class:`hdl.formats.ActCmd`; :meth:`Act.encode` packs through it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+
+from .fp import fp32_add_bits
+from .golden import wrap_int32
+from .vector import f32_to_bf16_bits, f32_to_fp16_bits, relu_f32_bits, requantize
+
+__all__ = ["Act", "ACT_ERRORS", "ACT_BYTES", "check", "apply"]
+
+ACT_ERRORS = ("NONE", "TYPES", "PARTS", "SRC_RANGE", "DST_RANGE", "BIAS_RANGE", "OVERLAP")
+ACT_BYTES = {"INT8": 1, "BF16": 2, "FP16": 2, "INT32": 4, "FP32": 4}
+FLOAT_OUT = ("FP32", "BF16", "FP16")
+INT_OUT = ("INT32", "INT8")
+
+
+@dataclass(frozen=True)
+class Act:
+    parts: int
+    n: int
+    dst_type: str = "FP32"
+    src_psum: bool = True
+    src_fp: bool = True
+    src_p0: int = 0
+    src_off: int = 0
+    dst_p0: int = 0
+    dst_off: int = 0
+    bias: bool = False
+    bias_off: int = 0
+    relu: bool = False
+    scale: int = 1
+    shift: int = 0
+    zp: int = 0
+
+    def encode(self) -> int:
+        from hdl.formats import ActCmd, ActType
+        f = dataclasses.asdict(self)
+        f["dst_type"] = ActType[self.dst_type]
+        for key in ("src_psum", "src_fp", "bias", "relu"):
+            f[key] = int(f[key])
+        return ActCmd.const(f).as_value().value
+
+
+def check(config, a: Act) -> str:
+    """The refusal reason, ``"NONE"`` when the command runs."""
+    if a.src_fp:
+        if a.dst_type not in FLOAT_OUT or not config.has_float:
+            return "TYPES"
+    elif a.dst_type not in INT_OUT:
+        return "TYPES"
+    src_parts = config.cols if a.src_psum else config.rows
+    if a.parts == 0 or a.src_p0 + a.parts > src_parts or a.dst_p0 + a.parts > config.rows:
+        return "PARTS"
+    src_elems = config.psum_entries if a.src_psum else config.sbuf_bytes // 4
+    if a.n == 0 or a.src_off + a.n > src_elems:
+        return "SRC_RANGE"
+    size = ACT_BYTES[a.dst_type]
+    if a.dst_off % size or a.dst_off + a.n * size > config.sbuf_bytes:
+        return "DST_RANGE"
+    if a.bias and (a.bias_off % 4 or a.bias_off + 4 > config.sbuf_bytes):
+        return "BIAS_RANGE"
+    if not a.src_psum:
+        parts = (a.src_p0 < a.dst_p0 + a.parts) and (a.dst_p0 < a.src_p0 + a.parts)
+        lo, hi = 4 * a.src_off, 4 * (a.src_off + a.n)
+        overlap = lo < a.dst_off + a.n * size and a.dst_off < hi
+        in_place = a.src_p0 == a.dst_p0 and a.dst_off == lo
+        if parts and overlap and not in_place:
+            return "OVERLAP"
+    return "NONE"
+
+
+def _words32(raw):
+    """[..., 4*m] uint8 -> [..., m] uint32 (little-endian)."""
+    raw = np.ascontiguousarray(raw)
+    return raw.view("<u4").astype(np.uint32)
+
+
+def apply(config, a: Act, model) -> str:
+    """Run ``a`` on ``model`` (a :class:`sim.tensor.TensorModel`); return its code."""
+    reason = check(config, a)
+    if reason != "NONE":
+        return reason
+    k = np.arange(a.parts)
+    if a.src_psum:
+        flat = model.psum.reshape(config.cols, -1)
+        x = flat[a.src_p0 + k][:, a.src_off:a.src_off + a.n].astype(np.uint32)
+    else:
+        raw = model.sbuf[a.src_p0:a.src_p0 + a.parts, 4 * a.src_off:4 * (a.src_off + a.n)]
+        x = _words32(raw)
+    if a.bias:
+        b = _words32(model.sbuf[a.dst_p0:a.dst_p0 + a.parts, a.bias_off:a.bias_off + 4])
+    else:
+        b = np.zeros((a.parts, 1), dtype=np.uint32)
+    b = np.broadcast_to(b, x.shape)
+    if a.src_fp:
+        y = fp32_add_bits(x, b) if a.bias else x
+        if a.relu:
+            y = relu_f32_bits(y)
+        if a.dst_type == "BF16":
+            y = f32_to_bf16_bits(y)
+        elif a.dst_type == "FP16":
+            y = f32_to_fp16_bits(y)
+    else:
+        acc = wrap_int32(x.view(np.int32).astype(np.int64) + b.view(np.int32).astype(np.int64))
+        if a.dst_type == "INT32":
+            y = np.where(a.relu & (acc < 0), 0, acc)
+        else:
+            y = requantize(acc, a.scale, a.shift, a.zp, a.relu)
+    size = ACT_BYTES[a.dst_type]
+    y = np.asarray(y, dtype=np.int64) & ((1 << (8 * size)) - 1)
+    out = np.zeros(y.shape + (size,), dtype=np.uint8)
+    for j in range(size):
+        out[..., j] = (y >> (8 * j)) & 0xFF
+    model.sbuf[a.dst_p0:a.dst_p0 + a.parts, a.dst_off:a.dst_off + a.n * size] = \
+        out.reshape(a.parts, a.n * size)
+    return "NONE"
