@@ -62,7 +62,7 @@ def cmd_synth(args):
 
 def cmd_bench(args):
     from .runner import run_cocotb
-    cases, tensor, dma = [], [], []
+    cases, tensor, dma, act = [], [], [], []
     for config in args.config:
         cfg = named_config(config)
         out = BUILD / "bench" / f"array-{cfg.name}.json"
@@ -80,8 +80,12 @@ def cmd_bench(args):
         run_cocotb("dma_subsystem", "tb.dma.test_dma", "test_bandwidth", cfg,
                    extra_env={"NCORE_BENCH_OUT": str(out)})
         dma += json.loads(out.read_text())
+        out = BUILD / "bench" / f"act-{cfg.name}.json"
+        run_cocotb("vector_subsystem", "tb.vector.test_vector", "test_pass_cycles", cfg,
+                   extra_env={"NCORE_BENCH_OUT": str(out)})
+        act += json.loads(out.read_text())
     (BUILD / "bench.json").write_text(json.dumps(
-        {"array": cases, "tensor": tensor, "dma": dma}, indent=1) + "\n")
+        {"array": cases, "tensor": tensor, "dma": dma, "act": act}, indent=1) + "\n")
     print("systolic array alone (weights and moving columns from the testbench):")
     print(f"{'name':28s} {'cycles':>8s} {'MACs':>10s} {'util':>7s} {'steady':>7s} "
           f"{'sim cyc/s':>10s}")
@@ -104,6 +108,11 @@ def cmd_bench(args):
     for c in dma:
         print(f"{c['name']:28s} {c['bytes']:8d} {c['cycles']:8d} {c['bytes_per_cycle']:8.2f} "
               f"{c['efficiency']:7.2%}")
+    print("\nvector engine (one pass over a cols x 512 PSUM tile, bias + ReLU + cast):")
+    print(f"{'name':28s} {'elements':>8s} {'cycles':>8s} {'el/cycle':>8s}")
+    for c in act:
+        print(f"{c['name']:28s} {c['elements_per_partition']:8d} {c['cycles']:8d} "
+              f"{c['elements_per_cycle_per_partition']:8.3f}")
     print(f"written to {BUILD / 'bench.json'}")
     return 0
 
