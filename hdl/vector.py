@@ -92,7 +92,7 @@ class VectorEngine(wiring.Component):
         floats = cfg.has_float
 
         cmd = Signal(ActCmd)
-        c = self.i_cmd.payload
+        c = cmd         # the checks look at the registered command (CHECK state)
         # partition offsets narrowed to the lanes (legal commands have them < rows), so
         # the lane shifts below stay as wide as the data
         src_p0 = Signal(range(max(R, cfg.cols)))
@@ -101,20 +101,21 @@ class VectorEngine(wiring.Component):
 
         # ---- checks (on the incoming command, registered with it) -----------------------
         des = Signal(3)     # destination element bytes
+        des_log = Signal(2)
         with m.Switch(c.dst_type):
             with m.Case(ActType.INT8):
-                m.d.comb += des.eq(1)
+                m.d.comb += [des.eq(1), des_log.eq(0)]
             with m.Case(ActType.BF16, ActType.FP16):
-                m.d.comb += des.eq(2)
+                m.d.comb += [des.eq(2), des_log.eq(1)]
             with m.Default():
-                m.d.comb += des.eq(4)
+                m.d.comb += [des.eq(4), des_log.eq(2)]
         dst_float = ((c.dst_type == ActType.FP32) | (c.dst_type == ActType.BF16)
                      | (c.dst_type == ActType.FP16))
         dst_int = (c.dst_type == ActType.INT32) | (c.dst_type == ActType.INT8)
         src_parts = Mux(c.src_psum, cfg.cols, R)
         src_elems = Mux(c.src_psum, cfg.psum_entries, cfg.sbuf_bytes // 4)
         dst_end = Signal(40)
-        m.d.comb += dst_end.eq(c.dst_off + c.n * des)
+        m.d.comb += dst_end.eq(c.dst_off + (c.n << des_log))
         src_lo = c.src_off * 4
         src_hi = (c.src_off + c.n) * 4
         parts_overlap = (c.src_p0 < c.dst_p0 + c.parts) & (c.dst_p0 < c.src_p0 + c.parts)
@@ -136,9 +137,9 @@ class VectorEngine(wiring.Component):
             m.d.comb += code.eq(ActError.OVERLAP)
 
         # ---- control --------------------------------------------------------------------
-        IDLE, SETUP, BIAS_REQ, BIAS_WAIT, RUN = range(5)
+        IDLE, CHECK, BIAS_REQ, BIAS_WAIT, RUN = range(5)
         state = Signal(range(5), name="act_state")
-        cmd_des = Signal(3)
+        cmd_des = des
         start = Signal()
         done = Signal()
         m.d.comb += self.i_cmd.ready.eq(state == IDLE)
@@ -147,14 +148,15 @@ class VectorEngine(wiring.Component):
         with m.Switch(state):
             with m.Case(IDLE):
                 with m.If(self.i_cmd.valid):
-                    with m.If(code != ActError.NONE):
-                        with m.If(~self.o_error & ~self.i_error_clear):
-                            m.d.sync += [self.o_error.eq(1), self.o_error_code.eq(code)]
-                    with m.Else():
-                        m.d.sync += [cmd.eq(c), cmd_des.eq(des), state.eq(SETUP)]
-            with m.Case(SETUP):         # the command is registered now
-                m.d.sync += state.eq(Mux(cmd.bias, BIAS_REQ, RUN))
-                m.d.comb += start.eq(~cmd.bias)
+                    m.d.sync += [cmd.eq(self.i_cmd.payload), state.eq(CHECK)]
+            with m.Case(CHECK):         # the command is registered now
+                with m.If(code != ActError.NONE):
+                    m.d.sync += state.eq(IDLE)
+                    with m.If(~self.o_error & ~self.i_error_clear):
+                        m.d.sync += [self.o_error.eq(1), self.o_error_code.eq(code)]
+                with m.Else():
+                    m.d.sync += state.eq(Mux(cmd.bias, BIAS_REQ, RUN))
+                    m.d.comb += start.eq(~cmd.bias)
             with m.Case(BIAS_REQ):
                 with m.If(self.o_sbuf_rd.ready):
                     m.d.sync += state.eq(BIAS_WAIT)
@@ -177,7 +179,7 @@ class VectorEngine(wiring.Component):
         with m.If(state == BIAS_WAIT):
             for k in range(R):
                 m.d.sync += bias[k].eq(bias_lanes[32 * k:32 * (k + 1)])
-        with m.If((state == SETUP) & ~cmd.bias):
+        with m.If((state == CHECK) & ~cmd.bias):
             m.d.sync += [b.eq(0) for b in bias]
 
         # ---- source reads -------------------------------------------------------------------
