@@ -99,7 +99,7 @@ class VectorEngine(wiring.Component):
         dst_p0 = Signal(range(R))
         m.d.comb += [src_p0.eq(cmd.src_p0), dst_p0.eq(cmd.dst_p0)]
 
-        # ---- checks (on the incoming command, registered with it) -----------------------
+        # ---- checks (on the registered command) -------------------------------------------
         des = Signal(3)     # destination element bytes
         des_log = Signal(2)
         with m.Switch(c.dst_type):
@@ -121,24 +121,28 @@ class VectorEngine(wiring.Component):
         parts_overlap = (c.src_p0 < c.dst_p0 + c.parts) & (c.dst_p0 < c.src_p0 + c.parts)
         bytes_overlap = (src_lo < dst_end) & (c.dst_off < src_hi)
         in_place = (c.src_p0 == c.dst_p0) & (c.dst_off == src_lo)
+        # Each check's verdict is registered (CHECK), then the first failing one is
+        # picked (CHECK2): the sums and compares and the priority choice are in
+        # different cycles.
+        fail = Signal(6)
+        m.d.sync += fail.eq(Cat(
+            Mux(c.src_fp, ~dst_float | (not floats), ~dst_int),
+            (c.parts == 0) | (c.src_p0 + c.parts > src_parts) | (c.dst_p0 + c.parts > R),
+            (c.n == 0) | (c.src_off + c.n > src_elems),
+            ((c.dst_off & (des - 1)) != 0) | (dst_end > cfg.sbuf_bytes),
+            c.bias & ((c.bias_off[:2] != 0) | (c.bias_off + 4 > cfg.sbuf_bytes)),
+            ~c.src_psum & parts_overlap & bytes_overlap & ~in_place,
+        ))
         code = Signal(ActError)
-        with m.If(Mux(c.src_fp, ~dst_float | (not floats), ~dst_int)):
-            m.d.comb += code.eq(ActError.TYPES)
-        with m.Elif((c.parts == 0) | (c.src_p0 + c.parts > src_parts)
-                    | (c.dst_p0 + c.parts > R)):
-            m.d.comb += code.eq(ActError.PARTS)
-        with m.Elif((c.n == 0) | (c.src_off + c.n > src_elems)):
-            m.d.comb += code.eq(ActError.SRC_RANGE)
-        with m.Elif(((c.dst_off & (des - 1)) != 0) | (dst_end > cfg.sbuf_bytes)):
-            m.d.comb += code.eq(ActError.DST_RANGE)
-        with m.Elif(c.bias & ((c.bias_off[:2] != 0) | (c.bias_off + 4 > cfg.sbuf_bytes))):
-            m.d.comb += code.eq(ActError.BIAS_RANGE)
-        with m.Elif(~c.src_psum & parts_overlap & bytes_overlap & ~in_place):
-            m.d.comb += code.eq(ActError.OVERLAP)
+        for i, err in reversed(list(enumerate((
+                ActError.TYPES, ActError.PARTS, ActError.SRC_RANGE, ActError.DST_RANGE,
+                ActError.BIAS_RANGE, ActError.OVERLAP)))):
+            with m.If(fail[i]):
+                m.d.comb += code.eq(err)
 
         # ---- control --------------------------------------------------------------------
-        IDLE, CHECK, BIAS_REQ, BIAS_WAIT, RUN = range(5)
-        state = Signal(range(5), name="act_state")
+        IDLE, CHECK, CHECK2, BIAS_REQ, BIAS_WAIT, RUN = range(6)
+        state = Signal(range(6), name="act_state")
         cmd_des = des
         start = Signal()
         done = Signal()
@@ -149,7 +153,9 @@ class VectorEngine(wiring.Component):
             with m.Case(IDLE):
                 with m.If(self.i_cmd.valid):
                     m.d.sync += [cmd.eq(self.i_cmd.payload), state.eq(CHECK)]
-            with m.Case(CHECK):         # the command is registered now
+            with m.Case(CHECK):         # the command is registered; verdicts next
+                m.d.sync += state.eq(CHECK2)
+            with m.Case(CHECK2):
                 with m.If(code != ActError.NONE):
                     m.d.sync += state.eq(IDLE)
                     with m.If(~self.o_error & ~self.i_error_clear):
@@ -179,7 +185,7 @@ class VectorEngine(wiring.Component):
         with m.If(state == BIAS_WAIT):
             for k in range(R):
                 m.d.sync += bias[k].eq(bias_lanes[32 * k:32 * (k + 1)])
-        with m.If((state == CHECK) & ~cmd.bias):
+        with m.If((state == CHECK2) & ~cmd.bias):
             m.d.sync += [b.eq(0) for b in bias]
 
         # ---- source reads -------------------------------------------------------------------
