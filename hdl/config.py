@@ -12,7 +12,8 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-__all__ = ["CoreConfig", "DTYPES", "FLOAT_DTYPES", "NAMED_CONFIGS", "named_config"]
+__all__ = ["CoreConfig", "DTYPES", "FLOAT_DTYPES", "NAMED_CONFIGS", "named_config",
+           "check_int_range"]
 
 
 #: Every operand data type the tensor engine knows about, in encoding order
@@ -39,6 +40,13 @@ def _check_positive_int(name, value, maximum=None):
         raise ValueError(f"{name} must be a positive integer, not {value!r}")
     if maximum is not None and value > maximum:
         raise ValueError(f"{name} must be at most {maximum}, not {value!r}")
+
+
+def check_int_range(name, value, minimum, maximum):
+    """Raise ``ValueError`` unless ``value`` is an integer (not a bool) in
+    ``[minimum, maximum]``; used by components for their elaboration parameters."""
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
+        raise ValueError(f"{name} must be an integer from {minimum} to {maximum}, not {value!r}")
 
 
 def _check_pow2(name, value, minimum, maximum):

@@ -7,7 +7,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2, exact_log2
 
 from .axi import AXI4Signature, AXIReadLatency
-from .config import CoreConfig
+from .config import CoreConfig, check_int_range
 from .formats import (
     DmaDesc, DmaError, _bits_for, dma_done_layout, psum_data_layout, psum_read_layout,
     psum_write_layout, sbuf_data_layout, sbuf_read_layout, sbuf_write_layout,
@@ -230,9 +230,7 @@ class DMAEngine(wiring.Component):
     def __init__(self, config: CoreConfig, *, queue_depth=4):
         if not isinstance(config, CoreConfig):
             raise TypeError(f"config must be a CoreConfig, not {config!r}")
-        if (isinstance(queue_depth, bool) or not isinstance(queue_depth, int)
-                or not 4 <= queue_depth <= 64):
-            raise ValueError(f"queue_depth must be an integer from 4 to 64, not {queue_depth!r}")
+        check_int_range("queue_depth", queue_depth, 4, 64)
         self._config = config
         self._queue_depth = queue_depth
         super().__init__({

@@ -8,16 +8,12 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from .arbiter import RoundRobin
-from .config import FP_ADD_LATENCY, CoreConfig
+from .config import FP_ADD_LATENCY, CoreConfig, check_int_range
 from .formats import psum_data_layout, psum_read_layout, psum_write_layout
 from .fp import FP32Adder
 
 __all__ = ["PSUM"]
 
-
-def _check_count(name, value, minimum, maximum):
-    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
-        raise ValueError(f"{name} must be an integer from {minimum} to {maximum}, not {value!r}")
 
 
 class PSUM(wiring.Component):
@@ -74,9 +70,9 @@ class PSUM(wiring.Component):
     def __init__(self, config: CoreConfig, *, n_read=1, n_write=1, resp_depth=16):
         if not isinstance(config, CoreConfig):
             raise TypeError(f"config must be a CoreConfig, not {config!r}")
-        _check_count("n_read", n_read, 1, 8)
-        _check_count("n_write", n_write, 1, 8)
-        _check_count("resp_depth", resp_depth, 3, 64)
+        check_int_range("n_read", n_read, 1, 8)
+        check_int_range("n_write", n_write, 1, 8)
+        check_int_range("resp_depth", resp_depth, 3, 64)
         self._config = config
         self._n_read = n_read
         self._n_write = n_write

@@ -7,15 +7,11 @@ from amaranth.lib.memory import Memory, MemoryData
 from amaranth.lib.wiring import In, Out
 
 from .arbiter import RoundRobin
-from .config import CoreConfig
+from .config import CoreConfig, check_int_range
 from .formats import sbuf_data_layout, sbuf_read_layout, sbuf_write_layout
 
 __all__ = ["SBUF"]
 
-
-def _check_count(name, value, minimum, maximum):
-    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
-        raise ValueError(f"{name} must be an integer from {minimum} to {maximum}, not {value!r}")
 
 
 class SBUF(wiring.Component):
@@ -67,9 +63,9 @@ class SBUF(wiring.Component):
     def __init__(self, config: CoreConfig, *, n_read=1, n_write=1, resp_depth=6):
         if not isinstance(config, CoreConfig):
             raise TypeError(f"config must be a CoreConfig, not {config!r}")
-        _check_count("n_read", n_read, 1, 8)
-        _check_count("n_write", n_write, 1, 8)
-        _check_count("resp_depth", resp_depth, 3, 64)
+        check_int_range("n_read", n_read, 1, 8)
+        check_int_range("n_write", n_write, 1, 8)
+        check_int_range("resp_depth", resp_depth, 3, 64)
         self._config = config
         self._n_read = n_read
         self._n_write = n_write

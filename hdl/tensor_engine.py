@@ -6,7 +6,7 @@ from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import exact_log2
 
-from .config import CoreConfig
+from .config import CoreConfig, check_int_range
 from .formats import (
     Dtype, MatmulCmd, TensorError, _bits_for, column_layout, psum_data_layout,
     psum_read_layout, psum_write_layout, sbuf_data_layout, sbuf_read_layout,
@@ -219,10 +219,7 @@ class TensorEngine(wiring.Component):
     def __init__(self, config: CoreConfig, *, result_queue_depth=16):
         if not isinstance(config, CoreConfig):
             raise TypeError(f"config must be a CoreConfig, not {config!r}")
-        if (isinstance(result_queue_depth, bool) or not isinstance(result_queue_depth, int)
-                or not 4 <= result_queue_depth <= 256):
-            raise ValueError(f"result_queue_depth must be an integer from 4 to 256, "
-                             f"not {result_queue_depth!r}")
+        check_int_range("result_queue_depth", result_queue_depth, 4, 256)
         self._config = config
         self._wq_depth = result_queue_depth
         super().__init__({

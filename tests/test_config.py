@@ -92,3 +92,23 @@ def test_elaboration_errors():
         PE(col=0, cols=0)
     with pytest.raises(TypeError, match="inner must be a wiring.Component"):
         SynthWrapper(object())
+
+
+def test_engine_parameter_errors():
+    """Component parameters are checked at construction with exact messages."""
+    from hdl.dma import DMAEngine
+    from hdl.tensor_engine import TensorEngine
+    from hdl.vector import VectorEngine
+    cfg = CoreConfig()
+    with pytest.raises(ValueError) as exc:
+        TensorEngine(cfg, result_queue_depth=2)
+    assert str(exc.value) == "result_queue_depth must be an integer from 4 to 256, not 2"
+    with pytest.raises(ValueError) as exc:
+        DMAEngine(cfg, queue_depth=65)
+    assert str(exc.value) == "queue_depth must be an integer from 4 to 64, not 65"
+    with pytest.raises(ValueError) as exc:
+        VectorEngine(CoreConfig(rows=4, cols=8))
+    assert str(exc.value) == ("the vector engine needs cols <= rows (a PSUM partition per "
+                              "lane), not a 4x8 array")
+    with pytest.raises(TypeError):
+        DMAEngine("default")
