@@ -10,7 +10,7 @@ from amaranth.lib import wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["AXI4Signature", "AXIResp", "AXIReadLatency"]
+__all__ = ["AXI4Signature", "AXI4LiteSignature", "AXIResp", "AXIReadLatency"]
 
 
 class AXIResp:
@@ -112,3 +112,41 @@ class AXIReadLatency(wiring.Component):
             fifo.r_en.eq(o.arready & ripe),
         ]
         return m
+
+
+class AXI4LiteSignature(wiring.Signature):
+    """An AXI4-Lite manager (master) port: AW, W, B, AR, R channels, one beat each.
+
+    A subordinate (slave) port is ``In(AXI4LiteSignature(...))``. A port named ``s_axil``
+    appears in Verilog as ``s_axil__awaddr`` etc.; cocotbext-axi finds it with
+    ``AxiLiteBus.from_prefix(dut, "s_axil_")``.
+
+    Parameters
+    ----------
+    addr_width : int
+    data_bytes : int
+        4 (32-bit data) or 8 (64-bit data), as the AXI4-Lite specification allows.
+    """
+
+    def __init__(self, *, addr_width, data_bytes=4):
+        if isinstance(addr_width, bool) or not isinstance(addr_width, int) or addr_width < 1:
+            raise ValueError(f"addr_width must be a positive integer, not {addr_width!r}")
+        if data_bytes not in (4, 8):
+            raise ValueError(f"data_bytes must be 4 or 8, not {data_bytes!r}")
+        self.addr_width = addr_width
+        self.data_bytes = data_bytes
+        dw = 8 * data_bytes
+        super().__init__({
+            "awaddr": Out(addr_width), "awprot": Out(3), "awvalid": Out(1), "awready": In(1),
+            "wdata": Out(dw), "wstrb": Out(data_bytes), "wvalid": Out(1), "wready": In(1),
+            "bresp": In(2), "bvalid": In(1), "bready": Out(1),
+            "araddr": Out(addr_width), "arprot": Out(3), "arvalid": Out(1), "arready": In(1),
+            "rdata": In(dw), "rresp": In(2), "rvalid": In(1), "rready": Out(1),
+        })
+
+    def __eq__(self, other):
+        return (isinstance(other, AXI4LiteSignature) and other.addr_width == self.addr_width
+                and other.data_bytes == self.data_bytes)
+
+    def __repr__(self):
+        return f"AXI4LiteSignature(addr_width={self.addr_width}, data_bytes={self.data_bytes})"

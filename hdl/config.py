@@ -98,6 +98,10 @@ class CoreConfig:
     dma_max_burst : int
         Longest burst the DMA issues, in beats, 1 to 256 (bursts also stop at every
         4 KiB boundary, as AXI4 requires).
+    n_sems : int
+        Semaphores of the controller, 1 to 32 (16-bit counters, see ``docs/isa.md``).
+    queue_depth : int
+        Instructions each engine queue of the controller holds, 2 to 64.
     out_fifo_depth : int or None
         Entries of the array's output FIFO, a power of two. ``None`` picks the
         smallest power of two that keeps the array streaming at full rate while the
@@ -123,6 +127,8 @@ class CoreConfig:
     axi_id_width: int = 4
     dma_outstanding: int = 4
     dma_max_burst: int = 16
+    n_sems: int = 16
+    queue_depth: int = 4
     out_fifo_depth: int | None = None
 
     def __post_init__(self):
@@ -160,6 +166,8 @@ class CoreConfig:
         _check_positive_int("axi_id_width", self.axi_id_width, 16)
         _check_positive_int("dma_outstanding", self.dma_outstanding, 32)
         _check_positive_int("dma_max_burst", self.dma_max_burst, 256)
+        check_int_range("n_sems", self.n_sems, 1, 32)
+        check_int_range("queue_depth", self.queue_depth, 2, 64)
         if self.out_fifo_depth is not None:
             _check_positive_int("out_fifo_depth", self.out_fifo_depth)
             if self.out_fifo_depth & (self.out_fifo_depth - 1):

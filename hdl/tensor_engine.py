@@ -209,6 +209,11 @@ class TensorEngine(wiring.Component):
         PSUM write client.
     o_busy : Out(1)
         A command is being checked or has results not yet handed to PSUM.
+    o_done : Out(1)
+        One cycle per legal command, when PSUM accepts its last result column (in
+        command order; a later PSUM reader sees every result). Refused commands give none.
+    o_fire : Out(1)
+        A moving column enters the array this cycle (the increment of ``o_active``).
     o_error : Out(1), o_error_code : Out(TensorError), i_error_clear : In(1)
     o_busy_cycles, o_active, o_cycles : Out(48)
         Cycles with ``o_busy`` set; moving columns streamed; all cycles (since reset
@@ -230,6 +235,8 @@ class TensorEngine(wiring.Component):
             "i_xresp": In(stream.Signature(sbuf_data_layout(config))),
             "o_psum": Out(stream.Signature(psum_write_layout(config))),
             "o_busy": Out(1),
+            "o_done": Out(1),
+            "o_fire": Out(1),
             "o_error": Out(1),
             "o_error_code": Out(TensorError),
             "i_error_clear": In(1),
@@ -358,7 +365,8 @@ class TensorEngine(wiring.Component):
         widx = Signal(17)
         y = array.o_y
         req_layout = psum_write_layout(cfg)
-        out_q = m.submodules.psum_queue = SyncFIFOBuffered(width=req_layout.size, depth=4)
+        # one extra bit marks a command's last column (for o_done)
+        out_q = m.submodules.psum_queue = SyncFIFOBuffered(width=req_layout.size + 1, depth=4)
         req = Signal(req_layout)
         m.d.comb += [
             req.bank.eq(wcmd.bank),
@@ -374,10 +382,12 @@ class TensorEngine(wiring.Component):
             take.eq(y.valid & w_q.r_rdy & out_q.w_rdy),
             y.ready.eq(w_q.r_rdy & out_q.w_rdy),
             out_q.w_en.eq(take),
-            out_q.w_data.eq(req),
+            out_q.w_data.eq(Cat(req, widx == wcmd.last)),
             self.o_psum.valid.eq(out_q.r_rdy),
-            self.o_psum.payload.eq(out_q.r_data),
+            self.o_psum.payload.eq(out_q.r_data[:req_layout.size]),
             out_q.r_en.eq(self.o_psum.ready),
+            self.o_done.eq(out_q.r_rdy & self.o_psum.ready & out_q.r_data[-1]),
+            self.o_fire.eq(array.i_x.valid & array.i_x.ready),
         ]
         w_last = widx == wcmd.last
         with m.If(take):

@@ -45,6 +45,9 @@ class VectorEngine(wiring.Component):
     o_psum_rd, i_psum_rd : PSUM read client (PSUM sources)
     o_sbuf_wr : SBUF write client
     o_busy : Out(1)
+    o_done : Out(1)
+        One cycle per legal command, when its last SBUF write has been accepted (a
+        later SBUF reader sees every result). Refused commands give none.
     o_error : Out(1), o_error_code : Out(ActError), i_error_clear : In(1)
     o_busy_cycles : Out(48), i_perf_clear : In(1)
     """
@@ -64,6 +67,7 @@ class VectorEngine(wiring.Component):
             "i_psum_rd": In(stream.Signature(psum_data_layout(config))),
             "o_sbuf_wr": Out(stream.Signature(sbuf_write_layout(config))),
             "o_busy": Out(1),
+            "o_done": Out(1),
             "o_error": Out(1),
             "o_error_code": Out(ActError),
             "i_error_clear": In(1),
@@ -372,6 +376,7 @@ class VectorEngine(wiring.Component):
 
         # ---- status ---------------------------------------------------------------------------
         m.d.comb += self.o_busy.eq(state != IDLE)
+        m.d.comb += self.o_done.eq((state == RUN) & done)
         with m.If(self.i_perf_clear):
             m.d.sync += self.o_busy_cycles.eq(0)
         with m.Elif(self.o_busy):

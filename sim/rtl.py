@@ -49,6 +49,26 @@ def _vector_engine(cfg):
     return VectorEngine(cfg)
 
 
+def _core(cfg):
+    from hdl.core import Core
+    return Core(cfg)
+
+
+def _neuron_core(cfg):
+    from hdl.core import NeuronCore
+    return NeuronCore(cfg)
+
+
+def _neuron_core_sim(cfg):
+    from hdl.simdram import NeuronCoreSim
+    return NeuronCoreSim(cfg)
+
+
+def _neuron_core_sim_stall(cfg):
+    from hdl.simdram import NeuronCoreSim
+    return NeuronCoreSim(cfg, latency=40, stall_16ths=6)
+
+
 def _fp32_adder(cfg):
     from hdl.fp import FP32Adder
     return FP32Adder()
@@ -57,6 +77,11 @@ def _fp32_adder(cfg):
 def _fp_mul16(cfg):
     from hdl.fp import FPMul16
     return FPMul16()
+
+
+def _host(cfg):
+    from hdl.host import HostInterface
+    return HostInterface(cfg)
 
 
 def _wrapped(make):
@@ -78,15 +103,21 @@ TOPS = {
     "vector_subsystem": _vector,
     "vector_engine": _vector_engine,
     "vector_engine_synth": _wrapped(_vector_engine),
+    "core": _core,
+    "neuron_core": _neuron_core,
+    "neuron_core_synth": _wrapped(_neuron_core),
+    "neuron_core_sim": _neuron_core_sim,
+    "neuron_core_sim_stall": _neuron_core_sim_stall,
     "fp32_adder": _fp32_adder,
     "fp_mul16": _fp_mul16,
     "fp32_adder_synth": _wrapped(_fp32_adder),
     "fp_mul16_synth": _wrapped(_fp_mul16),
+    "host_interface": _host,
 }
 
 #: Tops meant for simulation (the synthesis wrappers only feed ``make synth``).
 SIM_TOPS = ("systolic_array", "tensor_subsystem", "dma_subsystem", "vector_subsystem",
-            "fp32_adder", "fp_mul16")
+            "fp32_adder", "fp_mul16", "host_interface")
 
 #: Top -> its synthesis wrapper top (pin-light, nothing trimmed; see hdl/synth_wrapper.py).
 SYNTH_TOPS = {

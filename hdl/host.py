@@ -1,0 +1,320 @@
+"""The host interface: ncore's control and status registers on an AXI4-Lite port.
+
+The register map is :mod:`hdl.regmap`; this module builds the decoder, the storage and
+the reset values by looping over it, and adds the behaviour behind the RO registers
+(sticky status flags, error capture, performance counters). The host's sequence is in
+``docs/host.md``, the registers in ``docs/registers.md``.
+"""
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from .axi import AXI4LiteSignature, AXIResp
+from .config import CoreConfig
+from .regmap import (
+    ADDR_WIDTH, COUNTER_BITS, COUNTERS, DATA_BYTES, FAULT_ADDR_BITS, PROG_ADDR_BITS,
+    PROG_ALIGN_BITS, WINDOW_BITS, RegisterMap,
+)
+
+__all__ = ["HostInterface"]
+
+
+class HostInterface(wiring.Component):
+    """AXI4-Lite register file that starts, watches and resets the core.
+
+    The AXI4-Lite subordinate accepts AW and W independently (in either order or
+    together) and holds each until both are in; the write then takes effect and its
+    response is raised one cycle later. One write and one read are handled at a time
+    (``awready``/``wready``/``arready`` drop while one is pending); ``bvalid``/``bresp``
+    and ``rvalid``/``rdata``/``rresp`` stay stable until ``bready``/``rready``. Address
+    bits [1:0] are ignored. Unmapped offsets and writes to RO registers are answered
+    SLVERR and change nothing; RW, W1C and WO registers honour the byte strobes.
+
+    The core *runs* from an accepted START (the cycle ``o_start`` is high) until
+    ``i_done`` or ``i_fault`` (inclusive), or a SOFT_RESET. STATUS.BUSY is
+    ``i_busy`` or running, so it is set from the cycle after the START write, even if
+    the core raises ``i_busy`` a few cycles late. ``i_done`` and ``i_fault`` are ignored
+    in the cycle ``o_soft_reset`` is high (the core is being reset then).
+
+    Members
+    -------
+    s_axil : In(AXI4LiteSignature(addr_width=12))
+        The register port (see ``docs/registers.md``).
+    o_start : Out(1)
+        One-cycle pulse for each accepted START (never for a rejected one).
+    o_soft_reset : Out(1)
+        One-cycle pulse for each SOFT_RESET.
+    o_prog_addr : Out(48)
+        PROG_ADDR: byte address of the first instruction (bits [4:0] are zero).
+    o_win_base, o_win_limit : Out(49)
+        The DMA window ``[base, limit)`` (WIN_BASE, WIN_LIMIT).
+    o_watchdog : Out(32)
+        WATCHDOG: cycles without progress before a WATCHDOG fault; 0 is off.
+    o_irq : Out(1)
+        ``|(IRQ_STATUS & IRQ_ENABLE)``, level.
+    i_busy : In(1)
+        The core is busy (live; read as STATUS.BUSY).
+    i_done : In(1)
+        One-cycle pulse: the program ended.
+    i_fault : In(1)
+        One-cycle pulse: the core stopped with an error; ``i_error_code``,
+        ``i_error_detail`` and ``i_fault_addr`` are valid with it.
+    i_error_code : In(4)
+        A :class:`hdl.isa.CoreError` value.
+    i_error_detail : In(8)
+        The refusing engine's own code.
+    i_fault_addr : In(48)
+        Address of the faulting instruction.
+    i_busy_dma_in, i_busy_dma_out, i_busy_tensor, i_busy_vector : In(1)
+        Engine busy levels, counted while running.
+    i_active : In(1)
+        The systolic array accepts a moving column this cycle.
+    i_macs : In(32)
+        Multiply-accumulates done this cycle.
+    i_retired : In(3)
+        Instructions retired this cycle.
+    """
+
+    def __init__(self, config: CoreConfig):
+        if not isinstance(config, CoreConfig):
+            raise TypeError(f"config must be a CoreConfig, not {config!r}")
+        self._config = config
+        self._regmap = RegisterMap(config)
+        rm = self._regmap
+        super().__init__({
+            "s_axil": In(AXI4LiteSignature(addr_width=ADDR_WIDTH, data_bytes=DATA_BYTES)),
+            "o_start": Out(1),
+            "o_soft_reset": Out(1),
+            "o_prog_addr": Out(PROG_ADDR_BITS),
+            "o_win_base": Out(WINDOW_BITS),
+            "o_win_limit": Out(WINDOW_BITS),
+            "o_watchdog": Out(rm.field("WATCHDOG.CYCLES").width),
+            "o_irq": Out(1),
+            "i_busy": In(1),
+            "i_done": In(1),
+            "i_fault": In(1),
+            "i_error_code": In(rm.field("ERROR.CODE").width),
+            "i_error_detail": In(rm.field("ERROR.DETAIL").width),
+            "i_fault_addr": In(FAULT_ADDR_BITS),
+            "i_busy_dma_in": In(1),
+            "i_busy_dma_out": In(1),
+            "i_busy_tensor": In(1),
+            "i_busy_vector": In(1),
+            "i_active": In(1),
+            "i_macs": In(32),
+            "i_retired": In(3),
+        })
+
+    @property
+    def config(self):
+        return self._config
+
+    @property
+    def regmap(self):
+        """The :class:`hdl.regmap.RegisterMap` this interface decodes."""
+        return self._regmap
+
+    def elaborate(self, platform):
+        m = Module()
+        bus = self.s_axil
+        rm = self._regmap
+        word = slice(2, ADDR_WIDTH)     # address bits that select a register
+
+        # -- AXI4-Lite write channels: hold AW and W until both are in -------------------
+        aw_full = Signal()
+        aw_addr = Signal(ADDR_WIDTH)
+        w_full = Signal()
+        w_data = Signal(8 * DATA_BYTES)
+        w_strb = Signal(DATA_BYTES)
+        commit = Signal()               # the held write takes effect this cycle
+        m.d.comb += [
+            bus.awready.eq(~aw_full),
+            bus.wready.eq(~w_full),
+            commit.eq(aw_full & w_full & (~bus.bvalid | bus.bready)),
+        ]
+        with m.If(commit):
+            m.d.sync += [aw_full.eq(0), w_full.eq(0)]
+        with m.If(bus.awvalid & ~aw_full):
+            m.d.sync += [aw_full.eq(1), aw_addr.eq(bus.awaddr)]
+        with m.If(bus.wvalid & ~w_full):
+            m.d.sync += [w_full.eq(1), w_data.eq(bus.wdata), w_strb.eq(bus.wstrb)]
+
+        # bit mask of the strobed bytes, and the written ones within it
+        w_mask = Cat(b.replicate(8) for b in w_strb)
+        w_ones = Signal(8 * DATA_BYTES)
+        m.d.comb += w_ones.eq(w_data & w_mask)
+
+        w_hit = {r.name: Signal(name=f"w_hit_{r.name.lower()}") for r in rm}
+        w_ok = Signal()
+        for r in rm:
+            m.d.comb += w_hit[r.name].eq(commit & (aw_addr[word] == r.offset >> 2))
+        m.d.comb += w_ok.eq(Cat(w_hit[r.name] for r in rm if r.writable).any())
+        with m.If(commit):
+            m.d.sync += [bus.bvalid.eq(1),
+                         bus.bresp.eq(Mux(w_ok, AXIResp.OKAY, AXIResp.SLVERR))]
+        with m.Elif(bus.bready):
+            m.d.sync += bus.bvalid.eq(0)
+
+        # -- AXI4-Lite read channels ------------------------------------------------------
+        ar_take = Signal()
+        m.d.comb += [bus.arready.eq(~bus.rvalid), ar_take.eq(bus.arvalid & ~bus.rvalid)]
+        r_hit = {r.name: Signal(name=f"r_hit_{r.name.lower()}") for r in rm}
+        for r in rm:
+            m.d.comb += r_hit[r.name].eq(ar_take & (bus.araddr[word] == r.offset >> 2))
+
+        # -- storage and pulses, from the register map ------------------------------------
+        state = {}                      # "REG.FIELD" -> register holding the field
+        pulses = {}                     # "REG.FIELD" -> WO pulse (this cycle)
+
+        def new(key):
+            f = rm.field(key)
+            s = state[key] = Signal(f.width, init=f.reset, name=key.lower().replace(".", "_"))
+            return s
+
+        for r in rm:
+            for f in r.fields:
+                key = f"{r.name}.{f.name}"
+                bits = slice(f.lsb, f.lsb + f.width)
+                if f.access in ("RW", "W1C"):
+                    new(key)
+                elif f.access == "WO":
+                    pulses[key] = p = Signal(f.width, name=f"wr_{r.name.lower()}_{f.name.lower()}")
+                    m.d.comb += p.eq(Mux(w_hit[r.name], w_ones[bits], 0))
+
+        # -- behaviour behind the registers -----------------------------------------------
+        sources = {}                    # "REG.FIELD" -> value of an RO field without storage
+        sets = {}                       # "REG.FIELD" -> hardware set of a W1C field
+
+        running = Signal()
+        done = Signal()
+        fault = Signal()
+        busy = Signal()
+        soft = pulses["CTRL.SOFT_RESET"]
+        start = Signal()                # a START was written (without SOFT_RESET)
+        accept = Signal()
+        reject = Signal()
+        st_done = new("STATUS.DONE")
+        st_error = new("STATUS.ERROR")
+        st_rejected = new("STATUS.START_REJECTED")
+        m.d.comb += [
+            done.eq(self.i_done & ~self.o_soft_reset),
+            fault.eq(self.i_fault),
+            busy.eq(self.i_busy | running),
+            start.eq(pulses["CTRL.START"] & ~soft),
+            accept.eq(start & ~busy & ~st_error & ~fault),
+            reject.eq(start & ~accept),
+        ]
+        sources["STATUS.BUSY"] = busy
+        m.d.sync += [self.o_start.eq(accept), self.o_soft_reset.eq(soft)]
+
+        with m.If(soft | done | fault):
+            m.d.sync += running.eq(0)
+        with m.Elif(accept):
+            m.d.sync += running.eq(1)
+
+        with m.If(soft | accept):
+            m.d.sync += st_done.eq(0)
+        with m.Elif(done):
+            m.d.sync += st_done.eq(1)
+
+        with m.If(soft | accept):
+            m.d.sync += st_rejected.eq(0)
+        with m.Elif(reject):
+            m.d.sync += st_rejected.eq(1)
+
+        captured = [new("ERROR.CODE"), new("ERROR.DETAIL"),
+                    Cat(new("FAULT_ADDR_LO.ADDR"), new("FAULT_ADDR_HI.ADDR"))]
+        with m.If(soft):
+            m.d.sync += st_error.eq(0)
+            m.d.sync += [c.eq(0) for c in captured]
+        with m.Elif(fault):
+            m.d.sync += st_error.eq(1)
+            with m.If(~st_error):
+                m.d.sync += [c.eq(v) for c, v in zip(
+                    captured, (self.i_error_code, self.i_error_detail, self.i_fault_addr))]
+
+        sets["IRQ_STATUS.DONE"] = done
+        sets["IRQ_STATUS.ERROR"] = fault
+
+        increments = {
+            "CYCLES": Const(1),
+            "BUSY_DMA_IN": self.i_busy_dma_in,
+            "BUSY_DMA_OUT": self.i_busy_dma_out,
+            "BUSY_TENSOR": self.i_busy_tensor,
+            "BUSY_VECTOR": self.i_busy_vector,
+            "TENSOR_ACTIVE": self.i_active,
+            "TENSOR_MACS": self.i_macs,
+            "INSTRUCTIONS": self.i_retired,
+        }
+        assert set(increments) == {name for name, _ in COUNTERS}
+        for name, _ in COUNTERS:
+            count = Signal(COUNTER_BITS, name=f"count_{name.lower()}")
+            snap = new(f"{name}_HI.COUNT")
+            assert len(snap) == COUNTER_BITS - 32
+            with m.If(soft | accept):
+                m.d.sync += [count.eq(0), snap.eq(0)]
+            with m.Else():
+                with m.If(running):
+                    m.d.sync += count.eq(count + increments[name])
+                with m.If(r_hit[f"{name}_LO"]):
+                    m.d.sync += snap.eq(count[32:])
+            sources[f"{name}_LO.COUNT"] = count[:32]
+
+        # -- writes to RW and W1C fields --------------------------------------------------
+        for r in rm:
+            for f in r.fields:
+                key = f"{r.name}.{f.name}"
+                bits = slice(f.lsb, f.lsb + f.width)
+                if f.access == "RW":
+                    s = state[key]
+                    with m.If(w_hit[r.name]):
+                        m.d.sync += s.eq((s & ~w_mask[bits]) | w_ones[bits])
+                elif f.access == "W1C":
+                    s = state[key]
+                    clear = Mux(w_hit[r.name], w_ones[bits], 0)
+                    m.d.sync += s.eq((s & ~clear) | sets.pop(key, 0))
+        assert not sets, f"hardware sets for unknown W1C fields: {sorted(sets)}"
+
+        # -- reads ------------------------------------------------------------------------
+        def value(r):
+            parts, pos = [], 0
+            for f in sorted(r.fields, key=lambda f: f.lsb):
+                key = f"{r.name}.{f.name}"
+                if f.lsb > pos:
+                    parts.append(Const(0, f.lsb - pos))
+                if f.const or f.access == "WO":
+                    v = Const(f.reset if f.const else 0, f.width)
+                elif key in state:
+                    v = state[key]
+                else:
+                    v = sources.pop(key)
+                assert len(v) == f.width, f"{key}: {len(v)} bits, not {f.width}"
+                parts.append(v)
+                pos = f.lsb + f.width
+            return Cat(*parts, Const(0, 8 * DATA_BYTES - pos))
+
+        r_data = Signal(8 * DATA_BYTES)
+        r_ok = Signal()
+        with m.Switch(bus.araddr[word]):
+            for r in rm:
+                with m.Case(r.offset >> 2):
+                    m.d.comb += [r_data.eq(value(r)), r_ok.eq(1)]
+        assert not sources, f"values for unknown RO fields: {sorted(sources)}"
+        with m.If(ar_take):
+            m.d.sync += [bus.rvalid.eq(1), bus.rdata.eq(r_data),
+                         bus.rresp.eq(Mux(r_ok, AXIResp.OKAY, AXIResp.SLVERR))]
+        with m.Elif(bus.rready):
+            m.d.sync += bus.rvalid.eq(0)
+
+        # -- outputs ----------------------------------------------------------------------
+        m.d.comb += [
+            self.o_prog_addr.eq(Cat(Const(0, PROG_ALIGN_BITS), state["PROG_ADDR_LO.ADDR"],
+                                    state["PROG_ADDR_HI.ADDR"])),
+            self.o_win_base.eq(Cat(state["WIN_BASE_LO.ADDR"], state["WIN_BASE_HI.ADDR"])),
+            self.o_win_limit.eq(Cat(state["WIN_LIMIT_LO.ADDR"], state["WIN_LIMIT_HI.ADDR"])),
+            self.o_watchdog.eq(state["WATCHDOG.CYCLES"]),
+            self.o_irq.eq(Cat(state[f"IRQ_STATUS.{f.name}"] & state[f"IRQ_ENABLE.{f.name}"]
+                              for f in rm["IRQ_STATUS"].fields).any()),
+        ]
+        return m

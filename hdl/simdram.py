@@ -1,0 +1,180 @@
+"""A DRAM model in gateware, for fast whole-core simulation (not for synthesis).
+
+cocotb's AXI models run Python on every beat, which caps a simulation near 90k
+cycles/s; :class:`SimDram` answers the core's AXI4 port inside the simulated design,
+so a long run needs no Python until it is done. The testbench loads and reads the
+memory through the simulator (``dut.dram.mem``, one 64-bit word per element).
+"""
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.lib import wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2, exact_log2
+
+from .axi import AXIResp
+from .config import CoreConfig, check_int_range
+from .controller import axi_signature
+from .core import NeuronCore
+
+__all__ = ["SimDram", "NeuronCoreSim"]
+
+
+class SimDram(wiring.Component):
+    """An AXI4 subordinate with ``size`` bytes, a fixed read latency and optional stalls.
+
+    Each read burst's first beat comes ``latency`` cycles after its request was
+    accepted (up to ``outstanding`` requests queue, so back-to-back bursts stream at one
+    beat per cycle); write responses come when the last beat is written. Bursts are
+    served in order (reads and writes independently). An access at or beyond ``size``
+    gets DECERR (reads return zero, writes change nothing). INCR bursts only.
+
+    With ``stall_16ths`` = s > 0, a 16-bit LFSR withholds each read beat, write-data
+    ready and address ready with probability s/16 (backpressure for tests).
+
+    Members
+    -------
+    s_axi : In(AXI4Signature)
+    """
+
+    def __init__(self, config: CoreConfig, *, size=1 << 20, latency=20, outstanding=8,
+                 stall_16ths=0):
+        check_int_range("latency", latency, 1, 1024)
+        check_int_range("outstanding", outstanding, 1, 64)
+        check_int_range("stall_16ths", stall_16ths, 0, 15)
+        if size % config.axi_data_bytes or size <= 0:
+            raise ValueError(f"size must be a positive multiple of {config.axi_data_bytes}, "
+                             f"not {size!r}")
+        self._config = config
+        self.size = size
+        self.latency = latency
+        self.outstanding = outstanding
+        self.stall_16ths = stall_16ths
+        super().__init__({"s_axi": In(axi_signature(config))})
+
+    def elaborate(self, platform):
+        cfg = self._config
+        m = Module()
+        bus = self.s_axi
+        nb = cfg.axi_data_bytes
+        lb = exact_log2(nb)
+        words = self.size // nb
+        aw = cfg.axi_addr_width
+        mem = m.submodules.mem = Memory(shape=8 * nb, depth=words, init=[])
+        rd = mem.read_port(domain="comb")
+        wr = mem.write_port(granularity=8)
+
+        # free-running time and stall source
+        now = Signal(32)
+        m.d.sync += now.eq(now + 1)
+        lfsr = Signal(16, init=0xACE1)
+        m.d.sync += lfsr.eq(Cat(lfsr[1:], lfsr[0] ^ lfsr[2] ^ lfsr[3] ^ lfsr[5]))
+        s = self.stall_16ths
+
+        def go(k):
+            if s == 0:
+                return Const(1)
+            return lfsr[(3 * k) % 13:(3 * k) % 13 + 4] >= s
+
+        idw = cfg.axi_id_width
+        # ---- reads ---------------------------------------------------------------------
+        ar_w = aw + 8 + idw + 32
+        arq = m.submodules.arq = SyncFIFOBuffered(width=ar_w, depth=self.outstanding)
+        m.d.comb += [
+            bus.arready.eq(arq.w_rdy & go(0)),
+            arq.w_en.eq(bus.arvalid & bus.arready),
+            arq.w_data.eq(Cat(bus.araddr, bus.arlen, bus.arid, now + self.latency)),
+        ]
+        r_addr = Signal(aw)
+        r_left = Signal(9)
+        r_id = Signal(idw)
+        r_busy = Signal()
+        q_addr = arq.r_data[:aw]
+        q_len = arq.r_data[aw:aw + 8]
+        q_id = arq.r_data[aw + 8:aw + 8 + idw]
+        q_due = arq.r_data[aw + 8 + idw:]
+        due = (now - q_due)[31] == 0        # now >= due, modulo 2**32
+        m.d.comb += arq.r_en.eq(~r_busy & arq.r_rdy & due)
+        with m.If(arq.r_en):
+            m.d.sync += [r_busy.eq(1), r_addr.eq(q_addr), r_left.eq(q_len), r_id.eq(q_id)]
+        r_ok = r_addr < self.size
+        r_hold = Signal()       # a beat once offered stays offered until taken (AXI)
+        m.d.sync += r_hold.eq(bus.rvalid & ~bus.rready)
+        m.d.comb += [
+            rd.addr.eq(r_addr[lb:]),
+            bus.rvalid.eq(r_busy & (go(1) | r_hold)),
+            bus.rdata.eq(Mux(r_ok, rd.data, 0)),
+            bus.rresp.eq(Mux(r_ok, AXIResp.OKAY, AXIResp.DECERR)),
+            bus.rlast.eq(r_left == 0),
+            bus.rid.eq(r_id),
+        ]
+        with m.If(bus.rvalid & bus.rready):
+            m.d.sync += [r_addr.eq(r_addr + nb), r_left.eq(r_left - 1)]
+            with m.If(r_left == 0):
+                m.d.sync += r_busy.eq(0)
+
+        # ---- writes --------------------------------------------------------------------
+        awq = m.submodules.awq = SyncFIFOBuffered(width=aw + idw, depth=self.outstanding)
+        m.d.comb += [
+            bus.awready.eq(awq.w_rdy & go(2)),
+            awq.w_en.eq(bus.awvalid & bus.awready),
+            awq.w_data.eq(Cat(bus.awaddr, bus.awid)),
+        ]
+        w_addr = Signal(aw)
+        w_id = Signal(idw)
+        w_busy = Signal()
+        w_err = Signal()
+        bq = m.submodules.bq = SyncFIFOBuffered(width=idw + 2, depth=self.outstanding)
+        with m.If(~w_busy & awq.r_rdy):
+            m.d.comb += awq.r_en.eq(1)
+            m.d.sync += [w_busy.eq(1), w_addr.eq(awq.r_data[:aw]), w_id.eq(awq.r_data[aw:]),
+                         w_err.eq(0)]
+        w_ok = w_addr < self.size
+        m.d.comb += bus.wready.eq(w_busy & bq.w_rdy & go(3))
+        w_fire = bus.wvalid & bus.wready
+        m.d.comb += [
+            wr.addr.eq(w_addr[lb:]),
+            wr.data.eq(bus.wdata),
+            wr.en.eq(Mux(w_fire & w_ok, bus.wstrb, 0)),
+            bq.w_en.eq(w_fire & bus.wlast),
+            bq.w_data.eq(Cat(w_id, Mux(w_err | ~w_ok, AXIResp.DECERR, AXIResp.OKAY))),
+            bus.bvalid.eq(bq.r_rdy),
+            bus.bid.eq(bq.r_data[:idw]),
+            bus.bresp.eq(bq.r_data[idw:]),
+            bq.r_en.eq(bus.bready),
+        ]
+        with m.If(w_fire):
+            m.d.sync += [w_addr.eq(w_addr + nb), w_err.eq(w_err | ~w_ok)]
+            with m.If(bus.wlast):
+                m.d.sync += w_busy.eq(0)
+        return m
+
+
+class NeuronCoreSim(wiring.Component):
+    """:class:`~hdl.core.NeuronCore` with a :class:`SimDram` on its AXI4 port: the
+    top of the whole-core benchmarks and long random tests.
+
+    Members
+    -------
+    s_axil : In(AXI4LiteSignature(addr_width=12))
+    o_irq : Out(1)
+    """
+
+    def __init__(self, config: CoreConfig, *, dram_size=1 << 20, latency=20, stall_16ths=0):
+        from .axi import AXI4LiteSignature
+        self._config = config
+        self._dram = dict(size=dram_size, latency=latency, stall_16ths=stall_16ths)
+        super().__init__({
+            "s_axil": In(AXI4LiteSignature(addr_width=12)),
+            "o_irq": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        core = m.submodules.core = NeuronCore(self._config)
+        dram = m.submodules.dram = SimDram(self._config, **self._dram)
+        wiring.connect(m, core.m_axi, dram.s_axi)
+        wiring.connect(m, wiring.flipped(self.s_axil), core.s_axil)
+        m.d.comb += self.o_irq.eq(core.o_irq)
+        return m

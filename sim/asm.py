@@ -1,0 +1,528 @@
+"""Assembler and disassembler of the ncore instruction set (``hdl/isa.py``).
+
+An instruction is one 256-bit word (32 bytes, little-endian in DRAM: bit 0 of the word
+is bit 0 of its first byte) with the layout :class:`hdl.isa.Instr`: a 32-bit header
+(``opcode``, ``wait_en``, ``wait_sem``, ``wait_val``, ``sig_en``, ``sig_sem``) and a
+224-bit body holding, in its low bits, the engine command of the opcode
+(:class:`hdl.formats.DmaDesc`, :class:`hdl.formats.MatmulCmd`,
+:class:`hdl.formats.ActCmd`; nothing for SEM and END).
+
+Semaphores
+----------
+The core has ``config.n_sems`` semaphores. Each is a 16-bit counter that is 0 when the
+core starts and is only ever incremented: by one when an instruction that *signals* it
+has finished (all of its writes are visible to every engine). An instruction that
+*waits* on ``(sem, value)`` is held at the head of its queue (SEM and END: in the
+decoder) until the semaphore's value is at least ``value``, compared unsigned. As the
+counters never decrease, a wait for the ``n``-th signal of a semaphore is
+``wait=(name, n)``; :meth:`Program.signals` counts the signals issued so far, so a
+consumer written right after its producer waits for ``prog.signals(name)``.
+
+Decoding mirrors the hardware's checks, in this order (the first failing one is the
+:class:`hdl.isa.CoreError` reported):
+
+* ``OPCODE``: opcode 0 or 6..15;
+* ``RESERVED``: a body bit above the command is set, or ``wait_sem``/``wait_val`` are
+  not zero while ``wait_en`` is 0, or ``sig_sem`` is not zero while ``sig_en`` is 0;
+* ``SEM_RANGE``: an enabled ``wait_sem`` or ``sig_sem`` is not below ``config.n_sems``.
+
+Engine-level problems (a matmul the tensor engine refuses, an enum field holding a value
+no enum member has, ...) are *not* decode errors: the instruction is legal and the
+engine refuses it when it starts. A ``MATMUL`` whose ``dtype`` field holds the unused
+value 3 decodes to ``Matmul(dtype="dtype3")``; an ``ACT`` whose ``dst_type`` holds 5..7
+decodes to ``Act(dst_type="TYPE5")`` etc. (refused with ``DTYPE`` and ``TYPES``), and
+such commands encode back to the same bits.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import numbers
+from dataclasses import dataclass
+
+import numpy as np
+
+from hdl.formats import ActCmd, ActType, DmaDesc, Dtype, MatmulCmd
+from hdl.isa import (BODY_WIDTH, INSTR_BITS, INSTR_BYTES, MAX_SEMS, SEM_VALUE_BITS, CoreError,
+                     Instr, Opcode)
+
+from .act import Act
+from .dma import Dma
+from .tensor import Matmul
+
+__all__ = ["IllegalInstruction", "Instruction", "Program", "disassemble", "decode_program",
+           "OPS", "QUEUES"]
+
+#: Mnemonics, by opcode value.
+OPS = ("DMA", "MATMUL", "ACT", "SEM", "END")
+#: Queue names, in the order the ISS and the watchdog report look at them.
+QUEUES = ("dma_in", "dma_out", "tensor", "vector")
+
+_CMD_TYPES = {"DMA": Dma, "MATMUL": Matmul, "ACT": Act}
+_LAYOUTS = {"DMA": DmaDesc, "MATMUL": MatmulCmd, "ACT": ActCmd}
+_SEM_MAX = (1 << SEM_VALUE_BITS) - 1
+_ALL = (1 << INSTR_BITS) - 1
+_HEADER = {name: (field.offset, field.width) for name, field in Instr.as_shape()}
+
+
+class IllegalInstruction(Exception):
+    """A word the decoder refuses.
+
+    Attributes
+    ----------
+    code : str
+        The :class:`hdl.isa.CoreError` name the hardware reports (``"OPCODE"``,
+        ``"RESERVED"``, ``"SEM_RANGE"``; :func:`decode_program` also uses ``"FETCH"``
+        for a program that runs off the end of its data).
+    detail : str
+        What exactly is wrong, for people.
+    addr : int or None
+        Byte address of the word, when known (set by :func:`decode_program`).
+    """
+
+    def __init__(self, code, detail="", addr=None):
+        assert code in CoreError.__members__, code
+        self.code = code
+        self.detail = detail
+        self.addr = addr
+        where = "" if addr is None else f" at 0x{addr:x}"
+        super().__init__(f"{code}{where}: {detail}" if detail else f"{code}{where}")
+
+
+# ---------------------------------------------------------------------------------------
+# Command fields <-> bits
+# ---------------------------------------------------------------------------------------
+
+def _field_ranges(layout):
+    """``{name: (offset, width, lo, hi)}`` of a command layout's fields."""
+    out = {}
+    for name, field in layout.as_shape():
+        w = field.width
+        signed = getattr(field.shape, "signed", False)
+        lo, hi = (-(1 << (w - 1)), (1 << (w - 1)) - 1) if signed else (0, (1 << w) - 1)
+        out[name] = (field.offset, w, lo, hi)
+    return out
+
+
+_RANGES = {op: _field_ranges(layout) for op, layout in _LAYOUTS.items()}
+
+# enum fields: (dataclass field, layout field, enum, name of a member, name of a raw value)
+_ENUMS = {
+    "MATMUL": ("dtype", Dtype, lambda e: e.name.lower(), "dtype"),
+    "ACT": ("dst_type", ActType, lambda e: e.name, "TYPE"),
+}
+
+
+def _enum_raw(op, value):
+    """The raw bits of an enum-valued field of ``op`` given as a name (``"int8"``,
+    ``"dtype3"``, ``"INT8"``, ``"TYPE6"``), or ``None`` if the name is not valid."""
+    field, enum, name_of, raw_prefix = _ENUMS[op]
+    for member in enum:
+        if name_of(member) == value:
+            return member.value
+    width = _RANGES[op][field][1]
+    if not isinstance(value, str) or not value.startswith(raw_prefix):
+        return None
+    digits = value[len(raw_prefix):]
+    if digits.isdigit():
+        raw = int(digits)
+        if raw < (1 << width) and raw not in {m.value for m in enum}:
+            return raw          # only for values no member has: one spelling per value
+    return None
+
+
+def _enum_name(op, raw):
+    field, enum, name_of, raw_prefix = _ENUMS[op]
+    try:
+        return name_of(enum(raw))
+    except ValueError:
+        return f"{raw_prefix}{raw}"
+
+
+def _check_cmd(op, cmd):
+    """Raise ``ValueError`` unless every field of ``cmd`` fits its bits."""
+    ranges = _RANGES[op]
+    for f in dataclasses.fields(cmd):
+        value = getattr(cmd, f.name)
+        if op in _ENUMS and f.name == _ENUMS[op][0]:
+            if _enum_raw(op, value) is None:
+                raise ValueError(f"{op}: {f.name}={value!r} is not a valid {f.name}")
+            continue
+        if op == "DMA" and f.name == "mem":
+            if value not in ("sbuf", "psum"):
+                raise ValueError(f"DMA: mem must be 'sbuf' or 'psum', not {value!r}")
+            continue
+        if isinstance(value, (bool, np.bool_)):
+            value = int(value)
+        if not isinstance(value, numbers.Integral):
+            raise ValueError(f"{op}: {f.name} must be an integer, not {value!r}")
+        _, width, lo, hi = ranges[f.name]
+        if not lo <= value <= hi:
+            raise ValueError(f"{op}: {f.name}={value} does not fit its {width}-bit field "
+                             f"({lo}..{hi})")
+
+
+def _encode_cmd(op, cmd):
+    """The command's bits, through the command's own ``encode()``. An enum field holding
+    a raw value no member has is encoded as a valid member, then patched."""
+    if op not in _ENUMS:
+        return cmd.encode()
+    field, enum, name_of, _ = _ENUMS[op]
+    raw = _enum_raw(op, getattr(cmd, field))
+    member = next(iter(enum))
+    bits = dataclasses.replace(cmd, **{field: name_of(member)}).encode()
+    offset, width, _, _ = _RANGES[op][field]
+    return (bits & ~(((1 << width) - 1) << offset)) | (raw << offset)
+
+
+def _decode_cmd(op, bits):
+    """The command dataclass of ``op`` from its body bits (no legality checks)."""
+    raw = {}
+    for name, (offset, width, lo, _) in _RANGES[op].items():
+        v = (bits >> offset) & ((1 << width) - 1)
+        if lo < 0 and v >> (width - 1):
+            v -= 1 << width
+        raw[name] = v
+    if op == "DMA":
+        raw["store"] = bool(raw["store"])
+        raw["mem"] = "psum" if raw["mem"] else "sbuf"
+        return Dma(**raw)
+    if op == "MATMUL":
+        raw["acc"] = bool(raw["acc"])
+        raw["dtype"] = _enum_name(op, raw["dtype"])
+        return Matmul(**raw)
+    for key in ("src_psum", "src_fp", "bias", "relu"):
+        raw[key] = bool(raw[key])
+    raw["dst_type"] = _enum_name(op, raw["dst_type"])
+    return Act(**raw)
+
+
+# ---------------------------------------------------------------------------------------
+# One instruction
+# ---------------------------------------------------------------------------------------
+
+def _sem_text(index, names):
+    return names.get(index, f"s{index}")
+
+
+@dataclass(frozen=True)
+class Instruction:
+    """One instruction.
+
+    Parameters
+    ----------
+    op : str
+        ``"DMA"``, ``"MATMUL"``, ``"ACT"``, ``"SEM"`` or ``"END"``.
+    cmd : :class:`sim.dma.Dma`, :class:`sim.tensor.Matmul`, :class:`sim.act.Act` or None
+        The engine command (``None`` for SEM and END).
+    wait : (int, int) or None
+        ``(sem_index, value)``: do not start until semaphore ``sem_index`` >= ``value``
+        (unsigned 16-bit compare; semaphores start at 0 and only count up).
+    signal : int or None
+        Semaphore incremented by one when the instruction has finished.
+
+    Construction checks that every field fits its bits (``ValueError``); whether the
+    semaphore indices exist in a configuration is checked by :meth:`decode` (the
+    hardware reports ``SEM_RANGE``), so an instruction the core refuses can be built.
+    """
+    op: str
+    cmd: object = None
+    wait: tuple | None = None
+    signal: int | None = None
+
+    def __post_init__(self):
+        if self.op not in OPS:
+            raise ValueError(f"unknown op {self.op!r}; choose from {OPS}")
+        if self.op in _CMD_TYPES:
+            if not isinstance(self.cmd, _CMD_TYPES[self.op]):
+                raise ValueError(f"{self.op} needs a {_CMD_TYPES[self.op].__name__} command, "
+                                 f"not {self.cmd!r}")
+            _check_cmd(self.op, self.cmd)
+        elif self.cmd is not None:
+            raise ValueError(f"{self.op} takes no command, not {self.cmd!r}")
+        if self.wait is not None:
+            if not (isinstance(self.wait, tuple) and len(self.wait) == 2):
+                raise ValueError(f"wait must be (sem_index, value), not {self.wait!r}")
+            sem, value = self.wait
+            _check_index("wait semaphore", sem)
+            if not _is_int(value) or not 0 <= value <= _SEM_MAX:
+                raise ValueError(f"wait value must be 0..{_SEM_MAX}, not {value!r}")
+            object.__setattr__(self, "wait", (int(sem), int(value)))
+        if self.signal is not None:
+            _check_index("signal semaphore", self.signal)
+            object.__setattr__(self, "signal", int(self.signal))
+
+    # -- binary -------------------------------------------------------------------------
+
+    def encode(self) -> int:
+        """The 256-bit instruction word (bit 0 = bit 0 of the first byte in DRAM)."""
+        body = _encode_cmd(self.op, self.cmd) if self.cmd is not None else 0
+        fields = {"opcode": Opcode[self.op], "body": body}
+        if self.wait is not None:
+            fields.update(wait_en=1, wait_sem=self.wait[0], wait_val=self.wait[1])
+        if self.signal is not None:
+            fields.update(sig_en=1, sig_sem=self.signal)
+        return Instr.const(fields).as_value().value
+
+    @classmethod
+    def decode(cls, word: int, config) -> "Instruction":
+        """The instruction a 256-bit word holds, or :class:`IllegalInstruction` with the
+        :class:`hdl.isa.CoreError` name the core reports (OPCODE, RESERVED, SEM_RANGE,
+        checked in that order)."""
+        if isinstance(word, bool) or not isinstance(word, int) or not 0 <= word <= _ALL:
+            raise ValueError(f"an instruction word is an integer 0 .. 2**{INSTR_BITS}-1, "
+                             f"not {word!r}")
+        h = {name: (word >> off) & ((1 << w) - 1) for name, (off, w) in _HEADER.items()}
+        try:
+            op = Opcode(h["opcode"]).name
+        except ValueError:
+            raise IllegalInstruction("OPCODE", f"opcode {h['opcode']} is not defined") from None
+        width = BODY_WIDTH[Opcode[op]]
+        body = h["body"]
+        if body >> width:
+            raise IllegalInstruction(
+                "RESERVED", f"{op} body bits above bit {width - 1} are not zero "
+                f"(body bits 0x{(body >> width) << width:x})")
+        if not h["wait_en"] and (h["wait_sem"] or h["wait_val"]):
+            raise IllegalInstruction(
+                "RESERVED", f"wait_en=0 but wait_sem={h['wait_sem']} wait_val={h['wait_val']}")
+        if not h["sig_en"] and h["sig_sem"]:
+            raise IllegalInstruction("RESERVED", f"sig_en=0 but sig_sem={h['sig_sem']}")
+        for en, sem in (("wait_en", "wait_sem"), ("sig_en", "sig_sem")):
+            if h[en] and h[sem] >= config.n_sems:
+                raise IllegalInstruction(
+                    "SEM_RANGE", f"{sem}={h[sem]} but the core has {config.n_sems} semaphores")
+        cmd = _decode_cmd(op, body) if op in _CMD_TYPES else None
+        return cls(op, cmd,
+                   wait=(h["wait_sem"], h["wait_val"]) if h["wait_en"] else None,
+                   signal=h["sig_sem"] if h["sig_en"] else None)
+
+    # -- properties ---------------------------------------------------------------------
+
+    @property
+    def queue(self) -> str:
+        """Where the decoder sends the instruction: ``"dma_in"`` (a DMA load),
+        ``"dma_out"`` (a DMA store), ``"tensor"`` (MATMUL), ``"vector"`` (ACT) or
+        ``"seq"`` (SEM and END, which the decoder executes itself)."""
+        if self.op == "DMA":
+            return "dma_out" if self.cmd.store else "dma_in"
+        return {"MATMUL": "tensor", "ACT": "vector"}.get(self.op, "seq")
+
+    def sync_text(self, sem_names=None) -> str:
+        """``wait(name>=value) signal(name)``, or the part present, or ``""``."""
+        names = _index_names(sem_names)
+        parts = []
+        if self.wait is not None:
+            parts.append(f"wait({_sem_text(self.wait[0], names)}>={self.wait[1]})")
+        if self.signal is not None:
+            parts.append(f"signal({_sem_text(self.signal, names)})")
+        return " ".join(parts)
+
+    def text(self, sem_names=None) -> str:
+        """One readable line, e.g. ``MATMUL k=8 m=8 n=64 ... wait(wload>=3) signal(mm)``.
+
+        ``sem_names`` maps names to semaphore indices (as :attr:`Program.sem_names`);
+        semaphores without a name are shown as ``s<index>``.
+        """
+        c = self.cmd
+        if self.op == "DMA":
+            words = [f"DMA {'store' if c.store else 'load'} {c.mem}", f"addr=0x{c.addr:x}",
+                     f"rows={c.rows}", f"row_bytes={c.row_bytes}",
+                     f"row_stride={c.row_stride}", f"partition={c.partition}",
+                     f"offset={c.offset}", f"tag={c.tag}"]
+        elif self.op == "MATMUL":
+            words = ["MATMUL"] + [f"{k}={v}" for k, v in (
+                ("k", c.k), ("m", c.m), ("n", c.n), ("p0", c.p0), ("s_off", c.s_off),
+                ("x_off", c.x_off), ("bank", c.bank), ("psum_off", c.psum_off),
+                ("acc", int(c.acc)), ("dtype", c.dtype))]
+        elif self.op == "ACT":
+            src = f"{'psum' if c.src_psum else 'sbuf'}:{'fp32' if c.src_fp else 'int32'}"
+            words = ["ACT", f"parts={c.parts}", f"n={c.n}", f"src={src}",
+                     f"src_p0={c.src_p0}", f"src_off={c.src_off}", f"dst={c.dst_type}",
+                     f"dst_p0={c.dst_p0}", f"dst_off={c.dst_off}", f"relu={int(c.relu)}",
+                     f"bias={int(c.bias)}"]
+            if c.bias or c.bias_off:
+                words.append(f"bias_off={c.bias_off}")
+            if c.dst_type == "INT8" or (c.scale, c.shift, c.zp) != (1, 0, 0):
+                words += [f"scale={c.scale}", f"shift={c.shift}", f"zp={c.zp}"]
+        else:
+            words = [self.op]
+        sync = self.sync_text(sem_names)
+        if sync:
+            words.append(sync)
+        return " ".join(words)
+
+
+def _is_int(value):
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+
+
+def _check_index(what, index):
+    if not _is_int(index) or not 0 <= index < MAX_SEMS:
+        raise ValueError(f"{what} must be an index 0..{MAX_SEMS - 1}, not {index!r}")
+
+
+def _index_names(sem_names):
+    """``{index: name}`` from ``{name: index}`` (or ``None``)."""
+    return {i: n for n, i in (sem_names or {}).items()}
+
+
+# ---------------------------------------------------------------------------------------
+# Programs
+# ---------------------------------------------------------------------------------------
+
+class Program:
+    """A program under construction: instructions with named semaphores.
+
+    Semaphore names get indices 0, 1, ... in order of first use (by a wait or a
+    signal); more names than ``config.n_sems`` is a ``ValueError``. A wait is
+    ``wait=("name", value)``: hold the instruction until the semaphore has been signalled
+    at least ``value`` times (0..65535); a signal is ``signal="name"``. Semaphores are
+    16-bit counters that start at 0 and only count up, so a semaphore may be signalled
+    at most 65535 times in a program (more is a ``ValueError``).
+
+    Each adder returns the index of the new instruction in :attr:`instructions`.
+    """
+
+    def __init__(self, config):
+        self.config = config
+        self.instructions: list[Instruction] = []
+        self.sem_names: dict[str, int] = {}
+        self._signals: dict[str, int] = {}
+
+    def __len__(self):
+        return len(self.instructions)
+
+    def _sem(self, name):
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"a semaphore is named by a non-empty string, not {name!r}")
+        if name not in self.sem_names:
+            if len(self.sem_names) >= self.config.n_sems:
+                raise ValueError(
+                    f"too many semaphores: {name!r} would be number {len(self.sem_names) + 1} "
+                    f"but the configuration has n_sems={self.config.n_sems} "
+                    f"(already named: {', '.join(self.sem_names)})")
+            self.sem_names[name] = len(self.sem_names)
+        return self.sem_names[name]
+
+    def _add(self, op, cmd, wait, signal):
+        w = s = None
+        if wait is not None:
+            if not (isinstance(wait, tuple) and len(wait) == 2):
+                raise ValueError(f"wait must be ('name', value), not {wait!r}")
+            name, value = wait
+            if not _is_int(value) or not 0 <= value <= _SEM_MAX:
+                raise ValueError(f"wait value for {name!r} must be 0..{_SEM_MAX}, not {value!r}")
+        if signal is not None and self._signals.get(signal, 0) >= _SEM_MAX:
+            raise ValueError(f"semaphore {signal!r} would be signalled more than {_SEM_MAX} "
+                             f"times (a 16-bit counter would wrap)")
+        # build everything before changing any state, so a refused call leaves no trace
+        names = dict(self.sem_names)
+        try:
+            if wait is not None:
+                w = (self._sem(wait[0]), wait[1])
+            if signal is not None:
+                s = self._sem(signal)
+            instr = Instruction(op, cmd, wait=w, signal=s)
+        except Exception:
+            self.sem_names.clear()
+            self.sem_names.update(names)
+            raise
+        if signal is not None:
+            self._signals[signal] = self._signals.get(signal, 0) + 1
+        self.instructions.append(instr)
+        return len(self.instructions) - 1
+
+    @staticmethod
+    def _cmd(kind, cmd, fields):
+        if cmd is None:
+            return kind(**fields)
+        if fields:
+            raise TypeError(f"give either a {kind.__name__} or its fields, not both")
+        return cmd
+
+    def dma(self, cmd=None, *, wait=None, signal=None, **fields) -> int:
+        """A DMA (:class:`sim.dma.Dma`, or its fields); loads go to the DMA-in queue,
+        stores to the DMA-out queue."""
+        return self._add("DMA", self._cmd(Dma, cmd, fields), wait, signal)
+
+    def matmul(self, cmd=None, *, wait=None, signal=None, **fields) -> int:
+        """A MATMUL (:class:`sim.tensor.Matmul`, or its fields), tensor queue."""
+        return self._add("MATMUL", self._cmd(Matmul, cmd, fields), wait, signal)
+
+    def act(self, cmd=None, *, wait=None, signal=None, **fields) -> int:
+        """An ACT (:class:`sim.act.Act`, or its fields), vector queue."""
+        return self._add("ACT", self._cmd(Act, cmd, fields), wait, signal)
+
+    def sem(self, *, wait=None, signal=None) -> int:
+        """A SEM: the decoder itself waits (holding back every later instruction), then
+        signals at once."""
+        return self._add("SEM", None, wait, signal)
+
+    def end(self, *, wait=None) -> int:
+        """END: wait, then wait for every engine to finish; the core is done. (END may
+        legally carry a signal field, but the core ignores it, so none is offered.)"""
+        return self._add("END", None, wait, None)
+
+    def signals(self, name) -> int:
+        """How many instructions added so far signal ``name`` (0 for an unknown name)."""
+        return self._signals.get(name, 0)
+
+    def encode(self) -> bytes:
+        """The program image: 32 little-endian bytes per instruction."""
+        return b"".join(i.encode().to_bytes(INSTR_BYTES, "little") for i in self.instructions)
+
+    def listing(self, base_addr=0) -> str:
+        """:func:`disassemble` of this program with its semaphore names."""
+        return disassemble(self.encode(), self.config, base_addr, self.sem_names)
+
+
+# ---------------------------------------------------------------------------------------
+# Whole images
+# ---------------------------------------------------------------------------------------
+
+def _words(data):
+    data = bytes(data)
+    for off in range(0, len(data) - INSTR_BYTES + 1, INSTR_BYTES):
+        yield off, int.from_bytes(data[off:off + INSTR_BYTES], "little")
+
+
+def disassemble(data: bytes, config, base_addr=0, sem_names=None) -> str:
+    """A listing of ``data`` (32-byte words from ``base_addr``): one line per word,
+    ``address: hex  text``. The hex is the 256-bit word as a number (most significant
+    digit first). A word the decoder refuses is shown as ``ILLEGAL(<code>) <detail>``;
+    trailing bytes that do not fill a word are noted on a last line. Never raises for
+    the contents of ``data``."""
+    lines = []
+    for off, word in _words(data):
+        try:
+            text = Instruction.decode(word, config).text(sem_names)
+        except IllegalInstruction as e:
+            text = f"ILLEGAL({e.code}) {e.detail}"
+        lines.append(f"{base_addr + off:08x}: {word:064x}  {text}")
+    rest = len(data) % INSTR_BYTES
+    if rest:
+        addr = base_addr + len(data) - rest
+        lines.append(f"{addr:08x}: ({rest} trailing bytes, not an instruction)")
+    return "\n".join(lines)
+
+
+def decode_program(data: bytes, config) -> list[Instruction]:
+    """The instructions of ``data`` up to and including the first END.
+
+    Raises :class:`IllegalInstruction` (with ``addr`` = the byte offset in ``data``) for
+    the first word the decoder refuses, or with code ``FETCH`` if ``data`` ends before
+    an END.
+    """
+    out = []
+    for off, word in _words(data):
+        try:
+            instr = Instruction.decode(word, config)
+        except IllegalInstruction as e:
+            raise IllegalInstruction(e.code, e.detail, off) from None
+        out.append(instr)
+        if instr.op == "END":
+            return out
+    end = len(data) - len(data) % INSTR_BYTES
+    raise IllegalInstruction("FETCH", "no END before the end of the data", end)
+

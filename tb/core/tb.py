@@ -1,0 +1,181 @@
+"""Testbench class for the whole core (:class:`hdl.core.NeuronCore`).
+
+Two DRAM models:
+
+* top ``neuron_core``: cocotbext-axi ``AxiRam`` on ``m_axi`` (AXI protocol checked by a
+  third-party model, random pauses on every channel; Python on every beat);
+* tops ``neuron_core_sim*``: :class:`hdl.simdram.SimDram` inside the design, loaded and
+  read through the simulator (``dut.core_dram`` backdoor), so long runs need no Python
+  per cycle.
+
+The host side is always the real AXI4-Lite port, driven by cocotbext-axi's
+``AxiLiteMaster`` with register offsets from :mod:`hdl.regmap`.
+"""
+
+import numpy as np
+from cocotb.triggers import ClockCycles, RisingEdge, Timer
+from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam
+
+from hdl.isa import CoreError
+from hdl.regmap import RegisterMap
+from tb.common import CLOCK_PERIOD_NS, config_from_env, seed_from_env, start_clock_and_reset
+
+__all__ = ["CoreTB"]
+
+
+class CoreTB:
+    """Clock, reset, DRAM, CSR access and program runs on one core."""
+
+    def __init__(self, dut, dram_size=1 << 16):
+        self.dut = dut
+        self.cfg = config_from_env()
+        self.seed = seed_from_env()
+        self.rng = np.random.default_rng(self.seed)
+        self.regs = RegisterMap(self.cfg)
+        self.csr = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil_"), dut.clk, dut.rst)
+        self.backdoor = hasattr(dut, "m_axi__arvalid") is False
+        if self.backdoor:
+            self.mem = self._find_mem()
+            self.dram_size = len(self.mem) * self.cfg.axi_data_bytes
+            self.ram = None
+        else:
+            self.dram_size = dram_size
+            self.ram = AxiRam(AxiBus.from_prefix(dut, "m_axi_"), dut.clk, dut.rst,
+                              size=dram_size)
+        self.backpressure = 0.0
+        self._pauses_installed = False
+
+    def _find_mem(self):
+        dut = self.dut
+        for path in (("dram", "mem"), ("dram", "mem_data"), ("dram_mem",)):
+            h = dut
+            try:
+                for p in path:
+                    h = getattr(h, p)
+                return h
+            except AttributeError:
+                continue
+        raise AssertionError("cannot find the SimDram memory in the design")
+
+    def fail(self, message):
+        raise AssertionError(f"{message} (seed {self.seed})")
+
+    async def reset(self):
+        await start_clock_and_reset(self.dut)
+
+    # -- DRAM ----------------------------------------------------------------------
+
+    def set_backpressure(self, p):
+        """Random pauses with probability ``p`` on all five AXI channels (AxiRam only).
+        Generators are installed once and read ``self.backpressure`` (see tb/dma/tb.py)."""
+        self.backpressure = p
+        if self.ram is not None and not self._pauses_installed:
+            rd, wr = self.ram.read_if, self.ram.write_if
+            for ch in (rd.ar_channel, rd.r_channel, wr.aw_channel, wr.w_channel,
+                       wr.b_channel):
+                ch.set_pause_generator(self._pauses())
+            self._pauses_installed = True
+
+    def _pauses(self):
+        while True:
+            p = self.backpressure
+            yield bool(p and self.rng.random() < p)
+
+    def write_dram(self, addr, data):
+        data = bytes(np.asarray(data, dtype=np.uint8).tobytes())
+        if self.ram is not None:
+            self.ram.write(addr, data)
+            return
+        nb = self.cfg.axi_data_bytes
+        assert addr % nb == 0 and len(data) % nb == 0, "backdoor writes whole words"
+        words = np.frombuffer(data, dtype=np.uint8).reshape(-1, nb)
+        base = addr // nb
+        for i, w in enumerate(words):
+            v = int.from_bytes(w.tobytes(), "little")
+            self.mem[base + i].value = v
+
+    def read_dram(self, addr=0, length=None):
+        if length is None:
+            length = self.dram_size - addr
+        if self.ram is not None:
+            return np.frombuffer(self.ram.read(addr, length), dtype=np.uint8).copy()
+        nb = self.cfg.axi_data_bytes
+        lo, hi = addr // nb, -(-(addr + length) // nb)
+        out = bytearray()
+        for i in range(lo, hi):
+            out += int(self.mem[i].value).to_bytes(nb, "little")
+        off = addr - lo * nb
+        return np.frombuffer(bytes(out[off:off + length]), dtype=np.uint8).copy()
+
+    # -- CSRs ----------------------------------------------------------------------
+
+    async def write_reg(self, name, value):
+        r = await self.csr.write_dword(self.regs[name].offset, value)
+        return r
+
+    async def read_reg(self, name):
+        return await self.csr.read_dword(self.regs[name].offset)
+
+    async def read_counter(self, name):
+        lo = await self.read_reg(f"{name}_LO")
+        hi = await self.read_reg(f"{name}_HI")
+        return lo | (hi << 32)
+
+    async def write_wide(self, name, value):
+        await self.write_reg(f"{name}_LO", value & 0xFFFF_FFFF)
+        await self.write_reg(f"{name}_HI", value >> 32)
+
+    async def status(self):
+        s = await self.read_reg("STATUS")
+        return self.regs["STATUS"].decode(s)
+
+    async def start(self, prog_addr, *, win=None, watchdog=0):
+        win = win or (0, self.dram_size)
+        await self.write_wide("PROG_ADDR", prog_addr)
+        await self.write_wide("WIN_BASE", win[0])
+        await self.write_wide("WIN_LIMIT", win[1])
+        await self.write_reg("WATCHDOG", watchdog)
+        await self.write_reg("IRQ_ENABLE", 0b11)
+        await self.write_reg("CTRL", self.regs["CTRL"].encode(START=1))
+
+    async def wait_irq(self, max_cycles, chunk=None):
+        """Wait until ``o_irq`` rises; fail after ``max_cycles``. With ``chunk`` the
+        design runs that many cycles per Python wake-up (fast for long runs)."""
+        dut = self.dut
+        waited = 0
+        step = chunk or 1
+        while not int(dut.o_irq.value):
+            if waited >= max_cycles:
+                st = await self.status()
+                self.fail(f"watchdog: no interrupt after {max_cycles} cycles, STATUS {st}")
+            if chunk:
+                await Timer(step * CLOCK_PERIOD_NS, unit="ns")
+            else:
+                await RisingEdge(dut.clk)
+            waited += step
+        return waited
+
+    async def run(self, prog_addr, *, win=None, watchdog=0, max_cycles=200_000, chunk=None):
+        """Start the program, wait for the interrupt, return a dict with STATUS fields,
+        error code name, detail, fault address and the counters."""
+        await self.start(prog_addr, win=win, watchdog=watchdog)
+        await self.wait_irq(max_cycles, chunk)
+        return await self.result()
+
+    async def result(self):
+        st = await self.status()
+        err = self.regs["ERROR"].decode(await self.read_reg("ERROR"))
+        out = dict(st)
+        out["error"] = CoreError(err["CODE"]).name
+        out["detail"] = err["DETAIL"]
+        out["fault_addr"] = (await self.read_reg("FAULT_ADDR_LO")) | \
+            ((await self.read_reg("FAULT_ADDR_HI")) << 32)
+        from hdl.regmap import COUNTERS
+        for name, _ in COUNTERS:
+            out[name.lower()] = await self.read_counter(name)
+        return out
+
+    async def soft_reset(self):
+        await self.write_reg("CTRL", self.regs["CTRL"].encode(SOFT_RESET=1))
+        await ClockCycles(self.dut.clk, 2)
+        await self.write_reg("IRQ_STATUS", 0b11)
