@@ -199,7 +199,7 @@ class HostInterface(wiring.Component):
         st_rejected = new("STATUS.START_REJECTED")
         m.d.comb += [
             done.eq(self.i_done & ~self.o_soft_reset),
-            fault.eq(self.i_fault),
+            fault.eq(self.i_fault & ~self.o_soft_reset),
             busy.eq(self.i_busy | running),
             start.eq(pulses["CTRL.START"] & ~soft),
             accept.eq(start & ~busy & ~st_error & ~fault),

@@ -27,7 +27,6 @@ Bits not covered by a field read zero and ignore writes.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from dataclasses import dataclass
 

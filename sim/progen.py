@@ -411,19 +411,18 @@ def _rebuild(program, instructions):
 
 def racy_variant(program, rng=None):
     """``program`` with one wait removed such that :func:`sim.races.find_races` reports
-    a race: an engine instruction loses its wait, or a SEM with a wait (and no signal)
-    is dropped. Candidates are tried in program order, or in a random order with
+    a race: an instruction loses its wait (a SEM that signals nothing is dropped
+    instead). Candidates are tried in program order, or in a random order with
     ``rng``; ``ValueError`` if no wait is needed."""
     ins = list(program.instructions)
-    cand = [i for i, x in enumerate(ins) if x.wait is not None and x.op != "END"
-            and not (x.op == "SEM" and x.signal is not None)]
+    cand = [i for i, x in enumerate(ins) if x.wait is not None and x.op != "END"]
     if rng is not None:
         if not isinstance(rng, np.random.Generator):
             rng = np.random.default_rng(rng)
         rng.shuffle(cand)
     for i in cand:
         x = ins[i]
-        if x.op == "SEM":
+        if x.op == "SEM" and x.signal is None:
             variant = ins[:i] + ins[i + 1:]
         else:
             variant = ins[:i] + [Instruction(x.op, x.cmd, None, x.signal)] + ins[i + 1:]

@@ -68,7 +68,7 @@ _QI = {q: n for n, q in enumerate(QUEUES)}
 _MEMS = ("DRAM", "SBUF", "PSUM")
 _INSTR_BYTES = 32
 #: Candidate pairs handled per vectorised step of the sweep.
-_CHUNK = 1 << 21
+_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)

@@ -69,11 +69,13 @@ def test_regmap_errors():
     f = Field("A", 0, 4, "RW")
     with pytest.raises(ValueError, match=r"^field B: reset 0x10 does not fit in 4 bits$"):
         Field("B", 0, 4, "RW", 16)
-    with pytest.raises(ValueError, match=r"^field C: bits \[32:30\] do not fit in a 32-bit register$"):
+    with pytest.raises(ValueError,
+                       match=r"^field C: bits \[32:30\] do not fit in a 32-bit register$"):
         Field("C", 30, 3, "RO")
     with pytest.raises(ValueError, match=r"^field D: only an RO field can be const, not a RW one$"):
         Field("D", 0, 1, "RW", const=True)
-    with pytest.raises(ValueError, match=r"^register R: offset must be a multiple of 4 below 0x1000, not 2$"):
+    with pytest.raises(ValueError, match=r"^register R: offset must be a multiple of 4 "
+                                         r"below 0x1000, not 2$"):
         Register("R", 2, "RW", (f,))
     with pytest.raises(ValueError, match=r"^register R: field B \[3\] overlaps another field$"):
         Register("R", 0, "RW", (f, Field("B", 3, 1, "RW")))
@@ -390,11 +392,11 @@ def test_fault_error_and_soft_reset():
     fault_at_reset = [False]
 
     async def inject(ctx):
-        """Raises i_fault in the cycle o_soft_reset is high, when asked to."""
+        """Raises i_fault and i_done in the cycle o_soft_reset is high, when asked to."""
         while True:
             if fault_at_reset[0] and ctx.get(dut.o_soft_reset):
                 ctx.set(dut.i_error_code, 3)
-                await pulse(ctx, dut.i_fault)
+                await pulse(ctx, dut.i_fault, dut.i_done)
                 fault_at_reset[0] = False
             else:
                 await ctx.tick()
@@ -425,11 +427,14 @@ def test_fault_error_and_soft_reset():
         # a done pulse does not clear ERROR; only SOFT_RESET does
         await pulse(ctx, dut.i_done)
         assert (await status(ctx))["ERROR"] == 1
-        # a fault in the cycle o_soft_reset is high is ignored (the core is being reset)
+        # done and fault pulses in the cycle o_soft_reset is high are ignored (the core
+        # is being reset then)
+        await write_ok(ctx, dut, reg("IRQ_STATUS"), 0xFFFFFFFF)
         fault_at_reset[0] = True
         await write_ok(ctx, dut, reg("CTRL"), bit("CTRL.SOFT_RESET"))
         await ctx.tick().repeat(2)
         assert not fault_at_reset[0], "the fault was not injected"
+        assert await read_ok(ctx, dut, reg("IRQ_STATUS")) == 0
         assert await status(ctx) == {"BUSY": 0, "DONE": 0, "ERROR": 0, "START_REJECTED": 0}
         for name in ("ERROR", "FAULT_ADDR_LO", "FAULT_ADDR_HI"):
             assert await read_ok(ctx, dut, reg(name)) == 0, name

@@ -9,7 +9,7 @@ import pytest
 from hdl.config import CoreConfig
 from sim.asm import Instruction, Program
 from sim.progen import racy_variant, random_program
-from sim.races import QUEUES, Race, accesses, find_races
+from sim.races import Race, accesses, find_races
 
 CFG = CoreConfig(rows=4, cols=4)
 CONFIGS = [CoreConfig(rows=4, cols=4), CoreConfig(),
@@ -51,6 +51,7 @@ def test_load_then_matmul_without_semaphore_races():
     races = find_races(CFG, p, prog_addr=0x1000)
     assert len(races) == 1
     r = races[0]
+    assert isinstance(r, Race)
     assert (r.first, r.second, r.memory, r.kind) == (0, 1, "SBUF", "read/write")
     assert (r.first_addr, r.second_addr) == (0x1000, 0x1020)
     s = str(r)

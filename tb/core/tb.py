@@ -135,6 +135,7 @@ class CoreTB:
         await self.write_wide("WIN_BASE", win[0])
         await self.write_wide("WIN_LIMIT", win[1])
         await self.write_reg("WATCHDOG", watchdog)
+        await self.write_reg("IRQ_STATUS", 0b11)      # W1C: forget the last run
         await self.write_reg("IRQ_ENABLE", 0b11)
         await self.write_reg("CTRL", self.regs["CTRL"].encode(START=1))
 
