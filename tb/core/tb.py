@@ -31,6 +31,9 @@ class CoreTB:
         self.cfg = config_from_env()
         self.seed = seed_from_env()
         self.rng = np.random.default_rng(self.seed)
+        # pauses draw from their own generator, so the programs a seed makes do not
+        # depend on how many cycles earlier runs took
+        self.pause_rng = np.random.default_rng(self.seed + 1)
         self.regs = RegisterMap(self.cfg)
         self.csr = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil_"), dut.clk, dut.rst)
         self.backdoor = hasattr(dut, "m_axi__arvalid") is False
@@ -44,6 +47,9 @@ class CoreTB:
                               size=dram_size)
         self.backpressure = 0.0
         self._pauses_installed = False
+        from sim.tensor import TensorModel
+        #: what SBUF and PSUM hold (zero after power-up), kept up to date by the tests
+        self.chip = TensorModel(self.cfg)
 
     def _find_mem(self):
         dut = self.dut
@@ -79,7 +85,7 @@ class CoreTB:
     def _pauses(self):
         while True:
             p = self.backpressure
-            yield bool(p and self.rng.random() < p)
+            yield bool(p and self.pause_rng.random() < p)
 
     def write_dram(self, addr, data):
         data = bytes(np.asarray(data, dtype=np.uint8).tobytes())

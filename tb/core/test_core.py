@@ -22,13 +22,25 @@ def compare_dram(tb, want, what=""):
     bad = np.flatnonzero(got != want)
     if bad.size:
         a = int(bad[0])
+        runs = np.split(bad, np.flatnonzero(np.diff(bad) != 1) + 1)
+        spans = ", ".join(f"[{int(r[0]):#x}, {int(r[-1]) + 1:#x})" for r in runs[:8])
+        if os.environ.get("NCORE_DUMP"):
+            np.save(os.environ["NCORE_DUMP"] + "_got.npy", got)
+            np.save(os.environ["NCORE_DUMP"] + "_want.npy", want)
+        what = f"{what} (differing spans {spans})"
         tb.fail(f"{what}: DRAM differs from the ISS at {bad.size} bytes, first at {a:#x}: "
                 f"got {got[a]:#04x}, want {want[a]:#04x}")
 
 
 async def run_and_check(tb, dram, prog_addr, *, max_cycles=300_000, what="program"):
     tb.write_dram(0, dram)
-    want = iss_run(tb.cfg, dram, prog_addr, win_base=0, win_limit=len(dram))
+    if os.environ.get("NCORE_DUMP"):
+        np.save(os.environ["NCORE_DUMP"] + "_init.npy", dram)
+    want = iss_run(tb.cfg, dram, prog_addr, win_base=0, win_limit=len(dram), model=tb.chip)
+    # SBUF and PSUM keep their contents from one program to the next (and across
+    # SOFT_RESET): the next program starts from this one's final state
+    tb.chip.sbuf[...] = want.sbuf
+    tb.chip.psum[...] = want.psum
     res = await tb.run(prog_addr, win=(0, len(dram)), max_cycles=max_cycles)
     if want.error != "NONE" or not want.done:
         tb.fail(f"{what}: the ISS did not finish cleanly: {want.error} {want.blocked}")
