@@ -52,11 +52,10 @@ class Controller(wiring.Component):
     """Runs a program: fetch, decode, per-engine queues, semaphores, faults.
 
     **Fetch.** From ``i_prog_addr`` (32-byte aligned; the low five bits are ignored)
-    the fetcher reads one instruction per AXI burst (``32 / axi_data_bytes`` beats,
-    ``ARID`` = :data:`FETCH_ID`, ``ARPROT`` = instruction access) with up to
-    ``fetch_depth`` instructions requested or buffered ahead of the decoder, so a
-    read latency of ``L`` cycles still delivers one instruction every ``L / fetch_depth``
-    cycles or better. A fetch answered with SLVERR/DECERR faults (FETCH) only when the
+    the fetcher reads up to ``fetch_burst`` instructions per AXI burst (up to the next
+    ``32 * fetch_burst``-byte boundary, so never across 4 KiB; ``ARID`` =
+    :data:`FETCH_ID`, ``ARPROT`` = instruction access), with up to ``fetch_depth``
+    instructions requested or buffered ahead of the decoder. A fetch answered with SLVERR/DECERR faults (FETCH) only when the
     decoder reaches that instruction.
 
     **Decode.** In program order, one instruction per cycle: illegal ones fault
@@ -104,19 +103,23 @@ class Controller(wiring.Component):
     i_vector_error_code : In(ActError); o_vector_error_clear : Out(1)
     """
 
-    def __init__(self, config: CoreConfig, *, fetch_depth=4, inflight_depth=8):
+    def __init__(self, config: CoreConfig, *, fetch_depth=16, fetch_burst=4, inflight_depth=8):
         if not isinstance(config, CoreConfig):
             raise TypeError(f"config must be a CoreConfig, not {config!r}")
         if config.axi_data_bytes > INSTR_BYTES:
             raise ValueError(f"the controller fetches whole {INSTR_BYTES}-byte instructions: "
                              f"axi_data_bytes must be at most {INSTR_BYTES}, "
                              f"not {config.axi_data_bytes}")
-        check_int_range("fetch_depth", fetch_depth, 1, 16)
+        check_int_range("fetch_depth", fetch_depth, 1, 64)
+        if fetch_burst not in (1, 2, 4, 8) or fetch_burst > fetch_depth:
+            raise ValueError(f"fetch_burst must be 1, 2, 4 or 8 and at most fetch_depth "
+                             f"({fetch_depth}), not {fetch_burst!r}")
         check_int_range("inflight_depth", inflight_depth, 2, 64)
         if config.axi_id_width < 1:
             raise ValueError("axi_id_width must be at least 1 (fetches use ID 1)")
         self._config = config
         self._fetch_depth = fetch_depth
+        self._fetch_burst = fetch_burst
         self._inflight_depth = inflight_depth
         super().__init__({
             "i_start": In(1),
@@ -183,39 +186,54 @@ class Controller(wiring.Component):
             ]
 
         # ---- fetch ---------------------------------------------------------------------
+        # One AR per run of up to `fb` instructions, up to the next (32 * fb)-byte
+        # boundary (so a burst never crosses 4 KiB); room for every requested
+        # instruction is reserved in the instruction FIFO before the request.
         ax = self.m_axi
+        fb = self._fetch_burst
+        lfb = exact_log2(fb)
         pc = Signal(48)
         reserved = Signal(range(F + 1))     # instructions requested or buffered
         outstanding = Signal(range(F + 1))  # bursts without their last beat
+        n_req = Signal(range(fb + 1))       # instructions in the next request
+        if lfb:
+            m.d.comb += n_req.eq(fb - pc[5:5 + lfb])
+        else:
+            m.d.comb += n_req.eq(1)
         m.d.comb += [
-            ax.arid.eq(FETCH_ID), ax.arlen.eq(beats - 1), ax.arsize.eq(exact_log2(dbytes)),
-            ax.arburst.eq(1), ax.arprot.eq(0b100), ax.araddr.eq(pc),
+            ax.arid.eq(FETCH_ID), ax.arsize.eq(exact_log2(dbytes)),
+            ax.arburst.eq(1), ax.arprot.eq(0b100),
             ax.rready.eq(1),
             ax.awvalid.eq(0), ax.wvalid.eq(0), ax.bready.eq(1),
         ]
         ar_raise = Signal()
         with m.If(ax.arvalid):
             with m.If(ax.arready):
-                m.d.sync += [ax.arvalid.eq(0), pc.eq(pc + INSTR_BYTES)]
-        with m.Elif(running & ~fault & (reserved < F)):
+                m.d.sync += ax.arvalid.eq(0)
+        with m.Elif(running & ~fault & (reserved + n_req <= F)):
             m.d.comb += ar_raise.eq(1)
-            m.d.sync += ax.arvalid.eq(1)
+            m.d.sync += [
+                ax.arvalid.eq(1), ax.araddr.eq(pc), ax.arlen.eq(n_req * beats - 1),
+                pc.eq(pc + n_req * INSTR_BYTES),
+            ]
         with m.If(start):
             m.d.sync += pc.eq(Cat(Const(0, 5), self.i_prog_addr[5:]))
 
         ifq = m.submodules.ifq = SyncFIFOBuffered(width=INSTR_BITS + 1, depth=F)
         rbuf = Signal(INSTR_BITS)
         rerr = Signal()
+        rbeat = Signal(range(beats))
         r_fire = ax.rvalid & ax.rready
         new_buf = Cat(rbuf[dw:], ax.rdata) if dw < INSTR_BITS else ax.rdata
         new_err = rerr | ax.rresp[1]
+        instr_done = r_fire & (rbeat == beats - 1)
         with m.If(r_fire):
-            with m.If(ax.rlast):
-                m.d.sync += [rbuf.eq(0), rerr.eq(0)]
+            with m.If(rbeat == beats - 1):
+                m.d.sync += [rbuf.eq(0), rerr.eq(0), rbeat.eq(0)]
             with m.Else():
-                m.d.sync += [rbuf.eq(new_buf), rerr.eq(new_err)]
+                m.d.sync += [rbuf.eq(new_buf), rerr.eq(new_err), rbeat.eq(rbeat + 1)]
         m.d.comb += [
-            ifq.w_en.eq(r_fire & ax.rlast),     # room is reserved before the request
+            ifq.w_en.eq(instr_done),            # room is reserved before the request
             ifq.w_data.eq(Cat(new_buf, new_err)),
         ]
         burst_done = r_fire & ax.rlast
@@ -323,7 +341,7 @@ class Controller(wiring.Component):
             m.d.sync += dec_pc.eq(Cat(Const(0, 5), self.i_prog_addr[5:]))
         with m.Elif(pop):
             m.d.sync += dec_pc.eq(dec_pc + INSTR_BYTES)
-        m.d.sync += reserved.eq(reserved + ar_raise - ifq.r_en)
+        m.d.sync += reserved.eq(reserved + Mux(ar_raise, n_req, 0) - ifq.r_en)
 
         op = instr.opcode
         legal_op = Signal()

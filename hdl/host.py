@@ -70,7 +70,7 @@ class HostInterface(wiring.Component):
         Engine busy levels, counted while running.
     i_active : In(1)
         The systolic array accepts a moving column this cycle.
-    i_macs : In(32)
+    i_macs : In(40)
         Multiply-accumulates done this cycle.
     i_retired : In(3)
         Instructions retired this cycle.
@@ -102,7 +102,7 @@ class HostInterface(wiring.Component):
             "i_busy_tensor": In(1),
             "i_busy_vector": In(1),
             "i_active": In(1),
-            "i_macs": In(32),
+            "i_macs": In(40),
             "i_retired": In(3),
         })
 

@@ -8,6 +8,7 @@ own up-to-date checks keep an unchanged design from rebuilding.
 
 import os
 import pathlib
+import re
 
 from amaranth.back import verilog
 
@@ -130,12 +131,28 @@ SYNTH_TOPS = {
 }
 
 
+_ZERO_INIT = re.compile(
+    r"  initial begin\n((?:    (\w+)\[\d+\] = \d+'h0+;\n){1024,})  end\n")
+
+
+def _collapse_zero_init(text):
+    """Amaranth writes one ``initial`` assignment per memory word; for the large
+    all-zero memory of :class:`hdl.simdram.SimDram` (2**17 words) that is a slow C++
+    compile. Replace such blocks (1024 words or more, all zero) with one loop."""
+    def repl(mt):
+        name = mt.group(2)
+        n = mt.group(1).count("\n")
+        return (f"  initial begin\n    for (integer i = 0; i < {n}; i = i + 1) {name}[i] = 0;\n"
+                f"  end\n")
+    return _ZERO_INIT.sub(repl, text)
+
+
 def elaborate(top, config):
     """Verilog text of ``top`` for ``config`` (no source locations: reproducible)."""
     if top not in TOPS:
         raise ValueError(f"unknown top {top!r}; choose from {', '.join(TOPS)}")
     dut = TOPS[top](named_config(config))
-    return verilog.convert(dut, name=top, emit_src=False)
+    return _collapse_zero_init(verilog.convert(dut, name=top, emit_src=False))
 
 
 def write_if_changed(path, text):

@@ -5,7 +5,7 @@ Two DRAM models:
 * top ``neuron_core``: cocotbext-axi ``AxiRam`` on ``m_axi`` (AXI protocol checked by a
   third-party model, random pauses on every channel; Python on every beat);
 * tops ``neuron_core_sim*``: :class:`hdl.simdram.SimDram` inside the design, loaded and
-  read through the simulator (``dut.core_dram`` backdoor), so long runs need no Python
+  read through the simulator (``dut.dram.mem`` backdoor), so long runs need no Python
   per cycle.
 
 The host side is always the real AXI4-Lite port, driven by cocotbext-axi's
@@ -36,7 +36,7 @@ class CoreTB:
         self.pause_rng = np.random.default_rng(self.seed + 1)
         self.regs = RegisterMap(self.cfg)
         self.csr = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil_"), dut.clk, dut.rst)
-        self.backdoor = hasattr(dut, "m_axi__arvalid") is False
+        self.backdoor = hasattr(dut, "dram")     # neuron_core_sim*: SimDram inside
         if self.backdoor:
             self.mem = self._find_mem()
             self.dram_size = len(self.mem) * self.cfg.axi_data_bytes

@@ -1,0 +1,136 @@
+"""Whole-core GEMM benchmark on ``neuron_core_sim`` (the core + SimDram, no Python per
+cycle). Driven by ``python -m sim.cli bench`` through ``NCORE_BENCH`` (a JSON list of
+cases) and ``NCORE_BENCH_OUT`` (where the results go). Each case is also checked: the C
+matrix in DRAM must equal the ISS's bit for bit (and NumPy's exactly for INT8)."""
+
+import json
+import os
+import time
+
+import cocotb
+import numpy as np
+
+from sim.gemm import GemmLayout, gemm_dram, gemm_program
+from sim.iss import run as iss_run
+from tb.core.tb import CoreTB
+
+WATCHDOG = dict(timeout_time=3000, timeout_unit="sec")
+
+
+def operands(rng, M, N, K, dtype):
+    """Random A (M x K) and B (K x N): INT8 values, or 16-bit float patterns of
+    normally distributed values (the ISS decides the bits, so any values do)."""
+    if dtype == "int8":
+        return (rng.integers(-128, 128, (M, K), dtype=np.int8),
+                rng.integers(-128, 128, (K, N), dtype=np.int8))
+    import ml_dtypes
+    t = ml_dtypes.bfloat16 if dtype == "bf16" else np.float16
+    return (rng.standard_normal((M, K)).astype(t).view(np.uint16),
+            rng.standard_normal((K, N)).astype(t).view(np.uint16))
+
+
+@cocotb.test(**WATCHDOG)
+async def bench_gemm(dut):
+    tb = CoreTB(dut)
+    cfg = tb.cfg
+    await tb.reset()
+    cases = json.loads(os.environ.get("NCORE_BENCH", "[]")) or [
+        {"name": "gemm-int8-64x64x64", "M": 64, "N": 64, "K": 64, "dtype": "int8"}]
+    results = []
+    for case in cases:
+        M, N, K, dtype = case["M"], case["N"], case["K"], case["dtype"]
+        eb = 1 if dtype == "int8" else 2
+        a_addr = 0
+        b_addr = a_addr + ((K * M * eb + 63) // 64) * 64
+        c_addr = b_addr + ((K * N * eb + 63) // 64) * 64
+        prog_addr = c_addr + ((4 * M * N + 63) // 64) * 64
+        L = GemmLayout(M, N, K, dtype, a_addr=a_addr, b_addr=b_addr, c_addr=c_addr)
+        prog = gemm_program(cfg, L, double_buffer=case.get("double_buffer", True))
+        end = prog_addr + 32 * len(prog)
+        if end > tb.dram_size:
+            tb.fail(f"{case['name']}: needs {end} bytes of DRAM, the model has {tb.dram_size}")
+        A, B = operands(tb.rng, M, N, K, dtype)
+        dram = gemm_dram(L, A, B, prog, prog_addr=prog_addr, size=end)
+        want = iss_run(cfg, dram, prog_addr, win_base=0, win_limit=end)
+        if want.error != "NONE" or not want.done:
+            tb.fail(f"{case['name']}: ISS {want.error} {want.blocked}")
+        # load: operands and program (C is overwritten entirely by the program)
+        nb = cfg.axi_data_bytes
+        pad = (-end) % nb
+        image = np.concatenate([dram, np.zeros(pad, np.uint8)])
+        tb.write_dram(0, image[:c_addr])
+        tb.write_dram(prog_addr, image[prog_addr:])
+        t0 = time.perf_counter()
+        await tb.start(prog_addr, win=(0, end),
+                       watchdog=int(os.environ.get("NCORE_WATCHDOG", "100000")))
+        await tb.wait_irq(max_cycles=50 * M * N * K // (cfg.rows * cfg.cols) + 100_000,
+                          chunk=2000)
+        wall = time.perf_counter() - t0
+        res = await tb.result()
+        if res["error"] != "NONE" or not res["DONE"]:
+            if res["error"] == "WATCHDOG":
+                from sim.asm import disassemble
+                a = res["fault_addr"]
+                dut._log.info(f"blocked at {a:#x}: " + disassemble(
+                    bytes(dram[a:a + 32]), cfg, base_addr=a, sem_names=prog.sem_names))
+                dut._log.info(f"ISS semaphores at the end: {dict(zip(prog.sem_names, want.sems))}")
+            tb.fail(f"{case['name']}: core stopped with {res}")
+        got = tb.read_dram(c_addr, 4 * M * N)
+        exp = want.dram[c_addr:c_addr + 4 * M * N]
+        bad = np.flatnonzero(got != exp)
+        if bad.size:
+            tb.fail(f"{case['name']}: C differs from the ISS in {bad.size} bytes, "
+                    f"first at byte {int(bad[0])}")
+        if dtype == "int8":
+            ref = A.astype(np.int64) @ B.astype(np.int64)
+            if not np.array_equal(got.view(np.int32).reshape(M, N), ref.astype(np.int32)):
+                tb.fail(f"{case['name']}: C differs from NumPy")
+        cycles = res["cycles"]
+        macs = M * N * K
+        results.append({
+            "name": case["name"], "M": M, "N": N, "K": K, "dtype": dtype,
+            "double_buffer": case.get("double_buffer", True),
+            "cycles": cycles, "macs": macs,
+            "utilization": macs / (cfg.rows * cfg.cols * cycles),
+            "tensor_macs_counter": res["tensor_macs"],
+            "tensor_active": res["tensor_active"],
+            "busy_dma_in": res["busy_dma_in"], "busy_dma_out": res["busy_dma_out"],
+            "busy_tensor": res["busy_tensor"], "busy_vector": res["busy_vector"],
+            "instructions": res["instructions"], "program_instructions": len(prog),
+            "sim_cycles_per_s": cycles / wall, "wall_s": wall,
+        })
+        dut._log.info(f"bench {results[-1]}")
+    out = os.environ.get("NCORE_BENCH_OUT")
+    if out:
+        with open(out, "w") as f:
+            json.dump(results, f, indent=1)
+
+
+@cocotb.test(skip=os.environ.get("NCORE_DEBUG") is None)
+async def backdoor_debug(dut):
+    tb = CoreTB(dut)
+    await tb.reset()
+    dut._log.info(f"mem handle {tb.mem!r} {type(tb.mem)} len {len(tb.mem)}")
+    tb.write_dram(0x6000, np.arange(32, dtype=np.uint8))
+    from cocotb.triggers import ClockCycles
+    await ClockCycles(dut.clk, 2)
+    dut._log.info(f"readback {tb.read_dram(0x6000, 32)}")
+    dut._log.info(f"elem {tb.mem[0x6000 // 8]!r} {tb.mem[0x6000 // 8].value}")
+
+
+@cocotb.test(skip=os.environ.get("NCORE_DEBUG") is None)
+async def dma_debug(dut):
+    from sim.asm import Program
+    from sim.dma import Dma
+    tb = CoreTB(dut)
+    await tb.reset()
+    for rows, rb in ((8, 64), (8, 16), (1, 512), (8, 256)):
+        p = Program(tb.cfg)
+        for i in range(16):
+            p.dma(Dma(addr=0x1000 + i * 4096, rows=rows, row_bytes=rb, row_stride=rb), signal="x")
+        p.end(wait=("x", 16))
+        code = np.frombuffer(p.encode(), dtype=np.uint8)
+        tb.write_dram(0x40000, code)
+        res = await tb.run(0x40000, win=(0, 0x80000), max_cycles=100000, chunk=100)
+        dut._log.info(f"DMADEBUG rows={rows} row_bytes={rb}: cycles {res['cycles']} "
+                      f"busy_in {res['busy_dma_in']} {res['error']}")
