@@ -63,7 +63,7 @@ def cmd_synth(args):
 def cmd_bench(args):
     from .runner import run_cocotb
     cases, tensor, dma, act = [], [], [], []
-    for config in args.config:
+    for config in ([] if args.gemm_only else args.config):
         cfg = named_config(config)
         out = BUILD / "bench" / f"array-{cfg.name}.json"
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -84,8 +84,10 @@ def cmd_bench(args):
         run_cocotb("vector_subsystem", "tb.vector.test_vector", "test_pass_cycles", cfg,
                    extra_env={"NCORE_BENCH_OUT": str(out)})
         act += json.loads(out.read_text())
+    gemm = run_gemm_bench(args.gemm_config, args.gemm_float_config) if args.gemm else []
     (BUILD / "bench.json").write_text(json.dumps(
-        {"array": cases, "tensor": tensor, "dma": dma, "act": act}, indent=1) + "\n")
+        {"gemm": gemm, "array": cases, "tensor": tensor, "dma": dma, "act": act},
+        indent=1) + "\n")
     print("systolic array alone (weights and moving columns from the testbench):")
     print(f"{'name':28s} {'cycles':>8s} {'MACs':>10s} {'util':>7s} {'steady':>7s} "
           f"{'sim cyc/s':>10s}")
@@ -113,8 +115,63 @@ def cmd_bench(args):
     for c in act:
         print(f"{c['name']:28s} {c['elements_per_partition']:8d} {c['cycles']:8d} "
               f"{c['elements_per_cycle_per_partition']:8.3f}")
+    if gemm:
+        print_gemm_table(gemm)
     print(f"written to {BUILD / 'bench.json'}")
     return 0
+
+
+#: Whole-core GEMM cases of ``make bench`` and SCALE-Sim 3.0's figure for each shape on
+#: an 8x8 weight-stationary array (compute only, no DMA), quoted from issue 6.
+GEMM_CASES = [
+    ("int8", 64, 64, 64, 0.744),
+    ("int8", 256, 256, 256, 0.921),
+    ("int8", 100, 37, 71, 0.748),
+    ("bf16", 64, 64, 64, 0.744),
+    ("bf16", 256, 256, 256, 0.921),
+    ("bf16", 100, 37, 71, 0.748),
+]
+
+
+def run_gemm_bench(int_config, float_config, cases=None):
+    """Run the tiled GEMM cases end to end on ``neuron_core_sim`` (core + SimDram);
+    INT8 on ``int_config``, BF16/FP16 on ``float_config``. Returns the result rows."""
+    from .runner import run_cocotb
+    rows = []
+    for config, floats in ((int_config, False), (float_config, True)):
+        cfg = named_config(config)
+        todo = []
+        for dtype, M, N, K, ref in (cases or GEMM_CASES):
+            if (dtype != "int8") != floats:
+                continue
+            todo.append({"name": f"gemm-{dtype}-{M}x{N}x{K}", "M": M, "N": N, "K": K,
+                         "dtype": dtype, "scalesim": ref})
+            if (M, N, K) == (256, 256, 256) and not floats:
+                todo.append({"name": f"gemm-{dtype}-{M}x{N}x{K}-single-buffered", "M": M,
+                             "N": N, "K": K, "dtype": dtype, "double_buffer": False,
+                             "scalesim": ref})
+        if not todo:
+            continue
+        out = BUILD / "bench" / f"gemm-{cfg.name}.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        run_cocotb("neuron_core_sim", "tb.core.test_bench", "bench_gemm", cfg,
+                   extra_env={"NCORE_BENCH": json.dumps(todo), "NCORE_BENCH_OUT": str(out)})
+        for r, case in zip(json.loads(out.read_text()), todo):
+            r["config"] = cfg.name
+            r["scalesim_ws_utilization"] = case["scalesim"]
+            rows.append(r)
+    return rows
+
+
+def print_gemm_table(rows):
+    print("\nwhole core: tiled GEMM from DRAM to DRAM (DMA -> SBUF -> matmul -> PSUM -> vector "
+          "-> DMA), SimDram 20-cycle latency; utilization = MACs / (rows*cols*cycles):")
+    print(f"{'name':40s} {'config':14s} {'cycles':>8s} {'MACs':>10s} {'util':>7s} "
+          f"{'SCALE-Sim':>9s} {'sim cyc/s':>10s}")
+    for r in rows:
+        print(f"{r['name']:40s} {r['config']:14s} {r['cycles']:8d} {r['macs']:10d} "
+              f"{r['utilization']:7.2%} {r['scalesim_ws_utilization']:9.1%} "
+              f"{r['sim_cycles_per_s']:10.0f}")
 
 
 def cmd_configs(args):
@@ -151,6 +208,14 @@ def main(argv=None):
     b.add_argument("-N", type=int, action="append", help="moving columns per matmul (array)")
     b.add_argument("--tensor-N", type=int, action="append",
                    help="moving columns per matmul (tensor engine)")
+    b.add_argument("--gemm-config", default="default",
+                   help="configuration of the whole-core INT8 GEMM cases")
+    b.add_argument("--gemm-float-config", default="8x8-fp",
+                   help="configuration of the BF16 GEMM cases (the default one is INT8-only)")
+    b.add_argument("--no-gemm", dest="gemm", action="store_false",
+                   help="skip the whole-core GEMM cases")
+    b.add_argument("--gemm-only", action="store_true",
+                   help="run only the whole-core GEMM cases")
     b.set_defaults(func=cmd_bench)
 
     c = sub.add_parser("configs", help="list the named configurations")

@@ -3,31 +3,39 @@
 The operands live in DRAM as the tensor engine wants them, contraction dimension
 first: ``A^T`` as a ``K x M`` row-major array and ``B`` as ``K x N`` (elements of
 ``dtype``); ``C`` is written as ``M x N`` row-major INT32 (INT8 operands) or FP32
-(BF16/FP16). One *step* loads a ``rows``-deep slice of ``B`` (``rows x NB``) and of
-``A^T`` (``rows x BR``) into SBUF and runs one matmul per PSUM bank of the block
-(``S`` = the ``A^T`` slice, ``X`` = the ``B`` slice), accumulating over K in PSUM. A
-*block* is ``BR = G * cols`` rows by ``NB`` columns of ``C`` (``G`` PSUM banks); when it
-is complete the vector engine copies each bank to an SBUF staging buffer (INT32 or
-FP32, no rounding) and DMA-out stores it to DRAM.
+(BF16/FP16). A *step* loads one ``rows``-deep slice of ``B`` and of ``A^T`` into SBUF
+and runs matmuls with ``S`` = the ``A^T`` slice (``m <= cols`` rows of C per matmul)
+and ``X`` = the ``B`` slice, accumulating over K in PSUM. Finished tiles go back
+through the vector engine (PSUM -> SBUF staging buffer, an exact INT32/FP32 copy) and
+DMA-out. Two schedules:
 
-Double buffering (the default): SBUF holds two slices of each operand and PSUM two
-groups of banks, so step ``s+1`` loads while step ``s`` computes and block ``b+1``
-accumulates while block ``b`` drains. Every dependency is a semaphore:
+* **PSUM-resident** (when every ``cols x N`` output tile fits in PSUM at once, packed
+  ``psum_depth // N`` to a bank): K is the outer loop, each step runs one matmul per
+  output tile, and each tile drains as soon as the last step's matmul for it is done.
+  Loads of step ``s+1`` overlap the matmuls of step ``s`` (two SBUF buffers).
+* **Streaming** (large GEMMs): C is cut into blocks of ``G * cols`` rows (``G`` =
+  half the PSUM banks) by ``NB <= psum_depth`` columns; a block runs all K steps, then
+  drains while the next block accumulates into the other half of PSUM.
 
-=========  ==================================================  ============================
-semaphore  signalled by                                        waited for by
-=========  ==================================================  ============================
-``ld``     each load (two per step)                            a step's first matmul
-``mm``     a step's last matmul                                loads reusing that buffer,
-                                                               the block's first ACT
-``act``    each ACT                                            its DMA-out; a SEM before a
-                                                               block reusing the banks
-``st``     each DMA-out                                        a SEM before an ACT reusing
-                                                               its staging buffer; END
-=========  ==================================================  ============================
+Every dependency is a semaphore (the race checker, :func:`sim.races.find_races`,
+accepts every program this module emits):
 
-Without double buffering each load waits for the previous step and each block for the
-previous block's drain (for comparison).
+=========  ================================================  ============================
+semaphore  signalled by                                      waited for by
+=========  ================================================  ============================
+``ld``     each load (two per step)                          a step's first matmul
+``mm``     a step's last matmul                              loads reusing that buffer;
+                                                             a block's first ACT
+``fin``    each matmul of the last step (resident)           the ACT of that tile
+``act``    each ACT                                          its DMA-out; a SEM before a
+                                                             block reusing the banks
+``st``     each DMA-out                                      a SEM before an ACT reusing
+                                                             its staging buffer; END
+=========  ================================================  ============================
+
+``double_buffer=False`` (streaming only) gives one SBUF buffer and one PSUM group, so
+every load waits for the previous step and every block for the previous drain: the
+comparison ``make bench`` reports.
 """
 
 from __future__ import annotations
@@ -99,14 +107,77 @@ def gemm_program(config, layout: GemmLayout, *, double_buffer=True, n_block=None
     eb = L.esize
     R, C = cfg.rows, cfg.cols
     nbuf = 2 if double_buffer else 1
-    G = max(1, cfg.psum_banks // 2) if double_buffer and cfg.psum_banks >= 2 else cfg.psum_banks
+    G = max(1, cfg.psum_banks // 2)     # banks per block (the same tiles either way)
     ngroups = 2 if double_buffer and cfg.psum_banks >= 2 else 1
     NB = min(L.N, cfg.psum_depth, n_block or cfg.psum_depth)
     BR = G * C
     chunk = min(R, C)                   # partitions one ACT moves (SBUF has R)
     nchunks = _ceil(C, chunk)
 
-    # ---- SBUF layout (bytes in every partition) ------------------------------------
+    KT = _ceil(L.K, R)
+    out_type = "INT32" if L.dtype == "int8" else "FP32"
+    p = Program(cfg)
+    stores = 0
+    acts = 0
+    last_store_of_slot = {}
+    acts_after_block = []
+
+    def staging(off):
+        slots = {}
+        for t in range(G):
+            for c in range(nchunks):
+                slots[t, c] = off
+                off = _align(off + 4 * NB)
+        return slots, off
+
+    # ---- PSUM-resident: the whole C accumulates in PSUM (small GEMMs) -----------------
+    # K outermost: each step loads one slice of B and A^T (double-buffered) and runs a
+    # matmul per output tile (tiles packed into banks at psum_off multiples of N); the
+    # last step's matmuls signal one by one so each tile drains as soon as it is done.
+    tiles = _ceil(L.M, C)
+    per_bank = cfg.psum_depth // L.N if L.N <= cfg.psum_depth else 0
+    b_bytes = _align(L.N * eb)
+    a_bytes = _align(L.M * eb)
+    used = 2 * (a_bytes + b_bytes)
+    slots = min(tiles, (cfg.sbuf_bytes - used) // _align(4 * L.N)) if used < cfg.sbuf_bytes else 0
+    if (double_buffer and n_block is None and per_bank and tiles <= per_bank * cfg.psum_banks
+            and C <= R and slots >= 1):
+        boff = [0, b_bytes]
+        aoff = [2 * b_bytes, 2 * b_bytes + a_bytes]
+        soff = [used + i * _align(4 * L.N) for i in range(slots)]
+        for kt in range(KT):
+            k0 = kt * R
+            kk = min(R, L.K - k0)
+            buf = kt % 2
+            p.dma(Dma(addr=L.b_addr + k0 * L.N * eb, rows=kk, row_bytes=L.N * eb,
+                      row_stride=L.N * eb, partition=0, offset=boff[buf]),
+                  wait=("mm", kt - 1) if kt >= 2 else None, signal="ld")
+            p.dma(Dma(addr=L.a_addr + k0 * L.M * eb, rows=kk, row_bytes=L.M * eb,
+                      row_stride=L.M * eb, partition=0, offset=aoff[buf]), signal="ld")
+            last = kt == KT - 1
+            for t in range(tiles):
+                m = min(C, L.M - t * C)
+                p.matmul(Matmul(k=kk, m=m, n=L.N, p0=0, s_off=aoff[buf] // eb + t * C,
+                                x_off=boff[buf] // eb, bank=t // per_bank,
+                                psum_off=(t % per_bank) * L.N, acc=kt > 0, dtype=L.dtype),
+                         wait=("ld", 2 * (kt + 1)) if t == 0 else None,
+                         signal="fin" if last else ("mm" if t == tiles - 1 else None))
+        for t in range(tiles):
+            m = min(C, L.M - t * C)
+            if t >= slots:
+                p.sem(wait=("st", t - slots + 1))
+            p.act(Act(parts=m, n=L.N, dst_type=out_type, src_psum=True,
+                      src_fp=L.dtype != "int8", src_p0=0,
+                      src_off=(t // per_bank) * cfg.psum_depth + (t % per_bank) * L.N,
+                      dst_p0=0, dst_off=soff[t % slots]),
+                  wait=("fin", t + 1), signal="act")
+            p.dma(Dma(addr=L.c_addr + t * C * L.N * 4, rows=m, row_bytes=4 * L.N,
+                      row_stride=4 * L.N, partition=0, offset=soff[t % slots], store=True),
+                  wait=("act", t + 1), signal="st")
+        p.end(wait=("st", tiles))
+        return p
+
+    # ---- streaming: double-buffered slices (bytes in every partition) -----------------
     off = 0
     boff, aoff = [], []
     for _ in range(nbuf):
@@ -115,25 +186,40 @@ def gemm_program(config, layout: GemmLayout, *, double_buffer=True, n_block=None
     for _ in range(nbuf):
         aoff.append(off)
         off = _align(off + BR * eb)
-    stg = {}
-    for t in range(G):
-        for c in range(nchunks):
-            stg[t, c] = off
-            off = _align(off + 4 * NB)
+    stg, off = staging(off)
     if off > cfg.sbuf_bytes:
         raise ValueError(f"a {L.M}x{L.N}x{L.K} {L.dtype} GEMM needs {off} bytes per SBUF "
                          f"partition with these tiles, the configuration has "
                          f"{cfg.sbuf_bytes}; use a smaller n_block")
 
-    out_type = "INT32" if L.dtype == "int8" else "FP32"
-    p = Program(cfg)
-    KT = _ceil(L.K, R)
+    def drain(n0, m0, nb, mrows, grp, steps_done):
+        """ACT each bank of a finished block to its staging buffer, then DMA it out."""
+        nonlocal acts, stores
+        first = True
+        for t in range(_ceil(mrows, C)):
+            m = min(C, mrows - t * C)
+            for c in range(_ceil(m, chunk)):
+                c0 = c * chunk
+                pc = min(chunk, m - c0)
+                slot = (t, c)
+                if slot in last_store_of_slot:
+                    p.sem(wait=("st", last_store_of_slot[slot]))
+                p.act(Act(parts=pc, n=nb, dst_type=out_type, src_psum=True,
+                          src_fp=L.dtype != "int8", src_p0=c0,
+                          src_off=(grp * G + t) * cfg.psum_depth, dst_p0=0, dst_off=stg[slot]),
+                      wait=("mm", steps_done) if first else None, signal="act")
+                first = False
+                acts += 1
+                p.dma(Dma(addr=L.c_addr + ((m0 + t * C + c0) * L.N + n0) * 4, rows=pc,
+                          row_bytes=4 * nb, row_stride=4 * L.N, partition=0,
+                          offset=stg[slot], store=True),
+                      wait=("act", acts), signal="st")
+                stores += 1
+                last_store_of_slot[slot] = stores
+        acts_after_block.append(acts)
+
     blocks = [(n0, m0) for n0 in range(0, L.N, NB) for m0 in range(0, L.M, BR)]
     step = 0
-    acts_after_block = []
-    stores = 0
-    last_store_of_slot = {}
-    acts = 0
     for b, (n0, m0) in enumerate(blocks):
         nb = min(NB, L.N - n0)
         mrows = min(BR, L.M - m0)
@@ -163,29 +249,7 @@ def gemm_program(config, layout: GemmLayout, *, double_buffer=True, n_block=None
                          wait=("ld", 2 * (step + 1)) if t == 0 else None,
                          signal="mm" if t == mt - 1 else None)
             step += 1
-        # ---- drain: PSUM -> SBUF staging -> DRAM ----------------------------------
-        first = True
-        for t in range(mt):
-            m = min(C, mrows - t * C)
-            for c in range(_ceil(m, chunk)):
-                c0 = c * chunk
-                pc = min(chunk, m - c0)
-                slot = (t, c)
-                if slot in last_store_of_slot:
-                    p.sem(wait=("st", last_store_of_slot[slot]))
-                p.act(Act(parts=pc, n=nb, dst_type=out_type, src_psum=True,
-                          src_fp=L.dtype != "int8", src_p0=c0,
-                          src_off=(grp * G + t) * cfg.psum_depth, dst_p0=0, dst_off=stg[slot]),
-                      wait=("mm", step) if first else None, signal="act")
-                first = False
-                acts += 1
-                p.dma(Dma(addr=L.c_addr + ((m0 + t * C + c0) * L.N + n0) * 4, rows=pc,
-                          row_bytes=4 * nb, row_stride=4 * L.N, partition=0,
-                          offset=stg[slot], store=True),
-                      wait=("act", acts), signal="st")
-                stores += 1
-                last_store_of_slot[slot] = stores
-        acts_after_block.append(acts)
+        drain(n0, m0, nb, mrows, grp, step)
     p.end(wait=("st", stores))
     return p
 

@@ -126,6 +126,7 @@ SYNTH_TOPS = {
     "tensor_subsystem": "tensor_subsystem_synth",
     "dma_engine": "dma_engine_synth",
     "vector_engine": "vector_engine_synth",
+    "neuron_core": "neuron_core_synth",
     "fp32_adder": "fp32_adder_synth",
     "fp_mul16": "fp_mul16_synth",
 }

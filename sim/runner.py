@@ -115,6 +115,9 @@ def build(top, config: CoreConfig, *, waves=False):
     ]
     if waves:
         build_args += ["--trace-fst", "--trace-structs"]
+    if fast:
+        # the model's hot path: Verilator's default for it is -Os
+        build_args += ["-CFLAGS", "-O2"]
     log = build_dir.parent / f"{build_dir.name}.log"
     with _locked(build_dir.with_suffix(".lock")):
         runner = _runner(fast)

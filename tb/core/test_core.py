@@ -590,8 +590,10 @@ async def check_fault(tb, dram, prog_addr, *, win, watchdog=0, what, detail=None
     st = await wait_idle(tb)
     busy = st["BUSY"]
     if busy:
-        problems.append(f"{short}: STATUS.BUSY still set 2000+ cycles after the fault "
-                        f"(STATUS {st})")
+        msg = f"{short}: STATUS.BUSY still set 2000+ cycles after the fault (STATUS {st})"
+        if problems is None:
+            tb.fail(msg)
+        problems.append(msg)
     if dict(st, BUSY=0) != {"BUSY": 0, "DONE": 0, "ERROR": 1, "START_REJECTED": 0}:
         tb.fail(f"{what}: STATUS after the fault {st}")
     irq = regs["IRQ_STATUS"].decode(await tb.read_reg("IRQ_STATUS"))
