@@ -92,7 +92,8 @@ def gemm_reference_shapes(layout):
     return layout.K * layout.M * eb, layout.K * layout.N * eb, layout.c_bytes
 
 
-def gemm_program(config, layout: GemmLayout, *, double_buffer=True, n_block=None) -> Program:
+def gemm_program(config, layout: GemmLayout, *, double_buffer=True, n_block=None,
+                 schedule=None) -> Program:
     """The program computing ``layout``'s GEMM on ``config`` (ends with END).
 
     Raises ``ValueError`` if the operand type is not in the configuration or the SBUF
@@ -109,8 +110,12 @@ def gemm_program(config, layout: GemmLayout, *, double_buffer=True, n_block=None
     nbuf = 2 if double_buffer else 1
     G = max(1, cfg.psum_banks // 2)     # banks per block (the same tiles either way)
     ngroups = 2 if double_buffer and cfg.psum_banks >= 2 else 1
-    NB = min(L.N, cfg.psum_depth, n_block or cfg.psum_depth)
-    BR = G * C
+    # 2-byte operands: half as many columns per block and twice the rows, so each B
+    # slice loaded serves twice the MACs (the bus carries as many bytes per MAC as INT8)
+    default_nb = cfg.psum_depth if eb == 1 or cfg.psum_depth < 2 else cfg.psum_depth // 2
+    NB = min(L.N, cfg.psum_depth, n_block or default_nb)
+    tpb = cfg.psum_depth // NB          # output tiles per PSUM bank (at psum_off t*NB)
+    BR = G * tpb * C
     chunk = min(R, C)                   # partitions one ACT moves (SBUF has R)
     nchunks = _ceil(C, chunk)
 
@@ -122,9 +127,9 @@ def gemm_program(config, layout: GemmLayout, *, double_buffer=True, n_block=None
     last_store_of_slot = {}
     acts_after_block = []
 
-    def staging(off):
+    def staging(off, tpb=tpb):
         slots = {}
-        for t in range(G):
+        for t in range(G * tpb):
             for c in range(nchunks):
                 slots[t, c] = off
                 off = _align(off + 4 * NB)
@@ -140,8 +145,19 @@ def gemm_program(config, layout: GemmLayout, *, double_buffer=True, n_block=None
     a_bytes = _align(L.M * eb)
     used = 2 * (a_bytes + b_bytes)
     slots = min(tiles, (cfg.sbuf_bytes - used) // _align(4 * L.N)) if used < cfg.sbuf_bytes else 0
-    if (double_buffer and n_block is None and per_bank and tiles <= per_bank * cfg.psum_banks
-            and C <= R and slots >= 1):
+    psum_fits = (double_buffer and n_block is None and per_bank
+                 and tiles <= per_bank * cfg.psum_banks and C <= R and slots >= 1)
+    a_all = KT * _align(L.M * eb)
+    b_all = KT * _align(L.N * eb)
+    res_fits = (double_buffer and n_block is None and L.N <= cfg.psum_depth
+                and a_all + b_all + G * nchunks * _align(4 * L.N) <= cfg.sbuf_bytes)
+    if schedule is None:
+        schedule = "resident" if res_fits else "stream"
+    if schedule not in ("psum", "resident", "stream"):
+        raise ValueError(f"schedule must be 'psum', 'resident' or 'stream', not {schedule!r}")
+    if (schedule == "psum" and not psum_fits) or (schedule == "resident" and not res_fits):
+        raise ValueError(f"the {schedule!r} schedule does not fit this GEMM and configuration")
+    if schedule == "psum":
         boff = [0, b_bytes]
         aoff = [2 * b_bytes, 2 * b_bytes + a_bytes]
         soff = [used + i * _align(4 * L.N) for i in range(slots)]
@@ -186,13 +202,10 @@ def gemm_program(config, layout: GemmLayout, *, double_buffer=True, n_block=None
     for _ in range(nbuf):
         aoff.append(off)
         off = _align(off + BR * eb)
-    stg, off = staging(off)
-    if off > cfg.sbuf_bytes:
-        raise ValueError(f"a {L.M}x{L.N}x{L.K} {L.dtype} GEMM needs {off} bytes per SBUF "
-                         f"partition with these tiles, the configuration has "
-                         f"{cfg.sbuf_bytes}; use a smaller n_block")
+    stream_stg, off = staging(off)
+    stg = stream_stg
 
-    def drain(n0, m0, nb, mrows, grp, steps_done):
+    def drain(n0, m0, nb, mrows, grp, steps_done, tpb=tpb):
         """ACT each bank of a finished block to its staging buffer, then DMA it out."""
         nonlocal acts, stores
         first = True
@@ -206,7 +219,8 @@ def gemm_program(config, layout: GemmLayout, *, double_buffer=True, n_block=None
                     p.sem(wait=("st", last_store_of_slot[slot]))
                 p.act(Act(parts=pc, n=nb, dst_type=out_type, src_psum=True,
                           src_fp=L.dtype != "int8", src_p0=c0,
-                          src_off=(grp * G + t) * cfg.psum_depth, dst_p0=0, dst_off=stg[slot]),
+                          src_off=(grp * G + t // tpb) * cfg.psum_depth + (t % tpb) * NB,
+                          dst_p0=0, dst_off=stg[slot]),
                       wait=("mm", steps_done) if first else None, signal="act")
                 first = False
                 acts += 1
@@ -218,6 +232,45 @@ def gemm_program(config, layout: GemmLayout, *, double_buffer=True, n_block=None
                 last_store_of_slot[slot] = stores
         acts_after_block.append(acts)
 
+    # ---- resident: every slice of A^T and B loaded once, blocks of C as in streaming ----
+    if schedule == "resident":
+        bsz, asz = _align(L.N * eb), _align(L.M * eb)
+        boff = [kt * bsz for kt in range(KT)]
+        aoff = [KT * bsz + kt * asz for kt in range(KT)]
+        stg, _ = staging(KT * (asz + bsz), tpb=1)
+        for kt in range(KT):
+            k0 = kt * R
+            kk = min(R, L.K - k0)
+            p.dma(Dma(addr=L.b_addr + k0 * L.N * eb, rows=kk, row_bytes=L.N * eb,
+                      row_stride=L.N * eb, partition=0, offset=boff[kt]), signal="ld")
+            p.dma(Dma(addr=L.a_addr + k0 * L.M * eb, rows=kk, row_bytes=L.M * eb,
+                      row_stride=L.M * eb, partition=0, offset=aoff[kt]), signal="ld")
+        step = 0
+        for b, m0 in enumerate(range(0, L.M, G * C)):
+            mrows = min(G * C, L.M - m0)
+            mt = _ceil(mrows, C)
+            grp = b % ngroups
+            for kt in range(KT):
+                kk = min(R, L.K - kt * R)
+                if kt == 0 and b >= ngroups:
+                    p.sem(wait=("act", acts_after_block[b - ngroups]))
+                for t in range(mt):
+                    m = min(C, mrows - t * C)
+                    p.matmul(Matmul(k=kk, m=m, n=L.N, p0=0, s_off=aoff[kt] // eb + m0 + t * C,
+                                    x_off=boff[kt] // eb, bank=grp * G + t,
+                                    psum_off=0, acc=kt > 0, dtype=L.dtype),
+                             wait=("ld", 2 * (kt + 1)) if t == 0 and b == 0 else None,
+                             signal="mm" if t == mt - 1 else None)
+                step += 1
+            drain(0, m0, L.N, mrows, grp, step, tpb=1)
+        p.end(wait=("st", stores))
+        return p
+
+    if off > cfg.sbuf_bytes:
+        raise ValueError(f"a {L.M}x{L.N}x{L.K} {L.dtype} GEMM needs {off} bytes per SBUF "
+                         f"partition with these tiles, the configuration has "
+                         f"{cfg.sbuf_bytes}; use a smaller n_block")
+    stg = stream_stg
     blocks = [(n0, m0) for n0 in range(0, L.N, NB) for m0 in range(0, L.M, BR)]
     step = 0
     for b, (n0, m0) in enumerate(blocks):
@@ -244,8 +297,8 @@ def gemm_program(config, layout: GemmLayout, *, double_buffer=True, n_block=None
             for t in range(mt):
                 m = min(C, mrows - t * C)
                 p.matmul(Matmul(k=kk, m=m, n=nb, p0=0, s_off=aoff[buf] // eb + t * C,
-                                x_off=boff[buf] // eb, bank=grp * G + t, psum_off=0,
-                                acc=kt > 0, dtype=L.dtype),
+                                x_off=boff[buf] // eb, bank=grp * G + t // tpb,
+                                psum_off=(t % tpb) * NB, acc=kt > 0, dtype=L.dtype),
                          wait=("ld", 2 * (step + 1)) if t == 0 else None,
                          signal="mm" if t == mt - 1 else None)
             step += 1

@@ -25,7 +25,8 @@ import sys
 from amaranth.hdl import Shape
 from amaranth.lib import data, enum
 
-from hdl.formats import ActCmd, ActError, ActType, DmaDesc, DmaError, Dtype, MatmulCmd, TensorError
+from hdl.formats import (ACT_BYTES, DTYPE_BYTES, ActCmd, ActError, ActType, DmaDesc, DmaError,
+                         Dtype, MatmulCmd, TensorError)
 from hdl.isa import (BODY_BITS, BODY_WIDTH, HEADER_BITS, INSTR_BITS, INSTR_BYTES, MAX_SEMS,
                      SEM_BITS, SEM_VALUE_BITS, CoreError, Instr, Opcode)
 
@@ -42,8 +43,12 @@ COMMANDS = {Opcode.DMA: DmaDesc, Opcode.MATMUL: MatmulCmd, Opcode.ACT: ActCmd}
 #: Every layout documented, header first.
 LAYOUTS = (Instr, DmaDesc, MatmulCmd, ActCmd)
 
-#: Enums whose values appear in fields, documented as value tables.
-ENUMS = (Dtype, ActType)
+#: Enums whose values appear in command fields: bytes per element of each member, and
+#: the engine code that refuses a value no member has.
+ENUMS = {
+    Dtype: (lambda m: DTYPE_BYTES[m.name.lower()], "TensorError.DTYPE"),
+    ActType: (lambda m: ACT_BYTES[m.name], "ActError.TYPES"),
+}
 
 #: The engine code in ``ERROR.DETAIL`` for each core error that has one.
 DETAIL = {CoreError.DMA: DmaError, CoreError.TENSOR: TensorError, CoreError.VECTOR: ActError}
@@ -74,9 +79,11 @@ _NOTES = {
     ("Instr", "wait_sem"): "Must be 0 while `wait_en` is 0, else below `n_sems`.",
     ("Instr", "wait_val"): "Must be 0 while `wait_en` is 0.",
     ("Instr", "sig_sem"): "Must be 0 while `sig_en` is 0, else below `n_sems`.",
-    ("ActCmd", "scale"): "Multiplier: `p = x * scale`.",
-    ("ActCmd", "shift"): "`p` is shifted right by `shift`, rounding half away from zero.",
-    ("ActCmd", "zp"): "Zero point added after the shift, before saturation to INT8.",
+    ("ActCmd", "scale"): "Used for INT32 -> INT8 only: `p = a * scale`, `a` the source "
+                         "value plus bias.",
+    ("ActCmd", "shift"): "`r = p / 2**shift`, rounded half away from zero; 0..47 (the ISS "
+                         "refuses 48..63, whose result is undefined).",
+    ("ActCmd", "zp"): "Zero point: `saturate(r + zp)` to INT8; with `relu`, at least `zp`.",
 }
 
 
@@ -112,31 +119,28 @@ def _field_names(layout):
 
 
 def members(layout):
-    """``{field: description}`` from the *Members* section of a Struct's docstring.
+    """``{field: (names, description)}`` from the *Members* section of a Struct's
+    docstring; ``names`` are the fields of the entry that describes it.
 
     An entry starts at the left margin: ``name : type``, several names sharing a type
     (``k, m : 9 bits each``), several ``name : type`` pairs on one line, or any of these
     followed by two or more spaces and a description. Indented lines below an entry
     continue its description. Fields the docstring does not list, or lists without a
-    description, map to ``""``.
+    description, map to ``((name,), "")``.
     """
-    doc = inspect.getdoc(layout) or ""
-    lines = doc.splitlines()
-    try:
-        start = next(i for i, line in enumerate(lines)
-                     if line.strip() == "Members" and i + 1 < len(lines)
-                     and set(lines[i + 1].strip()) == {"-"})
-    except StopIteration:
-        return {name: "" for name in _field_names(layout)}
-    known = set(_field_names(layout))
-    out = {name: "" for name in _field_names(layout)}
+    out = {name: ((name,), "") for name in _field_names(layout)}
+    lines = (inspect.getdoc(layout) or "").splitlines()
+    start = next((i + 2 for i, line in enumerate(lines[:-1])
+                  if line.strip() == "Members" and set(lines[i + 1].strip()) == {"-"}), None)
+    if start is None:
+        return out
     current, text = [], []
 
     def flush():
         for name in current:
-            out[name] = _markdown_text(" ".join(text))
+            out[name] = (tuple(current), _markdown_text(" ".join(text)))
 
-    for line in lines[start + 2:]:
+    for line in lines[start:]:
         if not line.strip():
             continue
         if line[0].isspace():
@@ -148,7 +152,7 @@ def members(layout):
         head, inline = (entry[:gap.start()], entry[gap.end():]) if gap else (entry, "")
         names = []
         for group in re.findall(r"(\w+(?:\s*,\s*\w+)*)\s+:\s", head + " "):
-            names += [n.strip() for n in group.split(",") if n.strip() in known]
+            names += [n.strip() for n in group.split(",") if n.strip() in out]
         current, text = names, ([inline] if inline else [])
     flush()
     return out
@@ -188,7 +192,11 @@ def fields(layout, base=0):
     rows = []
     for name, field in data.Layout.cast(layout):
         key = (layout.__name__, name)
-        text = _sentence(docs[name]) or _FALLBACK.get(key, "")
+        names, text = docs[name]
+        text = _sentence(text)
+        if text and len(names) > 1:     # one description of several fields, in order
+            text = ", ".join(f"`{n}`" for n in names) + ": " + text[0].lower() + text[1:]
+        text = text or _FALLBACK.get(key, "")
         parts = [text, _NOTES.get(key, ""), _type_note(field.shape)]
         rows.append((name, base + field.offset, field.width, " ".join(p for p in parts if p)))
     return rows
@@ -220,8 +228,7 @@ def _field_table(rows, reserved=None):
 
 def _enum_table(cls, extra=None):
     comments = enum_comments(cls)
-    head = "| value | name | meaning |"
-    rule = "| --- | --- | --- |"
+    head, rule = "| value | name | meaning |", "| --- | --- | --- |"
     if extra:
         head, rule = head + f" {extra[0]} |", rule + " --- |"
     out = [head, rule]
@@ -236,8 +243,7 @@ def _enum_table(cls, extra=None):
 
 def markdown() -> str:
     """The generated part of ``docs/isa.md`` (without the markers)."""
-    out = []
-    out += [
+    out = [
         "## Encoding",
         "",
         f"An instruction is {INSTR_BITS} bits ({INSTR_BYTES} bytes, little-endian in DRAM: "
@@ -262,7 +268,7 @@ def markdown() -> str:
                 else "none (all zero)")
         out.append(f"| {op.value} | `{op.name}` | {QUEUE[op]} | {body} | "
                    f"{_cell(_sentence(comments[op.name]))} |")
-    width = Shape.cast(Opcode.as_shape()).width
+    width = Opcode.as_shape().width
     illegal = sorted(set(range(1 << width)) - {op.value for op in Opcode})
     out += ["", f"Any other opcode value ({_ranges(illegal)}) is illegal: the decoder stops "
                 f"the core with `OPCODE`."]
@@ -272,10 +278,19 @@ def markdown() -> str:
         out += _field_table(fields(layout, HEADER_BITS),
                             reserved=(HEADER_BITS + w, BODY_BITS - w))
     out += ["", "### Field values", ""]
-    for cls in ENUMS:
+    for cls, (sizes, error) in ENUMS.items():
+        width = cls.as_shape().width
         doc = _sentence(_markdown_text(inspect.getdoc(cls) or ""))
-        out += [f"`{cls.__name__}` ({Shape.cast(cls.as_shape()).width} bits). {doc}", ""]
-        out += _enum_table(cls)
+        out += [f"`{cls.__name__}` ({width} bits). {doc}", "",
+                "| value | name | bytes per element |", "| --- | --- | --- |"]
+        for member in cls:
+            out.append(f"| {member.value} | `{member.name}` | {sizes(member)} |")
+        unused = sorted(set(range(1 << width)) - {m.value for m in cls})
+        if unused:
+            what = f"Values {_ranges(unused)} decode" if len(unused) > 1 else \
+                f"Value {unused[0]} decodes"
+            out += ["", f"{what} (the instruction is legal); the engine refuses the command "
+                        f"with `{error}`."]
         out += [""]
     out += ["## Error codes", "",
             "### Core errors (`hdl.isa.CoreError`, register `ERROR.CODE`)", "",
@@ -290,18 +305,14 @@ def markdown() -> str:
 
 
 def _ranges(values):
-    """``[0, 6, 7, 8]`` as ``"0, 6..8"``."""
-    parts, run = [], []
+    """Sorted integers as runs: ``[0, 6, 7, 8]`` as ``"0, 6..8"``."""
+    runs = []
     for v in values:
-        if run and v == run[-1] + 1:
-            run.append(v)
+        if runs and v == runs[-1][1] + 1:
+            runs[-1][1] = v
         else:
-            if run:
-                parts.append(str(run[0]) if len(run) == 1 else f"{run[0]}..{run[-1]}")
-            run = [v]
-    if run:
-        parts.append(str(run[0]) if len(run) == 1 else f"{run[0]}..{run[-1]}")
-    return ", ".join(parts)
+            runs.append([v, v])
+    return ", ".join(str(a) if a == b else f"{a}..{b}" for a, b in runs)
 
 
 # ---------------------------------------------------------------------------------------
