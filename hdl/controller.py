@@ -75,7 +75,8 @@ class Controller(wiring.Component):
 
     **Faults.** An illegal instruction, a DMA completion with an error, a refused
     matmul or ACT, a fetch error, or ``i_watchdog`` cycles (when not 0) without any
-    progress (no fetch beat, decode, issue or completion) stop the program: ``o_fault``
+    progress (no fetch beat, decode, issue or completion, and no engine busy) stop the
+    program: ``o_fault``
     pulses with ``o_error_code``/``o_error_detail``/``o_fault_addr``, nothing more is
     decoded or issued, queued instructions are dropped, and commands already in the
     engines run to completion. ``o_busy`` falls once everything has drained. A refused
@@ -90,6 +91,8 @@ class Controller(wiring.Component):
     i_start : In(1)        start a program (ignored while ``o_busy``)
     i_prog_addr : In(48)
     i_watchdog : In(32)    cycles without progress before a WATCHDOG fault; 0 = off
+    i_engine_busy : In(1)  some engine is working (progress for the watchdog; part of
+                           ``o_busy`` after a fault, while issued commands finish)
     o_busy, o_done, o_fault : Out(1)
     o_error_code : Out(CoreError), o_error_detail : Out(8), o_fault_addr : Out(48)
     o_retired : Out(3)     instructions finished this cycle
@@ -123,6 +126,7 @@ class Controller(wiring.Component):
         self._inflight_depth = inflight_depth
         super().__init__({
             "i_start": In(1),
+            "i_engine_busy": In(1),
             "i_prog_addr": In(48),
             "i_watchdog": In(32),
             "o_busy": Out(1),
@@ -309,7 +313,9 @@ class Controller(wiring.Component):
             f = inflight[name]
             iv = data.View(_inflight_layout(), f.r_data)
             ev = port.valid & f.r_rdy
-            m.d.comb += [port.ready.eq(1), f.r_en.eq(ev)]
+            # after a fault (not running) the records are dropped: a refused command
+            # never completes, and nothing is signalled any more
+            m.d.comb += [port.ready.eq(1), f.r_en.eq(ev | (~running & f.r_rdy))]
             sig_events.append((ev & iv.sig_en & (port.payload.error == DmaError.NONE),
                                iv.sig_sem))
             done_events.append(ev)
@@ -319,7 +325,7 @@ class Controller(wiring.Component):
             f = inflight[name]
             iv = data.View(_inflight_layout(name == "tensor"), f.r_data)
             ev = done & f.r_rdy
-            m.d.comb += f.r_en.eq(ev)
+            m.d.comb += f.r_en.eq(ev | (~running & f.r_rdy))
             sig_events.append((ev & iv.sig_en, iv.sig_sem))
             done_events.append(ev)
             if name == "tensor":
@@ -370,8 +376,10 @@ class Controller(wiring.Component):
         dma = data.View(DmaDesc, body[:BODY_WIDTH[Opcode.DMA]])
         mm = data.View(MatmulCmd, body[:BODY_WIDTH[Opcode.MATMUL]])
         quiet = Signal()
-        m.d.comb += quiet.eq(Cat(*(~q.r_rdy for q in queues.values()),
-                                 *(~f.r_rdy for f in inflight.values())).all())
+        # FIFO levels, not r_rdy: a buffered FIFO's r_rdy rises a cycle after its level
+        m.d.comb += quiet.eq(Cat(*(q.level == 0 for q in queues.values()),
+                                 *(f.level == 0 for f in inflight.values())).all()
+                             & ~self.i_engine_busy)
         # MACs of a matmul: k*m in one product, times n when it is queued
         km = Signal(18)
         m.d.comb += km.eq(mm.k * mm.m)
@@ -421,7 +429,8 @@ class Controller(wiring.Component):
 
         # ---- watchdog ------------------------------------------------------------------------
         progress = Signal()
-        m.d.comb += progress.eq(pop | r_fire | Cat(*fires).any() | Cat(*done_events).any())
+        m.d.comb += progress.eq(pop | r_fire | Cat(*fires).any() | Cat(*done_events).any()
+                                | self.i_engine_busy)
         idle_cycles = Signal(32)
         with m.If(~running | progress):
             m.d.sync += idle_cycles.eq(0)
@@ -455,7 +464,8 @@ class Controller(wiring.Component):
         with m.Elif(done):
             m.d.sync += [running.eq(0), self.o_done.eq(1)]
         m.d.comb += [
-            self.o_busy.eq(running | (outstanding != 0) | ax.arvalid | have | ~quiet),
+            self.o_busy.eq(running | (outstanding != 0) | ax.arvalid | (ifq.level != 0)
+                           | ~quiet),
             self.o_retired.eq((pop & ((op == Opcode.SEM) | (op == Opcode.END)))
                               + sum(done_events)),
         ]

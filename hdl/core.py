@@ -196,6 +196,7 @@ class Core(wiring.Component):
 
         m.d.comb += [
             ctl.i_start.eq(self.i_start),
+            ctl.i_engine_busy.eq(din.o_busy | dout.o_busy | te.o_busy | psum.o_busy | ve.o_busy),
             ctl.i_prog_addr.eq(self.i_prog_addr),
             ctl.i_watchdog.eq(self.i_watchdog),
             din.i_win_base.eq(self.i_win_base), din.i_win_limit.eq(self.i_win_limit),
