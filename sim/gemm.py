@@ -13,6 +13,9 @@ DMA-out. Two schedules:
   ``psum_depth // N`` to a bank): K is the outer loop, each step runs one matmul per
   output tile, and each tile drains as soon as the last step's matmul for it is done.
   Loads of step ``s+1`` overlap the matmuls of step ``s`` (two SBUF buffers).
+* **Resident** (when every slice of ``A^T`` and ``B`` fits in SBUF at once): each is
+  loaded once; C is computed ``cols`` rows at a time, each block in the next PSUM bank
+  (round robin), and each block drains while the following ones compute.
 * **Streaming** (large GEMMs): C is cut into blocks of ``G * cols`` rows (``G`` =
   half the PSUM banks) by ``NB <= psum_depth`` columns; a block runs all K steps, then
   drains while the next block accumulates into the other half of PSUM.
@@ -114,7 +117,8 @@ def gemm_program(config, layout: GemmLayout, *, double_buffer=True, n_block=None
     # slice loaded serves twice the MACs (the bus carries as many bytes per MAC as INT8)
     default_nb = cfg.psum_depth if eb == 1 or cfg.psum_depth < 2 else cfg.psum_depth // 2
     NB = min(L.N, cfg.psum_depth, n_block or default_nb)
-    tpb = cfg.psum_depth // NB          # output tiles per PSUM bank (at psum_off t*NB)
+    # output tiles per PSUM bank (at psum_off t*NB), no more than C has
+    tpb = max(1, min(cfg.psum_depth // NB, _ceil(_ceil(L.M, C), G)))
     BR = G * tpb * C
     chunk = min(R, C)                   # partitions one ACT moves (SBUF has R)
     nchunks = _ceil(C, chunk)
@@ -150,7 +154,7 @@ def gemm_program(config, layout: GemmLayout, *, double_buffer=True, n_block=None
     a_all = KT * _align(L.M * eb)
     b_all = KT * _align(L.N * eb)
     res_fits = (double_buffer and n_block is None and L.N <= cfg.psum_depth
-                and a_all + b_all + G * nchunks * _align(4 * L.N) <= cfg.sbuf_bytes)
+                and a_all + b_all + 2 * nchunks * _align(4 * L.N) <= cfg.sbuf_bytes)
     if schedule is None:
         schedule = "resident" if res_fits else "stream"
     if schedule not in ("psum", "resident", "stream"):
@@ -232,12 +236,18 @@ def gemm_program(config, layout: GemmLayout, *, double_buffer=True, n_block=None
                 last_store_of_slot[slot] = stores
         acts_after_block.append(acts)
 
-    # ---- resident: every slice of A^T and B loaded once, blocks of C as in streaming ----
+    # ---- resident: every slice of A^T and B loaded once; C in one-tile blocks ----------
+    # Block b is cols rows of C in PSUM bank b % psum_banks; it drains (ACT to one of
+    # two staging buffers, DMA-out) while the following blocks compute, so only the
+    # last tile's drain is exposed at the end.
     if schedule == "resident":
         bsz, asz = _align(L.N * eb), _align(L.M * eb)
+        ssz = _align(4 * L.N)
         boff = [kt * bsz for kt in range(KT)]
         aoff = [KT * bsz + kt * asz for kt in range(KT)]
-        stg, _ = staging(KT * (asz + bsz), tpb=1)
+        stg = {(st, c): KT * (asz + bsz) + (st * nchunks + c) * ssz
+               for st in range(2) for c in range(nchunks)}
+        banks = cfg.psum_banks
         for kt in range(KT):
             k0 = kt * R
             kk = min(R, L.K - k0)
@@ -245,24 +255,35 @@ def gemm_program(config, layout: GemmLayout, *, double_buffer=True, n_block=None
                       row_stride=L.N * eb, partition=0, offset=boff[kt]), signal="ld")
             p.dma(Dma(addr=L.a_addr + k0 * L.M * eb, rows=kk, row_bytes=L.M * eb,
                       row_stride=L.M * eb, partition=0, offset=aoff[kt]), signal="ld")
-        step = 0
-        for b, m0 in enumerate(range(0, L.M, G * C)):
-            mrows = min(G * C, L.M - m0)
-            mt = _ceil(mrows, C)
-            grp = b % ngroups
+        for b, m0 in enumerate(range(0, L.M, C)):
+            m = min(C, L.M - m0)
+            bank = b % banks
             for kt in range(KT):
                 kk = min(R, L.K - kt * R)
-                if kt == 0 and b >= ngroups:
-                    p.sem(wait=("act", acts_after_block[b - ngroups]))
-                for t in range(mt):
-                    m = min(C, mrows - t * C)
-                    p.matmul(Matmul(k=kk, m=m, n=L.N, p0=0, s_off=aoff[kt] // eb + m0 + t * C,
-                                    x_off=boff[kt] // eb, bank=grp * G + t,
-                                    psum_off=0, acc=kt > 0, dtype=L.dtype),
-                             wait=("ld", 2 * (kt + 1)) if t == 0 and b == 0 else None,
-                             signal="mm" if t == mt - 1 else None)
-                step += 1
-            drain(0, m0, L.N, mrows, grp, step, tpb=1)
+                if kt == 0 and b >= banks:
+                    p.sem(wait=("act", acts_after_block[b - banks]))
+                p.matmul(Matmul(k=kk, m=m, n=L.N, p0=0, s_off=aoff[kt] // eb + m0,
+                                x_off=boff[kt] // eb, bank=bank, psum_off=0, acc=kt > 0,
+                                dtype=L.dtype),
+                         wait=("ld", 2 * (kt + 1)) if b == 0 else None,
+                         signal="mm" if kt == KT - 1 else None)
+            for c in range(_ceil(m, chunk)):
+                c0 = c * chunk
+                pc = min(chunk, m - c0)
+                slot = (b % 2, c)
+                if slot in last_store_of_slot:
+                    p.sem(wait=("st", last_store_of_slot[slot]))
+                p.act(Act(parts=pc, n=L.N, dst_type=out_type, src_psum=True,
+                          src_fp=L.dtype != "int8", src_p0=c0, src_off=bank * cfg.psum_depth,
+                          dst_p0=0, dst_off=stg[slot]),
+                      wait=("mm", b + 1) if c == 0 else None, signal="act")
+                acts += 1
+                p.dma(Dma(addr=L.c_addr + (m0 + c0) * L.N * 4, rows=pc, row_bytes=4 * L.N,
+                          row_stride=4 * L.N, partition=0, offset=stg[slot], store=True),
+                      wait=("act", acts), signal="st")
+                stores += 1
+                last_store_of_slot[slot] = stores
+            acts_after_block.append(acts)
         p.end(wait=("st", stores))
         return p
 

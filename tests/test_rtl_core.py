@@ -23,3 +23,25 @@ def test_core(config, testcase):
     env = {k: os.environ[k] for k in ("NCORE_COUNT", "NCORE_DUMP") if k in os.environ}
     run_cocotb("neuron_core", "tb.core.test_core", testcase, config, extra_env=env,
                rerun=f"SEED=<seed> .venv/bin/python -m pytest '{node}'")
+
+
+#: tiled GEMMs (sim/gemm.py) on the RTL, checked against the ISS bit for bit (and
+#: NumPy for INT8): shapes that exercise every schedule, partial tiles and primes
+GEMM_CASES = {
+    "default": [("int8", 24, 20, 19, "resident"), ("int8", 9, 300, 13, "stream"),
+                ("int8", 17, 5, 11, "psum")],
+    "4x4-fp": [("bf16", 13, 7, 9, "resident"), ("fp16", 6, 11, 5, "stream"),
+               ("int8", 5, 3, 7, "psum")],
+}
+
+
+@pytest.mark.rtl
+@pytest.mark.parametrize("config", list(GEMM_CASES))
+def test_gemm_on_core(config):
+    import json
+    cases = [{"name": f"{d}-{M}x{N}x{K}-{s}", "M": M, "N": N, "K": K, "dtype": d,
+              "schedule": s} for d, M, N, K, s in GEMM_CASES[config]]
+    node = os.environ.get("PYTEST_CURRENT_TEST", "").rsplit(" ", 1)[0]
+    run_cocotb("neuron_core", "tb.core.test_bench", "bench_gemm", config,
+               extra_env={"NCORE_BENCH": json.dumps(cases)},
+               rerun=f"SEED=<seed> .venv/bin/python -m pytest '{node}'")

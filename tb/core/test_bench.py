@@ -45,11 +45,13 @@ async def bench_gemm(dut):
         c_addr = b_addr + ((K * N * eb + 63) // 64) * 64
         prog_addr = c_addr + ((4 * M * N + 63) // 64) * 64
         L = GemmLayout(M, N, K, dtype, a_addr=a_addr, b_addr=b_addr, c_addr=c_addr)
-        prog = gemm_program(cfg, L, double_buffer=case.get("double_buffer", True))
+        prog = gemm_program(cfg, L, double_buffer=case.get("double_buffer", True),
+                            schedule=case.get("schedule"))
         end = prog_addr + 32 * len(prog)
         if end > tb.dram_size:
             tb.fail(f"{case['name']}: needs {end} bytes of DRAM, the model has {tb.dram_size}")
         A, B = operands(tb.rng, M, N, K, dtype)
+        dut._log.info(f"{case['name']}: {len(prog)} instructions")
         dram = gemm_dram(L, A, B, prog, prog_addr=prog_addr, size=end)
         want = iss_run(cfg, dram, prog_addr, win_base=0, win_limit=end)
         if want.error != "NONE" or not want.done:
@@ -105,32 +107,3 @@ async def bench_gemm(dut):
         with open(out, "w") as f:
             json.dump(results, f, indent=1)
 
-
-@cocotb.test(skip=os.environ.get("NCORE_DEBUG") is None)
-async def backdoor_debug(dut):
-    tb = CoreTB(dut)
-    await tb.reset()
-    dut._log.info(f"mem handle {tb.mem!r} {type(tb.mem)} len {len(tb.mem)}")
-    tb.write_dram(0x6000, np.arange(32, dtype=np.uint8))
-    from cocotb.triggers import ClockCycles
-    await ClockCycles(dut.clk, 2)
-    dut._log.info(f"readback {tb.read_dram(0x6000, 32)}")
-    dut._log.info(f"elem {tb.mem[0x6000 // 8]!r} {tb.mem[0x6000 // 8].value}")
-
-
-@cocotb.test(skip=os.environ.get("NCORE_DEBUG") is None)
-async def dma_debug(dut):
-    from sim.asm import Program
-    from sim.dma import Dma
-    tb = CoreTB(dut)
-    await tb.reset()
-    for rows, rb in ((8, 64), (8, 16), (1, 512), (8, 256)):
-        p = Program(tb.cfg)
-        for i in range(16):
-            p.dma(Dma(addr=0x1000 + i * 4096, rows=rows, row_bytes=rb, row_stride=rb), signal="x")
-        p.end(wait=("x", 16))
-        code = np.frombuffer(p.encode(), dtype=np.uint8)
-        tb.write_dram(0x40000, code)
-        res = await tb.run(0x40000, win=(0, 0x80000), max_cycles=100000, chunk=100)
-        dut._log.info(f"DMADEBUG rows={rows} row_bytes={rb}: cycles {res['cycles']} "
-                      f"busy_in {res['busy_dma_in']} {res['error']}")
