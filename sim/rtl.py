@@ -65,11 +65,6 @@ def _neuron_core_sim(cfg):
     return NeuronCoreSim(cfg)
 
 
-def _neuron_core_sim_stall(cfg):
-    from hdl.simdram import NeuronCoreSim
-    return NeuronCoreSim(cfg, latency=40, stall_16ths=6)
-
-
 def _fp32_adder(cfg):
     from hdl.fp import FP32Adder
     return FP32Adder()
@@ -108,7 +103,6 @@ TOPS = {
     "neuron_core": _neuron_core,
     "neuron_core_synth": _wrapped(_neuron_core),
     "neuron_core_sim": _neuron_core_sim,
-    "neuron_core_sim_stall": _neuron_core_sim_stall,
     "fp32_adder": _fp32_adder,
     "fp_mul16": _fp_mul16,
     "fp32_adder_synth": _wrapped(_fp32_adder),
@@ -118,7 +112,7 @@ TOPS = {
 
 #: Tops meant for simulation (the synthesis wrappers only feed ``make synth``).
 SIM_TOPS = ("systolic_array", "tensor_subsystem", "dma_subsystem", "vector_subsystem",
-            "fp32_adder", "fp_mul16", "host_interface")
+            "fp32_adder", "fp_mul16", "host_interface", "neuron_core", "neuron_core_sim")
 
 #: Top -> its synthesis wrapper top (pin-light, nothing trimmed; see hdl/synth_wrapper.py).
 SYNTH_TOPS = {

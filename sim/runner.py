@@ -77,7 +77,7 @@ def default_seed(*parts):
 #: Tops whose Verilator model keeps only the ports and the SimDram memory visible to
 #: cocotb (not every signal, as ``--public-flat-rw`` does), so Verilator may inline
 #: and optimise everything else: the whole-core benchmarks run several times faster.
-FAST_TOPS = ("neuron_core_sim", "neuron_core_sim_stall")
+FAST_TOPS = ("neuron_core_sim",)
 
 #: Verilator control file for FAST_TOPS: the SimDram words are the testbench's backdoor.
 FAST_VLT = ROOT / "sim" / "fast_public.vlt"
@@ -103,8 +103,6 @@ def build(top, config: CoreConfig, *, waves=False):
     config = named_config(config)
     fast = top in FAST_TOPS and not waves
     build_dir = BUILD / "sim" / f"{top}-{config.key}{'-waves' if waves else ''}"
-    if fast and os.environ.get("NCORE_VL_NOSPLIT"):
-        build_dir = build_dir.with_name(build_dir.name + "-nosplit")
     vfile = verilog_for(top, config)
     build_args = [
         "-O3",
@@ -120,9 +118,6 @@ def build(top, config: CoreConfig, *, waves=False):
     if fast:
         # the model's hot path: Verilator's default for it is -Os
         build_args += ["-CFLAGS", "-O2"]
-        if os.environ.get("NCORE_VL_NOSPLIT"):
-            build_args = [a for a in build_args if a not in
-                          ("--output-split", "4000", "--output-split-cfuncs", "400")]
     log = build_dir.parent / f"{build_dir.name}.log"
     with _locked(build_dir.with_suffix(".lock")):
         runner = _runner(fast)
