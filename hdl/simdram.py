@@ -24,9 +24,10 @@ __all__ = ["SimDram", "NeuronCoreSim"]
 class SimDram(wiring.Component):
     """An AXI4 subordinate with ``size`` bytes, a fixed read latency and optional stalls.
 
-    Each read burst's first beat comes ``latency`` cycles after its request was
-    accepted (up to ``outstanding`` requests queue, so back-to-back bursts stream at one
-    beat per cycle); write responses come when the last beat is written. Bursts are
+    Each read burst's first beat comes ``max(latency, 2) + 1`` cycles after the cycle
+    its request was accepted in (up to ``outstanding`` requests queue; queued bursts
+    follow each other with one idle cycle between them); write responses come when the
+    last beat is written. Bursts are
     served in order (reads and writes independently). An access at or beyond ``size``
     gets DECERR (reads return zero, writes change nothing). INCR bursts only.
 
@@ -101,10 +102,16 @@ class SimDram(wiring.Component):
         r_ok = r_addr < self.size
         r_hold = Signal()       # a beat once offered stays offered until taken (AXI)
         m.d.sync += r_hold.eq(bus.rvalid & ~bus.rready)
+        # the payload of a held beat is frozen too: a write may change the word meanwhile
+        r_now = Signal(8 * nb)
+        r_held = Signal(8 * nb)
+        m.d.comb += r_now.eq(Mux(r_ok, rd.data, 0))
+        with m.If(bus.rvalid & ~bus.rready & ~r_hold):
+            m.d.sync += r_held.eq(r_now)
         m.d.comb += [
             rd.addr.eq(r_addr[lb:]),
             bus.rvalid.eq(r_busy & (go(1) | r_hold)),
-            bus.rdata.eq(Mux(r_ok, rd.data, 0)),
+            bus.rdata.eq(Mux(r_hold, r_held, r_now)),
             bus.rresp.eq(Mux(r_ok, AXIResp.OKAY, AXIResp.DECERR)),
             bus.rlast.eq(r_left == 0),
             bus.rid.eq(r_id),

@@ -14,8 +14,10 @@ DMA-out. Two schedules:
   output tile, and each tile drains as soon as the last step's matmul for it is done.
   Loads of step ``s+1`` overlap the matmuls of step ``s`` (two SBUF buffers).
 * **Resident** (when every slice of ``A^T`` and ``B`` fits in SBUF at once): each is
-  loaded once; C is computed ``cols`` rows at a time, each block in the next PSUM bank
-  (round robin), and each block drains while the following ones compute.
+  loaded once; the first ``psum_banks - 1`` output tiles accumulate together, K
+  outermost (the array starts on the first slice while the rest load), then the other
+  tiles run one at a time in the next PSUM bank (round robin), each draining while the
+  following ones compute.
 * **Streaming** (large GEMMs): C is cut into blocks of ``G * cols`` rows (``G`` =
   half the PSUM banks) by ``NB <= psum_depth`` columns; a block runs all K steps, then
   drains while the next block accumulates into the other half of PSUM.
@@ -154,7 +156,7 @@ def gemm_program(config, layout: GemmLayout, *, double_buffer=True, n_block=None
     a_all = KT * _align(L.M * eb)
     b_all = KT * _align(L.N * eb)
     res_fits = (double_buffer and n_block is None and L.N <= cfg.psum_depth
-                and a_all + b_all + 2 * nchunks * _align(4 * L.N) <= cfg.sbuf_bytes)
+                and a_all + b_all + _align(4 * L.N) <= cfg.sbuf_bytes)
     if schedule is None:
         schedule = "resident" if res_fits else "stream"
     if schedule not in ("psum", "resident", "stream"):
@@ -236,18 +238,22 @@ def gemm_program(config, layout: GemmLayout, *, double_buffer=True, n_block=None
                 last_store_of_slot[slot] = stores
         acts_after_block.append(acts)
 
-    # ---- resident: every slice of A^T and B loaded once; C in one-tile blocks ----------
-    # Block b is cols rows of C in PSUM bank b % psum_banks; it drains (ACT to one of
-    # two staging buffers, DMA-out) while the following blocks compute, so only the
-    # last tile's drain is exposed at the end.
+    # ---- resident: every slice of A^T and B loaded once -------------------------------
+    # The first G0 tiles of C (G0 = banks - 1) accumulate together, K outermost, so the
+    # array works on each slice as soon as it arrives; the other tiles then run one at a
+    # time (all K at once, bank after bank), each draining (ACT to its own staging
+    # buffer, DMA-out) while the following tiles compute: only the last tile's drain
+    # is exposed at the end.
     if schedule == "resident":
         bsz, asz = _align(L.N * eb), _align(L.M * eb)
         ssz = _align(4 * L.N)
         boff = [kt * bsz for kt in range(KT)]
         aoff = [KT * bsz + kt * asz for kt in range(KT)]
-        stg = {(st, c): KT * (asz + bsz) + (st * nchunks + c) * ssz
-               for st in range(2) for c in range(nchunks)}
+        n_tiles = _ceil(L.M, C)
+        base = KT * (asz + bsz)
+        nslots = min(n_tiles * nchunks, (cfg.sbuf_bytes - base) // ssz)
         banks = cfg.psum_banks
+        G0 = max(1, min(banks - 1, n_tiles))
         for kt in range(KT):
             k0 = kt * R
             kk = min(R, L.K - k0)
@@ -255,35 +261,52 @@ def gemm_program(config, layout: GemmLayout, *, double_buffer=True, n_block=None
                       row_stride=L.N * eb, partition=0, offset=boff[kt]), signal="ld")
             p.dma(Dma(addr=L.a_addr + k0 * L.M * eb, rows=kk, row_bytes=L.M * eb,
                       row_stride=L.M * eb, partition=0, offset=aoff[kt]), signal="ld")
-        for b, m0 in enumerate(range(0, L.M, C)):
-            m = min(C, L.M - m0)
-            bank = b % banks
-            for kt in range(KT):
-                kk = min(R, L.K - kt * R)
-                if kt == 0 and b >= banks:
-                    p.sem(wait=("act", acts_after_block[b - banks]))
-                p.matmul(Matmul(k=kk, m=m, n=L.N, p0=0, s_off=aoff[kt] // eb + m0,
-                                x_off=boff[kt] // eb, bank=bank, psum_off=0, acc=kt > 0,
-                                dtype=L.dtype),
-                         wait=("ld", 2 * (kt + 1)) if b == 0 else None,
-                         signal="mm" if kt == KT - 1 else None)
+        bank_act = {}       # bank -> ACT count once its last tile has been drained
+        slot_i = 0
+
+        def tile_mm(t, kt, bank, wait, signal):
+            m = min(C, L.M - t * C)
+            kk = min(R, L.K - kt * R)
+            p.matmul(Matmul(k=kk, m=m, n=L.N, p0=0, s_off=aoff[kt] // eb + t * C,
+                            x_off=boff[kt] // eb, bank=bank, psum_off=0, acc=kt > 0,
+                            dtype=L.dtype), wait=wait, signal=signal)
+
+        def tile_drain(t, bank, wait):
+            nonlocal acts, stores, slot_i
+            m = min(C, L.M - t * C)
             for c in range(_ceil(m, chunk)):
                 c0 = c * chunk
                 pc = min(chunk, m - c0)
-                slot = (b % 2, c)
+                slot = slot_i % nslots
+                slot_i += 1
                 if slot in last_store_of_slot:
                     p.sem(wait=("st", last_store_of_slot[slot]))
                 p.act(Act(parts=pc, n=L.N, dst_type=out_type, src_psum=True,
                           src_fp=L.dtype != "int8", src_p0=c0, src_off=bank * cfg.psum_depth,
-                          dst_p0=0, dst_off=stg[slot]),
-                      wait=("mm", b + 1) if c == 0 else None, signal="act")
+                          dst_p0=0, dst_off=base + slot * ssz),
+                      wait=wait if c == 0 else None, signal="act")
                 acts += 1
-                p.dma(Dma(addr=L.c_addr + (m0 + c0) * L.N * 4, rows=pc, row_bytes=4 * L.N,
-                          row_stride=4 * L.N, partition=0, offset=stg[slot], store=True),
+                p.dma(Dma(addr=L.c_addr + (t * C + c0) * L.N * 4, rows=pc, row_bytes=4 * L.N,
+                          row_stride=4 * L.N, partition=0, offset=base + slot * ssz,
+                          store=True),
                       wait=("act", acts), signal="st")
                 stores += 1
                 last_store_of_slot[slot] = stores
-            acts_after_block.append(acts)
+            bank_act[bank] = acts
+
+        for kt in range(KT):
+            for t in range(G0):
+                tile_mm(t, kt, t, ("ld", 2 * (kt + 1)) if t == 0 else None,
+                        "fin" if kt == KT - 1 else None)
+        for t in range(G0):
+            tile_drain(t, t, ("fin", t + 1))
+        for i, t in enumerate(range(G0, n_tiles)):
+            bank = t % banks
+            for kt in range(KT):
+                if kt == 0 and bank in bank_act:
+                    p.sem(wait=("act", bank_act[bank]))
+                tile_mm(t, kt, bank, None, "mm" if kt == KT - 1 else None)
+            tile_drain(t, bank, ("mm", i + 1))
         p.end(wait=("st", stores))
         return p
 
