@@ -7,38 +7,39 @@ first: ``A^T`` as a ``K x M`` row-major array and ``B`` as ``K x N`` (elements o
 and runs matmuls with ``S`` = the ``A^T`` slice (``m <= cols`` rows of C per matmul)
 and ``X`` = the ``B`` slice, accumulating over K in PSUM. Finished tiles go back
 through the vector engine (PSUM -> SBUF staging buffer, an exact INT32/FP32 copy) and
-DMA-out. Two schedules:
+DMA-out. Three schedules (``schedule=None`` picks ``resident`` when it fits, else
+``stream``):
 
-* **PSUM-resident** (when every ``cols x N`` output tile fits in PSUM at once, packed
-  ``psum_depth // N`` to a bank): K is the outer loop, each step runs one matmul per
-  output tile, and each tile drains as soon as the last step's matmul for it is done.
-  Loads of step ``s+1`` overlap the matmuls of step ``s`` (two SBUF buffers).
-* **Resident** (when every slice of ``A^T`` and ``B`` fits in SBUF at once): each is
-  loaded once; the first ``psum_banks - 1`` output tiles accumulate together, K
-  outermost (the array starts on the first slice while the rest load), then the other
-  tiles run one at a time in the next PSUM bank (round robin), each draining while the
-  following ones compute.
-* **Streaming** (large GEMMs): C is cut into blocks of ``G * cols`` rows (``G`` =
-  half the PSUM banks) by ``NB <= psum_depth`` columns; a block runs all K steps, then
-  drains while the next block accumulates into the other half of PSUM.
+* **resident** (every slice of ``A^T`` and ``B`` fits in SBUF at once, ``N <=
+  psum_depth``): each slice is loaded once; the first ``psum_banks - 1`` output tiles
+  accumulate together, K outermost (the array starts on the first slice while the rest
+  load); the other tiles then run one at a time in the next PSUM bank (round robin),
+  each draining while the following ones compute.
+* **stream** (large GEMMs): C is cut into blocks of up to ``psum_banks // 2`` banks,
+  each holding ``psum_depth // NB`` tiles of ``cols x NB`` (``NB = psum_depth``, half
+  that for 2-byte operands so each B slice serves twice the rows); a block runs all K
+  steps with two SBUF buffers per operand (step ``s+1`` loads while step ``s``
+  computes), then drains while the next block accumulates into the other half of PSUM.
+* **psum** (every tile fits in PSUM at once): K outermost over all tiles; every tile
+  drains at the end (kept for comparison).
 
-Every dependency is a semaphore (the race checker, :func:`sim.races.find_races`,
-accepts every program this module emits):
+Every dependency is a semaphore (:func:`sim.races.find_races` accepts every program
+this module emits):
 
 =========  ================================================  ============================
 semaphore  signalled by                                      waited for by
 =========  ================================================  ============================
-``ld``     each load (two per step)                          a step's first matmul
-``mm``     a step's last matmul                              loads reusing that buffer;
-                                                             a block's first ACT
-``fin``    each matmul of the last step (resident)           the ACT of that tile
-``act``    each ACT                                          its DMA-out; a SEM before a
-                                                             block reusing the banks
+``ld``     each load                                         a step's first matmul
+``mm``     a step's (stream) or tile's (resident) last       loads reusing that buffer;
+           matmul                                            the ACT draining it
+``fin``    each matmul of the last K step (resident, psum)   the ACT of that tile
+``act``    each ACT                                          its DMA-out; a SEM before
+                                                             matmuls reusing the bank
 ``st``     each DMA-out                                      a SEM before an ACT reusing
                                                              its staging buffer; END
 =========  ================================================  ============================
 
-``double_buffer=False`` (streaming only) gives one SBUF buffer and one PSUM group, so
+``double_buffer=False`` (stream only) gives one SBUF buffer and one PSUM group, so
 every load waits for the previous step and every block for the previous drain: the
 comparison ``make bench`` reports.
 """
