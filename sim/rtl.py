@@ -50,11 +50,6 @@ def _vector_engine(cfg):
     return VectorEngine(cfg)
 
 
-def _core(cfg):
-    from hdl.core import Core
-    return Core(cfg)
-
-
 def _neuron_core(cfg):
     from hdl.core import NeuronCore
     return NeuronCore(cfg)
@@ -99,7 +94,6 @@ TOPS = {
     "vector_subsystem": _vector,
     "vector_engine": _vector_engine,
     "vector_engine_synth": _wrapped(_vector_engine),
-    "core": _core,
     "neuron_core": _neuron_core,
     "neuron_core_synth": _wrapped(_neuron_core),
     "neuron_core_sim": _neuron_core_sim,
