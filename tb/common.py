@@ -16,7 +16,7 @@ from cocotb.triggers import ClockCycles, RisingEdge
 from hdl.config import CoreConfig
 from hdl.formats import field_slices
 
-__all__ = ["config_from_env", "seed_from_env", "Packer", "start_clock_and_reset",
+__all__ = ["AxiRamErrors", "config_from_env", "seed_from_env", "Packer", "start_clock_and_reset",
            "CLOCK_PERIOD_NS"]
 
 CLOCK_PERIOD_NS = 10
@@ -156,3 +156,57 @@ def float_operands(rng, shape, fmt, special_fraction=0.05):
         raise ValueError(f"fmt must be 'bf16' or 'fp16', not {fmt!r}")
     mask = rng.random(shape) < special_fraction
     return np.where(mask, rng.choice(specials, shape), v).astype(np.uint32)
+
+
+class AxiRamErrors:
+    """Error injection into a cocotbext-axi ``AxiRam``: an access overlapping one of
+    ``regions`` (``(lo, hi, "slverr" | "decerr")``, first match wins) fails. AxiRam
+    answers SLVERR when its access raises; the response of an access that raised for a
+    ``decerr`` region is rewritten to DECERR. (AxiRam otherwise wraps addresses past
+    its size.)"""
+
+    def __init__(self, ram):
+        import collections
+        from cocotbext.axi.constants import AxiResp
+        self.regions = []
+        self._pending_r = collections.deque()
+        self._pending_w = []
+        rd, wr = ram.read_if, ram.write_if
+        orig_read, orig_write = rd._read, wr._write
+        orig_r_send, orig_b_send = rd.r_channel.send, wr.b_channel.send
+
+        async def _read(address, length):
+            kind = self.kind(address, length)
+            if kind:
+                self._pending_r.append(kind)
+                raise IOError(f"injected {kind} at {address:#x}")
+            return await orig_read(address, length)
+
+        async def _write(address, data):
+            kind = self.kind(address, len(data))
+            if kind:
+                self._pending_w.append(kind)
+                raise IOError(f"injected {kind} at {address:#x}")
+            return await orig_write(address, data)
+
+        async def r_send(r):
+            if int(r.rresp) == AxiResp.SLVERR and self._pending_r:
+                if self._pending_r.popleft() == "decerr":
+                    r.rresp = AxiResp.DECERR
+            await orig_r_send(r)
+
+        async def b_send(b):
+            if int(b.bresp) == AxiResp.SLVERR and self._pending_w \
+                    and self._pending_w[0] == "decerr":
+                b.bresp = AxiResp.DECERR
+            self._pending_w.clear()
+            await orig_b_send(b)
+
+        rd._read, wr._write = _read, _write
+        rd.r_channel.send, wr.b_channel.send = r_send, b_send
+
+    def kind(self, address, length):
+        for lo, hi, kind in self.regions:
+            if address < hi and address + length > lo:
+                return kind
+        return None

@@ -37,6 +37,7 @@ from sim.progen import random_program
 from sim.races import find_races
 from sim.tensor import Matmul
 from tb.common import CLOCK_PERIOD_NS
+from tb.common import AxiRamErrors
 from tb.core.tb import CoreTB
 
 WATCHDOG = dict(timeout_time=600, timeout_unit="ms")
@@ -502,58 +503,6 @@ def detail_value(error, detail):
     return 0
 
 
-class ErrorRegions:
-    """AxiRam answers errors for accesses overlapping a region (the idea of
-    tb/dma/tb.py): an access that raises is answered SLVERR by AxiRam, and rewritten to
-    DECERR for regions marked so. AxiRam otherwise wraps addresses past its size."""
-
-    def __init__(self, tb):
-        self.regions = []               # (lo, hi, "slverr" | "decerr"), first match wins
-        self._pending_r = collections.deque()
-        self._pending_w = []
-        ram = tb.ram
-        assert ram is not None, "error injection needs the AxiRam top"
-        rd, wr = ram.read_if, ram.write_if
-        orig_read, orig_write = rd._read, wr._write
-        orig_r_send, orig_b_send = rd.r_channel.send, wr.b_channel.send
-
-        async def _read(address, length):
-            kind = self.kind(address, length)
-            if kind:
-                self._pending_r.append(kind)
-                raise IOError(f"injected {kind} at {address:#x}")
-            return await orig_read(address, length)
-
-        async def _write(address, data):
-            kind = self.kind(address, len(data))
-            if kind:
-                self._pending_w.append(kind)
-                raise IOError(f"injected {kind} at {address:#x}")
-            return await orig_write(address, data)
-
-        async def r_send(r):
-            if int(r.rresp) == AxiResp.SLVERR and self._pending_r:
-                if self._pending_r.popleft() == "decerr":
-                    r.rresp = AxiResp.DECERR
-            await orig_r_send(r)
-
-        async def b_send(b):
-            if int(b.bresp) == AxiResp.SLVERR and self._pending_w \
-                    and self._pending_w[0] == "decerr":
-                b.bresp = AxiResp.DECERR
-            self._pending_w.clear()
-            await orig_b_send(b)
-
-        rd._read, wr._write = _read, _write
-        rd.r_channel.send, wr.b_channel.send = r_send, b_send
-
-    def kind(self, address, length):
-        for lo, hi, kind in self.regions:
-            if address < hi and address + length > lo:
-                return kind
-        return None
-
-
 async def wait_idle(tb, polls=200):
     """Poll STATUS until BUSY is clear (bounded); the last STATUS read."""
     for _ in range(polls):
@@ -790,7 +739,7 @@ async def test_faults(dut):
     falls, START refused until SOFT_RESET, then a good program runs correctly."""
     tb = CoreTB(dut)
     await tb.reset()
-    errs = ErrorRegions(tb)
+    errs = AxiRamErrors(tb.ram)
     # everything past the image answers DECERR (the ISS's DRAM ends there)
     errs.regions = [(IMAGE, 1 << 48, "decerr")]
     good = recovery_program(tb.cfg)

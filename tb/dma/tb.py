@@ -1,26 +1,17 @@
 """Testbench class for :class:`hdl.dma.DMASubsystem`: cocotbext-axi ``AxiRam`` as DRAM."""
 
-import collections
-
 import numpy as np
 from cocotbext.axi import AxiBus, AxiRam
-from cocotbext.axi.constants import AxiResp
 
 from hdl.formats import DmaError, psum_write_layout
 from sim.dma import Dma, apply, check, onchip_bytes
-from tb.common import Packer
+from tb.common import AxiRamErrors, Packer
 from tb.tensor.tb import TensorTB
 
 __all__ = ["DmaTB", "DRAM_SIZE"]
 
 #: Bytes of the simulated DRAM (addresses wrap beyond it in AxiRam; tests stay inside).
 DRAM_SIZE = 64 * 1024
-
-
-def pause_generator(rng, p):
-    """An endless stream of pause flags, each True with probability ``p``."""
-    while True:
-        yield bool(rng.random() < p)
 
 
 class DmaTB(TensorTB):
@@ -32,56 +23,20 @@ class DmaTB(TensorTB):
         self.ram = AxiRam(AxiBus.from_prefix(dut, "m_axi_"), dut.clk, dut.rst, size=DRAM_SIZE)
         self.dram = np.zeros(DRAM_SIZE, dtype=np.uint8)
         self.win = (0, DRAM_SIZE)
-        self.err_regions = []           # (lo, hi, "slverr"|"decerr"): accesses fail there
-        self._pending_r = collections.deque()
-        self._pending_w = set()
+        self.errors = AxiRamErrors(self.ram)
         self.backpressure = 0.0
         self._pauses_installed = False
-        self._hook_errors()
 
-    # -- error injection --------------------------------------------------------------
+    # -- error injection (tb.common.AxiRamErrors) --------------------------------------
 
-    def _kind(self, address, length):
-        for lo, hi, kind in self.err_regions:
-            if address < hi and address + length > lo:
-                return kind
-        return None
+    @property
+    def err_regions(self):
+        """``(lo, hi, "slverr" | "decerr")`` regions where DRAM accesses fail."""
+        return self.errors.regions
 
-    def _hook_errors(self):
-        """AxiRam answers SLVERR when its access raises; DECERR is made by rewriting the
-        response of an access that raised for a region marked ``decerr``."""
-        rd, wr = self.ram.read_if, self.ram.write_if
-        orig_read, orig_write = rd._read, wr._write
-        orig_r_send, orig_b_send = rd.r_channel.send, wr.b_channel.send
-
-        async def _read(address, length):
-            kind = self._kind(address, length)
-            if kind:
-                self._pending_r.append(kind)
-                raise IOError(f"injected {kind} at {address:#x}")
-            return await orig_read(address, length)
-
-        async def _write(address, data):
-            kind = self._kind(address, len(data))
-            if kind:
-                self._pending_w.add(kind)
-                raise IOError(f"injected {kind} at {address:#x}")
-            return await orig_write(address, data)
-
-        async def r_send(r):
-            if int(r.rresp) == AxiResp.SLVERR and self._pending_r:
-                if self._pending_r.popleft() == "decerr":
-                    r.rresp = AxiResp.DECERR
-            await orig_r_send(r)
-
-        async def b_send(b):
-            if int(b.bresp) == AxiResp.SLVERR and self._pending_w == {"decerr"}:
-                b.bresp = AxiResp.DECERR
-            self._pending_w.clear()
-            await orig_b_send(b)
-
-        rd._read, wr._write = _read, _write
-        rd.r_channel.send, wr.b_channel.send = r_send, b_send
+    @err_regions.setter
+    def err_regions(self, regions):
+        self.errors.regions = list(regions)
 
     def set_backpressure(self, p):
         """Random pauses with probability ``p`` on all five AXI channels (0 = none).
