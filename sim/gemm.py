@@ -52,12 +52,13 @@ import numpy as np
 
 from hdl.formats import DTYPE_BYTES
 
-from .act import Act
+from .act import ACT_BYTES, Act
 from .asm import Program
 from .dma import Dma
 from .tensor import Matmul
 
-__all__ = ["GemmLayout", "gemm_program", "gemm_reference_shapes"]
+__all__ = ["GemmLayout", "Epilogue", "gemm_program", "gemm_reference_shapes", "bias_slots",
+           "bias_image"]
 
 
 def _ceil(a, b):
@@ -77,7 +78,8 @@ class GemmLayout:
     dtype: str
     a_addr: int         # A^T, K x M, dtype
     b_addr: int         # B, K x N, dtype
-    c_addr: int         # C, M x N, INT32 or FP32
+    c_addr: int         # C, M x N, out_type (INT32 or FP32 by default)
+    out_type: str | None = None     # ACT destination type of C; None: INT32 / FP32
 
     @property
     def macs(self):
@@ -88,8 +90,18 @@ class GemmLayout:
         return DTYPE_BYTES[self.dtype]
 
     @property
+    def c_type(self):
+        if self.out_type is not None:
+            return self.out_type
+        return "INT32" if self.dtype == "int8" else "FP32"
+
+    @property
+    def c_esize(self):
+        return ACT_BYTES[self.c_type]
+
+    @property
     def c_bytes(self):
-        return 4 * self.M * self.N
+        return self.c_esize * self.M * self.N
 
 
 def gemm_reference_shapes(layout):
@@ -98,15 +110,71 @@ def gemm_reference_shapes(layout):
     return layout.K * layout.M * eb, layout.K * layout.N * eb, layout.c_bytes
 
 
+@dataclass(frozen=True)
+class Epilogue:
+    """What the vector engine does to each finished tile on its way to DRAM (fused into
+    the ACT that drains PSUM; :class:`sim.act.Act` semantics).
+
+    ``bias_addr``: DRAM address of the bias image (:func:`bias_image`, 4-byte INT32 or
+    FP32 values, one per row of C); ``relu``; requantisation ``scale``/``shift``/``zp``
+    (INT32 -> INT8 outputs). The output type is the layout's ``out_type``.
+    """
+    bias_addr: int | None = None
+    relu: bool = False
+    scale: int = 1
+    shift: int = 0
+    zp: int = 0
+
+
+def bias_slots(config, M):
+    """The ACT tiles of a GEMM with ``M`` rows of C: ``(chunk, [r0, ...])``.
+
+    Every schedule drains C in ACTs of at most ``chunk = min(rows, cols)`` rows starting
+    at the rows ``r0`` listed (output tile ``t`` of ``cols`` rows, cut into chunks); the
+    ACT for ``r0`` writes partitions ``0..`` and finds the bias of row ``r0 + k`` at
+    partition ``k``, slot ``j`` (its index in the list), byte ``4 * j`` of the bias area.
+    """
+    C = config.cols
+    chunk = min(config.rows, C)
+    r0s = []
+    for t in range(_ceil(M, C)):
+        m = min(C, M - t * C)
+        r0s += [t * C + c0 for c0 in range(0, m, chunk)]
+    return chunk, r0s
+
+
+def bias_image(config, M, bias_bits):
+    """The DRAM image of a per-row bias (``M`` 32-bit patterns, INT32 or FP32 bits):
+    ``uint32[chunk, slots]`` with row ``r0_j + k`` at ``[k, j]`` (zero past ``M``), so
+    one DMA of ``chunk`` rows loads every slot (see :func:`bias_slots`)."""
+    bits = np.asarray(bias_bits).view(np.uint32).reshape(-1)
+    if bits.size != M:
+        raise ValueError(f"the bias has {bits.size} values, C has {M} rows")
+    chunk, r0s = bias_slots(config, M)
+    img = np.zeros((chunk, len(r0s)), dtype=np.uint32)
+    for j, r0 in enumerate(r0s):
+        n = min(chunk, M - r0)
+        img[:n, j] = bits[r0:r0 + n]
+    return img
+
+
 def gemm_program(config, layout: GemmLayout, *, double_buffer=True, n_block=None,
-                 schedule=None) -> Program:
-    """The program computing ``layout``'s GEMM on ``config`` (ends with END).
+                 schedule=None, epilogue: Epilogue | None = None, program=None,
+                 after=None, end=True) -> Program:
+    """The program computing ``layout``'s GEMM on ``config``.
+
+    ``epilogue`` fuses bias, ReLU and the cast/requantisation of C into the draining
+    ACTs (default: an exact INT32/FP32 copy). ``program``: append to this
+    :class:`Program` instead of a new one (semaphore counts continue from its current
+    values); ``after=("name", count)``: the GEMM's first load waits for it (e.g. the
+    previous layer's stores), and with it every later load; ``end``: finish with END.
 
     Raises ``ValueError`` if the operand type is not in the configuration or the SBUF
     buffers do not fit a partition.
     """
     cfg = config
     L = layout
+    E = epilogue or Epilogue()
     if L.dtype not in cfg.dtypes:
         raise ValueError(f"dtype {L.dtype!r} is not in this configuration {cfg.dtypes}")
     if min(L.M, L.N, L.K) < 1:
@@ -127,8 +195,48 @@ def gemm_program(config, layout: GemmLayout, *, double_buffer=True, n_block=None
     nchunks = _ceil(C, chunk)
 
     KT = _ceil(L.K, R)
-    out_type = "INT32" if L.dtype == "int8" else "FP32"
-    p = Program(cfg)
+    out_type = L.c_type
+    ce = L.c_esize
+    if out_type not in (("INT32", "INT8") if L.dtype == "int8" else ("FP32", "BF16", "FP16")):
+        raise ValueError(f"a {L.dtype} GEMM cannot write C as {out_type}")
+    p = Program(cfg) if program is None else program
+    # semaphore counts continue from the program's: every wait is relative to these
+    sem_base = {n: p.signals(n) for n in ("ld", "mm", "fin", "act", "st")}
+
+    def W(name, n):
+        return (name, sem_base[name] + n)
+
+    # the bias area: the top of every partition (loaded first, by one DMA that the
+    # first matmul waits for through "ld", so every ACT comes after it)
+    first_wait = [after]
+    avail = cfg.sbuf_bytes
+    bias_off = {}
+    if E.bias_addr is not None:
+        bchunk, r0s = bias_slots(cfg, L.M)
+        avail = (cfg.sbuf_bytes - 4 * len(r0s)) // 8 * 8
+        if avail <= 0:
+            raise ValueError(f"the bias of {L.M} rows does not fit SBUF")
+        bias_off = {r0: avail + 4 * j for j, r0 in enumerate(r0s)}
+        p.dma(Dma(addr=E.bias_addr, rows=bchunk, row_bytes=4 * len(r0s),
+                  row_stride=4 * len(r0s), partition=0, offset=avail),
+              wait=after, signal="ld")
+        sem_base["ld"] += 1
+        first_wait = [None]
+
+    def load_wait(w):
+        """The wait of a load: the first load of the GEMM also waits for ``after``."""
+        if first_wait[0] is not None:
+            if w is not None:
+                raise AssertionError("the first load has a wait of its own")
+            w, first_wait[0] = first_wait[0], None
+        return w
+
+    def act(r0, **f):
+        """An ACT draining rows ``r0..`` of C with the epilogue."""
+        extra = dict(relu=E.relu, scale=E.scale, shift=E.shift, zp=E.zp)
+        if E.bias_addr is not None:
+            extra.update(bias=True, bias_off=bias_off[r0])
+        return Act(dst_type=out_type, src_psum=True, src_fp=L.dtype != "int8", **f, **extra)
     stores = 0
     acts = 0
     last_store_of_slot = {}
@@ -151,13 +259,13 @@ def gemm_program(config, layout: GemmLayout, *, double_buffer=True, n_block=None
     b_bytes = _align(L.N * eb)
     a_bytes = _align(L.M * eb)
     used = 2 * (a_bytes + b_bytes)
-    slots = min(tiles, (cfg.sbuf_bytes - used) // _align(4 * L.N)) if used < cfg.sbuf_bytes else 0
+    slots = min(tiles, (avail - used) // _align(4 * L.N)) if used < avail else 0
     psum_fits = (double_buffer and n_block is None and per_bank
                  and tiles <= per_bank * cfg.psum_banks and C <= R and slots >= 1)
     a_all = KT * _align(L.M * eb)
     b_all = KT * _align(L.N * eb)
     res_fits = (double_buffer and n_block is None and L.N <= cfg.psum_depth
-                and a_all + b_all + _align(4 * L.N) <= cfg.sbuf_bytes)
+                and a_all + b_all + _align(4 * L.N) <= avail)
     if schedule is None:
         schedule = "resident" if res_fits else "stream"
     if schedule not in ("psum", "resident", "stream"):
@@ -174,7 +282,7 @@ def gemm_program(config, layout: GemmLayout, *, double_buffer=True, n_block=None
             buf = kt % 2
             p.dma(Dma(addr=L.b_addr + k0 * L.N * eb, rows=kk, row_bytes=L.N * eb,
                       row_stride=L.N * eb, partition=0, offset=boff[buf]),
-                  wait=("mm", kt - 1) if kt >= 2 else None, signal="ld")
+                  wait=load_wait(W("mm", kt - 1) if kt >= 2 else None), signal="ld")
             p.dma(Dma(addr=L.a_addr + k0 * L.M * eb, rows=kk, row_bytes=L.M * eb,
                       row_stride=L.M * eb, partition=0, offset=aoff[buf]), signal="ld")
             last = kt == KT - 1
@@ -183,21 +291,21 @@ def gemm_program(config, layout: GemmLayout, *, double_buffer=True, n_block=None
                 p.matmul(Matmul(k=kk, m=m, n=L.N, p0=0, s_off=aoff[buf] // eb + t * C,
                                 x_off=boff[buf] // eb, bank=t // per_bank,
                                 psum_off=(t % per_bank) * L.N, acc=kt > 0, dtype=L.dtype),
-                         wait=("ld", 2 * (kt + 1)) if t == 0 else None,
+                         wait=W("ld", 2 * (kt + 1)) if t == 0 else None,
                          signal="fin" if last else ("mm" if t == tiles - 1 else None))
         for t in range(tiles):
             m = min(C, L.M - t * C)
             if t >= slots:
-                p.sem(wait=("st", t - slots + 1))
-            p.act(Act(parts=m, n=L.N, dst_type=out_type, src_psum=True,
-                      src_fp=L.dtype != "int8", src_p0=0,
+                p.sem(wait=W("st", t - slots + 1))
+            p.act(act(t * C, parts=m, n=L.N, src_p0=0,
                       src_off=(t // per_bank) * cfg.psum_depth + (t % per_bank) * L.N,
                       dst_p0=0, dst_off=soff[t % slots]),
-                  wait=("fin", t + 1), signal="act")
-            p.dma(Dma(addr=L.c_addr + t * C * L.N * 4, rows=m, row_bytes=4 * L.N,
-                      row_stride=4 * L.N, partition=0, offset=soff[t % slots], store=True),
-                  wait=("act", t + 1), signal="st")
-        p.end(wait=("st", tiles))
+                  wait=W("fin", t + 1), signal="act")
+            p.dma(Dma(addr=L.c_addr + t * C * L.N * ce, rows=m, row_bytes=ce * L.N,
+                      row_stride=ce * L.N, partition=0, offset=soff[t % slots], store=True),
+                  wait=W("act", t + 1), signal="st")
+        if end:
+            p.end(wait=W("st", tiles))
         return p
 
     # ---- streaming: double-buffered slices (bytes in every partition) -----------------
@@ -223,18 +331,17 @@ def gemm_program(config, layout: GemmLayout, *, double_buffer=True, n_block=None
                 pc = min(chunk, m - c0)
                 slot = (t, c)
                 if slot in last_store_of_slot:
-                    p.sem(wait=("st", last_store_of_slot[slot]))
-                p.act(Act(parts=pc, n=nb, dst_type=out_type, src_psum=True,
-                          src_fp=L.dtype != "int8", src_p0=c0,
+                    p.sem(wait=W("st", last_store_of_slot[slot]))
+                p.act(act(m0 + t * C + c0, parts=pc, n=nb, src_p0=c0,
                           src_off=(grp * G + t // tpb) * cfg.psum_depth + (t % tpb) * NB,
                           dst_p0=0, dst_off=stg[slot]),
-                      wait=("mm", steps_done) if first else None, signal="act")
+                      wait=W("mm", steps_done) if first else None, signal="act")
                 first = False
                 acts += 1
-                p.dma(Dma(addr=L.c_addr + ((m0 + t * C + c0) * L.N + n0) * 4, rows=pc,
-                          row_bytes=4 * nb, row_stride=4 * L.N, partition=0,
+                p.dma(Dma(addr=L.c_addr + ((m0 + t * C + c0) * L.N + n0) * ce, rows=pc,
+                          row_bytes=ce * nb, row_stride=ce * L.N, partition=0,
                           offset=stg[slot], store=True),
-                      wait=("act", acts), signal="st")
+                      wait=W("act", acts), signal="st")
                 stores += 1
                 last_store_of_slot[slot] = stores
         acts_after_block.append(acts)
@@ -252,14 +359,15 @@ def gemm_program(config, layout: GemmLayout, *, double_buffer=True, n_block=None
         aoff = [KT * bsz + kt * asz for kt in range(KT)]
         n_tiles = _ceil(L.M, C)
         base = KT * (asz + bsz)
-        nslots = min(n_tiles * nchunks, (cfg.sbuf_bytes - base) // ssz)
+        nslots = min(n_tiles * nchunks, (avail - base) // ssz)
         banks = cfg.psum_banks
         G0 = max(1, min(banks - 1, n_tiles))
         for kt in range(KT):
             k0 = kt * R
             kk = min(R, L.K - k0)
             p.dma(Dma(addr=L.b_addr + k0 * L.N * eb, rows=kk, row_bytes=L.N * eb,
-                      row_stride=L.N * eb, partition=0, offset=boff[kt]), signal="ld")
+                      row_stride=L.N * eb, partition=0, offset=boff[kt]),
+                  wait=load_wait(None), signal="ld")
             p.dma(Dma(addr=L.a_addr + k0 * L.M * eb, rows=kk, row_bytes=L.M * eb,
                       row_stride=L.M * eb, partition=0, offset=aoff[kt]), signal="ld")
         bank_act = {}       # bank -> ACT count once its last tile has been drained
@@ -281,40 +389,40 @@ def gemm_program(config, layout: GemmLayout, *, double_buffer=True, n_block=None
                 slot = slot_i % nslots
                 slot_i += 1
                 if slot in last_store_of_slot:
-                    p.sem(wait=("st", last_store_of_slot[slot]))
-                p.act(Act(parts=pc, n=L.N, dst_type=out_type, src_psum=True,
-                          src_fp=L.dtype != "int8", src_p0=c0, src_off=bank * cfg.psum_depth,
-                          dst_p0=0, dst_off=base + slot * ssz),
+                    p.sem(wait=W("st", last_store_of_slot[slot]))
+                p.act(act(t * C + c0, parts=pc, n=L.N, src_p0=c0,
+                          src_off=bank * cfg.psum_depth, dst_p0=0, dst_off=base + slot * ssz),
                       wait=wait if c == 0 else None, signal="act")
                 acts += 1
-                p.dma(Dma(addr=L.c_addr + (t * C + c0) * L.N * 4, rows=pc, row_bytes=4 * L.N,
-                          row_stride=4 * L.N, partition=0, offset=base + slot * ssz,
-                          store=True),
-                      wait=("act", acts), signal="st")
+                p.dma(Dma(addr=L.c_addr + (t * C + c0) * L.N * ce, rows=pc,
+                          row_bytes=ce * L.N, row_stride=ce * L.N, partition=0,
+                          offset=base + slot * ssz, store=True),
+                      wait=W("act", acts), signal="st")
                 stores += 1
                 last_store_of_slot[slot] = stores
             bank_act[bank] = acts
 
         for kt in range(KT):
             for t in range(G0):
-                tile_mm(t, kt, t, ("ld", 2 * (kt + 1)) if t == 0 else None,
+                tile_mm(t, kt, t, W("ld", 2 * (kt + 1)) if t == 0 else None,
                         "fin" if kt == KT - 1 else None)
         for t in range(G0):
-            tile_drain(t, t, ("fin", t + 1))
+            tile_drain(t, t, W("fin", t + 1))
         for i, t in enumerate(range(G0, n_tiles)):
             bank = t % banks
             for kt in range(KT):
                 if kt == 0 and bank in bank_act:
-                    p.sem(wait=("act", bank_act[bank]))
+                    p.sem(wait=W("act", bank_act[bank]))
                 tile_mm(t, kt, bank, None, "mm" if kt == KT - 1 else None)
-            tile_drain(t, bank, ("mm", i + 1))
-        p.end(wait=("st", stores))
+            tile_drain(t, bank, W("mm", i + 1))
+        if end:
+            p.end(wait=W("st", stores))
         return p
 
-    if off > cfg.sbuf_bytes:
+    if off > avail:
         raise ValueError(f"a {L.M}x{L.N}x{L.K} {L.dtype} GEMM needs {off} bytes per SBUF "
                          f"partition with these tiles, the configuration has "
-                         f"{cfg.sbuf_bytes}; use a smaller n_block")
+                         f"{avail}; use a smaller n_block")
     stg = stream_stg
     blocks = [(n0, m0) for n0 in range(0, L.N, NB) for m0 in range(0, L.M, BR)]
     step = 0
@@ -329,26 +437,27 @@ def gemm_program(config, layout: GemmLayout, *, double_buffer=True, n_block=None
             buf = step % nbuf
             # the buffer was last read by the matmuls of step - nbuf
             need = step - nbuf + 1
-            wait = ("mm", need) if need > 0 else None
+            wait = W("mm", need) if need > 0 else None
             p.dma(Dma(addr=L.b_addr + (k0 * L.N + n0) * eb, rows=kk, row_bytes=nb * eb,
                       row_stride=L.N * eb, partition=0, offset=boff[buf]),
-                  wait=wait, signal="ld")
+                  wait=load_wait(wait), signal="ld")
             p.dma(Dma(addr=L.a_addr + (k0 * L.M + m0) * eb, rows=kk, row_bytes=mrows * eb,
                       row_stride=L.M * eb, partition=0, offset=aoff[buf]),
                   signal="ld")
             if kt == 0 and b >= ngroups:
                 # the banks were last drained by the ACTs of block b - ngroups
-                p.sem(wait=("act", acts_after_block[b - ngroups]))
+                p.sem(wait=W("act", acts_after_block[b - ngroups]))
             for t in range(mt):
                 m = min(C, mrows - t * C)
                 p.matmul(Matmul(k=kk, m=m, n=nb, p0=0, s_off=aoff[buf] // eb + t * C,
                                 x_off=boff[buf] // eb, bank=grp * G + t // tpb,
                                 psum_off=(t % tpb) * NB, acc=kt > 0, dtype=L.dtype),
-                         wait=("ld", 2 * (step + 1)) if t == 0 else None,
+                         wait=W("ld", 2 * (step + 1)) if t == 0 else None,
                          signal="mm" if t == mt - 1 else None)
             step += 1
         drain(n0, m0, nb, mrows, grp, step)
-    p.end(wait=("st", stores))
+    if end:
+        p.end(wait=W("st", stores))
     return p
 
 

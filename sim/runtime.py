@@ -1,0 +1,262 @@
+"""The ncore runtime: DRAM images in, programs run on a backend, NumPy arrays out.
+
+This is the API the tests, the CLI and users drive the core with::
+
+    from sim.runtime import Device, matmul
+    dev = Device("default", backend="verilator")      # or "golden"
+    a = dev.alloc(4096); dev.write(a, my_array)        # tensors into DRAM
+    p = dev.load_program(program)                      # a sim.asm.Program
+    r = dev.run(p)                                     # RunResult: error, counters
+    out = dev.read(c, (64, 64), np.int32)              # results back
+
+    C = matmul(A, B, "int8", config="default", backend="golden")
+
+Backends (both see the same DRAM image and run the same encoded program):
+
+* ``golden``: the instruction-set simulator :func:`sim.iss.run`, the bit-exact model.
+  It has no clock: ``counters`` holds the instruction count and the MACs, ``cycles``
+  is ``None``.
+* ``verilator``: the RTL, top ``neuron_core_sim`` (the core plus an in-design AXI
+  memory of 1 MiB, first read beat 21 cycles after the request) built by Verilator
+  and driven by cocotb through the AXI4-Lite host interface, exactly as a driver
+  would (``docs/host.md``): PROG_ADDR, the DMA window, WATCHDOG, START, wait for the
+  interrupt, read STATUS, ERROR and every counter. One simulator process per
+  :meth:`Device.run`; the Verilator build is cached per configuration
+  (``build/sim/neuron_core_sim-<config>``).
+
+The Amaranth simulator is not offered as a backend: the whole core runs there at a
+few hundred cycles per second, too slow for a model.
+
+Errors: a program that stops with a core error returns a :class:`RunResult` with
+``error`` set (``RunResult.check()`` raises it); asking for more DRAM than the
+backend has raises :class:`OutOfMemory` before anything runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import tempfile
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from hdl.config import CoreConfig, named_config
+from hdl.isa import INSTR_BYTES
+
+__all__ = ["Device", "RunResult", "OutOfMemory", "CoreFault", "BACKENDS", "matmul",
+           "VERILATOR_DRAM_BYTES"]
+
+BACKENDS = ("golden", "verilator")
+
+#: The simulated DRAM of ``neuron_core_sim`` (``hdl.simdram.NeuronCoreSim``).
+VERILATOR_DRAM_BYTES = 1 << 20
+
+
+class OutOfMemory(ValueError):
+    """The tensors or program do not fit the backend's DRAM (or the DMA window)."""
+
+
+class CoreFault(RuntimeError):
+    """The core stopped with an error (``RunResult.check``)."""
+
+
+@dataclass
+class RunResult:
+    """How a run ended, and the core's counters.
+
+    ``counters``: ``instructions`` and ``tensor_macs`` on every backend; on
+    ``verilator`` also ``cycles`` (START to DONE), ``tensor_active`` and the busy
+    cycles of each engine (``busy_dma_in``, ``busy_dma_out``, ``busy_tensor``,
+    ``busy_vector``), as the host interface's counters read them.
+    """
+    backend: str
+    done: bool
+    error: str = "NONE"
+    detail: str | int = ""
+    fault_addr: int | None = None
+    counters: dict = field(default_factory=dict)
+    wall_s: float | None = None
+
+    @property
+    def cycles(self):
+        return self.counters.get("cycles")
+
+    def utilization(self, config, macs=None):
+        """MACs / (rows * cols * cycles), or ``None`` without a cycle count."""
+        cfg = named_config(config)
+        if not self.cycles:
+            return None
+        macs = self.counters.get("tensor_macs") if macs is None else macs
+        return macs / (cfg.rows * cfg.cols * self.cycles)
+
+    def check(self):
+        """Raise :class:`CoreFault` unless the program ran to END without error."""
+        if self.error != "NONE" or not self.done:
+            raise CoreFault(f"the core stopped with {self.error}"
+                            f"{' (' + str(self.detail) + ')' if self.detail not in ('', 0) else ''}"
+                            f" at {self.fault_addr:#x}" if self.fault_addr is not None else
+                            f"the core stopped with {self.error}")
+        return self
+
+
+def _ceil(a, b):
+    return -(-a // b)
+
+
+class Device:
+    """One ncore with its DRAM, on a backend (``"golden"`` or ``"verilator"``).
+
+    Memory is handed out by :meth:`alloc` (a bump allocator, 64-byte aligned, no
+    free); :meth:`run` gives the core a DMA window covering everything allocated.
+    """
+
+    def __init__(self, config="default", backend="golden", dram_bytes=VERILATOR_DRAM_BYTES):
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, not {backend!r}")
+        self.config: CoreConfig = named_config(config)
+        self.backend = backend
+        if backend == "verilator" and dram_bytes > VERILATOR_DRAM_BYTES:
+            raise OutOfMemory(f"the verilator backend's DRAM has {VERILATOR_DRAM_BYTES} bytes, "
+                              f"not {dram_bytes}")
+        self.dram_bytes = dram_bytes
+        self.dram = np.zeros(dram_bytes, dtype=np.uint8)
+        self.top = 0
+
+    # -- memory ------------------------------------------------------------------------
+
+    def alloc(self, nbytes, align=64):
+        """Reserve ``nbytes`` of DRAM; return the address."""
+        addr = _ceil(self.top, align) * align
+        if addr + nbytes > self.dram_bytes:
+            raise OutOfMemory(f"out of DRAM: {nbytes} bytes at {addr:#x} would end past the "
+                              f"{self.dram_bytes} bytes of the {self.backend} backend")
+        self.top = addr + nbytes
+        return addr
+
+    def write(self, addr, data):
+        """Copy an array's bytes (native little-endian layout, C order) to ``addr``."""
+        raw = np.ascontiguousarray(data).view(np.uint8).reshape(-1)
+        if addr < 0 or addr + raw.size > self.dram_bytes:
+            raise OutOfMemory(f"write of {raw.size} bytes at {addr:#x} leaves the DRAM")
+        self.dram[addr:addr + raw.size] = raw
+
+    def read(self, addr, shape, dtype=np.uint8):
+        """An array of ``shape`` and ``dtype`` from the bytes at ``addr`` (a copy)."""
+        dtype = np.dtype(dtype)
+        n = int(np.prod(shape)) * dtype.itemsize
+        if addr < 0 or addr + n > self.dram_bytes:
+            raise OutOfMemory(f"read of {n} bytes at {addr:#x} leaves the DRAM")
+        return self.dram[addr:addr + n].copy().view(dtype).reshape(shape)
+
+    def load_program(self, program):
+        """Encode a :class:`sim.asm.Program` (or bytes) into DRAM; return its address."""
+        code = program if isinstance(program, (bytes, bytearray)) else program.encode()
+        addr = self.alloc(len(code), align=INSTR_BYTES)
+        self.write(addr, np.frombuffer(bytes(code), dtype=np.uint8))
+        return addr
+
+    # -- running -----------------------------------------------------------------------
+
+    def run(self, prog_addr, *, win=None, watchdog=100_000, max_cycles=None) -> RunResult:
+        """Run the program at ``prog_addr``; DRAM changes in place.
+
+        ``win``: the DMA window (default everything allocated); ``watchdog``: the
+        core's no-progress limit in cycles (0: off); ``max_cycles``: the simulation's
+        own limit (verilator; default from the DRAM traffic the window allows).
+        """
+        win = win or (0, self.top)
+        if self.backend == "golden":
+            return self._run_golden(prog_addr, win)
+        return self._run_verilator(prog_addr, win, watchdog, max_cycles)
+
+    def _run_golden(self, prog_addr, win):
+        from .iss import run as iss_run
+        from .asm import Instruction
+        image = self.dram[:max(self.top, win[1])]
+        r = iss_run(self.config, image, prog_addr, win_base=win[0], win_limit=win[1])
+        self.dram[:r.dram.size] = r.dram
+        macs = 0
+        instrs = 0
+        for idx in r.executed:
+            a = prog_addr + INSTR_BYTES * idx
+            word = int.from_bytes(bytes(image[a:a + INSTR_BYTES]), "little")
+            ins = Instruction.decode(word, self.config)
+            instrs += 1
+            if ins.op == "MATMUL":
+                macs += ins.cmd.k * ins.cmd.m * ins.cmd.n
+        return RunResult("golden", r.done, r.error, r.detail, r.fault_addr,
+                         {"instructions": instrs, "tensor_macs": macs})
+
+    def _run_verilator(self, prog_addr, win, watchdog, max_cycles):
+        from .runner import run_cocotb
+        used = max(self.top, win[1])
+        if max_cycles is None:
+            max_cycles = 2_000_000 + 200 * used
+        with tempfile.TemporaryDirectory(prefix="ncore-job-") as d:
+            job = pathlib.Path(d) / "job.npz"
+            out = pathlib.Path(d) / "out.npz"
+            np.savez(job, dram=self.dram[:used], prog_addr=prog_addr, win_base=win[0],
+                     win_limit=win[1], watchdog=watchdog, max_cycles=max_cycles, used=used)
+            run_cocotb("neuron_core_sim", "tb.core.test_run", "run_job", self.config,
+                       extra_env={"NCORE_JOB": str(job), "NCORE_JOB_OUT": str(out)},
+                       rerun="the runtime's verilator backend (job file removed)")
+            res = np.load(out)
+            self.dram[:used] = res["dram"][:used]
+            info = json.loads(str(res["result"]))
+        from hdl.regmap import COUNTERS
+        counters = {name.lower(): info[name.lower()] for name, _ in COUNTERS}
+        return RunResult("verilator", bool(info["DONE"]), info["error"],
+                         info["detail"] if info["error"] != "NONE" else "",
+                         info["fault_addr"] if info["error"] != "NONE" else None,
+                         counters, info.get("wall_s"))
+
+
+def _operand_bits(x, dtype):
+    """``x`` as stored in DRAM: int8 values, or BF16/FP16 bit patterns (uint16).
+    Float inputs are rounded to nearest even; uint16 arrays are taken as patterns."""
+    x = np.asarray(x)
+    if dtype == "int8":
+        if x.dtype != np.int8:
+            if not np.issubdtype(x.dtype, np.integer) or x.min(initial=0) < -128 or \
+                    x.max(initial=0) > 127:
+                raise ValueError("int8 operands must be integers in -128..127")
+            x = x.astype(np.int8)
+        return x
+    if x.dtype == np.uint16:
+        return x
+    if dtype == "bf16":
+        import ml_dtypes
+        return np.asarray(x, dtype=np.float32).astype(ml_dtypes.bfloat16).view(np.uint16)
+    if dtype == "fp16":
+        return np.asarray(x, dtype=np.float32).astype(np.float16).view(np.uint16)
+    raise ValueError(f"dtype must be 'int8', 'bf16' or 'fp16', not {dtype!r}")
+
+
+def matmul(A, B, dtype="int8", *, config="default", backend="golden",
+           double_buffer=True, return_result=False):
+    """``C = A @ B`` on one core: ``A`` M x K, ``B`` K x N; C is INT32 (``int8``) or
+    FP32 (``bf16``/``fp16``: float operands are rounded to the type first, uint16
+    arrays are taken as bit patterns). With ``return_result`` also the
+    :class:`RunResult` (counters, cycles on ``verilator``)."""
+    from .gemm import GemmLayout, gemm_program
+    cfg = named_config(config)
+    Ab = _operand_bits(A, dtype)
+    Bb = _operand_bits(B, dtype)
+    if Ab.ndim != 2 or Bb.ndim != 2 or Ab.shape[1] != Bb.shape[0]:
+        raise ValueError(f"shape mismatch: A {Ab.shape} @ B {Bb.shape}")
+    M, K = Ab.shape
+    N = Bb.shape[1]
+    dev = Device(cfg, backend)
+    eb = 1 if dtype == "int8" else 2
+    a = dev.alloc(K * M * eb)
+    b = dev.alloc(K * N * eb)
+    c = dev.alloc(4 * M * N)
+    L = GemmLayout(M, N, K, dtype, a_addr=a, b_addr=b, c_addr=c)
+    dev.write(a, np.ascontiguousarray(Ab.T))
+    dev.write(b, Bb)
+    p = dev.load_program(gemm_program(cfg, L, double_buffer=double_buffer))
+    r = dev.run(p).check()
+    C = dev.read(c, (M, N), np.int32 if dtype == "int8" else np.float32)
+    return (C, r) if return_result else C
