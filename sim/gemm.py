@@ -160,7 +160,7 @@ def bias_image(config, M, bias_bits):
 
 def gemm_program(config, layout: GemmLayout, *, double_buffer=True, n_block=None,
                  schedule=None, epilogue: Epilogue | None = None, program=None,
-                 after=None, end=True) -> Program:
+                 after=None, end=True, keep_a=True) -> Program:
     """The program computing ``layout``'s GEMM on ``config``.
 
     ``epilogue`` fuses bias, ReLU and the cast/requantisation of C into the draining
@@ -168,6 +168,8 @@ def gemm_program(config, layout: GemmLayout, *, double_buffer=True, n_block=None
     :class:`Program` instead of a new one (semaphore counts continue from its current
     values); ``after=("name", count)``: the GEMM's first load waits for it (e.g. the
     previous layer's stores), and with it every later load; ``end``: finish with END.
+    ``keep_a``: in the stream schedule, keep all of ``A^T`` (a layer's weights) in SBUF
+    when it fits, loading each slice once instead of once per block of N columns.
 
     Raises ``ValueError`` if the operand type is not in the configuration or the SBUF
     buffers do not fit a partition.
@@ -314,9 +316,22 @@ def gemm_program(config, layout: GemmLayout, *, double_buffer=True, n_block=None
     for _ in range(nbuf):
         boff.append(off)
         off = _align(off + NB * eb)
-    for _ in range(nbuf):
-        aoff.append(off)
-        off = _align(off + BR * eb)
+    # weights resident: when all of A^T fits next to the B buffers and the staging
+    # buffers, each slice of it is loaded once (by the first block that uses it) and
+    # kept, instead of once per block of N
+    a_res = None
+    n_nblocks = _ceil(L.N, NB)
+    if keep_a and n_nblocks > 1:
+        a_slice = _align(L.M * eb)
+        res_end = off + KT * a_slice
+        _, res_stg_end = staging(res_end)
+        if res_stg_end <= avail:
+            a_res = [off + kt * a_slice for kt in range(KT)]
+            off = res_end
+    if a_res is None:
+        for _ in range(nbuf):
+            aoff.append(off)
+            off = _align(off + BR * eb)
     stream_stg, off = staging(off)
     stg = stream_stg
 
@@ -426,6 +441,8 @@ def gemm_program(config, layout: GemmLayout, *, double_buffer=True, n_block=None
     stg = stream_stg
     blocks = [(n0, m0) for n0 in range(0, L.N, NB) for m0 in range(0, L.M, BR)]
     step = 0
+    loads = 0
+    a_loaded = set()
     for b, (n0, m0) in enumerate(blocks):
         nb = min(NB, L.N - n0)
         mrows = min(BR, L.M - m0)
@@ -441,18 +458,30 @@ def gemm_program(config, layout: GemmLayout, *, double_buffer=True, n_block=None
             p.dma(Dma(addr=L.b_addr + (k0 * L.N + n0) * eb, rows=kk, row_bytes=nb * eb,
                       row_stride=L.N * eb, partition=0, offset=boff[buf]),
                   wait=load_wait(wait), signal="ld")
-            p.dma(Dma(addr=L.a_addr + (k0 * L.M + m0) * eb, rows=kk, row_bytes=mrows * eb,
-                      row_stride=L.M * eb, partition=0, offset=aoff[buf]),
-                  signal="ld")
+            loads += 1
+            if a_res is None:
+                a_at = aoff[buf]
+                p.dma(Dma(addr=L.a_addr + (k0 * L.M + m0) * eb, rows=kk,
+                          row_bytes=mrows * eb, row_stride=L.M * eb, partition=0,
+                          offset=a_at), signal="ld")
+                loads += 1
+            else:
+                a_at = a_res[kt] + m0 * eb
+                if (kt, m0) not in a_loaded:
+                    a_loaded.add((kt, m0))
+                    p.dma(Dma(addr=L.a_addr + (k0 * L.M + m0) * eb, rows=kk,
+                              row_bytes=mrows * eb, row_stride=L.M * eb, partition=0,
+                              offset=a_at), signal="ld")
+                    loads += 1
             if kt == 0 and b >= ngroups:
                 # the banks were last drained by the ACTs of block b - ngroups
                 p.sem(wait=W("act", acts_after_block[b - ngroups]))
             for t in range(mt):
                 m = min(C, mrows - t * C)
-                p.matmul(Matmul(k=kk, m=m, n=nb, p0=0, s_off=aoff[buf] // eb + t * C,
+                p.matmul(Matmul(k=kk, m=m, n=nb, p0=0, s_off=a_at // eb + t * C,
                                 x_off=boff[buf] // eb, bank=grp * G + t // tpb,
                                 psum_off=(t % tpb) * NB, acc=kt > 0, dtype=L.dtype),
-                         wait=W("ld", 2 * (step + 1)) if t == 0 else None,
+                         wait=W("ld", loads) if t == 0 else None,
                          signal="mm" if t == mt - 1 else None)
             step += 1
         drain(n0, m0, nb, mrows, grp, step)

@@ -156,11 +156,34 @@ def write_if_changed(path, text):
     return True
 
 
+def _design_digest(top, config):
+    """A digest of everything the Verilog of (top, config) depends on: the gateware
+    sources (``hdl/*.py``, this file), the Amaranth version, the top and the config."""
+    import hashlib
+    import amaranth
+    h = hashlib.sha256()
+    for f in sorted((ROOT / "hdl").glob("*.py")) + [pathlib.Path(__file__)]:
+        h.update(f.name.encode())
+        h.update(f.read_bytes())
+    h.update(amaranth.__version__.encode())
+    h.update(top.encode())
+    h.update(config.to_json().encode())
+    return h.hexdigest()
+
+
 def verilog_for(top, config: CoreConfig, directory=None):
-    """Path of the Verilog for (top, config), generated if missing or stale."""
+    """Path of the Verilog for (top, config), generated if missing or stale.
+
+    Elaborating the whole core takes close to a minute, so the Verilog is regenerated
+    only when the digest of its inputs (:func:`_design_digest`) changed."""
     config = named_config(config)
     directory = pathlib.Path(directory) if directory else BUILD / "rtl" / f"{top}-{config.key}"
     path = directory / f"{top}.v"
+    stamp = directory / f"{top}.digest"
+    digest = _design_digest(top, config)
+    if path.exists() and stamp.exists() and stamp.read_text() == digest:
+        return path
     write_if_changed(path, elaborate(top, config))
     write_if_changed(directory / "config.json", config.to_json() + "\n")
+    write_if_changed(stamp, digest)
     return path

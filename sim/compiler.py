@@ -1,0 +1,376 @@
+"""The ncore compiler: a :class:`sim.net.Net` (from ONNX) -> one program and a DRAM image.
+
+Lowering (``docs/compiler.md`` has the full description and the numerics):
+
+* **Layout.** Activations are kept feature-major in DRAM: a layer computes
+  ``Y^T = W^T X^T``, i.e. a GEMM (:mod:`sim.gemm`) with ``M`` = output features,
+  ``N`` = batch, ``K`` = input features, ``A^T = W`` (the ONNX weight, ``K x N_out``,
+  row-major: the stationary operand) and ``B = X^T`` (the streaming operand). A layer's
+  output ``Y^T`` is therefore already the next layer's ``B``: no transposes between
+  layers. The host transposes the input and the output.
+* **Tiling** is :func:`sim.gemm.gemm_program`'s: K in steps of ``rows`` accumulated in
+  PSUM, M in tiles of ``cols``, N in blocks that fit PSUM; operands double-buffered
+  in SBUF against the matmuls with semaphores; the weights kept in SBUF when they fit
+  (``resident`` schedule, or ``keep_a`` in ``stream``). The compiler picks the N
+  block size with a small cost model (:func:`estimate_cycles`).
+* **Fusion.** Bias, ReLU and the output cast (FP32 -> BF16/FP16) or requantisation
+  (INT32 -> INT8) run in the ACT that drains each PSUM tile (:class:`sim.gemm.Epilogue`).
+  The bias of a quantised layer also carries the input zero point's correction
+  ``-zp_in * sum_k W[k, n]``.
+* **Layers in sequence.** The first load of layer ``l+1`` waits for every store of
+  layer ``l`` (a semaphore count), which orders all of layer ``l+1``'s SBUF and PSUM
+  use after layer ``l``'s. The whole net is one program ending in END.
+
+Every emitted program is free of races by construction; :func:`compile_net` can prove
+it with :func:`sim.races.find_races` (``check=True``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from hdl.config import named_config
+from hdl.formats import DTYPE_BYTES
+from hdl.isa import INSTR_BYTES
+
+from .act import ACT_BYTES
+from .gemm import Epilogue, GemmLayout, bias_image, gemm_program
+from .net import Net, dequantize, quantize_input
+
+__all__ = ["CompileError", "Compiled", "LayerPlan", "compile_net", "requant_params",
+           "estimate_cycles", "run_compiled"]
+
+FLOAT_TYPES = ("bf16", "fp16")
+
+
+class CompileError(ValueError):
+    """The net cannot be compiled for this configuration (with the reason)."""
+
+
+def _align(x, a=64):
+    return -(-x // a) * a
+
+
+def requant_params(multiplier):
+    """``(scale, shift)`` with ``scale / 2**shift`` closest to ``multiplier`` (> 0):
+    the largest ``shift`` in 0..47 whose ``scale = round(multiplier * 2**shift)``
+    (half away from zero) is at most 32767, so the vector engine's 16-bit signed scale
+    keeps 15 significant bits. Raises :class:`CompileError` if it is out of range."""
+    m = float(multiplier)
+    if not (math.isfinite(m) and m > 0):
+        raise CompileError(f"a requantisation multiplier must be finite and > 0, not {m}")
+    for shift in range(47, -1, -1):
+        scale = math.floor(m * 2.0 ** shift + 0.5)
+        if scale <= 32767:
+            if scale == 0:
+                raise CompileError(f"requantisation multiplier {m:g} is below 2**-48")
+            return scale, shift
+    raise CompileError(f"requantisation multiplier {m:g} is above 32767")
+
+
+def estimate_cycles(program, config):
+    """A rough cycle estimate of a program: the busiest engine's work, in cycles.
+
+    DMA: a fixed cost per descriptor plus one beat per bus word of every row; tensor:
+    ``n`` columns plus the array's fill per matmul; vector: ``n`` plus a fixed cost per
+    ACT. Used only to choose between tilings of the same GEMM, never reported."""
+    cfg = config
+    bus = cfg.axi_data_bytes
+    work = {"in": 0, "out": 0, "mm": 0, "act": 0}
+    for ins in program.instructions:
+        c = ins.cmd
+        if ins.op == "DMA":
+            beats = c.rows * -(-c.row_bytes // bus)
+            work["out" if c.store else "in"] += 45 + beats + 2 * c.rows
+        elif ins.op == "MATMUL":
+            work["mm"] += c.n + cfg.rows + cfg.cols + 6
+        elif ins.op == "ACT":
+            work["act"] += c.n + 34
+    return max(work.values())
+
+
+@dataclass
+class LayerPlan:
+    """Where a compiled layer lives: its GEMM, epilogue and instructions."""
+    index: int
+    name: str
+    layout: GemmLayout
+    epilogue: Epilogue
+    first: int          # index of its first instruction
+    count: int          # its number of instructions
+    n_block: int | None
+
+    @property
+    def macs(self):
+        return self.layout.macs
+
+
+@dataclass
+class Compiled:
+    """A compiled net: program, DRAM image and how to pack inputs and read outputs.
+
+    The image holds the weights, biases and program; :meth:`image_for` adds an input.
+    Addresses are byte addresses from 0; the DMA window is ``[0, size)``.
+    """
+    config: object
+    net: Net
+    batch: int
+    dtype: str
+    program: object
+    image: np.ndarray
+    prog_addr: int
+    input_addr: int
+    output_addr: int
+    layers: list
+    first_layer: int = 0
+    notes: list = field(default_factory=list)
+
+    @property
+    def size(self):
+        return self.image.size
+
+    @property
+    def macs(self):
+        return sum(L.macs for L in self.layers)
+
+    @property
+    def output_layout(self):
+        return self.layers[-1].layout
+
+    def input_bits(self, x):
+        """The FP32 input ``batch x features`` as the core reads it: transposed, cast to
+        BF16/FP16 (round to nearest even) or quantised to INT8 (ONNX QuantizeLinear)."""
+        if self.first_layer != 0:
+            raise ValueError("this program starts inside the net: give input_bits directly")
+        x = np.asarray(x, dtype=np.float32)
+        K = self.layers[0].layout.K
+        if x.shape != (self.batch, K):
+            raise ValueError(f"input shape {x.shape} does not match ({self.batch}, {K})")
+        if self.dtype == "int8":
+            q = quantize_input(x, self.net.input_quant)
+            return np.ascontiguousarray(q.T)
+        if self.dtype == "bf16":
+            import ml_dtypes
+            return np.ascontiguousarray(x.T.astype(ml_dtypes.bfloat16).view(np.uint16))
+        return np.ascontiguousarray(x.T.astype(np.float16).view(np.uint16))
+
+    def image_for(self, bits):
+        """The DRAM image with the input (``input_bits``: ``K x batch``) in place."""
+        L = self.layers[0].layout
+        raw = np.ascontiguousarray(bits).view(np.uint8).reshape(-1)
+        if raw.size != L.K * L.N * L.esize:
+            raise ValueError(f"the input has {raw.size} bytes, the layer reads "
+                             f"{L.K * L.N * L.esize}")
+        img = self.image.copy()
+        img[self.input_addr:self.input_addr + raw.size] = raw
+        return img
+
+    def output_bits(self, dram):
+        """The last layer's raw output ``N_out x batch`` from a DRAM image."""
+        L = self.output_layout
+        raw = np.asarray(dram[L.c_addr:L.c_addr + L.c_bytes], dtype=np.uint8)
+        dt = {"INT8": np.int8, "INT32": np.int32, "FP32": np.float32,
+              "BF16": np.uint16, "FP16": np.uint16}[L.c_type]
+        return raw.copy().view(dt).reshape(L.M, L.N)
+
+    def output(self, dram):
+        """The net's FP32 output, ``batch x N_out`` (dequantised on the host for
+        quantised nets, as ONNX DequantizeLinear does)."""
+        y = self.output_bits(dram)
+        L = self.output_layout
+        net = self.net
+        last = net.layers[len(self.layers) + self.first_layer - 1]
+        if L.c_type == "INT8":
+            y = dequantize(y, last.out_quant)
+        elif L.c_type == "INT32":
+            s = np.float32(np.float32(net.in_quant(len(net.layers) - 1).scale)
+                           * np.float32(last.w_scale))
+            y = y.astype(np.float32) * s
+        elif L.c_type == "BF16":
+            y = (y.astype(np.uint32) << 16).view(np.float32)
+        elif L.c_type == "FP16":
+            y = y.view(np.float16).astype(np.float32)
+        return np.ascontiguousarray(y.T)
+
+    def listing(self):
+        return self.program.listing(base_addr=self.prog_addr)
+
+
+def _float_bits(w, dtype):
+    w = np.asarray(w, dtype=np.float32)
+    if dtype == "bf16":
+        import ml_dtypes
+        return w.astype(ml_dtypes.bfloat16).view(np.uint16)
+    return w.astype(np.float16).view(np.uint16)
+
+
+def _layer_epilogue(net, i, dtype):
+    """(out_type, bias bits (uint32[N]) or None, Epilogue fields) of layer ``i``."""
+    L = net.layers[i]
+    last = i == len(net.layers) - 1
+    if dtype != "int8":
+        out_type = "FP32" if last else dtype.upper()
+        bias = None if L.bias is None else np.asarray(L.bias, np.float32).view(np.uint32)
+        return out_type, bias, dict(relu=L.relu)
+    qin = net.in_quant(i)
+    w = np.asarray(L.weight).astype(np.int64)
+    b = np.zeros(L.N, np.int64) if L.bias is None else np.asarray(L.bias).astype(np.int64)
+    b = b - int(qin.zero_point) * w.sum(axis=0)
+    if b.min() < -2 ** 31 or b.max() >= 2 ** 31:
+        raise CompileError(f"layer {i} ({L.name}): the bias with the input zero point's "
+                           f"correction does not fit INT32")
+    bias = b.astype(np.int32).view(np.uint32) if b.any() else None
+    if L.out_quant is None:
+        return "INT32", bias, dict(relu=L.relu)
+    mult = float(np.float32(qin.scale)) * float(np.float32(L.w_scale)) / \
+        float(np.float32(L.out_quant.scale))
+    scale, shift = requant_params(mult)
+    return "INT8", bias, dict(relu=L.relu, scale=scale, shift=shift,
+                              zp=int(L.out_quant.zero_point))
+
+
+def compile_net(net: Net, config="default", *, batch, dtype=None, double_buffer=True,
+                n_block=None, layers=None, check=False, dram_bytes=None) -> Compiled:
+    """Compile ``net`` for ``config`` and a batch of ``batch`` inputs.
+
+    ``dtype``: ``"int8"`` for quantised nets; ``"bf16"`` (default) or ``"fp16"`` for
+    float nets. ``double_buffer=False`` gives every GEMM one SBUF buffer and one PSUM
+    group (for comparisons). ``n_block``: force the N block size (default: chosen by
+    :func:`estimate_cycles`). ``layers=(lo, hi)``: compile only those layers (the
+    input is then the raw activation entering layer ``lo``; used for per-layer figures).
+    ``check``: run the race checker on the program. ``dram_bytes``: fail with
+    :class:`CompileError` if the image would not fit that much DRAM.
+    """
+    cfg = named_config(config)
+    try:
+        net.check()
+    except ValueError as e:
+        raise CompileError(str(e)) from None
+    if dtype is None:
+        dtype = "int8" if net.quantized else "bf16"
+    if net.quantized and dtype != "int8":
+        raise CompileError(f"a quantised net runs as int8, not {dtype!r}")
+    if not net.quantized and dtype not in FLOAT_TYPES:
+        raise CompileError(f"a float net runs as bf16 or fp16, not {dtype!r}")
+    if dtype not in cfg.dtypes:
+        raise CompileError(f"configuration {cfg.name!r} has no {dtype} "
+                           f"(it has {', '.join(cfg.dtypes)}); pick one that does")
+    if not isinstance(batch, (int, np.integer)) or batch < 1:
+        raise CompileError(f"batch must be a positive integer, not {batch!r}")
+    lo, hi = layers or (0, len(net.layers))
+    if not 0 <= lo < hi <= len(net.layers):
+        raise CompileError(f"layers must be a range within 0..{len(net.layers)}, not {layers}")
+    eb = DTYPE_BYTES[dtype]
+
+    # ---- DRAM layout: weights and biases, then activations, then the program -------
+    top = 0
+    chunks = []                      # (addr, uint8 bytes)
+
+    def place(raw):
+        nonlocal top
+        addr = top
+        raw = np.ascontiguousarray(raw).view(np.uint8).reshape(-1)
+        chunks.append((addr, raw))
+        top = _align(addr + raw.size)
+        return addr
+
+    def reserve(nbytes):
+        nonlocal top
+        addr = top
+        top = _align(addr + nbytes)
+        return addr
+
+    specs = []
+    for i in range(lo, hi):
+        L = net.layers[i]
+        w = np.asarray(L.weight)
+        w_bits = w.astype(np.int8) if dtype == "int8" else _float_bits(w, dtype)
+        out_type, bias, efields = _layer_epilogue(net, i, dtype)
+        a_addr = place(w_bits)          # A^T = W, K x N_out
+        b_img = None if bias is None else bias_image(cfg, L.N, bias)
+        bias_addr = None if b_img is None else place(b_img)
+        specs.append((i, L, a_addr, out_type, bias_addr, efields))
+    in_addr = reserve(net.layers[lo].K * batch * eb)
+    prev = in_addr
+    plans = []
+    from .asm import Program
+    p = Program(cfg)
+    for (i, L, a_addr, out_type, bias_addr, efields) in specs:
+        c_addr = reserve(L.N * batch * ACT_BYTES[out_type])
+        layout = GemmLayout(M=L.N, N=batch, K=L.K, dtype=dtype, a_addr=a_addr,
+                            b_addr=prev, c_addr=c_addr, out_type=out_type)
+        epi = Epilogue(bias_addr=bias_addr, **efields)
+        after = ("st", p.signals("st")) if plans else None
+        last = i == hi - 1
+        first = len(p)
+        try:
+            nb = n_block
+            if nb is None:
+                nb = _pick_n_block(cfg, layout, epi, double_buffer)
+            gemm_program(cfg, layout, double_buffer=double_buffer, n_block=nb,
+                         epilogue=epi, program=p, after=after, end=last)
+        except ValueError as e:
+            raise CompileError(f"layer {i} ({L.name}): {e}") from None
+        plans.append(LayerPlan(i, L.name, layout, epi, first, len(p) - first, nb))
+        prev = c_addr
+    prog_addr = reserve(INSTR_BYTES * len(p))
+    code = np.frombuffer(p.encode(), dtype=np.uint8)
+    chunks.append((prog_addr, code))
+    size = top
+    if dram_bytes is not None and size > dram_bytes:
+        raise CompileError(f"the model needs {size} bytes of DRAM (weights, activations for "
+                           f"a batch of {batch}, program), the DMA window has {dram_bytes}")
+    image = np.zeros(size, dtype=np.uint8)
+    for addr, raw in chunks:
+        image[addr:addr + raw.size] = raw
+    if check:
+        from .races import find_races
+        races = find_races(cfg, p, prog_addr=prog_addr)
+        if races:
+            raise CompileError(f"internal error: the program has {len(races)} races, "
+                               f"first {races[0]}")
+    return Compiled(cfg, net, batch, dtype, p, image, prog_addr, in_addr, prev, plans,
+                    first_layer=lo, notes=list(net.notes))
+
+
+def _pick_n_block(cfg, layout, epi, double_buffer):
+    """The N block size (``None``: the schedule's default) with the lowest
+    :func:`estimate_cycles` among the default and halvings down to 32 columns."""
+    from .asm import Program
+    best = None
+    cands = [None] + [cfg.psum_depth >> s for s in range(1, 4) if cfg.psum_depth >> s >= 32]
+    for nb in cands:
+        if nb is not None and nb >= layout.N:
+            continue
+        try:
+            q = gemm_program(cfg, layout, double_buffer=double_buffer, n_block=nb,
+                             epilogue=epi, program=Program(cfg))
+        except ValueError:
+            continue
+        est = estimate_cycles(q, cfg)
+        if best is None or est < best[0]:
+            best = (est, nb)
+    return None if best is None else best[1]
+
+
+def run_compiled(compiled: Compiled, x=None, *, backend="golden", bits=None, watchdog=100_000):
+    """Run a compiled net on ``x`` (FP32, ``batch x features``; or raw ``bits`` as
+    :meth:`Compiled.input_bits` gives) on a backend. Returns ``(y, result, dram)``:
+    the FP32 output ``batch x N_out``, the :class:`sim.runtime.RunResult` (checked:
+    a core error raises) and the DRAM image after the run."""
+    from .runtime import Device
+    dev = Device(compiled.config, backend)
+    if compiled.size > dev.dram_bytes:
+        from .runtime import OutOfMemory
+        raise OutOfMemory(f"the model needs {compiled.size} bytes of DRAM, the {backend} "
+                          f"backend has {dev.dram_bytes}")
+    if bits is None:
+        bits = compiled.input_bits(x)
+    base = dev.alloc(compiled.size)
+    assert base == 0
+    dev.write(0, compiled.image_for(bits))
+    r = dev.run(compiled.prog_addr, win=(0, compiled.size), watchdog=watchdog).check()
+    return compiled.output(dev.dram), r, dev.dram[:compiled.size].copy()
