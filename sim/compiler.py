@@ -294,6 +294,16 @@ def compile_net(net: Net, config="default", *, batch, dtype=None, double_buffer=
         bias_addr = None if b_img is None else place(b_img)
         specs.append((i, L, a_addr, out_type, bias_addr, efields))
     in_addr = reserve(net.layers[lo].K * batch * eb)
+    act_bytes = sum(_align(net.layers[i].N * batch * ACT_BYTES[s[3]]) for i, s in
+                    zip(range(lo, hi), specs))
+    too_big = dram_bytes is not None and top + act_bytes > dram_bytes
+
+    def refuse(size):
+        raise CompileError(f"the model needs {size} bytes of DRAM (weights, activations "
+                           f"for a batch of {batch}, program), the DMA window has "
+                           f"{dram_bytes}")
+    if too_big:         # before generating a program that may be huge
+        refuse(top + act_bytes)
     prev = in_addr
     plans = []
     from .asm import Program
@@ -321,8 +331,7 @@ def compile_net(net: Net, config="default", *, batch, dtype=None, double_buffer=
     chunks.append((prog_addr, code))
     size = top
     if dram_bytes is not None and size > dram_bytes:
-        raise CompileError(f"the model needs {size} bytes of DRAM (weights, activations for "
-                           f"a batch of {batch}, program), the DMA window has {dram_bytes}")
+        refuse(size)
     image = np.zeros(size, dtype=np.uint8)
     for addr, raw in chunks:
         image[addr:addr + raw.size] = raw
@@ -338,22 +347,28 @@ def compile_net(net: Net, config="default", *, batch, dtype=None, double_buffer=
 
 def _pick_n_block(cfg, layout, epi, double_buffer):
     """The N block size (``None``: the schedule's default) with the lowest
-    :func:`estimate_cycles` among the default and halvings down to 32 columns."""
+    :func:`estimate_cycles` among the default and its halvings down to 4 columns;
+    the first that fits SBUF if the default does not. Raises the schedule's
+    ``ValueError`` if none fits."""
     from .asm import Program
     best = None
-    cands = [None] + [cfg.psum_depth >> s for s in range(1, 4) if cfg.psum_depth >> s >= 32]
+    error = None
+    cands = [None] + [cfg.psum_depth >> s for s in range(1, 16) if cfg.psum_depth >> s >= 4]
     for nb in cands:
-        if nb is not None and nb >= layout.N:
+        if nb is not None and nb >= layout.N and best is not None:
             continue
         try:
             q = gemm_program(cfg, layout, double_buffer=double_buffer, n_block=nb,
                              epilogue=epi, program=Program(cfg))
-        except ValueError:
+        except ValueError as e:
+            error = error or e
             continue
         est = estimate_cycles(q, cfg)
         if best is None or est < best[0]:
             best = (est, nb)
-    return None if best is None else best[1]
+    if best is None:
+        raise error
+    return best[1]
 
 
 def run_compiled(compiled: Compiled, x=None, *, backend="golden", bits=None, watchdog=100_000):

@@ -192,9 +192,23 @@ def gemm_program(config, layout: GemmLayout, *, double_buffer=True, n_block=None
     NB = min(L.N, cfg.psum_depth, n_block or default_nb)
     # output tiles per PSUM bank (at psum_off t*NB), no more than C has
     tpb = max(1, min(cfg.psum_depth // NB, _ceil(_ceil(L.M, C), G)))
-    BR = G * tpb * C
     chunk = min(R, C)                   # partitions one ACT moves (SBUF has R)
     nchunks = _ceil(C, chunk)
+    # SBUF left for the schedule: the bias (one word per ACT tile) sits at the top
+    avail = cfg.sbuf_bytes
+    if E.bias_addr is not None:
+        bchunk, r0s = bias_slots(cfg, L.M)
+        avail = (cfg.sbuf_bytes - 4 * len(r0s)) // 8 * 8
+        if avail <= 0:
+            raise ValueError(f"the bias of {L.M} rows does not fit SBUF")
+
+    def stream_bytes(tpb):
+        return (nbuf * _align(NB * eb) + nbuf * _align(G * tpb * C * eb)
+                + G * tpb * nchunks * _align(4 * NB))
+    # fewer tiles per bank when the stream buffers would not fit SBUF
+    while tpb > 1 and stream_bytes(tpb) > avail:
+        tpb -= 1
+    BR = G * tpb * C
 
     KT = _ceil(L.K, R)
     out_type = L.c_type
@@ -211,13 +225,8 @@ def gemm_program(config, layout: GemmLayout, *, double_buffer=True, n_block=None
     # the bias area: the top of every partition (loaded first, by one DMA that the
     # first matmul waits for through "ld", so every ACT comes after it)
     first_wait = [after]
-    avail = cfg.sbuf_bytes
     bias_off = {}
     if E.bias_addr is not None:
-        bchunk, r0s = bias_slots(cfg, L.M)
-        avail = (cfg.sbuf_bytes - 4 * len(r0s)) // 8 * 8
-        if avail <= 0:
-            raise ValueError(f"the bias of {L.M} rows does not fit SBUF")
         bias_off = {r0: avail + 4 * j for j, r0 in enumerate(r0s)}
         p.dma(Dma(addr=E.bias_addr, rows=bchunk, row_bytes=4 * len(r0s),
                   row_stride=4 * len(r0s), partition=0, offset=avail),
