@@ -1,4 +1,4 @@
-"""ncore command line: ``python -m sim.cli {verilog,lint,synth,bench,configs}``.
+"""ncore command line: ``python -m sim.cli {verilog,lint,synth,bench,run,configs}``.
 
 The Makefile's targets are thin wrappers around these commands.
 """
@@ -85,9 +85,11 @@ def cmd_bench(args):
                    extra_env={"NCORE_BENCH_OUT": str(out)})
         act += json.loads(out.read_text())
     gemm = run_gemm_bench(args.gemm_config, args.gemm_float_config) if args.gemm else []
+    comp = (run_compiler_bench(args.gemm_config, args.gemm_float_config)
+            if args.gemm else [])
     (BUILD / "bench.json").write_text(json.dumps(
-        {"gemm": gemm, "array": cases, "tensor": tensor, "dma": dma, "act": act},
-        indent=1) + "\n")
+        {"gemm": gemm, "compiler": comp, "array": cases, "tensor": tensor, "dma": dma,
+         "act": act}, indent=1) + "\n")
     print("systolic array alone (weights and moving columns from the testbench):")
     print(f"{'name':28s} {'cycles':>8s} {'MACs':>10s} {'util':>7s} {'steady':>7s} "
           f"{'sim cyc/s':>10s}")
@@ -117,6 +119,8 @@ def cmd_bench(args):
               f"{c['elements_per_cycle_per_partition']:8.3f}")
     if gemm:
         print_gemm_table(gemm)
+    if comp:
+        print_compiler_table(comp)
     print(f"written to {BUILD / 'bench.json'}")
     return 0
 
@@ -174,6 +178,97 @@ def print_gemm_table(rows):
               f"{r['sim_cycles_per_s']:10.0f}")
 
 
+def run_compiler_bench(int_config, float_config, backend="verilator"):
+    """A 256x256x256 GEMM compiled as a one-layer net (INT8 on ``int_config``, BF16 on
+    ``float_config``) with the compiler's double buffering on and off."""
+    import numpy as np
+    from .compiler import compile_net, run_compiled
+    from .net import Layer, Net, Quant
+    rows = []
+    rng = np.random.default_rng(256)
+    n = 256
+    x = rng.standard_normal((n, n)).astype(np.float32)
+    for dtype, config in (("int8", int_config), ("bf16", float_config)):
+        if dtype == "int8":
+            net = Net([Layer("gemm", rng.integers(-128, 128, (n, n)).astype(np.int8), None,
+                             False, 1.0, None)], input_quant=Quant(0.02, 0))
+        else:
+            net = Net([Layer("gemm", rng.standard_normal((n, n)).astype(np.float32))])
+        for db in (True, False):
+            c = compile_net(net, config, batch=n, dtype=dtype, double_buffer=db)
+            _, r, _ = run_compiled(c, x, backend=backend)
+            rows.append({"name": f"compiled-{dtype}-{n}x{n}x{n}", "config": c.config.name,
+                         "double_buffer": db, "cycles": r.cycles, "macs": c.macs,
+                         "instructions": len(c.program),
+                         "utilization": r.utilization(c.config, c.macs)})
+    return rows
+
+
+def print_compiler_table(rows):
+    print("\ncompiler: a 256x256x256 GEMM compiled as a one-layer net, double buffering "
+          "on / off:")
+    print(f"{'name':28s} {'config':10s} {'double buf':>10s} {'cycles':>8s} {'instrs':>7s} "
+          f"{'util':>7s}")
+    for r in rows:
+        print(f"{r['name']:28s} {r['config']:10s} {'on' if r['double_buffer'] else 'off':>10s} "
+              f"{r['cycles']:8d} {r['instructions']:7d} {r['utilization']:7.2%}")
+
+
+def cmd_run(args):
+    """Compile an ONNX model for a configuration and run it on a backend."""
+    import numpy as np
+    from .compiler import CompileError, compile_net, run_compiled
+    from .onnx_front import UnsupportedModel, load_onnx
+    from .runtime import CoreFault, OutOfMemory
+    try:
+        net = load_onnx(args.model)
+        x = None
+        if args.input:
+            x = np.load(args.input).astype(np.float32)
+            if x.ndim == 1:
+                x = x[None, :]
+            batch = x.shape[0]
+        else:
+            batch = args.batch
+        c = compile_net(net, args.config, batch=batch, dtype=args.dtype,
+                        double_buffer=not args.no_double_buffer, check=args.check)
+    except (UnsupportedModel, CompileError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    cfg = c.config
+    print(f"{args.model}: {len(net.layers)} layers, {c.dtype} on {cfg.name} "
+          f"({cfg.rows}x{cfg.cols}), batch {batch}, {len(c.program)} instructions, "
+          f"{c.size} bytes of DRAM")
+    for n in c.notes:
+        print(f"note: {n}")
+    for L in c.layers:
+        g = L.layout
+        print(f"  layer {L.index} {L.name}: out {g.M} x batch {g.N} x in {g.K}, "
+              f"{g.c_type} out, {L.macs} MACs, instructions {L.first}..{L.first + L.count - 1}")
+    if args.listing:
+        print(c.listing())
+    if x is None:
+        if not args.listing:
+            print("no --input given: compiled only")
+        return 0
+    try:
+        y, r, _ = run_compiled(c, x, backend=args.backend)
+    except (OutOfMemory, CoreFault, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    np.set_printoptions(precision=5, suppress=True, linewidth=100, threshold=200)
+    print(f"output ({net.output_name}, {y.shape[0]} x {y.shape[1]}):")
+    print(y)
+    if args.output:
+        np.save(args.output, y)
+        print(f"written to {args.output}")
+    print(f"counters ({r.backend}): " + ", ".join(f"{k} {v}" for k, v in r.counters.items()))
+    if r.cycles:
+        print(f"cycles per inference {r.cycles / batch:.1f}, utilization "
+              f"{r.utilization(cfg, c.macs):.1%}")
+    return 0
+
+
 def cmd_configs(args):
     for name, cfg in NAMED_CONFIGS.items():
         print(f"{name:10s} {cfg.to_json()}")
@@ -217,6 +312,20 @@ def main(argv=None):
     b.add_argument("--gemm-only", action="store_true",
                    help="run only the whole-core GEMM cases")
     b.set_defaults(func=cmd_bench)
+
+    r = sub.add_parser("run", help="compile an ONNX model and run it on a backend")
+    r.add_argument("model", help="ONNX file (FP32 MLP, or QDQ INT8)")
+    r.add_argument("--input", help=".npy input, batch x features (FP32)")
+    r.add_argument("--batch", type=int, default=1, help="batch to compile for without --input")
+    r.add_argument("--config", default=os.environ.get("CONFIG") or "default")
+    r.add_argument("--backend", default="golden", choices=["golden", "verilator"])
+    r.add_argument("--dtype", choices=["int8", "bf16", "fp16"],
+                   help="operand type (default: int8 for QDQ models, bf16 for float ones)")
+    r.add_argument("--listing", action="store_true", help="print the program")
+    r.add_argument("--output", help="write the output to this .npy")
+    r.add_argument("--no-double-buffer", action="store_true")
+    r.add_argument("--check", action="store_true", help="run the race checker on the program")
+    r.set_defaults(func=cmd_run)
 
     c = sub.add_parser("configs", help="list the named configurations")
     c.set_defaults(func=cmd_configs)

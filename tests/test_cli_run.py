@@ -1,0 +1,44 @@
+"""``python -m sim.cli run``: compile an ONNX file and run it (golden backend here)."""
+
+import numpy as np
+import onnx
+
+from sim.cli import main
+from sim.onnx_build import mlp_float
+
+
+def _files(tmp_path, rng):
+    ws = [rng.standard_normal((8, 6)).astype(np.float32),
+          rng.standard_normal((6, 3)).astype(np.float32)]
+    bs = [rng.standard_normal(6).astype(np.float32), None]
+    model = mlp_float(ws, bs, [True, False])
+    onnx.save(model, tmp_path / "m.onnx")
+    x = rng.standard_normal((5, 8)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    return ws, bs, x
+
+
+def test_run_prints_outputs_and_counters(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    ws, bs, x = _files(tmp_path, rng)
+    rc = main(["run", str(tmp_path / "m.onnx"), "--input", str(tmp_path / "x.npy"),
+               "--config", "4x4-fp", "--output", str(tmp_path / "y.npy"), "--check"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert "2 layers, bf16 on 4x4" in out and "tensor_macs 330" in out
+    y = np.load(tmp_path / "y.npy")
+    ref = np.maximum(x @ ws[0] + bs[0], 0) @ ws[1]
+    assert y.shape == (5, 3) and np.allclose(y, ref, rtol=0.05, atol=0.05)
+
+
+def test_run_listing_and_errors(tmp_path, capsys):
+    rng = np.random.default_rng(1)
+    _files(tmp_path, rng)
+    assert main(["run", str(tmp_path / "m.onnx"), "--config", "4x4-fp", "--listing"]) == 0
+    out = capsys.readouterr().out
+    assert "MATMUL" in out and "END" in out
+    # the default configuration is INT8-only: a float model needs a float config
+    assert main(["run", str(tmp_path / "m.onnx"), "--input", str(tmp_path / "x.npy")]) == 2
+    assert "has no bf16" in capsys.readouterr().err
+    assert main(["run", str(tmp_path / "missing.onnx")]) == 2
+    assert "error" in capsys.readouterr().err
