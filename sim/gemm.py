@@ -42,6 +42,18 @@ semaphore  signalled by                                      waited for by
 ``double_buffer=False`` (stream only) gives one SBUF buffer and one PSUM group, so
 every load waits for the previous step and every block for the previous drain: the
 comparison ``make bench`` reports.
+
+For the compiler (:mod:`sim.compiler`) the GEMM can also
+
+* fuse an :class:`Epilogue` into the draining ACTs: a per-row bias (loaded first, by
+  one DMA, into the top of SBUF; :func:`bias_image` lays it out), ReLU, and the
+  output type of :class:`GemmLayout` (``out_type``: INT8 requantised with
+  ``scale``/``shift``/``zp``, BF16/FP16 cast, or INT32/FP32);
+* keep all of ``A^T`` (a layer's weights) in SBUF in the stream schedule when it fits
+  (``keep_a``): each slice is loaded by the first block that needs it, then reused;
+* append to an existing :class:`Program` (``program=``): every wait is relative to
+  the semaphore counts the program already has, and ``after=("st", n)`` makes the
+  GEMM's first load (and so every later one) wait for an earlier layer's stores.
 """
 
 from __future__ import annotations
