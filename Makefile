@@ -11,7 +11,7 @@ PYTEST    := $(PY) -m pytest -p no:cacheprovider
 
 export CONFIG
 
-.PHONY: all venv test sim unit verilog lint synth bench clean distclean help
+.PHONY: all venv test sim unit verilog lint synth bench demo clean distclean help
 
 help:
 	@echo "make test     whole suite: golden model, Amaranth-simulator units, Verilator testbenches"
@@ -21,6 +21,7 @@ help:
 	@echo "make lint     verilator --lint-only -Wall on every top (default, 8x4, 1x1, 16x16)"
 	@echo "make synth    yosys + nextpnr-ecp5 figures -> build/synth/<top>-<device>.json"
 	@echo "make bench    array, tensor-engine and DMA throughput on Verilator -> build/bench.json"
+	@echo "make demo     digits MLP: scikit-learn -> ONNX -> ncore (BF16, INT8) on Verilator vs onnxruntime"
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -50,6 +51,9 @@ synth: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m sim.cli bench
+
+demo: $(STAMP)
+	$(PY) -m sim.demo
 
 clean:
 	rm -rf build

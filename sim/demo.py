@@ -28,6 +28,7 @@ import argparse
 import json
 import pathlib
 import sys
+import textwrap
 import time
 import warnings
 
@@ -127,7 +128,7 @@ def run_mode(net, config, dtype, x, backend, clock, tag):
         bit_exact = bool(dram.shape == dram_iss.shape and np.array_equal(dram, dram_iss))
     cycles = res.cycles
     figures = {
-        "config": cfg.name, "dtype": dtype, "backend": backend, "batch": batch,
+        "config": str(config), "config_detail": cfg.name, "dtype": dtype, "backend": backend, "batch": batch,
         "array": [cfg.rows, cfg.cols], "dram_bytes": int(whole.size),
         "instructions": len(whole.program.instructions),
         "macs": int(whole.macs), "tensor_macs_counted": res.counters.get("tensor_macs"),
@@ -351,8 +352,9 @@ def main(argv=None) -> int:
     print(f"  sanity check: each mode's accuracy on ncore must be within "
           f"{100 * ACCURACY_MARGIN:.0f} pp of ORT FP32's, and (verilator) the RTL bit-exact "
           f"with the ISS")
-    print("  wall time: " + ", ".join(f"{k} {v:.1f} s" for k, v in clock.steps.items())
-          + f"; total {total:.1f} s")
+    walls = ", ".join(f"{k} {v:.1f}" for k, v in clock.steps.items())
+    print(textwrap.fill(f"wall time (s): {walls}; total {total:.1f}", width=96,
+                        initial_indent="  ", subsequent_indent="    "))
 
     report = {
         "dataset": {"name": "sklearn digits", "train": len(x_train), "test": batch,
