@@ -14,7 +14,7 @@ import ml_dtypes
 import numpy as np
 import pytest
 
-from hdl.config import CoreConfig
+from hdl.config import NAMED_CONFIGS, CoreConfig
 from sim.compiler import CompileError, compile_net, requant_params, run_compiled
 from sim.net import Layer, Net, Quant
 from sim.runtime import Device, OutOfMemory, matmul
@@ -348,3 +348,31 @@ def test_bad_requests():
     c = compile_net(fnet, FLT, batch=2)
     with pytest.raises(ValueError, match="input shape"):
         run_compiled(c, np.zeros((3, 8), np.float32))
+
+
+ALL_CONFIGS = {name: cfg for name, cfg in NAMED_CONFIGS.items()
+               if name != "128x128"}
+ALL_CONFIGS["4x16"] = CoreConfig(rows=4, cols=16)                  # more columns than rows
+ALL_CONFIGS["2x8-fp"] = CoreConfig(rows=2, cols=8, dtypes=("int8", "bf16", "fp16"))
+
+
+@pytest.mark.parametrize("name", list(ALL_CONFIGS))
+def test_every_configuration(name):
+    """A quantised and (where the configuration has floats) a float net compile and run
+    exactly on every named configuration and two odd shapes."""
+    cfg = ALL_CONFIGS[name]
+    rng = np.random.default_rng(len(name))
+    net = random_quant_net(rng, [13, 21, 5])
+    xq = rng.integers(-128, 128, (37, 13)).astype(np.int8)
+    c = compile_net(net, cfg, batch=37, check=True)
+    _, _, dram = run_compiled(c, bits=np.ascontiguousarray(xq.T))
+    assert np.array_equal(c.output_bits(dram).T.astype(np.int64), int_net_reference(net, xq))
+    for dtype in ("bf16", "fp16"):
+        if dtype not in cfg.dtypes:
+            continue
+        fnet = random_float_net(rng, [13, 21, 5])
+        x = rng.standard_normal((37, 13)).astype(np.float32)
+        c = compile_net(fnet, cfg, batch=37, dtype=dtype, check=True)
+        y, _, _ = run_compiled(c, x)
+        want = float_net_reference(fnet, x, dtype, cfg.rows)
+        assert np.array_equal(y.view(np.uint32), want.view(np.uint32)), dtype
