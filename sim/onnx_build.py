@@ -1,4 +1,5 @@
-"""Build small ONNX MLPs: float models, QDQ INT8 models and their post-training quantisation.
+"""Build small ONNX MLPs: float models, QDQ and QLinearMatMul INT8 models, and a
+post-training quantiser.
 
 Used by the ONNX front-end tests and the demo; the models are what
 :func:`sim.onnx_front.load_onnx` reads back.
@@ -16,6 +17,17 @@ Used by the ONNX front-end tests and the demo; the models are what
   Activations are INT8, or UINT8 with the zero point moved by +128 (the same
   arithmetic). A last layer without ``out_quant`` ends unquantised: the output is the
   FP32 MatMul + bias (+ ReLU).
+* :func:`mlp_qlinear` -- the same net in ONNX's operator-oriented (QOperator) form,
+  for nets without biases and ReLUs whose every layer requantises::
+
+      input -> QuantizeLinear
+        -> QLinearMatMul(., s_in, zp_in, W_q int8, w_scale, 0, s_out, zp_out)
+        -> QLinearMatMul ... -> DequantizeLinear -> output
+
+  Activations INT8 or UINT8 as above; every scale and zero point is a scalar
+  initializer, the integer tensors stay integer between the layers (``input_q``,
+  ``act0_q``, ...; the nodes are ``quant_input``, ``matmul0``, ... and
+  ``dequant_act{n-1}``). Default opset 17 (QLinearMatMul-10); 21 gives QLinearMatMul-21.
 * :func:`quantize_mlp` -- per-tensor post-training quantisation from a calibration
   batch. Weights: symmetric, ``w_scale = max|W| / 127``, ``W_q = clip(rint(W / w_scale),
   -127, 127)``. Activations (the input and every layer output, the last one included),
@@ -40,7 +52,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from sim.net import Layer, Net, Quant
 
-__all__ = ["mlp_float", "mlp_qdq", "quantize_mlp"]
+__all__ = ["mlp_float", "mlp_qdq", "mlp_qlinear", "quantize_mlp"]
 
 
 def _model(nodes, inits, k0, n_out, batch, opset, name):
@@ -144,6 +156,49 @@ def mlp_qdq(net: Net, *, uint8_activations=False, opset=17) -> onnx.ModelProto:
         x = y
     nodes[-1].output[0] = "output"
     return _model(nodes, inits, net.in_features, net.out_features, None, opset, "mlp_qdq")
+
+
+def mlp_qlinear(net: Net, *, uint8_activations=False, opset=17) -> onnx.ModelProto:
+    """The QOperator (QLinearMatMul) ONNX model of a quantised :class:`Net` (layout in
+    the module docstring). Every layer must have no bias, no ReLU and ``out_quant`` set
+    (QLinearMatMul has no bias or activation and always requantises): ``ValueError``
+    otherwise. ``opset`` is 10 or later."""
+    if not net.quantized:
+        raise ValueError("mlp_qlinear needs a quantised Net")
+    net.check()
+    for i, L in enumerate(net.layers):
+        what = ("a bias" if L.bias is not None else "a ReLU" if L.relu
+                else "no output quantisation" if L.out_quant is None else None)
+        if what:
+            raise ValueError(f"layer {i} ({L.name}) has {what}: a QLinearMatMul layer has "
+                             f"no bias and no ReLU and requantises its output (use mlp_qdq)")
+    if opset < 10:
+        raise ValueError(f"QLinearMatMul needs opset 10 or later, not {opset}")
+    act_t = np.uint8 if uint8_activations else np.int8
+    nodes, inits = [], []
+
+    def qparams(q: Quant, tag):
+        zp = q.zero_point + (128 if uint8_activations else 0)
+        inits.extend([_init(f"{tag}_scale", q.scale, np.float32),
+                      _init(f"{tag}_zp", zp, act_t)])
+        return [f"{tag}_scale", f"{tag}_zp"]
+
+    a = qparams(net.input_quant, "input")
+    nodes.append(helper.make_node("QuantizeLinear", ["input"] + a, ["input_q"],
+                                  name="quant_input"))
+    x = "input_q"
+    for i, L in enumerate(net.layers):
+        inits += [_init(f"w{i}_q", L.weight, np.int8),
+                  _init(f"w{i}_scale", L.w_scale, np.float32), _init(f"w{i}_zp", 0, np.int8)]
+        y = qparams(L.out_quant, f"act{i}")
+        nodes.append(helper.make_node(
+            "QLinearMatMul", [x] + a + [f"w{i}_q", f"w{i}_scale", f"w{i}_zp"] + y,
+            [f"act{i}_q"], name=f"matmul{i}"))
+        x, a = f"act{i}_q", y
+    nodes.append(helper.make_node("DequantizeLinear", [x] + a, ["output"],
+                                  name=f"dequant_act{len(net.layers) - 1}"))
+    return _model(nodes, inits, net.in_features, net.out_features, None, opset,
+                  "mlp_qlinear")
 
 
 def _act_quant(a, relu, uint8_activations) -> Quant:

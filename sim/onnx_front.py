@@ -45,6 +45,33 @@ QDQ INT8 models (ONNX Runtime's QDQ format; :mod:`sim.onnx_build` writes them)::
   either ends with Q -> DQ (``out_quant`` set; the host dequantises) or unquantised
   (``out_quant`` None). Mixing float and quantised layers is not supported.
 
+QLinearMatMul INT8 models (ONNX's operator-oriented "QOperator" format; ONNX Runtime's
+quantiser writes it for bias-free MatMul layers; :func:`sim.onnx_build.mlp_qlinear`)::
+
+    x -> QuantizeLinear(s_in, zp_in)
+      -> QLinearMatMul(., s_in, zp_in, W_q, w_scale, 0, s_out, zp_out)   a layer
+      -> [QLinearMatMul ...] -> DequantizeLinear(s_out, zp_out) -> output
+
+* Input ``a`` must be the integer activation itself, from a QuantizeLinear or a previous
+  QLinearMatMul (not a DequantizeLinear output), and ``a_scale``/``a_zero_point`` must
+  equal that activation's scale, zero point and type exactly.
+* ``b`` is a constant (initializer or Constant) 2-D INT8 ``K x N`` matrix with a
+  per-tensor FP32 scale and zero point 0. UINT8 weights are refused (with zero point 0
+  they need not fit INT8; any other zero point is refused as for QDQ), as are
+  per-column scales or zero points and a ``b`` computed by a node.
+* The layer has no bias and no ReLU (``bias=None``, ``relu=False``) and requantises to
+  ``y_scale``/``y_zero_point`` (``out_quant``; INT8 or UINT8). A ReLU or bias add in
+  between would be a float operator on a DequantizeLinear output, and is refused; ONNX
+  Runtime's quantiser folds a ReLU into the output range instead (zero point at the
+  bottom of the range), which loads as a plain layer.
+* The graph output comes from a DequantizeLinear repeating the last QLinearMatMul's
+  ``y_scale``, ``y_zero_point`` and type.
+* QDQ layers and QLinearMatMul layers may follow each other: a QDQ layer's
+  QuantizeLinear output may feed a QLinearMatMul, and a QLinearMatMul's DequantizeLinear
+  output a QDQ MatMul/Gemm (the arithmetic is the same).
+* ``MatMulInteger`` (an INT32 result rescaled by separate float operators, as dynamic
+  quantisation writes) is refused with its own message.
+
 Anything else raises :class:`UnsupportedModel` naming the node, never a silent
 miscompile: ``unsupported operator 'Conv' (node 'conv1')``.
 """
@@ -98,12 +125,14 @@ class _Act:
 
     ``kind``: ``"input"`` (the graph input), ``"layer"`` (output of layer ``layer`` after
     its ``stage``: ``"matmul"``, ``"bias"`` or ``"relu"``), ``"quant"`` (an integer
-    QuantizeLinear output) or ``"dequant"`` (its DequantizeLinear).
+    QuantizeLinear or QLinearMatMul output, quantised with ``qp`` by ``src``) or
+    ``"dequant"`` (its DequantizeLinear).
     """
     kind: str
     layer: int = -1
     stage: str = ""
     qp: _QParams | None = None
+    src: tuple[str, str] = ("", "")      # "quant"/"dequant": (op, node) that quantised it
 
     def describe(self):
         return {"input": "the graph input", "layer": f"a layer output (after {self.stage})",
@@ -264,7 +293,12 @@ class _Loader:
 
     def _op_Relu(self, node, name, t, a, i):
         if a.kind != "layer":
-            hint = " (apply Relu before QuantizeLinear)" if a.kind == "dequant" else ""
+            hint = ""
+            if a.kind == "dequant" and a.src[0] == "QLinearMatMul":
+                hint = (f" (QLinearMatMul node '{a.src[1]}' has no ReLU: quantise its "
+                        f"output to a range starting at 0 instead)")
+            elif a.kind == "dequant":
+                hint = " (apply Relu before QuantizeLinear)"
             raise UnsupportedModel(f"Relu node '{name}' is applied to {a.describe()}: ReLU "
                                    f"is only supported directly after a layer's "
                                    f"MatMul/Gemm or bias add{hint}")
@@ -332,6 +366,15 @@ class _Loader:
                 raise UnsupportedModel(f"{where}: the weight zero point must be 0, not "
                                        f"{np.asarray(w.zero_point).ravel().tolist()}")
             w = w.q
+        idx = self._append_layer(node, name, a, w, trans, w_scale, i)
+        if bias is None:
+            return _Act("layer", idx, "matmul")
+        self._add_bias(idx, bias, node, name)
+        return _Act("layer", idx, "bias")
+
+    def _append_layer(self, node, name, a, w, trans, w_scale, i):
+        """Check the weight's shape against the chain and append the layer; its index."""
+        op = node.op_type
         if w.ndim != 2:
             raise UnsupportedModel(f"{op} node '{name}': the weight must be a 2-D matrix, "
                                    f"not shape {w.shape}")
@@ -343,13 +386,54 @@ class _Loader:
         self.features = w.shape[1]
         self.layers.append(Layer(name=node.name or f"{op}_{i}", weight=w,
                                  w_scale=None if w_scale is None else float(w_scale)))
-        if mode == "quant":
+        if self.mode == "quant":
             self.in_scales.append(a.qp.scale)
-        idx = len(self.layers) - 1
-        if bias is None:
-            return _Act("layer", idx, "matmul")
-        self._add_bias(idx, bias, node, name)
-        return _Act("layer", idx, "bias")
+        return len(self.layers) - 1
+
+    def _op_QLinearMatMul(self, node, name, t, a, i):
+        where = f"QLinearMatMul node '{name}'"
+        if node.input[0] != t:
+            raise UnsupportedModel(f"{where}: the activation must be input a, and b a "
+                                   f"constant INT8 weight matrix")
+        if a.kind != "quant":
+            hint = (" (drop the DequantizeLinear: QLinearMatMul takes the quantised tensor)"
+                    if a.kind == "dequant" else " (QuantizeLinear first)")
+            raise UnsupportedModel(f"{where} takes {a.describe()}; input a must be an INT8 "
+                                   f"or UINT8 activation from QuantizeLinear or another "
+                                   f"QLinearMatMul{hint}")
+        if self.mode is None:
+            self.mode = "quant"
+        a_qp = self._qparams(node, name, scale_at=1, zp_at=2, what="a")
+        if a_qp != a.qp:
+            raise UnsupportedModel(
+                f"{where}: a_scale/a_zero_point ({a_qp}) do not match the quantisation of "
+                f"its input a ({a.qp}, from {a.src[0]} node '{a.src[1]}')")
+        w = self._const(node, name, node.input[3], "b (the weight)")
+        wq = f"the weight b of {where}"
+        if not isinstance(w, np.ndarray):
+            raise UnsupportedModel(f"{wq}: b must be an INT8 initializer or Constant, not a "
+                                   f"DequantizeLinear output")
+        w_scale = _scalar_scale(self._const(node, name, node.input[4], "b_scale"), wq)
+        zp = np.asarray(self._const(node, name, node.input[5], "b_zero_point"))
+        if zp.size != 1:
+            raise UnsupportedModel(f"per-channel quantisation ({zp.size} zero points) in {wq} "
+                                   f"is not supported: ncore quantises per tensor")
+        if np.any(zp != 0):
+            raise UnsupportedModel(f"{wq}: the weight zero point must be 0, not "
+                                   f"{zp.ravel().tolist()} ({zp.dtype})")
+        if w.dtype != np.int8:
+            raise UnsupportedModel(f"{wq}: weights must be INT8 (zero point 0), not "
+                                   f"{w.dtype}")
+        idx = self._append_layer(node, name, a, w, False, w_scale, i)
+        y_qp = self._qparams(node, name, scale_at=6, zp_at=7, what="y")
+        self.layers[idx].out_quant = y_qp.quant()
+        return _Act("quant", qp=y_qp, src=("QLinearMatMul", name))
+
+    def _op_MatMulInteger(self, node, name, t, a, i):
+        raise UnsupportedModel(
+            f"unsupported operator 'MatMulInteger' (node '{name}'): its INT32 output is "
+            f"rescaled by separate float operators (dynamic quantisation), which ncore does "
+            f"not run; quantise statically to the QDQ format or to QLinearMatMul")
 
     def _op_Add(self, node, name, t, a, i):
         if a.kind != "layer" or a.stage == "relu":
@@ -401,16 +485,22 @@ class _Loader:
             bq = bq + L.bias
         L.bias = np.clip(bq, -2**31, 2**31 - 1).astype(np.int32)
 
-    def _qparams(self, node, name, default_dtype=None) -> _QParams:
+    def _qparams(self, node, name, default_dtype=None, *, scale_at=1, zp_at=2,
+                 what="") -> _QParams:
+        """An activation's quantisation: the scale and zero point at inputs ``scale_at``
+        and ``zp_at`` of ``node`` (``what``: which of a QLinearMatMul's tensors)."""
         at = _attrs(node)
-        where = f"{node.op_type} node '{name}'"
+        where = f"{node.op_type} node '{name}'" + (f" ({what})" if what else "")
         if at.get("block_size", 0):
             raise UnsupportedModel(f"blocked quantisation (block_size) in {where} is not "
                                    f"supported")
-        scale = _scalar_scale(self._const(node, name, node.input[1], "scale"), where)
-        zp_name = node.input[2] if len(node.input) > 2 and node.input[2] else None
+        s_what, zp_what = (f"{what}_scale", f"{what}_zero_point") if what else \
+            ("scale", "zero point")
+        scale = _scalar_scale(self._const(node, name, node.input[scale_at], s_what), where)
+        zp_name = node.input[zp_at] if len(node.input) > zp_at and node.input[zp_at] \
+            else None
         if zp_name is not None:
-            zp = np.asarray(self._const(node, name, zp_name, "zero point"))
+            zp = np.asarray(self._const(node, name, zp_name, zp_what))
             if zp.size != 1:
                 raise UnsupportedModel(f"per-channel quantisation ({zp.size} zero points) "
                                        f"in {where} is not supported")
@@ -444,7 +534,7 @@ class _Loader:
             raise UnsupportedModel(f"QuantizeLinear node '{name}' is applied to "
                                    f"{a.describe()}: only the graph input and layer outputs "
                                    f"may be quantised")
-        return _Act("quant", qp=qp)
+        return _Act("quant", qp=qp, src=("QuantizeLinear", name))
 
     def _op_DequantizeLinear(self, node, name, t, a, i):
         if a.kind != "quant":
@@ -453,8 +543,8 @@ class _Loader:
         qp = self._qparams(node, name, a.qp.dtype)
         if qp != a.qp:
             raise UnsupportedModel(f"DequantizeLinear node '{name}' ({qp}) does not match "
-                                   f"its QuantizeLinear partner ({a.qp})")
-        return _Act("dequant", qp=qp)
+                                   f"its {a.src[0]} partner '{a.src[1]}' ({a.qp})")
+        return _Act("dequant", qp=qp, src=a.src)
 
 
 def _attrs(node):
