@@ -4,6 +4,12 @@ Policy (``docs/numerics.md``): IEEE 754 binary32, round to nearest even, subnorm
 supported on input and output, overflow to Inf, canonical quiet NaN ``0x7FC00000`` for
 every NaN result, ``Inf - Inf = NaN``, exact zero sums are ``+0`` unless both operands
 are ``-0``. The golden model of the same algorithm is :func:`sim.fp.fp32_add_bits`.
+
+Both units take an elaboration-time ``subnormals`` option (default ``True``, the shipped
+policy). ``subnormals=False`` builds a flush-to-zero variant for area-constrained builds:
+subnormal inputs are read as zeros of their sign, and a result whose IEEE value would be
+subnormal becomes a zero of its sign; the logic that only subnormals need is left out.
+Latencies are the same. The golden models take the same keyword.
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
@@ -33,6 +39,17 @@ class FP32Adder(wiring.Component):
     (5) count leading zeros and limit the left shift so that the exponent stays >= 1
     (which yields subnormal results); (6) shift left; (7) round to nearest even, pack.
 
+    Parameters
+    ----------
+    subnormals : bool
+        ``True`` (default): full IEEE subnormal support. ``False``: flush to zero. A
+        subnormal operand counts as a zero of its sign (its exponent field is taken as
+        0, not 1, and its significand is ignored); the left shift of stage 5 is not
+        limited, and a result left with a biased exponent <= 0 by it, i.e. a nonzero
+        sum below ``2**-126``, becomes a zero of its sign. With normal operands such a
+        sum is exact, so flushing before or after rounding is the same rule. Golden
+        model: ``sim.fp.fp32_add_bits(a, b, subnormals=False)``.
+
     Members
     -------
     i_a, i_b : In(32)
@@ -53,8 +70,15 @@ class FP32Adder(wiring.Component):
     o_sum: Out(32)
     o_valid: Out(1)
 
+    def __init__(self, *, subnormals=True):
+        if not isinstance(subnormals, bool):
+            raise TypeError(f"subnormals must be a bool, not {subnormals!r}")
+        self.subnormals = subnormals
+        super().__init__()
+
     def elaborate(self, platform):
         m = Module()
+        ieee = self.subnormals
 
         def stage(name, **values):
             """Register ``values`` (name -> expression) into fresh reset-less signals;
@@ -78,14 +102,22 @@ class FP32Adder(wiring.Component):
         x, y = s1["x"], s1["y"]
         sx, ex, fx = x[31], x[23:31], x[:23]
         sy, ey, fy = y[31], y[23:31], y[:23]
-        e_x = Mux(ex == 0, 1, ex)
-        e_y = Mux(ey == 0, 1, ey)
+        if ieee:
+            e_x = Mux(ex == 0, 1, ex)
+            e_y = Mux(ey == 0, 1, ey)
+        else:
+            # flush: a zero exponent field means zero, whatever the fraction holds. The
+            # fractions stay in MX and MY (whose registers then copy those of x and y,
+            # which synthesis merges): a flushed y is shifted out entirely in stage 3,
+            # its sticky bit suppressed; stage 5 knows a flushed x (so y) by exponent 0.
+            e_x, e_y = ex, ey
         d = Signal(8)
         m.d.comb += d.eq(e_x - e_y)
         s2 = stage(
             "s2",
             MX=Cat(Const(0, 3), fx, ex != 0), MY=Cat(Const(0, 3), fy, ey != 0),
-            dd=Mux(d > 27, 27, d)[:5], e=e_x, sx=sx, sub=sx != sy,
+            dd=Mux((d > 27) if ieee else (d > 27) | (ey == 0), 27, d)[:5],
+            e=e_x, sx=sx, sub=sx != sy,
             nan=((ex == 0xFF) & (fx != 0)) | ((ey == 0xFF) & (fy != 0)),
             inf_x=(ex == 0xFF) & (fx == 0), inf_y=(ey == 0xFF) & (fy == 0),
             x=x, y=y, valid=s1["valid"])
@@ -93,8 +125,11 @@ class FP32Adder(wiring.Component):
         # ---- 3: align the smaller significand (guard, round, sticky) ---------------------
         MY, dd = s2["MY"], s2["dd"]
         lost_mask = ~(Const((1 << 27) - 1, 27) << dd)[:27]
+        sticky = (MY & lost_mask) != 0
+        if not ieee:
+            sticky = sticky & MY[26]         # no hidden bit: y is zero or flushed
         keep = ("e", "sx", "sub", "nan", "inf_x", "inf_y", "x", "y", "valid")
-        s3 = stage("s3", MX=s2["MX"], MY=(MY >> dd) | ((MY & lost_mask) != 0),
+        s3 = stage("s3", MX=s2["MX"], MY=(MY >> dd) | sticky,
                    **{k: s2[k] for k in keep})
 
         # ---- 4: add or subtract; carry -> shift right one, keeping sticky ---------------
@@ -109,12 +144,24 @@ class FP32Adder(wiring.Component):
         n = _bit_length(m, R1, 27)
         lz = Signal(range(28))
         m.d.comb += lz.eq(27 - n)
-        s5a = stage("s5a", R=R1, e=e1, sh=Mux(lz > e1 - 1, e1 - 1, lz)[:5], zero=R1 == 0,
+        # (flush to zero: no limit, a result pushed to exponent <= 0 is flushed in stage
+        # 7; e1 = 0 only if x, hence y too, is zero or flushed: the sum is a zero)
+        s5a = stage("s5a", R=R1, e=e1, sh=(Mux(lz > e1 - 1, e1 - 1, lz) if ieee else lz)[:5],
+                    zero=(R1 == 0) if ieee else (R1 == 0) | (e1 == 0),
                     **{k: s4[k] for k in keep if k != "e"})
 
         # ---- 6: normalise left ----------------------------------------------------------------
-        s5 = stage("s5", R=(s5a["R"] << s5a["sh"])[:27], e=(s5a["e"] - s5a["sh"])[:9],
-                   zero=s5a["zero"], **{k: s5a[k] for k in keep if k != "e"})
+        if ieee:
+            s5 = stage("s5", R=(s5a["R"] << s5a["sh"])[:27], e=(s5a["e"] - s5a["sh"])[:9],
+                       zero=s5a["zero"], **{k: s5a[k] for k in keep if k != "e"})
+        else:
+            # the exponent after the shift, one bit wider: <= 0 means a nonzero result
+            # below 2**-126 (exact: only a cancellation shifts left by more than one),
+            # flushed in stage 7 to a zero with the sign of the larger operand
+            e6 = Signal(10)
+            m.d.comb += e6.eq(s5a["e"] - s5a["sh"])
+            s5 = stage("s5", R=(s5a["R"] << s5a["sh"])[:27], e=e6[:9], zero=s5a["zero"],
+                       tiny=e6[9] | (e6 == 0), **{k: s5a[k] for k in keep if k != "e"})
 
         # ---- 7: round to nearest even, pack ------------------------------------------------
         R = s5["R"]
@@ -131,7 +178,8 @@ class FP32Adder(wiring.Component):
             e3.eq(s5["e"] + ovf),
         ]
         exp_field = Signal(10)
-        m.d.comb += exp_field.eq(Mux(mant[23], e3, 0))
+        # (flush to zero: every result that gets here is normalised, mant[23] = 1)
+        m.d.comb += exp_field.eq(Mux(mant[23], e3, 0) if ieee else e3)
 
         result = Signal(32)
         with m.If(s5["nan"] | (s5["inf_x"] & s5["inf_y"] & s5["sub"])):
@@ -142,6 +190,9 @@ class FP32Adder(wiring.Component):
             m.d.comb += result.eq(s5["y"])
         with m.Elif(s5["zero"]):
             m.d.comb += result.eq(Cat(Const(0, 31), s5["sx"] & ~s5["sub"]))
+        if not ieee:
+            with m.Elif(s5["tiny"]):
+                m.d.comb += result.eq(Cat(Const(0, 31), s5["sx"]))
         with m.Elif(exp_field >= 255):
             m.d.comb += result.eq(Cat(Const(0, 23), Const(0xFF, 8), s5["sx"]))
         with m.Else():
@@ -163,6 +214,19 @@ class FPMul16(wiring.Component):
     nearest even: exact for FP16 and for BF16 products in the FP32 normal range; BF16
     products below it round to a subnormal or zero, above it to Inf. NaN operands and
     ``Inf * 0`` give the canonical NaN. Golden model: :func:`sim.fp.mul16_to_fp32_bits`.
+
+    Parameters
+    ----------
+    subnormals : bool
+        ``True`` (default): full IEEE subnormal support. ``False``: flush to zero. A
+        subnormal operand (either format) counts as a zero of its sign, so ``Inf`` times
+        a subnormal is NaN; a product below ``2**-126`` (BF16 only) becomes a zero of
+        its sign. Both significands then have their hidden bit, so the product is
+        normalised by a one-bit shift and is exact (at most 22 bits): the leading-one
+        search, the denormalising shifter and the rounding adder are left out. A
+        product of normal BF16 values is never within rounding distance of
+        ``2**-126`` from below, so flushing before or after rounding is the same rule.
+        Golden model: ``sim.fp.mul16_to_fp32_bits(a, b, fmt, subnormals=False)``.
 
     Members
     -------
@@ -189,7 +253,15 @@ class FPMul16(wiring.Component):
     o_prod: Out(32)
     o_valid: Out(1)
 
+    def __init__(self, *, subnormals=True):
+        if not isinstance(subnormals, bool):
+            raise TypeError(f"subnormals must be a bool, not {subnormals!r}")
+        self.subnormals = subnormals
+        super().__init__()
+
     def elaborate(self, platform):
+        if not self.subnormals:
+            return self._elaborate_ftz()
         m = Module()
         fp16 = self.i_fmt
 
@@ -299,4 +371,82 @@ class FPMul16(wiring.Component):
         with m.Else():
             m.d.comb += result.eq(sub)
         m.d.sync += [self.o_prod.eq(result), self.o_valid.eq(valid3)]
+        return m
+
+    def _elaborate_ftz(self):
+        """The flush-to-zero variant: same stages and latency, no subnormal logic."""
+        m = Module()
+        fp16 = self.i_fmt
+
+        def decode(v, name):
+            # Both formats give an 11-bit significand with the hidden bit on top (BF16's
+            # 8 bits moved up by 3, compensated in the exponent), value = sig * 2**exp.
+            e = Signal(8, name=f"{name}_e")
+            sig = Signal(11, name=f"{name}_sig")
+            exp = Signal(signed(10), name=f"{name}_exp")
+            emax = Signal(name=f"{name}_emax")
+            frac_nz = Signal(name=f"{name}_frac_nz")
+            with m.If(fp16):
+                m.d.comb += [e.eq(v[10:15]), emax.eq(v[10:15] == 0x1F),
+                             frac_nz.eq(v[:10] != 0), sig.eq(Cat(v[:10], 1)),
+                             exp.eq(v[10:15] - 25)]
+            with m.Else():
+                m.d.comb += [e.eq(v[7:15]), emax.eq(v[7:15] == 0xFF),
+                             frac_nz.eq(v[:7] != 0), sig.eq(Cat(Const(0, 3), v[:7], 1)),
+                             exp.eq(v[7:15] - 137)]
+            return sig, exp, emax & frac_nz, emax, e == 0   # zero: zero or flushed
+
+        siga, expa, nana, infa, zeroa = decode(self.i_a, "a")
+        sigb, expb, nanb, infb, zerob = decode(self.i_b, "b")
+
+        # ---- stage 1: decoded operands registered ----------------------------------
+        siga1, sigb1 = Signal(11), Signal(11)
+        expa1, expb1 = Signal(signed(10)), Signal(signed(10))
+        sign1, nan1, inf1, zero1, valid1 = Signal(), Signal(), Signal(), Signal(), Signal()
+        m.d.sync += [
+            siga1.eq(siga), sigb1.eq(sigb), expa1.eq(expa), expb1.eq(expb),
+            sign1.eq(self.i_a[15] ^ self.i_b[15]), nan1.eq(nana | nanb),
+            inf1.eq(infa | infb), zero1.eq(zeroa | zerob), valid1.eq(self.i_valid),
+        ]
+
+        # ---- stage 2: multiply significands (2**20 <= P < 2**22), add exponents -----------
+        P = Signal(22)
+        E = Signal(signed(11))
+        sign2, nan2, inf2, zero2, valid2 = Signal(), Signal(), Signal(), Signal(), Signal()
+        m.d.sync += [
+            P.eq(siga1 * sigb1), E.eq(expa1 + expb1), sign2.eq(sign1), nan2.eq(nan1),
+            inf2.eq(inf1), zero2.eq(zero1), valid2.eq(valid1),
+        ]
+
+        # ---- stage 3: one-bit normalisation (exact), exponent of the leading one ---------
+        frac3 = Signal(23)
+        lead3 = Signal(signed(12))
+        sign3, nan3, inf3, zero3, valid3 = Signal(), Signal(), Signal(), Signal(), Signal()
+        m.d.sync += [
+            frac3.eq(Mux(P[21], Cat(Const(0, 2), P[:21]), Cat(Const(0, 3), P[:20]))),
+            lead3.eq(E + 20 + P[21]), sign3.eq(sign2), nan3.eq(nan2), inf3.eq(inf2),
+            zero3.eq(zero2), valid3.eq(valid2),
+        ]
+
+        # ---- stage 4: range checks: overflow to Inf, below 2**-126 flushed ------------------
+        frac4 = Signal(23)
+        exp4 = Signal(8)
+        sign4, nan4, inf4, zero4, valid4 = Signal(), Signal(), Signal(), Signal(), Signal()
+        m.d.sync += [
+            frac4.eq(frac3), exp4.eq((lead3 + 127)[:8]), sign4.eq(sign3),
+            nan4.eq(nan3 | (inf3 & zero3)), inf4.eq(inf3 | (lead3 > 127)),
+            zero4.eq(zero3 | (lead3 < -126)), valid4.eq(valid3),
+        ]
+
+        # ---- stage 5: pack -------------------------------------------------------------------
+        result = Signal(32)
+        with m.If(nan4):
+            m.d.comb += result.eq(CANONICAL_NAN)
+        with m.Elif(inf4):
+            m.d.comb += result.eq(Cat(Const(0, 23), Const(0xFF, 8), sign4))
+        with m.Elif(zero4):
+            m.d.comb += result.eq(Cat(Const(0, 31), sign4))
+        with m.Else():
+            m.d.comb += result.eq(Cat(frac4, exp4, sign4))
+        m.d.sync += [self.o_prod.eq(result), self.o_valid.eq(valid4)]
         return m

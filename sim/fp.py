@@ -10,12 +10,19 @@ The adder here follows the same algorithm as the gateware (:class:`hdl.fp.FP32Ad
 swap so the larger magnitude comes first, align the smaller with guard, round and
 sticky bits, add or subtract, normalise, round to nearest even. It works on integer
 bit patterns only; tests check it against NumPy's own float32 addition.
+
+Flush to zero (``subnormals=False``, the option of the gateware units for
+area-constrained builds; not the shipped policy): subnormal operands are read as zeros
+of their sign, the operation is done as above, and a subnormal result is replaced by the
+zero of its sign ("flush after rounding"). For these two operations on normal operands
+that is the same as flushing every nonzero exact result below ``2**-126``: such a sum
+is exact, and no BF16 product lies within rounding distance below ``2**-126``.
 """
 
 import numpy as np
 
 __all__ = ["CANONICAL_NAN", "FORMATS16", "fp32_add_bits", "mul16_to_fp32_bits",
-           "canonicalise_nan", "f32_bits", "bits_f32"]
+           "canonicalise_nan", "flush_subnormals", "f32_bits", "bits_f32"]
 
 CANONICAL_NAN = 0x7FC00000
 
@@ -37,6 +44,15 @@ def canonicalise_nan(bits):
     return np.where(nan, np.uint32(CANONICAL_NAN), bits).astype(np.uint32)
 
 
+def flush_subnormals(bits, ebits=8, fbits=23):
+    """Replace every subnormal bit pattern of a binary format (sign bit just above
+    ``ebits`` exponent and ``fbits`` fraction bits) by the zero of its sign; any other
+    pattern is returned unchanged. Defaults: binary32."""
+    bits = np.asarray(bits).astype(np.int64)
+    sub = ((bits >> fbits) & ((1 << ebits) - 1) == 0) & (bits & ((1 << fbits) - 1) != 0)
+    return np.where(sub, bits & (1 << (ebits + fbits)), bits)
+
+
 def _bit_length(v):
     """floor(log2(v)) + 1 for int64 v >= 0 (0 for 0), exactly, without floats."""
     n = np.zeros_like(v)
@@ -48,11 +64,18 @@ def _bit_length(v):
     return n + (v > 0)
 
 
-def fp32_add_bits(a, b):
-    """IEEE binary32 ``a + b`` on uint32 bit patterns, round to nearest even."""
+def fp32_add_bits(a, b, *, subnormals=True):
+    """IEEE binary32 ``a + b`` on uint32 bit patterns, round to nearest even.
+
+    ``subnormals=False``: flush to zero, as :class:`hdl.fp.FP32Adder` built with
+    ``subnormals=False`` (subnormal operands and results become zeros of their sign).
+    """
     a = np.asarray(a, dtype=np.uint32).astype(np.int64)
     b = np.asarray(b, dtype=np.uint32).astype(np.int64)
     a, b = np.broadcast_arrays(a, b)
+    if not subnormals:
+        out = fp32_add_bits(flush_subnormals(a), flush_subnormals(b))
+        return flush_subnormals(out).astype(np.uint32)
     mag_a = a & 0x7FFFFFFF
     mag_b = b & 0x7FFFFFFF
     swap = mag_b > mag_a
@@ -114,18 +137,27 @@ def fp32_add_bits(a, b):
 FORMATS16 = {"bf16": (8, 7, 127), "fp16": (5, 10, 15)}
 
 
-def mul16_to_fp32_bits(a, b, fmt):
+def mul16_to_fp32_bits(a, b, fmt, *, subnormals=True):
     """Product of two BF16 or two FP16 bit patterns as an FP32 bit pattern.
 
     The exact product (at most 22 significant bits) is rounded once to binary32 with
     round-to-nearest-even: it is exact unless it falls below the normal range
     (BF16 only: rounds into a subnormal or to zero) or above it (BF16 only: Inf).
     NaN operands and ``Inf * 0`` give :data:`CANONICAL_NAN`.
+
+    ``subnormals=False``: flush to zero, as :class:`hdl.fp.FPMul16` built with
+    ``subnormals=False``: subnormal operands (of the 16-bit format) become zeros of
+    their sign (so ``Inf`` times a subnormal is NaN), a subnormal product the zero of
+    its sign.
     """
     ebits, fbits, bias = FORMATS16[fmt]
     a = np.asarray(a, dtype=np.uint32).astype(np.int64) & 0xFFFF
     b = np.asarray(b, dtype=np.uint32).astype(np.int64) & 0xFFFF
     a, b = np.broadcast_arrays(a, b)
+    if not subnormals:
+        out = mul16_to_fp32_bits(flush_subnormals(a, ebits, fbits),
+                                 flush_subnormals(b, ebits, fbits), fmt)
+        return flush_subnormals(out).astype(np.uint32)
     emax = (1 << ebits) - 1
 
     def decode(v):

@@ -70,6 +70,16 @@ def _fp_mul16(cfg):
     return FPMul16()
 
 
+def _fp32_adder_ftz(cfg):
+    from hdl.fp import FP32Adder
+    return FP32Adder(subnormals=False)
+
+
+def _fp_mul16_ftz(cfg):
+    from hdl.fp import FPMul16
+    return FPMul16(subnormals=False)
+
+
 def _host(cfg):
     from hdl.host import HostInterface
     return HostInterface(cfg)
@@ -101,6 +111,11 @@ TOPS = {
     "fp_mul16": _fp_mul16,
     "fp32_adder_synth": _wrapped(_fp32_adder),
     "fp_mul16_synth": _wrapped(_fp_mul16),
+    # flush-to-zero builds of the FP units, for the area comparison in docs/numerics.md
+    "fp32_adder_ftz": _fp32_adder_ftz,
+    "fp_mul16_ftz": _fp_mul16_ftz,
+    "fp32_adder_ftz_synth": _wrapped(_fp32_adder_ftz),
+    "fp_mul16_ftz_synth": _wrapped(_fp_mul16_ftz),
     "host_interface": _host,
 }
 
@@ -117,6 +132,8 @@ SYNTH_TOPS = {
     "neuron_core": "neuron_core_synth",
     "fp32_adder": "fp32_adder_synth",
     "fp_mul16": "fp_mul16_synth",
+    "fp32_adder_ftz": "fp32_adder_ftz_synth",
+    "fp_mul16_ftz": "fp_mul16_ftz_synth",
 }
 
 

@@ -111,3 +111,122 @@ def test_mul_exhaustive_slices(fmt):
 @given(st.integers(0, 0xFFFF), st.integers(0, 0xFFFF), st.sampled_from(["bf16", "fp16"]))
 def test_mul_any_bit_patterns(a, b, fmt):
     assert int(mul16_to_fp32_bits(a, b, fmt)) == int(numpy_mul_bits(a, b, fmt))
+
+
+# ---- flush-to-zero variants (subnormals=False) -----------------------------------------
+# The reference here is independent of sim.fp's bit-level flush: the float32 values are
+# flushed by magnitude (below FLT_MIN -> zero of the same sign), NumPy adds or multiplies
+# them (IEEE, subnormals kept), and the result is flushed the same way.
+
+TINY32 = np.finfo(np.float32).tiny          # 2**-126, the smallest normal
+
+
+def flush_values(f):
+    f = np.asarray(f, dtype=np.float32)
+    return np.where(np.abs(f) < TINY32, np.copysign(np.float32(0), f), f).astype(np.float32)
+
+
+def numpy_add_bits_ftz(a, b):
+    with np.errstate(all="ignore"):
+        s = flush_values(bits_f32(np.uint32(a))) + flush_values(bits_f32(np.uint32(b)))
+    return canonicalise_nan(f32_bits(flush_values(s)))
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1))
+def test_ftz_add_any_bit_patterns(a, b):
+    assert int(fp32_add_bits(a, b, subnormals=False)) == int(numpy_add_bits_ftz(a, b)), \
+        f"{a:#010x} + {b:#010x}"
+
+
+@settings(max_examples=3000, deadline=None)
+@given(floats32, floats32)
+def test_ftz_add_float_values(x, y):
+    a, b = int(f32_bits(np.float32(x))), int(f32_bits(np.float32(y)))
+    assert int(fp32_add_bits(a, b, subnormals=False)) == int(numpy_add_bits_ftz(a, b)), \
+        f"{a:#010x} + {b:#010x}"
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.integers(0, 0x0200_0000), st.integers(-300, 300), st.booleans())
+def test_ftz_add_near_the_bottom(mag, delta, negate):
+    """Magnitudes up to 2**-124 against a nearby value of opposite (or same) sign:
+    cancellations into the subnormal range, which the FTZ variant flushes."""
+    a = mag
+    b = (mag + delta) & 0x7FFF_FFFF | (0x8000_0000 if negate else 0)
+    assert int(fp32_add_bits(a, b, subnormals=False)) == int(numpy_add_bits_ftz(a, b)), \
+        f"{a:#010x} + {b:#010x}"
+
+
+def test_ftz_add_million_random_vectorised():
+    rng = np.random.default_rng(2027)
+    n = 1_000_000
+    a = rng.integers(0, 2**32, n, dtype=np.uint64).astype(np.uint32)
+    # exponents of b within +-2 of a's, either sign: frequent cancellation everywhere,
+    # including next to the subnormal range
+    eb = np.clip(((a >> 23) & 0xFF).astype(np.int64) + rng.integers(-2, 3, n), 0, 255)
+    b = ((rng.integers(0, 2, n) << 31) | (eb << 23) | rng.integers(0, 1 << 23, n)).astype(np.uint32)
+    got = fp32_add_bits(a, b, subnormals=False)
+    exp = numpy_add_bits_ftz(a, b)
+    bad = np.nonzero(got != exp)[0]
+    assert bad.size == 0, f"first mismatch {a[bad[0]]:#010x} + {b[bad[0]]:#010x}"
+
+
+@pytest.mark.parametrize("a,b,expected", [
+    (0x0000_0001, 0x0000_0000, 0x0000_0000),   # subnormal input -> +0
+    (0x8000_0001, 0x0000_0000, 0x0000_0000),   # -0 + +0 = +0
+    (0x8000_0001, 0x8000_0000, 0x8000_0000),   # -0 + -0 = -0
+    (0x807F_FFFF, 0x807F_FFFF, 0x8000_0000),   # (-sub) + (-sub): -0, not -2**-125
+    (0x007F_FFFF, 0x0000_0001, 0x0000_0000),   # IEEE: exactly 2**-126; flushed: 0 + 0
+    (0x0080_0001, 0x8080_0000, 0x0000_0000),   # +2**-149 -> +0
+    (0x8080_0001, 0x0080_0000, 0x8000_0000),   # -2**-149 -> -0 (sign of the result)
+    (0x00FF_FFFF, 0x8080_0000, 0x0000_0000),   # 2**-126 - 2**-149 -> +0
+    (0x0100_0000, 0x8080_0000, 0x0080_0000),   # 2**-125 - 2**-126 = 2**-126: kept
+    (0x0080_0000, 0x0000_0001, 0x0080_0000),   # smallest normal + flushed subnormal
+    (0x0080_0000, 0x0080_0000, 0x0100_0000),   # 2 * smallest normal
+    (0x3F80_0000, 0x007F_FFFF, 0x3F80_0000),   # 1 + subnormal = 1
+    (0x7F80_0000, 0x8000_0001, 0x7F80_0000),   # Inf + flushed subnormal
+    (0x7F7F_FFFF, 0x7F7F_FFFF, 0x7F80_0000),   # overflow to Inf, unchanged
+    (0x7F80_0000, 0xFF80_0000, CANONICAL_NAN),  # Inf - Inf
+    (0x3F80_0001, 0x3380_0000, 0x3F80_0002),   # normal rounding unchanged
+])
+def test_ftz_add_directed(a, b, expected):
+    assert int(fp32_add_bits(a, b, subnormals=False)) == expected
+    assert int(fp32_add_bits(b, a, subnormals=False)) == expected
+    assert int(numpy_add_bits_ftz(a, b)) == expected
+
+
+def numpy_mul_bits_ftz(a, b, fmt):
+    t = NP16[fmt]
+    fa = flush_values(np.asarray(a, dtype=np.uint16).view(t).astype(np.float32))
+    fb = flush_values(np.asarray(b, dtype=np.uint16).view(t).astype(np.float32))
+    # a 16-bit subnormal widens to a float32 normal: flush those by the 16-bit format's
+    # own smallest normal
+    tiny16 = np.float32(ml_dtypes.finfo(t).smallest_normal)
+    fa = np.where(np.abs(fa) < tiny16, np.copysign(np.float32(0), fa), fa).astype(np.float32)
+    fb = np.where(np.abs(fb) < tiny16, np.copysign(np.float32(0), fb), fb).astype(np.float32)
+    with np.errstate(all="ignore"):
+        return canonicalise_nan(f32_bits(flush_values(fa * fb)))
+
+
+@pytest.mark.parametrize("fmt", ["bf16", "fp16"])
+def test_ftz_mul_exhaustive_slices(fmt):
+    """Every a against a spread of b, flush to zero, vectorised."""
+    rng = np.random.default_rng(6)
+    a = np.arange(1 << 16, dtype=np.uint32)
+    for b in np.concatenate([rng.integers(0, 1 << 16, 300),
+                             [0, 0x8000, 0x0001, 0x8001, 0x007F, 0x03FF, 0x7F80, 0x7C00,
+                              0xFF80, 0x3F80, 0x3C00, 0x0080, 0x0400, 0x2000, 0x1FFF,
+                              0x7F7F, 0x7BFF]]):
+        got = mul16_to_fp32_bits(a, b, fmt, subnormals=False)
+        exp = numpy_mul_bits_ftz(a, np.full_like(a, b), fmt)
+        bad = np.nonzero(got != exp)[0]
+        assert bad.size == 0, f"{fmt}: {a[bad[0]]:#06x} * {int(b):#06x}: " \
+                              f"{int(got[bad[0]]):#010x} != {int(exp[bad[0]]):#010x}"
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.integers(0, 0xFFFF), st.integers(0, 0xFFFF), st.sampled_from(["bf16", "fp16"]))
+def test_ftz_mul_any_bit_patterns(a, b, fmt):
+    assert int(mul16_to_fp32_bits(a, b, fmt, subnormals=False)) == \
+        int(numpy_mul_bits_ftz(a, b, fmt))
