@@ -3,12 +3,7 @@ scikit-learn training, ONNX export and import, onnxruntime, both ncore modes, th
 
 import json
 
-import pytest
-
-pytest.importorskip("sklearn")
-pytest.importorskip("onnxruntime")
-
-from sim import demo  # noqa: E402
+from sim import demo
 
 
 def test_demo_golden_quick(tmp_path):

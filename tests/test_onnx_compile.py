@@ -34,14 +34,18 @@ UNIT = {"bf16": 2.0 ** -8, "fp16": 2.0 ** -11}      # unit roundoff
 U32 = 2.0 ** -24
 
 
-def session(model, extra_outputs=(), elem=onnx.TensorProto.INT8):
+def session(model, extra_outputs=(), elem=onnx.TensorProto.INT8, optimize=False):
+    """An onnxruntime CPU session; ``extra_outputs`` (tensors of type ``elem``) become
+    graph outputs; graph optimisations off unless ``optimize`` (onnxruntime's default,
+    ORT_ENABLE_ALL)."""
     m = onnx.ModelProto()
     m.CopyFrom(model)
     for name in extra_outputs:
         m.graph.output.append(helper.make_tensor_value_info(name, elem, None))
     so = ort.SessionOptions()
     so.log_severity_level = 3
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    if not optimize:
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     return ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])
 
 

@@ -43,7 +43,7 @@ from sim.compiler import compile_net, requant_params, run_compiled
 from sim.net import Layer, Net, Quant, dequantize, quantize_input
 from sim.onnx_build import mlp_float, mlp_qlinear, quantize_mlp
 from sim.onnx_front import UnsupportedModel, load_onnx
-from test_onnx_compile import FLT, INT, _pow2_net, near_boundary
+from test_onnx_compile import FLT, INT, _pow2_net, near_boundary, session
 
 U32 = 2.0 ** -24                       # FP32 unit roundoff
 SEEDS = list(range(6))
@@ -54,15 +54,7 @@ ELEM = {"int8": TensorProto.INT8, "uint8": TensorProto.UINT8}
 
 
 def _session(model, extra_outputs=(), elem=TensorProto.INT8, level="no_opt"):
-    m = onnx.ModelProto()
-    m.CopyFrom(model)
-    for name in extra_outputs:
-        m.graph.output.append(helper.make_tensor_value_info(name, elem, None))
-    so = ort.SessionOptions()
-    so.log_severity_level = 3
-    if LEVELS[level] is not None:          # "default": onnxruntime's own (ORT_ENABLE_ALL)
-        so.graph_optimization_level = LEVELS[level]
-    return ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    return session(model, extra_outputs, elem, optimize=level == "default")
 
 
 def _as_int8(codes):
