@@ -107,6 +107,13 @@ class CoreConfig:
         smallest power of two that keeps the array streaming at full rate while the
         consumer is ready (see :attr:`min_out_fifo_depth`). A smaller value is
         rejected; a larger one absorbs longer consumer stalls without throttling.
+    subnormals : bool
+        ``True`` (default): the floating-point units (every PE's multiplier and adder,
+        PSUM's accumulating adders, the vector engine's bias adders) follow IEEE 754
+        with subnormals. ``False``: they flush subnormals to zero on input and output
+        (``docs/numerics.md``, "Cost of subnormal support"), which makes a float PE
+        about 680 LUTs smaller. The golden model flushes identically. Only meaningful
+        with a float type in ``dtypes``; ``False`` without one is rejected.
 
     Raises
     ------
@@ -130,6 +137,7 @@ class CoreConfig:
     n_sems: int = 16
     queue_depth: int = 4
     out_fifo_depth: int | None = None
+    subnormals: bool = True
 
     def __post_init__(self):
         _check_positive_int("rows", self.rows, MAX_EDGE)
@@ -168,6 +176,12 @@ class CoreConfig:
         _check_positive_int("dma_max_burst", self.dma_max_burst, 256)
         check_int_range("n_sems", self.n_sems, 1, 32)
         check_int_range("queue_depth", self.queue_depth, 2, 64)
+        if not isinstance(self.subnormals, bool):
+            raise ValueError(f"subnormals must be True or False, not {self.subnormals!r}")
+        if not self.subnormals and not self.has_float:
+            raise ValueError(
+                "subnormals=False (flush to zero) needs a float type (bf16 or fp16) in "
+                f"dtypes, not {self.dtypes!r}")
         if self.out_fifo_depth is not None:
             _check_positive_int("out_fifo_depth", self.out_fifo_depth)
             if self.out_fifo_depth & (self.out_fifo_depth - 1):
@@ -288,7 +302,7 @@ class CoreConfig:
     @property
     def name(self):
         """A readable tag such as ``8x8-int8``."""
-        return f"{self.rows}x{self.cols}-{'+'.join(self.dtypes)}"
+        return f"{self.rows}x{self.cols}-{'+'.join(self.dtypes)}" + ("" if self.subnormals else "-ftz")
 
 
 #: Configurations known by name (``make verilog CONFIG=...``).
@@ -305,6 +319,9 @@ NAMED_CONFIGS = {
     "4x4-fp": CoreConfig(rows=4, cols=4, dtypes=DTYPES),
     "8x4-fp": CoreConfig(rows=8, cols=4, dtypes=DTYPES),
     "8x8-fp": CoreConfig(rows=8, cols=8, dtypes=DTYPES),
+    # float units that flush subnormals to zero (smaller float PEs, for FPGA budgets)
+    "4x4-fp-ftz": CoreConfig(rows=4, cols=4, dtypes=DTYPES, subnormals=False),
+    "8x8-fp-ftz": CoreConfig(rows=8, cols=8, dtypes=DTYPES, subnormals=False),
     # a float configuration without FP16, to test that absent types are refused
     "4x4-int8-bf16": CoreConfig(rows=4, cols=4, dtypes=("int8", "bf16")),
 }

@@ -71,6 +71,9 @@ class PE(wiring.Component):
         Width of the partial sums.
     floats : bool
         Elaborate the BF16/FP16 data path.
+    subnormals : bool
+        With ``floats``: IEEE subnormals (``True``) or flush to zero (``False``) in the
+        multiplier and adder (:class:`~hdl.fp.FP32Adder`).
 
     Members
     -------
@@ -90,7 +93,7 @@ class PE(wiring.Component):
         ``i_psum + w[sel] * x`` for the PE below.
     """
 
-    def __init__(self, *, col, cols, acc_width=32, floats=False):
+    def __init__(self, *, col, cols, acc_width=32, floats=False, subnormals=True):
         if not isinstance(cols, int) or cols < 1:
             raise ValueError(f"cols must be a positive integer, not {cols!r}")
         if not isinstance(col, int) or not 0 <= col < cols:
@@ -101,6 +104,9 @@ class PE(wiring.Component):
         self._cols = cols
         self._acc_width = acc_width
         self._floats = bool(floats)
+        if not isinstance(subnormals, bool):
+            raise TypeError(f"subnormals must be a bool, not {subnormals!r}")
+        self._subnormals = subnormals
         operand = unsigned(16) if floats else OPERAND_SHAPE
         self._operand = operand
         tok = weight_token_layout(cols, operand)
@@ -182,8 +188,8 @@ class PE(wiring.Component):
         m.d.sync += int_sum.eq(self.i_psum + addend)          # wraps at acc_width bits
 
         if self._floats:
-            m.submodules.mul = mul = FPMul16()
-            m.submodules.add = add = FP32Adder()
+            m.submodules.mul = mul = FPMul16(subnormals=self._subnormals)
+            m.submodules.add = add = FP32Adder(subnormals=self._subnormals)
             op_dt = delay(self.i_dtype, 1, "op_dtype")
             m.d.comb += [
                 mul.i_a.eq(op_w), mul.i_b.eq(op_x), mul.i_valid.eq(1),

@@ -265,7 +265,7 @@ class PSUM(wiring.Component):
             out = Signal(32, name=f"result{p}")
             m.d.comb += out.eq(prev)
             if cfg.has_float:
-                adder = m.submodules[f"fp_add{p}"] = FP32Adder()
+                adder = m.submodules[f"fp_add{p}"] = FP32Adder(subnormals=cfg.subnormals)
                 assert adder.LATENCY == A
                 m.d.comb += [
                     adder.i_a.eq(old),

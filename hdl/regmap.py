@@ -273,6 +273,9 @@ def _config_fields(config):
               const=True),
         Field("N_SEMS", 18 + len(DTYPES), 6, "RO", config.n_sems,
               "Semaphores of the controller (`n_sems`).", const=True),
+        Field("FTZ", 24 + len(DTYPES), 1, "RO", int(not config.subnormals),
+              "1: the floating-point units flush subnormals to zero "
+              "(`subnormals=False`); 0: IEEE subnormals, or no float type.", const=True),
     )
 
 

@@ -180,7 +180,8 @@ class SystolicArray(wiring.Component):
             skewed_valid.append(prev_valid)
 
         # ---- the PE grid ----------------------------------------------------------
-        pes = [[PE(col=j, cols=cols, acc_width=cfg.acc_width, floats=floats)
+        pes = [[PE(col=j, cols=cols, acc_width=cfg.acc_width, floats=floats,
+                   subnormals=cfg.subnormals)
                 for j in range(cols)] for _ in range(rows)]
         for k in range(rows):
             for j in range(cols):

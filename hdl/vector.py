@@ -285,7 +285,7 @@ class VectorEngine(wiring.Component):
             m.d.comb += res.eq(Mux(dt == ActType.INT8, int8.as_unsigned(), prev32))
             if floats:
                 # FP32: add bias (FP32Adder) or pass, ReLU, narrow.
-                add = m.submodules[f"fp_add{k}"] = FP32Adder()
+                add = m.submodules[f"fp_add{k}"] = FP32Adder(subnormals=cfg.subnormals)
                 m.d.comb += [add.i_a.eq(x[k]), add.i_b.eq(bias[k]), add.i_valid.eq(1)]
                 xd = x[k]
                 for s in range(FP_ADD_LATENCY):

@@ -113,7 +113,7 @@ def apply(config, a: Act, model) -> str:
         b = np.zeros((a.parts, 1), dtype=np.uint32)
     b = np.broadcast_to(b, x.shape)
     if a.src_fp:
-        y = fp32_add_bits(x, b) if a.bias else x
+        y = fp32_add_bits(x, b, subnormals=config.subnormals) if a.bias else x
         if a.relu:
             y = relu_f32_bits(y)
         if a.dst_type == "BF16":

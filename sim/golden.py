@@ -54,7 +54,7 @@ def matmul_int8(S, X):
     return acc.astype(np.int32)
 
 
-def systolic_matmul(S, X, rows, cols, dtype="int8"):
+def systolic_matmul(S, X, rows, cols, dtype="int8", *, subnormals=True):
     """What the ``rows x cols`` array emits for one matmul: ``Y[cols, N]``.
 
     ``S[K, M]`` with ``K <= rows`` and ``M <= cols`` is the weight tile, ``X[K, N]`` the
@@ -62,7 +62,8 @@ def systolic_matmul(S, X, rows, cols, dtype="int8"):
     ``cols`` columns (weights of columns ``m >= M`` cleared), so the model pads both.
     INT8: INT32 results. BF16/FP16 (16-bit patterns in, FP32 patterns out): products
     and sums as :func:`matmul_float_bits`; the result is returned as INT32 holding the
-    FP32 bit pattern, as it appears on the array's output.
+    FP32 bit pattern, as it appears on the array's output. ``subnormals=False`` models
+    a flush-to-zero configuration (``CoreConfig.subnormals``).
     """
     S = np.asarray(S)
     X = np.asarray(X)
@@ -77,10 +78,10 @@ def systolic_matmul(S, X, rows, cols, dtype="int8"):
     Sp[:K, :M] = S
     Xp = np.zeros((rows, X.shape[1]), dtype=np.uint32)
     Xp[:K] = X
-    return matmul_float_bits(Sp, Xp, dtype).view(np.int32)
+    return matmul_float_bits(Sp, Xp, dtype, subnormals=subnormals).view(np.int32)
 
 
-def matmul_float_bits(S, X, fmt):
+def matmul_float_bits(S, X, fmt, *, subnormals=True):
     """``Y = S^T @ X`` for BF16 or FP16 bit patterns, as a column of the array sums it.
 
     ``S[K, M]`` and ``X[K, N]`` hold 16-bit patterns of format ``fmt`` (``"bf16"`` or
@@ -89,7 +90,8 @@ def matmul_float_bits(S, X, fmt):
     ``+0``: one rounding per row, in the hardware's order (``np.matmul`` would reorder).
     Returns FP32 bit patterns ``Y[M, N]`` (uint32). The caller pads K to the array's rows
     with zeros when it models the array, because the array adds those rows too
-    (``-0 + +0`` is ``+0``).
+    (``-0 + +0`` is ``+0``). ``subnormals=False``: both units flush subnormals to zero
+    (the ``subnormals`` keyword of the two functions).
     """
     from .fp import fp32_add_bits, mul16_to_fp32_bits
     S = np.asarray(S, dtype=np.uint32)
@@ -100,6 +102,6 @@ def matmul_float_bits(S, X, fmt):
     N = X.shape[1]
     acc = np.zeros((M, N), dtype=np.uint32)
     for k in range(K):
-        prod = mul16_to_fp32_bits(S[k][:, None], X[k][None, :], fmt)
-        acc = fp32_add_bits(acc, prod)
+        prod = mul16_to_fp32_bits(S[k][:, None], X[k][None, :], fmt, subnormals=subnormals)
+        acc = fp32_add_bits(acc, prod, subnormals=subnormals)
     return acc

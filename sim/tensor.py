@@ -111,7 +111,7 @@ class TensorModel:
         cfg = self.config
         S = self.tile(cmd.p0, cmd.k, cmd.s_off, cmd.m, cmd.dtype)
         X = self.tile(cmd.p0, cmd.k, cmd.x_off, cmd.n, cmd.dtype)
-        Y = systolic_matmul(S, X, cfg.rows, cfg.cols, cmd.dtype)
+        Y = systolic_matmul(S, X, cfg.rows, cfg.cols, cmd.dtype, subnormals=cfg.subnormals)
         return Y[:cmd.m].view(np.uint32)
 
     def matmul(self, cmd: Matmul) -> str:
@@ -127,7 +127,7 @@ class TensorModel:
             region[...] = wrap_int32(region.view(np.int32).astype(np.int64)
                                      + Y.view(np.int32)).astype(np.int32).view(np.uint32)
         else:
-            region[...] = fp32_add_bits(region, Y)
+            region[...] = fp32_add_bits(region, Y, subnormals=self.config.subnormals)
         return "NONE"
 
     def run(self, cmds):

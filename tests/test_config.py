@@ -41,6 +41,9 @@ from hdl.synth_wrapper import SynthWrapper
     ({"axi_id_width": 0}, "axi_id_width must be a positive integer, not 0"),
     ({"dma_outstanding": 33}, "dma_outstanding must be at most 32, not 33"),
     ({"dma_max_burst": 257}, "dma_max_burst must be at most 256, not 257"),
+    ({"subnormals": 0}, "subnormals must be True or False, not 0"),
+    ({"subnormals": False}, "subnormals=False (flush to zero) needs a float type (bf16 or fp16) "
+                            "in dtypes, not ('int8',)"),
 ])
 def test_illegal_config_message(kwargs, message):
     with pytest.raises(ValueError) as exc:

@@ -122,3 +122,71 @@ def test_float_matmul_is_not_pairwise():
     S = np.array([[one], [tiny], [tiny]], dtype=np.uint32)
     X = np.array([[one], [one], [one]], dtype=np.uint32)
     assert int(matmul_float_bits(S, X, "bf16")[0, 0]) == 0x3F80_0000
+
+
+# ---- flush-to-zero configurations (CoreConfig(subnormals=False)) ---------------------------
+
+def float_reference_ftz(S, X, fmt):
+    """Independent flush-to-zero reference: operands with a zero exponent field read as
+    zeros of their sign, each product and each sum computed in NumPy float32 (IEEE, on
+    the flushed values) and then flushed if subnormal, row by row in order."""
+    t = ml_dtypes.bfloat16 if fmt == "bf16" else np.float16
+
+    def flush16(v):
+        ebits = 0x7F80 if fmt == "bf16" else 0x7C00
+        v = v.astype(np.uint16)
+        return np.where(v & ebits == 0, v & 0x8000, v).view(t).astype(np.float32)
+
+    def flush32(x):
+        b = np.float32(x).view(np.uint32)
+        return np.uint32(b & 0x8000_0000).view(np.float32) if b & 0x7F80_0000 == 0 else x
+
+    Sf, Xf = flush16(S), flush16(X)
+    out = np.zeros((S.shape[1], X.shape[1]), dtype=np.uint32)
+    with np.errstate(all="ignore"):
+        for m in range(S.shape[1]):
+            for n in range(X.shape[1]):
+                acc = np.float32(0.0)
+                for k in range(S.shape[0]):
+                    prod = flush32(np.float32(np.float64(Sf[k, m]) * np.float64(Xf[k, n])))
+                    acc = flush32(np.float32(acc + prod))
+                out[m, n] = canonicalise_nan(f32_bits(acc))
+    return out
+
+
+@pytest.mark.parametrize("fmt", ["bf16", "fp16"])
+@pytest.mark.parametrize("seed", range(6))
+def test_float_matmul_flush_to_zero(fmt, seed):
+    rng = np.random.default_rng(100 + seed)
+    K, M, N = (int(v) for v in rng.integers(1, 9, 3))
+    S = wide_spread(rng, (K, M), fmt)
+    X = wide_spread(rng, (K, N), fmt)
+    got = matmul_float_bits(S, X, fmt, subnormals=False)
+    assert np.array_equal(got, float_reference_ftz(S, X, fmt)), f"{fmt} seed {100 + seed}"
+
+
+@pytest.mark.parametrize("fmt", ["bf16", "fp16"])
+def test_flush_to_zero_differs_on_test_data(fmt):
+    """The wide-spread operands of the array tests reach subnormals, so the RTL tests of
+    a flush-to-zero configuration tell the two policies apart."""
+    rng = np.random.default_rng(7)
+    S = wide_spread(rng, (8, 8), fmt)
+    X = wide_spread(rng, (8, 64), fmt)
+    ieee = matmul_float_bits(S, X, fmt)
+    ftz = matmul_float_bits(S, X, fmt, subnormals=False)
+    assert (ieee != ftz).any()
+    assert np.array_equal(ftz, float_reference_ftz(S, X, fmt))
+
+
+def test_flush_to_zero_directed():
+    """BF16 2**-64 * 2**-65 = 2**-129: a subnormal under IEEE, +0 flushed; an FP16
+    subnormal operand is read as zero."""
+    S = np.array([[0x1F80]], dtype=np.uint32)
+    X = np.array([[0x1F80 - 0x80]], dtype=np.uint32)
+    assert int(matmul_float_bits(S, X, "bf16")[0, 0]) == f32_bits(np.float32(2.0 ** -129))
+    assert int(matmul_float_bits(S, X, "bf16", subnormals=False)[0, 0]) == 0
+    one, sub = 0x3C00, 0x0001                 # fp16 1.0 and 2**-24
+    S = np.array([[sub]], dtype=np.uint32)
+    X = np.array([[one]], dtype=np.uint32)
+    assert int(matmul_float_bits(S, X, "fp16")[0, 0]) == f32_bits(np.float32(2.0 ** -24))
+    assert int(matmul_float_bits(S, X, "fp16", subnormals=False)[0, 0]) == 0

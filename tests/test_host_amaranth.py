@@ -52,13 +52,14 @@ def test_regmap_layout():
         assert rm[f"{name}_HI"].offset == 0x104 + 8 * i
 
 
-@pytest.mark.parametrize("config", ["default", "4x4-fp"])
+@pytest.mark.parametrize("config", ["default", "4x4-fp", "4x4-fp-ftz"])
 def test_regmap_config(config):
     cfg = named_config(config)
     rm = RegisterMap(cfg)
     c = rm["CONFIG"].decode(rm["CONFIG"].reset)
     assert c["ROWS"] == cfg.rows and c["COLS"] == cfg.cols and c["N_SEMS"] == cfg.n_sems
-    assert c["DTYPES"] == (0b111 if config == "4x4-fp" else 0b001)
+    assert c["DTYPES"] == (0b001 if config == "default" else 0b111)
+    assert c["FTZ"] == (1 if config.endswith("ftz") else 0)
     limit = rm["WIN_LIMIT_LO"].reset | rm["WIN_LIMIT_HI"].reset << 32
     assert limit == 1 << cfg.axi_addr_width
     wide = RegisterMap(CoreConfig(axi_addr_width=48))

@@ -25,6 +25,9 @@ from sim.fp import fp32_add_bits
 ICFG = CoreConfig(rows=4, cols=4, sbuf_bytes=256, psum_banks=2, psum_depth=16)
 FCFG = CoreConfig(rows=2, cols=2, dtypes=("int8", "bf16", "fp16"), sbuf_bytes=64,
                   psum_banks=2, psum_depth=8)
+#: the float configuration with flush-to-zero adders (CoreConfig.subnormals=False)
+FCFG_FTZ = CoreConfig(rows=2, cols=2, dtypes=("int8", "bf16", "fp16"), sbuf_bytes=64,
+                      psum_banks=2, psum_depth=8, subnormals=False)
 CFGS = {"int": ICFG, "fp": FCFG}
 M32 = 0xFFFF_FFFF
 
@@ -57,7 +60,8 @@ class Model:
                 old[p] = data[p]
             elif fp:
                 assert self.cfg.has_float
-                old[p] = int(fp32_add_bits(np.uint32(old[p]), np.uint32(data[p])))
+                old[p] = int(fp32_add_bits(np.uint32(old[p]), np.uint32(data[p]),
+                                           subnormals=self.cfg.subnormals))
             else:
                 old[p] = (old[p] + data[p]) & M32
         self.mem[(bank, entry)] = old
@@ -276,17 +280,19 @@ def test_random_concurrent_int(seed, p_valid, p_ready):
     simulate(dut, tb)
 
 
+@pytest.mark.parametrize("ftz", [False, True], ids=["ieee", "ftz"])
 @pytest.mark.parametrize("seed", [101, 102, 103, 104, 105, 106])
 @pytest.mark.parametrize("p_valid,p_ready", [(0.6, 0.6), (1.0, 1.0)])
-def test_random_concurrent_fp(seed, p_valid, p_ready):
+def test_random_concurrent_fp(seed, p_valid, p_ready, ftz):
     """As above with the float configuration: FP32 accumulation (random finite,
     subnormal and special values; bit-exact, canonical NaN), INT32 accumulation and
-    overwrites mixed on the same entries."""
+    overwrites mixed on the same entries. ``ftz``: the flush-to-zero configuration,
+    against the flushing model."""
     rng = np.random.default_rng(seed)
-    cfg = FCFG
+    cfg = FCFG_FTZ if ftz else FCFG
     dut = PSUM(cfg, n_read=2, n_write=2)
     model = Model(cfg)
-    tag = f"fp seed {seed} p_valid {p_valid} p_ready {p_ready}"
+    tag = f"fp seed {seed} p_valid {p_valid} p_ready {p_ready} ftz {ftz}"
     addrs = [all_addrs(cfg)[int(i)] for i in rng.choice(cfg.psum_entries, 5, replace=False)]
 
     async def tb(ctx):

@@ -13,7 +13,8 @@ ISS_TESTS = ["test_smoke", "test_each_instruction", "test_random_programs"]
 #: register and fault tests (configuration independent beyond CONFIG and n_sems)
 HOST_TESTS = ["test_csr", "test_faults"]
 CASES = ([(c, t) for t in ISS_TESTS for c in ("default", "4x4-fp")]
-         + [("default", t) for t in HOST_TESTS])
+         + [("default", t) for t in HOST_TESTS]
+         + [("4x4-fp-ftz", t) for t in ("test_csr", "test_random_programs")])
 
 
 @pytest.mark.rtl

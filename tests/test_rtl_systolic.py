@@ -25,7 +25,10 @@ FLOAT_TESTS = [
 CASES = ([(c, t) for t in TESTS for c in CONFIGS]
          + [(c, t) for t in FLOAT_TESTS for c in FLOAT_CONFIGS]
          + [("4x4-int8-bf16", t) for t in ("test_absent_dtype", "test_float_random",
-                                           "test_random_tiles")])
+                                           "test_random_tiles")]
+         # flush-to-zero units (CoreConfig.subnormals=False) against the flushing model
+         + [("4x4-fp-ftz", t) for t in ("test_float_random", "test_dtype_switching",
+                                        "test_float_specials", "test_random_backpressure")])
 
 
 @pytest.mark.rtl

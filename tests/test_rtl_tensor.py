@@ -13,7 +13,9 @@ FLOAT_CONFIGS = ["4x4-fp"]
 FLOAT_TESTS = ["test_random_sequences", "test_large_k", "test_accumulate_hazards",
                "test_illegal_commands"]
 CASES = ([(c, t) for t in TESTS for c in CONFIGS]
-         + [(c, t) for t in FLOAT_TESTS for c in FLOAT_CONFIGS])
+         + [(c, t) for t in FLOAT_TESTS for c in FLOAT_CONFIGS]
+         # flush-to-zero units: the array and PSUM's accumulating adders
+         + [("4x4-fp-ftz", t) for t in ("test_random_sequences", "test_accumulate_hazards")])
 
 
 @pytest.mark.rtl

@@ -9,7 +9,9 @@ from sim.runner import run_cocotb
 TESTS = ["test_random_commands", "test_casts_and_relu", "test_requantise_exhaustive",
          "test_composed", "test_illegal_commands", "test_pass_cycles"]
 CONFIGS = ["4x4-fp", "8x4"]
-CASES = [(c, t) for t in TESTS for c in CONFIGS]
+CASES = ([(c, t) for t in TESTS for c in CONFIGS]
+         # flush-to-zero bias adders
+         + [("4x4-fp-ftz", t) for t in ("test_random_commands", "test_casts_and_relu")])
 
 
 @pytest.mark.rtl

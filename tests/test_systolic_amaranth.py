@@ -79,7 +79,8 @@ def check(cfg, jobs, results, seed=None):
     i = 0
     for job in jobs:
         S, X = job[0], job[1]
-        Y = systolic_matmul(S, X, cfg.rows, cfg.cols, job[2] if len(job) > 2 else "int8")
+        Y = systolic_matmul(S, X, cfg.rows, cfg.cols, job[2] if len(job) > 2 else "int8",
+                                subnormals=cfg.subnormals)
         for n in range(X.shape[1]):
             got, last = results[i]
             assert got == list(Y[:, n]), f"column {n}: {got} != {list(Y[:, n])} (seed {seed})"

@@ -825,6 +825,7 @@ async def test_csr(dut):
                                                                   cfg.n_sems), config
     from hdl.config import DTYPES
     assert [d for i, d in enumerate(DTYPES) if dtype_bits >> i & 1] == list(cfg.dtypes)
+    assert config["FTZ"] == int(not cfg.subnormals), config
     assert int(dut.o_irq.value) == 0
 
     # -- unmapped offsets and RO registers: SLVERR, nothing changes ------------------------

@@ -172,7 +172,7 @@ class ArrayTB:
         i = 0
         for j, job in enumerate(jobs):
             S, X, dtype = self.unpack_job(job)
-            Y = systolic_matmul(S, X, cfg.rows, cfg.cols, dtype)
+            Y = systolic_matmul(S, X, cfg.rows, cfg.cols, dtype, subnormals=cfg.subnormals)
             for n in range(X.shape[1]):
                 word = results[i]
                 got = self.res_packer.unpack_array(word, "data")

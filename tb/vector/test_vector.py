@@ -73,6 +73,16 @@ async def test_casts_and_relu(dut):
                     bias_off=cfg.sbuf_bytes - 4, dst_off=0)
             await tb.act([a])
     await tb.check_sbuf("casts")
+    # subnormal biases: subnormal + subnormal, and the smallest normal minus a subnormal,
+    # are subnormal under IEEE and flushed with CoreConfig(subnormals=False)
+    tiny = np.array([0x0000_0003, 0x8000_0005, 0x807F_FFFF, 0x0040_0000], dtype=np.uint32)
+    bias = np.resize(tiny, cfg.rows)
+    tb.model.sbuf[:, cfg.sbuf_bytes - 4:] = bias.view(np.uint8).reshape(cfg.rows, 4)
+    await tb.load_sbuf()
+    for dst in ("FP32", "BF16"):
+        await tb.act([Act(parts=cfg.cols, n=n, dst_type=dst, src_fp=True, bias=True,
+                          bias_off=cfg.sbuf_bytes - 4, dst_off=0)])
+        await tb.check_sbuf(f"subnormal bias to {dst}")
 
 
 @cocotb.test(**WATCHDOG)
