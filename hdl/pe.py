@@ -1,7 +1,8 @@
 """One processing element of the weight-stationary systolic array."""
 
-from amaranth.hdl import Module, Signal, signed, unsigned
+from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
@@ -149,6 +150,23 @@ class PE(wiring.Component):
                 value = reg
             return value
 
+        def ram_delay(value, cycles, name):
+            """``value`` delayed by ``cycles`` (>= 2): a ring of ``cycles - 1`` entries
+            read asynchronously and written in the same cycle (the read sees the entry
+            before the write), then one register. On ECP5 the ring maps to distributed
+            RAM (DPR16X4) instead of ``cycles - 1`` flip-flops per bit."""
+            depth = cycles - 1
+            ring = Memory(shape=len(value), depth=depth, init=[])
+            m.submodules[f"{name}_ring"] = ring
+            ptr = Signal(range(depth), name=f"{name}_ptr", reset_less=True)
+            m.d.sync += ptr.eq(Mux(ptr == depth - 1, 0, ptr + 1))
+            wr = ring.write_port()
+            rd = ring.read_port(domain="comb")
+            m.d.comb += [wr.addr.eq(ptr), wr.data.eq(value), wr.en.eq(1), rd.addr.eq(ptr)]
+            out = Signal.like(value, name=f"{name}_q", reset_less=True)
+            m.d.sync += out.eq(rd.data)
+            return out
+
         # Data-path registers have no reset (reset_less): their contents only matter
         # once valid data reaches them, and leaving them out of the reset net spares
         # thousands of high-fanout loads. Only the token's valid bit is reset.
@@ -197,7 +215,9 @@ class PE(wiring.Component):
                 add.i_a.eq(self.i_psum), add.i_b.eq(mul.o_prod), add.i_valid.eq(1),
             ]
             out_dt = delay(op_dt, FP_MUL_LATENCY + FP_ADD_LATENCY, "out_dtype")
-            int_out = delay(int_sum, FP_ADD_LATENCY - 1, "int_sum")
+            # the INT32 sum waits for the float adder's latency: 32 bits x 6 cycles, in
+            # distributed RAM rather than flip-flops (the float array is FF-bound)
+            int_out = ram_delay(int_sum, FP_ADD_LATENCY - 1, "int_sum")
             with m.If(out_dt == Dtype.INT8):
                 m.d.comb += self.o_psum.eq(int_out)
             with m.Else():
