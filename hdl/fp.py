@@ -21,30 +21,47 @@ __all__ = ["FP32Adder", "FPMul16", "CANONICAL_NAN"]
 CANONICAL_NAN = 0x7FC00000
 
 
-def _bit_length(m, value, width):
-    """A signal holding floor(log2(value)) + 1 (0 for 0): a priority encoder."""
-    n = Signal(range(width + 1))
-    for i in range(width):           # later (higher) bits take priority
-        with m.If(value[i]):
-            m.d.comb += n.eq(i + 1)
-    return n
+def _leading_zeros(value, width):
+    """``(count, zero)``: the number of leading zeros of the ``width``-bit ``value``
+    (counted from its top bit) and whether it is all zeros, as a balanced tree. A narrower
+    value is zero-extended to ``width`` bits, which are padded below with zeros to a
+    power of two; an all-zero value gives a count of all ones."""
+    k = max(1, (width - 1).bit_length())
+    bits = Cat(Const(0, (1 << k) - width), value, Const(0, width - len(value)))
+
+    def tree(lo, n):               # bits[lo : lo + n], n a power of two
+        if n == 1:
+            return Const(0, 0), ~bits[lo]
+        lo_cnt, lo_zero = tree(lo, n // 2)
+        hi_cnt, hi_zero = tree(lo + n // 2, n // 2)
+        cnt = Cat(Mux(hi_zero, lo_cnt, hi_cnt), hi_zero) if len(hi_cnt) else Cat(hi_zero)
+        return cnt, hi_zero & lo_zero
+
+    return tree(0, 1 << k)
 
 
 class FP32Adder(wiring.Component):
     """Pipelined IEEE binary32 adder, one addition per cycle, ``LATENCY`` = 7.
 
-    Stages: (1) order the operands by magnitude; (2) classify special values, take the
-    exponent difference; (3) align the smaller significand, keeping guard, round and
-    sticky bits; (4) add or subtract, and on a carry shift right one keeping sticky;
-    (5) count leading zeros and limit the left shift so that the exponent stays >= 1
-    (which yields subnormal results); (6) shift left; (7) round to nearest even, pack.
+    Stages: (1) compare the magnitudes and, beside that comparison, take both exponent
+    differences (``e_a - e_b`` and ``e_b - e_a``); classify NaN and Inf operands;
+    (2) order the operands by magnitude (x the larger), picking the difference that
+    applies, limited to 27; (3) align the smaller significand, keeping guard, round and
+    sticky bits; (4) add or subtract in 28 bits (no carry correction: a carry stays on
+    top); (5) count the leading zeros of the 28-bit sum, limited to the exponent by a
+    marker bit (so the result exponent stays >= 1, which yields subnormal results);
+    detect zero and overflow; reduce the special outcomes (NaN, Inf, zero, overflow) to
+    a forcing code and the result sign; (6) shift left (a carry is a shift of 0) and
+    take the result exponent ``e + 1 - shift``; (7) round to nearest even by one
+    increment of the packed exponent and fraction (a carry out of the fraction bumps the
+    exponent, up to Inf), and force the special results.
 
     Parameters
     ----------
     subnormals : bool
         ``True`` (default): full IEEE subnormal support. ``False``: flush to zero. A
         subnormal operand counts as a zero of its sign (its exponent field is taken as
-        0, not 1, and its significand is ignored); the left shift of stage 5 is not
+        0, not 1, and its significand is ignored); the left shift of stage 6 is not
         limited, and a result left with a biased exponent <= 0 by it, i.e. a nonzero
         sum below ``2**-126``, becomes a zero of its sign. With normal operands such a
         sum is exact, so flushing before or after rounding is the same rule. Golden
@@ -92,35 +109,55 @@ class FP32Adder(wiring.Component):
                 out[key] = sig
             return out
 
+        def carry(s, *keys):
+            return {k: s[k] for k in keys}
+
         a, b = self.i_a, self.i_b
 
-        # ---- 1: order by magnitude ---------------------------------------------------
-        swap = b[:31] > a[:31]
-        s1 = stage("s1", x=Mux(swap, b, a), y=Mux(swap, a, b), valid=self.i_valid)
+        # ---- 1: compare magnitudes; both exponent differences; classify ------------------
+        def unpack(v):
+            s, e, f = v[31], v[23:31], v[:23]
+            ez = e == 0
+            emax = e == 0xFF
+            # IEEE: a subnormal has exponent 1 and no hidden bit. Flush to zero: a zero
+            # exponent field means zero, whatever the fraction holds: the fraction stays
+            # in the significand, but a flushed y is shifted out entirely in stage 3 (its
+            # sticky bit suppressed), and stage 5 knows a flushed x (so y) by exponent 0.
+            e_eff = Mux(ez, 1, e) if ieee else e
+            return dict(s=s, f=f, ez=ez, e=e_eff, nan=emax & (f != 0), inf=emax & (f == 0))
 
-        # ---- 2: classify, exponent difference ------------------------------------------
-        x, y = s1["x"], s1["y"]
-        sx, ex, fx = x[31], x[23:31], x[:23]
-        sy, ey, fy = y[31], y[23:31], y[:23]
-        if ieee:
-            e_x = Mux(ex == 0, 1, ex)
-            e_y = Mux(ey == 0, 1, ey)
-        else:
-            # flush: a zero exponent field means zero, whatever the fraction holds. The
-            # fractions stay in MX and MY (whose registers then copy those of x and y,
-            # which synthesis merges): a flushed y is shifted out entirely in stage 3,
-            # its sticky bit suppressed; stage 5 knows a flushed x (so y) by exponent 0.
-            e_x, e_y = ex, ey
-        d = Signal(8)
-        m.d.comb += d.eq(e_x - e_y)
+        A, B = unpack(a), unpack(b)
+        d_ab, d_ba = Signal(8), Signal(8)
+        m.d.comb += [d_ab.eq(A["e"] - B["e"]), d_ba.eq(B["e"] - A["e"])]
+
+        sub = A["s"] ^ B["s"]
+        s1 = stage(
+            "s1", swap=b[:31] > a[:31],
+            Ma=Cat(A["f"], ~A["ez"]), Mb=Cat(B["f"], ~B["ez"]), ea=A["e"], eb=B["e"],
+            sa=A["s"], sb=B["s"], d_ab=d_ab, d_ba=d_ba, sub=sub,
+            nan=A["nan"] | B["nan"] | (A["inf"] & B["inf"] & sub),
+            inf=A["inf"] | B["inf"], inf_sign=Mux(A["inf"], A["s"], B["s"]),
+            valid=self.i_valid)
+        keep = ("sub", "nan", "inf", "inf_sign", "valid")
+
+        # ---- 2: order by magnitude (x the larger); limit the exponent difference --------
+        def limited(d, My):
+            # the difference when the other operand is x (then d >= 0), limited to 27
+            # (d > 27 spelt out as bits: a LUT or two rather than a second carry chain)
+            far = d[5:8].any() | (d[2:5] == 0b111)
+            if not ieee:
+                far = far | ~My[23]          # y zero or flushed: shifted out entirely
+            return Mux(far, 27, d)[:5]
+
+        swap = s1["swap"]
         s2 = stage(
             "s2",
-            MX=Cat(Const(0, 3), fx, ex != 0), MY=Cat(Const(0, 3), fy, ey != 0),
-            dd=Mux((d > 27) if ieee else (d > 27) | (ey == 0), 27, d)[:5],
-            e=e_x, sx=sx, sub=sx != sy,
-            nan=((ex == 0xFF) & (fx != 0)) | ((ey == 0xFF) & (fy != 0)),
-            inf_x=(ex == 0xFF) & (fx == 0), inf_y=(ey == 0xFF) & (fy == 0),
-            x=x, y=y, valid=s1["valid"])
+            MX=Cat(Const(0, 3), Mux(swap, s1["Mb"], s1["Ma"])),
+            MY=Cat(Const(0, 3), Mux(swap, s1["Ma"], s1["Mb"])),
+            dd=Mux(swap, limited(s1["d_ba"], s1["Ma"]), limited(s1["d_ab"], s1["Mb"])),
+            e=Mux(swap, s1["eb"], s1["ea"]),
+            sx=Mux(swap, s1["sb"], s1["sa"]), **carry(s1, *keep))
+        keep = ("sx",) + keep
 
         # ---- 3: align the smaller significand (guard, round, sticky) ---------------------
         MY, dd = s2["MY"], s2["dd"]
@@ -128,86 +165,79 @@ class FP32Adder(wiring.Component):
         sticky = (MY & lost_mask) != 0
         if not ieee:
             sticky = sticky & MY[26]         # no hidden bit: y is zero or flushed
-        keep = ("e", "sx", "sub", "nan", "inf_x", "inf_y", "x", "y", "valid")
-        s3 = stage("s3", MX=s2["MX"], MY=(MY >> dd) | sticky,
-                   **{k: s2[k] for k in keep})
+        s3 = stage("s3", MX=s2["MX"], MY=(MY >> dd) | sticky, e=s2["e"], **carry(s2, *keep))
 
-        # ---- 4: add or subtract; carry -> shift right one, keeping sticky ---------------
-        R0 = Signal(28)
-        m.d.comb += R0.eq(Mux(s3["sub"], s3["MX"] - s3["MY"], s3["MX"] + s3["MY"]))
-        carry = R0[27]
-        s4 = stage("s4", R=Mux(carry, R0[1:28] | R0[0], R0[:27]), e=(s3["e"] + carry)[:9],
-                   **{k: s3[k] for k in keep if k != "e"})
-
-        # ---- 5: leading zeros; the left shift, limited so the exponent stays >= 1 ---------
-        R1, e1 = s4["R"], s4["e"]
-        n = _bit_length(m, R1, 27)
-        lz = Signal(range(28))
-        m.d.comb += lz.eq(27 - n)
-        # (flush to zero: no limit, a result pushed to exponent <= 0 is flushed in stage
-        # 7; e1 = 0 only if x, hence y too, is zero or flushed: the sum is a zero)
-        s5a = stage("s5a", R=R1, e=e1, sh=(Mux(lz > e1 - 1, e1 - 1, lz) if ieee else lz)[:5],
-                    zero=(R1 == 0) if ieee else (R1 == 0) | (e1 == 0),
-                    **{k: s4[k] for k in keep if k != "e"})
-
-        # ---- 6: normalise left ----------------------------------------------------------------
+        # ---- 4: add or subtract, 28 bits -------------------------------------------------
+        # one carry chain: Cat(sub, MX) + Cat(sub, MY ^ sub) carries sub into bit 1
+        sub, MX, MY, e = s3["sub"], s3["MX"], s3["MY"], s3["e"]
+        S = Signal(30)
+        m.d.comb += S.eq(Cat(sub, MX, Const(0, 1)) +
+                         Cat(sub, MY ^ Cat(*([sub] * 27)), sub))
+        extra = {}
         if ieee:
-            s5 = stage("s5", R=(s5a["R"] << s5a["sh"])[:27], e=(s5a["e"] - s5a["sh"])[:9],
-                       zero=s5a["zero"], **{k: s5a[k] for k in keep if k != "e"})
-        else:
-            # the exponent after the shift, one bit wider: <= 0 means a nonzero result
-            # below 2**-126 (exact: only a cancellation shifts left by more than one),
-            # flushed in stage 7 to a zero with the sign of the larger operand
-            e6 = Signal(10)
-            m.d.comb += e6.eq(s5a["e"] - s5a["sh"])
-            s5 = stage("s5", R=(s5a["R"] << s5a["sh"])[:27], e=e6[:9], zero=s5a["zero"],
-                       tiny=e6[9] | (e6 == 0), **{k: s5a[k] for k in keep if k != "e"})
+            # the left shift of stage 6 must stay <= e (result exponent e + 1 - shift
+            # >= 1): a marker bit at 27 - e limits the leading-zero count to e
+            extra["marker"] = Cat(*[e == 27 - j for j in range(27)], Const(0, 1))
+        s4 = stage("s4", R=S[1:29], e=e, **extra, **carry(s3, *keep))
 
-        # ---- 7: round to nearest even, pack ------------------------------------------------
-        R = s5["R"]
-        mant0 = R[3:27]
-        guard = R[2]
-        rest = R[:2] != 0
-        mant1 = Signal(25)
-        m.d.comb += mant1.eq(mant0 + (guard & (rest | mant0[0])))
-        ovf = mant1[24]
-        mant = Signal(24)
-        e3 = Signal(10)
-        m.d.comb += [
-            mant.eq(Mux(ovf, mant1[1:25], mant1[:24])),
-            e3.eq(s5["e"] + ovf),
-        ]
-        exp_field = Signal(10)
-        # (flush to zero: every result that gets here is normalised, mant[23] = 1)
-        m.d.comb += exp_field.eq(Mux(mant[23], e3, 0) if ieee else e3)
+        # ---- 5: leading zeros (limited), zero, overflow; the special outcome --------------
+        R, e = s4["R"], s4["e"]
+        sh, _ = _leading_zeros(R | s4["marker"] if ieee else R, 28)
+        # (flush to zero: no limit; e = 0 only if x, hence y too, is zero or flushed: the
+        # sum is a zero)
+        zero = (R == 0) if ieee else (R == 0) | (e == 0)
+        ovf = (e == 254) & R[27]             # exponent 255 before rounding
+        nan, inf, sx = s4["nan"], s4["inf"], s4["sx"]
+        sign = Mux(nan, 0, Mux(inf, s4["inf_sign"], Mux(zero, sx & ~s4["sub"], sx)))
+        s5 = stage("s5", R=R, sh=sh, e=e, force=nan | inf | zero | ovf,
+                   ones=nan | inf | ovf, quiet=nan, sign=sign, valid=s4["valid"])
 
-        result = Signal(32)
-        with m.If(s5["nan"] | (s5["inf_x"] & s5["inf_y"] & s5["sub"])):
-            m.d.comb += result.eq(CANONICAL_NAN)
-        with m.Elif(s5["inf_x"]):
-            m.d.comb += result.eq(s5["x"])
-        with m.Elif(s5["inf_y"]):
-            m.d.comb += result.eq(s5["y"])
-        with m.Elif(s5["zero"]):
-            m.d.comb += result.eq(Cat(Const(0, 31), s5["sx"] & ~s5["sub"]))
+        # ---- 6: normalise left; the result exponent ----------------------------------------
+        # (a carry out of the sum is a shift of 0 and exponent e + 1: R[27] is then the
+        # top bit and R[0] a sticky bit)
+        sh = s5["sh"]
+        er = Signal(signed(10))
+        m.d.comb += er.eq(s5["e"] + 1 - sh)
+        force = s5["force"]
         if not ieee:
-            with m.Elif(s5["tiny"]):
-                m.d.comb += result.eq(Cat(Const(0, 31), s5["sx"]))
-        with m.Elif(exp_field >= 255):
-            m.d.comb += result.eq(Cat(Const(0, 23), Const(0xFF, 8), s5["sx"]))
-        with m.Else():
-            m.d.comb += result.eq(Cat(mant[:23], exp_field[:8], s5["sx"]))
+            # a result exponent <= 0: a nonzero result below 2**-126 (exact: only a
+            # cancellation shifts left by more than one), flushed to a zero of the sign
+            # of the larger operand (the result sign)
+            force = force | (er <= 0)
+        s6 = stage("s6", R=(s5["R"] << sh)[:28], e=er[:8], force=force,
+                   **carry(s5, "ones", "quiet", "sign", "valid"))
 
-        m.d.sync += [self.o_sum.eq(result), self.o_valid.eq(s5["valid"])]
+        # ---- 7: round to nearest even: one increment of exponent and fraction; force -----
+        R = s6["R"]
+        # IEEE: without a leading one the result is subnormal and e = 1 (the shift was
+        # limited): exponent field 0. A carry of the rounding into it gives the smallest
+        # normal, correctly; a carry out of 254 gives Inf, correctly.
+        ef = Cat(s6["e"][0] & R[27], s6["e"][1:8]) if ieee else s6["e"]
+        rnd = R[3] & (R[:3].any() | R[4])
+        p = Signal(31)
+        m.d.comb += p.eq(Cat(R[4:27], ef) + rnd)
+        force = s6["force"]
+        result = Cat(p[:22] & ~Cat(*([force] * 22)), Mux(force, s6["quiet"], p[22]),
+                     Mux(force, Cat(*([s6["ones"]] * 8)), p[23:31]), s6["sign"])
+        m.d.sync += [self.o_sum.eq(result), self.o_valid.eq(s6["valid"])]
         return m
 
 
 class FPMul16(wiring.Component):
     """Pipelined BF16 x BF16 or FP16 x FP16 multiplier with an FP32 result, ``LATENCY`` = 5.
 
-    Stages: (1) decode the operands of the chosen format; (2) multiply the significands
-    (one DSP) and add the exponents; (3) find the leading one and the shift amounts;
-    (4) normalise (exact) or denormalise keeping guard and sticky; (5) round, pack.
+    Stages: (1) decode the operands of the chosen format (and the trailing zeros of a
+    BF16 significand); (2) multiply the significands (one DSP), add the exponents, and
+    get the sticky bit of a product that rounds to a subnormal from the exponent of its
+    lowest set bit (the trailing zeros of a product are those of its factors added);
+    (3) count the leading zeros of the product, limited so that the normalising shift
+    stops at the subnormal exponent, and the right shift amount of a product whose
+    exponent is below -149 (BF16 only; such products are below ``2**-134``);
+    (4) normalise left (exact: every product with exponent >= -149, i.e. a whole multiple
+    of ``2**-149``, which includes every FP16 product) and, beside it, shift the others
+    right keeping a guard bit; the exponent field and overflow; the special outcomes
+    reduced to a forcing code; (5) round the right-shifted product (at most 15 bits: the
+    rounding never carries into the exponent), pack.
 
     The format is chosen per operation (``i_fmt``: 0 = BF16, 1 = FP16). The exact
     product (11 x 11 significand bits at most) is rounded once to binary32, round to
@@ -266,111 +296,105 @@ class FPMul16(wiring.Component):
         fp16 = self.i_fmt
 
         def decode(v, name):
-            e = Signal(8, name=f"{name}_e")
-            f = Signal(10, name=f"{name}_f")
-            emax = Signal(name=f"{name}_emax")
+            # value = sig * 2**(exp - 75); BF16's 8 significand bits sit at the bottom
+            # of the 11. tz: the trailing zeros of a BF16 significand (the product's
+            # are their sum), for the sticky bit of a product that rounds to a subnormal
+            e16, f16 = v[10:15], v[:10]
+            e8, f8 = v[7:15], v[:7]
+            z16, z8 = e16 == 0, e8 == 0
             sig = Signal(11, name=f"{name}_sig")
-            exp = Signal(signed(10), name=f"{name}_exp")   # value = sig * 2**exp
-            with m.If(fp16):
-                m.d.comb += [e.eq(v[10:15]), f.eq(v[:10]), emax.eq(v[10:15] == 0x1F)]
-                m.d.comb += exp.eq(Mux(e == 0, 1, e) - 25)
-                m.d.comb += sig.eq(Cat(f, e != 0))
-            with m.Else():
-                m.d.comb += [e.eq(v[7:15]), f.eq(v[:7]), emax.eq(v[7:15] == 0xFF)]
-                m.d.comb += exp.eq(Mux(e == 0, 1, e) - 134)
-                m.d.comb += sig.eq(Cat(f[:7], e != 0))
-            nan = emax & (f != 0)
-            inf = emax
-            return sig, exp, nan, inf
-
-        siga, expa, nana, infa = decode(self.i_a, "a")
-        sigb, expb, nanb, infb = decode(self.i_b, "b")
-
-        # ---- stage 1: decoded operands registered ----------------------------------
-        r = dict(siga=Signal(11), sigb=Signal(11), expa=Signal(signed(10)),
-                 expb=Signal(signed(10)), sign=Signal(), nan=Signal(), inf=Signal())
-        valid0 = Signal()
-        m.d.sync += [
-            r["siga"].eq(siga), r["sigb"].eq(sigb), r["expa"].eq(expa), r["expb"].eq(expb),
-            r["sign"].eq(self.i_a[15] ^ self.i_b[15]), r["nan"].eq(nana | nanb),
-            r["inf"].eq(infa | infb), valid0.eq(self.i_valid),
-        ]
-
-        # ---- stage 2: multiply significands, add exponents ------------------------------
-        P = Signal(22)
-        E = Signal(signed(11))
-        sign = Signal()
-        nan = Signal()
-        inf = Signal()
-        zero_in = Signal()
-        valid1 = Signal()
-        m.d.sync += [
-            P.eq(r["siga"] * r["sigb"]), E.eq(r["expa"] + r["expb"]), sign.eq(r["sign"]),
-            nan.eq(r["nan"]), inf.eq(r["inf"]),
-            zero_in.eq((r["siga"] == 0) | (r["sigb"] == 0)), valid1.eq(valid0),
-        ]
-
-        # ---- stage 3: leading one, result exponent, shift amounts -----------------------
-        n = _bit_length(m, P, 22)
-        q = dict(P=Signal(22), sign=Signal(), nan=Signal(), inf=Signal(), zero_in=Signal(),
-                 lead=Signal(signed(12)), norm_shift=Signal(5), up=Signal(signed(12)),
-                 down=Signal(range(25)))
-        valid2 = Signal()
-        up_c = Signal(signed(12))
-        m.d.comb += up_c.eq(E + 149)
-        m.d.sync += [
-            q["P"].eq(P), q["sign"].eq(sign), q["nan"].eq(nan), q["inf"].eq(inf),
-            q["zero_in"].eq(zero_in), q["lead"].eq(E + n - 1),
-            q["norm_shift"].eq((24 - n)[:5]), q["up"].eq(up_c),
-            q["down"].eq(Mux(up_c >= 0, 0, Mux(-up_c > 24, 24, -up_c))),
-            valid2.eq(valid1),
-        ]
-
-        # ---- stage 4: normalise (exact) or denormalise, keeping the rounding bits ----------
-        P, up, down = q["P"], q["up"], q["down"]
-        kept = Signal(24)
-        half = Signal()
-        below = Signal()
-        with m.If(up > 0):                                  # E + 149 > 0: exact left shift
-            m.d.comb += kept.eq(P << up[:5])
-        with m.Else():
+            exp = Signal(signed(10), name=f"{name}_exp")
+            tz = Signal(3, name=f"{name}_tz")
+            sig8 = Cat(f8, ~z8)
+            for i in reversed(range(8)):             # lowest set bit wins
+                with m.If(sig8[i]):
+                    m.d.comb += tz.eq(i)
             m.d.comb += [
-                kept.eq(P >> down),
-                half.eq(Mux(down > 0, (P >> (down - 1)[:5])[0], 0)),
-                below.eq(Mux(down > 1, (P & ((Const(1, 24) << (down - 1)[:5]) - 1)) != 0, 0)),
+                sig.eq(Mux(fp16, Cat(f16, ~z16), sig8)),
+                exp.eq(Mux(fp16, Cat(e16[0] | z16, e16[1:]) + (75 - 25),
+                           Cat(e8[0] | z8, e8[1:]) - (134 - 75))),
             ]
-        t = dict(norm_sig=Signal(24), kept=Signal(24), half=Signal(), below=Signal(),
-                 lead=Signal(signed(12)), sign=Signal(), nan=Signal(), inf=Signal(),
-                 zero_in=Signal())
-        valid3 = Signal()
+            emax = Mux(fp16, e16 == 0x1F, e8 == 0xFF)
+            frac_nz = Mux(fp16, f16 != 0, f8 != 0)
+            zero = Mux(fp16, z16, z8) & ~frac_nz
+            return sig, exp, tz, emax & frac_nz, emax, zero
+
+        siga, expa, tza, nana, infa, zeroa = decode(self.i_a, "a")
+        sigb, expb, tzb, nanb, infb, zerob = decode(self.i_b, "b")
+
+        # ---- stage 1: decoded operands registered ----------------------------------------
+        siga1, sigb1 = Signal(11), Signal(11)
+        expa1, expb1 = Signal(signed(10)), Signal(signed(10))
+        tza1, tzb1 = Signal(3), Signal(3)
+        sign1, nan1, inf1, zero1, valid1 = Signal(), Signal(), Signal(), Signal(), Signal()
         m.d.sync += [
-            t["norm_sig"].eq(P << q["norm_shift"]),         # exact: P has <= 22 bits
-            t["kept"].eq(kept), t["half"].eq(half), t["below"].eq(below),
-            t["lead"].eq(q["lead"]), t["sign"].eq(q["sign"]), t["nan"].eq(q["nan"]),
-            t["inf"].eq(q["inf"]), t["zero_in"].eq(q["zero_in"]), valid3.eq(valid2),
+            siga1.eq(siga), sigb1.eq(sigb), expa1.eq(expa), expb1.eq(expb),
+            tza1.eq(tza), tzb1.eq(tzb),
+            sign1.eq(self.i_a[15] ^ self.i_b[15]), nan1.eq(nana | nanb),
+            inf1.eq(infa | infb), zero1.eq(zeroa | zerob), valid1.eq(self.i_valid),
         ]
 
-        # ---- stage 5: round to nearest even, pack ------------------------------------------
-        sign, lead = t["sign"], t["lead"]
-        nan, inf, zero_in = t["nan"], t["inf"], t["zero_in"]
-        norm = Cat(t["norm_sig"][:23], (lead + 127)[:8], sign)
-        rounded = Signal(24)
-        m.d.comb += rounded.eq(t["kept"] + (t["half"] & (t["below"] | t["kept"][0])))
-        # a subnormal pattern; a carry into bit 23 makes it the smallest normal, correctly
-        sub = Cat(rounded, Const(0, 7), sign)
+        # ---- stage 2: multiply significands; exponent, sticky -------------------------------
+        # value = P * 2**(Ep - 150) with Ep = E + 150; the lowest set bit of P is at
+        # 2**(Ep + tz - 150): below the guard bit of the smallest subnormal (2**-150) if
+        # Ep + tz < 0, which makes the sticky bit of a product that rounds to a subnormal.
+        Ep = Signal(signed(11))
+        tz = Signal(4)
+        m.d.comb += [Ep.eq(expa1 + expb1), tz.eq(tza1 + tzb1)]
+        P2, Ep2 = Signal(22), Signal(signed(11))
+        sticky2, sign2, nan2, inf2, zero2, valid2 = (Signal() for _ in range(6))
+        m.d.sync += [
+            P2.eq(siga1 * sigb1), Ep2.eq(Ep), sticky2.eq((Ep + tz) < 0),
+            sign2.eq(sign1), nan2.eq(nan1 | (inf1 & zero1)), inf2.eq(inf1 & ~nan1),
+            zero2.eq(zero1), valid2.eq(valid1),
+        ]
 
-        result = Signal(32)
-        with m.If(nan | (inf & zero_in)):
-            m.d.comb += result.eq(CANONICAL_NAN)
-        with m.Elif(inf | (lead > 127)):
-            m.d.comb += result.eq(Cat(Const(0, 23), Const(0xFF, 8), sign))
-        with m.Elif(zero_in):
-            m.d.comb += result.eq(Cat(Const(0, 31), sign))
-        with m.Elif(lead >= -126):
-            m.d.comb += result.eq(norm)
-        with m.Else():
-            m.d.comb += result.eq(sub)
-        m.d.sync += [self.o_prod.eq(result), self.o_valid.eq(valid3)]
+        # ---- stage 3: leading zeros (limited); the denormalising right shift amount -------
+        # The normalising left shift of P (to put its leading one at bit 23) must not go
+        # beyond E + 149 = Ep - 1: a product whose leading one stays below bit 23 then is
+        # the (exact) significand of a subnormal result.
+        # Ep <= 0 (BF16 only): the product lies below 2**-149 * 2**16, far below 2**-126:
+        # it is rounded by shifting P (< 2**16) right by 1 - Ep, keeping a guard bit: by
+        # -Ep, P's bit 0 then the guard, limited to 16 (everything shifted out: zero).
+        lz, _ = _leading_zeros(P2, 24)
+        lim = (Ep2 - 1)[:5]
+        sl = Mux((Ep2 <= 24) & (lz > lim), lim, lz)
+        P3, Ep3, sl3, dn3 = Signal(22), Signal(signed(11)), Signal(5), Signal(5)
+        right3, sticky3, sign3, nan3, inf3, zero3, valid3 = (Signal() for _ in range(7))
+        m.d.sync += [
+            P3.eq(P2), Ep3.eq(Ep2), sl3.eq(sl), right3.eq(Ep2 <= 0),
+            dn3.eq(Mux(Ep2 <= -16, 16, -Ep2)[:5]),
+            sticky3.eq(sticky2), sign3.eq(sign2), nan3.eq(nan2), inf3.eq(inf2),
+            zero3.eq(zero2), valid3.eq(valid2),
+        ]
+
+        # ---- stage 4: normalise left (exact) and denormalise right; exponent, overflow -----
+        ef = Signal(signed(12))
+        m.d.comb += ef.eq(Ep3 - sl3)          # the exponent field of a normal result
+        ovf = ef > 254                        # BF16 only: Inf
+        force = nan3 | inf3 | zero3 | ovf
+        F4, Y4, ef4 = Signal(24), Signal(16), Signal(8)
+        sticky4, use_left4, use_right4, ones4, quiet4, sign4, valid4 = \
+            (Signal() for _ in range(7))
+        m.d.sync += [
+            F4.eq((P3 << sl3)[:24]), Y4.eq(P3[:16] >> dn3), ef4.eq(ef[:8]),
+            sticky4.eq(sticky3), use_left4.eq(~force & ~right3), use_right4.eq(~force & right3),
+            ones4.eq(nan3 | inf3 | (ovf & ~zero3)), quiet4.eq(nan3),
+            sign4.eq(sign3 & ~nan3), valid4.eq(valid3),
+        ]
+
+        # ---- stage 5: round the right-shifted product (exact otherwise), pack -------------
+        # left: F has its leading one at bit 23 (normal, exponent field ef) or, if the
+        # shift was limited, is a subnormal significand (ef is then 1: field 0). Right: Y
+        # holds the guard bit and, above it, at most 15 kept bits: their rounding never
+        # carries out of the fraction.
+        rounded = Signal(16)
+        m.d.comb += rounded.eq(Y4[1:] + (Y4[0] & (sticky4 | Y4[1])))
+        left = Cat(*([use_left4] * 23))
+        frac = (F4[:23] & left) | Cat(rounded & Cat(*([use_right4] * 16)), Const(0, 7))
+        exp_field = Cat(ef4[0] & F4[23], ef4[1:]) & Cat(*([use_left4] * 8))
+        result = Cat(frac[:22], frac[22] | quiet4, exp_field | Cat(*([ones4] * 8)), sign4)
+        m.d.sync += [self.o_prod.eq(result), self.o_valid.eq(valid4)]
         return m
 
     def _elaborate_ftz(self):

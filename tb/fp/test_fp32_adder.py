@@ -1,5 +1,7 @@
 """FP32Adder on Verilator: directed special values and a million random pairs streamed
-through one simulation, compared bit for bit with the golden model (sim.fp)."""
+through one simulation, compared bit for bit with the golden model (sim.fp). The IEEE
+build (top ``fp32_adder``) and the flush-to-zero build (top ``fp32_adder_ftz``) each
+have their test."""
 
 import os
 import time
@@ -37,6 +39,16 @@ def operand_pairs(rng, n):
 
 @cocotb.test(timeout_time=200, timeout_unit="ms")
 async def test_fp32_adder(dut):
+    await check_adder(dut, subnormals=True)
+
+
+@cocotb.test(timeout_time=200, timeout_unit="ms")
+async def test_fp32_adder_ftz(dut):
+    """The flush-to-zero build (top ``fp32_adder_ftz``) against its golden model."""
+    await check_adder(dut, subnormals=False)
+
+
+async def check_adder(dut, *, subnormals):
     seed = seed_from_env()
     rng = np.random.default_rng(seed)
     n = int(os.environ.get("NCORE_FP_VECTORS", "1000000"))
@@ -48,7 +60,7 @@ async def test_fp32_adder(dut):
                                          latency=LATENCY), dtype=np.uint64)
     wall = time.perf_counter() - t0
     assert got.size == a.size, f"{got.size} results for {a.size} pairs (seed {seed})"
-    exp = fp32_add_bits(a, b).astype(np.uint64)
+    exp = fp32_add_bits(a, b, subnormals=subnormals).astype(np.uint64)
     bad = np.nonzero(got != exp)[0]
     if bad.size:
         i = bad[0]

@@ -1,6 +1,7 @@
 """FPMul16 on Verilator: directed special values and a million random BF16/FP16 pairs
 (the format switching between operations) streamed through one simulation, compared
-bit for bit with the golden model (sim.fp)."""
+bit for bit with the golden model (sim.fp). The IEEE build (top ``fp_mul16``) and
+the flush-to-zero build (top ``fp_mul16_ftz``) each have their test."""
 
 import os
 import time
@@ -45,6 +46,16 @@ def operands(rng, n):
 
 @cocotb.test(timeout_time=200, timeout_unit="ms")
 async def test_fp_mul16(dut):
+    await check_mul(dut, subnormals=True)
+
+
+@cocotb.test(timeout_time=200, timeout_unit="ms")
+async def test_fp_mul16_ftz(dut):
+    """The flush-to-zero build (top ``fp_mul16_ftz``) against its golden model."""
+    await check_mul(dut, subnormals=False)
+
+
+async def check_mul(dut, *, subnormals):
     seed = seed_from_env()
     rng = np.random.default_rng(seed)
     n = int(os.environ.get("NCORE_FP_VECTORS", "1000000"))
@@ -57,8 +68,8 @@ async def test_fp_mul16(dut):
     wall = time.perf_counter() - t0
     got = np.array(got, dtype=np.uint64)
     assert got.size == a.size, f"{got.size} results for {a.size} pairs (seed {seed})"
-    exp = np.where(f == 1, mul16_to_fp32_bits(a, b, "fp16"),
-                   mul16_to_fp32_bits(a, b, "bf16")).astype(np.uint64)
+    exp = np.where(f == 1, mul16_to_fp32_bits(a, b, "fp16", subnormals=subnormals),
+                   mul16_to_fp32_bits(a, b, "bf16", subnormals=subnormals)).astype(np.uint64)
     bad = np.nonzero(got != exp)[0]
     if bad.size:
         i = bad[0]
