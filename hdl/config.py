@@ -112,7 +112,7 @@ class CoreConfig:
         PSUM's accumulating adders, the vector engine's bias adders) follow IEEE 754
         with subnormals. ``False``: they flush subnormals to zero on input and output
         (``docs/numerics.md``, "Cost of subnormal support"), which makes a float PE
-        about 680 LUTs smaller. The golden model flushes identically. Only meaningful
+        about 370 LUTs smaller. The golden model flushes identically. Only meaningful
         with a float type in ``dtypes``; ``False`` without one is rejected.
 
     Raises
