@@ -31,7 +31,10 @@ CASES = ([(c, t) for t in TESTS for c in CONFIGS]
                                         "test_float_specials", "test_random_backpressure")])
 
 
+# The first test of a configuration also builds it: the 8x8 float array's Verilator
+# build takes about 15 minutes on a busy 2-core machine, past the suite's 900 s default.
 @pytest.mark.rtl
+@pytest.mark.timeout(2700)
 @pytest.mark.parametrize("config,testcase", CASES, ids=[f"{t}-{c}" for c, t in CASES])
 def test_systolic(config, testcase):
     node = os.environ.get("PYTEST_CURRENT_TEST", "").rsplit(" ", 1)[0]
