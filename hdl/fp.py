@@ -257,6 +257,12 @@ class FPMul16(wiring.Component):
         product of normal BF16 values is never within rounding distance of
         ``2**-126`` from below, so flushing before or after rounding is the same rule.
         Golden model: ``sim.fp.mul16_to_fp32_bits(a, b, fmt, subnormals=False)``.
+    int8 : bool
+        Also multiply signed INT8 operands on the same multiplier (one DSP for all
+        three types in a PE, instead of a second one for INT8). Adds ``i_int`` and
+        ``o_int``. The significand multiplier becomes a signed 12 x 12 one: it is fed
+        the zero-extended 11-bit significands, or, when ``i_int`` is set, the
+        sign-extended low bytes of ``i_a`` and ``i_b``. ``o_prod`` is then meaningless.
 
     Members
     -------
@@ -270,24 +276,52 @@ class FPMul16(wiring.Component):
         The FP32 product, ``LATENCY`` cycles later.
     o_valid : Out(1)
         ``i_valid`` delayed by ``LATENCY``.
+    i_int : In(1), only with ``int8``
+        Multiply ``i_a[:8]`` and ``i_b[:8]`` as signed integers.
+    o_int : Out(signed(16)), only with ``int8``
+        Their exact product, ``INT_LATENCY`` cycles later (in the register after the
+        multiplier).
     """
 
     LATENCY = 5
+    INT_LATENCY = 2
     FMT_BF16 = 0
     FMT_FP16 = 1
 
-    i_a: In(16)
-    i_b: In(16)
-    i_fmt: In(1)
-    i_valid: In(1)
-    o_prod: Out(32)
-    o_valid: Out(1)
-
-    def __init__(self, *, subnormals=True):
+    def __init__(self, *, subnormals=True, int8=False):
         if not isinstance(subnormals, bool):
             raise TypeError(f"subnormals must be a bool, not {subnormals!r}")
+        if not isinstance(int8, bool):
+            raise TypeError(f"int8 must be a bool, not {int8!r}")
         self.subnormals = subnormals
-        super().__init__()
+        self.int8 = int8
+        members = {
+            "i_a": In(16), "i_b": In(16), "i_fmt": In(1), "i_valid": In(1),
+            "o_prod": Out(32), "o_valid": Out(1),
+        }
+        if int8:
+            members["i_int"] = In(1)
+            members["o_int"] = Out(signed(16))
+        super().__init__(members)
+
+    def _significands(self, m, siga, sigb):
+        """Stage 1 significand registers, stage 2 product register (the DSP) and the
+        product as the 22-bit unsigned significand product. With ``int8``, the
+        multiplier is shared with the INT8 product (``o_int``)."""
+        if not self.int8:
+            siga1, sigb1 = Signal(11), Signal(11)
+            P = Signal(22)
+            m.d.sync += [siga1.eq(siga), sigb1.eq(sigb), P.eq(siga1 * sigb1)]
+            return P
+        opa1, opb1 = Signal(signed(12)), Signal(signed(12))
+        m.d.sync += [
+            opa1.eq(Mux(self.i_int, self.i_a[:8].as_signed(), siga)),
+            opb1.eq(Mux(self.i_int, self.i_b[:8].as_signed(), sigb)),
+        ]
+        P24 = Signal(signed(24))
+        m.d.sync += P24.eq(opa1 * opb1)
+        m.d.comb += self.o_int.eq(P24[:16])
+        return P24[:22]
 
     def elaborate(self, platform):
         if not self.subnormals:
@@ -323,12 +357,12 @@ class FPMul16(wiring.Component):
         sigb, expb, tzb, nanb, infb, zerob = decode(self.i_b, "b")
 
         # ---- stage 1: decoded operands registered ----------------------------------------
-        siga1, sigb1 = Signal(11), Signal(11)
         expa1, expb1 = Signal(signed(10)), Signal(signed(10))
         tza1, tzb1 = Signal(3), Signal(3)
         sign1, nan1, inf1, zero1, valid1 = Signal(), Signal(), Signal(), Signal(), Signal()
+        P2 = self._significands(m, siga, sigb)
         m.d.sync += [
-            siga1.eq(siga), sigb1.eq(sigb), expa1.eq(expa), expb1.eq(expb),
+            expa1.eq(expa), expb1.eq(expb),
             tza1.eq(tza), tzb1.eq(tzb),
             sign1.eq(self.i_a[15] ^ self.i_b[15]), nan1.eq(nana | nanb),
             inf1.eq(infa | infb), zero1.eq(zeroa | zerob), valid1.eq(self.i_valid),
@@ -341,10 +375,10 @@ class FPMul16(wiring.Component):
         Ep = Signal(signed(11))
         tz = Signal(4)
         m.d.comb += [Ep.eq(expa1 + expb1), tz.eq(tza1 + tzb1)]
-        P2, Ep2 = Signal(22), Signal(signed(11))
+        Ep2 = Signal(signed(11))
         sticky2, sign2, nan2, inf2, zero2, valid2 = (Signal() for _ in range(6))
         m.d.sync += [
-            P2.eq(siga1 * sigb1), Ep2.eq(Ep), sticky2.eq((Ep + tz) < 0),
+            Ep2.eq(Ep), sticky2.eq((Ep + tz) < 0),
             sign2.eq(sign1), nan2.eq(nan1 | (inf1 & zero1)), inf2.eq(inf1 & ~nan1),
             zero2.eq(zero1), valid2.eq(valid1),
         ]
@@ -424,21 +458,20 @@ class FPMul16(wiring.Component):
         sigb, expb, nanb, infb, zerob = decode(self.i_b, "b")
 
         # ---- stage 1: decoded operands registered ----------------------------------
-        siga1, sigb1 = Signal(11), Signal(11)
         expa1, expb1 = Signal(signed(10)), Signal(signed(10))
         sign1, nan1, inf1, zero1, valid1 = Signal(), Signal(), Signal(), Signal(), Signal()
+        P = self._significands(m, siga, sigb)
         m.d.sync += [
-            siga1.eq(siga), sigb1.eq(sigb), expa1.eq(expa), expb1.eq(expb),
+            expa1.eq(expa), expb1.eq(expb),
             sign1.eq(self.i_a[15] ^ self.i_b[15]), nan1.eq(nana | nanb),
             inf1.eq(infa | infb), zero1.eq(zeroa | zerob), valid1.eq(self.i_valid),
         ]
 
         # ---- stage 2: multiply significands (2**20 <= P < 2**22), add exponents -----------
-        P = Signal(22)
         E = Signal(signed(11))
         sign2, nan2, inf2, zero2, valid2 = Signal(), Signal(), Signal(), Signal(), Signal()
         m.d.sync += [
-            P.eq(siga1 * sigb1), E.eq(expa1 + expb1), sign2.eq(sign1), nan2.eq(nan1),
+            E.eq(expa1 + expb1), sign2.eq(sign1), nan2.eq(nan1),
             inf2.eq(inf1), zero2.eq(zero1), valid2.eq(valid1),
         ]
 

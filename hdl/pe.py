@@ -54,8 +54,9 @@ class PE(wiring.Component):
       add: ``P = 4``, ``H = 1``. Products and sums are INT32 with wrap-around.
     * With floats: the moving operand carries a :class:`~hdl.formats.Dtype`; 16-bit
       operands. BF16/FP16 products come from :class:`~hdl.fp.FPMul16` and are added
-      with :class:`~hdl.fp.FP32Adder`; INT8 uses the operands' low bytes and is delayed
-      to the same timing: ``P = 1 + FP_MUL_LATENCY``, ``H = FP_ADD_LATENCY``.
+      with :class:`~hdl.fp.FP32Adder`; INT8 multiplies the operands' low bytes on the
+      same multiplier (one DSP per PE) and is delayed to the same timing:
+      ``P = 1 + FP_MUL_LATENCY``, ``H = FP_ADD_LATENCY``.
 
     A weight token addressed to this PE's column writes ``w[buf]`` at the end of the
     cycle it is seen. A moving operand uses ``w[sel]`` in the cycle it is seen, so a
@@ -99,7 +100,8 @@ class PE(wiring.Component):
             raise ValueError(f"cols must be a positive integer, not {cols!r}")
         if not isinstance(col, int) or not 0 <= col < cols:
             raise ValueError(f"col must be an integer in range(0, {cols}), not {col!r}")
-        if FP32Adder.LATENCY != FP_ADD_LATENCY or FPMul16.LATENCY != FP_MUL_LATENCY:
+        if (FP32Adder.LATENCY != FP_ADD_LATENCY or FPMul16.LATENCY != FP_MUL_LATENCY
+                or FPMul16.INT_LATENCY != 2):
             raise AssertionError("hdl.config FP latencies disagree with hdl.fp")
         self._col = col
         self._cols = cols
@@ -193,25 +195,30 @@ class PE(wiring.Component):
 
         # INT8: a second operand register (free to sit beside the DSP on an FPGA; see
         # docs/systolic.md, "Timing closure"), multiply, product register, then the
-        # product meets the partial sum.
-        int_w = op_w[:8].as_signed() if self._floats else op_w
-        int_x = op_x[:8].as_signed() if self._floats else op_x
-        mul_w = delay(int_w, 1, "mul_w")
-        mul_x = delay(int_x, 1, "mul_x")
-        product = Signal(signed(16), reset_less=True)
-        m.d.sync += product.eq(mul_w * mul_x)
+        # product meets the partial sum. With floats, the FP multiplier's significand
+        # multiplier does it (FPMul16(int8=True): the same two registers, the same
+        # timing), so a float PE needs one DSP, not two.
+        if self._floats:
+            m.submodules.mul = mul = FPMul16(subnormals=self._subnormals, int8=True)
+            op_dt = delay(self.i_dtype, 1, "op_dtype")
+            m.d.comb += [
+                mul.i_a.eq(op_w), mul.i_b.eq(op_x), mul.i_valid.eq(1),
+                mul.i_fmt.eq(op_dt == Dtype.FP16), mul.i_int.eq(op_dt == Dtype.INT8),
+            ]
+            product = mul.o_int
+        else:
+            mul_w = delay(op_w, 1, "mul_w")
+            mul_x = delay(op_x, 1, "mul_x")
+            product = Signal(signed(16), reset_less=True)
+            m.d.sync += product.eq(mul_w * mul_x)
         addend = delay(product, 1 + self.product_latency - 4, "addend")
 
         int_sum = Signal(signed(self._acc_width), reset_less=True)
         m.d.sync += int_sum.eq(self.i_psum + addend)          # wraps at acc_width bits
 
         if self._floats:
-            m.submodules.mul = mul = FPMul16(subnormals=self._subnormals)
             m.submodules.add = add = FP32Adder(subnormals=self._subnormals)
-            op_dt = delay(self.i_dtype, 1, "op_dtype")
             m.d.comb += [
-                mul.i_a.eq(op_w), mul.i_b.eq(op_x), mul.i_valid.eq(1),
-                mul.i_fmt.eq(op_dt == Dtype.FP16),
                 add.i_a.eq(self.i_psum), add.i_b.eq(mul.o_prod), add.i_valid.eq(1),
             ]
             out_dt = delay(op_dt, FP_MUL_LATENCY + FP_ADD_LATENCY, "out_dtype")

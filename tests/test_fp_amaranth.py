@@ -113,3 +113,61 @@ def test_mul_directed_and_random(fmt):
     assert len(got) == len(pairs)
     for i, (g, e) in enumerate(zip(got, exp)):
         assert g == int(e), f"{fmt} {a[i]:#06x} * {b[i]:#06x}: got {g:#010x}, expected {int(e):#010x}"
+
+
+# ---- FPMul16(int8=True): the significand multiplier shared with INT8 ------------------
+
+@pytest.mark.parametrize("subnormals", [True, False], ids=["ieee", "ftz"])
+def test_mul_int8_shared_multiplier(subnormals):
+    """Every INT8 pair (with junk in the operands' high bytes), interleaved with float
+    operations of both formats: ``o_int`` is the exact signed product ``INT_LATENCY``
+    cycles later and every float product still matches the golden model."""
+    seed = 91 + subnormals
+    rng = np.random.default_rng(seed)
+    ia, ib = np.meshgrid(np.arange(256), np.arange(256), indexing="ij")
+    ia, ib = ia.ravel(), ib.ravel()
+    n_int = ia.size
+    high = rng.integers(0, 256, (2, n_int))
+    ops = [("int", int(a | (h << 8)), int(b | (g << 8)))
+           for a, b, h, g in zip(ia, ib, high[0], high[1])]
+    # a float operation after every 16th integer one, alternating formats
+    fl = rng.integers(0, 1 << 16, (2, n_int // 16))
+    for i in range(n_int // 16):
+        ops.insert(17 * i + 16, ("bf16" if i % 2 else "fp16", int(fl[0, i]), int(fl[1, i])))
+    dut = FPMul16(subnormals=subnormals, int8=True)
+    ints, floats = [], []
+
+    async def tb(ctx):
+        for t in range(len(ops) + dut.LATENCY + 1):
+            if t < len(ops):
+                kind, a, b = ops[t]
+                ctx.set(dut.i_a, a)
+                ctx.set(dut.i_b, b)
+                ctx.set(dut.i_int, kind == "int")
+                ctx.set(dut.i_fmt, FPMul16.FMT_FP16 if kind == "fp16" else FPMul16.FMT_BF16)
+            ctx.set(dut.i_valid, t < len(ops))
+            _, _, pi, pf = await ctx.tick().sample(dut.o_int, dut.o_prod)
+            # sampled at edge t (before it): the results of the operation set at t - latency
+            ti, tf = t - dut.INT_LATENCY, t - dut.LATENCY
+            if 0 <= ti < len(ops) and ops[ti][0] == "int":
+                ints.append(pi)
+            if 0 <= tf < len(ops) and ops[tf][0] != "int":
+                floats.append(pf)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(tb)
+    sim.run()
+    expected = (((ia + 128) % 256 - 128) * ((ib + 128) % 256 - 128)).tolist()
+    assert len(ints) == n_int
+    bad = [i for i in range(n_int) if ints[i] != expected[i]]
+    assert not bad, (f"seed {seed}: {len(bad)} wrong INT8 products, first "
+                     f"{int(ia[bad[0]]):#04x} * {int(ib[bad[0]]):#04x} = {ints[bad[0]]}, "
+                     f"expected {expected[bad[0]]}")
+    fops = [op for op in ops if op[0] != "int"]
+    assert len(floats) == len(fops)
+    for (kind, a, b), got in zip(fops, floats):
+        exp = int(mul16_to_fp32_bits(np.array([a], np.uint32), np.array([b], np.uint32), kind,
+                                     subnormals=subnormals)[0])
+        assert got == exp, f"seed {seed}: {kind} {a:#06x} * {b:#06x}: got {got:#010x}, " \
+                           f"expected {exp:#010x}"

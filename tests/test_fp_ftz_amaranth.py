@@ -50,6 +50,11 @@ def test_options():
         FP32Adder(subnormals=0)
     with pytest.raises(TypeError):
         FPMul16(subnormals="no")
+    # the INT8 option of the multiplier (tested in tests/test_fp_amaranth.py)
+    assert not FPMul16().int8 and FPMul16(int8=True).int8
+    assert not hasattr(FPMul16(), "o_int") and hasattr(FPMul16(int8=True), "o_int")
+    with pytest.raises(TypeError, match="int8 must be a bool"):
+        FPMul16(int8=1)
 
 
 # ---- FP32Adder ------------------------------------------------------------------------
