@@ -28,7 +28,7 @@ FLOAT_DTYPES = ("bf16", "fp16")
 PE_LATENCY = 5
 
 #: Pipeline depths of the floating-point units (checked against hdl.fp at elaboration).
-FP_MUL_LATENCY = 7
+FP_MUL_LATENCY = 5
 FP_ADD_LATENCY = 7
 
 #: The largest array edge we accept. NeuronCore-v2 is 128x128; 256 leaves headroom.

@@ -12,7 +12,7 @@ subnormal becomes a zero of its sign; the logic that only subnormals need is lef
 Latencies are the same. The golden models take the same keyword.
 """
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -224,16 +224,12 @@ class FP32Adder(wiring.Component):
 
 
 class FPMul16(wiring.Component):
-    """Pipelined BF16 x BF16 or FP16 x FP16 multiplier with an FP32 result, ``LATENCY`` = 7.
+    """Pipelined BF16 x BF16 or FP16 x FP16 multiplier with an FP32 result, ``LATENCY`` = 5.
 
     Stages: (1) decode the operands of the chosen format (and the trailing zeros of a
     BF16 significand); (2) multiply the significands (one DSP), add the exponents, and
     get the sticky bit of a product that rounds to a subnormal from the exponent of its
     lowest set bit (the trailing zeros of a product are those of its factors added);
-    the multiply takes three cycles: a second operand register and a second product
-    register (the exponent results wait beside them) let the placer put one register
-    of each pair beside the DSP site, which may be far from the rest of the unit (in an
-    8x8 float array on an ECP5-85F the routes to and from a DSP were 4.8 ns each);
     (3) count the leading zeros of the product, limited so that the normalising shift
     stops at the subnormal exponent, and the right shift amount of a product whose
     exponent is below -149 (BF16 only; such products are below ``2**-134``);
@@ -283,16 +279,12 @@ class FPMul16(wiring.Component):
     i_int : In(1), only with ``int8``
         Multiply ``i_a[:8]`` and ``i_b[:8]`` as signed integers.
     o_int : Out(signed(16)), only with ``int8``
-        Their exact product, ``INT_LATENCY`` cycles later (the multiplier's output
-        registers).
+        Their exact product, ``INT_LATENCY`` cycles later (in the register after the
+        multiplier).
     """
 
-    LATENCY = 7
-    INT_LATENCY = 4
-    #: Cycles from the registered significands to the product register beside the rest
-    #: of the unit: operand register at the DSP, product register at the DSP, product
-    #: register back at the unit.
-    MUL_CYCLES = 3
+    LATENCY = 5
+    INT_LATENCY = 2
     FMT_BF16 = 0
     FMT_FP16 = 1
 
@@ -313,36 +305,23 @@ class FPMul16(wiring.Component):
         super().__init__(members)
 
     def _significands(self, m, siga, sigb):
-        """The significand multiplier: stage 1 significand registers, a second operand
-        register, the product register and a second product register (``MUL_CYCLES``
-        after stage 1). Returns the 22-bit unsigned significand product. With ``int8``,
-        the multiplier is shared with the INT8 product (``o_int``)."""
-        if self.int8:
-            a = Mux(self.i_int, self.i_a[:8].as_signed(), siga)
-            b = Mux(self.i_int, self.i_b[:8].as_signed(), sigb)
-            op, width = signed(12), signed(24)
-        else:
-            a, b, op, width = siga, sigb, unsigned(11), unsigned(22)
-        a1, b1 = Signal(op, name="mul_a1", reset_less=True), Signal(op, name="mul_b1", reset_less=True)
-        a2, b2 = Signal(op, name="mul_a2", reset_less=True), Signal(op, name="mul_b2", reset_less=True)
-        p1 = Signal(width, name="mul_p1", reset_less=True)
-        p2 = Signal(width, name="mul_p2", reset_less=True)
-        m.d.sync += [a1.eq(a), b1.eq(b), a2.eq(a1), b2.eq(b1), p1.eq(a2 * b2), p2.eq(p1)]
-        if self.int8:
-            m.d.comb += self.o_int.eq(p2[:16])
-        return p2[:22]
-
-    @staticmethod
-    def _wait(m, values, cycles):
-        """``values`` (signals) delayed by ``cycles`` registers each, to meet the product."""
-        out = []
-        for v in values:
-            for i in range(cycles):
-                r = Signal.like(v, name=f"{v.name}_w{i}")
-                m.d.sync += r.eq(v)
-                v = r
-            out.append(v)
-        return out
+        """Stage 1 significand registers, stage 2 product register (the DSP) and the
+        product as the 22-bit unsigned significand product. With ``int8``, the
+        multiplier is shared with the INT8 product (``o_int``)."""
+        if not self.int8:
+            siga1, sigb1 = Signal(11), Signal(11)
+            P = Signal(22)
+            m.d.sync += [siga1.eq(siga), sigb1.eq(sigb), P.eq(siga1 * sigb1)]
+            return P
+        opa1, opb1 = Signal(signed(12)), Signal(signed(12))
+        m.d.sync += [
+            opa1.eq(Mux(self.i_int, self.i_a[:8].as_signed(), siga)),
+            opb1.eq(Mux(self.i_int, self.i_b[:8].as_signed(), sigb)),
+        ]
+        P24 = Signal(signed(24))
+        m.d.sync += P24.eq(opa1 * opb1)
+        m.d.comb += self.o_int.eq(P24[:16])
+        return P24[:22]
 
     def elaborate(self, platform):
         if not self.subnormals:
@@ -403,8 +382,6 @@ class FPMul16(wiring.Component):
             sign2.eq(sign1), nan2.eq(nan1 | (inf1 & zero1)), inf2.eq(inf1 & ~nan1),
             zero2.eq(zero1), valid2.eq(valid1),
         ]
-        Ep2, sticky2, sign2, nan2, inf2, zero2, valid2 = self._wait(
-            m, (Ep2, sticky2, sign2, nan2, inf2, zero2, valid2), self.MUL_CYCLES - 1)
 
         # ---- stage 3: leading zeros (limited); the denormalising right shift amount -------
         # The normalising left shift of P (to put its leading one at bit 23) must not go
@@ -497,8 +474,6 @@ class FPMul16(wiring.Component):
             E.eq(expa1 + expb1), sign2.eq(sign1), nan2.eq(nan1),
             inf2.eq(inf1), zero2.eq(zero1), valid2.eq(valid1),
         ]
-        E, sign2, nan2, inf2, zero2, valid2 = self._wait(
-            m, (E, sign2, nan2, inf2, zero2, valid2), self.MUL_CYCLES - 1)
 
         # ---- stage 3: one-bit normalisation (exact), exponent of the leading one ---------
         frac3 = Signal(23)

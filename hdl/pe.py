@@ -100,7 +100,8 @@ class PE(wiring.Component):
             raise ValueError(f"cols must be a positive integer, not {cols!r}")
         if not isinstance(col, int) or not 0 <= col < cols:
             raise ValueError(f"col must be an integer in range(0, {cols}), not {col!r}")
-        if FP32Adder.LATENCY != FP_ADD_LATENCY or FPMul16.LATENCY != FP_MUL_LATENCY:
+        if (FP32Adder.LATENCY != FP_ADD_LATENCY or FPMul16.LATENCY != FP_MUL_LATENCY
+                or FPMul16.INT_LATENCY != 2):
             raise AssertionError("hdl.config FP latencies disagree with hdl.fp")
         self._col = col
         self._cols = cols
@@ -204,15 +205,13 @@ class PE(wiring.Component):
                 mul.i_a.eq(op_w), mul.i_b.eq(op_x), mul.i_valid.eq(1),
                 mul.i_fmt.eq(op_dt == Dtype.FP16), mul.i_int.eq(op_dt == Dtype.INT8),
             ]
-            product, product_at = mul.o_int, 1 + FPMul16.INT_LATENCY
+            product = mul.o_int
         else:
             mul_w = delay(op_w, 1, "mul_w")
             mul_x = delay(op_x, 1, "mul_x")
             product = Signal(signed(16), reset_less=True)
             m.d.sync += product.eq(mul_w * mul_x)
-            product_at = 3
-        # the product (ready product_at cycles after the operand was seen) waits for P
-        addend = delay(product, self.product_latency - product_at, "addend")
+        addend = delay(product, 1 + self.product_latency - 4, "addend")
 
         int_sum = Signal(signed(self._acc_width), reset_less=True)
         m.d.sync += int_sum.eq(self.i_psum + addend)          # wraps at acc_width bits
