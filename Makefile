@@ -17,7 +17,7 @@ help:
 	@echo "make test     whole suite: golden model, Amaranth-simulator units, Verilator testbenches"
 	@echo "make sim      every cocotb testbench on Verilator (WAVES=1 for FST, SEED=n to reproduce)"
 	@echo "make unit     fast tests only (no Verilator)"
-	@echo "make verilog  build/verilog/<top>.v for every top  (CONFIG=name|file.json)"
+	@echo "make verilog  build/verilog/<top>.v for every top  (CONFIG=name|file.json; TARGET=ecp5: DSP primitives)"
 	@echo "make lint     verilator --lint-only -Wall on every top (default, 8x4, 1x1, 16x16)"
 	@echo "make synth    yosys + nextpnr-ecp5 figures -> build/synth/<top>-<device>.json"
 	@echo "make bench    array, tensor-engine and DMA throughput on Verilator -> build/bench.json"
@@ -41,7 +41,7 @@ unit: $(STAMP)
 	$(PYTEST) -n $(JOBS) -v -m "not rtl" tests
 
 verilog: $(STAMP)
-	$(PY) -m sim.cli verilog
+	$(PY) -m sim.cli verilog $(if $(TARGET),--target $(TARGET))
 
 lint: $(STAMP)
 	$(PY) -m sim.cli lint

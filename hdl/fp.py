@@ -16,6 +16,8 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from .dsp import RegisteredMultiplier
+
 __all__ = ["FP32Adder", "FPMul16", "CANONICAL_NAN"]
 
 CANONICAL_NAN = 0x7FC00000
@@ -284,7 +286,7 @@ class FPMul16(wiring.Component):
     """
 
     LATENCY = 5
-    INT_LATENCY = 2
+    INT_LATENCY = RegisteredMultiplier.LATENCY
     FMT_BF16 = 0
     FMT_FP16 = 1
 
@@ -305,23 +307,21 @@ class FPMul16(wiring.Component):
         super().__init__(members)
 
     def _significands(self, m, siga, sigb):
-        """Stage 1 significand registers, stage 2 product register (the DSP) and the
-        product as the 22-bit unsigned significand product. With ``int8``, the
-        multiplier is shared with the INT8 product (``o_int``)."""
+        """Stage 1 significand registers, the multiply and the stage 2 product register
+        (one :class:`~hdl.dsp.RegisteredMultiplier`, i.e. one DSP with both registers
+        inside it on the ECP5 target); returns the 22-bit unsigned significand product.
+        With ``int8``, the multiplier is shared with the INT8 product (``o_int``)."""
         if not self.int8:
-            siga1, sigb1 = Signal(11), Signal(11)
-            P = Signal(22)
-            m.d.sync += [siga1.eq(siga), sigb1.eq(sigb), P.eq(siga1 * sigb1)]
-            return P
-        opa1, opb1 = Signal(signed(12)), Signal(signed(12))
-        m.d.sync += [
-            opa1.eq(Mux(self.i_int, self.i_a[:8].as_signed(), siga)),
-            opb1.eq(Mux(self.i_int, self.i_b[:8].as_signed(), sigb)),
+            m.submodules.sig_mul = mul = RegisteredMultiplier(11, 11, signed=False)
+            m.d.comb += [mul.i_a.eq(siga), mul.i_b.eq(sigb)]
+            return mul.o_p
+        m.submodules.sig_mul = mul = RegisteredMultiplier(12, 12, signed=True)
+        m.d.comb += [
+            mul.i_a.eq(Mux(self.i_int, self.i_a[:8].as_signed(), siga)),
+            mul.i_b.eq(Mux(self.i_int, self.i_b[:8].as_signed(), sigb)),
+            self.o_int.eq(mul.o_p[:16]),
         ]
-        P24 = Signal(signed(24))
-        m.d.sync += P24.eq(opa1 * opb1)
-        m.d.comb += self.o_int.eq(P24[:16])
-        return P24[:22]
+        return mul.o_p[:22]
 
     def elaborate(self, platform):
         if not self.subnormals:

@@ -8,6 +8,7 @@ from amaranth.utils import ceil_log2
 
 from .config import FP_ADD_LATENCY, FP_MUL_LATENCY
 from .formats import OPERAND_SHAPE, Dtype
+from .dsp import RegisteredMultiplier
 from .fp import FP32Adder, FPMul16
 
 __all__ = ["PE", "weight_token_layout"]
@@ -100,8 +101,7 @@ class PE(wiring.Component):
             raise ValueError(f"cols must be a positive integer, not {cols!r}")
         if not isinstance(col, int) or not 0 <= col < cols:
             raise ValueError(f"col must be an integer in range(0, {cols}), not {col!r}")
-        if (FP32Adder.LATENCY != FP_ADD_LATENCY or FPMul16.LATENCY != FP_MUL_LATENCY
-                or FPMul16.INT_LATENCY != 2):
+        if FP32Adder.LATENCY != FP_ADD_LATENCY or FPMul16.LATENCY != FP_MUL_LATENCY:
             raise AssertionError("hdl.config FP latencies disagree with hdl.fp")
         self._col = col
         self._cols = cols
@@ -193,11 +193,13 @@ class PE(wiring.Component):
         op_x = Signal(operand, reset_less=True)
         m.d.sync += [op_w.eq(weight), op_x.eq(self.i_x)]
 
-        # INT8: a second operand register (free to sit beside the DSP on an FPGA; see
-        # docs/systolic.md, "Timing closure"), multiply, product register, then the
-        # product meets the partial sum. With floats, the FP multiplier's significand
-        # multiplier does it (FPMul16(int8=True): the same two registers, the same
-        # timing), so a float PE needs one DSP, not two.
+        # INT8: the operands go through a RegisteredMultiplier (a second operand
+        # register, multiply, product register: on ECP5 all three inside the DSP block,
+        # see docs/systolic.md, "Timing closure"), and the product meets the partial
+        # sum. With floats, the FP multiplier's significand multiplier does it
+        # (FPMul16(int8=True)), so a float PE needs one DSP, not two. The product of
+        # the operands registered in cycle c + 1 arrives in cycle ``product_at`` and
+        # waits there for the float product's timing.
         if self._floats:
             m.submodules.mul = mul = FPMul16(subnormals=self._subnormals, int8=True)
             op_dt = delay(self.i_dtype, 1, "op_dtype")
@@ -206,12 +208,14 @@ class PE(wiring.Component):
                 mul.i_fmt.eq(op_dt == Dtype.FP16), mul.i_int.eq(op_dt == Dtype.INT8),
             ]
             product = mul.o_int
+            product_at = 1 + FPMul16.INT_LATENCY
         else:
-            mul_w = delay(op_w, 1, "mul_w")
-            mul_x = delay(op_x, 1, "mul_x")
-            product = Signal(signed(16), reset_less=True)
-            m.d.sync += product.eq(mul_w * mul_x)
-        addend = delay(product, 1 + self.product_latency - 4, "addend")
+            m.submodules.mul = mul = RegisteredMultiplier(operand.width, operand.width,
+                                                          signed=True)
+            m.d.comb += [mul.i_a.eq(op_w), mul.i_b.eq(op_x)]
+            product = mul.o_p
+            product_at = 1 + RegisteredMultiplier.LATENCY
+        addend = delay(product, self.product_latency - product_at, "addend")
 
         int_sum = Signal(signed(self._acc_width), reset_less=True)
         m.d.sync += int_sum.eq(self.i_psum + addend)          # wraps at acc_width bits

@@ -11,15 +11,16 @@ import sys
 import time
 
 from hdl.config import NAMED_CONFIGS, named_config
-from .rtl import BUILD, SYNTH_TOPS, TOPS, elaborate, verilog_for, write_if_changed
+from .rtl import (BUILD, SYNTH_TOPS, TARGET_MODELS, TOPS, elaborate, target_of, verilog_for,
+                  write_if_changed)
 
 
 def cmd_verilog(args):
     cfg = named_config(args.config)
-    out = BUILD / "verilog"
+    out = BUILD / ("verilog" if args.target is None else f"verilog-{args.target}")
     for top in (args.top or list(TOPS)):
         path = out / f"{top}.v"
-        changed = write_if_changed(path, elaborate(top, cfg))
+        changed = write_if_changed(path, elaborate(top, cfg, args.target))
         print(f"{path}  ({cfg.name}{'' if changed else ', unchanged'})")
     write_if_changed(out / "config.json", cfg.to_json() + "\n")
 
@@ -34,8 +35,9 @@ def cmd_lint(args):
             t0 = time.perf_counter()
             vfile = verilog_for(top, cfg)
             res = subprocess.run(
-                ["verilator", "--lint-only", "-Wall", "--top-module", top,
-                 str(WAIVERS), str(vfile)], capture_output=True, text=True)
+                ["verilator", "--lint-only", "-Wall", "--top-module", top, str(WAIVERS),
+                 *map(str, TARGET_MODELS[target_of(top)]), str(vfile)],
+                capture_output=True, text=True)
             ok = res.returncode == 0
             failed += not ok
             print(f"lint {'ok  ' if ok else 'FAIL'} {top:24s} {cfg.name:16s} "
@@ -282,6 +284,9 @@ def main(argv=None):
     v = sub.add_parser("verilog", help="write build/verilog/<top>.v for every top")
     v.add_argument("--config", default=os.environ.get("CONFIG") or "default")
     v.add_argument("--top", action="append", choices=list(TOPS))
+    v.add_argument("--target", choices=["generic", "ecp5"], default=None,
+                   help="ecp5: multipliers as MULT18X18D primitives with their registers "
+                        "(for FPGA builds; written to build/verilog-ecp5/)")
     v.set_defaults(func=cmd_verilog)
 
     lint = sub.add_parser("lint", help="verilator --lint-only -Wall on every top")

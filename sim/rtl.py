@@ -14,7 +14,8 @@ from amaranth.back import verilog
 
 from hdl.config import CoreConfig, named_config
 
-__all__ = ["TOPS", "SIM_TOPS", "SYNTH_TOPS", "ROOT", "BUILD", "elaborate", "write_if_changed", "verilog_for"]
+__all__ = ["TOPS", "SIM_TOPS", "SYNTH_TOPS", "TOP_TARGETS", "TARGET_MODELS", "ROOT", "BUILD",
+           "elaborate", "target_of", "write_if_changed", "verilog_for"]
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 BUILD = pathlib.Path(os.environ.get("NCORE_BUILD", ROOT / "build"))
@@ -80,6 +81,21 @@ def _fp_mul16_ftz(cfg):
     return FPMul16(subnormals=False)
 
 
+def _fp_mul16_int8(cfg):
+    from hdl.fp import FPMul16
+    return FPMul16(int8=True)
+
+
+def _fp_mul16_ftz_int8(cfg):
+    from hdl.fp import FPMul16
+    return FPMul16(subnormals=False, int8=True)
+
+
+def _dsp_multipliers(cfg):
+    from hdl.dsp import MultiplierSet
+    return MultiplierSet()
+
+
 def _host(cfg):
     from hdl.host import HostInterface
     return HostInterface(cfg)
@@ -115,9 +131,28 @@ TOPS = {
     "fp32_adder_ftz": _fp32_adder_ftz,
     "fp_mul16_ftz": _fp_mul16_ftz,
     "fp32_adder_ftz_synth": _wrapped(_fp32_adder_ftz),
+    # the multiplier shared with INT8 (as in a float PE), and the DSP multipliers alone;
+    # the *_ecp5 tops are elaborated for the ECP5 target (MULT18X18D primitives) and
+    # simulate with the model in tb/models/
+    "fp_mul16_int8": _fp_mul16_int8,
+    "fp_mul16_ftz_int8_ecp5": _fp_mul16_ftz_int8,
+    "dsp_multipliers": _dsp_multipliers,
+    "dsp_multipliers_ecp5": _dsp_multipliers,
     "fp_mul16_ftz_synth": _wrapped(_fp_mul16_ftz),
     "host_interface": _host,
 }
+
+#: Tops elaborated for a vendor target by default (see :func:`elaborate`).
+TOP_TARGETS = {"fp_mul16_ftz_int8_ecp5": "ecp5", "dsp_multipliers_ecp5": "ecp5"}
+
+#: Simulation models of vendor primitives, per target (Verilator sources).
+TARGET_MODELS = {"generic": [], "ecp5": [ROOT / "tb" / "models" / "MULT18X18D.v"]}
+
+
+def target_of(top, target=None):
+    """The target ``top`` is elaborated for: ``target`` if given, else its default."""
+    return target or TOP_TARGETS.get(top, "generic")
+
 
 #: Tops meant for simulation (the synthesis wrappers only feed ``make synth``).
 SIM_TOPS = ("systolic_array", "tensor_subsystem", "dma_subsystem", "vector_subsystem",
@@ -153,12 +188,21 @@ def _collapse_zero_init(text):
     return _ZERO_INIT.sub(repl, text)
 
 
-def elaborate(top, config):
-    """Verilog text of ``top`` for ``config`` (no source locations: reproducible)."""
+def elaborate(top, config, target=None):
+    """Verilog text of ``top`` for ``config`` (no source locations: reproducible).
+
+    ``target``: ``"generic"`` (portable Verilog, what the simulations run) or
+    ``"ecp5"`` (the multipliers as ``MULT18X18D`` primitives with their registers
+    inside the DSP block; see :mod:`hdl.dsp`). Default: :data:`TOP_TARGETS`, else
+    generic."""
+    from hdl.dsp import target_named
+    target = target_of(top, target)
     if top not in TOPS:
         raise ValueError(f"unknown top {top!r}; choose from {', '.join(TOPS)}")
+    platform = target_named(target)
     dut = TOPS[top](named_config(config))
-    return _collapse_zero_init(verilog.convert(dut, name=top, emit_src=False))
+    return _collapse_zero_init(verilog.convert(dut, name=top, platform=platform,
+                                               emit_src=False))
 
 
 def write_if_changed(path, text):
@@ -173,7 +217,7 @@ def write_if_changed(path, text):
     return True
 
 
-def _design_digest(top, config):
+def _design_digest(top, config, target="generic"):
     """A digest of everything the Verilog of (top, config) depends on: the gateware
     sources (``hdl/*.py``, this file), the Amaranth version, the top and the config."""
     import hashlib
@@ -185,22 +229,26 @@ def _design_digest(top, config):
     h.update(amaranth.__version__.encode())
     h.update(top.encode())
     h.update(config.to_json().encode())
+    h.update(target.encode())
     return h.hexdigest()
 
 
-def verilog_for(top, config: CoreConfig, directory=None):
+def verilog_for(top, config: CoreConfig, directory=None, target=None):
     """Path of the Verilog for (top, config), generated if missing or stale.
 
     Elaborating the whole core takes close to a minute, so the Verilog is regenerated
     only when the digest of its inputs (:func:`_design_digest`) changed."""
     config = named_config(config)
-    directory = pathlib.Path(directory) if directory else BUILD / "rtl" / f"{top}-{config.key}"
+    target = target_of(top, target)
+    suffix = "" if target == TOP_TARGETS.get(top, "generic") else f"-{target}"
+    directory = (pathlib.Path(directory) if directory
+                 else BUILD / "rtl" / f"{top}-{config.key}{suffix}")
     path = directory / f"{top}.v"
     stamp = directory / f"{top}.digest"
-    digest = _design_digest(top, config)
+    digest = _design_digest(top, config, target)
     if path.exists() and stamp.exists() and stamp.read_text() == digest:
         return path
-    write_if_changed(path, elaborate(top, config))
+    write_if_changed(path, elaborate(top, config, target))
     write_if_changed(directory / "config.json", config.to_json() + "\n")
     write_if_changed(stamp, digest)
     return path

@@ -26,7 +26,7 @@ import sys
 import xml.etree.ElementTree as ET
 
 from hdl.config import CoreConfig, named_config
-from .rtl import BUILD, ROOT, verilog_for
+from .rtl import BUILD, ROOT, TARGET_MODELS, target_of, verilog_for
 
 __all__ = ["ensure_toolchain", "run_cocotb", "default_seed", "WAIVERS"]
 
@@ -123,7 +123,8 @@ def build(top, config: CoreConfig, *, waves=False):
         runner = _runner(fast)
         try:
             runner.build(
-                sources=[WAIVERS] + ([FAST_VLT] if fast else []) + [vfile],
+                sources=([WAIVERS] + ([FAST_VLT] if fast else [])
+                         + TARGET_MODELS[target_of(top)] + [vfile]),
                 hdl_toplevel=top,
                 build_dir=build_dir,
                 build_args=build_args,

@@ -44,7 +44,7 @@ def synthesise(top="systolic_array", config="default", device="lfe5u-85f", *,
     wrapper = SYNTH_TOPS[top]
     variant = "" if dsp else "-nodsp"
     work = BUILD / "synth" / f"{top}-{cfg.name}-{device}{variant}"
-    vfile = verilog_for(wrapper, cfg, directory=work)
+    vfile = verilog_for(wrapper, cfg, directory=work, target="ecp5" if dsp else "generic")
     # The WebAssembly tools see only the current directory: run them inside it.
     log(f"[synth] {top} ({cfg.name}) -> {device}: yosys synth_ecp5 ...")
     subprocess.run(

@@ -140,6 +140,34 @@ async def stream_pipeline(dut, inputs, output, *, latency, i_valid="i_valid",
     return out
 
 
+async def sample_pipeline(dut, inputs, outputs, *, extra):
+    """Drive one set of ``inputs`` (``{port: list of ints}``) per cycle and sample every
+    port in ``outputs`` in every cycle (no valid handshake), for ``extra`` cycles after
+    the last input. Returns ``{port: NumPy int64 array}``: the sample taken in the cycle
+    the ``t``-th input was applied is at index ``t``, so a result with latency ``L`` for
+    input ``t`` is at index ``t + L``. Ports whose names start with ``o_`` are read as
+    unsigned bit patterns."""
+    from cocotb.triggers import ReadOnly, RisingEdge
+    n = len(next(iter(inputs.values())))
+    handles = [(getattr(dut, name), values) for name, values in inputs.items()]
+    outs = [(name, getattr(dut, name), []) for name in outputs]
+    last = [None] * len(handles)
+    read_only, edge = ReadOnly(), RisingEdge(dut.clk)
+    for t in range(n + extra):
+        if t < n:
+            for i, (h, values) in enumerate(handles):
+                v = values[t]
+                if v != last[i]:
+                    h.value = v
+                    last[i] = v
+        await read_only
+        for _, h, got in outs:
+            v = h.value
+            got.append(v.to_unsigned() if hasattr(v, "to_unsigned") else int(v))
+        await edge
+    return {name: np.array(got, dtype=np.int64) for name, _, got in outs}
+
+
 def float_operands(rng, shape, fmt, special_fraction=0.05):
     """Random BF16/FP16 bit patterns with a wide exponent spread (so sums cancel, round
     and overflow) and a sprinkling of specials (zeros, Inf, the largest value, the

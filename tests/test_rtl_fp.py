@@ -1,5 +1,8 @@
 """Verilator runs of the floating-point unit testbenches (tb/fp): a million random pairs
-per unit, for the IEEE and the flush-to-zero build of each."""
+per unit, for the IEEE and the flush-to-zero build of each; the float PE's multiplier
+with INT8 on the same DSP (every INT8 pair among float operations), portable and built
+for the ECP5 target; and the DSP multipliers alone, portable and ECP5 (the ECP5 builds
+run the MULT18X18D primitive on the model in tb/models/)."""
 
 import os
 
@@ -13,6 +16,10 @@ CASES = [
     ("fp_mul16", "tb.fp.test_fp_mul16", "test_fp_mul16"),
     ("fp32_adder_ftz", "tb.fp.test_fp32_adder", "test_fp32_adder_ftz"),
     ("fp_mul16_ftz", "tb.fp.test_fp_mul16", "test_fp_mul16_ftz"),
+    ("fp_mul16_int8", "tb.fp.test_fp_mul16", "test_fp_mul16_int8"),
+    ("fp_mul16_ftz_int8_ecp5", "tb.fp.test_fp_mul16", "test_fp_mul16_ftz_int8"),
+    ("dsp_multipliers", "tb.fp.test_dsp", "test_dsp_multipliers"),
+    ("dsp_multipliers_ecp5", "tb.fp.test_dsp", "test_dsp_multipliers"),
 ]
 
 

@@ -77,3 +77,65 @@ async def check_mul(dut, *, subnormals):
             f"{bad.size} mismatches; first {'fp16' if f[i] else 'bf16'} {a[i]:#06x} * {b[i]:#06x}: "
             f"got {int(got[i]):#010x}, expected {int(exp[i]):#010x} (seed {seed})")
     dut._log.info("%d products bit-exact, %.0f cycles/s", a.size, a.size / wall)
+
+
+@cocotb.test(timeout_time=200, timeout_unit="ms")
+async def test_fp_mul16_int8(dut):
+    await check_mul_int8(dut, subnormals=True)
+
+
+@cocotb.test(timeout_time=200, timeout_unit="ms")
+async def test_fp_mul16_ftz_int8(dut):
+    await check_mul_int8(dut, subnormals=False)
+
+
+async def check_mul_int8(dut, *, subnormals):
+    """``FPMul16(int8=True)``, the multiplier of a float PE (top ``fp_mul16_int8``; top
+    ``fp_mul16_ftz_int8_ecp5`` is the flush-to-zero one built for the ECP5 target, its
+    significand multiplier a MULT18X18D primitive with its registers, on the model in
+    tb/models/). Every INT8 pair (junk in the high bytes) mixed at random with the
+    directed and random BF16/FP16 operations above, one operation per cycle: INT8
+    products checked ``INT_LATENCY`` cycles later against exact products, float
+    products ``LATENCY`` cycles later against the golden model."""
+    from tb.common import sample_pipeline
+    seed = seed_from_env()
+    rng = np.random.default_rng(seed)
+    ia, ib = np.meshgrid(np.arange(256), np.arange(256))
+    junk = rng.integers(0, 256, (2, ia.size)) << 8
+    fa, fb, ff = operands(rng, int(os.environ.get("NCORE_FP_VECTORS", "100000")))
+    n = ia.size + fa.size
+    is_int = np.zeros(n, dtype=bool)
+    is_int[rng.choice(n, ia.size, replace=False)] = True
+    a = np.zeros(n, dtype=np.int64)
+    b = np.zeros(n, dtype=np.int64)
+    f = np.zeros(n, dtype=np.int64)
+    a[is_int], b[is_int] = ia.ravel() | junk[0], ib.ravel() | junk[1]
+    a[~is_int], b[~is_int], f[~is_int] = fa, fb, ff
+    f[is_int] = rng.integers(0, 2, ia.size)          # ignored for INT8
+    dut.i_valid.value = 0
+    await start_clock_and_reset(dut)
+    dut.i_valid.value = 1
+    got = await sample_pipeline(
+        dut, {"i_a": a.tolist(), "i_b": b.tolist(), "i_fmt": f.tolist(),
+              "i_int": is_int.astype(int).tolist()},
+        ["o_int", "o_prod", "o_valid"], extra=LATENCY + 1)
+    dut.i_valid.value = 0
+    il = FPMul16.INT_LATENCY
+    s8 = lambda v: ((v & 0xFF) ^ 0x80) - 0x80          # noqa: E731
+    exp_int = (s8(a) * s8(b)) & 0xFFFF
+    res_int = got["o_int"][il:il + n]
+    exp_fp = np.where(f == 1, mul16_to_fp32_bits(a, b, "fp16", subnormals=subnormals),
+                      mul16_to_fp32_bits(a, b, "bf16", subnormals=subnormals))
+    res_fp = got["o_prod"][LATENCY:LATENCY + n]
+    assert got["o_valid"][LATENCY:LATENCY + n].all(), f"o_valid dropped (seed {seed})"
+    for kind, mask, res, exp in (("int8", is_int, res_int, exp_int),
+                                 ("float", ~is_int, res_fp, exp_fp.astype(np.int64))):
+        bad = np.nonzero(mask & (res != exp))[0]
+        if bad.size:
+            i = bad[0]
+            raise AssertionError(
+                f"{bad.size} wrong {kind} products; first (op {i}, fmt {f[i]}) "
+                f"{a[i]:#06x} * {b[i]:#06x}: got {int(res[i]):#x}, expected {int(exp[i]):#x} "
+                f"(seed {seed})")
+    dut._log.info("%d INT8 and %d float products exact (subnormals=%s)",
+                  int(is_int.sum()), int((~is_int).sum()), subnormals)
