@@ -128,12 +128,15 @@ def test_mul_int8_shared_multiplier(subnormals):
     ia, ib = ia.ravel(), ib.ravel()
     n_int = ia.size
     high = rng.integers(0, 256, (2, n_int))
-    ops = [("int", int(a | (h << 8)), int(b | (g << 8)))
-           for a, b, h, g in zip(ia, ib, high[0], high[1])]
-    # a float operation after every 16th integer one, alternating formats
-    fl = rng.integers(0, 1 << 16, (2, n_int // 16))
-    for i in range(n_int // 16):
-        ops.insert(17 * i + 16, ("bf16" if i % 2 else "fp16", int(fl[0, i]), int(fl[1, i])))
+    # a float operation after every 16th integer one, alternating formats: rows of
+    # 16 INT8 operations and one float operation, flattened
+    n_fl = n_int // 16
+    fl = rng.integers(0, 1 << 16, (2, n_fl))
+    kinds = np.array(["int"] * 16 + ["float"])[None, :].repeat(n_fl, 0)
+    kinds[:, 16] = np.where(np.arange(n_fl) % 2, "bf16", "fp16")
+    op_a = np.concatenate([(ia | (high[0] << 8)).reshape(n_fl, 16), fl[0][:, None]], 1)
+    op_b = np.concatenate([(ib | (high[1] << 8)).reshape(n_fl, 16), fl[1][:, None]], 1)
+    ops = list(zip(kinds.ravel().tolist(), op_a.ravel().tolist(), op_b.ravel().tolist()))
     dut = FPMul16(subnormals=subnormals, int8=True)
     ints, floats = [], []
 
@@ -164,10 +167,11 @@ def test_mul_int8_shared_multiplier(subnormals):
     assert not bad, (f"seed {seed}: {len(bad)} wrong INT8 products, first "
                      f"{int(ia[bad[0]]):#04x} * {int(ib[bad[0]]):#04x} = {ints[bad[0]]}, "
                      f"expected {expected[bad[0]]}")
-    fops = [op for op in ops if op[0] != "int"]
-    assert len(floats) == len(fops)
-    for (kind, a, b), got in zip(fops, floats):
-        exp = int(mul16_to_fp32_bits(np.array([a], np.uint32), np.array([b], np.uint32), kind,
-                                     subnormals=subnormals)[0])
-        assert got == exp, f"seed {seed}: {kind} {a:#06x} * {b:#06x}: got {got:#010x}, " \
-                           f"expected {exp:#010x}"
+    fa, fb, fk = op_a[:, 16].astype(np.uint32), op_b[:, 16].astype(np.uint32), kinds[:, 16]
+    assert len(floats) == n_fl
+    exp = np.where(fk == "fp16", mul16_to_fp32_bits(fa, fb, "fp16", subnormals=subnormals),
+                   mul16_to_fp32_bits(fa, fb, "bf16", subnormals=subnormals))
+    bad = np.nonzero(np.array(floats, dtype=np.int64) != exp.astype(np.int64))[0]
+    assert not bad.size, (f"seed {seed}: {bad.size} wrong float products, first "
+                          f"{fk[bad[0]]} {fa[bad[0]]:#06x} * {fb[bad[0]]:#06x}: got "
+                          f"{floats[bad[0]]:#010x}, expected {int(exp[bad[0]]):#010x}")
