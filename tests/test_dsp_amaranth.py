@@ -1,3 +1,5 @@
+# amaranth: UnusedElaboratable=no
+# (the parameter checks raise in __init__, after the component object exists)
 """hdl.dsp.RegisteredMultiplier: parameter checks, the portable description in the
 Amaranth simulator (exact products, two cycles later), and what the ECP5 target
 elaborates to: Yosys must see one MULT18X18D with its A, B and output registers and
