@@ -113,13 +113,16 @@ class RegisteredMultiplier(wiring.Component):
         a18, b18 = Signal(_ext(self.signed)), Signal(_ext(self.signed))
         p36 = Signal(36)
         m.d.comb += [a18.eq(self.i_a), b18.eq(self.i_b)]
+        # Connected: A, B, C (unused, 0), SIGNEDA/B, SOURCEA/B (0: operands from A and
+        # B, not the shift chain), CLK0, CE0 (1), RST0 (0), P; as Yosys's own ECP5 DSP
+        # mapping does, the other clock, enable and reset inputs and the shift-chain
+        # inputs are left unconnected (nextpnr ties them off; a constant driven onto
+        # them through the routing can be unroutable).
         ports = {}
         for i in range(18):
             ports[f"i_A{i}"] = a18[i]
             ports[f"i_B{i}"] = b18[i]
             ports[f"i_C{i}"] = Const(0, 1)
-            ports[f"i_SRIA{i}"] = Const(0, 1)
-            ports[f"i_SRIB{i}"] = Const(0, 1)
         for i in range(36):
             ports[f"o_P{i}"] = p36[i]
         sgn = Const(int(self.signed), 1)
@@ -133,10 +136,7 @@ class RegisteredMultiplier(wiring.Component):
             p_SOURCEB_MODE="B_INPUT", p_MULT_BYPASS="DISABLED", p_CAS_MATCH_REG="FALSE",
             p_RESETMODE="SYNC", p_GSR="DISABLED",
             i_SIGNEDA=sgn, i_SIGNEDB=sgn, i_SOURCEA=Const(0, 1), i_SOURCEB=Const(0, 1),
-            i_CLK0=ClockSignal("sync"), i_CLK1=Const(0, 1), i_CLK2=Const(0, 1),
-            i_CLK3=Const(0, 1),
-            i_CE0=Const(1, 1), i_CE1=Const(0, 1), i_CE2=Const(0, 1), i_CE3=Const(0, 1),
-            i_RST0=Const(0, 1), i_RST1=Const(0, 1), i_RST2=Const(0, 1), i_RST3=Const(0, 1),
+            i_CLK0=ClockSignal("sync"), i_CE0=Const(1, 1), i_RST0=Const(0, 1),
             **ports,
         )
         m.d.comb += self.o_p.eq(p36[:len(self.o_p)])

@@ -7,7 +7,9 @@
 //   register is clocked by CLK0, enabled by CE0, reset (synchronously) by RST0;
 //   "NONE": the register is bypassed.
 // Anything else (other clocks, the pipeline register, cascades, SOURCEA/B shift
-// inputs, the C input, MULT_BYPASS) is outside the subset and stops the simulation.
+// inputs, the C input, MULT_BYPASS) is outside the subset and stops the simulation;
+// the ports hdl/dsp.py leaves unconnected (CLK1-3, CE1-3, RST1-3, the shift-chain
+// inputs SRIA/SRIB and all outputs but P) are left out.
 /* verilator lint_off UNUSEDSIGNAL */
 /* verilator lint_off UNUSEDPARAM */
 /* verilator lint_off DECLFILENAME */
@@ -15,12 +17,8 @@ module MULT18X18D (
     input A17, A16, A15, A14, A13, A12, A11, A10, A9, A8, A7, A6, A5, A4, A3, A2, A1, A0,
     input B17, B16, B15, B14, B13, B12, B11, B10, B9, B8, B7, B6, B5, B4, B3, B2, B1, B0,
     input C17, C16, C15, C14, C13, C12, C11, C10, C9, C8, C7, C6, C5, C4, C3, C2, C1, C0,
-    input SRIA17, SRIA16, SRIA15, SRIA14, SRIA13, SRIA12, SRIA11, SRIA10, SRIA9, SRIA8, SRIA7, SRIA6, SRIA5, SRIA4, SRIA3, SRIA2, SRIA1, SRIA0,
-    input SRIB17, SRIB16, SRIB15, SRIB14, SRIB13, SRIB12, SRIB11, SRIB10, SRIB9, SRIB8, SRIB7, SRIB6, SRIB5, SRIB4, SRIB3, SRIB2, SRIB1, SRIB0,
     input SIGNEDA, SIGNEDB, SOURCEA, SOURCEB,
-    input CLK0, CLK1, CLK2, CLK3,
-    input CE0, CE1, CE2, CE3,
-    input RST0, RST1, RST2, RST3,
+    input CLK0, CE0, RST0,
     output P35, P34, P33, P32, P31, P30, P29, P28, P27, P26, P25, P24, P23, P22, P21, P20, P19, P18, P17, P16, P15, P14, P13, P12, P11, P10, P9, P8, P7, P6, P5, P4, P3, P2, P1, P0
 );
     parameter REG_INPUTA_CLK = "NONE";
