@@ -69,6 +69,13 @@ class RegisteredMultiplier(wiring.Component):
         Operand widths, 1 to 18 (one 18 x 18 DSP multiplier).
     signed : bool
         Two's complement operands and product (``True``) or unsigned (``False``).
+    product_in_dsp : bool
+        On the ECP5 target, use the DSP's output register for the product (default).
+        ``False`` keeps the product register in the fabric (``REG_OUTPUT_CLK =
+        "NONE"``): the multiply then ends in a fabric register, which is better when
+        heavy logic follows the product (the IEEE ``FPMul16``'s leading-zero count:
+        its stage would otherwise start with the route out of the DSP). Same cycle
+        behaviour either way; no effect on the portable description.
 
     Members
     -------
@@ -81,14 +88,17 @@ class RegisteredMultiplier(wiring.Component):
     LATENCY = 2
     MAX_WIDTH = 18
 
-    def __init__(self, a_width, b_width, *, signed=True):
+    def __init__(self, a_width, b_width, *, signed=True, product_in_dsp=True):
         for name, w in (("a_width", a_width), ("b_width", b_width)):
             if not isinstance(w, int) or isinstance(w, bool) or not 1 <= w <= self.MAX_WIDTH:
                 raise ValueError(f"{name} must be an integer from 1 to {self.MAX_WIDTH} "
                                  f"(one 18 x 18 DSP multiplier), not {w!r}")
         if not isinstance(signed, bool):
             raise TypeError(f"signed must be a bool, not {signed!r}")
+        if not isinstance(product_in_dsp, bool):
+            raise TypeError(f"product_in_dsp must be a bool, not {product_in_dsp!r}")
         self.a_width, self.b_width, self.signed = a_width, b_width, signed
+        self.product_in_dsp = product_in_dsp
         shape = _signed_shape if signed else unsigned
         super().__init__({
             "i_a": In(shape(a_width)),
@@ -132,14 +142,20 @@ class RegisteredMultiplier(wiring.Component):
             p_REG_INPUTB_CLK="CLK0", p_REG_INPUTB_CE="CE0", p_REG_INPUTB_RST="RST0",
             p_REG_INPUTC_CLK="NONE",
             p_REG_PIPELINE_CLK="NONE",
-            p_REG_OUTPUT_CLK="CLK0", p_REG_OUTPUT_CE="CE0", p_REG_OUTPUT_RST="RST0",
+            p_REG_OUTPUT_CLK="CLK0" if self.product_in_dsp else "NONE",
+            p_REG_OUTPUT_CE="CE0", p_REG_OUTPUT_RST="RST0",
             p_SOURCEB_MODE="B_INPUT", p_MULT_BYPASS="DISABLED", p_CAS_MATCH_REG="FALSE",
             p_RESETMODE="SYNC", p_GSR="DISABLED",
             i_SIGNEDA=sgn, i_SIGNEDB=sgn, i_SOURCEA=Const(0, 1), i_SOURCEB=Const(0, 1),
             i_CLK0=ClockSignal("sync"), i_CE0=Const(1, 1), i_RST0=Const(0, 1),
             **ports,
         )
-        m.d.comb += self.o_p.eq(p36[:len(self.o_p)])
+        if self.product_in_dsp:
+            m.d.comb += self.o_p.eq(p36[:len(self.o_p)])
+        else:
+            p = Signal.like(self.o_p, name="p_q", reset_less=True)
+            m.d.sync += p.eq(p36[:len(self.o_p)])
+            m.d.comb += self.o_p.eq(p)
 
 
 def _signed_shape(width):
@@ -151,7 +167,7 @@ def _ext(is_signed):
 
 
 class MultiplierSet(wiring.Component):
-    """Test top: the three :class:`RegisteredMultiplier` shapes the PEs use, side by
+    """Test top: the :class:`RegisteredMultiplier` shapes the PEs use, side by
     side on shared inputs, so one simulation checks each (and, built for the ECP5
     target, the wiring of each to the ``MULT18X18D`` model).
 
@@ -162,9 +178,11 @@ class MultiplierSet(wiring.Component):
     o_s8 : Out(signed(16))
         ``i_a[:8] * i_b[:8]`` as signed INT8 (the INT8-only PE).
     o_s12 : Out(signed(24))
-        ``i_a[:12] * i_b[:12]``, signed (``FPMul16(int8=True)``).
+        ``i_a[:12] * i_b[:12]``, signed (``FPMul16(subnormals=False, int8=True)``).
+    o_s12f : Out(signed(24))
+        The same with ``product_in_dsp=False`` (``FPMul16(int8=True)``).
     o_u11 : Out(22)
-        ``i_a[:11] * i_b[:11]``, unsigned (``FPMul16()``).
+        ``i_a[:11] * i_b[:11]``, unsigned, ``product_in_dsp=False`` (``FPMul16()``).
     """
 
     LATENCY = RegisteredMultiplier.LATENCY
@@ -172,13 +190,15 @@ class MultiplierSet(wiring.Component):
     def __init__(self):
         super().__init__({
             "i_a": In(18), "i_b": In(18),
-            "o_s8": Out(signed(16)), "o_s12": Out(signed(24)), "o_u11": Out(22),
+            "o_s8": Out(signed(16)), "o_s12": Out(signed(24)), "o_s12f": Out(signed(24)),
+            "o_u11": Out(22),
         })
 
     def elaborate(self, platform):
         m = Module()
-        for name, width, sgn in (("s8", 8, True), ("s12", 12, True), ("u11", 11, False)):
-            mul = RegisteredMultiplier(width, width, signed=sgn)
+        for name, width, sgn, in_dsp in (("s8", 8, True, True), ("s12", 12, True, True),
+                                         ("s12f", 12, True, False), ("u11", 11, False, False)):
+            mul = RegisteredMultiplier(width, width, signed=sgn, product_in_dsp=in_dsp)
             m.submodules[f"mul_{name}"] = mul
             m.d.comb += [mul.i_a.eq(self.i_a[:width]), mul.i_b.eq(self.i_b[:width]),
                          getattr(self, f"o_{name}").eq(mul.o_p)]

@@ -312,10 +312,12 @@ class FPMul16(wiring.Component):
         inside it on the ECP5 target); returns the 22-bit unsigned significand product.
         With ``int8``, the multiplier is shared with the INT8 product (``o_int``)."""
         if not self.int8:
-            m.submodules.sig_mul = mul = RegisteredMultiplier(11, 11, signed=False)
+            m.submodules.sig_mul = mul = RegisteredMultiplier(
+                11, 11, signed=False, product_in_dsp=not self.subnormals)
             m.d.comb += [mul.i_a.eq(siga), mul.i_b.eq(sigb)]
             return mul.o_p
-        m.submodules.sig_mul = mul = RegisteredMultiplier(12, 12, signed=True)
+        m.submodules.sig_mul = mul = RegisteredMultiplier(
+            12, 12, signed=True, product_in_dsp=not self.subnormals)
         m.d.comb += [
             mul.i_a.eq(Mux(self.i_int, self.i_a[:8].as_signed(), siga)),
             mul.i_b.eq(Mux(self.i_int, self.i_b[:8].as_signed(), sigb)),

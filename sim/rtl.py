@@ -135,6 +135,7 @@ TOPS = {
     # the *_ecp5 tops are elaborated for the ECP5 target (MULT18X18D primitives) and
     # simulate with the model in tb/models/
     "fp_mul16_int8": _fp_mul16_int8,
+    "fp_mul16_int8_ecp5": _fp_mul16_int8,
     "fp_mul16_ftz_int8_ecp5": _fp_mul16_ftz_int8,
     "dsp_multipliers": _dsp_multipliers,
     "dsp_multipliers_ecp5": _dsp_multipliers,
@@ -143,7 +144,8 @@ TOPS = {
 }
 
 #: Tops elaborated for a vendor target by default (see :func:`elaborate`).
-TOP_TARGETS = {"fp_mul16_ftz_int8_ecp5": "ecp5", "dsp_multipliers_ecp5": "ecp5"}
+TOP_TARGETS = {"fp_mul16_int8_ecp5": "ecp5", "fp_mul16_ftz_int8_ecp5": "ecp5",
+               "dsp_multipliers_ecp5": "ecp5"}
 
 #: Simulation models of vendor primitives, per target (Verilator sources).
 TARGET_MODELS = {"generic": [], "ecp5": [ROOT / "tb" / "models" / "MULT18X18D.v"]}

@@ -17,6 +17,7 @@ CASES = [
     ("fp32_adder_ftz", "tb.fp.test_fp32_adder", "test_fp32_adder_ftz"),
     ("fp_mul16_ftz", "tb.fp.test_fp_mul16", "test_fp_mul16_ftz"),
     ("fp_mul16_int8", "tb.fp.test_fp_mul16", "test_fp_mul16_int8"),
+    ("fp_mul16_int8_ecp5", "tb.fp.test_fp_mul16", "test_fp_mul16_int8"),
     ("fp_mul16_ftz_int8_ecp5", "tb.fp.test_fp_mul16", "test_fp_mul16_ftz_int8"),
     ("dsp_multipliers", "tb.fp.test_dsp", "test_dsp_multipliers"),
     ("dsp_multipliers_ecp5", "tb.fp.test_dsp", "test_dsp_multipliers"),

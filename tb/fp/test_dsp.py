@@ -1,8 +1,8 @@
 """The DSP multipliers (hdl.dsp.RegisteredMultiplier) on Verilator: top
 ``dsp_multipliers`` (portable description) and ``dsp_multipliers_ecp5`` (each a
 MULT18X18D primitive with its input and output registers, run on the model in
-tb/models/). The three shapes the PEs use (signed 8 x 8, signed 12 x 12, unsigned
-11 x 11) see the same operands: every extreme pair, then random ones; each product is
+tb/models/). The shapes the PEs use (signed 8 x 8, signed 12 x 12 with the product
+register in the DSP and in the fabric, unsigned 11 x 11) see the same operands: every extreme pair, then random ones; each product is
 checked two cycles later against exact integer products computed here."""
 
 import os
@@ -13,7 +13,7 @@ import numpy as np
 from hdl.dsp import MultiplierSet
 from tb.common import sample_pipeline, seed_from_env, start_clock_and_reset
 
-SHAPES = (("o_s8", 8, True), ("o_s12", 12, True), ("o_u11", 11, False))
+SHAPES = (("o_s8", 8, True), ("o_s12", 12, True), ("o_s12f", 12, True), ("o_u11", 11, False))
 
 
 def _as_operand(v, width, is_signed):
@@ -47,4 +47,4 @@ async def test_dsp_multipliers(dut):
             raise AssertionError(
                 f"{name}: {bad.size} wrong products; first {a[i]:#07x} * {b[i]:#07x}: "
                 f"got {int(res[i]):#x}, expected {int(exp[i]):#x} (seed {seed})")
-    dut._log.info("%d operand pairs, 3 multipliers, all exact", a.size)
+    dut._log.info("%d operand pairs, %d multipliers, all exact", a.size, len(SHAPES))

@@ -90,10 +90,10 @@ async def test_fp_mul16_ftz_int8(dut):
 
 
 async def check_mul_int8(dut, *, subnormals):
-    """``FPMul16(int8=True)``, the multiplier of a float PE (top ``fp_mul16_int8``; top
-    ``fp_mul16_ftz_int8_ecp5`` is the flush-to-zero one built for the ECP5 target, its
-    significand multiplier a MULT18X18D primitive with its registers, on the model in
-    tb/models/). Every INT8 pair (junk in the high bytes) mixed at random with the
+    """``FPMul16(int8=True)``, the multiplier of a float PE: top ``fp_mul16_int8``
+    (portable), ``fp_mul16_int8_ecp5`` and ``fp_mul16_ftz_int8_ecp5`` (built for the
+    ECP5 target: the significand multiplier is a MULT18X18D primitive, run on the model
+    in tb/models/). Every INT8 pair (junk in the high bytes) mixed at random with the
     directed and random BF16/FP16 operations above, one operation per cycle: INT8
     products checked ``INT_LATENCY`` cycles later against exact products, float
     products ``LATENCY`` cycles later against the golden model."""
