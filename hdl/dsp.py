@@ -8,7 +8,8 @@ array: 4.8 ns to the DSP and 4.8 ns back, around its 3.9 ns multiply). Elaborate
 the ECP5 target, :class:`RegisteredMultiplier` instantiates the ``MULT18X18D`` with its
 A, B and output registers enabled instead, so both registers sit inside the DSP block:
 each register-to-register path then has one long route, not two, and the fabric
-saves the flip-flops of the operand and product registers.
+saves the flip-flops of the operand and product registers. (``product_in_dsp=False``
+keeps the product register in the fabric, for a product that feeds heavy logic.)
 
 The target is chosen by the ``platform`` object handed to elaboration (Amaranth passes
 it down the whole hierarchy): :data:`ECP5` selects the primitive, anything else
