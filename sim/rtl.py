@@ -190,6 +190,21 @@ def _collapse_zero_init(text):
     return _ZERO_INIT.sub(repl, text)
 
 
+_PE_MODULE = re.compile(r'^(\(\* generator = "Amaranth" \*\)\n)(module \\\S+\.pe_r\d+_c\d+ \()', re.M)
+
+
+def keep_pe_hierarchy(text):
+    """Mark every PE module ``(* keep_hierarchy *)``, for synthesis.
+
+    Each PE delays its operand type through shift registers (to select the INT8 or
+    the float sum at its output), and every such register in the array is a delay of
+    the same input: flattened, Yosys merges them all into one chain whose taps each
+    serve PEs rows apart, and the routes to them became the 8x8 float array's critical
+    path (7.7 ns on one net). Kept as its own block, each PE keeps its own registers.
+    Returns the text with the attribute added (the ECP5 target applies it)."""
+    return _PE_MODULE.sub(r"\1(* keep_hierarchy = 1 *)\n\2", text)
+
+
 def elaborate(top, config, target=None):
     """Verilog text of ``top`` for ``config`` (no source locations: reproducible).
 
@@ -203,8 +218,9 @@ def elaborate(top, config, target=None):
         raise ValueError(f"unknown top {top!r}; choose from {', '.join(TOPS)}")
     platform = target_named(target)
     dut = TOPS[top](named_config(config))
-    return _collapse_zero_init(verilog.convert(dut, name=top, platform=platform,
+    text = _collapse_zero_init(verilog.convert(dut, name=top, platform=platform,
                                                emit_src=False))
+    return keep_pe_hierarchy(text) if target == "ecp5" else text
 
 
 def write_if_changed(path, text):

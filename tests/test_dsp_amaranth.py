@@ -100,3 +100,16 @@ def test_ecp5_registers_inside_dsp(target, tmp_path):
         # fabric (merging the registers the multipliers share: 86 flip-flops, where
         # the ECP5 target leaves the 46 of the two fabric products)
         assert len(ffs) > 24 + 22 + 30
+
+
+@pytest.mark.parametrize("config,pes", [("4x4", 16), ("8x4", 32)])
+def test_ecp5_target_keeps_pe_hierarchy(config, pes):
+    """The ECP5 Verilog marks each PE module keep_hierarchy (so that synthesis does not
+    merge the PEs' type-delay registers into one array-wide chain); the portable
+    Verilog has no such attribute, and both have one MULT18X18D-or-multiply per PE."""
+    from sim.rtl import elaborate
+    ecp5 = elaborate("systolic_array", config, "ecp5")
+    generic = elaborate("systolic_array", config)
+    assert ecp5.count("(* keep_hierarchy = 1 *)\nmodule ") == pes
+    assert "keep_hierarchy" not in generic
+    assert ecp5.count("  MULT18X18D #(") == pes
