@@ -6,13 +6,11 @@ The Makefile's targets are thin wrappers around these commands.
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 
 from hdl.config import NAMED_CONFIGS, named_config
-from .rtl import (BUILD, SYNTH_TOPS, TARGET_MODELS, TOPS, elaborate, target_of, verilog_for,
-                  write_if_changed)
+from .rtl import BUILD, SYNTH_TOPS, TOPS, elaborate, write_if_changed
 
 
 def cmd_verilog(args):
@@ -26,18 +24,13 @@ def cmd_verilog(args):
 
 
 def cmd_lint(args):
-    from .runner import WAIVERS, ensure_toolchain
-    ensure_toolchain()
+    from .runner import lint
     failed = 0
     for config in args.config:
         cfg = named_config(config)
         for top in (args.top or list(TOPS)):
             t0 = time.perf_counter()
-            vfile = verilog_for(top, cfg)
-            res = subprocess.run(
-                ["verilator", "--lint-only", "-Wall", "--top-module", top, str(WAIVERS),
-                 *map(str, TARGET_MODELS[target_of(top)]), str(vfile)],
-                capture_output=True, text=True)
+            res = lint(top, cfg, target=args.target)
             ok = res.returncode == 0
             failed += not ok
             print(f"lint {'ok  ' if ok else 'FAIL'} {top:24s} {cfg.name:16s} "
@@ -292,6 +285,9 @@ def main(argv=None):
     lint = sub.add_parser("lint", help="verilator --lint-only -Wall on every top")
     lint.add_argument("--config", action="append")
     lint.add_argument("--top", action="append", choices=list(TOPS))
+    lint.add_argument("--target", choices=["generic", "ecp5"], default=None,
+                      help="ecp5: DSP primitives, linted against tb/models/ (default: each "
+                           "top's own target)")
     lint.set_defaults(func=cmd_lint)
 
     s = sub.add_parser("synth", help="yosys + nextpnr-ecp5 resource and Fmax figures")

@@ -22,13 +22,14 @@ import os
 import re
 import pathlib
 import shutil
+import subprocess
 import sys
 import xml.etree.ElementTree as ET
 
 from hdl.config import CoreConfig, named_config
 from .rtl import BUILD, ROOT, TARGET_MODELS, target_of, verilog_for
 
-__all__ = ["ensure_toolchain", "run_cocotb", "default_seed", "WAIVERS"]
+__all__ = ["ensure_toolchain", "run_cocotb", "default_seed", "lint", "WAIVERS"]
 
 #: Lint waivers (each with its reason); also used for simulation builds, so that the
 #: two see the same warnings: Verilator turns WIDTH* warnings into errors by default.
@@ -53,6 +54,17 @@ def ensure_toolchain():
     if shutil.which("ccache"):
         os.environ.setdefault("OBJCACHE", "ccache")
     return vl_bin
+
+
+def lint(top, config, target=None):
+    """``verilator --lint-only -Wall`` of ``top`` elaborated for ``config`` (and
+    ``target``), with the waivers in ``hdl/verilator.vlt`` and the target's simulation
+    models. Returns the ``subprocess.CompletedProcess`` (``returncode`` 0: clean)."""
+    ensure_toolchain()
+    vfile = verilog_for(top, config, target=target)
+    models = [str(f) for f in TARGET_MODELS[target_of(top, target)]]
+    return subprocess.run(["verilator", "--lint-only", "-Wall", "--top-module", top,
+                           str(WAIVERS), *models, str(vfile)], capture_output=True, text=True)
 
 
 @contextlib.contextmanager

@@ -107,6 +107,31 @@ async def start_clock_and_reset(dut, cycles=4):
     await RisingEdge(dut.clk)
 
 
+async def _drive_pipeline(dut, inputs, cycles, sample, *, after_inputs=None):
+    """The driver shared by :func:`stream_pipeline` and :func:`sample_pipeline`: for
+    ``cycles`` cycles, apply the ``t``-th set of ``inputs`` (``{port: list of ints}``) in
+    cycle ``t`` while there is one (writing only the ports whose value changes), call
+    ``after_inputs()`` in the first cycle without one, and call ``sample()`` in the
+    read-only phase of every cycle."""
+    from cocotb.triggers import ReadOnly, RisingEdge
+    n = len(next(iter(inputs.values())))
+    handles = [(getattr(dut, name), values) for name, values in inputs.items()]
+    last = [None] * len(handles)
+    read_only, edge = ReadOnly(), RisingEdge(dut.clk)
+    for t in range(cycles):
+        if t < n:
+            for i, (h, values) in enumerate(handles):
+                v = values[t]
+                if v != last[i]:
+                    h.value = v
+                    last[i] = v
+        elif t == n and after_inputs is not None:
+            after_inputs()
+        await read_only
+        sample()
+        await edge
+
+
 async def stream_pipeline(dut, inputs, output, *, latency, i_valid="i_valid",
                           o_valid="o_valid"):
     """Drive one set of ``inputs`` (``{port: list of ints}``) per cycle into a fixed-latency
@@ -116,27 +141,19 @@ async def stream_pipeline(dut, inputs, output, *, latency, i_valid="i_valid",
     cycles after the last input, so a pipeline that loses its valid bit is caught by
     the caller's length check rather than hanging.
     """
-    from cocotb.triggers import ReadOnly, RisingEdge
     n = len(next(iter(inputs.values())))
-    handles = [(getattr(dut, name), values) for name, values in inputs.items()]
-    last = [None] * len(handles)
     out = []
     vin, vout, res = getattr(dut, i_valid), getattr(dut, o_valid), getattr(dut, output)
-    read_only, edge = ReadOnly(), RisingEdge(dut.clk)
-    vin.value = 1
-    for t in range(n + latency + 2):
-        if t < n:
-            for i, (h, values) in enumerate(handles):
-                v = values[t]
-                if v != last[i]:
-                    h.value = v
-                    last[i] = v
-        elif t == n:
-            vin.value = 0
-        await read_only
+
+    def sample():
         if vout.value:
             out.append(res.value.to_unsigned())
-        await edge
+
+    def stop():
+        vin.value = 0
+
+    vin.value = 1
+    await _drive_pipeline(dut, inputs, n + latency + 2, sample, after_inputs=stop)
     return out
 
 
@@ -147,24 +164,15 @@ async def sample_pipeline(dut, inputs, outputs, *, extra):
     the ``t``-th input was applied is at index ``t``, so a result with latency ``L`` for
     input ``t`` is at index ``t + L``. Ports whose names start with ``o_`` are read as
     unsigned bit patterns."""
-    from cocotb.triggers import ReadOnly, RisingEdge
     n = len(next(iter(inputs.values())))
-    handles = [(getattr(dut, name), values) for name, values in inputs.items()]
     outs = [(name, getattr(dut, name), []) for name in outputs]
-    last = [None] * len(handles)
-    read_only, edge = ReadOnly(), RisingEdge(dut.clk)
-    for t in range(n + extra):
-        if t < n:
-            for i, (h, values) in enumerate(handles):
-                v = values[t]
-                if v != last[i]:
-                    h.value = v
-                    last[i] = v
-        await read_only
+
+    def sample():
         for _, h, got in outs:
             v = h.value
             got.append(v.to_unsigned() if hasattr(v, "to_unsigned") else int(v))
-        await edge
+
+    await _drive_pipeline(dut, inputs, n + extra, sample)
     return {name: np.array(got, dtype=np.int64) for name, _, got in outs}
 
 
