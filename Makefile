@@ -32,7 +32,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 test: $(STAMP)
-	$(PYTEST) -n $(JOBS) -v tests
+	$(PYTEST) -n $(JOBS) -v --durations=25 tests
 
 sim: $(STAMP)
 	$(PYTEST) -n $(JOBS) -v -m rtl tests
