@@ -37,6 +37,7 @@ from hdl.formats import DTYPE_BYTES
 from hdl.isa import INSTR_BYTES
 
 from .act import ACT_BYTES
+from .fp import to16_bits
 from .gemm import Epilogue, GemmLayout, bias_image, gemm_program
 from .net import Net, dequantize, quantize_input
 
@@ -152,10 +153,7 @@ class Compiled:
         if self.dtype == "int8":
             q = quantize_input(x, self.net.input_quant)
             return np.ascontiguousarray(q.T)
-        if self.dtype == "bf16":
-            import ml_dtypes
-            return np.ascontiguousarray(x.T.astype(ml_dtypes.bfloat16).view(np.uint16))
-        return np.ascontiguousarray(x.T.astype(np.float16).view(np.uint16))
+        return np.ascontiguousarray(to16_bits(x.T, self.dtype))
 
     def image_for(self, bits):
         """The DRAM image with the input (``input_bits``: ``K x batch``) in place."""
@@ -197,14 +195,6 @@ class Compiled:
 
     def listing(self):
         return self.program.listing(base_addr=self.prog_addr)
-
-
-def _float_bits(w, dtype):
-    w = np.asarray(w, dtype=np.float32)
-    if dtype == "bf16":
-        import ml_dtypes
-        return w.astype(ml_dtypes.bfloat16).view(np.uint16)
-    return w.astype(np.float16).view(np.uint16)
 
 
 def _layer_epilogue(net, i, dtype):
@@ -287,7 +277,7 @@ def compile_net(net: Net, config="default", *, batch, dtype=None, double_buffer=
     for i in range(lo, hi):
         L = net.layers[i]
         w = np.asarray(L.weight)
-        w_bits = w.astype(np.int8) if dtype == "int8" else _float_bits(w, dtype)
+        w_bits = w.astype(np.int8) if dtype == "int8" else to16_bits(w, dtype)
         out_type, bias, efields = _layer_epilogue(net, i, dtype)
         a_addr = place(w_bits)          # A^T = W, K x N_out
         b_img = None if bias is None else bias_image(cfg, L.N, bias)

@@ -22,7 +22,7 @@ is exact, and no BF16 product lies within rounding distance below ``2**-126``.
 import numpy as np
 
 __all__ = ["CANONICAL_NAN", "FORMATS16", "fp32_add_bits", "mul16_to_fp32_bits",
-           "canonicalise_nan", "flush_subnormals", "f32_bits", "bits_f32"]
+           "canonicalise_nan", "flush_subnormals", "f32_bits", "bits_f32", "to16_bits"]
 
 CANONICAL_NAN = 0x7FC00000
 
@@ -35,6 +35,20 @@ def f32_bits(x):
 def bits_f32(b):
     """uint32 bit patterns -> float32 values."""
     return np.asarray(b, dtype=np.uint32).view(np.float32)
+
+
+def to16_bits(x, fmt):
+    """Values (taken as float32 first) rounded to ``fmt`` (``"bf16"`` via ``ml_dtypes``,
+    ``"fp16"`` via NumPy; both round to nearest even) -> uint16 bit patterns. How the
+    compiler and the runtime turn FP32 operands into the array's 16-bit ones."""
+    x = np.asarray(x, dtype=np.float32)
+    if fmt == "bf16":
+        import ml_dtypes
+        return x.astype(ml_dtypes.bfloat16).view(np.uint16)
+    if fmt == "fp16":
+        with np.errstate(over="ignore"):             # overflow to Inf is the rule
+            return x.astype(np.float16).view(np.uint16)
+    raise ValueError(f"fmt must be 'bf16' or 'fp16', not {fmt!r}")
 
 
 def canonicalise_nan(bits):

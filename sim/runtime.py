@@ -45,6 +45,8 @@ import numpy as np
 from hdl.config import CoreConfig, named_config
 from hdl.isa import INSTR_BYTES
 
+from .fp import to16_bits
+
 __all__ = ["Device", "RunResult", "OutOfMemory", "CoreFault", "BACKENDS", "matmul",
            "VERILATOR_DRAM_BYTES"]
 
@@ -226,11 +228,8 @@ def _operand_bits(x, dtype):
         return x
     if x.dtype == np.uint16:
         return x
-    if dtype == "bf16":
-        import ml_dtypes
-        return np.asarray(x, dtype=np.float32).astype(ml_dtypes.bfloat16).view(np.uint16)
-    if dtype == "fp16":
-        return np.asarray(x, dtype=np.float32).astype(np.float16).view(np.uint16)
+    if dtype in ("bf16", "fp16"):
+        return to16_bits(x, dtype)
     raise ValueError(f"dtype must be 'int8', 'bf16' or 'fp16', not {dtype!r}")
 
 

@@ -230,3 +230,33 @@ def test_ftz_mul_exhaustive_slices(fmt):
 def test_ftz_mul_any_bit_patterns(a, b, fmt):
     assert int(mul16_to_fp32_bits(a, b, fmt, subnormals=False)) == \
         int(numpy_mul_bits_ftz(a, b, fmt))
+
+
+# ---- FP32 -> BF16 / FP16 operand rounding (the compiler's and runtime's cast) ---------
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_to16_bits_bf16_rounds_to_nearest_even(seed):
+    """``to16_bits(x, "bf16")`` against round-to-nearest-even done on the bit patterns:
+    add ``0x7FFF`` plus the kept LSB, drop the low 16 bits (no NaN inputs: their
+    rounding is not this rule)."""
+    from sim.fp import to16_bits
+    rng = np.random.default_rng(seed)
+    b = rng.integers(0, 1 << 32, 200_000, dtype=np.uint64).astype(np.uint32)
+    # ties and near-ties, which random patterns rarely hit
+    b[:4096] = (b[:4096] & 0xFFFF0000) | rng.choice([0x7FFF, 0x8000, 0x8001], 4096)
+    b = b[~((b >> 23 & 0xFF) == 0xFF) | ((b & 0x7FFFFF) == 0)]     # drop NaNs
+    b64 = b.astype(np.uint64)
+    expected = ((b64 + 0x7FFF + ((b64 >> 16) & 1)) >> 16).astype(np.uint16)
+    got = to16_bits(b.view(np.float32), "bf16")
+    bad = np.nonzero(got != expected)[0]
+    assert not bad.size, (f"seed {seed}: {bad.size} wrong, first {int(b[bad[0]]):#010x} -> "
+                          f"{int(got[bad[0]]):#06x}, expected {int(expected[bad[0]]):#06x}")
+
+
+def test_to16_bits_fp16_and_errors():
+    from sim.fp import to16_bits
+    x = np.array([1.0, -2.5, 65504.0, 65520.0, 2.0 ** -24, 2.0 ** -26], np.float32)
+    # 65520 rounds (tie, even) up to Inf; 2**-26 is below half the smallest subnormal
+    assert to16_bits(x, "fp16").tolist() == [0x3C00, 0xC100, 0x7BFF, 0x7C00, 0x0001, 0x0000]
+    with pytest.raises(ValueError, match="bf16"):
+        to16_bits(x, "fp32")
