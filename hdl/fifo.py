@@ -21,7 +21,9 @@ class StreamFIFO(wiring.Component):
 
     An entry written in cycle ``c`` is on ``o`` in cycle ``c + 3`` at the earliest.
     Capacity is ``depth + 2`` (the memory, the RAM's output latch and the output
-    register); ``i.ready`` is low only while the memory holds ``depth`` entries.
+    register); ``i.ready`` is low only while the memory holds ``depth`` entries. The
+    memory itself has ``2 * depth`` entries, so that neither RAM enable waits for a
+    pointer subtraction (see ``elaborate``).
 
     Parameters
     ----------
@@ -65,26 +67,39 @@ class StreamFIFO(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         depth = self._depth
-        abits = exact_log2(depth)
+        # The memory has twice the entries the FIFO admits, and the pointers count
+        # modulo its size. Then (1) the write port needs no full check: an entry
+        # offered while the FIFO is full lands in a free slot (the live entries are the
+        # `depth` slots from `consume` on, and `produce` is past them) and is written
+        # again once admitted, so the RAM's write enable (on ECP5 a byte enable on its
+        # address pins) is `i.valid` itself; (2) the read side tests emptiness with
+        # `produce != consume`, an equality rather than a subtraction and compare; and
+        # (3) a read and a write can never meet at one address (the read needs
+        # `produce != consume`), which Yosys proves, so it maps the RAM without
+        # collision logic. The pointer difference, a subtraction, now drives only
+        # `i.ready` and the write pointer: with it in front of the write enable it was
+        # the critical path of the 8x8 float array. (A block RAM of 512 entries holds
+        # 2 * depth <= 512 at no extra cost.)
+        size = 2 * depth
+        abits = exact_log2(size)
 
         mem = m.submodules.storage = Memory(
-            shape=self._shape, depth=depth, init=[], attrs={"ram_style": self._ram_style})
+            shape=self._shape, depth=size, init=[], attrs={"ram_style": self._ram_style})
         wr = mem.write_port()
         rd = mem.read_port(domain="sync")
 
-        # Pointers carry one extra bit so that full and empty differ.
-        produce = Signal(abits + 1)
-        consume = Signal(abits + 1)
-        stored = Signal(abits + 1)
-        m.d.comb += stored.eq(produce - consume)
+        produce = Signal(abits)
+        consume = Signal(abits)
+        stored = Signal(abits)
+        m.d.comb += stored.eq(produce - consume)          # 0 .. depth
 
         # Write side.
         m.d.comb += self.i.ready.eq(stored != depth)
         w_fire = self.i.valid & self.i.ready
         m.d.comb += [
-            wr.addr.eq(produce[:abits]),
+            wr.addr.eq(produce),
             wr.data.eq(self.i.payload),
-            wr.en.eq(w_fire),
+            wr.en.eq(self.i.valid),
         ]
         with m.If(w_fire):
             m.d.sync += produce.eq(produce + 1)
@@ -95,8 +110,8 @@ class StreamFIFO(wiring.Component):
         m.d.comb += b_take.eq(a_valid & (~self.o.valid | self.o.ready))
         r_issue = Signal()
         m.d.comb += [
-            r_issue.eq((stored != 0) & (~a_valid | b_take)),
-            rd.addr.eq(consume[:abits]),
+            r_issue.eq((produce != consume) & (~a_valid | b_take)),
+            rd.addr.eq(consume),
             rd.en.eq(r_issue),
         ]
         with m.If(r_issue):

@@ -46,11 +46,13 @@ def cmd_synth(args):
     for device in args.device:
         for config in args.config:
             for top in (args.top or list(SYNTH_TOPS)):
-                rows.append(synthesise(top, config, device, freq_mhz=args.freq))
-    print(f"\n{'top':16s} {'config':12s} {'device':10s} {'LUTs':>7s} {'FFs':>7s} "
+                rows.append(synthesise(top, config, device, freq_mhz=args.freq,
+                                       seed=args.seed, timing_weight=args.timing_weight,
+                                       crit_exp=args.crit_exp))
+    print(f"\n{'top':16s} {'config':12s} {'device':12s} {'LUTs':>7s} {'FFs':>7s} "
           f"{'DSPs':>5s} {'BRAMs':>5s} {'Fmax MHz':>9s}")
     for r in rows:
-        print(f"{r['top']:16s} {r['config']:12s} {r['device']:10s} {r['luts']:7d} "
+        print(f"{r['top']:16s} {r['config']:12s} {r['device']:12s} {r['luts']:7d} "
               f"{r['ffs']:7d} {r['dsps']:5d} {r['brams']:5d} {r['fmax_mhz']:9.2f}")
     return 0
 
@@ -293,8 +295,17 @@ def main(argv=None):
     s = sub.add_parser("synth", help="yosys + nextpnr-ecp5 resource and Fmax figures")
     s.add_argument("--config", action="append")
     s.add_argument("--top", action="append", choices=list(SYNTH_TOPS))
-    s.add_argument("--device", action="append")
+    s.add_argument("--device", action="append",
+                   help="lfe5u-85f (default; speed 6), lfe5u-85f-7, lfe5u-85f-8, lfe5u-45f, "
+                        "lfe5u-25f")
     s.add_argument("--freq", type=float, default=150)
+    s.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
+    s.add_argument("--timing-weight", type=int, default=None,
+                   help="nextpnr HeAP timing weight (default: sim.synth.HEAP_TIMING_WEIGHT; "
+                        "nextpnr's own default is 10)")
+    s.add_argument("--crit-exp", type=int, default=None,
+                   help="nextpnr HeAP criticality exponent (default: sim.synth.HEAP_CRIT_EXP; "
+                        "nextpnr's own default is 2)")
     s.set_defaults(func=cmd_synth)
 
     b = sub.add_parser("bench", help="array and tensor-engine throughput on Verilator "
@@ -337,8 +348,13 @@ def main(argv=None):
         args.config = [env_cfg] if env_cfg else ["default", "8x4", "1x1", "16x16"]
     if args.cmd in ("synth", "bench") and not args.config:
         args.config = [env_cfg or "default"]
-    if args.cmd == "synth" and not args.device:
-        args.device = ["lfe5u-85f"]
+    if args.cmd == "synth":
+        from .synth import HEAP_CRIT_EXP, HEAP_TIMING_WEIGHT
+        args.device = args.device or ["lfe5u-85f"]
+        if args.timing_weight is None:
+            args.timing_weight = HEAP_TIMING_WEIGHT
+        if args.crit_exp is None:
+            args.crit_exp = HEAP_CRIT_EXP
     if args.cmd == "bench" and not args.N:
         args.N = [8, 32, 128]
     if args.cmd == "bench" and not args.tensor_N:
