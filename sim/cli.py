@@ -300,12 +300,12 @@ def main(argv=None):
                         "lfe5u-25f")
     s.add_argument("--freq", type=float, default=150)
     s.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
-    s.add_argument("--timing-weight", type=int, default=None,
-                   help="nextpnr HeAP timing weight (default: sim.synth.HEAP_TIMING_WEIGHT; "
-                        "nextpnr's own default is 10)")
-    s.add_argument("--crit-exp", type=int, default=None,
-                   help="nextpnr HeAP criticality exponent (default: sim.synth.HEAP_CRIT_EXP; "
-                        "nextpnr's own default is 2)")
+    from .synth import HEAP_CRIT_EXP, HEAP_TIMING_WEIGHT
+    s.add_argument("--timing-weight", type=int, default=HEAP_TIMING_WEIGHT,
+                   help="nextpnr HeAP timing weight (default %(default)s; nextpnr's own is 10)")
+    s.add_argument("--crit-exp", type=int, default=HEAP_CRIT_EXP,
+                   help="nextpnr HeAP criticality exponent (default %(default)s; nextpnr's own "
+                        "is 2)")
     s.set_defaults(func=cmd_synth)
 
     b = sub.add_parser("bench", help="array and tensor-engine throughput on Verilator "
@@ -348,13 +348,8 @@ def main(argv=None):
         args.config = [env_cfg] if env_cfg else ["default", "8x4", "1x1", "16x16"]
     if args.cmd in ("synth", "bench") and not args.config:
         args.config = [env_cfg or "default"]
-    if args.cmd == "synth":
-        from .synth import HEAP_CRIT_EXP, HEAP_TIMING_WEIGHT
-        args.device = args.device or ["lfe5u-85f"]
-        if args.timing_weight is None:
-            args.timing_weight = HEAP_TIMING_WEIGHT
-        if args.crit_exp is None:
-            args.crit_exp = HEAP_CRIT_EXP
+    if args.cmd == "synth" and not args.device:
+        args.device = ["lfe5u-85f"]
     if args.cmd == "bench" and not args.N:
         args.N = [8, 32, 128]
     if args.cmd == "bench" and not args.tensor_N:
