@@ -30,7 +30,10 @@ Used by the ONNX front-end tests and the demo; the models are what
   ``dequant_act{n-1}``). Default opset 17 (QLinearMatMul-10); 21 gives QLinearMatMul-21.
 * :func:`quantize_mlp` -- per-tensor post-training quantisation from a calibration
   batch. Weights: symmetric, ``w_scale = max|W| / 127``, ``W_q = clip(rint(W / w_scale),
-  -127, 127)``. Activations (the input and every layer output, the last one included),
+  -127, 127)``; with ``reduce_range`` 7 bits as ONNX Runtime's quantiser option of that
+  name, ``w_scale = max|W| / 64`` and ``W_q`` in ``-64..64`` (for onnxruntime on x86 CPUs
+  without VNNI, whose UINT8 x INT8 kernel saturates pairs of products to 16 bits; ncore
+  is exact either way). Activations (the input and every layer output, the last one included),
   from the float model's activations on the calibration batch:
 
   - default (INT8 flavour): a tensor after ReLU uses ``[0, max]`` over all 256 codes,
@@ -215,7 +218,8 @@ def _act_quant(a, relu, uint8_activations) -> Quant:
     return Quant(float(np.float32(m / 127)) if m > 0 else 1.0, 0)
 
 
-def quantize_mlp(weights, biases, relus, calib_x, *, uint8_activations=False) -> Net:
+def quantize_mlp(weights, biases, relus, calib_x, *, uint8_activations=False,
+                 reduce_range=False) -> Net:
     """Per-tensor post-training quantisation of a float MLP (scheme in the module
     docstring). Returns a quantised :class:`Net` whose every activation, the output
     included, is quantised."""
@@ -225,8 +229,9 @@ def quantize_mlp(weights, biases, relus, calib_x, *, uint8_activations=False) ->
     for i, (w, b, r) in enumerate(zip(weights, biases, relus)):
         w = np.asarray(w, dtype=np.float32)
         m = float(np.abs(w).max())
-        s_w = np.float32(m / 127) if m > 0 else np.float32(1)
-        w_q = np.clip(np.rint(w / s_w), -127, 127).astype(np.int8)
+        q_max = 64 if reduce_range else 127
+        s_w = np.float32(m / q_max) if m > 0 else np.float32(1)
+        w_q = np.clip(np.rint(w / s_w), -q_max, q_max).astype(np.int8)
         b_q = None
         x = x @ w
         if b is not None:

@@ -24,6 +24,10 @@ ncore, against onnxruntime.
   ncore from the FP32 input: every batch row in which no layer differed must equal
   onnxruntime's output exactly. Shapes include 1 and primes (features and batch);
   nets with multipliers next to 1/2 exercise hundreds of near-ties.
+* onnxruntime's UINT8 x INT8 kernel (:func:`test_onnxruntime_u8s8_kernel`): exact, or on
+  x86 CPUs without VNNI the pairwise INT16 saturation of VPMADDUBSW (tests/ort_oracle.py);
+  exact on every x86 CPU for weights in ``-64..64``, which the comparisons with UINT8
+  activations therefore use (7-bit weights, onnxruntime's ``reduce_range``).
 * QDQ and QLinearMatMul layers mixed in one chain load as the same Net and agree (the
   QDQ layer with the margin of onnxruntime's FP32 MatMul).
 * Models from onnxruntime's own quantiser in the QOperator format: bias-free MatMul
@@ -43,6 +47,7 @@ from sim.compiler import compile_net, requant_params, run_compiled
 from sim.net import Layer, Net, Quant, dequantize, quantize_input
 from sim.onnx_build import mlp_float, mlp_qlinear, quantize_mlp
 from sim.onnx_front import UnsupportedModel, load_onnx
+from ort_oracle import W_SAFE, matmul_integer, pairwise_saturated
 from test_onnx_compile import FLT, INT, _pow2_net, near_boundary, session
 
 U32 = 2.0 ** -24                       # FP32 unit roundoff
@@ -70,11 +75,12 @@ def _code_names(model):
             if n.op_type in ("QuantizeLinear", "QLinearMatMul")]
 
 
-def _random_net(rng, dims, scales="random"):
+def _random_net(rng, dims, scales="random", w_max=None):
     """A bias-free, ReLU-free quantised Net with random INT8 weights and zero points.
     ``scales``: "random", or "near_tie": every multiplier within 3e-7 of 1/2 and
     weights in -1..1 (small accumulators: about half the odd ones are near-ties in range,
-    given inputs near the zero point)."""
+    given inputs near the zero point). ``w_max``: "random" weights in ``-w_max..w_max``
+    instead of the whole INT8 range."""
     s_in = float(np.float32(rng.uniform(0.005, 0.2)))
     zp_range = (-100, 101) if scales == "near_tie" else (-128, 128)
     net = Net([], input_quant=Quant(s_in, int(rng.integers(*zp_range))))
@@ -84,7 +90,8 @@ def _random_net(rng, dims, scales="random"):
             s_w = float(np.float32(rng.uniform(0.1, 0.9)))
             s_out = 2 * s_in * s_w * (1 + rng.uniform(-3e-7, 3e-7))
         else:
-            w = rng.integers(-128, 128, (k, n)).astype(np.int8)
+            lo, hi = (-128, 127) if w_max is None else (-w_max, w_max)
+            w = rng.integers(lo, hi + 1, (k, n)).astype(np.int8)
             s_w = float(np.float32(rng.uniform(0.001, 0.05)))
             s_out = s_in * s_w * np.sqrt(k) * 74 * rng.uniform(0.5, 2)
         q = Quant(float(np.float32(s_out)), int(rng.integers(*zp_range)))
@@ -94,12 +101,13 @@ def _random_net(rng, dims, scales="random"):
 
 
 def _calibrated_net(rng, dims, u8):
-    """``quantize_mlp`` of a random float MLP without biases and ReLUs."""
+    """``quantize_mlp`` of a random float MLP without biases and ReLUs (7-bit weights
+    with UINT8 activations: tests/ort_oracle.py)."""
     ws = [(rng.standard_normal((k, n)) / np.sqrt(k)).astype(np.float32)
           for k, n in zip(dims, dims[1:])]
     calib = rng.standard_normal((200, dims[0])).astype(np.float32)
     return quantize_mlp(ws, [None] * len(ws), [False] * len(ws), calib,
-                        uint8_activations=u8)
+                        uint8_activations=u8, reduce_range=u8)
 
 
 def _multiplier(net, i):
@@ -316,6 +324,48 @@ def test_onnxruntime_optimiser_keeps_the_graph(tmp_path, act):
                    ("", "DequantizeLinear")], f"seed 7, {act}: {ops}"
 
 
+def test_onnxruntime_u8s8_kernel():
+    """onnxruntime's UINT8 x INT8 MatMulInteger is either exact or, on x86 CPUs without
+    VNNI, the pairwise INT16 saturation modelled in tests/ort_oracle.py (anything else
+    fails); for weights in ``-W_SAFE..W_SAFE`` it is exact, which the UINT8 comparisons
+    with ncore rely on."""
+    rng = np.random.default_rng(700)                     # seed 700
+    a = rng.integers(200, 256, (4, 64)).astype(np.uint8)
+    b = rng.integers(100, 128, (64, 8)).astype(np.int8)
+    exact, sat = a.astype(np.int64) @ b.astype(np.int64), pairwise_saturated(a, b)
+    assert not np.array_equal(exact, sat)               # the two models differ here
+    got = matmul_integer(a, b)
+    assert np.array_equal(got, exact) or np.array_equal(got, sat), \
+        "seed 700: onnxruntime's u8 x s8 MatMulInteger is neither exact nor pairwise-saturated"
+    print("onnxruntime u8 x s8 kernel on this CPU:",
+          "exact" if np.array_equal(got, exact) else "pairwise INT16 saturation (no VNNI)")
+    for i in range(12):                  # odd and even K, the extremes of both operands
+        m, k, n = (int(v) for v in rng.integers(1, 40, 3))
+        a = rng.integers(0, 256, (m, k)).astype(np.uint8)
+        b = rng.integers(-W_SAFE, W_SAFE + 1, (k, n)).astype(np.int8)
+        a[0, :], b[:, 0] = 255, -W_SAFE if i % 2 else W_SAFE
+        assert np.array_equal(matmul_integer(a, b), a.astype(np.int64) @ b.astype(np.int64)), \
+            f"seed 700, case {i} ({m}x{k}x{n}): inexact with |w| <= {W_SAFE}"
+
+
+def test_quantize_mlp_reduce_range():
+    """``quantize_mlp(reduce_range=True)``: weights ``rint(W / (max|W| / 64))`` in -64..64,
+    the rest as without it."""
+    rng = np.random.default_rng(701)
+    ws = [rng.standard_normal((9, 6)).astype(np.float32),
+          rng.standard_normal((6, 3)).astype(np.float32)]
+    calib = rng.standard_normal((50, 9)).astype(np.float32)
+    full = quantize_mlp(ws, [None, None], [False, False], calib)
+    red = quantize_mlp(ws, [None, None], [False, False], calib, reduce_range=True)
+    for w, lf, lr in zip(ws, full.layers, red.layers):
+        s = np.float32(np.abs(w).max() / 64)
+        assert lr.w_scale == float(s)
+        assert np.array_equal(lr.weight, np.clip(np.rint(w / s), -64, 64).astype(np.int8))
+        assert np.abs(lr.weight.astype(int)).max() == 64
+        assert np.abs(lf.weight.astype(int)).max() == 127
+    assert red.input_quant == full.input_quant
+
+
 # -- ncore against onnxruntime ------------------------------------------------------------
 
 ORT_SEEDS = [200 + s for s in SEEDS]
@@ -328,7 +378,7 @@ def test_against_onnxruntime(seed, act, scales):
     rng = np.random.default_rng(seed)
     dims, batch, u8 = DIMS[seed - 200], BATCH[seed - 200], act == "uint8"
     if scales == "random":
-        net = _random_net(rng, dims)
+        net = _random_net(rng, dims, w_max=W_SAFE if u8 else None)
     else:
         net = _calibrated_net(rng, dims, u8)
         if scales == "pow2":
@@ -393,7 +443,7 @@ def test_qdq_and_qlinearmatmul_mixed(act, qdq_layer):
     QLinearMatMul feeding a QDQ layer through its DequantizeLinear: the same Net, and
     it agrees with onnxruntime (the QDQ layer with the FP32 MatMul's error margin)."""
     rng = np.random.default_rng(400 + qdq_layer)
-    net = _random_net(rng, [13, 7, 5])
+    net = _random_net(rng, [13, 7, 5], w_max=W_SAFE if act == "uint8" else None)
     model = _mixed_model(net, act == "uint8", qdq_layer)
     msg = f"seed {400 + qdq_layer}, {act}, QDQ layer {qdq_layer}"
     _assert_same_net(load_onnx(model), net, msg)
@@ -428,10 +478,14 @@ def test_ort_quantize_static_qoperator(tmp_path, act, relu):
         quantize_static(tmp_path / "f.onnx", tmp_path / "q.onnx", Reader(),
                         quant_format=QuantFormat.QOperator, per_channel=False,
                         activation_type=QuantType.QInt8 if act == "int8" else QuantType.QUInt8,
-                        weight_type=QuantType.QInt8)
+                        weight_type=QuantType.QInt8, reduce_range=act == "uint8")
         return onnx.load(tmp_path / "q.onnx")
 
     model = quantise([None, None])
+    if act == "uint8":                  # reduce_range: 7-bit weights (tests/ort_oracle.py)
+        assert all(np.abs(numpy_helper.to_array(t).astype(np.int64)).max() <= W_SAFE
+                   for t in model.graph.initializer if t.data_type == TensorProto.INT8
+                   and len(t.dims) == 2)
     assert [n.op_type for n in model.graph.node] == [
         "QuantizeLinear", "QLinearMatMul", "QLinearMatMul", "DequantizeLinear"]
     net = load_onnx(model)
