@@ -86,35 +86,58 @@ def default_seed(*parts):
     return int(hashlib.sha256("/".join(map(str, parts)).encode()).hexdigest()[:8], 16)
 
 
-#: Tops whose Verilator model keeps only the ports and the SimDram memory visible to
-#: cocotb (not every signal, as ``--public-flat-rw`` does), so Verilator may inline
-#: and optimise everything else: the whole-core benchmarks run several times faster.
+#: Every top's Verilator model keeps only the top module's signals (the ports) visible
+#: to cocotb, not every signal as the cocotb runner's ``--public-flat-rw`` does, so
+#: Verilator may inline and optimise everything else: the generated C++ of the 8x8
+#: float array shrinks from 67 MB to a fraction of it and builds several times faster.
+#: ``WAVES=1`` or ``PUBLIC=1`` builds (directory suffix ``-waves``/``-public``) keep
+#: every signal public, for poking internals from a testbench.
+#:
+#: Tops that also keep SimDram's words public (the whole-core testbench's backdoor,
+#: ``sim/fast_public.vlt``) and compile the model's hot path with ``-O2`` (Verilator's
+#: default is ``-Os``): the whole-core benchmarks.
 FAST_TOPS = ("neuron_core_sim",)
 
 #: Verilator control file for FAST_TOPS: the SimDram words are the testbench's backdoor.
 FAST_VLT = ROOT / "sim" / "fast_public.vlt"
 
 
-def _runner(fast):
+def _ports_vlt(top, build_dir):
+    """A Verilator control file that keeps ``top``'s own signals (its ports) public."""
+    build_dir.parent.mkdir(parents=True, exist_ok=True)
+    path = build_dir.parent / f"{build_dir.name}.vlt"
+    text = f'`verilator_config\npublic_flat_rw -module "{top}" -var "*"\n'
+    if not path.exists() or path.read_text() != text:
+        path.write_text(text)
+    return path
+
+
+def _runner(lean):
     from cocotb_tools.runner import Verilator, get_runner
-    if not fast:
+    if not lean:
         return get_runner("verilator")
 
-    class _FastVerilator(Verilator):
+    class _LeanVerilator(Verilator):
         def _build_command(self):
             cmds = super()._build_command()
             cmds[0] = [a for a in cmds[0] if a != "--public-flat-rw"]
             return cmds
 
-    return _FastVerilator()
+    return _LeanVerilator()
 
 
-def build(top, config: CoreConfig, *, waves=False):
-    """Build (or reuse) the Verilator model of (top, config); return its directory."""
+def build(top, config: CoreConfig, *, waves=False, public=None):
+    """Build (or reuse) the Verilator model of (top, config); return its directory.
+    ``public`` (default: the ``PUBLIC`` environment variable; always with ``waves``):
+    every signal visible to cocotb, not only the ports (see :data:`FAST_TOPS`)."""
     ensure_toolchain()
     config = named_config(config)
-    fast = top in FAST_TOPS and not waves
-    build_dir = BUILD / "sim" / f"{top}-{config.key}{'-waves' if waves else ''}"
+    if public is None:
+        public = os.environ.get("PUBLIC", "0") not in ("", "0")
+    lean = not (waves or public)
+    fast = top in FAST_TOPS and lean
+    suffix = "-waves" if waves else "" if lean else "-public"
+    build_dir = BUILD / "sim" / f"{top}-{config.key}{suffix}"
     vfile = verilog_for(top, config)
     build_args = [
         "-O3",
@@ -132,10 +155,11 @@ def build(top, config: CoreConfig, *, waves=False):
         build_args += ["-CFLAGS", "-O2"]
     log = build_dir.parent / f"{build_dir.name}.log"
     with _locked(build_dir.with_suffix(".lock")):
-        runner = _runner(fast)
+        runner = _runner(lean)
+        extra_vlt = ([FAST_VLT] if fast else []) + ([_ports_vlt(top, build_dir)] if lean else [])
         try:
             runner.build(
-                sources=([WAIVERS] + ([FAST_VLT] if fast else [])
+                sources=([WAIVERS] + extra_vlt
                          + TARGET_MODELS[target_of(top)] + [vfile]),
                 hdl_toplevel=top,
                 build_dir=build_dir,
