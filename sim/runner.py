@@ -103,8 +103,8 @@ FAST_VLT = ROOT / "sim" / "fast_public.vlt"
 
 
 def _ports_vlt(top, build_dir):
-    """A Verilator control file that keeps ``top``'s own signals (its ports) public."""
-    build_dir.parent.mkdir(parents=True, exist_ok=True)
+    """A Verilator control file that keeps ``top``'s own signals (its ports) public.
+    Called with the build's lock held, so no worker rewrites it while one reads it."""
     path = build_dir.parent / f"{build_dir.name}.vlt"
     text = f'`verilator_config\npublic_flat_rw -module "{top}" -var "*"\n'
     if not path.exists() or path.read_text() != text:
