@@ -13,6 +13,7 @@ from amaranth.utils import exact_log2
 from .axi import AXI4Signature
 from .config import CoreConfig, check_int_range
 from .formats import ActCmd, ActError, DmaDesc, DmaError, MatmulCmd, TensorError, dma_done_layout
+from .interfaces import EngineStatus, RunControl, RunStatus
 from .isa import (BODY_BITS, BODY_WIDTH, INSTR_BITS, INSTR_BYTES, SEM_BITS, SEM_VALUE_BITS, CoreError,
                   Instr, Opcode)
 
@@ -125,33 +126,18 @@ class Controller(wiring.Component):
         self._fetch_burst = fetch_burst
         self._inflight_depth = inflight_depth
         super().__init__({
-            "i_start": In(1),
             "i_engine_busy": In(1),
-            "i_prog_addr": In(48),
-            "i_watchdog": In(32),
-            "o_busy": Out(1),
-            "o_done": Out(1),
-            "o_fault": Out(1),
-            "o_error_code": Out(CoreError),
-            "o_error_detail": Out(8),
-            "o_fault_addr": Out(48),
-            "o_retired": Out(3),
-            "o_macs": Out(MACS_WIDTH),
+            "ctrl": In(RunControl()),
+            "status": Out(RunStatus()),
+            "tensor": In(EngineStatus(TensorError)),
+            "vector": In(EngineStatus(ActError)),
             "m_axi": Out(axi_signature(config)),
             "o_dma_in": Out(stream.Signature(DmaDesc)),
             "i_dma_in_done": In(stream.Signature(dma_done_layout())),
             "o_dma_out": Out(stream.Signature(DmaDesc)),
             "i_dma_out_done": In(stream.Signature(dma_done_layout())),
             "o_tensor": Out(stream.Signature(MatmulCmd)),
-            "i_tensor_done": In(1),
-            "i_tensor_error": In(1),
-            "i_tensor_error_code": In(TensorError),
-            "o_tensor_error_clear": Out(1),
             "o_vector": Out(stream.Signature(ActCmd)),
-            "i_vector_done": In(1),
-            "i_vector_error": In(1),
-            "i_vector_error_code": In(ActError),
-            "o_vector_error_clear": Out(1),
         })
 
     @property
@@ -168,25 +154,25 @@ class Controller(wiring.Component):
 
         running = Signal()
         m.d.comb += [
-            self.o_tensor_error_clear.eq(self.i_start & ~self.o_busy),
-            self.o_vector_error_clear.eq(self.i_start & ~self.o_busy),
+            self.tensor.error_clear.eq(self.ctrl.start & ~self.status.busy),
+            self.vector.error_clear.eq(self.ctrl.start & ~self.status.busy),
         ]
         start = Signal()
-        m.d.comb += start.eq(self.i_start & ~self.o_busy)
+        m.d.comb += start.eq(self.ctrl.start & ~self.status.busy)
 
         # ---- fault capture ------------------------------------------------------------
         fault = Signal()
         fault_code = Signal(CoreError)
         fault_detail = Signal(8)
         fault_addr = Signal(48)
-        m.d.sync += self.o_fault.eq(0)
+        m.d.sync += self.status.fault.eq(0)
         with m.If(start):
-            m.d.sync += [self.o_error_code.eq(CoreError.NONE), self.o_error_detail.eq(0),
-                         self.o_fault_addr.eq(0)]
+            m.d.sync += [self.status.error_code.eq(CoreError.NONE), self.status.error_detail.eq(0),
+                         self.status.fault_addr.eq(0)]
         with m.Elif(fault & running):
             m.d.sync += [
-                self.o_fault.eq(1), self.o_error_code.eq(fault_code),
-                self.o_error_detail.eq(fault_detail), self.o_fault_addr.eq(fault_addr),
+                self.status.fault.eq(1), self.status.error_code.eq(fault_code),
+                self.status.error_detail.eq(fault_detail), self.status.fault_addr.eq(fault_addr),
             ]
 
         # ---- fetch ---------------------------------------------------------------------
@@ -221,7 +207,7 @@ class Controller(wiring.Component):
                 pc.eq(pc + n_req * INSTR_BYTES),
             ]
         with m.If(start):
-            m.d.sync += pc.eq(Cat(Const(0, 5), self.i_prog_addr[5:]))
+            m.d.sync += pc.eq(Cat(Const(0, 5), self.ctrl.prog_addr[5:]))
 
         ifq = m.submodules.ifq = SyncFIFOBuffered(width=INSTR_BITS + 1, depth=F)
         rbuf = Signal(INSTR_BITS)
@@ -271,8 +257,8 @@ class Controller(wiring.Component):
         last_vector_addr = Signal(48)
         extra_ok = {
             "dma_in": Const(1), "dma_out": Const(1),
-            "tensor": ~tensor_gap & ~self.i_tensor_error,
-            "vector": ~self.i_vector_error,
+            "tensor": ~tensor_gap & ~self.tensor.error,
+            "vector": ~self.vector.error,
         }
         for name, (shape, port, macs) in specs.items():
             ql = _queue_layout(shape, macs)
@@ -321,7 +307,7 @@ class Controller(wiring.Component):
             done_events.append(ev)
             faults.append((ev & (port.payload.error != DmaError.NONE), CoreError.DMA,
                            port.payload.error, iv.addr))
-        for name, done in (("tensor", self.i_tensor_done), ("vector", self.i_vector_done)):
+        for name, done in (("tensor", self.tensor.done), ("vector", self.vector.done)):
             f = inflight[name]
             iv = data.View(_inflight_layout(name == "tensor"), f.r_data)
             ev = done & f.r_rdy
@@ -329,10 +315,10 @@ class Controller(wiring.Component):
             sig_events.append((ev & iv.sig_en, iv.sig_sem))
             done_events.append(ev)
             if name == "tensor":
-                m.d.comb += self.o_macs.eq(Mux(ev, iv.macs, 0))
-        faults.append((self.i_tensor_error, CoreError.TENSOR, self.i_tensor_error_code,
+                m.d.comb += self.status.macs.eq(Mux(ev, iv.macs, 0))
+        faults.append((self.tensor.error, CoreError.TENSOR, self.tensor.error_code,
                        last_tensor_addr))
-        faults.append((self.i_vector_error, CoreError.VECTOR, self.i_vector_error_code,
+        faults.append((self.vector.error, CoreError.VECTOR, self.vector.error_code,
                        last_vector_addr))
 
         # ---- decode --------------------------------------------------------------------
@@ -344,7 +330,7 @@ class Controller(wiring.Component):
         pop = Signal()
         m.d.comb += ifq.r_en.eq(pop | (~running & have))
         with m.If(start):
-            m.d.sync += dec_pc.eq(Cat(Const(0, 5), self.i_prog_addr[5:]))
+            m.d.sync += dec_pc.eq(Cat(Const(0, 5), self.ctrl.prog_addr[5:]))
         with m.Elif(pop):
             m.d.sync += dec_pc.eq(dec_pc + INSTR_BYTES)
         m.d.sync += reserved.eq(reserved + Mux(ar_raise, n_req, 0) - ifq.r_en)
@@ -437,7 +423,7 @@ class Controller(wiring.Component):
         with m.Elif(idle_cycles != 0xFFFF_FFFF):
             m.d.sync += idle_cycles.eq(idle_cycles + 1)
         wd_fire = Signal()
-        m.d.comb += wd_fire.eq((self.i_watchdog != 0) & (idle_cycles >= self.i_watchdog))
+        m.d.comb += wd_fire.eq((self.ctrl.watchdog != 0) & (idle_cycles >= self.ctrl.watchdog))
         wd_addr = Signal(48)
         dec_blocked = have & ((op == Opcode.SEM) | (op == Opcode.END)) & ~dec_wait_ok
         with m.If(dec_blocked):
@@ -456,17 +442,17 @@ class Controller(wiring.Component):
                              fault_addr.eq(addr)]
 
         # ---- run state -----------------------------------------------------------------------
-        m.d.sync += self.o_done.eq(0)
+        m.d.sync += self.status.done.eq(0)
         with m.If(start):
             m.d.sync += running.eq(1)
         with m.Elif(running & fault):
             m.d.sync += running.eq(0)
         with m.Elif(done):
-            m.d.sync += [running.eq(0), self.o_done.eq(1)]
+            m.d.sync += [running.eq(0), self.status.done.eq(1)]
         m.d.comb += [
-            self.o_busy.eq(running | (outstanding != 0) | ax.arvalid | (ifq.level != 0)
+            self.status.busy.eq(running | (outstanding != 0) | ax.arvalid | (ifq.level != 0)
                            | ~quiet),
-            self.o_retired.eq((pop & ((op == Opcode.SEM) | (op == Opcode.END)))
+            self.status.retired.eq((pop & ((op == Opcode.SEM) | (op == Opcode.END)))
                               + sum(done_events)),
         ]
         return m

@@ -10,12 +10,13 @@ from amaranth.hdl import Module, Mux, ResetInserter, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from .axi import AXI4LiteSignature
 from .config import CoreConfig
-from .controller import FETCH_ID, MACS_WIDTH, Controller, axi_signature
+from .controller import Controller
 from .dma import DMAEngine
-from .isa import CoreError
-from .psum import PSUM
-from .sbuf import SBUF
+from .host import HostInterface
+from .interfaces import FETCH_ID, CoreControl, CoreStatus, axi_signature
+from .memory import MemorySubsystem
 from .tensor_engine import TensorEngine
 from .vector import VectorEngine
 
@@ -28,7 +29,7 @@ class AXIJoin(wiring.Component):
 
     AR requests pass through one register stage, granted alternately when both
     managers ask (a request waiting is served within two grants). R beats go back by
-    ``RID``: :data:`~hdl.controller.FETCH_ID` to the fetcher, any other ID to DMA-in.
+    ``RID``: :data:`~hdl.interfaces.FETCH_ID` to the fetcher, any other ID to DMA-in.
     The fetcher's and DMA-in's write channels and DMA-out's read channels are never
     used and are held idle.
 
@@ -86,7 +87,7 @@ class AXIJoin(wiring.Component):
 
 
 class Core(wiring.Component):
-    """The controller, the four engines and the two on-chip memories.
+    """The controller, the four engines and the memory subsystem.
 
     Memory clients (round-robin per port, see ``docs/memory.md``): SBUF reads (0) the
     tensor engine's stationary fetcher, (1) its moving fetcher, (2) the vector engine,
@@ -96,11 +97,8 @@ class Core(wiring.Component):
     Members
     -------
     m_axi : Out(AXI4Signature)      the core's only bus port (fetch + DMA)
-    i_start, i_prog_addr, i_watchdog, o_busy, o_done, o_fault, o_error_code,
-    o_error_detail, o_fault_addr, o_retired, o_macs : see :class:`~hdl.controller.Controller`
-    i_win_base, i_win_limit : In(49)   DMA window (both DMA engines)
-    o_busy_dma_in, o_busy_dma_out, o_busy_tensor, o_busy_vector : Out(1)
-    o_active : Out(1)                  a moving column enters the array
+    ctrl : In(CoreControl)          start, program address, watchdog, DMA window
+    status : Out(CoreStatus)        run state, the last fault, per-cycle counter increments
     """
 
     def __init__(self, config: CoreConfig):
@@ -109,24 +107,8 @@ class Core(wiring.Component):
         self._config = config
         super().__init__({
             "m_axi": Out(axi_signature(config)),
-            "i_start": In(1),
-            "i_prog_addr": In(48),
-            "i_watchdog": In(32),
-            "i_win_base": In(49),
-            "i_win_limit": In(49),
-            "o_busy": Out(1),
-            "o_done": Out(1),
-            "o_fault": Out(1),
-            "o_error_code": Out(CoreError),
-            "o_error_detail": Out(8),
-            "o_fault_addr": Out(48),
-            "o_retired": Out(3),
-            "o_macs": Out(MACS_WIDTH),
-            "o_busy_dma_in": Out(1),
-            "o_busy_dma_out": Out(1),
-            "o_busy_tensor": Out(1),
-            "o_busy_vector": Out(1),
-            "o_active": Out(1),
+            "ctrl": In(CoreControl()),
+            "status": Out(CoreStatus()),
         })
 
     @property
@@ -137,8 +119,8 @@ class Core(wiring.Component):
         cfg = self._config
         m = Module()
         ctl = m.submodules.controller = Controller(cfg)
-        sbuf = m.submodules.sbuf = SBUF(cfg, n_read=4, n_write=2)
-        psum = m.submodules.psum = PSUM(cfg, n_read=2, n_write=1)
+        mem = m.submodules.mem = MemorySubsystem(cfg, sbuf_read=4, sbuf_write=2,
+                                                 psum_read=2, psum_write=1)
         te = m.submodules.tensor = TensorEngine(cfg)
         ve = m.submodules.vector = VectorEngine(cfg)
         din = m.submodules.dma_in = DMAEngine(cfg)
@@ -157,64 +139,41 @@ class Core(wiring.Component):
         wiring.connect(m, dout.o_done, ctl.i_dma_out_done)
         wiring.connect(m, ctl.o_tensor, te.i_cmd)
         wiring.connect(m, ctl.o_vector, ve.i_cmd)
-        m.d.comb += [
-            ctl.i_tensor_done.eq(te.o_done),
-            ctl.i_tensor_error.eq(te.o_error),
-            ctl.i_tensor_error_code.eq(te.o_error_code),
-            te.i_error_clear.eq(ctl.o_tensor_error_clear),
-            ctl.i_vector_done.eq(ve.o_done),
-            ctl.i_vector_error.eq(ve.o_error),
-            ctl.i_vector_error_code.eq(ve.o_error_code),
-            ve.i_error_clear.eq(ctl.o_vector_error_clear),
-            te.i_perf_clear.eq(0),
-            ve.i_perf_clear.eq(0),
-        ]
+        wiring.connect(m, te.status, ctl.tensor)
+        wiring.connect(m, ve.status, ctl.vector)
+        m.d.comb += [te.i_perf_clear.eq(0), ve.i_perf_clear.eq(0)]
 
         # memories
-        wiring.connect(m, te.o_sreq, sbuf.i_rd0)
-        wiring.connect(m, sbuf.o_rd0, te.i_sresp)
-        wiring.connect(m, te.o_xreq, sbuf.i_rd1)
-        wiring.connect(m, sbuf.o_rd1, te.i_xresp)
-        wiring.connect(m, ve.o_sbuf_rd, sbuf.i_rd2)
-        wiring.connect(m, sbuf.o_rd2, ve.i_sbuf_rd)
-        wiring.connect(m, dout.o_sbuf_rd, sbuf.i_rd3)
-        wiring.connect(m, sbuf.o_rd3, dout.i_sbuf_rd)
-        wiring.connect(m, din.o_sbuf_wr, sbuf.i_wr0)
-        wiring.connect(m, ve.o_sbuf_wr, sbuf.i_wr1)
-        wiring.connect(m, te.o_psum, psum.i_wr0)
-        wiring.connect(m, ve.o_psum_rd, psum.i_rd0)
-        wiring.connect(m, psum.o_rd0, ve.i_psum_rd)
-        wiring.connect(m, dout.o_psum_rd, psum.i_rd1)
-        wiring.connect(m, psum.o_rd1, dout.i_psum_rd)
+        wiring.connect(m, te.s_rd, mem.sbuf_rd[0])
+        wiring.connect(m, te.x_rd, mem.sbuf_rd[1])
+        wiring.connect(m, ve.sbuf_rd, mem.sbuf_rd[2])
+        wiring.connect(m, dout.sbuf_rd, mem.sbuf_rd[3])
+        wiring.connect(m, din.sbuf_wr, mem.sbuf_wr[0])
+        wiring.connect(m, ve.sbuf_wr, mem.sbuf_wr[1])
+        wiring.connect(m, te.psum_wr, mem.psum_wr[0])
+        wiring.connect(m, ve.psum_rd, mem.psum_rd[0])
+        wiring.connect(m, dout.psum_rd, mem.psum_rd[1])
         # DMA-in never reads on chip, DMA-out never writes SBUF (the controller routes
         # descriptors by direction): those ports stay idle.
         m.d.comb += [
-            din.o_sbuf_rd.ready.eq(0), din.i_sbuf_rd.valid.eq(0),
-            din.o_psum_rd.ready.eq(0), din.i_psum_rd.valid.eq(0),
-            dout.o_sbuf_wr.ready.eq(0),
+            din.sbuf_rd.req.ready.eq(0), din.sbuf_rd.resp.valid.eq(0),
+            din.psum_rd.req.ready.eq(0), din.psum_rd.resp.valid.eq(0),
+            dout.sbuf_wr.ready.eq(0),
         ]
 
+        ctrl, st = self.ctrl, self.status
         m.d.comb += [
-            ctl.i_start.eq(self.i_start),
-            ctl.i_engine_busy.eq(din.o_busy | dout.o_busy | te.o_busy | psum.o_busy | ve.o_busy),
-            ctl.i_prog_addr.eq(self.i_prog_addr),
-            ctl.i_watchdog.eq(self.i_watchdog),
-            din.i_win_base.eq(self.i_win_base), din.i_win_limit.eq(self.i_win_limit),
-            dout.i_win_base.eq(self.i_win_base), dout.i_win_limit.eq(self.i_win_limit),
-            self.o_busy.eq(ctl.o_busy),
-            self.o_done.eq(ctl.o_done),
-            self.o_fault.eq(ctl.o_fault),
-            self.o_error_code.eq(ctl.o_error_code),
-            self.o_error_detail.eq(ctl.o_error_detail),
-            self.o_fault_addr.eq(ctl.o_fault_addr),
-            self.o_retired.eq(ctl.o_retired),
-            self.o_macs.eq(ctl.o_macs),
-            self.o_busy_dma_in.eq(din.o_busy),
-            self.o_busy_dma_out.eq(dout.o_busy),
-            self.o_busy_tensor.eq(te.o_busy | psum.o_busy),
-            self.o_busy_vector.eq(ve.o_busy),
-            self.o_active.eq(te.o_fire),
+            ctl.i_engine_busy.eq(din.o_busy | dout.o_busy | te.o_busy | mem.o_busy | ve.o_busy),
+            din.i_win_base.eq(ctrl.win_base), din.i_win_limit.eq(ctrl.win_limit),
+            dout.i_win_base.eq(ctrl.win_base), dout.i_win_limit.eq(ctrl.win_limit),
+            st.busy_dma_in.eq(din.o_busy),
+            st.busy_dma_out.eq(dout.o_busy),
+            st.busy_tensor.eq(te.o_busy | mem.o_busy),
+            st.busy_vector.eq(ve.o_busy),
+            st.active.eq(te.o_fire),
         ]
+        wiring.connect(m, wiring.flipped(ctrl.run), ctl.ctrl)
+        wiring.connect(m, ctl.status, wiring.flipped(st.run))
         return m
 
 
@@ -234,7 +193,6 @@ class NeuronCore(wiring.Component):
     """
 
     def __init__(self, config: CoreConfig):
-        from .axi import AXI4LiteSignature
         if not isinstance(config, CoreConfig):
             raise TypeError(f"config must be a CoreConfig, not {config!r}")
         self._config = config
@@ -249,7 +207,6 @@ class NeuronCore(wiring.Component):
         return self._config
 
     def elaborate(self, platform):
-        from .host import HostInterface
         cfg = self._config
         m = Module()
         host = m.submodules.host = HostInterface(cfg)
@@ -259,25 +216,7 @@ class NeuronCore(wiring.Component):
         m.d.comb += soft.eq(host.o_soft_reset)
         wiring.connect(m, wiring.flipped(self.s_axil), host.s_axil)
         wiring.connect(m, core.m_axi, wiring.flipped(self.m_axi))
-        m.d.comb += [
-            self.o_irq.eq(host.o_irq),
-            core.i_start.eq(host.o_start),
-            core.i_prog_addr.eq(host.o_prog_addr),
-            core.i_watchdog.eq(host.o_watchdog),
-            core.i_win_base.eq(host.o_win_base),
-            core.i_win_limit.eq(host.o_win_limit),
-            host.i_busy.eq(core.o_busy),
-            host.i_done.eq(core.o_done),
-            host.i_fault.eq(core.o_fault),
-            host.i_error_code.eq(core.o_error_code),
-            host.i_error_detail.eq(core.o_error_detail),
-            host.i_fault_addr.eq(core.o_fault_addr),
-            host.i_busy_dma_in.eq(core.o_busy_dma_in),
-            host.i_busy_dma_out.eq(core.o_busy_dma_out),
-            host.i_busy_tensor.eq(core.o_busy_tensor),
-            host.i_busy_vector.eq(core.o_busy_vector),
-            host.i_active.eq(core.o_active),
-            host.i_macs.eq(core.o_macs),
-            host.i_retired.eq(core.o_retired),
-        ]
+        wiring.connect(m, host.ctrl, core.ctrl)
+        wiring.connect(m, core.status, host.status)
+        m.d.comb += self.o_irq.eq(host.o_irq)
         return m

@@ -12,21 +12,15 @@ from .formats import (
     DmaDesc, DmaError, _bits_for, dma_done_layout, psum_data_layout, psum_read_layout,
     psum_write_layout, sbuf_data_layout, sbuf_read_layout, sbuf_write_layout,
 )
-from .psum import PSUM
-from .sbuf import SBUF
+from .interfaces import (WINDOW_BITS, axi_signature, psum_read_client, sbuf_read_client,
+                         sbuf_write_client)
 
-__all__ = ["Realigner", "DMAEngine", "DMASubsystem", "axi_signature"]
+__all__ = ["Realigner", "DMAEngine"]
 
 #: Bits of the byte counts inside one row (a row is at most 1 MiB).
 LEN_BITS = 21
 #: Bits of word and beat counts within a row.
 COUNT_BITS = 22
-
-
-def axi_signature(config: CoreConfig):
-    """The DMA's AXI4 port for ``config``."""
-    return AXI4Signature(addr_width=config.axi_addr_width, data_bytes=config.axi_data_bytes,
-                         id_width=config.axi_id_width)
 
 
 class Realigner(wiring.Component):
@@ -219,10 +213,10 @@ class DMAEngine(wiring.Component):
         several and go on).
     o_done : Out(stream.Signature(dma_done_layout()))
     m_axi : Out(AXI4Signature)
-    i_win_base, i_win_limit : In(49)
-    o_sbuf_wr : Out(stream.Signature(sbuf_write_layout(config)))   SBUF write client
-    o_sbuf_rd, i_sbuf_rd : SBUF read client (request out, response in)
-    o_psum_rd, i_psum_rd : PSUM read client
+    i_win_base, i_win_limit : In(WINDOW_BITS)
+    sbuf_wr : Out(sbuf_write_client(config))   loads
+    sbuf_rd : Out(sbuf_read_client(config))    stores from SBUF
+    psum_rd : Out(psum_read_client(config))    stores from PSUM
     o_busy : Out(1)
         A descriptor is queued, being checked, moved or completed.
     """
@@ -237,13 +231,11 @@ class DMAEngine(wiring.Component):
             "i_desc": In(stream.Signature(DmaDesc)),
             "o_done": Out(stream.Signature(dma_done_layout())),
             "m_axi": Out(axi_signature(config)),
-            "i_win_base": In(49),
-            "i_win_limit": In(49),
-            "o_sbuf_wr": Out(stream.Signature(sbuf_write_layout(config))),
-            "o_sbuf_rd": Out(stream.Signature(sbuf_read_layout(config))),
-            "i_sbuf_rd": In(stream.Signature(sbuf_data_layout(config))),
-            "o_psum_rd": Out(stream.Signature(psum_read_layout(config))),
-            "i_psum_rd": In(stream.Signature(psum_data_layout(config))),
+            "i_win_base": In(WINDOW_BITS),
+            "i_win_limit": In(WINDOW_BITS),
+            "sbuf_wr": Out(sbuf_write_client(config)),
+            "sbuf_rd": Out(sbuf_read_client(config)),
+            "psum_rd": Out(psum_read_client(config)),
             "o_busy": Out(1),
         })
 
@@ -380,7 +372,7 @@ class DMAEngine(wiring.Component):
             m.d.sync += w_word.eq(desc.offset >> lb)
         with m.Elif(ra.o.valid & ra.o.ready):
             m.d.sync += w_word.eq(w_word + 1)
-        wr = self.o_sbuf_wr.payload
+        wr = self.sbuf_wr.payload
         m.d.comb += [
             wr.addr.eq(w_word),
             wr.pmask.eq((Const(1, cfg.rows + 1) << (desc.partition + out_row))[:cfg.rows]),
@@ -425,14 +417,14 @@ class DMAEngine(wiring.Component):
         q_valid = q_busy & ~q_setup & (q_left != 0)
         ebits = ceil_log2(cfg.psum_depth)
         m.d.comb += [
-            self.o_sbuf_rd.valid.eq(q_valid & ~desc.mem),
-            self.o_sbuf_rd.payload.addr.eq(q_idx),
-            self.o_psum_rd.valid.eq(q_valid & desc.mem),
-            self.o_psum_rd.payload.entry.eq(q_idx[:ebits]),
-            self.o_psum_rd.payload.bank.eq(q_idx[ebits:]),
+            self.sbuf_rd.req.valid.eq(q_valid & ~desc.mem),
+            self.sbuf_rd.req.payload.addr.eq(q_idx),
+            self.psum_rd.req.valid.eq(q_valid & desc.mem),
+            self.psum_rd.req.payload.entry.eq(q_idx[:ebits]),
+            self.psum_rd.req.payload.bank.eq(q_idx[ebits:]),
         ]
-        q_fire = (self.o_sbuf_rd.valid & self.o_sbuf_rd.ready) | \
-                 (self.o_psum_rd.valid & self.o_psum_rd.ready)
+        q_fire = (self.sbuf_rd.req.valid & self.sbuf_rd.req.ready) | \
+                 (self.psum_rd.req.valid & self.psum_rd.req.ready)
         with m.If(q_fire):
             m.d.sync += [q_idx.eq(q_idx + 1), q_left.eq(q_left - 1)]
             with m.If(q_left == 1):
@@ -447,10 +439,10 @@ class DMAEngine(wiring.Component):
         s_sub = Signal(range(max(per_word, 2)))
         packed = Signal(8 * B)
         sbuf_word = Signal(8 * B)
-        m.d.comb += sbuf_word.eq(self.i_sbuf_rd.payload.as_value().word_select(sel.part, 8 * B))
+        m.d.comb += sbuf_word.eq(self.sbuf_rd.resp.payload.as_value().word_select(sel.part, 8 * B))
         entry = Signal(32)
-        m.d.comb += entry.eq(self.i_psum_rd.payload.as_value().word_select(sel.part, 32))
-        resp_valid = Mux(desc.mem, self.i_psum_rd.valid, self.i_sbuf_rd.valid)
+        m.d.comb += entry.eq(self.psum_rd.resp.payload.as_value().word_select(sel.part, 32))
+        resp_valid = Mux(desc.mem, self.psum_rd.resp.valid, self.sbuf_rd.resp.valid)
         word_ready = Signal()   # the selector may take a response now
         word_out = Signal()     # ... and that response completes a word
         if per_word > 1:
@@ -461,8 +453,8 @@ class DMAEngine(wiring.Component):
             word_data = Mux(desc.mem, entry, sbuf_word)
         m.d.comb += [
             word_ready.eq(in_store & sel_q.r_rdy & (~word_out | ra.i.ready)),
-            self.i_sbuf_rd.ready.eq(word_ready & ~desc.mem),
-            self.i_psum_rd.ready.eq(word_ready & desc.mem),
+            self.sbuf_rd.resp.ready.eq(word_ready & ~desc.mem),
+            self.psum_rd.resp.ready.eq(word_ready & desc.mem),
         ]
         take = resp_valid & word_ready
         with m.If(take):
@@ -511,8 +503,8 @@ class DMAEngine(wiring.Component):
 
         # realigner output goes to SBUF (load) or W (store)
         m.d.comb += [
-            self.o_sbuf_wr.valid.eq(in_load & ra.o.valid),
-            ra.o.ready.eq(Mux(in_store, axi.wready & wlen_q.r_rdy, self.o_sbuf_wr.ready)),
+            self.sbuf_wr.valid.eq(in_load & ra.o.valid),
+            ra.o.ready.eq(Mux(in_store, axi.wready & wlen_q.r_rdy, self.sbuf_wr.ready)),
         ]
         stored_all = Signal()
         with m.If(store_start):
@@ -522,63 +514,3 @@ class DMAEngine(wiring.Component):
         m.d.comb += store_done.eq(in_store & stored_all & aw.done & (b_out == 0))
         return m
 
-
-class DMASubsystem(wiring.Component):
-    """SBUF + PSUM + :class:`DMAEngine`, with backdoor ports and a DRAM latency shim.
-
-    The unit the DMA tests run. SBUF write clients: (0) the DMA, (1) ``i_sbuf_wr``;
-    SBUF read clients: (0) the DMA, (1) ``i_sbuf_rd``/``o_sbuf_rd``. PSUM write
-    client: ``i_psum_wr``; read clients: (0) the DMA, (1) ``i_psum_rd``/``o_psum_rd``.
-    Read requests on ``m_axi`` are held ``read_latency`` cycles
-    (:class:`~hdl.axi.AXIReadLatency`) to model DRAM behind an interconnect.
-    """
-
-    def __init__(self, config: CoreConfig, *, read_latency=20):
-        if not isinstance(config, CoreConfig):
-            raise TypeError(f"config must be a CoreConfig, not {config!r}")
-        self._config = config
-        self._latency = read_latency
-        super().__init__({
-            "i_desc": In(stream.Signature(DmaDesc)),
-            "o_done": Out(stream.Signature(dma_done_layout())),
-            "m_axi": Out(axi_signature(config)),
-            "i_win_base": In(49),
-            "i_win_limit": In(49),
-            "i_sbuf_wr": In(stream.Signature(sbuf_write_layout(config))),
-            "i_sbuf_rd": In(stream.Signature(sbuf_read_layout(config))),
-            "o_sbuf_rd": Out(stream.Signature(sbuf_data_layout(config))),
-            "i_psum_wr": In(stream.Signature(psum_write_layout(config))),
-            "i_psum_rd": In(stream.Signature(psum_read_layout(config))),
-            "o_psum_rd": Out(stream.Signature(psum_data_layout(config))),
-            "o_busy": Out(1),
-        })
-
-    def elaborate(self, platform):
-        cfg = self._config
-        m = Module()
-        sbuf = m.submodules.sbuf = SBUF(cfg, n_read=2, n_write=2)
-        psum = m.submodules.psum = PSUM(cfg, n_read=2, n_write=1)
-        dma = m.submodules.dma = DMAEngine(cfg)
-        lat = m.submodules.latency = AXIReadLatency(axi_signature(cfg), latency=self._latency,
-                                                    depth=max(4, 2 * cfg.dma_outstanding))
-        wiring.connect(m, wiring.flipped(self.i_desc), dma.i_desc)
-        wiring.connect(m, dma.o_done, wiring.flipped(self.o_done))
-        wiring.connect(m, dma.m_axi, lat.i_axi)
-        wiring.connect(m, lat.o_axi, wiring.flipped(self.m_axi))
-        wiring.connect(m, dma.o_sbuf_wr, sbuf.i_wr0)
-        wiring.connect(m, wiring.flipped(self.i_sbuf_wr), sbuf.i_wr1)
-        wiring.connect(m, dma.o_sbuf_rd, sbuf.i_rd0)
-        wiring.connect(m, sbuf.o_rd0, dma.i_sbuf_rd)
-        wiring.connect(m, wiring.flipped(self.i_sbuf_rd), sbuf.i_rd1)
-        wiring.connect(m, sbuf.o_rd1, wiring.flipped(self.o_sbuf_rd))
-        wiring.connect(m, wiring.flipped(self.i_psum_wr), psum.i_wr0)
-        wiring.connect(m, dma.o_psum_rd, psum.i_rd0)
-        wiring.connect(m, psum.o_rd0, dma.i_psum_rd)
-        wiring.connect(m, wiring.flipped(self.i_psum_rd), psum.i_rd1)
-        wiring.connect(m, psum.o_rd1, wiring.flipped(self.o_psum_rd))
-        m.d.comb += [
-            dma.i_win_base.eq(self.i_win_base),
-            dma.i_win_limit.eq(self.i_win_limit),
-            self.o_busy.eq(dma.o_busy),
-        ]
-        return m

@@ -12,10 +12,8 @@ from amaranth.lib.wiring import In, Out
 
 from .axi import AXI4LiteSignature, AXIResp
 from .config import CoreConfig
-from .regmap import (
-    ADDR_WIDTH, COUNTER_BITS, COUNTERS, DATA_BYTES, FAULT_ADDR_BITS, PROG_ADDR_BITS,
-    PROG_ALIGN_BITS, WINDOW_BITS, RegisterMap,
-)
+from .interfaces import COUNTER_WIDTH, PROG_ALIGN_BITS, CoreControl, CoreStatus
+from .regmap import ADDR_WIDTH, COUNTERS, DATA_BYTES, RegisterMap
 
 __all__ = ["HostInterface"]
 
@@ -31,49 +29,35 @@ class HostInterface(wiring.Component):
     bits [1:0] are ignored. Unmapped offsets and writes to RO registers are answered
     SLVERR and change nothing; RW, W1C and WO registers honour the byte strobes.
 
-    The core *runs* from an accepted START (the cycle ``o_start`` is high) until
-    ``i_done`` or ``i_fault`` (inclusive), or a SOFT_RESET. STATUS.BUSY is
-    ``i_busy`` or running, so it is set from the cycle after the START write, even if
-    the core raises ``i_busy`` a few cycles late. ``i_done`` and ``i_fault`` are ignored
-    in the cycle ``o_soft_reset`` is high (the core is being reset then).
+    The core *runs* from an accepted START (the cycle ``ctrl.run.start`` is high) until
+    ``status.run.done`` or ``status.run.fault`` (inclusive), or a SOFT_RESET.
+    STATUS.BUSY is ``status.run.busy`` or running, so it is set from the cycle after the
+    START write, even if the core raises busy a few cycles late. Done and fault are
+    ignored in the cycle ``o_soft_reset`` is high (the core is being reset then).
 
     Members
     -------
     s_axil : In(AXI4LiteSignature(addr_width=12))
         The register port (see ``docs/registers.md``).
-    o_start : Out(1)
-        One-cycle pulse for each accepted START (never for a rejected one).
+    ctrl : Out(CoreControl)
+        ``run.start``: one-cycle pulse for each accepted START (never for a rejected
+        one). ``run.prog_addr``: PROG_ADDR, the byte address of the first instruction
+        (bits [4:0] are zero). ``run.watchdog``: WATCHDOG, cycles without progress
+        before a WATCHDOG fault (0 is off). ``win_base``, ``win_limit``: the DMA window
+        ``[base, limit)`` (WIN_BASE, WIN_LIMIT).
+    status : In(CoreStatus)
+        ``run.busy`` (live; read as STATUS.BUSY); ``run.done``, one-cycle pulse: the
+        program ended; ``run.fault``, one-cycle pulse: the core stopped with an error,
+        ``run.error_code`` (:class:`hdl.isa.CoreError`), ``run.error_detail`` (the
+        refusing engine's own code) and ``run.fault_addr`` (the faulting instruction)
+        are valid with it; ``run.macs``, ``run.retired``: multiply-accumulates done and
+        instructions retired this cycle; ``busy_dma_in`` .. ``busy_vector``: engine busy
+        levels, counted while running; ``active``: the systolic array accepts a moving
+        column this cycle.
     o_soft_reset : Out(1)
         One-cycle pulse for each SOFT_RESET.
-    o_prog_addr : Out(48)
-        PROG_ADDR: byte address of the first instruction (bits [4:0] are zero).
-    o_win_base, o_win_limit : Out(49)
-        The DMA window ``[base, limit)`` (WIN_BASE, WIN_LIMIT).
-    o_watchdog : Out(32)
-        WATCHDOG: cycles without progress before a WATCHDOG fault; 0 is off.
     o_irq : Out(1)
         ``|(IRQ_STATUS & IRQ_ENABLE)``, level.
-    i_busy : In(1)
-        The core is busy (live; read as STATUS.BUSY).
-    i_done : In(1)
-        One-cycle pulse: the program ended.
-    i_fault : In(1)
-        One-cycle pulse: the core stopped with an error; ``i_error_code``,
-        ``i_error_detail`` and ``i_fault_addr`` are valid with it.
-    i_error_code : In(4)
-        A :class:`hdl.isa.CoreError` value.
-    i_error_detail : In(8)
-        The refusing engine's own code.
-    i_fault_addr : In(48)
-        Address of the faulting instruction.
-    i_busy_dma_in, i_busy_dma_out, i_busy_tensor, i_busy_vector : In(1)
-        Engine busy levels, counted while running.
-    i_active : In(1)
-        The systolic array accepts a moving column this cycle.
-    i_macs : In(40)
-        Multiply-accumulates done this cycle.
-    i_retired : In(3)
-        Instructions retired this cycle.
     """
 
     def __init__(self, config: CoreConfig):
@@ -84,26 +68,10 @@ class HostInterface(wiring.Component):
         rm = self._regmap
         super().__init__({
             "s_axil": In(AXI4LiteSignature(addr_width=ADDR_WIDTH, data_bytes=DATA_BYTES)),
-            "o_start": Out(1),
+            "ctrl": Out(CoreControl()),
+            "status": In(CoreStatus()),
             "o_soft_reset": Out(1),
-            "o_prog_addr": Out(PROG_ADDR_BITS),
-            "o_win_base": Out(WINDOW_BITS),
-            "o_win_limit": Out(WINDOW_BITS),
-            "o_watchdog": Out(rm.field("WATCHDOG.CYCLES").width),
             "o_irq": Out(1),
-            "i_busy": In(1),
-            "i_done": In(1),
-            "i_fault": In(1),
-            "i_error_code": In(rm.field("ERROR.CODE").width),
-            "i_error_detail": In(rm.field("ERROR.DETAIL").width),
-            "i_fault_addr": In(FAULT_ADDR_BITS),
-            "i_busy_dma_in": In(1),
-            "i_busy_dma_out": In(1),
-            "i_busy_tensor": In(1),
-            "i_busy_vector": In(1),
-            "i_active": In(1),
-            "i_macs": In(40),
-            "i_retired": In(3),
         })
 
     @property
@@ -198,15 +166,15 @@ class HostInterface(wiring.Component):
         st_error = new("STATUS.ERROR")
         st_rejected = new("STATUS.START_REJECTED")
         m.d.comb += [
-            done.eq(self.i_done & ~self.o_soft_reset),
-            fault.eq(self.i_fault & ~self.o_soft_reset),
-            busy.eq(self.i_busy | running),
+            done.eq(self.status.run.done & ~self.o_soft_reset),
+            fault.eq(self.status.run.fault & ~self.o_soft_reset),
+            busy.eq(self.status.run.busy | running),
             start.eq(pulses["CTRL.START"] & ~soft),
             accept.eq(start & ~busy & ~st_error & ~fault),
             reject.eq(start & ~accept),
         ]
         sources["STATUS.BUSY"] = busy
-        m.d.sync += [self.o_start.eq(accept), self.o_soft_reset.eq(soft)]
+        m.d.sync += [self.ctrl.run.start.eq(accept), self.o_soft_reset.eq(soft)]
 
         with m.If(soft | done | fault):
             m.d.sync += running.eq(0)
@@ -232,26 +200,26 @@ class HostInterface(wiring.Component):
             m.d.sync += st_error.eq(1)
             with m.If(~st_error):
                 m.d.sync += [c.eq(v) for c, v in zip(
-                    captured, (self.i_error_code, self.i_error_detail, self.i_fault_addr))]
+                    captured, (self.status.run.error_code, self.status.run.error_detail, self.status.run.fault_addr))]
 
         sets["IRQ_STATUS.DONE"] = done
         sets["IRQ_STATUS.ERROR"] = fault
 
         increments = {
             "CYCLES": Const(1),
-            "BUSY_DMA_IN": self.i_busy_dma_in,
-            "BUSY_DMA_OUT": self.i_busy_dma_out,
-            "BUSY_TENSOR": self.i_busy_tensor,
-            "BUSY_VECTOR": self.i_busy_vector,
-            "TENSOR_ACTIVE": self.i_active,
-            "TENSOR_MACS": self.i_macs,
-            "INSTRUCTIONS": self.i_retired,
+            "BUSY_DMA_IN": self.status.busy_dma_in,
+            "BUSY_DMA_OUT": self.status.busy_dma_out,
+            "BUSY_TENSOR": self.status.busy_tensor,
+            "BUSY_VECTOR": self.status.busy_vector,
+            "TENSOR_ACTIVE": self.status.active,
+            "TENSOR_MACS": self.status.run.macs,
+            "INSTRUCTIONS": self.status.run.retired,
         }
         assert set(increments) == {name for name, _ in COUNTERS}
         for name, _ in COUNTERS:
-            count = Signal(COUNTER_BITS, name=f"count_{name.lower()}")
+            count = Signal(COUNTER_WIDTH, name=f"count_{name.lower()}")
             snap = new(f"{name}_HI.COUNT")
-            assert len(snap) == COUNTER_BITS - 32
+            assert len(snap) == COUNTER_WIDTH - 32
             with m.If(soft | accept):
                 m.d.sync += [count.eq(0), snap.eq(0)]
             with m.Else():
@@ -309,11 +277,11 @@ class HostInterface(wiring.Component):
 
         # -- outputs ----------------------------------------------------------------------
         m.d.comb += [
-            self.o_prog_addr.eq(Cat(Const(0, PROG_ALIGN_BITS), state["PROG_ADDR_LO.ADDR"],
+            self.ctrl.run.prog_addr.eq(Cat(Const(0, PROG_ALIGN_BITS), state["PROG_ADDR_LO.ADDR"],
                                     state["PROG_ADDR_HI.ADDR"])),
-            self.o_win_base.eq(Cat(state["WIN_BASE_LO.ADDR"], state["WIN_BASE_HI.ADDR"])),
-            self.o_win_limit.eq(Cat(state["WIN_LIMIT_LO.ADDR"], state["WIN_LIMIT_HI.ADDR"])),
-            self.o_watchdog.eq(state["WATCHDOG.CYCLES"]),
+            self.ctrl.win_base.eq(Cat(state["WIN_BASE_LO.ADDR"], state["WIN_BASE_HI.ADDR"])),
+            self.ctrl.win_limit.eq(Cat(state["WIN_LIMIT_LO.ADDR"], state["WIN_LIMIT_HI.ADDR"])),
+            self.ctrl.run.watchdog.eq(state["WATCHDOG.CYCLES"]),
             self.o_irq.eq(Cat(state[f"IRQ_STATUS.{f.name}"] & state[f"IRQ_ENABLE.{f.name}"]
                               for f in rm["IRQ_STATUS"].fields).any()),
         ]

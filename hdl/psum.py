@@ -1,7 +1,7 @@
 """The partial-sum buffer (PSUM): banked 32-bit entries with accumulating writes."""
 
 from amaranth.hdl import Cat, Module, Mux, Signal
-from amaranth.lib import stream, wiring
+from amaranth.lib import wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory, MemoryData
 from amaranth.lib.wiring import In, Out
@@ -9,7 +9,8 @@ from amaranth.utils import ceil_log2
 
 from .arbiter import RoundRobin
 from .config import FP_ADD_LATENCY, CoreConfig, check_int_range
-from .formats import psum_data_layout, psum_read_layout, psum_write_layout
+from .formats import psum_data_layout
+from .interfaces import psum_read_client, psum_write_client
 from .fp import FP32Adder
 
 __all__ = ["PSUM"]
@@ -58,7 +59,7 @@ class PSUM(wiring.Component):
     region therefore run at full rate when they are at least ``A + 1`` entries long,
     and stall otherwise (there is no forwarding into stage 1).
 
-    **Reads.** Responses come back in request order on the client's ``o_rd`` stream
+    **Reads.** Responses come back in request order on the client's ``rd[c].resp`` stream
     through a FIFO of ``resp_depth`` entries; a request is granted only when the FIFO
     is sure to have room, so a stalled reader loses nothing and blocks no one else
     (neither the other readers nor the writers).
@@ -75,12 +76,11 @@ class PSUM(wiring.Component):
 
     Members
     -------
-    i_wr{c} : In(stream.Signature(psum_write_layout(config)))
-        Write client ``c``.
-    i_rd{c} : In(stream.Signature(psum_read_layout(config)))
-        Read requests of client ``c``.
-    o_rd{c} : Out(stream.Signature(psum_data_layout(config)))
-        Read responses of client ``c``: the entry in every partition.
+    wr : In(psum_write_client(config)).array(n_write)
+        Write clients (:mod:`hdl.interfaces`); ``wr[c]`` is client ``c``.
+    rd : In(psum_read_client(config)).array(n_read)
+        Read clients: ``rd[c].req`` takes requests, ``rd[c].resp`` returns the entry
+        in every partition.
     o_busy : Out(1)
         An accepted operation has not finished: a write not yet landed, or a read
         whose value has not yet entered its response FIFO.
@@ -96,12 +96,10 @@ class PSUM(wiring.Component):
         self._n_read = n_read
         self._n_write = n_write
         self._resp_depth = resp_depth
-        ports = {}
-        for c in range(n_write):
-            ports[f"i_wr{c}"] = In(stream.Signature(psum_write_layout(config)))
-        for c in range(n_read):
-            ports[f"i_rd{c}"] = In(stream.Signature(psum_read_layout(config)))
-            ports[f"o_rd{c}"] = Out(stream.Signature(psum_data_layout(config)))
+        ports = {
+            "wr": In(psum_write_client(config)).array(n_write),
+            "rd": In(psum_read_client(config)).array(n_read),
+        }
         ports["o_busy"] = Out(1)
         super().__init__(ports)
         self.banks = [MemoryData(shape=32, depth=config.psum_entries, init=[])
@@ -117,11 +115,11 @@ class PSUM(wiring.Component):
         return FP_ADD_LATENCY if self._config.has_float else 1
 
     def write_client(self, c):
-        return getattr(self, f"i_wr{c}")
+        return self.wr[c]
 
     def read_client(self, c):
         """``(request, response)`` streams of read client ``c``."""
-        return getattr(self, f"i_rd{c}"), getattr(self, f"o_rd{c}")
+        return self.rd[c].req, self.rd[c].resp
 
     def elaborate(self, platform):
         cfg = self._config
@@ -134,7 +132,7 @@ class PSUM(wiring.Component):
         def address(payload):
             """``bank * psum_depth + entry`` (psum_depth is a power of two)."""
             return Cat(payload.entry[:ebits], payload.bank)
-        abits = len(address(self.i_wr0.payload))
+        abits = len(address(self.wr[0].payload))
 
         # Every partition: port A reads for the write pipeline, port B for the clients'
         # reads; both are transparent to the write port. Port B reads a second copy of

@@ -31,6 +31,8 @@ import functools
 from dataclasses import dataclass
 
 from .config import DTYPES, CoreConfig
+from .interfaces import (COUNTER_WIDTH, ERROR_DETAIL_WIDTH, FAULT_ADDR_BITS, PROG_ADDR_BITS,
+                         PROG_ALIGN_BITS, WATCHDOG_WIDTH, WINDOW_BITS)
 from .isa import CoreError
 
 __all__ = [
@@ -54,16 +56,8 @@ ID_VALUE = 0x4E434F52
 #: Contents of the VERSION register: the revision of this register map.
 VERSION = 1
 
-#: Bits of an instruction address (DRAM byte address); programs are 32-byte aligned.
-PROG_ADDR_BITS = 48
-PROG_ALIGN_BITS = 5
-#: Bits of the DMA window bounds (one more than an address, so the limit can be 2**48).
-WINDOW_BITS = 49
-#: Bits of the faulting instruction's address.
-FAULT_ADDR_BITS = 48
-
 #: Width of every performance counter (they are read as LO/HI register pairs).
-COUNTER_BITS = 48
+COUNTER_BITS = COUNTER_WIDTH
 #: Byte offset of the first counter; counter ``i`` is at ``COUNTER_BASE + 8*i`` (LO)
 #: and ``+ 4`` (HI).
 COUNTER_BASE = 0x100
@@ -335,7 +329,7 @@ def _registers(config):
             Field("CODE", 0, code_width, "RO", 0,
                   "Why the core stopped (`hdl.isa.CoreError`: "
                   + ", ".join(f"{e.value} {e.name}" for e in CoreError) + ")."),
-            Field("DETAIL", 8, 8, "RO", 0,
+            Field("DETAIL", 8, ERROR_DETAIL_WIDTH, "RO", 0,
                   "The refusing engine's own code for DMA (`DmaError`), TENSOR "
                   "(`TensorError`) and VECTOR (`ActError`); 0 otherwise."),
         ), "Captured with the first fault after a SOFT_RESET (later faults do not "
@@ -362,7 +356,7 @@ def _registers(config):
                "`2**axi_addr_width` (the whole address space).",
                reset=1 << config.axi_addr_width),
         Register("WATCHDOG", 0x048, "RW", (
-            Field("CYCLES", 0, 32, "RW", 0,
+            Field("CYCLES", 0, WATCHDOG_WIDTH, "RW", 0,
                   "Cycles without progress after which the core stops with error "
                   "WATCHDOG; 0 turns the watchdog off."),
         ), "Watchdog limit."),

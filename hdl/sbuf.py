@@ -1,14 +1,15 @@
 """The state buffer (SBUF): one SRAM bank per array row, shared by the engines."""
 
 from amaranth.hdl import Cat, Module, Signal
-from amaranth.lib import stream, wiring
+from amaranth.lib import wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory, MemoryData
 from amaranth.lib.wiring import In, Out
 
 from .arbiter import RoundRobin
 from .config import CoreConfig, check_int_range
-from .formats import sbuf_data_layout, sbuf_read_layout, sbuf_write_layout
+from .formats import sbuf_data_layout
+from .interfaces import sbuf_read_client, sbuf_write_client
 
 __all__ = ["SBUF"]
 
@@ -26,7 +27,7 @@ class SBUF(wiring.Component):
     the request is registered before it reaches the banks).
 
     **Reads.** ``n_read`` read clients share the read port. A request reads the word
-    ``addr`` of every partition; its response arrives on the client's ``o_rd``
+    ``addr`` of every partition; its response arrives on the client's ``rd[c].resp``
     stream, in request order, four or more cycles later (the grant and the address
     are registered before the banks, so the arbiter and the banks' address fan-out
     sit in different cycles). Each client has a response
@@ -52,12 +53,10 @@ class SBUF(wiring.Component):
 
     Members
     -------
-    i_wr{c} : In(stream.Signature(sbuf_write_layout(config)))
-        Write client ``c``.
-    i_rd{c} : In(stream.Signature(sbuf_read_layout(config)))
-        Read requests of client ``c``.
-    o_rd{c} : Out(stream.Signature(sbuf_data_layout(config)))
-        Read responses of client ``c``.
+    wr : In(sbuf_write_client(config)).array(n_write)
+        Write clients (:mod:`hdl.interfaces`); ``wr[c]`` is client ``c``.
+    rd : In(sbuf_read_client(config)).array(n_read)
+        Read clients: ``rd[c].req`` takes requests, ``rd[c].resp`` returns the data.
     """
 
     def __init__(self, config: CoreConfig, *, n_read=1, n_write=1, resp_depth=6):
@@ -70,12 +69,10 @@ class SBUF(wiring.Component):
         self._n_read = n_read
         self._n_write = n_write
         self._resp_depth = resp_depth
-        ports = {}
-        for c in range(n_write):
-            ports[f"i_wr{c}"] = In(stream.Signature(sbuf_write_layout(config)))
-        for c in range(n_read):
-            ports[f"i_rd{c}"] = In(stream.Signature(sbuf_read_layout(config)))
-            ports[f"o_rd{c}"] = Out(stream.Signature(sbuf_data_layout(config)))
+        ports = {
+            "wr": In(sbuf_write_client(config)).array(n_write),
+            "rd": In(sbuf_read_client(config)).array(n_read),
+        }
         super().__init__(ports)
         self.banks = [MemoryData(shape=8 * config.sbuf_word_bytes, depth=config.sbuf_words,
                                  init=[]) for _ in range(config.rows)]
@@ -85,11 +82,11 @@ class SBUF(wiring.Component):
         return self._config
 
     def write_client(self, c):
-        return getattr(self, f"i_wr{c}")
+        return self.wr[c]
 
     def read_client(self, c):
         """``(request, response)`` streams of read client ``c``."""
-        return getattr(self, f"i_rd{c}"), getattr(self, f"o_rd{c}")
+        return self.rd[c].req, self.rd[c].resp
 
     def elaborate(self, platform):
         cfg = self._config
@@ -141,7 +138,7 @@ class SBUF(wiring.Component):
         # ---- read port -----------------------------------------------------------
         depth = self._resp_depth
         rarb = m.submodules.read_arbiter = RoundRobin(self._n_read)
-        r_addr = Signal.like(self.i_rd0.payload.addr)
+        r_addr = Signal.like(self.rd[0].req.payload.addr)
         resp_sel = Signal(self._n_read)     # one-hot: whose data the banks show now
         word_bits = 8 * wb
         for c in range(self._n_read):

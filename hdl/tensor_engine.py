@@ -12,11 +12,10 @@ from .formats import (
     psum_read_layout, psum_write_layout, sbuf_data_layout, sbuf_read_layout,
     sbuf_write_layout,
 )
-from .psum import PSUM
-from .sbuf import SBUF
-from .systolic import COUNTER_WIDTH, SystolicArray
+from .interfaces import COUNTER_WIDTH, EngineStatus, psum_write_client, sbuf_read_client
+from .systolic import SystolicArray
 
-__all__ = ["Fetcher", "TensorEngine", "TensorSubsystem", "fetch_layout"]
+__all__ = ["Fetcher", "TensorEngine", "fetch_layout"]
 
 
 def fetch_layout(config: CoreConfig):
@@ -68,10 +67,8 @@ class Fetcher(wiring.Component):
     Members
     -------
     i_cmd : In(stream.Signature(fetch_layout(config)))
-    o_req : Out(stream.Signature(sbuf_read_layout(config)))
-        SBUF read requests (an SBUF read client).
-    i_resp : In(stream.Signature(sbuf_data_layout(config)))
-        SBUF read responses.
+    rd : Out(sbuf_read_client(config))
+        The SBUF read client the tile is read through.
     o_col : Out(stream.Signature(column_layout(config)))
         Columns for the systolic array (``i_w`` or ``i_x``).
     o_busy : Out(1)
@@ -84,8 +81,7 @@ class Fetcher(wiring.Component):
         self._config = config
         super().__init__({
             "i_cmd": In(stream.Signature(fetch_layout(config))),
-            "o_req": Out(stream.Signature(sbuf_read_layout(config))),
-            "i_resp": In(stream.Signature(sbuf_data_layout(config))),
+            "rd": Out(sbuf_read_client(config)),
             "o_col": Out(stream.Signature(column_layout(config))),
             "o_busy": Out(1),
         })
@@ -101,14 +97,14 @@ class Fetcher(wiring.Component):
         # ---- reader: issue the word reads, hand the command to the unpacker --------
         pending = m.submodules.pending = SyncFIFOBuffered(width=layout.size, depth=4)
         reading = Signal()
-        addr = Signal.like(self.o_req.payload.addr)
+        addr = Signal.like(self.rd.req.payload.addr)
         left = Signal(layout["nwords"].shape)
         m.d.comb += [
             self.i_cmd.ready.eq(~reading & pending.w_rdy),
             pending.w_en.eq(self.i_cmd.valid & self.i_cmd.ready),
             pending.w_data.eq(self.i_cmd.payload),
-            self.o_req.valid.eq(reading),
-            self.o_req.payload.addr.eq(addr),
+            self.rd.req.valid.eq(reading),
+            self.rd.req.payload.addr.eq(addr),
         ]
         with m.If(self.i_cmd.valid & self.i_cmd.ready):
             m.d.sync += [
@@ -116,7 +112,7 @@ class Fetcher(wiring.Component):
                 addr.eq(self.i_cmd.payload.word),
                 left.eq(self.i_cmd.payload.nwords),
             ]
-        with m.Elif(self.o_req.valid & self.o_req.ready):
+        with m.Elif(self.rd.req.valid & self.rd.req.ready):
             m.d.sync += [addr.eq(addr + 1), left.eq(left - 1)]
             with m.If(left == 1):
                 m.d.sync += reading.eq(0)
@@ -126,12 +122,12 @@ class Fetcher(wiring.Component):
         # level, so the unpacker's word-consumed decision does not reach back into
         # SBUF's response FIFO and read arbiter in the same cycle.
         words = m.submodules.words = SyncFIFOBuffered(
-            width=len(self.i_resp.payload.as_value()), depth=4)
+            width=len(self.rd.resp.payload.as_value()), depth=4)
         resp = Signal(sbuf_data_layout(cfg))
         m.d.comb += [
-            words.w_en.eq(self.i_resp.valid),
-            words.w_data.eq(self.i_resp.payload),
-            self.i_resp.ready.eq(words.w_rdy),
+            words.w_en.eq(self.rd.resp.valid),
+            words.w_data.eq(self.rd.resp.payload),
+            self.rd.resp.ready.eq(words.w_rdy),
             resp.eq(words.r_data),
         ]
         head = Signal(layout)
@@ -197,24 +193,24 @@ class TensorEngine(wiring.Component):
     ``N >= M`` keep the array busy every cycle when SBUF reads keep up.
 
     An illegal command (see :class:`~hdl.formats.TensorError`) is dropped: it reads
-    nothing and writes nothing. ``o_error`` goes high and ``o_error_code`` holds the
-    reason for the first refusal until ``i_error_clear``.
+    nothing and writes nothing. ``status.error`` goes high and ``status.error_code``
+    holds the reason for the first refusal until ``status.error_clear``.
 
     Members
     -------
     i_cmd : In(stream.Signature(MatmulCmd))
-    o_sreq, i_sresp : SBUF read client for the stationary tiles
-    o_xreq, i_xresp : SBUF read client for the moving tiles
-    o_psum : Out(stream.Signature(psum_write_layout(config)))
+    s_rd : Out(sbuf_read_client(config))   SBUF read client for the stationary tiles
+    x_rd : Out(sbuf_read_client(config))   SBUF read client for the moving tiles
+    psum_wr : Out(psum_write_client(config))
         PSUM write client.
     o_busy : Out(1)
         A command is being checked or has results not yet handed to PSUM.
-    o_done : Out(1)
-        One cycle per legal command, when PSUM accepts its last result column (in
-        command order; a later PSUM reader sees every result). Refused commands give none.
+    status : Out(EngineStatus(TensorError))
+        ``done`` pulses one cycle per legal command, when PSUM accepts its last result
+        column (in command order; a later PSUM reader sees every result); refused
+        commands give none. ``error``/``error_code``/``error_clear``: the first refusal.
     o_fire : Out(1)
         A moving column enters the array this cycle (the increment of ``o_active``).
-    o_error : Out(1), o_error_code : Out(TensorError), i_error_clear : In(1)
     o_busy_cycles, o_active, o_cycles : Out(48)
         Cycles with ``o_busy`` set; moving columns streamed; all cycles (since reset
         or ``i_perf_clear``).
@@ -229,17 +225,12 @@ class TensorEngine(wiring.Component):
         self._wq_depth = result_queue_depth
         super().__init__({
             "i_cmd": In(stream.Signature(MatmulCmd)),
-            "o_sreq": Out(stream.Signature(sbuf_read_layout(config))),
-            "i_sresp": In(stream.Signature(sbuf_data_layout(config))),
-            "o_xreq": Out(stream.Signature(sbuf_read_layout(config))),
-            "i_xresp": In(stream.Signature(sbuf_data_layout(config))),
-            "o_psum": Out(stream.Signature(psum_write_layout(config))),
+            "s_rd": Out(sbuf_read_client(config)),
+            "x_rd": Out(sbuf_read_client(config)),
+            "psum_wr": Out(psum_write_client(config)),
             "o_busy": Out(1),
-            "o_done": Out(1),
+            "status": Out(EngineStatus(TensorError)),
             "o_fire": Out(1),
-            "o_error": Out(1),
-            "o_error_code": Out(TensorError),
-            "i_error_clear": In(1),
             "o_busy_cycles": Out(COUNTER_WIDTH),
             "o_active": Out(COUNTER_WIDTH),
             "o_cycles": Out(COUNTER_WIDTH),
@@ -328,10 +319,10 @@ class TensorEngine(wiring.Component):
         with m.Elif(consume):
             m.d.sync += dec_valid.eq(0)
 
-        with m.If(self.i_error_clear):
-            m.d.sync += [self.o_error.eq(0), self.o_error_code.eq(TensorError.NONE)]
-        with m.Elif(consume & ~legal & ~self.o_error):
-            m.d.sync += [self.o_error.eq(1), self.o_error_code.eq(dec_code)]
+        with m.If(self.status.error_clear):
+            m.d.sync += [self.status.error.eq(0), self.status.error_code.eq(TensorError.NONE)]
+        with m.Elif(consume & ~legal & ~self.status.error):
+            m.d.sync += [self.status.error.eq(1), self.status.error_code.eq(dec_code)]
 
         # ---- fetchers and the array -------------------------------------------------------
         sf = m.submodules.s_fetch = Fetcher(cfg)
@@ -343,16 +334,14 @@ class TensorEngine(wiring.Component):
                 f.i_cmd.payload.eq(q.r_data),
                 q.r_en.eq(f.i_cmd.ready),
             ]
-        wiring.connect(m, sf.o_req, wiring.flipped(self.o_sreq))
-        wiring.connect(m, wiring.flipped(self.i_sresp), sf.i_resp)
-        wiring.connect(m, xf.o_req, wiring.flipped(self.o_xreq))
-        wiring.connect(m, wiring.flipped(self.i_xresp), xf.i_resp)
+        wiring.connect(m, sf.rd, wiring.flipped(self.s_rd))
+        wiring.connect(m, xf.rd, wiring.flipped(self.x_rd))
         wiring.connect(m, sf.o_col, array.i_w)
         wiring.connect(m, xf.o_col, array.i_x)
         m.d.comb += [
             array.i_perf_clear.eq(self.i_perf_clear),
             # the engine refuses absent types itself, so the array's own flag never rises
-            array.i_error_clear.eq(self.i_error_clear),
+            array.i_error_clear.eq(self.status.error_clear),
             self.o_active.eq(array.o_active),
             self.o_cycles.eq(array.o_cycles),
         ]
@@ -365,7 +354,7 @@ class TensorEngine(wiring.Component):
         widx = Signal(17)
         y = array.o_y
         req_layout = psum_write_layout(cfg)
-        # one extra bit marks a command's last column (for o_done)
+        # one extra bit marks a command's last column (for status.done)
         out_q = m.submodules.psum_queue = SyncFIFOBuffered(width=req_layout.size + 1, depth=4)
         req = Signal(req_layout)
         m.d.comb += [
@@ -383,10 +372,10 @@ class TensorEngine(wiring.Component):
             y.ready.eq(w_q.r_rdy & out_q.w_rdy),
             out_q.w_en.eq(take),
             out_q.w_data.eq(Cat(req, widx == wcmd.last)),
-            self.o_psum.valid.eq(out_q.r_rdy),
-            self.o_psum.payload.eq(out_q.r_data[:req_layout.size]),
-            out_q.r_en.eq(self.o_psum.ready),
-            self.o_done.eq(out_q.r_rdy & self.o_psum.ready & out_q.r_data[-1]),
+            self.psum_wr.valid.eq(out_q.r_rdy),
+            self.psum_wr.payload.eq(out_q.r_data[:req_layout.size]),
+            out_q.r_en.eq(self.psum_wr.ready),
+            self.status.done.eq(out_q.r_rdy & self.psum_wr.ready & out_q.r_data[-1]),
             self.o_fire.eq(array.i_x.valid & array.i_x.ready),
         ]
         w_last = widx == wcmd.last
@@ -402,78 +391,3 @@ class TensorEngine(wiring.Component):
             m.d.sync += self.o_busy_cycles.eq(self.o_busy_cycles + 1)
         return m
 
-
-class TensorSubsystem(wiring.Component):
-    """SBUF + PSUM + :class:`TensorEngine`, with ports for the other engines.
-
-    This is the tensor half of a NeuronCore and the unit the tensor-engine tests run:
-    SBUF read clients are (0) the stationary fetcher, (1) the moving fetcher and
-    (2) ``i_sbuf_rd``/``o_sbuf_rd``; its write client is ``i_sbuf_wr``. PSUM's write
-    client is the engine, its read client ``i_psum_rd``/``o_psum_rd``. The DMA and
-    vector engines will take these external ports.
-
-    Members
-    -------
-    i_cmd : In(stream.Signature(MatmulCmd))
-    i_sbuf_wr, i_sbuf_rd, o_sbuf_rd : an SBUF write client and read client
-    i_psum_rd, o_psum_rd : a PSUM read client
-    o_idle : Out(1)
-        No command in the engine and no PSUM write in flight: PSUM holds every
-        result of every accepted command.
-    o_error, o_error_code, i_error_clear, o_busy_cycles, o_active, o_cycles,
-    i_perf_clear : as :class:`TensorEngine`
-    """
-
-    def __init__(self, config: CoreConfig):
-        if not isinstance(config, CoreConfig):
-            raise TypeError(f"config must be a CoreConfig, not {config!r}")
-        self._config = config
-        super().__init__({
-            "i_cmd": In(stream.Signature(MatmulCmd)),
-            "i_sbuf_wr": In(stream.Signature(sbuf_write_layout(config))),
-            "i_sbuf_rd": In(stream.Signature(sbuf_read_layout(config))),
-            "o_sbuf_rd": Out(stream.Signature(sbuf_data_layout(config))),
-            "i_psum_rd": In(stream.Signature(psum_read_layout(config))),
-            "o_psum_rd": Out(stream.Signature(psum_data_layout(config))),
-            "o_idle": Out(1),
-            "o_error": Out(1),
-            "o_error_code": Out(TensorError),
-            "i_error_clear": In(1),
-            "o_busy_cycles": Out(COUNTER_WIDTH),
-            "o_active": Out(COUNTER_WIDTH),
-            "o_cycles": Out(COUNTER_WIDTH),
-            "i_perf_clear": In(1),
-        })
-
-    @property
-    def config(self):
-        return self._config
-
-    def elaborate(self, platform):
-        cfg = self._config
-        m = Module()
-        sbuf = m.submodules.sbuf = SBUF(cfg, n_read=3, n_write=1)
-        psum = m.submodules.psum = PSUM(cfg, n_read=1, n_write=1)
-        te = m.submodules.engine = TensorEngine(cfg)
-        wiring.connect(m, wiring.flipped(self.i_cmd), te.i_cmd)
-        wiring.connect(m, te.o_sreq, sbuf.i_rd0)
-        wiring.connect(m, sbuf.o_rd0, te.i_sresp)
-        wiring.connect(m, te.o_xreq, sbuf.i_rd1)
-        wiring.connect(m, sbuf.o_rd1, te.i_xresp)
-        wiring.connect(m, wiring.flipped(self.i_sbuf_rd), sbuf.i_rd2)
-        wiring.connect(m, sbuf.o_rd2, wiring.flipped(self.o_sbuf_rd))
-        wiring.connect(m, wiring.flipped(self.i_sbuf_wr), sbuf.i_wr0)
-        wiring.connect(m, te.o_psum, psum.i_wr0)
-        wiring.connect(m, wiring.flipped(self.i_psum_rd), psum.i_rd0)
-        wiring.connect(m, psum.o_rd0, wiring.flipped(self.o_psum_rd))
-        m.d.comb += [
-            self.o_idle.eq(~te.o_busy & ~psum.o_busy),
-            self.o_error.eq(te.o_error),
-            self.o_error_code.eq(te.o_error_code),
-            te.i_error_clear.eq(self.i_error_clear),
-            self.o_busy_cycles.eq(te.o_busy_cycles),
-            self.o_active.eq(te.o_active),
-            self.o_cycles.eq(te.o_cycles),
-            te.i_perf_clear.eq(self.i_perf_clear),
-        ]
-        return m

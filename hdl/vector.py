@@ -12,19 +12,19 @@ from .formats import (
     psum_write_layout, sbuf_data_layout, sbuf_read_layout, sbuf_write_layout,
 )
 from .fp import FP32Adder
-from .psum import PSUM
-from .sbuf import SBUF
-from .systolic import COUNTER_WIDTH
+from .interfaces import (COUNTER_WIDTH, EngineStatus, psum_read_client, sbuf_read_client,
+                         sbuf_write_client)
 from .vector_units import F32Narrow, Requantizer
 
-__all__ = ["VectorEngine", "VectorSubsystem"]
+__all__ = ["VectorEngine"]
 
 
 class VectorEngine(wiring.Component):
     """Runs :class:`~hdl.formats.ActCmd` commands: one element per partition per cycle.
 
     A command is checked first (:class:`~hdl.formats.ActError`); a refused one reads
-    and writes nothing, raises ``o_error`` and records its code until ``i_error_clear``.
+    and writes nothing, raises ``status.error`` and records its code until
+    ``status.error_clear``.
     A legal one reads the per-partition bias (one SBUF read), then streams the source
     tile, one element of every partition per request (PSUM entry or SBUF word), through
     ``rows`` lanes, each::
@@ -41,14 +41,14 @@ class VectorEngine(wiring.Component):
     Members
     -------
     i_cmd : In(stream.Signature(ActCmd))
-    o_sbuf_rd, i_sbuf_rd : SBUF read client (bias; SBUF sources)
-    o_psum_rd, i_psum_rd : PSUM read client (PSUM sources)
-    o_sbuf_wr : SBUF write client
+    sbuf_rd : Out(sbuf_read_client(config))   bias; SBUF sources
+    psum_rd : Out(psum_read_client(config))   PSUM sources
+    sbuf_wr : Out(sbuf_write_client(config))  results
     o_busy : Out(1)
-    o_done : Out(1)
-        One cycle per legal command, when its last SBUF write has been accepted (a
-        later SBUF reader sees every result). Refused commands give none.
-    o_error : Out(1), o_error_code : Out(ActError), i_error_clear : In(1)
+    status : Out(EngineStatus(ActError))
+        ``done`` pulses one cycle per legal command, when its last SBUF write has been
+        accepted (a later SBUF reader sees every result); refused commands give none.
+        ``error``/``error_code``/``error_clear``: the first refusal.
     o_busy_cycles : Out(48), i_perf_clear : In(1)
     """
 
@@ -61,16 +61,11 @@ class VectorEngine(wiring.Component):
         self._config = config
         super().__init__({
             "i_cmd": In(stream.Signature(ActCmd)),
-            "o_sbuf_rd": Out(stream.Signature(sbuf_read_layout(config))),
-            "i_sbuf_rd": In(stream.Signature(sbuf_data_layout(config))),
-            "o_psum_rd": Out(stream.Signature(psum_read_layout(config))),
-            "i_psum_rd": In(stream.Signature(psum_data_layout(config))),
-            "o_sbuf_wr": Out(stream.Signature(sbuf_write_layout(config))),
+            "sbuf_rd": Out(sbuf_read_client(config)),
+            "psum_rd": Out(psum_read_client(config)),
+            "sbuf_wr": Out(sbuf_write_client(config)),
             "o_busy": Out(1),
-            "o_done": Out(1),
-            "o_error": Out(1),
-            "o_error_code": Out(ActError),
-            "i_error_clear": In(1),
+            "status": Out(EngineStatus(ActError)),
             "o_busy_cycles": Out(COUNTER_WIDTH),
             "i_perf_clear": In(1),
         })
@@ -151,8 +146,8 @@ class VectorEngine(wiring.Component):
         start = Signal()
         done = Signal()
         m.d.comb += self.i_cmd.ready.eq(state == IDLE)
-        with m.If(self.i_error_clear):
-            m.d.sync += [self.o_error.eq(0), self.o_error_code.eq(ActError.NONE)]
+        with m.If(self.status.error_clear):
+            m.d.sync += [self.status.error.eq(0), self.status.error_code.eq(ActError.NONE)]
         with m.Switch(state):
             with m.Case(IDLE):
                 with m.If(self.i_cmd.valid):
@@ -162,16 +157,16 @@ class VectorEngine(wiring.Component):
             with m.Case(CHECK2):
                 with m.If(code != ActError.NONE):
                     m.d.sync += state.eq(IDLE)
-                    with m.If(~self.o_error & ~self.i_error_clear):
-                        m.d.sync += [self.o_error.eq(1), self.o_error_code.eq(code)]
+                    with m.If(~self.status.error & ~self.status.error_clear):
+                        m.d.sync += [self.status.error.eq(1), self.status.error_code.eq(code)]
                 with m.Else():
                     m.d.sync += state.eq(Mux(cmd.bias, BIAS_REQ, RUN))
                     m.d.comb += start.eq(~cmd.bias)
             with m.Case(BIAS_REQ):
-                with m.If(self.o_sbuf_rd.ready):
+                with m.If(self.sbuf_rd.req.ready):
                     m.d.sync += state.eq(BIAS_WAIT)
             with m.Case(BIAS_WAIT):
-                with m.If(self.i_sbuf_rd.valid):
+                with m.If(self.sbuf_rd.resp.valid):
                     m.d.sync += state.eq(RUN)
                     m.d.comb += start.eq(1)
             with m.Default():       # RUN
@@ -183,7 +178,7 @@ class VectorEngine(wiring.Component):
         bias_word = Signal(R * 32)
         for p in range(R):
             m.d.comb += bias_word[32 * p:32 * (p + 1)].eq(
-                self.i_sbuf_rd.payload[p].word_select(cmd.bias_off[2:lb], 32))
+                self.sbuf_rd.resp.payload[p].word_select(cmd.bias_off[2:lb], 32))
         bias_lanes = Signal(R * 32)
         m.d.comb += bias_lanes.eq(bias_word >> (dst_p0 * 32))
         with m.If(state == BIAS_WAIT):
@@ -201,15 +196,15 @@ class VectorEngine(wiring.Component):
         m.d.comb += src_idx.eq(cmd.src_off + req_i)
         ebits = max(0, exact_log2(cfg.psum_depth))
         m.d.comb += [
-            self.o_psum_rd.valid.eq(reading & cmd.src_psum),
-            self.o_psum_rd.payload.entry.eq(src_idx[:ebits] if ebits else 0),
-            self.o_psum_rd.payload.bank.eq(src_idx[ebits:]),
-            self.o_sbuf_rd.valid.eq((reading & ~cmd.src_psum) | (state == BIAS_REQ)),
-            self.o_sbuf_rd.payload.addr.eq(Mux(state == BIAS_REQ, cmd.bias_off >> lb,
+            self.psum_rd.req.valid.eq(reading & cmd.src_psum),
+            self.psum_rd.req.payload.entry.eq(src_idx[:ebits] if ebits else 0),
+            self.psum_rd.req.payload.bank.eq(src_idx[ebits:]),
+            self.sbuf_rd.req.valid.eq((reading & ~cmd.src_psum) | (state == BIAS_REQ)),
+            self.sbuf_rd.req.payload.addr.eq(Mux(state == BIAS_REQ, cmd.bias_off >> lb,
                                                (src_idx << 2) >> lb)),
         ]
-        req_fire = Mux(cmd.src_psum, self.o_psum_rd.valid & self.o_psum_rd.ready,
-                       self.o_sbuf_rd.valid & self.o_sbuf_rd.ready & (state == RUN))
+        req_fire = Mux(cmd.src_psum, self.psum_rd.req.valid & self.psum_rd.req.ready,
+                       self.sbuf_rd.req.valid & self.sbuf_rd.req.ready & (state == RUN))
         with m.If(req_fire & reading):
             m.d.sync += req_i.eq(req_i + 1)
             with m.If(req_i == cmd.n - 1):
@@ -224,12 +219,12 @@ class VectorEngine(wiring.Component):
         inflight = Signal(range(out_depth + 1))
         resp_i = Signal(17)
         taking = (state == RUN) & (resp_i != cmd.n) & (inflight < out_depth)
-        resp_valid = Mux(cmd.src_psum, self.i_psum_rd.valid, self.i_sbuf_rd.valid)
+        resp_valid = Mux(cmd.src_psum, self.psum_rd.resp.valid, self.sbuf_rd.resp.valid)
         take = Signal()
         m.d.comb += [
             take.eq(taking & resp_valid),
-            self.i_psum_rd.ready.eq(taking & cmd.src_psum),
-            self.i_sbuf_rd.ready.eq((taking & ~cmd.src_psum) | (state == BIAS_WAIT)),
+            self.psum_rd.resp.ready.eq(taking & cmd.src_psum),
+            self.sbuf_rd.resp.ready.eq((taking & ~cmd.src_psum) | (state == BIAS_WAIT)),
         ]
         with m.If(start):
             m.d.sync += resp_i.eq(0)
@@ -242,10 +237,10 @@ class VectorEngine(wiring.Component):
         resp_elem_byte = ((cmd.src_off + resp_i) << 2)[:lb]
         src_vec = Signal(max(R, cfg.cols) * 32)
         with m.If(cmd.src_psum):
-            m.d.comb += src_vec.eq(self.i_psum_rd.payload.as_value())
+            m.d.comb += src_vec.eq(self.psum_rd.resp.payload.as_value())
         with m.Else():
             m.d.comb += src_vec.eq(Cat(
-                self.i_sbuf_rd.payload[p].word_select(resp_elem_byte[2:], 32)
+                self.sbuf_rd.resp.payload[p].word_select(resp_elem_byte[2:], 32)
                 for p in range(R)))
         lanes_in = Signal(R * 32)
         m.d.comb += lanes_in.eq(src_vec >> (src_p0 * 32))
@@ -332,7 +327,7 @@ class VectorEngine(wiring.Component):
         pk_i = Signal(17)
         wbuf = Signal(R * 8 * W)
         wstrb = Signal(W)
-        wr = self.o_sbuf_wr
+        wr = self.sbuf_wr
         with m.If(start):
             m.d.sync += [pos.eq(cmd.dst_off), pk_i.eq(0), wbuf.eq(0), wstrb.eq(0)]
         b = pos[:lb]
@@ -376,66 +371,10 @@ class VectorEngine(wiring.Component):
 
         # ---- status ---------------------------------------------------------------------------
         m.d.comb += self.o_busy.eq(state != IDLE)
-        m.d.comb += self.o_done.eq((state == RUN) & done)
+        m.d.comb += self.status.done.eq((state == RUN) & done)
         with m.If(self.i_perf_clear):
             m.d.sync += self.o_busy_cycles.eq(0)
         with m.Elif(self.o_busy):
             m.d.sync += self.o_busy_cycles.eq(self.o_busy_cycles + 1)
         return m
 
-
-class VectorSubsystem(wiring.Component):
-    """SBUF + PSUM + :class:`VectorEngine` with backdoor ports: what the tests run.
-
-    SBUF read clients: (0) the engine, (1) ``i_sbuf_rd``; write clients: (0) the
-    engine, (1) ``i_sbuf_wr``. PSUM: write client ``i_psum_wr``; read clients (0) the
-    engine, (1) ``i_psum_rd``.
-    """
-
-    def __init__(self, config: CoreConfig):
-        if not isinstance(config, CoreConfig):
-            raise TypeError(f"config must be a CoreConfig, not {config!r}")
-        self._config = config
-        super().__init__({
-            "i_cmd": In(stream.Signature(ActCmd)),
-            "i_sbuf_wr": In(stream.Signature(sbuf_write_layout(config))),
-            "i_sbuf_rd": In(stream.Signature(sbuf_read_layout(config))),
-            "o_sbuf_rd": Out(stream.Signature(sbuf_data_layout(config))),
-            "i_psum_wr": In(stream.Signature(psum_write_layout(config))),
-            "i_psum_rd": In(stream.Signature(psum_read_layout(config))),
-            "o_psum_rd": Out(stream.Signature(psum_data_layout(config))),
-            "o_busy": Out(1),
-            "o_error": Out(1),
-            "o_error_code": Out(ActError),
-            "i_error_clear": In(1),
-            "o_busy_cycles": Out(COUNTER_WIDTH),
-            "i_perf_clear": In(1),
-        })
-
-    def elaborate(self, platform):
-        cfg = self._config
-        m = Module()
-        sbuf = m.submodules.sbuf = SBUF(cfg, n_read=2, n_write=2)
-        psum = m.submodules.psum = PSUM(cfg, n_read=2, n_write=1)
-        ve = m.submodules.vector = VectorEngine(cfg)
-        wiring.connect(m, wiring.flipped(self.i_cmd), ve.i_cmd)
-        wiring.connect(m, ve.o_sbuf_rd, sbuf.i_rd0)
-        wiring.connect(m, sbuf.o_rd0, ve.i_sbuf_rd)
-        wiring.connect(m, ve.o_psum_rd, psum.i_rd0)
-        wiring.connect(m, psum.o_rd0, ve.i_psum_rd)
-        wiring.connect(m, ve.o_sbuf_wr, sbuf.i_wr0)
-        wiring.connect(m, wiring.flipped(self.i_sbuf_wr), sbuf.i_wr1)
-        wiring.connect(m, wiring.flipped(self.i_sbuf_rd), sbuf.i_rd1)
-        wiring.connect(m, sbuf.o_rd1, wiring.flipped(self.o_sbuf_rd))
-        wiring.connect(m, wiring.flipped(self.i_psum_wr), psum.i_wr0)
-        wiring.connect(m, wiring.flipped(self.i_psum_rd), psum.i_rd1)
-        wiring.connect(m, psum.o_rd1, wiring.flipped(self.o_psum_rd))
-        m.d.comb += [
-            self.o_busy.eq(ve.o_busy | psum.o_busy),
-            self.o_error.eq(ve.o_error),
-            self.o_error_code.eq(ve.o_error_code),
-            ve.i_error_clear.eq(self.i_error_clear),
-            self.o_busy_cycles.eq(ve.o_busy_cycles),
-            ve.i_perf_clear.eq(self.i_perf_clear),
-        ]
-        return m

@@ -27,13 +27,13 @@ def _systolic(cfg):
 
 
 def _tensor(cfg):
-    from hdl.tensor_engine import TensorSubsystem
-    return TensorSubsystem(cfg)
+    from hdl.tops.harness import TensorHarness
+    return TensorHarness(cfg)
 
 
 def _dma(cfg):
-    from hdl.dma import DMASubsystem
-    return DMASubsystem(cfg)
+    from hdl.tops.harness import DMAHarness
+    return DMAHarness(cfg)
 
 
 def _dma_engine(cfg):
@@ -42,8 +42,8 @@ def _dma_engine(cfg):
 
 
 def _vector(cfg):
-    from hdl.vector import VectorSubsystem
-    return VectorSubsystem(cfg)
+    from hdl.tops.harness import VectorHarness
+    return VectorHarness(cfg)
 
 
 def _vector_engine(cfg):
@@ -57,7 +57,7 @@ def _neuron_core(cfg):
 
 
 def _neuron_core_sim(cfg):
-    from hdl.simdram import NeuronCoreSim
+    from hdl.tops.simdram import NeuronCoreSim
     return NeuronCoreSim(cfg)
 
 
@@ -92,7 +92,7 @@ def _fp_mul16_ftz_int8(cfg):
 
 
 def _dsp_multipliers(cfg):
-    from hdl.dsp import MultiplierSet
+    from hdl.tops.multipliers import MultiplierSet
     return MultiplierSet()
 
 
@@ -103,7 +103,7 @@ def _host(cfg):
 
 def _wrapped(make):
     def build(cfg):
-        from hdl.synth_wrapper import SynthWrapper
+        from hdl.tops.synth_wrapper import SynthWrapper
         return SynthWrapper(make(cfg))
     return build
 
@@ -160,7 +160,7 @@ def target_of(top, target=None):
 SIM_TOPS = ("systolic_array", "tensor_subsystem", "dma_subsystem", "vector_subsystem",
             "fp32_adder", "fp_mul16", "host_interface", "neuron_core", "neuron_core_sim")
 
-#: Top -> its synthesis wrapper top (pin-light, nothing trimmed; see hdl/synth_wrapper.py).
+#: Top -> its synthesis wrapper top (pin-light, nothing trimmed; see hdl/tops/synth_wrapper.py).
 SYNTH_TOPS = {
     "systolic_array": "systolic_array_synth",
     "tensor_subsystem": "tensor_subsystem_synth",
@@ -180,7 +180,7 @@ _ZERO_INIT = re.compile(
 
 def _collapse_zero_init(text):
     """Amaranth writes one ``initial`` assignment per memory word; for the large
-    all-zero memory of :class:`hdl.simdram.SimDram` (2**17 words) that is a slow C++
+    all-zero memory of :class:`hdl.tops.simdram.SimDram` (2**17 words) that is a slow C++
     compile. Replace such blocks (1024 words or more, all zero) with one loop."""
     def repl(mt):
         name = mt.group(2)
@@ -237,12 +237,14 @@ def write_if_changed(path, text):
 
 def _design_digest(top, config, target="generic"):
     """A digest of everything the Verilog of (top, config) depends on: the gateware
-    sources (``hdl/*.py``, this file), the Amaranth version, the top and the config."""
+    sources (every ``.py`` under ``hdl/``, this file), the Amaranth version, the top and
+    the config."""
     import hashlib
     import amaranth
     h = hashlib.sha256()
-    for f in sorted((ROOT / "hdl").glob("*.py")) + [pathlib.Path(__file__)]:
-        h.update(f.name.encode())
+    hdl = ROOT / "hdl"
+    for f in sorted(hdl.rglob("*.py")) + [pathlib.Path(__file__)]:
+        h.update(f.relative_to(ROOT).as_posix().encode())
         h.update(f.read_bytes())
     h.update(amaranth.__version__.encode())
     h.update(top.encode())

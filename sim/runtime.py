@@ -52,7 +52,7 @@ __all__ = ["Device", "RunResult", "OutOfMemory", "CoreFault", "BACKENDS", "matmu
 
 BACKENDS = ("golden", "verilator")
 
-#: The simulated DRAM of ``neuron_core_sim`` (``hdl.simdram.NeuronCoreSim``).
+#: The simulated DRAM of ``neuron_core_sim`` (``hdl.tops.simdram.NeuronCoreSim``).
 VERILATOR_DRAM_BYTES = 1 << 20
 
 

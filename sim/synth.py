@@ -1,7 +1,7 @@
 """FPGA synthesis estimates with the YoWASP (WebAssembly) Yosys and nextpnr from PyPI.
 
 ``synthesise(top, config, device)`` writes the Verilog of the top's synthesis wrapper
-(:class:`hdl.synth_wrapper.SynthWrapper`: inputs from a shift register, outputs XOR
+(:class:`hdl.tops.synth_wrapper.SynthWrapper`: inputs from a shift register, outputs XOR
 folded, so that nothing is trimmed for lack of pins), runs ``synth_ecp5`` and
 ``nextpnr-ecp5``, and returns and saves ``build/synth/<top>-<device>.json`` with
 ``luts ffs dsps brams fmax_mhz`` (and the raw reports beside it).

@@ -6,7 +6,7 @@ import pytest
 from hdl.config import PE_LATENCY, CoreConfig, NAMED_CONFIGS, named_config
 from hdl.pe import PE
 from hdl.systolic import SystolicArray
-from hdl.synth_wrapper import SynthWrapper
+from hdl.tops.synth_wrapper import SynthWrapper
 
 
 @pytest.mark.parametrize("kwargs,message", [

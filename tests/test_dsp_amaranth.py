@@ -14,7 +14,8 @@ import pytest
 from amaranth.back import verilog
 from amaranth.sim import Simulator
 
-from hdl.dsp import ECP5, MultiplierSet, RegisteredMultiplier, target_named
+from hdl.dsp import ECP5, RegisteredMultiplier, target_named
+from hdl.tops.multipliers import MultiplierSet
 
 
 @pytest.mark.parametrize("kwargs,err", [

@@ -11,6 +11,7 @@ B/R backpressure. The generated ``docs/registers.md`` must be up to date.
 
 import pathlib
 import random
+from operator import attrgetter
 
 import pytest
 from amaranth.sim import Simulator
@@ -212,7 +213,7 @@ def watch(dut, names, counts):
     async def proc(ctx):
         while True:
             for n in names:
-                counts[n] += ctx.get(getattr(dut, n))
+                counts[n] += ctx.get(attrgetter(n)(dut))
             await ctx.tick()
     return proc
 
@@ -242,9 +243,9 @@ def test_reset_values(config):
         for r in rm:
             data, resp = await read(ctx, dut, r.offset)
             assert (data, resp) == (r.reset, OKAY), f"{r.name}: {data:#x}, {resp}"
-        assert ctx.get(dut.o_win_limit) == 1 << cfg.axi_addr_width
-        assert ctx.get(dut.o_win_base) == ctx.get(dut.o_prog_addr) == 0
-        assert ctx.get(dut.o_watchdog) == ctx.get(dut.o_irq) == 0
+        assert ctx.get(dut.ctrl.win_limit) == 1 << cfg.axi_addr_width
+        assert ctx.get(dut.ctrl.win_base) == ctx.get(dut.ctrl.run.prog_addr) == 0
+        assert ctx.get(dut.ctrl.run.watchdog) == ctx.get(dut.o_irq) == 0
 
     simulate(dut, tb)
 
@@ -273,16 +274,16 @@ def test_rw_strobes():
             probe = rng.choice(rw)
             assert await read_ok(ctx, dut, probe.offset) == model[probe.name], \
                 f"step {step}: {probe.name} after writing {data:#x}/{strb:#x} to {r.name}"
-            assert ctx.get(dut.o_prog_addr) == wide("PROG_ADDR_LO", "PROG_ADDR_HI")
-            assert ctx.get(dut.o_win_base) == wide("WIN_BASE_LO", "WIN_BASE_HI")
-            assert ctx.get(dut.o_win_limit) == wide("WIN_LIMIT_LO", "WIN_LIMIT_HI")
-            assert ctx.get(dut.o_watchdog) == model["WATCHDOG"]
+            assert ctx.get(dut.ctrl.run.prog_addr) == wide("PROG_ADDR_LO", "PROG_ADDR_HI")
+            assert ctx.get(dut.ctrl.win_base) == wide("WIN_BASE_LO", "WIN_BASE_HI")
+            assert ctx.get(dut.ctrl.win_limit) == wide("WIN_LIMIT_LO", "WIN_LIMIT_HI")
+            assert ctx.get(dut.ctrl.run.watchdog) == model["WATCHDOG"]
         # all ones: only the fields' bits stick (PROG_ADDR_LO[4:0] read 0)
         for r in rw:
             await write_ok(ctx, dut, r.offset, 0xFFFFFFFF)
             assert await read_ok(ctx, dut, r.offset) == r.mask
-        assert ctx.get(dut.o_prog_addr) == (1 << 48) - 32
-        assert ctx.get(dut.o_win_limit) == (1 << 49) - 1
+        assert ctx.get(dut.ctrl.run.prog_addr) == (1 << 48) - 32
+        assert ctx.get(dut.ctrl.win_limit) == (1 << 49) - 1
 
     simulate(dut, tb)
 
@@ -291,7 +292,7 @@ def test_w1c_and_irq():
     dut = HostInterface(CoreConfig())
 
     async def tb(ctx):
-        await pulse(ctx, dut.i_done)
+        await pulse(ctx, dut.status.run.done)
         await ctx.tick()
         assert await read_ok(ctx, dut, reg("IRQ_STATUS")) == bit("IRQ_STATUS.DONE")
         assert ctx.get(dut.o_irq) == 0                      # not enabled
@@ -308,13 +309,13 @@ def test_w1c_and_irq():
         assert await read_ok(ctx, dut, reg("IRQ_STATUS")) == 0
         assert ctx.get(dut.o_irq) == 0
         # fault sets ERROR, independently of DONE
-        await pulse(ctx, dut.i_fault)
+        await pulse(ctx, dut.status.run.fault)
         await ctx.tick()
         assert await read_ok(ctx, dut, reg("IRQ_STATUS")) == bit("IRQ_STATUS.ERROR")
         assert ctx.get(dut.o_irq) == 0
         await write_ok(ctx, dut, reg("IRQ_ENABLE"), 0b11)
         assert ctx.get(dut.o_irq) == 1
-        await pulse(ctx, dut.i_done)
+        await pulse(ctx, dut.status.run.done)
         await write_ok(ctx, dut, reg("IRQ_STATUS"), bit("IRQ_STATUS.ERROR"))
         assert await read_ok(ctx, dut, reg("IRQ_STATUS")) == bit("IRQ_STATUS.DONE")
         assert ctx.get(dut.o_irq) == 1
@@ -330,21 +331,21 @@ def test_w1c_and_irq():
 
 def test_wo_pulses():
     dut = HostInterface(CoreConfig())
-    counts = {"o_start": 0, "o_soft_reset": 0}
+    counts = {"ctrl.run.start": 0, "o_soft_reset": 0}
 
     async def tb(ctx):
         await write_ok(ctx, dut, reg("CTRL"), bit("CTRL.START"))
         await ctx.tick().repeat(3)
-        assert counts == {"o_start": 1, "o_soft_reset": 0}
+        assert counts == {"ctrl.run.start": 1, "o_soft_reset": 0}
         assert await read_ok(ctx, dut, reg("CTRL")) == 0      # write-only: reads 0
         await write_ok(ctx, dut, reg("CTRL"), bit("CTRL.SOFT_RESET"))
         await ctx.tick().repeat(3)
-        assert counts == {"o_start": 1, "o_soft_reset": 1}
+        assert counts == {"ctrl.run.start": 1, "o_soft_reset": 1}
         # a strobe-less byte does nothing; START together with SOFT_RESET is only a reset
         await write_ok(ctx, dut, reg("CTRL"), 0b11, strb=0b1110)
         await write_ok(ctx, dut, reg("CTRL"), 0b11)
         await ctx.tick().repeat(3)
-        assert counts == {"o_start": 1, "o_soft_reset": 2}
+        assert counts == {"ctrl.run.start": 1, "o_soft_reset": 2}
         st = RM["STATUS"].decode(await read_ok(ctx, dut, reg("STATUS")))
         assert st["START_REJECTED"] == 0 and st["BUSY"] == 0
 
@@ -353,51 +354,51 @@ def test_wo_pulses():
 
 def test_start_rejected_busy():
     dut = HostInterface(CoreConfig())
-    counts = {"o_start": 0}
+    counts = {"ctrl.run.start": 0}
 
     async def tb(ctx):
-        ctx.set(dut.i_busy, 1)
+        ctx.set(dut.status.run.busy, 1)
         await write_ok(ctx, dut, reg("CTRL"), bit("CTRL.START"))
         await ctx.tick().repeat(3)
-        assert counts["o_start"] == 0
+        assert counts["ctrl.run.start"] == 0
         st = RM["STATUS"].decode(await read_ok(ctx, dut, reg("STATUS")))
         assert st == {"BUSY": 1, "DONE": 0, "ERROR": 0, "START_REJECTED": 1}
-        ctx.set(dut.i_busy, 0)
+        ctx.set(dut.status.run.busy, 0)
         await write_ok(ctx, dut, reg("CTRL"), bit("CTRL.START"))
         await ctx.tick()
-        assert counts["o_start"] == 1
+        assert counts["ctrl.run.start"] == 1
         st = RM["STATUS"].decode(await read_ok(ctx, dut, reg("STATUS")))
-        # running (BUSY) from the accepted START even though i_busy stays low
+        # running (BUSY) from the accepted START even though status.run.busy stays low
         assert st == {"BUSY": 1, "DONE": 0, "ERROR": 0, "START_REJECTED": 0}
         # a second START while running is rejected too
         await write_ok(ctx, dut, reg("CTRL"), bit("CTRL.START"))
         await ctx.tick().repeat(2)
-        assert counts["o_start"] == 1
+        assert counts["ctrl.run.start"] == 1
         st = RM["STATUS"].decode(await read_ok(ctx, dut, reg("STATUS")))
         assert st == {"BUSY": 1, "DONE": 0, "ERROR": 0, "START_REJECTED": 1}
-        await pulse(ctx, dut.i_done)
+        await pulse(ctx, dut.status.run.done)
         st = RM["STATUS"].decode(await read_ok(ctx, dut, reg("STATUS")))
         assert st == {"BUSY": 0, "DONE": 1, "ERROR": 0, "START_REJECTED": 1}
         # the next accepted START clears DONE and START_REJECTED
         await write_ok(ctx, dut, reg("CTRL"), bit("CTRL.START"))
         st = RM["STATUS"].decode(await read_ok(ctx, dut, reg("STATUS")))
         assert st == {"BUSY": 1, "DONE": 0, "ERROR": 0, "START_REJECTED": 0}
-        assert counts["o_start"] == 2
+        assert counts["ctrl.run.start"] == 2
 
     simulate(dut, tb, watch(dut, counts, counts))
 
 
 def test_fault_error_and_soft_reset():
     dut = HostInterface(CoreConfig())
-    counts = {"o_start": 0, "o_soft_reset": 0}
+    counts = {"ctrl.run.start": 0, "o_soft_reset": 0}
     fault_at_reset = [False]
 
     async def inject(ctx):
-        """Raises i_fault and i_done in the cycle o_soft_reset is high, when asked to."""
+        """Raises fault and done in the cycle o_soft_reset is high, when asked to."""
         while True:
             if fault_at_reset[0] and ctx.get(dut.o_soft_reset):
-                ctx.set(dut.i_error_code, 3)
-                await pulse(ctx, dut.i_fault, dut.i_done)
+                ctx.set(dut.status.run.error_code, 3)
+                await pulse(ctx, dut.status.run.fault, dut.status.run.done)
                 fault_at_reset[0] = False
             else:
                 await ctx.tick()
@@ -408,13 +409,13 @@ def test_fault_error_and_soft_reset():
     async def tb(ctx):
         await write_ok(ctx, dut, reg("CTRL"), bit("CTRL.START"))
         await ctx.tick().repeat(5)
-        await pulse(ctx, dut.i_fault, values=[(dut.i_error_code, CoreError.DMA.value),
-                                              (dut.i_error_detail, 0xA5),
-                                              (dut.i_fault_addr, 0xBEEF_1234_5660)])
+        await pulse(ctx, dut.status.run.fault, values=[(dut.status.run.error_code, CoreError.DMA.value),
+                                              (dut.status.run.error_detail, 0xA5),
+                                              (dut.status.run.fault_addr, 0xBEEF_1234_5660)])
         # a second fault does not overwrite the first one's capture
-        await pulse(ctx, dut.i_fault, values=[(dut.i_error_code, CoreError.WATCHDOG.value),
-                                              (dut.i_error_detail, 0x11),
-                                              (dut.i_fault_addr, 0x40)])
+        await pulse(ctx, dut.status.run.fault, values=[(dut.status.run.error_code, CoreError.WATCHDOG.value),
+                                              (dut.status.run.error_detail, 0x11),
+                                              (dut.status.run.fault_addr, 0x40)])
         assert await status(ctx) == {"BUSY": 0, "DONE": 0, "ERROR": 1, "START_REJECTED": 0}
         err = RM["ERROR"].decode(await read_ok(ctx, dut, reg("ERROR")))
         assert err == {"CODE": CoreError.DMA.value, "DETAIL": 0xA5}
@@ -423,10 +424,10 @@ def test_fault_error_and_soft_reset():
         # START while ERROR: rejected and flagged, no pulse
         await write_ok(ctx, dut, reg("CTRL"), bit("CTRL.START"))
         await ctx.tick().repeat(2)
-        assert counts["o_start"] == 1
+        assert counts["ctrl.run.start"] == 1
         assert await status(ctx) == {"BUSY": 0, "DONE": 0, "ERROR": 1, "START_REJECTED": 1}
         # a done pulse does not clear ERROR; only SOFT_RESET does
-        await pulse(ctx, dut.i_done)
+        await pulse(ctx, dut.status.run.done)
         assert (await status(ctx))["ERROR"] == 1
         # done and fault pulses in the cycle o_soft_reset is high are ignored (the core
         # is being reset then)
@@ -442,20 +443,20 @@ def test_fault_error_and_soft_reset():
         assert counts["o_soft_reset"] == 1
         await write_ok(ctx, dut, reg("CTRL"), bit("CTRL.START"))
         await ctx.tick()
-        assert counts["o_start"] == 2
+        assert counts["ctrl.run.start"] == 2
 
     simulate(dut, tb, watch(dut, counts, counts), inject)
 
 
 class CoreModel:
     """Drives the core's inputs with random values every cycle and keeps the counters
-    as the register map defines them: the core runs from the cycle ``o_start`` is high
+    as the register map defines them: the core runs from the cycle ``ctrl.run.start`` is high
     through the cycle of its done pulse."""
 
-    INPUTS = {"BUSY_DMA_IN": "i_busy_dma_in", "BUSY_DMA_OUT": "i_busy_dma_out",
-              "BUSY_TENSOR": "i_busy_tensor", "BUSY_VECTOR": "i_busy_vector",
-              "TENSOR_ACTIVE": "i_active", "TENSOR_MACS": "i_macs",
-              "INSTRUCTIONS": "i_retired"}
+    INPUTS = {"BUSY_DMA_IN": "status.busy_dma_in", "BUSY_DMA_OUT": "status.busy_dma_out",
+              "BUSY_TENSOR": "status.busy_tensor", "BUSY_VECTOR": "status.busy_vector",
+              "TENSOR_ACTIVE": "status.active", "TENSOR_MACS": "status.run.macs",
+              "INSTRUCTIONS": "status.run.retired"}
 
     def __init__(self, dut, seed):
         self.dut = dut
@@ -468,18 +469,18 @@ class CoreModel:
     async def process(self, ctx):
         dut, rng = self.dut, self.rng
         while True:
-            vals = {name: rng.getrandbits(len(getattr(dut, port)))
+            vals = {name: rng.getrandbits(len(attrgetter(port)(dut)))
                     for name, port in self.INPUTS.items()}
             vals["TENSOR_MACS"] |= 1         # strictly increasing, so values are unique
             for name, port in self.INPUTS.items():
-                ctx.set(getattr(dut, port), vals[name])
-            if ctx.get(dut.o_start):
+                ctx.set(attrgetter(port)(dut), vals[name])
+            if ctx.get(dut.ctrl.run.start):
                 self.running = True
                 self.counts = {name: 0 for name, _ in COUNTERS}
                 self.history = {name: {0} for name, _ in COUNTERS}
             done = self.running and self.finish
-            ctx.set(dut.i_done, done)
-            ctx.set(dut.i_busy, self.running)
+            ctx.set(dut.status.run.done, done)
+            ctx.set(dut.status.run.busy, self.running)
             if self.running:
                 vals["CYCLES"] = 1
                 for name in self.counts:
@@ -569,7 +570,7 @@ def test_write_orders(aw_delay, w_delay):
             assert await write(ctx, dut, reg(r), value, aw_delay=aw_delay,
                                w_delay=w_delay) == OKAY
             assert await read_ok(ctx, dut, reg(r)) == value & RM[r].mask
-        assert ctx.get(dut.o_watchdog) == 0x1035
+        assert ctx.get(dut.ctrl.run.watchdog) == 0x1035
 
     simulate(dut, tb)
 
@@ -586,7 +587,7 @@ def test_write_held_until_both_halves():
         ctx.set(bus.awvalid, 0)
         await ctx.tick().repeat(5)
         assert ctx.get(bus.awready) == 0 and ctx.get(bus.wready) == 1
-        assert ctx.get(bus.bvalid) == 0 and ctx.get(dut.o_watchdog) == 0
+        assert ctx.get(bus.bvalid) == 0 and ctx.get(dut.ctrl.run.watchdog) == 0
         ctx.set(bus.wdata, 77)
         ctx.set(bus.wstrb, 0xF)
         ctx.set(bus.wvalid, 1)
@@ -594,7 +595,7 @@ def test_write_held_until_both_halves():
         ctx.set(bus.wvalid, 0)
         await ctx.tick()
         assert ctx.get(bus.bvalid) == 1 and ctx.get(bus.bresp) == OKAY
-        assert ctx.get(dut.o_watchdog) == 77
+        assert ctx.get(dut.ctrl.run.watchdog) == 77
         ctx.set(bus.bready, 1)
         await ctx.tick()
         ctx.set(bus.bready, 0)
@@ -606,12 +607,12 @@ def test_write_held_until_both_halves():
         ctx.set(bus.wvalid, 0)
         await ctx.tick().repeat(5)
         assert ctx.get(bus.wready) == 0 and ctx.get(bus.awready) == 1
-        assert ctx.get(bus.bvalid) == 0 and ctx.get(dut.o_watchdog) == 77
+        assert ctx.get(bus.bvalid) == 0 and ctx.get(dut.ctrl.run.watchdog) == 77
         ctx.set(bus.awvalid, 1)
         await ctx.tick()
         ctx.set(bus.awvalid, 0)
         await ctx.tick()
-        assert ctx.get(bus.bvalid) == 1 and ctx.get(dut.o_watchdog) == 99
+        assert ctx.get(bus.bvalid) == 1 and ctx.get(dut.ctrl.run.watchdog) == 99
 
     simulate(dut, tb)
 
@@ -633,7 +634,7 @@ def test_backpressure():
         ctx.set(bus.awvalid, 0)
         ctx.set(bus.wvalid, 0)
         await ctx.tick()
-        assert ctx.get(bus.bvalid) == 1 and ctx.get(dut.o_watchdog) == 2
+        assert ctx.get(bus.bvalid) == 1 and ctx.get(dut.ctrl.run.watchdog) == 2
         ctx.set(bus.awaddr, reg("WATCHDOG"))
         ctx.set(bus.wdata, 3)
         ctx.set(bus.awvalid, 1)
@@ -642,11 +643,11 @@ def test_backpressure():
         ctx.set(bus.awvalid, 0)
         ctx.set(bus.wvalid, 0)
         await ctx.tick().repeat(4)
-        assert ctx.get(dut.o_watchdog) == 2, "a write took effect while B was stalled"
+        assert ctx.get(dut.ctrl.run.watchdog) == 2, "a write took effect while B was stalled"
         assert ctx.get(bus.awready) == 0 and ctx.get(bus.wready) == 0
         ctx.set(bus.bready, 1)
         await ctx.tick()                # first B taken, the second write commits
-        assert ctx.get(bus.bvalid) == 1 and ctx.get(dut.o_watchdog) == 3
+        assert ctx.get(bus.bvalid) == 1 and ctx.get(dut.ctrl.run.watchdog) == 3
         await ctx.tick()
         ctx.set(bus.bready, 0)
         assert ctx.get(bus.bvalid) == 0
@@ -654,7 +655,7 @@ def test_backpressure():
         # R: data captured at AR acceptance, stable while RREADY is low even though the
         # register changes meanwhile
         async def finish(ctx):
-            await pulse(ctx, dut.i_done)
+            await pulse(ctx, dut.status.run.done)
         data, resp = await read(ctx, dut, reg("STATUS"), r_delay=6, during_stall=finish)
         assert (data, resp) == (0, OKAY)
         assert await read_ok(ctx, dut, reg("STATUS")) == bit("STATUS.DONE")

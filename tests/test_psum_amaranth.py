@@ -986,5 +986,5 @@ def test_ports_and_memory_shape():
         assert all(b.depth == cfg.psum_entries and Shape.cast(b.shape).width == 32
                    for b in dut.banks)
         for c in range(2):
-            assert dut.write_client(c) is getattr(dut, f"i_wr{c}")
-            assert dut.read_client(c) == (getattr(dut, f"i_rd{c}"), getattr(dut, f"o_rd{c}"))
+            assert dut.write_client(c) is dut.wr[c]
+            assert dut.read_client(c) == (dut.rd[c].req, dut.rd[c].resp)

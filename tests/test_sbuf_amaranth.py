@@ -591,7 +591,7 @@ def test_ports_and_memory_shape():
     assert len(dut.banks) == ROWS
     assert all(b.depth == WORDS and Shape.cast(b.shape).width == WORD_BITS for b in dut.banks)
     for c in range(2):
-        assert dut.write_client(c) is getattr(dut, f"i_wr{c}")
+        assert dut.write_client(c) is dut.wr[c]
     for c in range(3):
-        assert dut.read_client(c) == (getattr(dut, f"i_rd{c}"), getattr(dut, f"o_rd{c}"))
-    assert not hasattr(dut, "i_wr2") and not hasattr(dut, "i_rd3")
+        assert dut.read_client(c) == (dut.rd[c].req, dut.rd[c].resp)
+    assert len(dut.wr) == 2 and len(dut.rd) == 3

@@ -1,5 +1,5 @@
 # amaranth: UnusedElaboratable=no
-""":class:`hdl.simdram.SimDram` in Amaranth's simulator, driven by a small AXI4 manager
+""":class:`hdl.tops.simdram.SimDram` in Amaranth's simulator, driven by a small AXI4 manager
 written here (one testbench process drives all five channels, cycle by cycle).
 
 Expected values come from a Python byte-array model of the memory (all zero at the
@@ -26,7 +26,7 @@ from amaranth.sim import Simulator
 
 from hdl.axi import AXIResp
 from hdl.config import CoreConfig
-from hdl.simdram import SimDram
+from hdl.tops.simdram import SimDram
 
 CFG = CoreConfig(rows=4, cols=4)
 NB = CFG.axi_data_bytes                 # 8 bytes per beat

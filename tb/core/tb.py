@@ -4,7 +4,7 @@ Two DRAM models:
 
 * top ``neuron_core``: cocotbext-axi ``AxiRam`` on ``m_axi`` (AXI protocol checked by a
   third-party model, random pauses on every channel; Python on every beat);
-* tops ``neuron_core_sim*``: :class:`hdl.simdram.SimDram` inside the design, loaded and
+* tops ``neuron_core_sim*``: :class:`hdl.tops.simdram.SimDram` inside the design, loaded and
   read through the simulator (``dut.dram.mem`` backdoor), so long runs need no Python
   per cycle.
 

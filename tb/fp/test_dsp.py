@@ -10,7 +10,7 @@ import os
 import cocotb
 import numpy as np
 
-from hdl.dsp import MultiplierSet
+from hdl.tops.multipliers import MultiplierSet
 from tb.common import sample_pipeline, seed_from_env, start_clock_and_reset
 
 SHAPES = (("o_s8", 8, True), ("o_s12", 12, True), ("o_s12f", 12, True), ("o_u11", 11, False))

@@ -13,10 +13,10 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2, exact_log2
 
-from .axi import AXIResp
-from .config import CoreConfig, check_int_range
-from .controller import axi_signature
-from .core import NeuronCore
+from ..axi import AXI4LiteSignature, AXIResp
+from ..config import CoreConfig, check_int_range
+from ..core import NeuronCore
+from ..interfaces import axi_signature
 
 __all__ = ["SimDram", "NeuronCoreSim"]
 
@@ -169,7 +169,6 @@ class NeuronCoreSim(wiring.Component):
     """
 
     def __init__(self, config: CoreConfig, *, dram_size=1 << 20, latency=20, stall_16ths=0):
-        from .axi import AXI4LiteSignature
         self._config = config
         self._dram = dict(size=dram_size, latency=latency, stall_16ths=stall_16ths)
         super().__init__({

@@ -1,0 +1,228 @@
+"""Interfaces between ncore's blocks, declared once.
+
+Every boundary that more than one block uses is a :class:`wiring.Signature` here, and
+every width that crosses a boundary (an address, a counter, the MAC increment) is a
+constant here. The blocks declare their ports with these signatures and are joined with
+:func:`wiring.connect`; the register map (:mod:`hdl.regmap`), the controller and the DMA
+engines read the widths from this module, so changing one changes all of them.
+
+Signatures are written from the point of view of the block that *drives* the
+interface (the initiator): a memory client is ``Out(sbuf_read_client(config))`` on the
+engine that reads and ``In(...)`` on the memory.
+
+=========================  ==========================================================
+signature                  between
+=========================  ==========================================================
+:func:`axi_signature`      the controller's fetch port, the DMA engines, the core's
+                           ``m_axi``, :class:`~hdl.tops.simdram.SimDram`
+:class:`ReadClient`        an engine and SBUF or PSUM (request out, response in)
+:func:`sbuf_write_client`  an engine's SBUF write stream (``psum_write_client``:
+                           the tensor engine's PSUM writes)
+:class:`EngineStatus`      the tensor or vector engine and the controller
+:class:`RunControl`        the host interface and the controller (start, address)
+:class:`RunStatus`         the controller and the host interface (state, fault)
+:class:`CoreControl`       the host interface and the core (``RunControl``, window)
+:class:`CoreStatus`        the core and the host interface (``RunStatus``, activity)
+=========================  ==========================================================
+"""
+
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .axi import AXI4Signature
+from .config import CoreConfig
+from .formats import (psum_data_layout, psum_read_layout, psum_write_layout, sbuf_data_layout,
+                      sbuf_read_layout, sbuf_write_layout)
+from .isa import CoreError
+
+__all__ = [
+    "PROG_ADDR_BITS", "PROG_ALIGN_BITS", "WINDOW_BITS", "FAULT_ADDR_BITS", "COUNTER_WIDTH",
+    "MACS_WIDTH", "RETIRED_WIDTH", "WATCHDOG_WIDTH", "ERROR_DETAIL_WIDTH", "FETCH_ID",
+    "axi_signature", "ReadClient", "sbuf_read_client", "psum_read_client",
+    "sbuf_write_client", "psum_write_client", "EngineStatus", "RunControl", "RunStatus",
+    "CoreControl", "CoreStatus",
+]
+
+#: Bits of an instruction address (a DRAM byte address); programs are 32-byte aligned.
+PROG_ADDR_BITS = 48
+#: Low address bits of a program start that must be zero (one 32-byte instruction).
+PROG_ALIGN_BITS = 5
+#: Bits of the DMA window bounds: one more than an address, so the limit can be 2**48.
+WINDOW_BITS = 49
+#: Bits of the faulting instruction's address.
+FAULT_ADDR_BITS = PROG_ADDR_BITS
+#: Width of every performance counter (the host reads each as a LO/HI register pair).
+COUNTER_WIDTH = 48
+#: Width of the per-cycle MAC increment (``k*m*n`` of the matmuls finished in a cycle).
+MACS_WIDTH = 40
+#: Width of the per-cycle count of retired instructions (at most one per engine and
+#: one from the decoder finish in a cycle).
+RETIRED_WIDTH = 3
+#: Width of the watchdog limit (cycles without progress; 0 = off).
+WATCHDOG_WIDTH = 32
+#: Width of the fault detail (the engine's own error code, or an instruction field).
+ERROR_DETAIL_WIDTH = 8
+
+#: AXI ID of instruction fetches; the DMA engines use ID 0, so the shared read channel
+#: routes each response back by its ``RID``.
+FETCH_ID = 1
+
+
+def axi_signature(config: CoreConfig):
+    """The core's AXI4 manager port (fetch and DMA), sized by ``config``."""
+    return AXI4Signature(addr_width=config.axi_addr_width, data_bytes=config.axi_data_bytes,
+                         id_width=config.axi_id_width)
+
+
+class _StructuralSignature(wiring.Signature):
+    """A signature subclass that compares equal to another of its class with the same
+    members (the base class compares subclasses by identity), so two blocks built
+    separately from the same configuration have equal, connectable ports."""
+
+    def __eq__(self, other):
+        return type(other) is type(self) and other.members == self.members
+
+    def __hash__(self):
+        return hash(type(self))
+
+
+class ReadClient(_StructuralSignature):
+    """A read client of SBUF or PSUM: requests out, responses back in request order.
+
+    Members
+    -------
+    req : Out(stream.Signature(request))    addresses (and partition masks) to read
+    resp : In(stream.Signature(response))   one response per request, in order
+    """
+
+    def __init__(self, request, response):
+        super().__init__({
+            "req": Out(stream.Signature(request)),
+            "resp": In(stream.Signature(response)),
+        })
+
+
+def sbuf_read_client(config: CoreConfig):
+    """An SBUF read client (:func:`~hdl.formats.sbuf_read_layout` requests)."""
+    return ReadClient(sbuf_read_layout(config), sbuf_data_layout(config))
+
+
+def psum_read_client(config: CoreConfig):
+    """A PSUM read client (:func:`~hdl.formats.psum_read_layout` requests)."""
+    return ReadClient(psum_read_layout(config), psum_data_layout(config))
+
+
+def sbuf_write_client(config: CoreConfig):
+    """An SBUF write client: a stream of strobed writes."""
+    return stream.Signature(sbuf_write_layout(config))
+
+
+def psum_write_client(config: CoreConfig):
+    """A PSUM write client: a stream of overwriting or accumulating writes."""
+    return stream.Signature(psum_write_layout(config))
+
+
+class EngineStatus(_StructuralSignature):
+    """What an engine that runs commands from a controller queue reports back.
+
+    Members
+    -------
+    busy : Out(1)         a command is accepted and not finished
+    done : Out(1)         pulses once per finished command (refused ones included)
+    error : Out(1)        a command was refused; held until ``error_clear``
+    error_code : Out(error_enum)   the first refusal's code
+    error_clear : In(1)   clears ``error`` (the controller pulses it on START)
+    """
+
+    def __init__(self, error_enum):
+        super().__init__({
+            "busy": Out(1),
+            "done": Out(1),
+            "error": Out(1),
+            "error_code": Out(error_enum),
+            "error_clear": In(1),
+        })
+
+    def __repr__(self):
+        return f"EngineStatus({self.members['error_code'].shape.__name__})"
+
+
+class RunControl(_StructuralSignature):
+    """What starts a program (driven by the host interface, taken by the controller).
+
+    Members
+    -------
+    start : Out(1)                  pulse: run the program (ignored while busy)
+    prog_addr : Out(PROG_ADDR_BITS) address of the first instruction
+    watchdog : Out(WATCHDOG_WIDTH)  cycles without progress before a fault; 0 = off
+    """
+
+    def __init__(self):
+        super().__init__({
+            "start": Out(1),
+            "prog_addr": Out(PROG_ADDR_BITS),
+            "watchdog": Out(WATCHDOG_WIDTH),
+        })
+
+
+class RunStatus(_StructuralSignature):
+    """How a program runs (driven by the controller).
+
+    Members
+    -------
+    busy, done, fault : Out(1)      running; done pulse; fault pulse
+    error_code : Out(CoreError), error_detail : Out(ERROR_DETAIL_WIDTH),
+    fault_addr : Out(FAULT_ADDR_BITS)   the last fault (cleared by START)
+    retired : Out(RETIRED_WIDTH)    instructions finished this cycle
+    macs : Out(MACS_WIDTH)          MACs of the matmuls finished this cycle
+    """
+
+    def __init__(self):
+        super().__init__({
+            "busy": Out(1),
+            "done": Out(1),
+            "fault": Out(1),
+            "error_code": Out(CoreError),
+            "error_detail": Out(ERROR_DETAIL_WIDTH),
+            "fault_addr": Out(FAULT_ADDR_BITS),
+            "retired": Out(RETIRED_WIDTH),
+            "macs": Out(MACS_WIDTH),
+        })
+
+
+class CoreControl(_StructuralSignature):
+    """What the host sets before and at START (driven by the host interface).
+
+    Members
+    -------
+    run : Out(RunControl)           for the controller
+    win_base, win_limit : Out(WINDOW_BITS)   the DRAM window both DMA engines may touch
+    """
+
+    def __init__(self):
+        super().__init__({
+            "run": Out(RunControl()),
+            "win_base": Out(WINDOW_BITS),
+            "win_limit": Out(WINDOW_BITS),
+        })
+
+
+class CoreStatus(_StructuralSignature):
+    """What the core reports to the host interface (driven by the core).
+
+    Members
+    -------
+    run : Out(RunStatus)            from the controller
+    busy_dma_in, busy_dma_out, busy_tensor, busy_vector : Out(1)   engine activity
+    active : Out(1)                 a moving column enters the array this cycle
+    """
+
+    def __init__(self):
+        super().__init__({
+            "run": Out(RunStatus()),
+            "busy_dma_in": Out(1),
+            "busy_dma_out": Out(1),
+            "busy_tensor": Out(1),
+            "busy_vector": Out(1),
+            "active": Out(1),
+        })
