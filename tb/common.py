@@ -121,7 +121,8 @@ class TB:
     reset, and :meth:`fail` (every failure names the seed).
 
     Subclasses list the inputs that must be low before reset in ``IDLE_INPUTS`` (stream
-    valids and readies, clear strobes) and extend :meth:`reset` for anything else.
+    valids and readies, clear strobes; or pass ``idle_inputs``, as the bare unit
+    tests of tb/fp do) and extend :meth:`reset` for anything else.
     Cycle-stepping helpers (:meth:`tick`, ``read_only``, ``cycle``) are shared by the
     testbenches that drive streams cycle by cycle.
     """
@@ -129,8 +130,10 @@ class TB:
     #: inputs set to 0 before reset, in this order
     IDLE_INPUTS = ()
 
-    def __init__(self, dut):
+    def __init__(self, dut, *, idle_inputs=None):
         self.dut = dut
+        if idle_inputs is not None:
+            self.IDLE_INPUTS = tuple(idle_inputs)
         self.cfg = config_from_env()
         self.seed = seed_from_env()
         self.rng = np.random.default_rng(self.seed)
