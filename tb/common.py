@@ -314,7 +314,6 @@ async def _drive_pipeline(dut, inputs, cycles, sample, *, after_inputs=None):
     cycle ``t`` while there is one (writing only the ports whose value changes), call
     ``after_inputs()`` in the first cycle without one, and call ``sample()`` in the
     read-only phase of every cycle."""
-    from cocotb.triggers import ReadOnly, RisingEdge
     n = len(next(iter(inputs.values())))
     handles = [(getattr(dut, name), values) for name, values in inputs.items()]
     last = [None] * len(handles)
