@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import fcntl
 import hashlib
@@ -29,7 +30,8 @@ import xml.etree.ElementTree as ET
 from hdl.config import CoreConfig, named_config
 from .rtl import BUILD, ROOT, TARGET_MODELS, target_of, verilog_for
 
-__all__ = ["ensure_toolchain", "run_cocotb", "default_seed", "lint", "WAIVERS"]
+__all__ = ["ensure_toolchain", "run_cocotb", "run_rtl_test", "cocotb_tests", "rtl_cases",
+           "case_ids", "default_seed", "lint", "WAIVERS"]
 
 #: Lint waivers (each with its reason); also used for simulation builds, so that the
 #: two see the same warnings: Verilator turns WIDTH* warnings into errors by default.
@@ -277,3 +279,63 @@ def run_cocotb(top, test_module, testcase, config, *, seed=None, waves=None,
             + "".join(f"  {m}\n" for m in messages)
             + f"Rerun: {how}\nLog: {log}\n--- log tail ---\n{tail}")
     return {"seed": seed, "log": log, "waves": wave_file, "test_dir": test_dir}
+
+
+def cocotb_tests(test_module):
+    """Names of the ``@cocotb.test`` coroutines of ``test_module`` (e.g.
+    ``"tb.dma.test_dma"``), in the order they appear in its file.
+
+    The module is read with :mod:`ast`, not imported: pytest collects the RTL
+    wrappers without a simulator, and the testbench modules import cocotbext and
+    the whole design, which collection should not pay for (cocotb 2.1 does allow the
+    import outside a simulator, but nothing here needs it). A test counts when
+    one of its decorators is ``cocotb.test`` or ``cocotb.test(...)``.
+    """
+    path = ROOT.joinpath(*test_module.split(".")).with_suffix(".py")
+    tree = ast.parse(path.read_text(), filename=str(path))
+    names = []
+    for node in tree.body:
+        if not isinstance(node, ast.AsyncFunctionDef):
+            continue
+        for dec in node.decorator_list:
+            target = dec.func if isinstance(dec, ast.Call) else dec
+            if (isinstance(target, ast.Attribute) and target.attr == "test"
+                    and isinstance(target.value, ast.Name) and target.value.id == "cocotb"):
+                names.append(node.name)
+                break
+    if not names:
+        raise ValueError(f"{test_module} has no @cocotb.test coroutines")
+    return names
+
+
+def rtl_cases(test_module, configs, *, only=None, exclude=()):
+    """``[(config, testcase)]`` for every cocotb test of ``test_module`` on each of
+    ``configs`` (tests outer, configurations inner), so a new ``@cocotb.test`` runs
+    without touching its pytest wrapper.
+
+    ``only`` (a deliberate subset) or ``exclude`` (tests that do not apply) narrow
+    the tests; every name given must be a test of the module, so a renamed test
+    cannot drop out of a subset silently.
+    """
+    tests = cocotb_tests(test_module)
+    named = list(only or ()) + list(exclude)
+    unknown = [t for t in named if t not in tests]
+    if unknown:
+        raise ValueError(f"{test_module} has no cocotb tests {unknown}; it has {tests}")
+    if only is not None:
+        tests = [t for t in tests if t in only]
+    tests = [t for t in tests if t not in exclude]
+    return [(c, t) for t in tests for c in configs]
+
+
+def case_ids(cases):
+    """pytest ids ``{testcase}-{config}`` of :func:`rtl_cases` tuples."""
+    return [f"{t}-{c}" for c, t in cases]
+
+
+def run_rtl_test(top, test_module, testcase, config, *, extra_env=None):
+    """:func:`run_cocotb` from a pytest wrapper: the rerun command printed on failure
+    names the current pytest node (``PYTEST_CURRENT_TEST``) with the failing seed."""
+    node = os.environ.get("PYTEST_CURRENT_TEST", "").rsplit(" ", 1)[0]
+    return run_cocotb(top, test_module, testcase, config, extra_env=extra_env,
+                      rerun=f"SEED=<seed> .venv/bin/python -m pytest '{node}'")

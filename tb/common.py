@@ -1,5 +1,10 @@
 """Shared cocotb testbench helpers: configuration, seeds, clocking, stream packing.
 
+:class:`TB` is the base of every testbench class (clock, reset, seeded generator,
+``fail``); :class:`AxiPauses` the backpressure of cocotbext-axi channels;
+:class:`StreamSource` / :class:`StreamSink` the per-cycle valid/ready drivers;
+:func:`float_bits` / :func:`float_operands` the random float stimulus.
+
 Stream ports appear in the Verilog as ``<name>__valid``, ``<name>__ready`` and
 ``<name>__payload`` (one flat vector per payload). :class:`Packer` turns NumPy values
 into those vectors and back using the layouts in :mod:`hdl.formats`, so no bit offset
@@ -11,15 +16,18 @@ import os
 import numpy as np
 import cocotb
 from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, RisingEdge
+from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 
 from hdl.config import CoreConfig
 from hdl.formats import field_slices
 
-__all__ = ["AxiRamErrors", "config_from_env", "seed_from_env", "Packer", "start_clock_and_reset",
-           "CLOCK_PERIOD_NS"]
+__all__ = ["AxiRamErrors", "AxiPauses", "TB", "StreamSource", "StreamSink", "config_from_env",
+           "seed_from_env", "Packer", "start_clock_and_reset", "float_bits", "float_operands",
+           "CLOCK_PERIOD_NS", "RESET_CYCLES"]
 
 CLOCK_PERIOD_NS = 10
+#: cycles ``rst`` is held by :func:`start_clock_and_reset`
+RESET_CYCLES = 4
 
 
 def config_from_env():
@@ -98,7 +106,7 @@ class Packer:
         return v
 
 
-async def start_clock_and_reset(dut, cycles=4):
+async def start_clock_and_reset(dut, cycles=RESET_CYCLES):
     """Start a 100 MHz clock on ``dut.clk`` and hold ``dut.rst`` for ``cycles``."""
     Clock(dut.clk, CLOCK_PERIOD_NS, unit="ns").start()
     dut.rst.value = 1
@@ -107,13 +115,205 @@ async def start_clock_and_reset(dut, cycles=4):
     await RisingEdge(dut.clk)
 
 
+class TB:
+    """Base of the testbench classes: the DUT, the configuration the runner built it
+    for, the seed (``NCORE_SEED``) and a NumPy generator seeded with it, clock and
+    reset, and :meth:`fail` (every failure names the seed).
+
+    Subclasses list the inputs that must be low before reset in ``IDLE_INPUTS`` (stream
+    valids and readies, clear strobes; or pass ``idle_inputs``, as the bare unit
+    tests of tb/fp do) and extend :meth:`reset` for anything else.
+    Cycle-stepping helpers (:meth:`tick`, ``read_only``, ``cycle``) are shared by the
+    testbenches that drive streams cycle by cycle.
+    """
+
+    #: inputs set to 0 before reset, in this order
+    IDLE_INPUTS = ()
+
+    def __init__(self, dut, *, idle_inputs=None):
+        self.dut = dut
+        if idle_inputs is not None:
+            self.IDLE_INPUTS = tuple(idle_inputs)
+        self.cfg = config_from_env()
+        self.seed = seed_from_env()
+        self.rng = np.random.default_rng(self.seed)
+        self.pauses = AxiPauses(self.rng)
+        self.edge = RisingEdge(dut.clk)
+        self.read_only = ReadOnly()
+        self.cycle = 0
+
+    def fail(self, message):
+        raise AssertionError(f"{message} (seed {self.seed})")
+
+    async def reset(self):
+        """Idle the inputs, start the clock, hold ``rst`` for :data:`RESET_CYCLES`."""
+        for name in self.IDLE_INPUTS:
+            getattr(self.dut, name).value = 0
+        await start_clock_and_reset(self.dut)
+
+    async def tick(self):
+        """Wait for the next rising edge and count it in ``self.cycle``."""
+        await self.edge
+        self.cycle += 1
+
+    # -- AXI backpressure (cocotbext-axi models) ---------------------------------------
+
+    def axi_channels(self):
+        """The cocotbext-axi channels :meth:`set_backpressure` pauses (none here)."""
+        return ()
+
+    @property
+    def backpressure(self):
+        """Pause probability of every channel of :meth:`axi_channels`."""
+        return self.pauses.p
+
+    @backpressure.setter
+    def backpressure(self, p):
+        self.pauses.p = p
+
+    def set_backpressure(self, p):
+        """Random pauses with probability ``p`` on every channel of
+        :meth:`axi_channels` (0 = none); the generators are installed on the first
+        call (see :class:`AxiPauses`)."""
+        self.pauses.p = p
+        self.pauses.install(self.axi_channels())
+
+
+class AxiPauses:
+    """Random pause generators for cocotbext-axi channels that all read one pause
+    probability ``p`` every cycle and draw from ``rng`` (one ``rng.random()`` per
+    channel per cycle while ``p`` is non-zero, none while it is zero).
+
+    The generators are installed once (:meth:`install`) and ``p`` changes under them:
+    swapping generators while a channel sleeps can leave cocotbext-axi's sink waiting
+    for a wake-up that never comes (seen as AWREADY stuck low). When the generators
+    are installed matters for the random sequence (the first value is drawn at
+    installation), so each testbench keeps its own moment: at construction (host) or
+    at the first ``set_backpressure`` (core, DMA).
+    """
+
+    def __init__(self, rng):
+        self.rng = rng
+        self.p = 0.0
+        self.installed = False
+
+    def install(self, channels):
+        """Give each of ``channels`` a pause generator (only the first time)."""
+        channels = list(channels)
+        if self.installed or not channels:
+            return
+        for ch in channels:
+            ch.set_pause_generator(self._pauses())
+        self.installed = True
+
+    def _pauses(self):
+        while True:
+            p = self.p
+            yield bool(p and self.rng.random() < p)
+
+    @staticmethod
+    def axi_ram_channels(ram):
+        """The five channels of a cocotbext-axi ``AxiRam`` (AR, R, AW, W, B)."""
+        rd, wr = ram.read_if, ram.write_if
+        return (rd.ar_channel, rd.r_channel, wr.aw_channel, wr.w_channel, wr.b_channel)
+
+
+class StreamSource:
+    """Sends ``items`` on the stream port ``name`` (``<name>__valid/ready/payload``),
+    one per handshake, optionally pausing at random before presenting each one.
+
+    Called by a per-cycle loop in three phases: :meth:`drive` just after a clock edge
+    (present the next item unless paused: one ``rng.random()`` per cycle while idle
+    and ``pause`` is set), :meth:`sample` in ``ReadOnly`` (did ``valid & ready`` hold
+    before the edge?) and :meth:`advance` after the edge. A presented item stays
+    stable until it is taken (stream rules); ``valid`` is written only when it changes.
+    """
+
+    def __init__(self, dut, name, items=(), *, pause=0.0, rng=None):
+        if pause and rng is None:
+            raise ValueError("a pausing StreamSource needs a random generator")
+        self.valid = getattr(dut, f"{name}__valid")
+        self.ready = getattr(dut, f"{name}__ready")
+        self.payload = getattr(dut, f"{name}__payload")
+        self.items = list(items)
+        self.pause, self.rng = pause, rng
+        self.sent = 0           # items taken
+        self.on = False         # an item is presented
+        self.fired = False      # ... and was taken at the last edge
+        self._driven = None
+
+    @property
+    def done(self):
+        return self.sent >= len(self.items)
+
+    def drive(self):
+        if not self.on and self.sent < len(self.items) \
+                and (not self.pause or self.rng.random() >= self.pause):
+            self.payload.value = self.items[self.sent]
+            self.on = True
+        self._set_valid(self.on)
+
+    def sample(self):
+        self.fired = self.on and bool(self.ready.value)
+        return self.fired
+
+    def advance(self):
+        if self.fired:
+            self.sent += 1
+            self.on = False
+            self.fired = False
+
+    def stop(self):
+        """Drop ``valid`` (the loop is over)."""
+        self.on = False
+        self.valid.value = 0
+        self._driven = False
+
+    def _set_valid(self, value):
+        if self._driven is not value:
+            self.valid.value = int(value)
+            self._driven = value
+
+
+class StreamSink:
+    """Takes words from the stream port ``name``, its ``ready`` low at random with
+    probability ``pause`` (one ``rng.random()`` per cycle) or while :meth:`drive` is
+    told to ``hold``; same three-phase protocol as :class:`StreamSource`."""
+
+    def __init__(self, dut, name, *, pause=0.0, rng=None):
+        if pause and rng is None:
+            raise ValueError("a pausing StreamSink needs a random generator")
+        self.valid = getattr(dut, f"{name}__valid")
+        self.ready = getattr(dut, f"{name}__ready")
+        self.payload = getattr(dut, f"{name}__payload")
+        self.pause, self.rng = pause, rng
+        self.take = False
+        self._driven = None
+
+    def drive(self, hold=False):
+        self.take = not hold and (not self.pause or self.rng.random() >= self.pause)
+        if self._driven is not self.take:
+            self.ready.value = int(self.take)
+            self._driven = self.take
+
+    def sample(self):
+        """The payload taken at the coming edge (unsigned int), or None."""
+        if self.take and self.valid.value:
+            return self.payload.value.to_unsigned()
+        return None
+
+    def stop(self):
+        self.take = False
+        self.ready.value = 0
+        self._driven = False
+
+
 async def _drive_pipeline(dut, inputs, cycles, sample, *, after_inputs=None):
     """The driver shared by :func:`stream_pipeline` and :func:`sample_pipeline`: for
     ``cycles`` cycles, apply the ``t``-th set of ``inputs`` (``{port: list of ints}``) in
     cycle ``t`` while there is one (writing only the ports whose value changes), call
     ``after_inputs()`` in the first cycle without one, and call ``sample()`` in the
     read-only phase of every cycle."""
-    from cocotb.triggers import ReadOnly, RisingEdge
     n = len(next(iter(inputs.values())))
     handles = [(getattr(dut, name), values) for name, values in inputs.items()]
     last = [None] * len(handles)
@@ -176,22 +376,49 @@ async def sample_pipeline(dut, inputs, outputs, *, extra):
     return {name: np.array(got, dtype=np.int64) for name, _, got in outs}
 
 
+#: ``(exponent bits, fraction bits)`` of the float formats
+FLOAT_FIELDS = {"fp32": (8, 23), "bf16": (8, 7), "fp16": (5, 10)}
+
+
+def float_bits(rng, shape, fmt, exponents, *, dtype=np.int64, exponent_first=False):
+    """Random bit patterns of float format ``fmt`` (``"fp32"``, ``"bf16"``, ``"fp16"``):
+    a random sign, a biased exponent drawn from ``range(*exponents)`` and a random
+    fraction, so the magnitudes span a chosen band (``(112, 140)`` for FP32 values
+    near 1, ``(60, 195)`` for BF16 sums that cancel, round and overflow).
+
+    ``dtype`` (the integer type the generator draws in) and ``exponent_first`` (draw
+    the exponents before the signs) only select the random sequence: they keep the
+    stimulus each seed made before the generators were shared.
+    """
+    eb, fb = FLOAT_FIELDS[fmt]
+    draw = lambda lo, hi: rng.integers(lo, hi, shape, dtype=dtype)   # noqa: E731
+    if exponent_first:
+        e = draw(*exponents)
+        sign = draw(0, 2)
+    else:
+        sign = draw(0, 2)
+        e = draw(*exponents)
+    return (sign << (eb + fb)) | (e << fb) | draw(0, 1 << fb)
+
+
+#: BF16/FP16 specials mixed into :func:`float_operands`: +-0, +-Inf, the smallest
+#: subnormal, the largest finite value, a quiet NaN
+FLOAT_SPECIALS = {
+    "bf16": [0x0000, 0x8000, 0x7F80, 0xFF80, 0x0001, 0x7F7F, 0x7FC0],
+    "fp16": [0x0000, 0x8000, 0x7C00, 0xFC00, 0x0001, 0x7BFF, 0x7E00],
+}
+
+
 def float_operands(rng, shape, fmt, special_fraction=0.05):
     """Random BF16/FP16 bit patterns with a wide exponent spread (so sums cancel, round
     and overflow) and a sprinkling of specials (zeros, Inf, the largest value, the
     smallest subnormal). Returned as uint32 arrays of 16-bit patterns."""
-    if fmt == "bf16":
-        e = rng.integers(60, 195, shape)
-        v = (rng.integers(0, 2, shape) << 15) | (e << 7) | rng.integers(0, 128, shape)
-        specials = [0x0000, 0x8000, 0x7F80, 0xFF80, 0x0001, 0x7F7F, 0x7FC0]
-    elif fmt == "fp16":
-        e = rng.integers(0, 31, shape)
-        v = (rng.integers(0, 2, shape) << 15) | (e << 10) | rng.integers(0, 1024, shape)
-        specials = [0x0000, 0x8000, 0x7C00, 0xFC00, 0x0001, 0x7BFF, 0x7E00]
-    else:
+    if fmt not in FLOAT_SPECIALS:
         raise ValueError(f"fmt must be 'bf16' or 'fp16', not {fmt!r}")
+    v = float_bits(rng, shape, fmt, (60, 195) if fmt == "bf16" else (0, 31),
+                   exponent_first=True)
     mask = rng.random(shape) < special_fraction
-    return np.where(mask, rng.choice(specials, shape), v).astype(np.uint32)
+    return np.where(mask, rng.choice(FLOAT_SPECIALS[fmt], shape), v).astype(np.uint32)
 
 
 class AxiRamErrors:

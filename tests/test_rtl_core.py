@@ -6,24 +6,22 @@ import os
 
 import pytest
 
-from sim.runner import run_cocotb
+from sim.runner import case_ids, rtl_cases, run_rtl_test
 
-#: tests compared with the ISS on every configuration
-ISS_TESTS = ["test_smoke", "test_each_instruction", "test_random_programs"]
-#: register and fault tests (configuration independent beyond CONFIG and n_sems)
+MODULE = "tb.core.test_core"
+#: register and fault tests: configuration independent beyond CONFIG and n_sems, so
+#: run on the default configuration only; the rest compare with the ISS everywhere
 HOST_TESTS = ["test_csr", "test_faults"]
-CASES = ([(c, t) for t in ISS_TESTS for c in ("default", "4x4-fp")]
-         + [("default", t) for t in HOST_TESTS]
-         + [("4x4-fp-ftz", t) for t in ("test_csr", "test_random_programs")])
+CASES = (rtl_cases(MODULE, ["default", "4x4-fp"], exclude=HOST_TESTS)
+         + rtl_cases(MODULE, ["default"], only=HOST_TESTS)
+         + rtl_cases(MODULE, ["4x4-fp-ftz"], only=["test_csr", "test_random_programs"]))
 
 
 @pytest.mark.rtl
-@pytest.mark.parametrize("config,testcase", CASES, ids=[f"{t}-{c}" for c, t in CASES])
+@pytest.mark.parametrize("config,testcase", CASES, ids=case_ids(CASES))
 def test_core(config, testcase):
-    node = os.environ.get("PYTEST_CURRENT_TEST", "").rsplit(" ", 1)[0]
     env = {k: os.environ[k] for k in ("NCORE_COUNT", "NCORE_DUMP") if k in os.environ}
-    run_cocotb("neuron_core", "tb.core.test_core", testcase, config, extra_env=env,
-               rerun=f"SEED=<seed> .venv/bin/python -m pytest '{node}'")
+    run_rtl_test("neuron_core", MODULE, testcase, config, extra_env=env)
 
 
 #: tiled GEMMs (sim/gemm.py) on the RTL, checked against the ISS bit for bit (and
@@ -42,7 +40,5 @@ def test_gemm_on_core(config):
     import json
     cases = [{"name": f"{d}-{M}x{N}x{K}-{s}", "M": M, "N": N, "K": K, "dtype": d,
               "schedule": s} for d, M, N, K, s in GEMM_CASES[config]]
-    node = os.environ.get("PYTEST_CURRENT_TEST", "").rsplit(" ", 1)[0]
-    run_cocotb("neuron_core", "tb.core.test_bench", "bench_gemm", config,
-               extra_env={"NCORE_BENCH": json.dumps(cases)},
-               rerun=f"SEED=<seed> .venv/bin/python -m pytest '{node}'")
+    run_rtl_test("neuron_core", "tb.core.test_bench", "bench_gemm", config,
+                 extra_env={"NCORE_BENCH": json.dumps(cases)})

@@ -1,21 +1,14 @@
-"""Verilator runs of the DMA testbenches (tb/dma), one per test and config."""
-
-import os
+"""Verilator runs of the DMA testbenches (tb/dma): every cocotb test of
+``tb.dma.test_dma`` on each configuration."""
 
 import pytest
 
-from sim.runner import run_cocotb
+from sim.runner import case_ids, rtl_cases, run_rtl_test
 
-TESTS = ["test_load_sweep", "test_store_sweep", "test_random_mixed",
-         "test_refused_descriptors", "test_bus_errors", "test_reset_mid_transfer",
-         "test_bandwidth"]
-CONFIGS = ["8x8", "4x4"]
-CASES = [(c, t) for t in TESTS for c in CONFIGS]
+CASES = rtl_cases("tb.dma.test_dma", ["8x8", "4x4"])
 
 
 @pytest.mark.rtl
-@pytest.mark.parametrize("config,testcase", CASES, ids=[f"{t}-{c}" for c, t in CASES])
+@pytest.mark.parametrize("config,testcase", CASES, ids=case_ids(CASES))
 def test_dma(config, testcase):
-    node = os.environ.get("PYTEST_CURRENT_TEST", "").rsplit(" ", 1)[0]
-    run_cocotb("dma_subsystem", "tb.dma.test_dma", testcase, config,
-               rerun=f"SEED=<seed> .venv/bin/python -m pytest '{node}'")
+    run_rtl_test("dma_subsystem", "tb.dma.test_dma", testcase, config)

@@ -4,13 +4,12 @@ with INT8 on the same DSP (every INT8 pair among float operations), portable and
 for the ECP5 target; and the DSP multipliers alone, portable and ECP5 (the ECP5 builds
 run the MULT18X18D primitive on the model in tb/models/)."""
 
-import os
-
 import pytest
 
-from sim.runner import run_cocotb
+from sim.runner import cocotb_tests, run_rtl_test
 
-#: (top, testbench module, cocotb test)
+#: (top, testbench module, cocotb test): each test needs its own top, so this table
+#: is the list; checked at collection against the tests the modules define
 CASES = [
     ("fp32_adder", "tb.fp.test_fp32_adder", "test_fp32_adder"),
     ("fp_mul16", "tb.fp.test_fp_mul16", "test_fp_mul16"),
@@ -22,11 +21,15 @@ CASES = [
     ("dsp_multipliers", "tb.fp.test_dsp", "test_dsp_multipliers"),
     ("dsp_multipliers_ecp5", "tb.fp.test_dsp", "test_dsp_multipliers"),
 ]
+_named = {(m, t) for _, m, t in CASES}
+_defined = {(m, t) for m in {m for _, m, _ in CASES} for t in cocotb_tests(m)}
+if _named != _defined:
+    raise ValueError(f"tests/test_rtl_fp.py CASES: tests without a top "
+                     f"{sorted(_defined - _named)}, unknown tests {sorted(_named - _defined)}")
 
 
 @pytest.mark.rtl
 @pytest.mark.parametrize("top,module,testcase", CASES, ids=[c[0] for c in CASES])
 def test_million_pairs(top, module, testcase):
-    node = os.environ.get("PYTEST_CURRENT_TEST", "").rsplit(" ", 1)[0]
-    run_cocotb(top, module, testcase, "default",
-               rerun=f"SEED=<seed> .venv/bin/python -m pytest '{node}'")
+    run_rtl_test(top, module, testcase, "default")
+

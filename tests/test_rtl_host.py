@@ -1,20 +1,14 @@
-"""Verilator runs of the host-interface testbench (tb/host), one per test and config."""
-
-import os
+"""Verilator runs of the host-interface testbench (tb/host): every cocotb test of
+``tb.host.test_host`` on each configuration."""
 
 import pytest
 
-from sim.runner import run_cocotb
+from sim.runner import case_ids, rtl_cases, run_rtl_test
 
-TESTS = ["test_reset_values", "test_read_write", "test_w1c_and_irq", "test_slverr",
-         "test_start_rejected", "test_counters"]
-CONFIGS = ["8x8", "4x4-fp"]
-CASES = [(c, t) for t in TESTS for c in CONFIGS]
+CASES = rtl_cases("tb.host.test_host", ["8x8", "4x4-fp"])
 
 
 @pytest.mark.rtl
-@pytest.mark.parametrize("config,testcase", CASES, ids=[f"{t}-{c}" for c, t in CASES])
+@pytest.mark.parametrize("config,testcase", CASES, ids=case_ids(CASES))
 def test_host(config, testcase):
-    node = os.environ.get("PYTEST_CURRENT_TEST", "").rsplit(" ", 1)[0]
-    run_cocotb("host_interface", "tb.host.test_host", testcase, config,
-               rerun=f"SEED=<seed> .venv/bin/python -m pytest '{node}'")
+    run_rtl_test("host_interface", "tb.host.test_host", testcase, config)

@@ -1,26 +1,20 @@
-"""Verilator runs of the tensor-subsystem testbenches (tb/tensor), one per test and config."""
-
-import os
+"""Verilator runs of the tensor-subsystem testbenches (tb/tensor): every cocotb test of
+``tb.tensor.test_tensor`` on each configuration."""
 
 import pytest
 
-from sim.runner import run_cocotb
+from sim.runner import case_ids, rtl_cases, run_rtl_test
 
-TESTS = ["test_random_sequences", "test_large_k", "test_accumulate_hazards",
-         "test_illegal_commands", "test_throughput"]
-CONFIGS = ["4x4", "8x8", "8x4"]
-FLOAT_CONFIGS = ["4x4-fp"]
-FLOAT_TESTS = ["test_random_sequences", "test_large_k", "test_accumulate_hazards",
-               "test_illegal_commands"]
-CASES = ([(c, t) for t in TESTS for c in CONFIGS]
-         + [(c, t) for t in FLOAT_TESTS for c in FLOAT_CONFIGS]
+MODULE = "tb.tensor.test_tensor"
+CASES = (rtl_cases(MODULE, ["4x4", "8x8", "8x4"])
+         # the float build: everything but the INT8 throughput measurement
+         + rtl_cases(MODULE, ["4x4-fp"], exclude=["test_throughput"])
          # flush-to-zero units: the array and PSUM's accumulating adders
-         + [("4x4-fp-ftz", t) for t in ("test_random_sequences", "test_accumulate_hazards")])
+         + rtl_cases(MODULE, ["4x4-fp-ftz"], only=["test_random_sequences",
+                                                   "test_accumulate_hazards"]))
 
 
 @pytest.mark.rtl
-@pytest.mark.parametrize("config,testcase", CASES, ids=[f"{t}-{c}" for c, t in CASES])
+@pytest.mark.parametrize("config,testcase", CASES, ids=case_ids(CASES))
 def test_tensor(config, testcase):
-    node = os.environ.get("PYTEST_CURRENT_TEST", "").rsplit(" ", 1)[0]
-    run_cocotb("tensor_subsystem", "tb.tensor.test_tensor", testcase, config,
-               rerun=f"SEED=<seed> .venv/bin/python -m pytest '{node}'")
+    run_rtl_test("tensor_subsystem", MODULE, testcase, config)

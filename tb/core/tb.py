@@ -18,22 +18,20 @@ from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam
 
 from hdl.isa import CoreError
 from hdl.regmap import RegisterMap
-from tb.common import CLOCK_PERIOD_NS, config_from_env, seed_from_env, start_clock_and_reset
+from tb.common import CLOCK_PERIOD_NS, TB, AxiPauses
 
 __all__ = ["CoreTB"]
 
 
-class CoreTB:
+class CoreTB(TB):
     """Clock, reset, DRAM, CSR access and program runs on one core."""
 
     def __init__(self, dut, dram_size=1 << 16):
-        self.dut = dut
-        self.cfg = config_from_env()
-        self.seed = seed_from_env()
-        self.rng = np.random.default_rng(self.seed)
+        super().__init__(dut)
         # pauses draw from their own generator, so the programs a seed makes do not
         # depend on how many cycles earlier runs took
         self.pause_rng = np.random.default_rng(self.seed + 1)
+        self.pauses = AxiPauses(self.pause_rng)
         self.regs = RegisterMap(self.cfg)
         self.csr = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil_"), dut.clk, dut.rst)
         self.backdoor = hasattr(dut, "dram")     # neuron_core_sim*: SimDram inside
@@ -45,8 +43,6 @@ class CoreTB:
             self.dram_size = dram_size
             self.ram = AxiRam(AxiBus.from_prefix(dut, "m_axi_"), dut.clk, dut.rst,
                               size=dram_size)
-        self.backpressure = 0.0
-        self._pauses_installed = False
         from sim.tensor import TensorModel
         #: what SBUF and PSUM hold (zero after power-up), kept up to date by the tests
         self.chip = TensorModel(self.cfg)
@@ -63,29 +59,11 @@ class CoreTB:
                 continue
         raise AssertionError("cannot find the SimDram memory in the design")
 
-    def fail(self, message):
-        raise AssertionError(f"{message} (seed {self.seed})")
-
-    async def reset(self):
-        await start_clock_and_reset(self.dut)
-
     # -- DRAM ----------------------------------------------------------------------
 
-    def set_backpressure(self, p):
-        """Random pauses with probability ``p`` on all five AXI channels (AxiRam only).
-        Generators are installed once and read ``self.backpressure`` (see tb/dma/tb.py)."""
-        self.backpressure = p
-        if self.ram is not None and not self._pauses_installed:
-            rd, wr = self.ram.read_if, self.ram.write_if
-            for ch in (rd.ar_channel, rd.r_channel, wr.aw_channel, wr.w_channel,
-                       wr.b_channel):
-                ch.set_pause_generator(self._pauses())
-            self._pauses_installed = True
-
-    def _pauses(self):
-        while True:
-            p = self.backpressure
-            yield bool(p and self.pause_rng.random() < p)
+    def axi_channels(self):
+        """``set_backpressure`` pauses AxiRam's five channels (none with SimDram)."""
+        return AxiPauses.axi_ram_channels(self.ram) if self.ram is not None else ()
 
     def write_dram(self, addr, data):
         data = bytes(np.asarray(data, dtype=np.uint8).tobytes())

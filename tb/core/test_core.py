@@ -37,7 +37,7 @@ from sim.progen import random_program
 from sim.races import find_races
 from sim.tensor import Matmul
 from tb.common import CLOCK_PERIOD_NS
-from tb.common import AxiRamErrors
+from tb.common import AxiRamErrors, float_bits
 from tb.core.tb import CoreTB
 
 WATCHDOG = dict(timeout_time=600, timeout_unit="ms")
@@ -61,21 +61,12 @@ def base_image(rng):
     """The DRAM image of a directed test: input regions filled, the rest zero."""
     dram = np.zeros(IMAGE, dtype=np.uint8)
     dram[IN_INT:IN_F32] = rng.integers(0, 256, IN_F32 - IN_INT, dtype=np.uint8)
-    n = (IN_BF16 - IN_F32) // 4
-    f32 = ((rng.integers(0, 2, n, dtype=np.uint32) << 31)
-           | (rng.integers(112, 140, n, dtype=np.uint32) << 23)
-           | rng.integers(0, 1 << 23, n, dtype=np.uint32)).astype("<u4")
-    dram[IN_F32:IN_BF16] = f32.view(np.uint8)
-    n = (IN_FP16 - IN_BF16) // 2
-    bf = ((rng.integers(0, 2, n, dtype=np.uint16) << 15)
-          | (rng.integers(121, 134, n, dtype=np.uint16) << 7)
-          | rng.integers(0, 128, n, dtype=np.uint16)).astype("<u2")
-    dram[IN_BF16:IN_FP16] = bf.view(np.uint8)
-    n = (OUT - IN_FP16) // 2
-    hf = ((rng.integers(0, 2, n, dtype=np.uint16) << 15)
-          | (rng.integers(9, 21, n, dtype=np.uint16) << 10)
-          | rng.integers(0, 1024, n, dtype=np.uint16)).astype("<u2")
-    dram[IN_FP16:OUT] = hf.view(np.uint8)
+    # magnitudes within a few binades of 1 (float_bits exponent bands)
+    for lo, hi, fmt, band, dtype in ((IN_F32, IN_BF16, "fp32", (112, 140), np.uint32),
+                                     (IN_BF16, IN_FP16, "bf16", (121, 134), np.uint16),
+                                     (IN_FP16, OUT, "fp16", (9, 21), np.uint16)):
+        bits = float_bits(rng, (hi - lo) // np.dtype(dtype).itemsize, fmt, band, dtype=dtype)
+        dram[lo:hi] = bits.astype(np.dtype(dtype).newbyteorder("<")).view(np.uint8)
     return dram
 
 

@@ -5,7 +5,7 @@ from cocotbext.axi import AxiBus, AxiRam
 
 from hdl.formats import DmaError, psum_write_layout
 from sim.dma import Dma, apply, check, onchip_bytes
-from tb.common import AxiRamErrors, Packer
+from tb.common import AxiPauses, AxiRamErrors, Packer, StreamSink, StreamSource
 from tb.tensor.tb import TensorTB
 
 __all__ = ["DmaTB", "DRAM_SIZE"]
@@ -24,8 +24,6 @@ class DmaTB(TensorTB):
         self.dram = np.zeros(DRAM_SIZE, dtype=np.uint8)
         self.win = (0, DRAM_SIZE)
         self.errors = AxiRamErrors(self.ram)
-        self.backpressure = 0.0
-        self._pauses_installed = False
 
     # -- error injection (tb.common.AxiRamErrors) --------------------------------------
 
@@ -38,36 +36,20 @@ class DmaTB(TensorTB):
     def err_regions(self, regions):
         self.errors.regions = list(regions)
 
-    def set_backpressure(self, p):
-        """Random pauses with probability ``p`` on all five AXI channels (0 = none).
-
-        The pause generators are installed once and read ``self.backpressure`` every
-        cycle: swapping generators while a channel sleeps can leave cocotbext-axi's
-        sink waiting for a wake-up that never comes (seen as AWREADY stuck low)."""
-        self.backpressure = p
-        if not self._pauses_installed:
-            rd, wr = self.ram.read_if, self.ram.write_if
-            for ch in (rd.ar_channel, rd.r_channel, wr.aw_channel, wr.w_channel,
-                       wr.b_channel):
-                ch.set_pause_generator(self._pauses())
-            self._pauses_installed = True
-
-    def _pauses(self):
-        while True:
-            p = self.backpressure
-            yield bool(p and self.rng.random() < p)
+    def axi_channels(self):
+        """``set_backpressure`` (from :class:`tb.common.TB`) pauses AxiRam's five
+        channels, drawing from ``self.rng``."""
+        return AxiPauses.axi_ram_channels(self.ram)
 
     # -- setup ------------------------------------------------------------------------
 
+    IDLE_INPUTS = ("i_desc__valid", "i_sbuf_wr__valid", "i_sbuf_rd__valid",
+                   "i_psum_wr__valid", "i_psum_rd__valid", "o_sbuf_rd__ready",
+                   "o_psum_rd__ready", "o_done__ready")
+
     async def reset(self):
-        dut = self.dut
-        for name in ("i_desc__valid", "i_sbuf_wr__valid", "i_sbuf_rd__valid",
-                     "i_psum_wr__valid", "i_psum_rd__valid", "o_sbuf_rd__ready",
-                     "o_psum_rd__ready", "o_done__ready"):
-            getattr(dut, name).value = 0
         self.set_window(*self.win)
-        from tb.common import start_clock_and_reset
-        await start_clock_and_reset(dut)
+        await super().reset()
 
     def set_window(self, base, limit):
         self.win = (base, limit)
@@ -83,40 +65,33 @@ class DmaTB(TensorTB):
     async def run_descs(self, descs, done_pause=0.0, max_cycles=None):
         """Send descriptors and collect one completion each: ``[(tag, code name)]``.
         Returns also the cycles from the first acceptance to the last completion."""
-        dut = self.dut
-        items = [d.encode() for d in descs]
+        src = StreamSource(self.dut, "i_desc", [d.encode() for d in descs])
+        sink = StreamSink(self.dut, "o_done", pause=done_pause, rng=self.rng)
         if max_cycles is None:
             max_cycles = 2000 + sum(40 * d.rows + 8 * d.rows * (d.row_bytes // 8 + 2)
                                     for d in descs)
         done = []
-        i, on, t = 0, False, 0
+        t = 0
         first = None
         while len(done) < len(descs):
             if t >= max_cycles:
                 self.dump_state()
                 self.fail(f"watchdog: {len(done)} of {len(descs)} descriptors completed "
                           f"after {t} cycles ({descs[len(done)]})")
-            if not on and i < len(items):
-                dut.i_desc__payload.value = items[i]
-                dut.i_desc__valid.value = 1
-                on = True
-            take = not done_pause or self.rng.random() >= done_pause
-            dut.o_done__ready.value = int(take)
+            src.drive()
+            sink.drive()
             await self.read_only
-            fired = on and bool(dut.i_desc__ready.value)
-            if fired and first is None:
+            if src.sample() and first is None:
                 first = self.cycle
-            if take and dut.o_done__valid.value:
-                word = dut.o_done__payload.value.to_unsigned()
+            word = sink.sample()
+            if word is not None:
                 done.append((word & 0xFF, DmaError((word >> 8) & 7).name))
                 last = self.cycle
             await self.tick()
             t += 1
-            if fired:
-                i += 1
-                on = False
-                dut.i_desc__valid.value = 0
-        dut.o_done__ready.value = 0
+            src.advance()
+        src.stop()
+        sink.stop()
         return done, last - first + 1
 
     def dump_state(self):

@@ -11,7 +11,7 @@ import cocotb
 import numpy as np
 
 from hdl.tops.multipliers import MultiplierSet
-from tb.common import sample_pipeline, seed_from_env, start_clock_and_reset
+from tb.common import TB, sample_pipeline
 
 SHAPES = (("o_s8", 8, True), ("o_s12", 12, True), ("o_s12f", 12, True), ("o_u11", 11, False))
 
@@ -23,8 +23,8 @@ def _as_operand(v, width, is_signed):
 
 @cocotb.test(timeout_time=100, timeout_unit="ms")
 async def test_dsp_multipliers(dut):
-    seed = seed_from_env()
-    rng = np.random.default_rng(seed)
+    tb = TB(dut)
+    seed, rng = tb.seed, tb.rng
     n = int(os.environ.get("NCORE_DSP_VECTORS", "200000"))
     # extremes of every shape (0, 1, -1, the most negative and positive values, the
     # largest unsigned), all pairs, then random 18-bit patterns
@@ -33,7 +33,7 @@ async def test_dsp_multipliers(dut):
     ea, eb = np.meshgrid(edges, edges)
     a = np.concatenate([ea.ravel(), rng.integers(0, 1 << 18, n)]).astype(np.int64)
     b = np.concatenate([eb.ravel(), rng.integers(0, 1 << 18, n)]).astype(np.int64)
-    await start_clock_and_reset(dut)
+    await tb.reset()
     lat = MultiplierSet.LATENCY
     got = await sample_pipeline(dut, {"i_a": a.tolist(), "i_b": b.tolist()},
                                 [name for name, _, _ in SHAPES], extra=lat + 1)

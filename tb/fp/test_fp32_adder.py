@@ -11,7 +11,7 @@ import numpy as np
 
 from hdl.fp import FP32Adder
 from sim.fp import fp32_add_bits
-from tb.common import seed_from_env, start_clock_and_reset, stream_pipeline
+from tb.common import TB, stream_pipeline
 
 LATENCY = FP32Adder.LATENCY
 SPECIALS = [
@@ -49,11 +49,10 @@ async def test_fp32_adder_ftz(dut):
 
 
 async def check_adder(dut, *, subnormals):
-    seed = seed_from_env()
-    rng = np.random.default_rng(seed)
+    tb = TB(dut, idle_inputs=["i_valid"])
+    seed, rng = tb.seed, tb.rng
     n = int(os.environ.get("NCORE_FP_VECTORS", "1000000"))
-    dut.i_valid.value = 0
-    await start_clock_and_reset(dut)
+    await tb.reset()
     a, b = operand_pairs(rng, n)
     t0 = time.perf_counter()
     got = np.array(await stream_pipeline(dut, {"i_a": a.tolist(), "i_b": b.tolist()}, "o_sum",

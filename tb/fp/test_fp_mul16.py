@@ -11,7 +11,7 @@ import numpy as np
 
 from hdl.fp import FPMul16
 from sim.fp import mul16_to_fp32_bits
-from tb.common import seed_from_env, start_clock_and_reset, stream_pipeline
+from tb.common import TB, stream_pipeline
 
 LATENCY = FPMul16.LATENCY
 SPECIALS = {
@@ -56,11 +56,10 @@ async def test_fp_mul16_ftz(dut):
 
 
 async def check_mul(dut, *, subnormals):
-    seed = seed_from_env()
-    rng = np.random.default_rng(seed)
+    tb = TB(dut, idle_inputs=["i_valid"])
+    seed, rng = tb.seed, tb.rng
     n = int(os.environ.get("NCORE_FP_VECTORS", "1000000"))
-    dut.i_valid.value = 0
-    await start_clock_and_reset(dut)
+    await tb.reset()
     a, b, f = operands(rng, n)
     t0 = time.perf_counter()
     got = await stream_pipeline(dut, {"i_a": a.tolist(), "i_b": b.tolist(), "i_fmt": f.tolist()},
@@ -98,8 +97,8 @@ async def check_mul_int8(dut, *, subnormals):
     products checked ``INT_LATENCY`` cycles later against exact products, float
     products ``LATENCY`` cycles later against the golden model."""
     from tb.common import sample_pipeline
-    seed = seed_from_env()
-    rng = np.random.default_rng(seed)
+    tb = TB(dut, idle_inputs=["i_valid"])
+    seed, rng = tb.seed, tb.rng
     ia, ib = np.meshgrid(np.arange(256), np.arange(256))
     junk = rng.integers(0, 256, (2, ia.size)) << 8
     fa, fb, ff = operands(rng, int(os.environ.get("NCORE_FP_VECTORS", "100000")))
@@ -112,8 +111,7 @@ async def check_mul_int8(dut, *, subnormals):
     a[is_int], b[is_int] = ia.ravel() | junk[0], ib.ravel() | junk[1]
     a[~is_int], b[~is_int], f[~is_int] = fa, fb, ff
     f[is_int] = rng.integers(0, 2, ia.size)          # ignored for INT8
-    dut.i_valid.value = 0
-    await start_clock_and_reset(dut)
+    await tb.reset()
     dut.i_valid.value = 1
     got = await sample_pipeline(
         dut, {"i_a": a.tolist(), "i_b": b.tolist(), "i_fmt": f.tolist(),

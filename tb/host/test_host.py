@@ -3,14 +3,13 @@
 Run through ``tests/test_rtl_host.py``."""
 
 import cocotb
-import numpy as np
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 from cocotbext.axi import AxiLiteBus, AxiLiteMaster
 from cocotbext.axi.constants import AxiResp
 
 from hdl.isa import CoreError
 from hdl.regmap import COUNTERS, RegisterMap
-from tb.common import config_from_env, seed_from_env, start_clock_and_reset
+from tb.common import TB
 
 WATCHDOG = dict(timeout_time=20, timeout_unit="ms")
 
@@ -20,35 +19,30 @@ INPUTS = ("i_busy", "i_done", "i_fault", "i_error_code", "i_error_detail", "i_fa
           "i_macs", "i_retired")
 
 
-class HostTB:
-    """Clock, reset, an AXI4-Lite master with optional random backpressure on all five
-    channels, a monitor of the core-side pulses, and the register map."""
+class HostTB(TB):
+    """Clock, reset (:class:`tb.common.TB`), an AXI4-Lite master with optional random
+    backpressure on all five channels (``tb.backpressure = p``), a monitor of the
+    core-side pulses, and the register map."""
+
+    IDLE_INPUTS = INPUTS
 
     def __init__(self, dut):
-        self.dut = dut
-        self.cfg = config_from_env()
-        self.rng = np.random.default_rng(seed_from_env())
+        super().__init__(dut)
         self.regs = RegisterMap(self.cfg)
         self.axil = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil_"), dut.clk, dut.rst)
-        self.backpressure = 0.0
-        for ch in (self.axil.write_if.aw_channel, self.axil.write_if.w_channel,
-                   self.axil.write_if.b_channel, self.axil.read_if.ar_channel,
-                   self.axil.read_if.r_channel):
-            ch.set_pause_generator(self._pauses())
+        # installed at once (p = 0 until a test sets tb.backpressure)
+        self.pauses.install(self.axi_channels())
         self.starts = 0                 # o_start pulses seen
         self.soft_resets = 0
         self.running = False            # as the register map defines it
         self.run_cycles = 0             # cycles of the current/last run
 
-    def _pauses(self):
-        while True:
-            p = self.backpressure
-            yield bool(p and self.rng.random() < p)
+    def axi_channels(self):
+        w, r = self.axil.write_if, self.axil.read_if
+        return (w.aw_channel, w.w_channel, w.b_channel, r.ar_channel, r.r_channel)
 
     async def reset(self):
-        for name in INPUTS:
-            getattr(self.dut, name).value = 0
-        await start_clock_and_reset(self.dut)
+        await super().reset()
         cocotb.start_soon(self._monitor())
 
     async def _monitor(self):

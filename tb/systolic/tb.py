@@ -3,18 +3,16 @@
 import time
 
 import numpy as np
-from cocotb.triggers import ReadOnly, RisingEdge
-
 from hdl.formats import Dtype, column_layout, result_layout
 from sim.golden import systolic_matmul
-from tb.common import (Packer, config_from_env, float_operands, seed_from_env,
-                       start_clock_and_reset)
+from tb.common import TB, Packer, StreamSink, StreamSource, float_operands
 
 __all__ = ["ArrayTB"]
 
 
-class ArrayTB:
-    """Owns the clock, reset, the three streams and a seeded random generator.
+class ArrayTB(TB):
+    """Owns the clock, reset and seeded generator (:class:`tb.common.TB`) and the
+    three streams.
 
     All three streams are driven from one per-cycle loop (:meth:`run`): inputs are
     set just after a clock edge, handshakes are sampled once everything has settled
@@ -23,23 +21,14 @@ class ArrayTB:
     rules); pauses only delay presenting the next one.
     """
 
+    IDLE_INPUTS = ("i_w__valid", "i_x__valid", "o_y__ready", "i_perf_clear",
+                   "i_error_clear")
+
     def __init__(self, dut):
-        self.dut = dut
-        self.cfg = config_from_env()
-        self.seed = seed_from_env()
-        self.rng = np.random.default_rng(self.seed)
+        super().__init__(dut)
         self.cols_packer = Packer(column_layout(self.cfg))
         self.res_packer = Packer(result_layout(self.cfg))
         self.stats = {}
-
-    async def reset(self):
-        dut = self.dut
-        dut.i_w__valid.value = 0
-        dut.i_x__valid.value = 0
-        dut.o_y__ready.value = 0
-        dut.i_perf_clear.value = 0
-        dut.i_error_clear.value = 0
-        await start_clock_and_reset(dut)
 
     # -- stimulus ------------------------------------------------------------------
 
@@ -88,7 +77,6 @@ class ArrayTB:
         ``y_stall`` = (start, length) holds ``o_y.ready`` low for ``length`` cycles
         from cycle ``start``. Fails with a watchdog message if results stop coming.
         """
-        dut = self.dut
         rng = self.rng
         w_items, x_items = self._columns(jobs)
         expected = sum(job[1].shape[1] for job in jobs)
@@ -96,59 +84,42 @@ class ArrayTB:
             slow = 1.0 / max(1e-3, (1 - max(w_pause, x_pause, y_pause)))
             max_cycles = int(200 + 4 * slow * (len(w_items) + len(x_items) + expected)
                              + 4 * self.cfg.fifo_depth + (y_stall[1] if y_stall else 0))
+        w = StreamSource(self.dut, "i_w", w_items, pause=w_pause, rng=rng)
+        x = StreamSource(self.dut, "i_x", x_items, pause=x_pause, rng=rng)
+        y = StreamSink(self.dut, "o_y", pause=y_pause, rng=rng)
         results = []
-        wi = xi = 0
-        w_on = x_on = False
         first_w = last_y = first_x = last_x = None
         min_x_ready_low = False
-        # handles and triggers looked up once; signals written only when they change
-        w_valid, x_valid, y_ready_h = dut.i_w__valid, dut.i_x__valid, dut.o_y__ready
-        w_ready, x_ready, y_valid = dut.i_w__ready, dut.i_x__ready, dut.o_y__valid
-        w_payload, x_payload, y_payload = dut.i_w__payload, dut.i_x__payload, dut.o_y__payload
-        read_only, edge = ReadOnly(), RisingEdge(dut.clk)
-        driven = [None, None, None]
+        read_only, edge = self.read_only, self.edge
         t0 = time.perf_counter()
         cycle = 0
         while len(results) < expected:
             if cycle >= max_cycles:
-                raise AssertionError(
+                self.fail(
                     f"watchdog: {len(results)} of {expected} results after {cycle} cycles "
-                    f"(weights {wi}/{len(w_items)}, moving {xi}/{len(x_items)}); "
-                    f"seed {self.seed}")
-            # drive
-            if not w_on and wi < len(w_items) and (not w_pause or rng.random() >= w_pause):
-                w_on = True
-                w_payload.value = w_items[wi]
-            if not x_on and xi < len(x_items) and (not x_pause or rng.random() >= x_pause):
-                x_on = True
-                x_payload.value = x_items[xi]
+                    f"(weights {w.sent}/{len(w_items)}, moving {x.sent}/{len(x_items)})")
+            # drive (the random draws in this order: weights, moving, results)
+            w.drive()
+            x.drive()
             stalled = y_stall is not None and y_stall[0] <= cycle < y_stall[0] + y_stall[1]
-            y_ready = not stalled and (not y_pause or rng.random() >= y_pause)
-            for i, (handle, value) in enumerate(((w_valid, w_on), (x_valid, x_on),
-                                                 (y_ready_h, y_ready))):
-                if driven[i] != value:
-                    handle.value = int(value)
-                    driven[i] = value
+            y.drive(hold=stalled)
             # sample
             await read_only
-            if w_on and w_ready.value:
-                if first_w is None:
-                    first_w = cycle
-                wi += 1
-                w_on = False
-            if x_on:
-                if x_ready.value:
-                    if first_x is None:
-                        first_x = cycle
-                    last_x = cycle
-                    xi += 1
-                    x_on = False
-                elif stalled:
-                    min_x_ready_low = True
-            if y_ready and y_valid.value:
-                results.append(y_payload.value.to_unsigned())
+            if w.sample() and first_w is None:
+                first_w = cycle
+            if x.sample():
+                if first_x is None:
+                    first_x = cycle
+                last_x = cycle
+            elif x.on and stalled:
+                min_x_ready_low = True
+            word = y.sample()
+            if word is not None:
+                results.append(word)
                 last_y = cycle
             await edge
+            w.advance()
+            x.advance()
             cycle += 1
         wall = time.perf_counter() - t0
         self.stats = {
@@ -160,8 +131,8 @@ class ArrayTB:
             "sim_cycles_per_s": cycle / wall if wall else 0.0,
             "x_throttled_during_stall": min_x_ready_low,
         }
-        w_valid.value = 0
-        x_valid.value = 0
+        w.stop()
+        x.stop()
         return results
 
     # -- checking --------------------------------------------------------------------

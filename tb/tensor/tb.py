@@ -1,59 +1,40 @@
 """Testbench class for :class:`hdl.tensor_engine.TensorSubsystem` (SBUF + PSUM + engine)."""
 
 import numpy as np
-from cocotb.triggers import ReadOnly, RisingEdge
-
 from hdl.formats import (TensorError, psum_read_layout, psum_write_layout, sbuf_read_layout,
                          sbuf_write_layout)
 from sim.tensor import Matmul, TensorModel
-from tb.common import Packer, config_from_env, seed_from_env, start_clock_and_reset
+from tb.common import TB, Packer, StreamSink, StreamSource, float_operands
 
 __all__ = ["TensorTB"]
 
 
-class TensorTB:
-    """Owns clock, reset, a seeded generator and a :class:`sim.tensor.TensorModel`.
+class TensorTB(TB):
+    """Clock, reset and a seeded generator (:class:`tb.common.TB`), the stream drivers
+    of SBUF, PSUM and the command port, and a :class:`sim.tensor.TensorModel`.
 
     Every loop is per cycle: inputs change just after a clock edge, handshakes are
     sampled in ``ReadOnly``, and every loop has a cycle bound that fails with a
     watchdog message naming the seed.
     """
 
+    IDLE_INPUTS = ("i_cmd__valid", "i_sbuf_wr__valid", "i_sbuf_rd__valid",
+                   "i_psum_rd__valid", "o_sbuf_rd__ready", "o_psum_rd__ready",
+                   "i_error_clear", "i_perf_clear")
+
     def __init__(self, dut):
-        self.dut = dut
-        self.cfg = config_from_env()
-        self.seed = seed_from_env()
-        self.rng = np.random.default_rng(self.seed)
+        super().__init__(dut)
         self.model = TensorModel(self.cfg)
         self.wr = Packer(sbuf_write_layout(self.cfg))
         self.rd = Packer(sbuf_read_layout(self.cfg))
         self.prd = Packer(psum_read_layout(self.cfg))
         self.pw = Packer(psum_write_layout(self.cfg))
-        self.edge = RisingEdge(dut.clk)
-        self.read_only = ReadOnly()
-        self.cycle = 0
-
-    async def reset(self):
-        dut = self.dut
-        for name in ("i_cmd__valid", "i_sbuf_wr__valid", "i_sbuf_rd__valid",
-                     "i_psum_rd__valid", "o_sbuf_rd__ready", "o_psum_rd__ready",
-                     "i_error_clear", "i_perf_clear"):
-            getattr(dut, name).value = 0
-        await start_clock_and_reset(dut)
-
-    async def tick(self):
-        await self.edge
-        self.cycle += 1
-
-    def fail(self, message):
-        raise AssertionError(f"{message} (seed {self.seed})")
 
     # -- SBUF ----------------------------------------------------------------------
 
     def random_sbuf(self, dtypes=None):
         """Fill the model's SBUF with random bytes; 16-bit types get a wide exponent
         spread and some specials (``tb.common.float_operands``) half the time."""
-        from tb.common import float_operands
         cfg = self.cfg
         sb = self.rng.integers(0, 256, (cfg.rows, cfg.sbuf_bytes), dtype=np.uint8)
         floats = [d for d in (dtypes or cfg.dtypes) if d != "int8"]
@@ -66,7 +47,7 @@ class TensorTB:
 
     async def load_sbuf(self, pause=0.0):
         """Write the model's SBUF into the hardware through the external write client."""
-        cfg, dut = self.cfg, self.dut
+        cfg = self.cfg
         wb = cfg.sbuf_word_bytes
         words = self.model.sbuf.reshape(cfg.rows, cfg.sbuf_words, wb)
         items = []
@@ -74,12 +55,11 @@ class TensorTB:
             data = [int.from_bytes(words[p, a].tobytes(), "little") for p in range(cfg.rows)]
             items.append(self.wr.pack(addr=a, pmask=(1 << cfg.rows) - 1,
                                       strb=(1 << wb) - 1, data=data))
-        await self.drive(dut.i_sbuf_wr__valid, dut.i_sbuf_wr__ready, dut.i_sbuf_wr__payload,
-                         items, pause=pause)
+        await self.drive("i_sbuf_wr", items, pause=pause)
 
     async def read_sbuf(self, ready_pause=0.0):
         """The whole SBUF through the external read client, as ``[rows, sbuf_bytes]``."""
-        cfg, dut = self.cfg, self.dut
+        cfg = self.cfg
         reqs = [self.rd.pack(addr=a) for a in range(cfg.sbuf_words)]
         words = await self.request("i_sbuf_rd", "o_sbuf_rd", reqs, ready_pause)
         wbits = 8 * cfg.sbuf_word_bytes
@@ -106,8 +86,7 @@ class TensorTB:
             for e in range(cfg.psum_depth):
                 items.append(self.pw.pack(bank=b, entry=e, mask=(1 << cfg.cols) - 1, acc=0,
                                           fp=0, data=self.model.psum[:, b, e]))
-        await self.drive(self.dut.i_psum_wr__valid, self.dut.i_psum_wr__ready,
-                         self.dut.i_psum_wr__payload, items)
+        await self.drive("i_psum_wr", items)
         await self.wait_psum_quiet()
 
     async def wait_psum_quiet(self):
@@ -117,7 +96,7 @@ class TensorTB:
 
     async def read_psum(self, ready_pause=0.0):
         """The whole PSUM through the external read client, ``[cols, banks, depth]``."""
-        cfg, dut = self.cfg, self.dut
+        cfg = self.cfg
         reqs = [self.prd.pack(bank=b, entry=e)
                 for b in range(cfg.psum_banks) for e in range(cfg.psum_depth)]
         words = await self.request("i_psum_rd", "o_psum_rd", reqs, ready_pause)
@@ -142,10 +121,8 @@ class TensorTB:
     async def run(self, cmds, pause=0.0, max_cycles=None):
         """Send ``cmds`` (``Matmul``) to the engine, wait until idle, apply them to the
         model. Returns ``(first_accept_cycle, idle_cycle)``."""
-        dut = self.dut
         start = self.cycle
-        first = await self.drive(dut.i_cmd__valid, dut.i_cmd__ready, dut.i_cmd__payload,
-                                 [c.encode() for c in cmds], pause=pause)
+        first = await self.drive("i_cmd", [c.encode() for c in cmds], pause=pause)
         if max_cycles is None:
             cfg = self.cfg
             max_cycles = 1000 + 8 * sum(c.n + c.m for c in cmds) + 4 * cfg.array_latency
@@ -198,63 +175,50 @@ class TensorTB:
 
     # -- stream helpers ------------------------------------------------------------
 
-    async def drive(self, valid, ready, payload, items, pause=0.0, max_cycles=None):
-        """Send ``items`` on a stream, pausing at random; return the cycle of the first
-        handshake. Payload is held stable while valid is high (stream rules)."""
-        rng = self.rng
+    async def drive(self, port, items, pause=0.0, max_cycles=None):
+        """Send ``items`` on stream port ``port`` (a name such as ``"i_cmd"``), pausing
+        at random (:class:`tb.common.StreamSource`); return the cycle of the first
+        handshake."""
+        src = StreamSource(self.dut, port, items, pause=pause, rng=self.rng)
         max_cycles = max_cycles or 200 + 20 * len(items)
         first = None
-        i, on, t = 0, False, 0
-        while i < len(items):
+        t = 0
+        while not src.done:
             if t >= max_cycles:
-                self.fail(f"watchdog: {i} of {len(items)} items sent in {t} cycles")
-            if not on and (not pause or rng.random() >= pause):
-                payload.value = items[i]
-                valid.value = 1
-                on = True
+                self.fail(f"watchdog: {src.sent} of {len(items)} items sent in {t} cycles")
+            src.drive()
             await self.read_only
-            fired = on and bool(ready.value)
+            src.sample()
             await self.tick()
             t += 1
-            if fired:
-                if first is None:
-                    first = self.cycle - 1
-                i += 1
-                on = False
-                valid.value = 0
+            if src.fired and first is None:
+                first = self.cycle - 1
+            src.advance()
+        src.stop()
         return first
 
     async def request(self, req, resp, items, ready_pause=0.0):
         """Send read requests on stream port ``req`` (a name such as ``"i_psum_rd"``)
         and collect as many responses from ``resp``
         (its ``ready`` paused at random); return the response payloads in order."""
-        rng = self.rng
-        dut = self.dut
-        rq_valid, rq_ready, rq_payload = (getattr(dut, f"{req}__{s}")
-                                          for s in ("valid", "ready", "payload"))
-        rs_valid, rs_ready, rs_payload = (getattr(dut, f"{resp}__{s}")
-                                          for s in ("valid", "ready", "payload"))
+        src = StreamSource(self.dut, req, items)
+        sink = StreamSink(self.dut, resp, pause=ready_pause, rng=self.rng)
         out = []
-        i, on, t = 0, False, 0
+        t = 0
         max_cycles = 200 + int(20 * len(items) / max(0.05, 1 - ready_pause))
         while len(out) < len(items):
             if t >= max_cycles:
                 self.fail(f"watchdog: {len(out)} of {len(items)} read responses in {t} cycles")
-            if not on and i < len(items):
-                rq_payload.value = items[i]
-                rq_valid.value = 1
-                on = True
-            take = not ready_pause or rng.random() >= ready_pause
-            rs_ready.value = int(take)
+            src.drive()
+            sink.drive()
             await self.read_only
-            fired = on and bool(rq_ready.value)
-            if take and rs_valid.value:
-                out.append(rs_payload.value.to_unsigned())
+            src.sample()
+            word = sink.sample()
+            if word is not None:
+                out.append(word)
             await self.tick()
             t += 1
-            if fired:
-                i += 1
-                on = False
-                rq_valid.value = 0
-        rs_ready.value = 0
+            src.advance()
+        src.stop()
+        sink.stop()
         return out

@@ -10,6 +10,7 @@ from cocotb.triggers import ReadOnly
 
 from sim.golden import matmul_int8, wrap_int32
 from sim.tensor import Matmul
+from tb.common import StreamSource
 from tb.tensor.tb import TensorTB
 
 WATCHDOG = dict(timeout_time=200, timeout_unit="ms")
@@ -150,18 +151,14 @@ async def stream_figures(tb, n, T, background_writes):
     dut.i_perf_clear.value = 0
     # Feed commands and watch o_active: the steady state runs from the first moving
     # column to the last.
-    items = [c.encode() for c in cmds]
+    cmd = StreamSource(dut, "i_cmd", [c.encode() for c in cmds])
     wb = cfg.sbuf_word_bytes
     half = cfg.sbuf_words // 2
-    i, on = 0, False
     first_cmd = first_x = last_x = None
     total = T * n
     bg = 0
     for t in range(200 + 8 * total):
-        if not on and i < len(items):
-            dut.i_cmd__payload.value = items[i]
-            dut.i_cmd__valid.value = 1
-            on = True
+        cmd.drive()
         if background_writes:
             # a DMA-like client writing the upper half of SBUF every cycle
             addr = half + bg % (cfg.sbuf_words - half)
@@ -170,10 +167,8 @@ async def stream_figures(tb, n, T, background_writes):
                 data=[0] * cfg.rows)
             dut.i_sbuf_wr__valid.value = 1
         await tb.read_only
-        if on and dut.i_cmd__ready.value:
+        if cmd.sample():
             first_cmd = tb.cycle if first_cmd is None else first_cmd
-            i += 1
-            on = False
         if background_writes and dut.i_sbuf_wr__ready.value:
             bg += 1
         active = dut.o_active.value.to_unsigned()
@@ -181,14 +176,14 @@ async def stream_figures(tb, n, T, background_writes):
             first_x = tb.cycle
         if active == total and last_x is None:
             last_x = tb.cycle
-        idle = i == len(items) and dut.o_idle.value
+        idle = cmd.sent + cmd.fired == len(cmd.items) and dut.o_idle.value
         await tb.tick()
-        if not on:
-            dut.i_cmd__valid.value = 0
+        cmd.advance()
         if idle:
             break
     else:
         tb.fail(f"watchdog: N={n} stream did not finish")
+    cmd.stop()
     dut.i_sbuf_wr__valid.value = 0
     if background_writes:
         # the background writes zeroed words in the upper half: mirror them in the model

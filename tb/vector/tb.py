@@ -12,17 +12,15 @@ __all__ = ["VectorTB"]
 class VectorTB(TensorTB):
     """Backdoors to SBUF and PSUM, the command stream, and :mod:`sim.act` as the model."""
 
-    async def reset(self):
-        self.dut.i_psum_wr__valid.value = 0
-        await super().reset()
+    IDLE_INPUTS = ("i_psum_wr__valid",) + TensorTB.IDLE_INPUTS
 
     async def act(self, cmds, pause=0.0, max_cycles=None):
         """Send ACT commands, wait until the engine is idle, apply them to the model.
         Returns the cycles from the first command accepted to idle."""
         dut = self.dut
         limit = max_cycles or 500 + sum(4 * c.n + 40 for c in cmds)
-        first = await self.drive(dut.i_cmd__valid, dut.i_cmd__ready, dut.i_cmd__payload,
-                                 [c.encode() for c in cmds], pause=pause, max_cycles=limit)
+        first = await self.drive("i_cmd", [c.encode() for c in cmds], pause=pause,
+                                 max_cycles=limit)
         start = self.cycle
         await self.tick()
         for _ in range(limit):

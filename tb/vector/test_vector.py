@@ -32,8 +32,7 @@ async def load_psum_values(tb, values):
     items = [tb.pw.pack(bank=b, entry=e, mask=(1 << cfg.cols) - 1, acc=0, fp=0,
                         data=tb.model.psum[:, b, e])
              for b in range(cfg.psum_banks) for e in range(cfg.psum_depth)]
-    await tb.drive(tb.dut.i_psum_wr__valid, tb.dut.i_psum_wr__ready,
-                   tb.dut.i_psum_wr__payload, items)
+    await tb.drive("i_psum_wr", items)
     await tb.wait_psum_quiet()
 
 
