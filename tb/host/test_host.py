@@ -14,9 +14,10 @@ from tb.common import TB
 WATCHDOG = dict(timeout_time=20, timeout_unit="ms")
 
 #: Inputs from the core, all idle (0) unless a test drives them.
-INPUTS = ("i_busy", "i_done", "i_fault", "i_error_code", "i_error_detail", "i_fault_addr",
-          "i_busy_dma_in", "i_busy_dma_out", "i_busy_tensor", "i_busy_vector", "i_active",
-          "i_macs", "i_retired")
+INPUTS = tuple(f"status__run__{n}" for n in ("busy", "done", "fault", "error_code",
+                                             "error_detail", "fault_addr", "macs", "retired"))
+INPUTS += tuple(f"status__{n}" for n in ("busy_dma_in", "busy_dma_out", "busy_tensor",
+                                         "busy_vector", "active"))
 
 
 class HostTB(TB):
@@ -32,7 +33,7 @@ class HostTB(TB):
         self.axil = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil_"), dut.clk, dut.rst)
         # installed at once (p = 0 until a test sets tb.backpressure)
         self.pauses.install(self.axi_channels())
-        self.starts = 0                 # o_start pulses seen
+        self.starts = 0                 # ctrl.run.start pulses seen
         self.soft_resets = 0
         self.running = False            # as the register map defines it
         self.run_cycles = 0             # cycles of the current/last run
@@ -50,7 +51,7 @@ class HostTB(TB):
         while True:
             await RisingEdge(dut.clk)
             await ReadOnly()
-            if dut.o_start.value:
+            if dut.ctrl__run__start.value:
                 self.starts += 1
                 self.running = True
                 self.run_cycles = 0
@@ -59,7 +60,7 @@ class HostTB(TB):
                 self.running = False
             if self.running:
                 self.run_cycles += 1
-                if dut.i_done.value or dut.i_fault.value:
+                if dut.status__run__done.value or dut.status__run__fault.value:
                     self.running = False
 
     # -- register access --------------------------------------------------------------
@@ -117,7 +118,7 @@ async def test_reset_values(dut):
     config = tb.regs["CONFIG"].decode(await tb.read_reg("CONFIG"))
     assert (config["ROWS"], config["COLS"], config["N_SEMS"]) == (
         tb.cfg.rows, tb.cfg.cols, tb.cfg.n_sems)
-    assert int(dut.o_win_limit.value) == 1 << tb.cfg.axi_addr_width
+    assert int(dut.ctrl__win_limit.value) == 1 << tb.cfg.axi_addr_width
     assert int(dut.o_irq.value) == 0
 
 
@@ -146,10 +147,10 @@ async def test_read_write(dut, backpressure):
     def wide(name):
         return model[f"{name}_LO"] | model[f"{name}_HI"] << 32
 
-    assert int(dut.o_prog_addr.value) == wide("PROG_ADDR")
-    assert int(dut.o_win_base.value) == wide("WIN_BASE")
-    assert int(dut.o_win_limit.value) == wide("WIN_LIMIT")
-    assert int(dut.o_watchdog.value) == model["WATCHDOG"]
+    assert int(dut.ctrl__run__prog_addr.value) == wide("PROG_ADDR")
+    assert int(dut.ctrl__win_base.value) == wide("WIN_BASE")
+    assert int(dut.ctrl__win_limit.value) == wide("WIN_LIMIT")
+    assert int(dut.ctrl__run__watchdog.value) == model["WATCHDOG"]
     # concurrent reads and writes from several coroutines
     names = [r.name for r in rw]
     values = {n: int(tb.rng.integers(1 << 32)) & tb.regs[n].mask for n in names}
@@ -167,7 +168,7 @@ async def test_w1c_and_irq(dut):
     tb = HostTB(dut)
     await tb.reset()
     irq = tb.regs["IRQ_STATUS"]
-    await tb.pulse("i_done")
+    await tb.pulse("status__run__done")
     assert irq.decode(await tb.read_reg("IRQ_STATUS")) == {"DONE": 1, "ERROR": 0}
     assert int(dut.o_irq.value) == 0
     await tb.write_reg("IRQ_ENABLE", tb.regs["IRQ_ENABLE"].encode(DONE=1, ERROR=1))
@@ -180,10 +181,10 @@ async def test_w1c_and_irq(dut):
     await ClockCycles(dut.clk, 1)
     assert int(dut.o_irq.value) == 0
     await tb.write_reg("IRQ_ENABLE", tb.regs["IRQ_ENABLE"].encode(ERROR=1))
-    await tb.pulse("i_done")
+    await tb.pulse("status__run__done")
     await ClockCycles(dut.clk, 2)
     assert int(dut.o_irq.value) == 0, "DONE is not enabled"
-    await tb.pulse("i_fault", i_error_code=CoreError.OPCODE.value)
+    await tb.pulse("status__run__fault", status__run__error_code=CoreError.OPCODE.value)
     await ClockCycles(dut.clk, 2)
     assert int(dut.o_irq.value) == 1
     assert irq.decode(await tb.read_reg("IRQ_STATUS")) == {"DONE": 1, "ERROR": 1}
@@ -216,20 +217,21 @@ async def test_slverr(dut):
 
 @cocotb.test(**WATCHDOG)
 async def test_start_rejected(dut):
-    """START while BUSY or while ERROR is set: no o_start pulse, START_REJECTED set;
+    """START while BUSY or while ERROR is set: no ctrl.run.start pulse, START_REJECTED set;
     SOFT_RESET clears ERROR; a later START is accepted with exactly one pulse."""
     tb = HostTB(dut)
     await tb.reset()
-    dut.i_busy.value = 1
+    dut.status__run__busy.value = 1
     await tb.ctrl(START=1)
     assert tb.starts == 0
     assert await tb.status() == {"BUSY": 1, "DONE": 0, "ERROR": 0, "START_REJECTED": 1}
-    dut.i_busy.value = 0
+    dut.status__run__busy.value = 0
     await tb.ctrl(START=1)
     assert tb.starts == 1
     assert await tb.status() == {"BUSY": 1, "DONE": 0, "ERROR": 0, "START_REJECTED": 0}
-    await tb.pulse("i_fault", i_error_code=CoreError.TENSOR.value, i_error_detail=3,
-                   i_fault_addr=0x1234_5678_9AE0)
+    await tb.pulse("status__run__fault", status__run__error_code=CoreError.TENSOR.value,
+                   status__run__error_detail=3,
+                   status__run__fault_addr=0x1234_5678_9AE0)
     assert await tb.status() == {"BUSY": 0, "DONE": 0, "ERROR": 1, "START_REJECTED": 0}
     err = tb.regs["ERROR"].decode(await tb.read_reg("ERROR"))
     assert err == {"CODE": CoreError.TENSOR.value, "DETAIL": 3}
@@ -244,7 +246,7 @@ async def test_start_rejected(dut):
     assert await tb.read_reg("ERROR") == 0
     await tb.ctrl(START=1)
     assert tb.starts == 2
-    await tb.pulse("i_done")
+    await tb.pulse("status__run__done")
     assert await tb.status() == {"BUSY": 0, "DONE": 1, "ERROR": 0, "START_REJECTED": 0}
 
 
@@ -255,10 +257,10 @@ async def test_counters(dut):
     tb = HostTB(dut)
     await tb.reset()
     macs, retired = 0xC000_0001, 5
-    dut.i_busy_dma_in.value = 1
-    dut.i_active.value = 1
-    dut.i_macs.value = macs
-    dut.i_retired.value = retired
+    dut.status__busy_dma_in.value = 1
+    dut.status__active.value = 1
+    dut.status__run__macs.value = macs
+    dut.status__run__retired.value = retired
     await ClockCycles(dut.clk, 10)
 
     async def counter(name):
@@ -269,12 +271,12 @@ async def test_counters(dut):
         assert await counter(name) == 0, f"{name} counted before START"
     await tb.ctrl(START=1)
     await ClockCycles(dut.clk, 50)
-    dut.i_active.value = 0
+    dut.status__active.value = 0
     # while running: a LO/HI pair is consistent (MACS grows by ~2**31.6 per cycle)
     value = await counter("TENSOR_MACS")
     assert value % macs == 0 and value >> 32, f"TENSOR_MACS {value:#x}"
     active = await counter("TENSOR_ACTIVE")
-    await tb.pulse("i_done")
+    await tb.pulse("status__run__done")
     await ClockCycles(dut.clk, 20)
     n = tb.run_cycles
     assert not tb.running and n > 50
