@@ -33,10 +33,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from hdl.config import named_config
-from hdl.formats import DTYPE_BYTES
+from hdl.formats import ACT_BYTES, DTYPE_BYTES
 from hdl.isa import INSTR_BYTES
 
-from .act import ACT_BYTES
 from .fp import to16_bits
 from .gemm import Epilogue, GemmLayout, bias_image, gemm_program
 from .net import Net, dequantize, quantize_input

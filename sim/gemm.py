@@ -62,9 +62,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hdl.formats import DTYPE_BYTES
+from hdl.formats import ACT_BYTES, DTYPE_BYTES
 
-from .act import ACT_BYTES, Act
+from .act import Act
 from .asm import Program
 from .dma import Dma
 from .tensor import Matmul

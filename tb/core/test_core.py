@@ -26,10 +26,10 @@ from cocotb.triggers import ClockCycles, RisingEdge
 from cocotb.utils import get_sim_time
 from cocotbext.axi.constants import AxiResp
 
-from hdl.formats import ActError, DmaError, TensorError
+from hdl.formats import ACT_BYTES, ActError, DmaError, TensorError
 from hdl.isa import BODY_WIDTH, INSTR_BYTES, CoreError, Opcode
 from hdl.regmap import COUNTERS
-from sim.act import ACT_BYTES, Act
+from sim.act import Act
 from sim.asm import Instruction, Program
 from sim.dma import Dma
 from sim.iss import run as iss_run
