@@ -3,7 +3,8 @@
 import numpy as np
 from cocotbext.axi import AxiBus, AxiRam
 
-from hdl.formats import DmaError, psum_write_layout
+from hdl.formats import dma_done_layout
+from sim import codec
 from sim.dma import Dma, apply, check, onchip_bytes
 from tb.common import AxiRamErrors, Packer
 from tb.tensor.tb import TensorTB
@@ -107,8 +108,9 @@ class DmaTB(TensorTB):
             if fired and first is None:
                 first = self.cycle
             if take and dut.o_done__valid.value:
-                word = dut.o_done__payload.value.to_unsigned()
-                done.append((word & 0xFF, DmaError((word >> 8) & 7).name))
+                c = codec.decode(dma_done_layout(), dut.o_done__payload.value.to_unsigned(),
+                                 enums="name")
+                done.append((c["tag"], c["error"]))
                 last = self.cycle
             await self.tick()
             t += 1
