@@ -49,8 +49,19 @@ def _layout(layout):
     return data.Layout.cast(layout)
 
 
+def _nested(shape):
+    """A field's shape as a ``data.Layout`` if it is one (or a ``data.Struct`` class),
+    else ``None`` (a plain or enum shape)."""
+    if isinstance(shape, data.Layout):
+        return shape
+    if isinstance(shape, type) and issubclass(shape, data.View):
+        return data.Layout.cast(shape)
+    return None
+
+
 def _name(layout):
-    """How error messages name a layout: the Struct class name, else ``layout``."""
+    """How error messages name a layout: the ``data.Struct`` class's name (``MatmulCmd``),
+    else the layout's class (``StructLayout``, ``ArrayLayout``)."""
     if isinstance(layout, type):
         return layout.__name__
     return type(layout).__name__
@@ -141,6 +152,7 @@ def _encode(layout, values, where):
 
 
 def _value_bits(shape, value, where):
+    shape = _nested(shape) or shape
     if isinstance(shape, data.Layout):
         if _is_int(value) and not isinstance(value, bool):
             width = shape.size
@@ -179,6 +191,7 @@ def _check_word(layout, word, where):
 
 
 def _decode_value(shape, bits, enums):
+    shape = _nested(shape) or shape
     if isinstance(shape, data.Layout):
         return _decode(shape, bits, enums)
     width = _width(shape)

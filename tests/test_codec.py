@@ -13,7 +13,7 @@ layouts (``Layout.const``, ``from_bits``), so the test fails if the codec drifts
 import random
 
 import pytest
-from amaranth.hdl import Shape
+from amaranth.hdl import Shape, signed
 from amaranth.lib import data, enum
 
 from hdl.config import CoreConfig, DTYPES
@@ -39,6 +39,12 @@ def formats(cfg):
         "sbuf_read": sbuf_read_layout(cfg), "sbuf_data": sbuf_data_layout(cfg),
         "psum_write": psum_write_layout(cfg), "psum_read": psum_read_layout(cfg),
         "psum_data": psum_data_layout(cfg),
+        # nesting the formats above do not have: a Struct class as a field, arrays of
+        # structs with enums and signed elements
+        "nested": data.StructLayout({
+            "desc": DmaDesc, "small": signed(3), "t": Dtype,
+            "pairs": data.ArrayLayout(data.StructLayout({"a": ActType, "v": signed(5)}), 3),
+        }),
     }
 
 
