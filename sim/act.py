@@ -39,8 +39,10 @@ ACT_ERRORS = tuple(e.name for e in sorted(ActError, key=lambda e: e.value))
 DST_TYPE_TEXT = codec.EnumText(ActType, "TYPE")
 #: Bool-valued 1-bit fields.
 _FLAGS = ("src_psum", "src_fp", "bias", "relu")
-FLOAT_OUT = ("FP32", "BF16", "FP16")
-INT_OUT = ("INT32", "INT8")
+#: Destination types of an FP32 source and of an INT32 source (the engine refuses any
+#: other pairing with ``TYPES``); the order is the one sim.progen draws from.
+FLOAT_OUT = tuple(t.name for t in (ActType.FP32, ActType.BF16, ActType.FP16))
+INT_OUT = tuple(t.name for t in (ActType.INT32, ActType.INT8))
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from hdl.config import named_config
+from hdl.config import FLOAT_DTYPES, named_config
 from hdl.formats import ACT_BYTES, DTYPE_BYTES
 from hdl.isa import INSTR_BYTES
 
@@ -43,7 +43,7 @@ from .net import Net, dequantize, quantize_input
 __all__ = ["CompileError", "Compiled", "LayerPlan", "compile_net", "requant_params",
            "estimate_cycles", "run_compiled"]
 
-FLOAT_TYPES = ("bf16", "fp16")
+FLOAT_TYPES = FLOAT_DTYPES
 
 
 class CompileError(ValueError):

@@ -288,9 +288,9 @@ class _Gen:
             src_psum = rng.random() < 0.7
             src_fp = c.has_float and rng.random() < 0.5
             if src_fp:
-                dst = ("FP32", "BF16", "FP16")[_ri(rng, 0, 2)]
+                dst = act_model.FLOAT_OUT[_ri(rng, 0, 2)]
             else:
-                dst = ("INT32", "INT8")[_ri(rng, 0, 1)]
+                dst = act_model.INT_OUT[_ri(rng, 0, 1)]
             size = ACT_BYTES[dst]
             src_parts = c.cols if src_psum else c.rows
             parts = _ri(rng, 1, min(src_parts, c.rows, self.max_rows))
