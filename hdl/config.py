@@ -13,7 +13,8 @@ import json
 from dataclasses import dataclass
 
 __all__ = ["CoreConfig", "DTYPES", "FLOAT_DTYPES", "NAMED_CONFIGS", "named_config",
-           "check_int_range"]
+           "check_int_range", "PE_LATENCY", "FP_MUL_LATENCY", "FP_ADD_LATENCY",
+           "product_latency", "row_hop", "pe_latency"]
 
 
 #: Every operand data type the tensor engine knows about, in encoding order
@@ -23,13 +24,33 @@ DTYPES = ("int8", "bf16", "fp16")
 #: Floating-point operand types (16-bit patterns, FP32 accumulation).
 FLOAT_DTYPES = ("bf16", "fp16")
 
-#: Cycles from a moving operand entering an INT8-only PE to its partial sum leaving it:
-#: two operand registers, multiply, product register, add (see :class:`hdl.pe.PE`).
-PE_LATENCY = 5
-
 #: Pipeline depths of the floating-point units (checked against hdl.fp at elaboration).
 FP_MUL_LATENCY = 5
 FP_ADD_LATENCY = 7
+
+
+def product_latency(floats):
+    """Cycles from a moving operand reaching a PE to its product meeting the partial
+    sum from above. INT8-only: two operand registers, multiply, product register (4);
+    with floats: the operand register, then :class:`hdl.fp.FPMul16`. The one
+    definition, read by :class:`hdl.pe.PE` and :class:`CoreConfig`."""
+    return 1 + FP_MUL_LATENCY if floats else 4
+
+
+def row_hop(floats):
+    """Cycles a partial sum needs to cross one PE: the adder's latency (one INT32 add,
+    or :class:`hdl.fp.FP32Adder`)."""
+    return FP_ADD_LATENCY if floats else 1
+
+
+def pe_latency(floats):
+    """Cycles from a moving operand reaching a PE to its partial sum leaving it."""
+    return product_latency(floats) + row_hop(floats)
+
+
+#: :func:`pe_latency` of an INT8-only PE: two operand registers, multiply, product
+#: register, add (see :class:`hdl.pe.PE`).
+PE_LATENCY = pe_latency(False)
 
 #: The largest array edge we accept. NeuronCore-v2 is 128x128; 256 leaves headroom.
 MAX_EDGE = 256
@@ -208,19 +229,19 @@ class CoreConfig:
     def product_latency(self):
         """Cycles from a moving operand reaching a PE to its product meeting the
         partial sum from above (operand register, then the multiplier)."""
-        return 1 + FP_MUL_LATENCY if self.has_float else 4
+        return product_latency(self.has_float)
 
     @property
     def row_hop(self):
         """Cycles a partial sum needs to cross one PE: the adder's latency. The input
         skew delays each row by the same amount, so a moving column meets its partial
         sum in every row."""
-        return FP_ADD_LATENCY if self.has_float else 1
+        return row_hop(self.has_float)
 
     @property
     def pe_latency(self):
         """Cycles from a moving operand reaching a PE to its partial sum leaving it."""
-        return self.product_latency + self.row_hop
+        return pe_latency(self.has_float)
 
     @property
     def array_latency(self):

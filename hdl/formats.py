@@ -1,8 +1,10 @@
 """Data formats shared by the gateware, the golden model and the testbenches.
 
 Every payload that crosses a block boundary is defined here once, as an Amaranth
-``data`` layout built from a :class:`~hdl.config.CoreConfig`. Testbenches pack and
-unpack through :func:`field_slices` rather than hand-coding bit offsets.
+``data`` layout built from a :class:`~hdl.config.CoreConfig`. Software (assembler,
+golden models, testbenches) packs and unpacks them only through :mod:`sim.codec`
+(or :func:`field_slices` for the arrays of stream payloads), never with hand-coded
+bit offsets.
 """
 
 from amaranth.hdl import Shape, signed, unsigned
@@ -106,8 +108,17 @@ def field_slices(layout, prefix=""):
 # On-chip memories and the tensor engine's command
 # ---------------------------------------------------------------------------------------
 
-#: Bytes of one element of each operand type in SBUF.
-DTYPE_BYTES = {"int8": 1, "bf16": 2, "fp16": 2}
+def _name_bytes(name):
+    """Bytes of an element type whose name ends in its width in bits (``BF16`` -> 2)."""
+    bits = int(name.lstrip("ABCDEFGHIJKLMNOPQRSTUVWXYZ"))
+    assert bits % 8 == 0, name
+    return bits // 8
+
+
+#: Bytes of one element of each operand type in SBUF, by :data:`DTYPES` name
+#: (``{"int8": 1, "bf16": 2, "fp16": 2}``). The one definition: the golden models,
+#: compiler and testbenches import it from here.
+DTYPE_BYTES = {d.name.lower(): _name_bytes(d.name) for d in Dtype}
 
 
 class MatmulCmd(data.Struct):
@@ -313,8 +324,9 @@ class ActType(enum.Enum, shape=3):
     FP32 = 4
 
 
-#: Bytes per destination element.
-ACT_BYTES = {"INT8": 1, "BF16": 2, "FP16": 2, "INT32": 4, "FP32": 4}
+#: Bytes per destination element, by :class:`ActType` name
+#: (``{"INT8": 1, "BF16": 2, "FP16": 2, "INT32": 4, "FP32": 4}``). The one definition.
+ACT_BYTES = {t.name: _name_bytes(t.name) for t in ActType}
 
 
 class ActError(enum.Enum, shape=3):

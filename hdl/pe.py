@@ -6,6 +6,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
+from . import config as _config
 from .config import FP_ADD_LATENCY, FP_MUL_LATENCY
 from .formats import OPERAND_SHAPE, Dtype
 from .dsp import RegisteredMultiplier
@@ -134,11 +135,13 @@ class PE(wiring.Component):
 
     @property
     def product_latency(self):
-        return 1 + FP_MUL_LATENCY if self._floats else 4
+        """:func:`hdl.config.product_latency` of this PE (the array's skew assumes it)."""
+        return _config.product_latency(self._floats)
 
     @property
     def row_hop(self):
-        return FP_ADD_LATENCY if self._floats else 1
+        """:func:`hdl.config.row_hop` of this PE."""
+        return _config.row_hop(self._floats)
 
     def elaborate(self, platform):
         m = Module()

@@ -12,7 +12,8 @@ Semantics, per partition lane ``k < parts`` and element ``i < n``::
     SBUF[dst_p0 + k][dst_off + i*size : +size] = y   (little-endian)
 
 Refusals (``ActError`` order): TYPES, PARTS, SRC_RANGE, DST_RANGE, BIAS_RANGE, OVERLAP.
-The command format is :class:`hdl.formats.ActCmd`; :meth:`Act.encode` packs through it.
+The command format is :class:`hdl.formats.ActCmd`; :meth:`Act.encode` and
+:meth:`Act.decode` go through it with :mod:`sim.codec`.
 """
 
 from __future__ import annotations
@@ -22,16 +23,26 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hdl.formats import ACT_BYTES, ActCmd, ActError, ActType
+
+from . import codec
 from .fp import fp32_add_bits
 from .golden import wrap_int32
 from .vector import f32_to_bf16_bits, f32_to_fp16_bits, relu_f32_bits, requantize
 
-__all__ = ["Act", "ACT_ERRORS", "ACT_BYTES", "check", "apply"]
+__all__ = ["Act", "ACT_ERRORS", "check", "apply"]
 
-ACT_ERRORS = ("NONE", "TYPES", "PARTS", "SRC_RANGE", "DST_RANGE", "BIAS_RANGE", "OVERLAP")
-ACT_BYTES = {"INT8": 1, "BF16": 2, "FP16": 2, "INT32": 4, "FP32": 4}
-FLOAT_OUT = ("FP32", "BF16", "FP16")
-INT_OUT = ("INT32", "INT8")
+#: Refusal reasons in check order: the names of ``hdl.formats.ActError``.
+ACT_ERRORS = tuple(e.name for e in sorted(ActError, key=lambda e: e.value))
+#: ``dst_type`` as :class:`Act` spells it: the :class:`~hdl.formats.ActType` names, and
+#: ``"TYPE5"`` .. ``"TYPE7"`` for values no member has (refused with ``TYPES``).
+DST_TYPE_TEXT = codec.EnumText(ActType, "TYPE")
+#: Bool-valued 1-bit fields.
+_FLAGS = ("src_psum", "src_fp", "bias", "relu")
+#: Destination types of an FP32 source and of an INT32 source (the engine refuses any
+#: other pairing with ``TYPES``); the order is the one sim.progen draws from.
+FLOAT_OUT = tuple(t.name for t in (ActType.FP32, ActType.BF16, ActType.FP16))
+INT_OUT = tuple(t.name for t in (ActType.INT32, ActType.INT8))
 
 
 @dataclass(frozen=True)
@@ -53,12 +64,20 @@ class Act:
     zp: int = 0
 
     def encode(self) -> int:
-        from hdl.formats import ActCmd, ActType
-        f = dataclasses.asdict(self)
-        f["dst_type"] = ActType[self.dst_type]
-        for key in ("src_psum", "src_fp", "bias", "relu"):
-            f[key] = int(f[key])
-        return ActCmd.const(f).as_value().value
+        """The command as an :class:`hdl.formats.ActCmd` word; ``ValueError`` if a field
+        does not fit (:func:`sim.codec.encode`)."""
+        fields = dataclasses.asdict(self)
+        fields["dst_type"] = DST_TYPE_TEXT.value(self.dst_type, "ActCmd.dst_type")
+        return codec.encode(ActCmd, fields)
+
+    @classmethod
+    def decode(cls, word: int) -> "Act":
+        """The command an :class:`hdl.formats.ActCmd` word holds (no legality check)."""
+        fields = codec.decode(ActCmd, word)
+        fields["dst_type"] = DST_TYPE_TEXT.text(fields["dst_type"])
+        for key in _FLAGS:
+            fields[key] = bool(fields[key])
+        return cls(**fields)
 
 
 def check(config, a: Act) -> str:

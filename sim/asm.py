@@ -36,16 +36,15 @@ such commands encode back to the same bits.
 
 from __future__ import annotations
 
-import dataclasses
 import numbers
 from dataclasses import dataclass
 
 import numpy as np
 
-from hdl.formats import ActCmd, ActType, DmaDesc, Dtype, MatmulCmd
 from hdl.isa import (BODY_WIDTH, INSTR_BITS, INSTR_BYTES, MAX_SEMS, SEM_VALUE_BITS, CoreError,
                      Instr, Opcode)
 
+from . import codec
 from .act import Act
 from .dma import Dma
 from .tensor import Matmul
@@ -53,16 +52,16 @@ from .tensor import Matmul
 __all__ = ["IllegalInstruction", "Instruction", "Program", "disassemble", "decode_program",
            "OPS", "QUEUES"]
 
-#: Mnemonics, by opcode value.
-OPS = ("DMA", "MATMUL", "ACT", "SEM", "END")
+#: Mnemonics, by opcode value: the names of :class:`hdl.isa.Opcode`.
+OPS = tuple(op.name for op in sorted(Opcode, key=lambda op: op.value))
 #: Queue names, in the order the ISS and the watchdog report look at them.
 QUEUES = ("dma_in", "dma_out", "tensor", "vector")
 
+#: The command dataclass of each opcode with a body; each packs and unpacks its own
+#: layout (:class:`hdl.formats.DmaDesc`, ...) through :mod:`sim.codec`.
 _CMD_TYPES = {"DMA": Dma, "MATMUL": Matmul, "ACT": Act}
-_LAYOUTS = {"DMA": DmaDesc, "MATMUL": MatmulCmd, "ACT": ActCmd}
 _SEM_MAX = (1 << SEM_VALUE_BITS) - 1
 _ALL = (1 << INSTR_BITS) - 1
-_HEADER = {name: (field.offset, field.width) for name, field in Instr.as_shape()}
 
 
 class IllegalInstruction(Exception):
@@ -87,114 +86,6 @@ class IllegalInstruction(Exception):
         self.addr = addr
         where = "" if addr is None else f" at 0x{addr:x}"
         super().__init__(f"{code}{where}: {detail}" if detail else f"{code}{where}")
-
-
-# ---------------------------------------------------------------------------------------
-# Command fields <-> bits
-# ---------------------------------------------------------------------------------------
-
-def _field_ranges(layout):
-    """``{name: (offset, width, lo, hi)}`` of a command layout's fields."""
-    out = {}
-    for name, field in layout.as_shape():
-        w = field.width
-        signed = getattr(field.shape, "signed", False)
-        lo, hi = (-(1 << (w - 1)), (1 << (w - 1)) - 1) if signed else (0, (1 << w) - 1)
-        out[name] = (field.offset, w, lo, hi)
-    return out
-
-
-_RANGES = {op: _field_ranges(layout) for op, layout in _LAYOUTS.items()}
-
-# enum fields: (dataclass field, layout field, enum, name of a member, name of a raw value)
-_ENUMS = {
-    "MATMUL": ("dtype", Dtype, lambda e: e.name.lower(), "dtype"),
-    "ACT": ("dst_type", ActType, lambda e: e.name, "TYPE"),
-}
-
-
-def _enum_raw(op, value):
-    """The raw bits of an enum-valued field of ``op`` given as a name (``"int8"``,
-    ``"dtype3"``, ``"INT8"``, ``"TYPE6"``), or ``None`` if the name is not valid."""
-    field, enum, name_of, raw_prefix = _ENUMS[op]
-    for member in enum:
-        if name_of(member) == value:
-            return member.value
-    width = _RANGES[op][field][1]
-    if not isinstance(value, str) or not value.startswith(raw_prefix):
-        return None
-    digits = value[len(raw_prefix):]
-    if digits.isdigit():
-        raw = int(digits)
-        if raw < (1 << width) and raw not in {m.value for m in enum}:
-            return raw          # only for values no member has: one spelling per value
-    return None
-
-
-def _enum_name(op, raw):
-    field, enum, name_of, raw_prefix = _ENUMS[op]
-    try:
-        return name_of(enum(raw))
-    except ValueError:
-        return f"{raw_prefix}{raw}"
-
-
-def _check_cmd(op, cmd):
-    """Raise ``ValueError`` unless every field of ``cmd`` fits its bits."""
-    ranges = _RANGES[op]
-    for f in dataclasses.fields(cmd):
-        value = getattr(cmd, f.name)
-        if op in _ENUMS and f.name == _ENUMS[op][0]:
-            if _enum_raw(op, value) is None:
-                raise ValueError(f"{op}: {f.name}={value!r} is not a valid {f.name}")
-            continue
-        if op == "DMA" and f.name == "mem":
-            if value not in ("sbuf", "psum"):
-                raise ValueError(f"DMA: mem must be 'sbuf' or 'psum', not {value!r}")
-            continue
-        if isinstance(value, (bool, np.bool_)):
-            value = int(value)
-        if not isinstance(value, numbers.Integral):
-            raise ValueError(f"{op}: {f.name} must be an integer, not {value!r}")
-        _, width, lo, hi = ranges[f.name]
-        if not lo <= value <= hi:
-            raise ValueError(f"{op}: {f.name}={value} does not fit its {width}-bit field "
-                             f"({lo}..{hi})")
-
-
-def _encode_cmd(op, cmd):
-    """The command's bits, through the command's own ``encode()``. An enum field holding
-    a raw value no member has is encoded as a valid member, then patched."""
-    if op not in _ENUMS:
-        return cmd.encode()
-    field, enum, name_of, _ = _ENUMS[op]
-    raw = _enum_raw(op, getattr(cmd, field))
-    member = next(iter(enum))
-    bits = dataclasses.replace(cmd, **{field: name_of(member)}).encode()
-    offset, width, _, _ = _RANGES[op][field]
-    return (bits & ~(((1 << width) - 1) << offset)) | (raw << offset)
-
-
-def _decode_cmd(op, bits):
-    """The command dataclass of ``op`` from its body bits (no legality checks)."""
-    raw = {}
-    for name, (offset, width, lo, _) in _RANGES[op].items():
-        v = (bits >> offset) & ((1 << width) - 1)
-        if lo < 0 and v >> (width - 1):
-            v -= 1 << width
-        raw[name] = v
-    if op == "DMA":
-        raw["store"] = bool(raw["store"])
-        raw["mem"] = "psum" if raw["mem"] else "sbuf"
-        return Dma(**raw)
-    if op == "MATMUL":
-        raw["acc"] = bool(raw["acc"])
-        raw["dtype"] = _enum_name(op, raw["dtype"])
-        return Matmul(**raw)
-    for key in ("src_psum", "src_fp", "bias", "relu"):
-        raw[key] = bool(raw[key])
-    raw["dst_type"] = _enum_name(op, raw["dst_type"])
-    return Act(**raw)
 
 
 # ---------------------------------------------------------------------------------------
@@ -237,7 +128,7 @@ class Instruction:
             if not isinstance(self.cmd, _CMD_TYPES[self.op]):
                 raise ValueError(f"{self.op} needs a {_CMD_TYPES[self.op].__name__} command, "
                                  f"not {self.cmd!r}")
-            _check_cmd(self.op, self.cmd)
+            self.cmd.encode()       # ValueError unless every field fits its bits
         elif self.cmd is not None:
             raise ValueError(f"{self.op} takes no command, not {self.cmd!r}")
         if self.wait is not None:
@@ -256,13 +147,13 @@ class Instruction:
 
     def encode(self) -> int:
         """The 256-bit instruction word (bit 0 = bit 0 of the first byte in DRAM)."""
-        body = _encode_cmd(self.op, self.cmd) if self.cmd is not None else 0
+        body = self.cmd.encode() if self.cmd is not None else 0
         fields = {"opcode": Opcode[self.op], "body": body}
         if self.wait is not None:
             fields.update(wait_en=1, wait_sem=self.wait[0], wait_val=self.wait[1])
         if self.signal is not None:
             fields.update(sig_en=1, sig_sem=self.signal)
-        return Instr.const(fields).as_value().value
+        return codec.encode(Instr, fields)
 
     @classmethod
     def decode(cls, word: int, config) -> "Instruction":
@@ -272,11 +163,10 @@ class Instruction:
         if isinstance(word, bool) or not isinstance(word, int) or not 0 <= word <= _ALL:
             raise ValueError(f"an instruction word is an integer 0 .. 2**{INSTR_BITS}-1, "
                              f"not {word!r}")
-        h = {name: (word >> off) & ((1 << w) - 1) for name, (off, w) in _HEADER.items()}
-        try:
-            op = Opcode(h["opcode"]).name
-        except ValueError:
-            raise IllegalInstruction("OPCODE", f"opcode {h['opcode']} is not defined") from None
+        h = codec.decode(Instr, word)
+        if not isinstance(h["opcode"], Opcode):
+            raise IllegalInstruction("OPCODE", f"opcode {h['opcode']} is not defined")
+        op = h["opcode"].name
         width = BODY_WIDTH[Opcode[op]]
         body = h["body"]
         if body >> width:
@@ -292,7 +182,7 @@ class Instruction:
             if h[en] and h[sem] >= config.n_sems:
                 raise IllegalInstruction(
                     "SEM_RANGE", f"{sem}={h[sem]} but the core has {config.n_sems} semaphores")
-        cmd = _decode_cmd(op, body) if op in _CMD_TYPES else None
+        cmd = _CMD_TYPES[op].decode(body) if op in _CMD_TYPES else None
         return cls(op, cmd,
                    wait=(h["wait_sem"], h["wait_val"]) if h["wait_en"] else None,
                    signal=h["sig_sem"] if h["sig_en"] else None)

@@ -9,7 +9,7 @@ import os
 import sys
 import time
 
-from hdl.config import NAMED_CONFIGS, named_config
+from hdl.config import DTYPES, NAMED_CONFIGS, named_config
 from .rtl import BUILD, SYNTH_TOPS, TOPS, elaborate, write_if_changed
 
 
@@ -331,7 +331,7 @@ def main(argv=None):
     r.add_argument("--batch", type=int, default=1, help="batch to compile for without --input")
     r.add_argument("--config", default=os.environ.get("CONFIG") or "default")
     r.add_argument("--backend", default="golden", choices=["golden", "verilator"])
-    r.add_argument("--dtype", choices=["int8", "bf16", "fp16"],
+    r.add_argument("--dtype", choices=list(DTYPES),
                    help="operand type (default: int8 for QDQ models, bf16 for float ones)")
     r.add_argument("--listing", action="store_true", help="print the program")
     r.add_argument("--output", help="write the output to this .npy")

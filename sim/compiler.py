@@ -32,11 +32,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from hdl.config import named_config
-from hdl.formats import DTYPE_BYTES
+from hdl.config import FLOAT_DTYPES, named_config
+from hdl.formats import ACT_BYTES, DTYPE_BYTES
 from hdl.isa import INSTR_BYTES
 
-from .act import ACT_BYTES
 from .fp import to16_bits
 from .gemm import Epilogue, GemmLayout, bias_image, gemm_program
 from .net import Net, dequantize, quantize_input
@@ -44,7 +43,7 @@ from .net import Net, dequantize, quantize_input
 __all__ = ["CompileError", "Compiled", "LayerPlan", "compile_net", "requant_params",
            "estimate_cycles", "run_compiled"]
 
-FLOAT_TYPES = ("bf16", "fp16")
+FLOAT_TYPES = FLOAT_DTYPES
 
 
 class CompileError(ValueError):

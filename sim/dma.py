@@ -6,7 +6,8 @@ indexed by byte address) and SBUF or PSUM (the arrays of :class:`sim.tensor.Tens
 :func:`apply` performs a legal descriptor. Bus errors (SLVERR/DECERR) depend on the
 memory, not the descriptor, and are checked by the testbench.
 
-The binary format is :class:`hdl.formats.DmaDesc`; :meth:`Dma.encode` packs through it.
+The binary format is :class:`hdl.formats.DmaDesc`; :meth:`Dma.encode` and
+:meth:`Dma.decode` go through it with :mod:`sim.codec`.
 """
 
 from __future__ import annotations
@@ -16,10 +17,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hdl.formats import DmaDesc, DmaError
+
+from . import codec
+
 __all__ = ["Dma", "DMA_ERRORS", "check", "apply", "onchip_bytes", "target_mask"]
 
-#: Completion codes in ``hdl.formats.DmaError`` order.
-DMA_ERRORS = ("NONE", "RANGE", "WINDOW", "TARGET", "SLVERR", "DECERR")
+#: Completion codes in order: the names of ``hdl.formats.DmaError``.
+DMA_ERRORS = tuple(e.name for e in sorted(DmaError, key=lambda e: e.value))
+#: The 1-bit ``mem`` field: SBUF (0) or PSUM (1).
+MEMS = ("sbuf", "psum")
 
 
 @dataclass(frozen=True)
@@ -37,11 +44,21 @@ class Dma:
     tag: int = 0
 
     def encode(self) -> int:
-        from hdl.formats import DmaDesc
+        """The descriptor as a :class:`hdl.formats.DmaDesc` word; ``ValueError`` if a
+        field does not fit (:func:`sim.codec.encode`)."""
+        if self.mem not in MEMS:
+            raise ValueError(f"DmaDesc.mem must be 'sbuf' or 'psum', not {self.mem!r}")
         fields = dataclasses.asdict(self)
-        fields["store"] = int(self.store)
-        fields["mem"] = int(self.mem == "psum")
-        return DmaDesc.const(fields).as_value().value
+        fields["mem"] = MEMS.index(self.mem)
+        return codec.encode(DmaDesc, fields)
+
+    @classmethod
+    def decode(cls, word: int) -> "Dma":
+        """The descriptor a :class:`hdl.formats.DmaDesc` word holds (no legality check)."""
+        fields = codec.decode(DmaDesc, word)
+        fields["store"] = bool(fields["store"])
+        fields["mem"] = MEMS[fields["mem"]]
+        return cls(**fields)
 
 
 def onchip_bytes(model, mem):

@@ -62,9 +62,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hdl.formats import DTYPE_BYTES
+from hdl.formats import ACT_BYTES, DTYPE_BYTES
 
-from .act import ACT_BYTES, Act
+from .act import FLOAT_OUT, INT_OUT, Act
 from .asm import Program
 from .dma import Dma
 from .tensor import Matmul
@@ -225,7 +225,7 @@ def gemm_program(config, layout: GemmLayout, *, double_buffer=True, n_block=None
     KT = _ceil(L.K, R)
     out_type = L.c_type
     ce = L.c_esize
-    if out_type not in (("INT32", "INT8") if L.dtype == "int8" else ("FP32", "BF16", "FP16")):
+    if out_type not in (INT_OUT if L.dtype == "int8" else FLOAT_OUT):
         raise ValueError(f"a {L.dtype} GEMM cannot write C as {out_type}")
     p = Program(cfg) if program is None else program
     # semaphore counts continue from the program's: every wait is relative to these

@@ -36,11 +36,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from hdl.formats import ACT_BYTES, DTYPE_BYTES
+
 from . import act as act_model
 from . import dma as dma_model
 from .asm import Instruction, Program
 from .races import QUEUES, accesses, find_races
-from .tensor import DTYPE_BYTES, Matmul, TensorModel
+from .tensor import Matmul, TensorModel
 
 __all__ = ["random_program", "racy_variant", "DEFAULT_MIX", "QUEUE_SEMS"]
 
@@ -286,10 +288,10 @@ class _Gen:
             src_psum = rng.random() < 0.7
             src_fp = c.has_float and rng.random() < 0.5
             if src_fp:
-                dst = ("FP32", "BF16", "FP16")[_ri(rng, 0, 2)]
+                dst = act_model.FLOAT_OUT[_ri(rng, 0, 2)]
             else:
-                dst = ("INT32", "INT8")[_ri(rng, 0, 1)]
-            size = act_model.ACT_BYTES[dst]
+                dst = act_model.INT_OUT[_ri(rng, 0, 1)]
+            size = ACT_BYTES[dst]
             src_parts = c.cols if src_psum else c.rows
             parts = _ri(rng, 1, min(src_parts, c.rows, self.max_rows))
             src_p0 = _ri(rng, 0, src_parts - parts)

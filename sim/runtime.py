@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from hdl.config import CoreConfig, named_config
+from hdl.config import FLOAT_DTYPES, CoreConfig, named_config
 from hdl.isa import INSTR_BYTES
 
 from .fp import to16_bits
@@ -228,7 +228,7 @@ def _operand_bits(x, dtype):
         return x
     if x.dtype == np.uint16:
         return x
-    if dtype in ("bf16", "fp16"):
+    if dtype in FLOAT_DTYPES:
         return to16_bits(x, dtype)
     raise ValueError(f"dtype must be 'int8', 'bf16' or 'fp16', not {dtype!r}")
 

@@ -8,8 +8,9 @@ does (array order, INT32 wrap-around, FP32 RNE accumulate with the policy of
 change to the state.
 
 The command's binary format is :class:`hdl.formats.MatmulCmd` (one definition for
-hardware, model and testbenches): :meth:`Matmul.encode` packs through it, and
-:meth:`Matmul.decode` unpacks through it. Only these two methods touch Amaranth.
+hardware, model and testbenches): :meth:`Matmul.encode` packs and :meth:`Matmul.decode`
+unpacks through it with :mod:`sim.codec`, the one codec of every format (the assembler
+and the ISS use these two methods too).
 """
 
 from __future__ import annotations
@@ -19,16 +20,20 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hdl.formats import DTYPE_BYTES, Dtype, MatmulCmd, TensorError
+
+from . import codec
 from .fp import fp32_add_bits
 from .golden import systolic_matmul, wrap_int32
 
-__all__ = ["Matmul", "TensorModel", "TENSOR_ERRORS", "DTYPE_BYTES"]
+__all__ = ["Matmul", "TensorModel", "TENSOR_ERRORS"]
 
-#: Bytes per element of each operand type in SBUF (as ``hdl.formats.DTYPE_BYTES``).
-DTYPE_BYTES = {"int8": 1, "bf16": 2, "fp16": 2}
+#: Refusal reasons in check order: the names of ``hdl.formats.TensorError``.
+TENSOR_ERRORS = tuple(e.name for e in sorted(TensorError, key=lambda e: e.value))
 
-#: Refusal reasons in check order (the values of ``hdl.formats.TensorError``).
-TENSOR_ERRORS = ("NONE", "DTYPE", "K_RANGE", "M_RANGE", "N_RANGE", "PSUM_RANGE", "SBUF_RANGE")
+#: ``dtype`` as :class:`Matmul` spells it: ``"int8"``, ``"bf16"``, ``"fp16"``, and
+#: ``"dtype3"`` for the value no member has (refused by the engine with ``DTYPE``).
+DTYPE_TEXT = codec.EnumText(Dtype, "dtype", lower=True)
 
 
 @dataclass(frozen=True)
@@ -48,24 +53,19 @@ class Matmul:
     dtype: str = "int8"
 
     def encode(self) -> int:
-        """The command as the integer the hardware's ``i_cmd`` payload takes."""
-        from hdl.formats import Dtype, MatmulCmd
+        """The command as the integer the hardware's ``i_cmd`` payload takes;
+        ``ValueError`` if a field does not fit (:func:`sim.codec.encode`)."""
         fields = dataclasses.asdict(self)
-        fields["dtype"] = Dtype[self.dtype.upper()]
-        fields["acc"] = int(self.acc)
-        return MatmulCmd.const(fields).as_value().value
+        fields["dtype"] = DTYPE_TEXT.value(self.dtype, "MatmulCmd.dtype")
+        return codec.encode(MatmulCmd, fields)
 
     @classmethod
     def decode(cls, word: int) -> "Matmul":
-        from hdl.formats import Dtype, MatmulCmd
-        layout = MatmulCmd.as_shape()
-        values = {}
-        for name, field in layout:
-            width = field.width
-            values[name] = (word >> field.offset) & ((1 << width) - 1)
-        values["dtype"] = Dtype(values["dtype"]).name.lower()
-        values["acc"] = bool(values["acc"])
-        return cls(**values)
+        """The command a :class:`hdl.formats.MatmulCmd` word holds (no legality check)."""
+        fields = codec.decode(MatmulCmd, word)
+        fields["dtype"] = DTYPE_TEXT.text(fields["dtype"])
+        fields["acc"] = bool(fields["acc"])
+        return cls(**fields)
 
 
 class TensorModel:

@@ -8,7 +8,9 @@
 Stream ports appear in the Verilog as ``<name>__valid``, ``<name>__ready`` and
 ``<name>__payload`` (one flat vector per payload). :class:`Packer` turns NumPy values
 into those vectors and back using the layouts in :mod:`hdl.formats`, so no bit offset
-is written twice.
+is written twice: scalar fields go through :mod:`sim.codec` (the one codec of every
+format); only the elements of array fields are placed here, from
+:func:`hdl.formats.field_slices`.
 """
 
 import os
@@ -20,6 +22,7 @@ from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 
 from hdl.config import CoreConfig
 from hdl.formats import field_slices
+from sim import codec
 
 __all__ = ["AxiRamErrors", "AxiPauses", "TB", "StreamSource", "StreamSink", "config_from_env",
            "seed_from_env", "Packer", "start_clock_and_reset", "float_bits", "float_operands",
@@ -68,13 +71,13 @@ class Packer:
         return offsets, width, signed
 
     def pack(self, **values):
-        """Pack scalars and 1-D arrays (for array fields) into one integer."""
-        word = 0
+        """Pack scalars (range-checked by :func:`sim.codec.encode`) and 1-D arrays (for
+        array fields; each element taken modulo its width, so a signed value may fill
+        an unsigned element) into one integer."""
+        scalars = {name: value for name, value in values.items() if name in self.fields}
+        word = codec.encode(self.layout, scalars)
         for name, value in values.items():
-            if name in self.fields:
-                off, width, _ = self.fields[name]
-                word |= (int(value) & ((1 << width) - 1)) << off
-            else:
+            if name not in self.fields:
                 offsets, width, _ = self.array_fields(name)
                 # dtype=object keeps Python ints exact: a list mixing values above
                 # and below 2**63 would otherwise become float64 and lose low bits
@@ -99,11 +102,9 @@ class Packer:
         return out
 
     def unpack(self, word, name):
-        off, width, signed = self.fields[name]
-        v = (word >> off) & ((1 << width) - 1)
-        if signed and v >> (width - 1):
-            v -= 1 << width
-        return v
+        """Scalar field ``name`` of a payload integer (:func:`sim.codec.decode`; an enum
+        field as its raw value)."""
+        return codec.decode(self.layout, word, enums="raw")[name]
 
 
 async def start_clock_and_reset(dut, cycles=RESET_CYCLES):

@@ -26,10 +26,11 @@ from cocotb.triggers import ClockCycles, RisingEdge
 from cocotb.utils import get_sim_time
 from cocotbext.axi.constants import AxiResp
 
-from hdl.formats import ActError, DmaError, TensorError
-from hdl.isa import BODY_WIDTH, INSTR_BYTES, CoreError, Opcode
+from hdl.formats import ACT_BYTES, ActError, DmaError, TensorError
+from hdl.isa import BODY_WIDTH, INSTR_BYTES, CoreError, Instr, Opcode
 from hdl.regmap import COUNTERS
-from sim.act import ACT_BYTES, Act
+from sim.act import Act
+from sim import codec
 from sim.asm import Instruction, Program
 from sim.dma import Dma
 from sim.iss import run as iss_run
@@ -617,8 +618,14 @@ def fault_prefix(cfg, p):
     p.sem(wait=("ps", 1))
 
 
-def _with_opcode(word, opcode):
-    return (word & ~0xF) | opcode
+def _with(word, **fields):
+    """``word`` (an :class:`hdl.isa.Instr`) with header fields or the body replaced:
+    words the assembler refuses to write."""
+    return codec.replace(Instr, word, **fields)
+
+
+def _body(word):
+    return codec.decode(Instr, word)["body"]
 
 
 def fault_cases(tb):
@@ -648,16 +655,16 @@ def fault_cases(tb):
         case(name, build, raw, **opts)
 
     sem_word = Instruction("SEM").encode()
-    decode_fault("OPCODE 0", lambda _: _with_opcode(sem_word | (1 << 40), 0))
+    decode_fault("OPCODE 0", lambda _: _with(sem_word, opcode=0, body=1 << 8))
     decode_fault("OPCODE 0 (zero word)", lambda _: 0)
-    decode_fault("OPCODE 7", lambda _: _with_opcode(Instruction("SEM", signal=1).encode(), 7))
-    decode_fault("OPCODE 15", lambda _: _with_opcode(sem_word, 15))
-    decode_fault("RESERVED SEM body bit", lambda _: sem_word | (1 << 32))
+    decode_fault("OPCODE 7", lambda _: _with(Instruction("SEM", signal=1).encode(), opcode=7))
+    decode_fault("OPCODE 15", lambda _: _with(sem_word, opcode=15))
+    decode_fault("RESERVED SEM body bit", lambda _: _with(sem_word, body=1))
     dma_word = Instruction("DMA", Dma(addr=OUT, rows=1, row_bytes=4)).encode()
     decode_fault("RESERVED DMA body bit",
-                 lambda _: dma_word | (1 << (32 + BODY_WIDTH[Opcode.DMA])))
-    decode_fault("RESERVED wait_val without wait_en", lambda _: sem_word | (5 << 10))
-    decode_fault("RESERVED sig_sem without sig_en", lambda _: sem_word | (3 << 27))
+                 lambda _: _with(dma_word, body=_body(dma_word) | 1 << BODY_WIDTH[Opcode.DMA]))
+    decode_fault("RESERVED wait_val without wait_en", lambda _: _with(sem_word, wait_val=5))
+    decode_fault("RESERVED sig_sem without sig_en", lambda _: _with(sem_word, sig_sem=3))
     if cfg.n_sems < 32:
         decode_fault("SEM_RANGE signal",
                      lambda _: Instruction("SEM", signal=cfg.n_sems).encode())

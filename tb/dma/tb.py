@@ -3,7 +3,8 @@
 import numpy as np
 from cocotbext.axi import AxiBus, AxiRam
 
-from hdl.formats import DmaError, psum_write_layout
+from hdl.formats import dma_done_layout
+from sim import codec
 from sim.dma import Dma, apply, check, onchip_bytes
 from tb.common import AxiPauses, AxiRamErrors, Packer, StreamSink, StreamSource
 from tb.tensor.tb import TensorTB
@@ -85,7 +86,8 @@ class DmaTB(TensorTB):
                 first = self.cycle
             word = sink.sample()
             if word is not None:
-                done.append((word & 0xFF, DmaError((word >> 8) & 7).name))
+                c = codec.decode(dma_done_layout(), word, enums="name")
+                done.append((c["tag"], c["error"]))
                 last = self.cycle
             await self.tick()
             t += 1

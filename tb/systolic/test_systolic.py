@@ -11,6 +11,7 @@ import cocotb
 import numpy as np
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 
+from hdl.config import DTYPES
 from tb.systolic.tb import ArrayTB
 
 # Every test has a simulated-time watchdog on top of the per-loop cycle watchdog.
@@ -280,7 +281,7 @@ async def test_absent_dtype(dut):
     sticky error; the next tiles are unaffected; i_error_clear clears the flag."""
     tb = ArrayTB(dut)
     await tb.reset()
-    absent = [d for d in ("int8", "bf16", "fp16") if d not in tb.cfg.dtypes]
+    absent = [d for d in DTYPES if d not in tb.cfg.dtypes]
     assert absent, "this test needs a configuration without one of the types"
     present = tb.cfg.dtypes[0]
     good = tb.random_job(dtype=present)

@@ -1,8 +1,9 @@
 """Testbench class for :class:`hdl.tensor_engine.TensorSubsystem` (SBUF + PSUM + engine)."""
 
 import numpy as np
-from hdl.formats import (TensorError, psum_read_layout, psum_write_layout, sbuf_read_layout,
-                         sbuf_write_layout)
+from hdl.formats import (TensorError, psum_data_layout, psum_read_layout, psum_write_layout,
+                         sbuf_data_layout, sbuf_read_layout, sbuf_write_layout)
+from sim import codec
 from sim.tensor import Matmul, TensorModel
 from tb.common import TB, Packer, StreamSink, StreamSource, float_operands
 
@@ -62,11 +63,10 @@ class TensorTB(TB):
         cfg = self.cfg
         reqs = [self.rd.pack(addr=a) for a in range(cfg.sbuf_words)]
         words = await self.request("i_sbuf_rd", "o_sbuf_rd", reqs, ready_pause)
-        wbits = 8 * cfg.sbuf_word_bytes
+        layout = sbuf_data_layout(cfg)
         out = np.zeros((cfg.rows, cfg.sbuf_bytes), dtype=np.uint8)
         for a, w in enumerate(words):
-            for p in range(cfg.rows):
-                word = (w >> (p * wbits)) & ((1 << wbits) - 1)
+            for p, word in enumerate(codec.decode(layout, w)):
                 out[p, a * cfg.sbuf_word_bytes:(a + 1) * cfg.sbuf_word_bytes] = \
                     np.frombuffer(word.to_bytes(cfg.sbuf_word_bytes, "little"), np.uint8)
         return out
@@ -101,9 +101,9 @@ class TensorTB(TB):
                 for b in range(cfg.psum_banks) for e in range(cfg.psum_depth)]
         words = await self.request("i_psum_rd", "o_psum_rd", reqs, ready_pause)
         out = np.zeros((cfg.cols, cfg.psum_banks * cfg.psum_depth), dtype=np.uint32)
+        layout = psum_data_layout(cfg)
         for i, w in enumerate(words):
-            for j in range(cfg.cols):
-                out[j, i] = (w >> (32 * j)) & 0xFFFF_FFFF
+            out[:, i] = codec.decode(layout, w)
         return out.reshape(cfg.cols, cfg.psum_banks, cfg.psum_depth)
 
     async def check_psum(self, what=""):

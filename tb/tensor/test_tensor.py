@@ -8,6 +8,7 @@ import cocotb
 import numpy as np
 from cocotb.triggers import ReadOnly
 
+from hdl.config import DTYPES
 from sim.golden import matmul_int8, wrap_int32
 from sim.tensor import Matmul
 from tb.common import StreamSource
@@ -95,7 +96,7 @@ async def test_illegal_commands(dut):
     tb.random_sbuf()
     await tb.load_sbuf()
     elems = cfg.sbuf_bytes
-    absent = [d for d in ("int8", "bf16", "fp16") if d not in cfg.dtypes]
+    absent = [d for d in DTYPES if d not in cfg.dtypes]
     illegal = [
         ("K_RANGE", Matmul(k=0, m=1, n=1)),
         ("K_RANGE", Matmul(k=cfg.rows, m=1, n=1, p0=1)),

@@ -54,7 +54,8 @@ class VectorTB(TensorTB):
                       f"byte {b}: got {got[p, b]:#04x}, expected {self.model.sbuf[p, b]:#04x}")
 
     def random_act(self, src_psum=None, src_fp=None, dst_type=None, n_max=64):
-        from sim.act import Act, ACT_BYTES
+        from hdl.formats import ACT_BYTES
+        from sim.act import Act
         cfg, rng = self.cfg, self.rng
         for _ in range(1000):
             sp = bool(rng.integers(2)) if src_psum is None else src_psum
