@@ -6,12 +6,8 @@ from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2, exact_log2
 
-from .axi import AXI4Signature, AXIReadLatency
 from .config import CoreConfig, check_int_range
-from .formats import (
-    DmaDesc, DmaError, _bits_for, dma_done_layout, psum_data_layout, psum_read_layout,
-    psum_write_layout, sbuf_data_layout, sbuf_read_layout, sbuf_write_layout,
-)
+from .formats import DmaDesc, DmaError, _bits_for, dma_done_layout
 from .interfaces import (WINDOW_BITS, axi_signature, psum_read_client, sbuf_read_client,
                          sbuf_write_client)
 

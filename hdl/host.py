@@ -65,7 +65,6 @@ class HostInterface(wiring.Component):
             raise TypeError(f"config must be a CoreConfig, not {config!r}")
         self._config = config
         self._regmap = RegisterMap(config)
-        rm = self._regmap
         super().__init__({
             "s_axil": In(AXI4LiteSignature(addr_width=ADDR_WIDTH, data_bytes=DATA_BYTES)),
             "ctrl": Out(CoreControl()),

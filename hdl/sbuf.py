@@ -4,7 +4,7 @@ from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory, MemoryData
-from amaranth.lib.wiring import In, Out
+from amaranth.lib.wiring import In
 
 from .arbiter import RoundRobin
 from .config import CoreConfig, check_int_range

@@ -3,7 +3,6 @@
 from amaranth.hdl import Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
-from amaranth.utils import ceil_log2
 
 from .config import CoreConfig
 from .fifo import StreamFIFO

@@ -7,11 +7,8 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import exact_log2
 
 from .config import CoreConfig, check_int_range
-from .formats import (
-    Dtype, MatmulCmd, TensorError, _bits_for, column_layout, psum_data_layout,
-    psum_read_layout, psum_write_layout, sbuf_data_layout, sbuf_read_layout,
-    sbuf_write_layout,
-)
+from .formats import (Dtype, MatmulCmd, TensorError, _bits_for, column_layout, psum_write_layout,
+                      sbuf_data_layout)
 from .interfaces import COUNTER_WIDTH, EngineStatus, psum_write_client, sbuf_read_client
 from .systolic import SystolicArray
 

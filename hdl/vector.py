@@ -7,10 +7,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import exact_log2
 
 from .config import FP_ADD_LATENCY, CoreConfig
-from .formats import (
-    ActCmd, ActError, ActType, _bits_for, psum_data_layout, psum_read_layout,
-    psum_write_layout, sbuf_data_layout, sbuf_read_layout, sbuf_write_layout,
-)
+from .formats import ActCmd, ActError, ActType
 from .fp import FP32Adder
 from .interfaces import (COUNTER_WIDTH, EngineStatus, psum_read_client, sbuf_read_client,
                          sbuf_write_client)
@@ -335,7 +332,6 @@ class VectorEngine(wiring.Component):
         m.d.comb += emask.eq(((Const(1, 5) << cmd_des) - 1) << b)
         new_strb = wstrb | emask
         new_buf = Signal(R * 8 * W)
-        elem_bits = Signal(32)
         for k in range(R):
             e = out_q.r_data[32 * k:32 * (k + 1)]
             lane_bytes = Signal(8 * W, name=f"pack{k}")

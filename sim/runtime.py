@@ -35,7 +35,6 @@ backend has raises :class:`OutOfMemory` before anything runs.
 from __future__ import annotations
 
 import json
-import os
 import pathlib
 import tempfile
 from dataclasses import dataclass, field

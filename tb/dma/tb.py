@@ -5,8 +5,8 @@ from cocotbext.axi import AxiBus, AxiRam
 
 from hdl.formats import dma_done_layout
 from sim import codec
-from sim.dma import Dma, apply, check, onchip_bytes
-from tb.common import AxiPauses, AxiRamErrors, Packer, StreamSink, StreamSource
+from sim.dma import Dma, apply, check
+from tb.common import AxiPauses, AxiRamErrors, StreamSink, StreamSource
 from tb.tensor.tb import TensorTB
 
 __all__ = ["DmaTB", "DRAM_SIZE"]

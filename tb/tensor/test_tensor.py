@@ -6,10 +6,9 @@ import os
 
 import cocotb
 import numpy as np
-from cocotb.triggers import ReadOnly
 
 from hdl.config import DTYPES
-from sim.golden import matmul_int8, wrap_int32
+from sim.golden import matmul_int8
 from sim.tensor import Matmul
 from tb.common import StreamSource
 from tb.tensor.tb import TensorTB
