@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 
 __all__ = ["CoreConfig", "DTYPES", "FLOAT_DTYPES", "NAMED_CONFIGS", "named_config",
-           "check_int_range", "PE_LATENCY", "FP_MUL_LATENCY", "FP_ADD_LATENCY",
+           "check_config", "check_int_range", "PE_LATENCY", "FP_MUL_LATENCY", "FP_ADD_LATENCY",
            "product_latency", "row_hop", "pe_latency"]
 
 
@@ -61,6 +61,14 @@ def _check_positive_int(name, value, maximum=None):
         raise ValueError(f"{name} must be a positive integer, not {value!r}")
     if maximum is not None and value > maximum:
         raise ValueError(f"{name} must be at most {maximum}, not {value!r}")
+
+
+def check_config(config):
+    """``config`` if it is a :class:`CoreConfig`; a ``TypeError`` naming what came
+    otherwise (every component checks before it reads a field)."""
+    if not isinstance(config, CoreConfig):
+        raise TypeError(f"config must be a CoreConfig, not {config!r}")
+    return config
 
 
 def check_int_range(name, value, minimum, maximum):

@@ -11,11 +11,11 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from .axi import AXI4LiteSignature
-from .config import CoreConfig
+from .config import CoreConfig, check_config
 from .controller import Controller
 from .dma import DMAEngine
 from .host import HostInterface
-from .interfaces import FETCH_ID, CoreControl, CoreStatus, axi_signature
+from .interfaces import ConfigComponent, FETCH_ID, CoreControl, CoreStatus, axi_signature
 from .memory import MemorySubsystem
 from .tensor_engine import TensorEngine
 from .vector import VectorEngine
@@ -23,7 +23,7 @@ from .vector import VectorEngine
 __all__ = ["AXIJoin", "Core", "NeuronCore"]
 
 
-class AXIJoin(wiring.Component):
+class AXIJoin(ConfigComponent):
     """Three AXI4 managers onto one port: the instruction fetch and the DMA-in engine
     share AR/R, the DMA-out engine owns AW/W/B.
 
@@ -41,7 +41,7 @@ class AXIJoin(wiring.Component):
 
     def __init__(self, config: CoreConfig):
         sig = axi_signature(config)
-        super().__init__({
+        super().__init__(config, {
             "i_fetch": In(sig), "i_dma_in": In(sig), "i_dma_out": In(sig), "m_axi": Out(sig),
         })
 
@@ -86,7 +86,7 @@ class AXIJoin(wiring.Component):
         return m
 
 
-class Core(wiring.Component):
+class Core(ConfigComponent):
     """The controller, the four engines and the memory subsystem.
 
     Memory clients (round-robin per port, see ``docs/memory.md``): SBUF reads (0) the
@@ -102,18 +102,12 @@ class Core(wiring.Component):
     """
 
     def __init__(self, config: CoreConfig):
-        if not isinstance(config, CoreConfig):
-            raise TypeError(f"config must be a CoreConfig, not {config!r}")
-        self._config = config
-        super().__init__({
+        check_config(config)
+        super().__init__(config, {
             "m_axi": Out(axi_signature(config)),
             "ctrl": In(CoreControl()),
             "status": Out(CoreStatus()),
         })
-
-    @property
-    def config(self):
-        return self._config
 
     def elaborate(self, platform):
         cfg = self._config
@@ -177,7 +171,7 @@ class Core(wiring.Component):
         return m
 
 
-class NeuronCore(wiring.Component):
+class NeuronCore(ConfigComponent):
     """A complete core: :class:`Core` behind an AXI4-Lite :class:`~hdl.host.HostInterface`.
 
     The host writes PROG_ADDR, the DMA window, WATCHDOG and IRQ_ENABLE, then START; the
@@ -193,18 +187,12 @@ class NeuronCore(wiring.Component):
     """
 
     def __init__(self, config: CoreConfig):
-        if not isinstance(config, CoreConfig):
-            raise TypeError(f"config must be a CoreConfig, not {config!r}")
-        self._config = config
-        super().__init__({
+        check_config(config)
+        super().__init__(config, {
             "s_axil": In(AXI4LiteSignature(addr_width=12)),
             "m_axi": Out(axi_signature(config)),
             "o_irq": Out(1),
         })
-
-    @property
-    def config(self):
-        return self._config
 
     def elaborate(self, platform):
         cfg = self._config

@@ -6,9 +6,9 @@ from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2, exact_log2
 
-from .config import CoreConfig, check_int_range
+from .config import CoreConfig, check_config, check_int_range
 from .formats import DmaDesc, DmaError, _bits_for, dma_done_layout
-from .interfaces import (WINDOW_BITS, axi_signature, psum_read_client, sbuf_read_client,
+from .interfaces import (ConfigComponent, WINDOW_BITS, axi_signature, psum_read_client, sbuf_read_client,
                          sbuf_write_client)
 
 __all__ = ["Realigner", "DMAEngine"]
@@ -179,7 +179,7 @@ class _BurstGen:
                     m.d.sync += [busy.eq(0), self.done.eq(1)]
 
 
-class DMAEngine(wiring.Component):
+class DMAEngine(ConfigComponent):
     """AXI4 DMA between DRAM and the on-chip memories, one :class:`DmaDesc` at a time.
 
     A descriptor is checked first (``TARGET``, then ``RANGE``, then ``WINDOW``; see
@@ -218,12 +218,10 @@ class DMAEngine(wiring.Component):
     """
 
     def __init__(self, config: CoreConfig, *, queue_depth=4):
-        if not isinstance(config, CoreConfig):
-            raise TypeError(f"config must be a CoreConfig, not {config!r}")
+        check_config(config)
         check_int_range("queue_depth", queue_depth, 4, 64)
-        self._config = config
         self._queue_depth = queue_depth
-        super().__init__({
+        super().__init__(config, {
             "i_desc": In(stream.Signature(DmaDesc)),
             "o_done": Out(stream.Signature(dma_done_layout())),
             "m_axi": Out(axi_signature(config)),
@@ -234,10 +232,6 @@ class DMAEngine(wiring.Component):
             "psum_rd": Out(psum_read_client(config)),
             "o_busy": Out(1),
         })
-
-    @property
-    def config(self):
-        return self._config
 
     def elaborate(self, platform):
         cfg = self._config

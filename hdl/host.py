@@ -7,18 +7,17 @@ the reset values by looping over it, and adds the behaviour behind the RO regist
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
-from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from .axi import AXI4LiteSignature, AXIResp
-from .config import CoreConfig
-from .interfaces import COUNTER_WIDTH, PROG_ALIGN_BITS, CoreControl, CoreStatus
+from .config import CoreConfig, check_config
+from .interfaces import ConfigComponent, COUNTER_WIDTH, PROG_ALIGN_BITS, CoreControl, CoreStatus
 from .regmap import ADDR_WIDTH, COUNTERS, DATA_BYTES, RegisterMap
 
 __all__ = ["HostInterface"]
 
 
-class HostInterface(wiring.Component):
+class HostInterface(ConfigComponent):
     """AXI4-Lite register file that starts, watches and resets the core.
 
     The AXI4-Lite subordinate accepts AW and W independently (in either order or
@@ -61,21 +60,15 @@ class HostInterface(wiring.Component):
     """
 
     def __init__(self, config: CoreConfig):
-        if not isinstance(config, CoreConfig):
-            raise TypeError(f"config must be a CoreConfig, not {config!r}")
-        self._config = config
+        check_config(config)
         self._regmap = RegisterMap(config)
-        super().__init__({
+        super().__init__(config, {
             "s_axil": In(AXI4LiteSignature(addr_width=ADDR_WIDTH, data_bytes=DATA_BYTES)),
             "ctrl": Out(CoreControl()),
             "status": In(CoreStatus()),
             "o_soft_reset": Out(1),
             "o_irq": Out(1),
         })
-
-    @property
-    def config(self):
-        return self._config
 
     @property
     def regmap(self):

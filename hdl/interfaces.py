@@ -30,7 +30,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .axi import AXI4Signature
-from .config import CoreConfig
+from .config import CoreConfig, check_config
 from .formats import (psum_data_layout, psum_read_layout, psum_write_layout, sbuf_data_layout,
                       sbuf_read_layout, sbuf_write_layout)
 from .isa import CoreError
@@ -40,7 +40,7 @@ __all__ = [
     "MACS_WIDTH", "RETIRED_WIDTH", "WATCHDOG_WIDTH", "ERROR_DETAIL_WIDTH", "FETCH_ID",
     "axi_signature", "ReadClient", "sbuf_read_client", "psum_read_client",
     "sbuf_write_client", "psum_write_client", "EngineStatus", "RunControl", "RunStatus",
-    "CoreControl", "CoreStatus",
+    "CoreControl", "CoreStatus", "ConfigComponent",
 ]
 
 #: Bits of an instruction address (a DRAM byte address); programs are 32-byte aligned.
@@ -66,6 +66,24 @@ ERROR_DETAIL_WIDTH = 8
 #: AXI ID of instruction fetches; the DMA engines use ID 0, so the shared read channel
 #: routes each response back by its ``RID``.
 FETCH_ID = 1
+
+
+class ConfigComponent(wiring.Component):
+    """A component built for one :class:`~hdl.config.CoreConfig`: the base of every
+    block whose ports or behaviour depend on the configuration.
+
+    It checks ``config`` (a ``TypeError`` for anything else) and keeps it as the
+    read-only :attr:`config`, which testbenches and parent blocks read back.
+    """
+
+    def __init__(self, config, signature=None):
+        self._config = check_config(config)
+        super().__init__(signature)
+
+    @property
+    def config(self):
+        """The :class:`~hdl.config.CoreConfig` this component was built for."""
+        return self._config
 
 
 def axi_signature(config: CoreConfig):

@@ -11,15 +11,15 @@ from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from .config import CoreConfig
-from .interfaces import psum_read_client, psum_write_client, sbuf_read_client, sbuf_write_client
+from .config import CoreConfig, check_config
+from .interfaces import ConfigComponent, psum_read_client, psum_write_client, sbuf_read_client, sbuf_write_client
 from .psum import PSUM
 from .sbuf import SBUF
 
 __all__ = ["MemorySubsystem"]
 
 
-class MemorySubsystem(wiring.Component):
+class MemorySubsystem(ConfigComponent):
     """SBUF and PSUM with a given number of read and write clients each.
 
     Parameters
@@ -41,24 +41,18 @@ class MemorySubsystem(wiring.Component):
     """
 
     def __init__(self, config: CoreConfig, *, sbuf_read, sbuf_write, psum_read, psum_write):
-        if not isinstance(config, CoreConfig):
-            raise TypeError(f"config must be a CoreConfig, not {config!r}")
-        self._config = config
+        check_config(config)
         # Built here so that bad client counts fail at construction, with the
         # memories' own messages.
         self._sbuf = SBUF(config, n_read=sbuf_read, n_write=sbuf_write)
         self._psum = PSUM(config, n_read=psum_read, n_write=psum_write)
-        super().__init__({
+        super().__init__(config, {
             "sbuf_rd": In(sbuf_read_client(config)).array(sbuf_read),
             "sbuf_wr": In(sbuf_write_client(config)).array(sbuf_write),
             "psum_rd": In(psum_read_client(config)).array(psum_read),
             "psum_wr": In(psum_write_client(config)).array(psum_write),
             "o_busy": Out(1),
         })
-
-    @property
-    def config(self):
-        return self._config
 
     @property
     def sbuf(self):

@@ -1,22 +1,21 @@
 """The partial-sum buffer (PSUM): banked 32-bit entries with accumulating writes."""
 
 from amaranth.hdl import Cat, Module, Mux, Signal
-from amaranth.lib import wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory, MemoryData
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from .arbiter import RoundRobin
-from .config import FP_ADD_LATENCY, CoreConfig, check_int_range
+from .config import CoreConfig, FP_ADD_LATENCY, check_config, check_int_range
 from .formats import psum_data_layout
-from .interfaces import psum_read_client, psum_write_client
+from .interfaces import ConfigComponent, psum_read_client, psum_write_client
 from .fp import FP32Adder
 
 __all__ = ["PSUM"]
 
 
-class PSUM(wiring.Component):
+class PSUM(ConfigComponent):
     """``cols`` partitions x ``psum_banks`` banks x ``psum_depth`` 32-bit entries.
 
     Every partition holds ``psum_banks * psum_depth`` entries (address
@@ -87,12 +86,10 @@ class PSUM(wiring.Component):
     """
 
     def __init__(self, config: CoreConfig, *, n_read=1, n_write=1, resp_depth=16):
-        if not isinstance(config, CoreConfig):
-            raise TypeError(f"config must be a CoreConfig, not {config!r}")
+        check_config(config)
         check_int_range("n_read", n_read, 1, 8)
         check_int_range("n_write", n_write, 1, 8)
         check_int_range("resp_depth", resp_depth, 3, 64)
-        self._config = config
         self._n_read = n_read
         self._n_write = n_write
         self._resp_depth = resp_depth
@@ -101,13 +98,9 @@ class PSUM(wiring.Component):
             "rd": In(psum_read_client(config)).array(n_read),
         }
         ports["o_busy"] = Out(1)
-        super().__init__(ports)
+        super().__init__(config, ports)
         self.banks = [MemoryData(shape=32, depth=config.psum_entries, init=[])
                       for _ in range(config.cols)]
-
-    @property
-    def config(self):
-        return self._config
 
     @property
     def add_latency(self):

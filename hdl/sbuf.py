@@ -1,21 +1,20 @@
 """The state buffer (SBUF): one SRAM bank per array row, shared by the engines."""
 
 from amaranth.hdl import Cat, Module, Signal
-from amaranth.lib import wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory, MemoryData
 from amaranth.lib.wiring import In
 
 from .arbiter import RoundRobin
-from .config import CoreConfig, check_int_range
+from .config import CoreConfig, check_config, check_int_range
 from .formats import sbuf_data_layout
-from .interfaces import sbuf_read_client, sbuf_write_client
+from .interfaces import ConfigComponent, sbuf_read_client, sbuf_write_client
 
 __all__ = ["SBUF"]
 
 
 
-class SBUF(wiring.Component):
+class SBUF(ConfigComponent):
     """``rows`` partitions of ``sbuf_bytes`` bytes, each its own 1R1W SRAM bank.
 
     A word is ``sbuf_word_bytes`` bytes; every partition reads or writes one word per
@@ -60,12 +59,10 @@ class SBUF(wiring.Component):
     """
 
     def __init__(self, config: CoreConfig, *, n_read=1, n_write=1, resp_depth=6):
-        if not isinstance(config, CoreConfig):
-            raise TypeError(f"config must be a CoreConfig, not {config!r}")
+        check_config(config)
         check_int_range("n_read", n_read, 1, 8)
         check_int_range("n_write", n_write, 1, 8)
         check_int_range("resp_depth", resp_depth, 3, 64)
-        self._config = config
         self._n_read = n_read
         self._n_write = n_write
         self._resp_depth = resp_depth
@@ -73,13 +70,9 @@ class SBUF(wiring.Component):
             "wr": In(sbuf_write_client(config)).array(n_write),
             "rd": In(sbuf_read_client(config)).array(n_read),
         }
-        super().__init__(ports)
+        super().__init__(config, ports)
         self.banks = [MemoryData(shape=8 * config.sbuf_word_bytes, depth=config.sbuf_words,
                                  init=[]) for _ in range(config.rows)]
-
-    @property
-    def config(self):
-        return self._config
 
     def write_client(self, c):
         return self.wr[c]

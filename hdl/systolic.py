@@ -4,18 +4,16 @@ from amaranth.hdl import Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .config import CoreConfig
+from .config import CoreConfig, check_config
 from .fifo import StreamFIFO
 from .formats import Dtype, column_layout, operand_shape, result_layout
+from .interfaces import COUNTER_WIDTH, ConfigComponent
 from .pe import PE, weight_token_layout
 
 __all__ = ["SystolicArray"]
 
-#: Width of the performance counters (2**48 cycles is ~32 days at 100 MHz).
-COUNTER_WIDTH = 48
 
-
-class SystolicArray(wiring.Component):
+class SystolicArray(ConfigComponent):
     """A ``rows x cols`` grid of :class:`~hdl.pe.PE` with skew, de-skew and flow control.
 
     A matmul is a *weight tile* on ``i_w`` (columns ``S[:, 0..M-1]``, ``M <= cols``,
@@ -63,10 +61,8 @@ class SystolicArray(wiring.Component):
     """
 
     def __init__(self, config: CoreConfig):
-        if not isinstance(config, CoreConfig):
-            raise TypeError(f"config must be a CoreConfig, not {config!r}")
-        self._config = config
-        super().__init__({
+        check_config(config)
+        super().__init__(config, {
             "i_w": In(stream.Signature(column_layout(config))),
             "i_x": In(stream.Signature(column_layout(config))),
             "o_y": Out(stream.Signature(result_layout(config))),
@@ -76,10 +72,6 @@ class SystolicArray(wiring.Component):
             "o_error": Out(1),
             "i_error_clear": In(1),
         })
-
-    @property
-    def config(self):
-        return self._config
 
     def elaborate(self, platform):
         cfg = self._config

@@ -6,10 +6,10 @@ from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import exact_log2
 
-from .config import CoreConfig, check_int_range
+from .config import CoreConfig, check_config, check_int_range
 from .formats import (Dtype, MatmulCmd, TensorError, _bits_for, column_layout, psum_write_layout,
                       sbuf_data_layout)
-from .interfaces import COUNTER_WIDTH, EngineStatus, psum_write_client, sbuf_read_client
+from .interfaces import ConfigComponent, COUNTER_WIDTH, EngineStatus, psum_write_client, sbuf_read_client
 from .systolic import SystolicArray
 
 __all__ = ["Fetcher", "TensorEngine", "fetch_layout"]
@@ -52,7 +52,7 @@ def _writer_layout(config: CoreConfig):
     })
 
 
-class Fetcher(wiring.Component):
+class Fetcher(ConfigComponent):
     """Reads one operand tile per command from SBUF and emits it as array columns.
 
     For each command on ``i_cmd`` the fetcher requests words ``word .. word+nwords-1``
@@ -73,10 +73,8 @@ class Fetcher(wiring.Component):
     """
 
     def __init__(self, config: CoreConfig):
-        if not isinstance(config, CoreConfig):
-            raise TypeError(f"config must be a CoreConfig, not {config!r}")
-        self._config = config
-        super().__init__({
+        check_config(config)
+        super().__init__(config, {
             "i_cmd": In(stream.Signature(fetch_layout(config))),
             "rd": Out(sbuf_read_client(config)),
             "o_col": Out(stream.Signature(column_layout(config))),
@@ -178,7 +176,7 @@ class Fetcher(wiring.Component):
         return m
 
 
-class TensorEngine(wiring.Component):
+class TensorEngine(ConfigComponent):
     """Runs :class:`~hdl.formats.MatmulCmd` commands at one moving column per cycle.
 
     A command is checked when it is accepted; a legal one is split three ways: the
@@ -215,12 +213,10 @@ class TensorEngine(wiring.Component):
     """
 
     def __init__(self, config: CoreConfig, *, result_queue_depth=16):
-        if not isinstance(config, CoreConfig):
-            raise TypeError(f"config must be a CoreConfig, not {config!r}")
+        check_config(config)
         check_int_range("result_queue_depth", result_queue_depth, 4, 256)
-        self._config = config
         self._wq_depth = result_queue_depth
-        super().__init__({
+        super().__init__(config, {
             "i_cmd": In(stream.Signature(MatmulCmd)),
             "s_rd": Out(sbuf_read_client(config)),
             "x_rd": Out(sbuf_read_client(config)),
@@ -233,10 +229,6 @@ class TensorEngine(wiring.Component):
             "o_cycles": Out(COUNTER_WIDTH),
             "i_perf_clear": In(1),
         })
-
-    @property
-    def config(self):
-        return self._config
 
     def elaborate(self, platform):
         cfg = self._config

@@ -1,22 +1,22 @@
 """The vector engine: PSUM/SBUF tiles -> bias, ReLU, casts, requantisation -> SBUF."""
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
-from amaranth.lib import stream, wiring
+from amaranth.lib import stream
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import exact_log2
 
-from .config import FP_ADD_LATENCY, CoreConfig
+from .config import CoreConfig, FP_ADD_LATENCY, check_config
 from .formats import ActCmd, ActError, ActType
 from .fp import FP32Adder
-from .interfaces import (COUNTER_WIDTH, EngineStatus, psum_read_client, sbuf_read_client,
+from .interfaces import (ConfigComponent, COUNTER_WIDTH, EngineStatus, psum_read_client, sbuf_read_client,
                          sbuf_write_client)
 from .vector_units import F32Narrow, Requantizer
 
 __all__ = ["VectorEngine"]
 
 
-class VectorEngine(wiring.Component):
+class VectorEngine(ConfigComponent):
     """Runs :class:`~hdl.formats.ActCmd` commands: one element per partition per cycle.
 
     A command is checked first (:class:`~hdl.formats.ActError`); a refused one reads
@@ -50,13 +50,11 @@ class VectorEngine(wiring.Component):
     """
 
     def __init__(self, config: CoreConfig):
-        if not isinstance(config, CoreConfig):
-            raise TypeError(f"config must be a CoreConfig, not {config!r}")
+        check_config(config)
         if config.cols > config.rows:
             raise ValueError(f"the vector engine needs cols <= rows (a PSUM partition per "
                              f"lane), not a {config.rows}x{config.cols} array")
-        self._config = config
-        super().__init__({
+        super().__init__(config, {
             "i_cmd": In(stream.Signature(ActCmd)),
             "sbuf_rd": Out(sbuf_read_client(config)),
             "psum_rd": Out(psum_read_client(config)),
@@ -66,10 +64,6 @@ class VectorEngine(wiring.Component):
             "o_busy_cycles": Out(COUNTER_WIDTH),
             "i_perf_clear": In(1),
         })
-
-    @property
-    def config(self):
-        return self._config
 
     @property
     def lane_latency(self):

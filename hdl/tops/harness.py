@@ -13,11 +13,11 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..axi import AXIReadLatency
-from ..config import CoreConfig
+from ..config import CoreConfig, check_config
 from ..dma import DMAEngine
 from ..formats import (ActCmd, ActError, DmaDesc, MatmulCmd, TensorError, dma_done_layout,
                        psum_data_layout, psum_read_layout, sbuf_data_layout, sbuf_read_layout)
-from ..interfaces import (COUNTER_WIDTH, WINDOW_BITS, axi_signature, psum_write_client,
+from ..interfaces import (ConfigComponent, COUNTER_WIDTH, WINDOW_BITS, axi_signature, psum_write_client,
                           sbuf_write_client)
 from ..memory import MemorySubsystem
 from ..tensor_engine import TensorEngine
@@ -26,7 +26,7 @@ from ..vector import VectorEngine
 __all__ = ["TensorHarness", "VectorHarness", "DMAHarness"]
 
 
-class _Harness(wiring.Component):
+class _Harness(ConfigComponent):
     """The backdoor ports and their wiring, shared by the three harnesses.
 
     A subclass passes its own ports and how many clients of each kind its engine
@@ -34,9 +34,7 @@ class _Harness(wiring.Component):
     """
 
     def __init__(self, config, ports, *, psum_write_backdoor):
-        if not isinstance(config, CoreConfig):
-            raise TypeError(f"config must be a CoreConfig, not {config!r}")
-        self._config = config
+        check_config(config)
         self._psum_write_backdoor = psum_write_backdoor
         backdoor = {
             "i_sbuf_wr": In(sbuf_write_client(config)),
@@ -47,11 +45,7 @@ class _Harness(wiring.Component):
         }
         if psum_write_backdoor:
             backdoor["i_psum_wr"] = In(psum_write_client(config))
-        super().__init__({**ports, **backdoor})
-
-    @property
-    def config(self):
-        return self._config
+        super().__init__(config, {**ports, **backdoor})
 
     def _memory(self, m, *, sbuf_read, sbuf_write, psum_read, psum_write):
         """The memory subsystem with the engine's client counts plus the backdoor's,
