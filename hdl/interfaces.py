@@ -30,7 +30,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .axi import AXI4Signature
-from .config import CoreConfig, check_config
+from .config import CoreConfig, check_config, check_int_range
 from .formats import (psum_data_layout, psum_read_layout, psum_write_layout, sbuf_data_layout,
                       sbuf_read_layout, sbuf_write_layout)
 from .isa import CoreError
@@ -40,7 +40,7 @@ __all__ = [
     "MACS_WIDTH", "RETIRED_WIDTH", "WATCHDOG_WIDTH", "ERROR_DETAIL_WIDTH", "FETCH_ID",
     "axi_signature", "ReadClient", "sbuf_read_client", "psum_read_client",
     "sbuf_write_client", "psum_write_client", "EngineStatus", "RunControl", "RunStatus",
-    "CoreControl", "CoreStatus", "ConfigComponent",
+    "CoreControl", "CoreStatus", "ConfigComponent", "ClientMemory",
 ]
 
 #: Bits of an instruction address (a DRAM byte address); programs are 32-byte aligned.
@@ -84,6 +84,43 @@ class ConfigComponent(wiring.Component):
     def config(self):
         """The :class:`~hdl.config.CoreConfig` this component was built for."""
         return self._config
+
+
+class ClientMemory(ConfigComponent):
+    """The client side that SBUF and PSUM share: ``n_read`` read clients ``rd[c]``,
+    ``n_write`` write clients ``wr[c]`` (1 to 8 each) and a response FIFO of
+    ``resp_depth`` entries (3 to 64) per read client.
+
+    Parameters
+    ----------
+    read_client, write_client : callable
+        ``config -> Signature`` of one client (e.g. :func:`sbuf_read_client`).
+    ports : dict
+        The memory's own further ports.
+    """
+
+    def __init__(self, config, read_client, write_client, *, n_read, n_write, resp_depth,
+                 ports=()):
+        check_config(config)
+        check_int_range("n_read", n_read, 1, 8)
+        check_int_range("n_write", n_write, 1, 8)
+        check_int_range("resp_depth", resp_depth, 3, 64)
+        self._n_read = n_read
+        self._n_write = n_write
+        self._resp_depth = resp_depth
+        super().__init__(config, {
+            "wr": In(write_client(config)).array(n_write),
+            "rd": In(read_client(config)).array(n_read),
+            **dict(ports),
+        })
+
+    def write_client(self, c):
+        """The stream of write client ``c``."""
+        return self.wr[c]
+
+    def read_client(self, c):
+        """``(request, response)`` streams of read client ``c``."""
+        return self.rd[c].req, self.rd[c].resp
 
 
 def axi_signature(config: CoreConfig):

@@ -3,19 +3,19 @@
 from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory, MemoryData
-from amaranth.lib.wiring import In, Out
+from amaranth.lib.wiring import Out
 from amaranth.utils import ceil_log2
 
 from .arbiter import RoundRobin
-from .config import CoreConfig, FP_ADD_LATENCY, check_config, check_int_range
+from .config import CoreConfig, FP_ADD_LATENCY
 from .formats import psum_data_layout
-from .interfaces import ConfigComponent, psum_read_client, psum_write_client
 from .fp import FP32Adder
+from .interfaces import ClientMemory, psum_read_client, psum_write_client
 
 __all__ = ["PSUM"]
 
 
-class PSUM(ConfigComponent):
+class PSUM(ClientMemory):
     """``cols`` partitions x ``psum_banks`` banks x ``psum_depth`` 32-bit entries.
 
     Every partition holds ``psum_banks * psum_depth`` entries (address
@@ -86,19 +86,9 @@ class PSUM(ConfigComponent):
     """
 
     def __init__(self, config: CoreConfig, *, n_read=1, n_write=1, resp_depth=16):
-        check_config(config)
-        check_int_range("n_read", n_read, 1, 8)
-        check_int_range("n_write", n_write, 1, 8)
-        check_int_range("resp_depth", resp_depth, 3, 64)
-        self._n_read = n_read
-        self._n_write = n_write
-        self._resp_depth = resp_depth
-        ports = {
-            "wr": In(psum_write_client(config)).array(n_write),
-            "rd": In(psum_read_client(config)).array(n_read),
-        }
-        ports["o_busy"] = Out(1)
-        super().__init__(config, ports)
+        super().__init__(config, psum_read_client, psum_write_client, n_read=n_read,
+                         n_write=n_write, resp_depth=resp_depth,
+                         ports={"o_busy": Out(1)})
         self.banks = [MemoryData(shape=32, depth=config.psum_entries, init=[])
                       for _ in range(config.cols)]
 
@@ -106,13 +96,6 @@ class PSUM(ConfigComponent):
     def add_latency(self):
         """Cycles of the accumulate step (``A`` above)."""
         return FP_ADD_LATENCY if self._config.has_float else 1
-
-    def write_client(self, c):
-        return self.wr[c]
-
-    def read_client(self, c):
-        """``(request, response)`` streams of read client ``c``."""
-        return self.rd[c].req, self.rd[c].resp
 
     def elaborate(self, platform):
         cfg = self._config

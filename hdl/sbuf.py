@@ -3,18 +3,17 @@
 from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory, MemoryData
-from amaranth.lib.wiring import In
 
 from .arbiter import RoundRobin
-from .config import CoreConfig, check_config, check_int_range
+from .config import CoreConfig
 from .formats import sbuf_data_layout
-from .interfaces import ConfigComponent, sbuf_read_client, sbuf_write_client
+from .interfaces import ClientMemory, sbuf_read_client, sbuf_write_client
 
 __all__ = ["SBUF"]
 
 
 
-class SBUF(ConfigComponent):
+class SBUF(ClientMemory):
     """``rows`` partitions of ``sbuf_bytes`` bytes, each its own 1R1W SRAM bank.
 
     A word is ``sbuf_word_bytes`` bytes; every partition reads or writes one word per
@@ -59,27 +58,10 @@ class SBUF(ConfigComponent):
     """
 
     def __init__(self, config: CoreConfig, *, n_read=1, n_write=1, resp_depth=6):
-        check_config(config)
-        check_int_range("n_read", n_read, 1, 8)
-        check_int_range("n_write", n_write, 1, 8)
-        check_int_range("resp_depth", resp_depth, 3, 64)
-        self._n_read = n_read
-        self._n_write = n_write
-        self._resp_depth = resp_depth
-        ports = {
-            "wr": In(sbuf_write_client(config)).array(n_write),
-            "rd": In(sbuf_read_client(config)).array(n_read),
-        }
-        super().__init__(config, ports)
+        super().__init__(config, sbuf_read_client, sbuf_write_client, n_read=n_read,
+                         n_write=n_write, resp_depth=resp_depth)
         self.banks = [MemoryData(shape=8 * config.sbuf_word_bytes, depth=config.sbuf_words,
                                  init=[]) for _ in range(config.rows)]
-
-    def write_client(self, c):
-        return self.wr[c]
-
-    def read_client(self, c):
-        """``(request, response)`` streams of read client ``c``."""
-        return self.rd[c].req, self.rd[c].resp
 
     def elaborate(self, platform):
         cfg = self._config

@@ -276,20 +276,21 @@ def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m sim.cli", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
 
+    def tops_and_target(parser, target_help):
+        parser.add_argument("--top", action="append", choices=list(TOPS))
+        parser.add_argument("--target", choices=["generic", "ecp5"], default=None,
+                            help=target_help)
+
     v = sub.add_parser("verilog", help="write build/verilog/<top>.v for every top")
     v.add_argument("--config", default=os.environ.get("CONFIG") or "default")
-    v.add_argument("--top", action="append", choices=list(TOPS))
-    v.add_argument("--target", choices=["generic", "ecp5"], default=None,
-                   help="ecp5: multipliers as MULT18X18D primitives with their registers "
-                        "(for FPGA builds; written to build/verilog-ecp5/)")
+    tops_and_target(v, "ecp5: multipliers as MULT18X18D primitives with their registers "
+                       "(for FPGA builds; written to build/verilog-ecp5/)")
     v.set_defaults(func=cmd_verilog)
 
     lint = sub.add_parser("lint", help="verilator --lint-only -Wall on every top")
     lint.add_argument("--config", action="append")
-    lint.add_argument("--top", action="append", choices=list(TOPS))
-    lint.add_argument("--target", choices=["generic", "ecp5"], default=None,
-                      help="ecp5: DSP primitives, linted against tb/models/ (default: each "
-                           "top's own target)")
+    tops_and_target(lint, "ecp5: DSP primitives, linted against tb/models/ (default: each "
+                          "top's own target)")
     lint.set_defaults(func=cmd_lint)
 
     s = sub.add_parser("synth", help="yosys + nextpnr-ecp5 resource and Fmax figures")

@@ -6,6 +6,7 @@ Generated files are rewritten only when their text changes, so Verilator's and m
 own up-to-date checks keep an unchanged design from rebuilding.
 """
 
+import importlib
 import os
 import pathlib
 import re
@@ -21,84 +22,34 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 BUILD = pathlib.Path(os.environ.get("NCORE_BUILD", ROOT / "build"))
 
 
-def _systolic(cfg):
-    from hdl.systolic import SystolicArray
-    return SystolicArray(cfg)
+def _made(path, *, config=True, **kwargs):
+    """A constructor ``cfg -> component`` for the class at ``path`` ("module.Class").
+    The gateware is imported only when a top is built, so listing the tops is cheap;
+    ``config=False`` for blocks that take no configuration (the FP units)."""
+    module, name = path.rsplit(".", 1)
+
+    def make(cfg):
+        cls = getattr(importlib.import_module(f"hdl.{module}"), name)
+        return cls(cfg, **kwargs) if config else cls(**kwargs)
+    return make
 
 
-def _tensor(cfg):
-    from hdl.tops.harness import TensorHarness
-    return TensorHarness(cfg)
-
-
-def _dma(cfg):
-    from hdl.tops.harness import DMAHarness
-    return DMAHarness(cfg)
-
-
-def _dma_engine(cfg):
-    from hdl.dma import DMAEngine
-    return DMAEngine(cfg)
-
-
-def _vector(cfg):
-    from hdl.tops.harness import VectorHarness
-    return VectorHarness(cfg)
-
-
-def _vector_engine(cfg):
-    from hdl.vector import VectorEngine
-    return VectorEngine(cfg)
-
-
-def _neuron_core(cfg):
-    from hdl.core import NeuronCore
-    return NeuronCore(cfg)
-
-
-def _neuron_core_sim(cfg):
-    from hdl.tops.simdram import NeuronCoreSim
-    return NeuronCoreSim(cfg)
-
-
-def _fp32_adder(cfg):
-    from hdl.fp import FP32Adder
-    return FP32Adder()
-
-
-def _fp_mul16(cfg):
-    from hdl.fp import FPMul16
-    return FPMul16()
-
-
-def _fp32_adder_ftz(cfg):
-    from hdl.fp import FP32Adder
-    return FP32Adder(subnormals=False)
-
-
-def _fp_mul16_ftz(cfg):
-    from hdl.fp import FPMul16
-    return FPMul16(subnormals=False)
-
-
-def _fp_mul16_int8(cfg):
-    from hdl.fp import FPMul16
-    return FPMul16(int8=True)
-
-
-def _fp_mul16_ftz_int8(cfg):
-    from hdl.fp import FPMul16
-    return FPMul16(subnormals=False, int8=True)
-
-
-def _dsp_multipliers(cfg):
-    from hdl.tops.multipliers import MultiplierSet
-    return MultiplierSet()
-
-
-def _host(cfg):
-    from hdl.host import HostInterface
-    return HostInterface(cfg)
+_systolic = _made("systolic.SystolicArray")
+_tensor = _made("tops.harness.TensorHarness")
+_dma = _made("tops.harness.DMAHarness")
+_dma_engine = _made("dma.DMAEngine")
+_vector = _made("tops.harness.VectorHarness")
+_vector_engine = _made("vector.VectorEngine")
+_neuron_core = _made("core.NeuronCore")
+_neuron_core_sim = _made("tops.simdram.NeuronCoreSim")
+_fp32_adder = _made("fp.FP32Adder", config=False)
+_fp_mul16 = _made("fp.FPMul16", config=False)
+_fp32_adder_ftz = _made("fp.FP32Adder", config=False, subnormals=False)
+_fp_mul16_ftz = _made("fp.FPMul16", config=False, subnormals=False)
+_fp_mul16_int8 = _made("fp.FPMul16", config=False, int8=True)
+_fp_mul16_ftz_int8 = _made("fp.FPMul16", config=False, subnormals=False, int8=True)
+_dsp_multipliers = _made("tops.multipliers.MultiplierSet", config=False)
+_host = _made("host.HostInterface")
 
 
 def _wrapped(make):
