@@ -21,7 +21,7 @@ class TensorTB(TB):
 
     IDLE_INPUTS = ("i_cmd__valid", "i_sbuf_wr__valid", "i_sbuf_rd__valid",
                    "i_psum_rd__valid", "o_sbuf_rd__ready", "o_psum_rd__ready",
-                   "i_error_clear", "i_perf_clear")
+                   "status__error_clear", "i_perf_clear")
 
     def __init__(self, dut):
         super().__init__(dut)
@@ -143,17 +143,17 @@ class TensorTB(TB):
 
     async def error_code(self):
         await self.read_only
-        code = TensorError(self.dut.o_error_code.value.to_unsigned()).name
-        flag = int(self.dut.o_error.value)
+        code = TensorError(self.dut.status__error_code.value.to_unsigned()).name
+        flag = int(self.dut.status__error.value)
         await self.tick()
         if flag != (code != "NONE"):
-            self.fail(f"o_error={flag} but o_error_code={code}")
+            self.fail(f"status__error={flag} but status__error_code={code}")
         return code
 
     async def clear_error(self):
-        self.dut.i_error_clear.value = 1
+        self.dut.status__error_clear.value = 1
         await self.tick()
-        self.dut.i_error_clear.value = 0
+        self.dut.status__error_clear.value = 0
 
     def random_cmd(self, dtype=None, n_max=None, acc=None):
         """A random legal command (random p0, K, M, N, offsets, bank, acc, dtype)."""

@@ -123,7 +123,7 @@ async def test_illegal_commands(dut):
         if code != want:
             tb.fail(f"{cmd}: error code {code}, expected {want}")
         await tb.clear_error()
-        assert await tb.error_code() == "NONE", "i_error_clear did not clear the error"
+        assert await tb.error_code() == "NONE", "status__error_clear did not clear the error"
     # the first refusal is the one reported
     await tb.run([illegal[0][1], illegal[-1][1]])
     assert await tb.error_code() == illegal[0][0]

@@ -41,7 +41,7 @@ class VectorTB(TensorTB):
 
     async def act_code(self):
         await self.read_only
-        code = ActError(self.dut.o_error_code.value.to_unsigned()).name
+        code = ActError(self.dut.status__error_code.value.to_unsigned()).name
         await self.tick()
         return code
 

@@ -172,9 +172,9 @@ async def test_illegal_commands(dut):
         code = await tb.act_code()
         if code != want:
             tb.fail(f"{a}: code {code}, expected {want}")
-        dut.i_error_clear.value = 1
+        dut.status__error_clear.value = 1
         await tb.tick()
-        dut.i_error_clear.value = 0
+        dut.status__error_clear.value = 0
         assert await tb.act_code() == "NONE"
     await tb.check_sbuf("after illegal commands")
 
