@@ -18,7 +18,6 @@ The command format is :class:`hdl.formats.ActCmd`; :meth:`Act.encode` and
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,7 +45,7 @@ INT_OUT = tuple(t.name for t in (ActType.INT32, ActType.INT8))
 
 
 @dataclass(frozen=True)
-class Act:
+class Act(codec.Command):
     parts: int
     n: int
     dst_type: str = "FP32"
@@ -63,21 +62,9 @@ class Act:
     shift: int = 0
     zp: int = 0
 
-    def encode(self) -> int:
-        """The command as an :class:`hdl.formats.ActCmd` word; ``ValueError`` if a field
-        does not fit (:func:`sim.codec.encode`)."""
-        fields = dataclasses.asdict(self)
-        fields["dst_type"] = DST_TYPE_TEXT.value(self.dst_type, "ActCmd.dst_type")
-        return codec.encode(ActCmd, fields)
-
-    @classmethod
-    def decode(cls, word: int) -> "Act":
-        """The command an :class:`hdl.formats.ActCmd` word holds (no legality check)."""
-        fields = codec.decode(ActCmd, word)
-        fields["dst_type"] = DST_TYPE_TEXT.text(fields["dst_type"])
-        for key in _FLAGS:
-            fields[key] = bool(fields[key])
-        return cls(**fields)
+    LAYOUT = ActCmd
+    TEXT = {"dst_type": DST_TYPE_TEXT}
+    FLAGS = _FLAGS
 
 
 def check(config, a: Act) -> str:

@@ -31,6 +31,7 @@ Missing fields encode as zero, as with ``Layout.const``. Every refusal is a
 
 from __future__ import annotations
 
+import dataclasses
 import enum as py_enum
 import numbers
 from collections.abc import Mapping
@@ -39,7 +40,7 @@ import numpy as np
 from amaranth.hdl import Shape
 from amaranth.lib import data
 
-__all__ = ["encode", "decode", "replace", "field_names", "EnumText"]
+__all__ = ["encode", "decode", "replace", "field_names", "EnumText", "Choices", "Command"]
 
 
 def _layout(layout):
@@ -302,3 +303,52 @@ class EnumText:
         raise ValueError(f"{where}={text!r} is not a valid {where.rsplit('.', 1)[-1]} "
                          f"({', '.join(self.names)}, or {self.raw_prefix}<n> for a value "
                          f"no member has)")
+
+
+class Choices:
+    """How a golden-model dataclass spells a small unsigned field as one of a few
+    words: ``Choices(("sbuf", "psum"))`` spells 0 as ``"sbuf"`` and 1 as ``"psum"``
+    (the same interface as :class:`EnumText`)."""
+
+    def __init__(self, words):
+        self.words = tuple(words)
+
+    def text(self, value) -> str:
+        return self.words[int(value)]
+
+    def value(self, text, where):
+        if text not in self.words:
+            raise ValueError(f"{where} must be " + " or ".join(map(repr, self.words))
+                             + f", not {text!r}")
+        return self.words.index(text)
+
+
+class Command:
+    """Encode/decode for a frozen dataclass of the golden model that is one hardware
+    word: its fields are the layout's, by name.
+
+    A subclass sets ``LAYOUT`` (the ``data.Struct``), ``TEXT`` (field -> an
+    :class:`EnumText` or :class:`Choices` for the fields it spells as words) and
+    ``FLAGS`` (the 1-bit fields it holds as ``bool``).
+    """
+
+    LAYOUT = None
+    TEXT = {}
+    FLAGS = ()
+
+    def encode(self) -> int:
+        """The word; ``ValueError`` naming the field if one does not fit."""
+        fields = dataclasses.asdict(self)
+        for key, spelling in self.TEXT.items():
+            fields[key] = spelling.value(fields[key], f"{self.LAYOUT.__name__}.{key}")
+        return encode(self.LAYOUT, fields)
+
+    @classmethod
+    def decode(cls, word: int):
+        """The command ``word`` holds (no legality check)."""
+        fields = decode(cls.LAYOUT, word)
+        for key, spelling in cls.TEXT.items():
+            fields[key] = spelling.text(fields[key])
+        for key in cls.FLAGS:
+            fields[key] = bool(fields[key])
+        return cls(**fields)

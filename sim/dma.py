@@ -12,7 +12,6 @@ The binary format is :class:`hdl.formats.DmaDesc`; :meth:`Dma.encode` and
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,7 +29,7 @@ MEMS = ("sbuf", "psum")
 
 
 @dataclass(frozen=True)
-class Dma:
+class Dma(codec.Command):
     """``for r in range(rows): DRAM[addr + r*row_stride : +row_bytes] <->
     MEM[partition + r][offset : +row_bytes]`` (``store``: on-chip -> DRAM)."""
     addr: int
@@ -43,22 +42,9 @@ class Dma:
     mem: str = "sbuf"           # "sbuf" or "psum"
     tag: int = 0
 
-    def encode(self) -> int:
-        """The descriptor as a :class:`hdl.formats.DmaDesc` word; ``ValueError`` if a
-        field does not fit (:func:`sim.codec.encode`)."""
-        if self.mem not in MEMS:
-            raise ValueError(f"DmaDesc.mem must be 'sbuf' or 'psum', not {self.mem!r}")
-        fields = dataclasses.asdict(self)
-        fields["mem"] = MEMS.index(self.mem)
-        return codec.encode(DmaDesc, fields)
-
-    @classmethod
-    def decode(cls, word: int) -> "Dma":
-        """The descriptor a :class:`hdl.formats.DmaDesc` word holds (no legality check)."""
-        fields = codec.decode(DmaDesc, word)
-        fields["store"] = bool(fields["store"])
-        fields["mem"] = MEMS[fields["mem"]]
-        return cls(**fields)
+    LAYOUT = DmaDesc
+    TEXT = {"mem": codec.Choices(MEMS)}
+    FLAGS = ("store",)
 
 
 def onchip_bytes(model, mem):

@@ -15,7 +15,6 @@ and the ISS use these two methods too).
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,7 +36,7 @@ DTYPE_TEXT = codec.EnumText(Dtype, "dtype", lower=True)
 
 
 @dataclass(frozen=True)
-class Matmul:
+class Matmul(codec.Command):
     """``PSUM[bank][0:m, psum_off:psum_off+n] (=|+=) S^T @ X`` with
     ``S = SBUF[p0:p0+k, s_off:s_off+m]`` and ``X = SBUF[p0:p0+k, x_off:x_off+n]``
     (offsets in elements of ``dtype``). See :class:`hdl.formats.MatmulCmd`."""
@@ -52,20 +51,9 @@ class Matmul:
     acc: bool = False
     dtype: str = "int8"
 
-    def encode(self) -> int:
-        """The command as the integer the hardware's ``i_cmd`` payload takes;
-        ``ValueError`` if a field does not fit (:func:`sim.codec.encode`)."""
-        fields = dataclasses.asdict(self)
-        fields["dtype"] = DTYPE_TEXT.value(self.dtype, "MatmulCmd.dtype")
-        return codec.encode(MatmulCmd, fields)
-
-    @classmethod
-    def decode(cls, word: int) -> "Matmul":
-        """The command a :class:`hdl.formats.MatmulCmd` word holds (no legality check)."""
-        fields = codec.decode(MatmulCmd, word)
-        fields["dtype"] = DTYPE_TEXT.text(fields["dtype"])
-        fields["acc"] = bool(fields["acc"])
-        return cls(**fields)
+    LAYOUT = MatmulCmd
+    TEXT = {"dtype": DTYPE_TEXT}
+    FLAGS = ("acc",)
 
 
 class TensorModel:
