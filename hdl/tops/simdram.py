@@ -14,14 +14,14 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import exact_log2
 
 from ..axi import AXI4LiteSignature, AXIResp
-from ..config import CoreConfig, check_int_range
+from ..config import CoreConfig, check_config, check_int_range
 from ..core import NeuronCore
-from ..interfaces import axi_signature
+from ..interfaces import ConfigComponent, axi_signature
 
 __all__ = ["SimDram", "NeuronCoreSim"]
 
 
-class SimDram(wiring.Component):
+class SimDram(ConfigComponent):
     """An AXI4 subordinate with ``size`` bytes, a fixed read latency and optional stalls.
 
     Each read burst's first beat comes ``max(latency, 2) + 1`` cycles after the cycle
@@ -41,18 +41,18 @@ class SimDram(wiring.Component):
 
     def __init__(self, config: CoreConfig, *, size=1 << 20, latency=20, outstanding=8,
                  stall_16ths=0):
+        check_config(config)
         check_int_range("latency", latency, 1, 1024)
         check_int_range("outstanding", outstanding, 1, 64)
         check_int_range("stall_16ths", stall_16ths, 0, 15)
         if size % config.axi_data_bytes or size <= 0:
             raise ValueError(f"size must be a positive multiple of {config.axi_data_bytes}, "
                              f"not {size!r}")
-        self._config = config
         self.size = size
         self.latency = latency
         self.outstanding = outstanding
         self.stall_16ths = stall_16ths
-        super().__init__({"s_axi": In(axi_signature(config))})
+        super().__init__(config, {"s_axi": In(axi_signature(config))})
 
     def elaborate(self, platform):
         cfg = self._config
@@ -158,7 +158,7 @@ class SimDram(wiring.Component):
         return m
 
 
-class NeuronCoreSim(wiring.Component):
+class NeuronCoreSim(ConfigComponent):
     """:class:`~hdl.core.NeuronCore` with a :class:`SimDram` on its AXI4 port: the
     top of the whole-core benchmarks and long random tests.
 
@@ -169,9 +169,8 @@ class NeuronCoreSim(wiring.Component):
     """
 
     def __init__(self, config: CoreConfig, *, dram_size=1 << 20, latency=20, stall_16ths=0):
-        self._config = config
         self._dram = dict(size=dram_size, latency=latency, stall_16ths=stall_16ths)
-        super().__init__({
+        super().__init__(config, {
             "s_axil": In(AXI4LiteSignature(addr_width=12)),
             "o_irq": Out(1),
         })
