@@ -1,7 +1,9 @@
 """The controller: fetches a program over AXI, decodes it and feeds one queue per engine.
 
 See ``docs/isa.md`` for the instruction set and the synchronisation model, and
-:class:`Controller` for the pipeline.
+:class:`Controller` for the pipeline. The parts it is built from (fetcher, decoder,
+issue queues, semaphores, watchdog, fault capture) are in ``hdl/controller_parts.py``,
+each with its contract and its own fast test.
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
@@ -54,6 +56,21 @@ class Controller(wiring.Component):
     The watchdog's fault address is the first instruction, in the order decoder
     (SEM/END), DMA-in, DMA-out, tensor, vector, whose own semaphore wait does not
     hold; failing that, the decoder's.
+
+    **Command streams.** ``o_dma_in``, ``o_dma_out``, ``o_tensor`` and ``o_vector``
+    lower ``valid`` without a handshake when a fault stops the program or an engine
+    error becomes pending (nothing may be issued after a fault). Their consumers
+    (:class:`~hdl.dma.DMAEngine` ``i_desc``, the tensor and vector engines' ``i_cmd``)
+    drive ``ready`` from their own state and act only on ``valid & ready``, so a
+    withdrawn command leaves no trace; any new consumer must do the same.
+
+    **Parts** (``hdl/controller_parts.py``): :class:`~hdl.controller_parts.Fetcher`,
+    :class:`~hdl.controller_parts.Decoder`, one
+    :class:`~hdl.controller_parts.IssueQueue` per engine,
+    :class:`~hdl.controller_parts.Semaphores`,
+    :class:`~hdl.controller_parts.Watchdog` and
+    :class:`~hdl.controller_parts.FaultCapture`; ``elaborate`` connects them and holds
+    the run state. The ports are declared in one block in ``__init__``.
 
     Members
     -------

@@ -334,7 +334,8 @@ DECODE_FAULTS = [
 ]
 
 
-@pytest.mark.parametrize("word,err,code", DECODE_FAULTS)
+@pytest.mark.parametrize("word,err,code", DECODE_FAULTS,
+                         ids=[f"{j}-{c.name}" for j, (_, _, c) in enumerate(DECODE_FAULTS)])
 def test_decoder_fault_codes(word, err, code):
     dut = Decoder(n_sems=4)
 
