@@ -21,7 +21,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import exact_log2
 
 from .axi import AXI4Signature
-from .config import CoreConfig
+from .config import CoreConfig, check_int_range
 from .fifo import SyncStreamFIFO
 from .formats import ActCmd, DmaDesc, MatmulCmd
 from .isa import (BODY_BITS, BODY_WIDTH, INSTR_BYTES, SEM_BITS, SEM_VALUE_BITS, CoreError,
@@ -140,6 +140,18 @@ class Fetcher(wiring.Component):
     """
 
     def __init__(self, config: CoreConfig, *, depth=16, burst=4):
+        if not isinstance(config, CoreConfig):
+            raise TypeError(f"config must be a CoreConfig, not {config!r}")
+        if config.axi_data_bytes > INSTR_BYTES:
+            raise ValueError(f"the fetcher assembles whole {INSTR_BYTES}-byte instructions: "
+                             f"axi_data_bytes must be at most {INSTR_BYTES}, "
+                             f"not {config.axi_data_bytes}")
+        check_int_range("depth", depth, 1, 64)
+        if burst not in (1, 2, 4, 8) or burst > depth:
+            raise ValueError(f"burst must be 1, 2, 4 or 8 and at most depth ({depth}), "
+                             f"not {burst!r}")
+        if config.axi_id_width < 1:
+            raise ValueError("axi_id_width must be at least 1 (fetches use ID 1)")
         self._config = config
         self._depth = depth
         self._burst = burst
@@ -263,6 +275,7 @@ class Decoder(wiring.Component):
     """
 
     def __init__(self, n_sems):
+        check_int_range("n_sems", n_sems, 1, 1 << SEM_BITS)
         self._n_sems = n_sems
         ports = {
             "i_start": In(1),
@@ -417,6 +430,8 @@ class IssueQueue(wiring.Component):
     """
 
     def __init__(self, cmd_shape, *, depth, inflight_depth, macs=False):
+        check_int_range("depth", depth, 1, 64)
+        check_int_range("inflight_depth", inflight_depth, 1, 64)
         self._cmd_shape = cmd_shape
         self._depth = depth
         self._inflight_depth = inflight_depth
@@ -487,6 +502,9 @@ class Semaphores(wiring.Component):
     """
 
     def __init__(self, n_sems, *, n_signals, n_waits):
+        check_int_range("n_sems", n_sems, 1, 1 << SEM_BITS)
+        check_int_range("n_signals", n_signals, 1, 16)
+        check_int_range("n_waits", n_waits, 1, 16)
         self._n_sems = n_sems
         self._n_signals = n_signals
         self._n_waits = n_waits
@@ -573,6 +591,7 @@ class FaultCapture(wiring.Component):
     """
 
     def __init__(self, n):
+        check_int_range("n", n, 1, 16)
         self._n = n
         super().__init__({
             "i_src": In(data.ArrayLayout(Fault, n)),

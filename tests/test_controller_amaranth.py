@@ -667,3 +667,16 @@ def test_round_robin(n):
                 last = g
 
     simulate(dut, tb)
+
+
+def test_parameter_checks():
+    with pytest.raises(ValueError, match="n_sems must be an integer from 1 to 32, not 33"):
+        Semaphores(33, n_signals=1, n_waits=1)
+    with pytest.raises(ValueError, match="burst must be 1, 2, 4 or 8 and at most depth"):
+        Fetcher(CoreConfig(), depth=2, burst=4)
+    with pytest.raises(TypeError, match="config must be a CoreConfig"):
+        Fetcher({})
+    with pytest.raises(ValueError, match="inflight_depth must be an integer from 1 to 64"):
+        IssueQueue(DmaDesc, depth=4, inflight_depth=0)
+    with pytest.raises(ValueError, match="n must be an integer from 1 to 16, not 0"):
+        FaultCapture(0)
