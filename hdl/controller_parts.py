@@ -407,8 +407,9 @@ class IssueQueue(wiring.Component):
       ``inflight_depth`` commands are issued and not yet finished.
     * ``o_inflight`` is the oldest issued command's record. The owner pops it
       (``ready``) when the engine reports that command finished.
-    * While ``i_flush``, both FIFOs drop their heads (one entry per cycle each) and
-      nothing is pushed onto the in-flight FIFO unless ``o`` is taken.
+    * While ``i_flush`` the queue drops its head, one entry per cycle, without
+      issuing it (the controller flushes while not running, when ``i_enable`` is low
+      too). The owner drains ``o_inflight`` the same way, by holding its ``ready``.
     * ``o_blocked``: there is a head and its wait does not hold; ``o_head_addr`` is the
       head's address. ``o_idle``: both FIFOs are empty (levels, which see an entry in
       the cycle it is written, unlike a buffered FIFO's ``valid``).
