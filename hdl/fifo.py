@@ -1,12 +1,15 @@
-"""A stream FIFO in block RAM with a registered output, for wide data paths."""
+"""Stream FIFOs with typed payloads: :class:`StreamFIFO` (block RAM, registered output,
+for wide data paths) and :class:`SyncStreamFIFO` (``SyncFIFOBuffered`` behind stream ports,
+for the small queues of control logic)."""
 
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Module, Shape, Signal
 from amaranth.lib import stream, wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import exact_log2
 
-__all__ = ["StreamFIFO"]
+__all__ = ["StreamFIFO", "SyncStreamFIFO"]
 
 
 class StreamFIFO(wiring.Component):
@@ -124,4 +127,65 @@ class StreamFIFO(wiring.Component):
             m.d.sync += self.o.valid.eq(0)
 
         m.d.comb += self.level.eq(stored + a_valid + self.o.valid)
+        return m
+
+
+class SyncStreamFIFO(wiring.Component):
+    """Amaranth's ``SyncFIFOBuffered`` with stream ports of a given payload shape.
+
+    The point is the type: a queue of commands or records carries a ``data`` layout
+    end to end, so nobody packs or slices the FIFO's raw bits by hand. Timing and
+    capacity are exactly those of ``SyncFIFOBuffered(width=shape.width, depth=depth)``:
+    ``depth`` entries (the memory holds ``depth - 1``, the output register one), an
+    entry written in cycle ``c`` is on ``o`` in cycle ``c + 2`` at the earliest when
+    the FIFO is empty, and ``i.ready`` and ``o.valid`` come from registers (neither
+    depends on the other side's ``valid``/``ready``). ``o.ready`` while ``o.valid`` is
+    low is ignored, so a consumer that drains the FIFO may hold ``ready`` high.
+
+    Parameters
+    ----------
+    shape : shape-like
+        Payload shape (an ``int`` width or a layout).
+    depth : int
+        Entries, at least 1.
+
+    Members
+    -------
+    i : In(stream.Signature(shape))
+        Write side.
+    o : Out(stream.Signature(shape))
+        Read side.
+    level : Out(range(depth + 1))
+        Entries held, including the output register (``SyncFIFOBuffered.level``).
+    """
+
+    def __init__(self, shape, depth):
+        if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
+            raise ValueError(f"depth must be a positive integer, not {depth!r}")
+        Shape.cast(shape)       # raises for anything that is not shape-like
+        self._shape = shape
+        self._depth = depth
+        super().__init__({
+            "i": In(stream.Signature(shape)),
+            "o": Out(stream.Signature(shape)),
+            "level": Out(range(depth + 1)),
+        })
+
+    @property
+    def depth(self):
+        return self._depth
+
+    def elaborate(self, platform):
+        m = Module()
+        fifo = m.submodules.fifo = SyncFIFOBuffered(width=Shape.cast(self._shape).width,
+                                                    depth=self._depth)
+        m.d.comb += [
+            fifo.w_data.eq(self.i.payload),
+            fifo.w_en.eq(self.i.valid),
+            self.i.ready.eq(fifo.w_rdy),
+            self.o.payload.eq(fifo.r_data),
+            self.o.valid.eq(fifo.r_rdy),
+            fifo.r_en.eq(self.o.ready),
+            self.level.eq(fifo.level),
+        ]
         return m

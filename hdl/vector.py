@@ -9,11 +9,77 @@ from amaranth.utils import exact_log2
 from .config import CoreConfig, FP_ADD_LATENCY, check_config
 from .formats import ActCmd, ActError, ActType
 from .fp import FP32Adder
-from .interfaces import (ConfigComponent, COUNTER_WIDTH, EngineStatus, psum_read_client, sbuf_read_client,
-                         sbuf_write_client)
+from .interfaces import (COUNTER_WIDTH, ConfigComponent, EngineStatus, psum_read_client,
+                         sbuf_read_client, sbuf_write_client)
 from .vector_units import F32Narrow, Requantizer
 
-__all__ = ["VectorEngine"]
+__all__ = ["ActChecker", "VectorEngine"]
+
+
+class ActChecker(ConfigComponent):
+    """The refusal checks of an :class:`~hdl.formats.ActCmd`, in :class:`ActError`
+    order (TYPES, PARTS, SRC_RANGE, DST_RANGE, BIAS_RANGE, OVERLAP; the golden model is
+    ``sim.act.check``).
+
+    Contract: ``o_code`` is the first failing check of the command that was on
+    ``i_cmd`` in the previous cycle (``NONE`` if it runs). Each check's verdict is
+    registered and the priority choice made after the register, so the sums and
+    compares and the choice are in different cycles.
+
+    Members
+    -------
+    i_cmd : In(ActCmd)
+    o_code : Out(ActError)
+    """
+
+    i_cmd: In(ActCmd)
+    o_code: Out(ActError)
+
+    def __init__(self, config: CoreConfig):
+        super().__init__(config)
+
+    def elaborate(self, platform):
+        cfg = self._config
+        m = Module()
+        R = cfg.rows
+        floats = cfg.has_float
+        c = self.i_cmd
+        des = Signal(3)     # destination element bytes
+        des_log = Signal(2)
+        with m.Switch(c.dst_type):
+            with m.Case(ActType.INT8):
+                m.d.comb += [des.eq(1), des_log.eq(0)]
+            with m.Case(ActType.BF16, ActType.FP16):
+                m.d.comb += [des.eq(2), des_log.eq(1)]
+            with m.Default():
+                m.d.comb += [des.eq(4), des_log.eq(2)]
+        dst_float = ((c.dst_type == ActType.FP32) | (c.dst_type == ActType.BF16)
+                     | (c.dst_type == ActType.FP16))
+        dst_int = (c.dst_type == ActType.INT32) | (c.dst_type == ActType.INT8)
+        src_parts = Mux(c.src_psum, cfg.cols, R)
+        src_elems = Mux(c.src_psum, cfg.psum_entries, cfg.sbuf_bytes // 4)
+        dst_end = Signal(40)
+        m.d.comb += dst_end.eq(c.dst_off + (c.n << des_log))
+        src_lo = c.src_off * 4
+        src_hi = (c.src_off + c.n) * 4
+        parts_overlap = (c.src_p0 < c.dst_p0 + c.parts) & (c.dst_p0 < c.src_p0 + c.parts)
+        bytes_overlap = (src_lo < dst_end) & (c.dst_off < src_hi)
+        in_place = (c.src_p0 == c.dst_p0) & (c.dst_off == src_lo)
+        fail = Signal(6)
+        m.d.sync += fail.eq(Cat(
+            Mux(c.src_fp, ~dst_float | (not floats), ~dst_int),
+            (c.parts == 0) | (c.src_p0 + c.parts > src_parts) | (c.dst_p0 + c.parts > R),
+            (c.n == 0) | (c.src_off + c.n > src_elems),
+            ((c.dst_off & (des - 1)) != 0) | (dst_end > cfg.sbuf_bytes),
+            c.bias & ((c.bias_off[:2] != 0) | (c.bias_off + 4 > cfg.sbuf_bytes)),
+            ~c.src_psum & parts_overlap & bytes_overlap & ~in_place,
+        ))
+        for i, err in reversed(list(enumerate((
+                ActError.TYPES, ActError.PARTS, ActError.SRC_RANGE, ActError.DST_RANGE,
+                ActError.BIAS_RANGE, ActError.OVERLAP)))):
+            with m.If(fail[i]):
+                m.d.comb += self.o_code.eq(err)
+        return m
 
 
 class VectorEngine(ConfigComponent):
@@ -91,44 +157,17 @@ class VectorEngine(ConfigComponent):
 
         # ---- checks (on the registered command) -------------------------------------------
         des = Signal(3)     # destination element bytes
-        des_log = Signal(2)
         with m.Switch(c.dst_type):
             with m.Case(ActType.INT8):
-                m.d.comb += [des.eq(1), des_log.eq(0)]
+                m.d.comb += des.eq(1)
             with m.Case(ActType.BF16, ActType.FP16):
-                m.d.comb += [des.eq(2), des_log.eq(1)]
+                m.d.comb += des.eq(2)
             with m.Default():
-                m.d.comb += [des.eq(4), des_log.eq(2)]
-        dst_float = ((c.dst_type == ActType.FP32) | (c.dst_type == ActType.BF16)
-                     | (c.dst_type == ActType.FP16))
-        dst_int = (c.dst_type == ActType.INT32) | (c.dst_type == ActType.INT8)
-        src_parts = Mux(c.src_psum, cfg.cols, R)
-        src_elems = Mux(c.src_psum, cfg.psum_entries, cfg.sbuf_bytes // 4)
-        dst_end = Signal(40)
-        m.d.comb += dst_end.eq(c.dst_off + (c.n << des_log))
-        src_lo = c.src_off * 4
-        src_hi = (c.src_off + c.n) * 4
-        parts_overlap = (c.src_p0 < c.dst_p0 + c.parts) & (c.dst_p0 < c.src_p0 + c.parts)
-        bytes_overlap = (src_lo < dst_end) & (c.dst_off < src_hi)
-        in_place = (c.src_p0 == c.dst_p0) & (c.dst_off == src_lo)
-        # Each check's verdict is registered (CHECK), then the first failing one is
-        # picked (CHECK2): the sums and compares and the priority choice are in
-        # different cycles.
-        fail = Signal(6)
-        m.d.sync += fail.eq(Cat(
-            Mux(c.src_fp, ~dst_float | (not floats), ~dst_int),
-            (c.parts == 0) | (c.src_p0 + c.parts > src_parts) | (c.dst_p0 + c.parts > R),
-            (c.n == 0) | (c.src_off + c.n > src_elems),
-            ((c.dst_off & (des - 1)) != 0) | (dst_end > cfg.sbuf_bytes),
-            c.bias & ((c.bias_off[:2] != 0) | (c.bias_off + 4 > cfg.sbuf_bytes)),
-            ~c.src_psum & parts_overlap & bytes_overlap & ~in_place,
-        ))
-        code = Signal(ActError)
-        for i, err in reversed(list(enumerate((
-                ActError.TYPES, ActError.PARTS, ActError.SRC_RANGE, ActError.DST_RANGE,
-                ActError.BIAS_RANGE, ActError.OVERLAP)))):
-            with m.If(fail[i]):
-                m.d.comb += code.eq(err)
+                m.d.comb += des.eq(4)
+        # the verdicts of the registered command, one cycle later (CHECK2)
+        chk = m.submodules.check = ActChecker(cfg)
+        m.d.comb += chk.i_cmd.eq(c)
+        code = chk.o_code
 
         # ---- control --------------------------------------------------------------------
         IDLE, CHECK, CHECK2, BIAS_REQ, BIAS_WAIT, RUN = range(6)
