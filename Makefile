@@ -41,19 +41,19 @@ unit: $(STAMP)
 	$(PYTEST) -n $(JOBS) -v -m "not rtl" tests
 
 verilog: $(STAMP)
-	$(PY) -m sim.cli verilog $(if $(TARGET),--target $(TARGET))
+	$(PY) -m sim.flow.cli verilog $(if $(TARGET),--target $(TARGET))
 
 lint: $(STAMP)
-	$(PY) -m sim.cli lint
+	$(PY) -m sim.flow.cli lint
 
 synth: $(STAMP)
-	$(PY) -m sim.cli synth
+	$(PY) -m sim.flow.cli synth
 
 bench: $(STAMP)
-	$(PY) -m sim.cli bench
+	$(PY) -m sim.flow.cli bench
 
 demo: $(STAMP)
-	$(PY) -m sim.demo
+	$(PY) -m sim.compiler.demo
 
 clean:
 	rm -rf build

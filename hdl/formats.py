@@ -2,7 +2,7 @@
 
 Every payload that crosses a block boundary is defined here once, as an Amaranth
 ``data`` layout built from a :class:`~hdl.config.CoreConfig`. Software (assembler,
-golden models, testbenches) packs and unpacks them only through :mod:`sim.codec`
+golden models, testbenches) packs and unpacks them only through :mod:`sim.isa.codec`
 (or :func:`field_slices` for the arrays of stream payloads), never with hand-coded
 bit offsets.
 """

@@ -3,7 +3,7 @@
 Policy (``docs/numerics.md``): IEEE 754 binary32, round to nearest even, subnormals
 supported on input and output, overflow to Inf, canonical quiet NaN ``0x7FC00000`` for
 every NaN result, ``Inf - Inf = NaN``, exact zero sums are ``+0`` unless both operands
-are ``-0``. The golden model of the same algorithm is :func:`sim.fp.fp32_add_bits`.
+are ``-0``. The golden model of the same algorithm is :func:`sim.model.fp.fp32_add_bits`.
 
 Both units take an elaboration-time ``subnormals`` option (default ``True``, the shipped
 policy). ``subnormals=False`` builds a flush-to-zero variant for area-constrained builds:
@@ -67,7 +67,7 @@ class FP32Adder(wiring.Component):
         limited, and a result left with a biased exponent <= 0 by it, i.e. a nonzero
         sum below ``2**-126``, becomes a zero of its sign. With normal operands such a
         sum is exact, so flushing before or after rounding is the same rule. Golden
-        model: ``sim.fp.fp32_add_bits(a, b, subnormals=False)``.
+        model: ``sim.model.fp.fp32_add_bits(a, b, subnormals=False)``.
 
     Members
     -------
@@ -245,7 +245,7 @@ class FPMul16(wiring.Component):
     product (11 x 11 significand bits at most) is rounded once to binary32, round to
     nearest even: exact for FP16 and for BF16 products in the FP32 normal range; BF16
     products below it round to a subnormal or zero, above it to Inf. NaN operands and
-    ``Inf * 0`` give the canonical NaN. Golden model: :func:`sim.fp.mul16_to_fp32_bits`.
+    ``Inf * 0`` give the canonical NaN. Golden model: :func:`sim.model.fp.mul16_to_fp32_bits`.
 
     Parameters
     ----------
@@ -258,7 +258,7 @@ class FPMul16(wiring.Component):
         search, the denormalising shifter and the rounding adder are left out. A
         product of normal BF16 values is never within rounding distance of
         ``2**-126`` from below, so flushing before or after rounding is the same rule.
-        Golden model: ``sim.fp.mul16_to_fp32_bits(a, b, fmt, subnormals=False)``.
+        Golden model: ``sim.model.fp.mul16_to_fp32_bits(a, b, fmt, subnormals=False)``.
     int8 : bool
         Also multiply signed INT8 operands on the same multiplier (one DSP for all
         three types in a PE, instead of a second one for INT8). Adds ``i_int`` and

@@ -10,8 +10,8 @@ encoded with the very layouts the engines take (:class:`hdl.formats.DmaDesc`,
 body bits above the command must be zero.
 
 This module is the single definition read by the controller (``hdl/controller.py``),
-the assembler and disassembler (``sim/asm.py``) and the instruction-set simulator
-(``sim/iss.py``). The full description is in ``docs/isa.md``.
+the assembler and disassembler (``sim/isa/asm.py``) and the instruction-set simulator
+(``sim/model/iss.py``). The full description is in ``docs/isa.md``.
 """
 
 from amaranth.lib import data, enum

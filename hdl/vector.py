@@ -19,7 +19,7 @@ __all__ = ["ActChecker", "VectorEngine"]
 class ActChecker(ConfigComponent):
     """The refusal checks of an :class:`~hdl.formats.ActCmd`, in :class:`ActError`
     order (TYPES, PARTS, SRC_RANGE, DST_RANGE, BIAS_RANGE, OVERLAP; the golden model is
-    ``sim.act.check``).
+    ``sim.model.vector.check``).
 
     Contract: ``o_code`` is the first failing check of the command that was on
     ``i_cmd`` in the previous cycle (``NONE`` if it runs). Each check's verdict is

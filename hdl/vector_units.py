@@ -2,9 +2,9 @@
 
 Both units are fixed-latency pipelines taking one operation per cycle; the valid bit
 travels with the data and is the only reset register. Their golden model is
-:mod:`sim.vector` (policy in ``docs/numerics.md``): :class:`F32Narrow` is bit-exact
-with :func:`sim.vector.f32_to_bf16_bits` / :func:`sim.vector.f32_to_fp16_bits`,
-:class:`Requantizer` with :func:`sim.vector.requantize`.
+:mod:`sim.model.casts` (policy in ``docs/numerics.md``): :class:`F32Narrow` is bit-exact
+with :func:`sim.model.casts.f32_to_bf16_bits` / :func:`sim.model.casts.f32_to_fp16_bits`,
+:class:`Requantizer` with :func:`sim.model.casts.requantize`.
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed

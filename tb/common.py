@@ -8,7 +8,7 @@
 Stream ports appear in the Verilog as ``<name>__valid``, ``<name>__ready`` and
 ``<name>__payload`` (one flat vector per payload). :class:`Packer` turns NumPy values
 into those vectors and back using the layouts in :mod:`hdl.formats`, so no bit offset
-is written twice: scalar fields go through :mod:`sim.codec` (the one codec of every
+is written twice: scalar fields go through :mod:`sim.isa.codec` (the one codec of every
 format); only the elements of array fields are placed here, from
 :func:`hdl.formats.field_slices`.
 """
@@ -22,7 +22,7 @@ from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 
 from hdl.config import CoreConfig
 from hdl.formats import field_slices
-from sim import codec
+from sim.isa import codec
 
 __all__ = ["AxiRamErrors", "AxiPauses", "TB", "StreamSource", "StreamSink", "config_from_env",
            "seed_from_env", "Packer", "start_clock_and_reset", "float_bits", "float_operands",
@@ -37,7 +37,7 @@ def config_from_env():
     """The CoreConfig the runner built this simulation for."""
     text = os.environ.get("NCORE_CONFIG")
     if not text:
-        raise RuntimeError("NCORE_CONFIG is not set: run this testbench through sim.runner")
+        raise RuntimeError("NCORE_CONFIG is not set: run this testbench through sim.flow.runner")
     return CoreConfig.from_json(text)
 
 
@@ -71,7 +71,7 @@ class Packer:
         return offsets, width, signed
 
     def pack(self, **values):
-        """Pack scalars (range-checked by :func:`sim.codec.encode`) and 1-D arrays (for
+        """Pack scalars (range-checked by :func:`sim.isa.codec.encode`) and 1-D arrays (for
         array fields; each element taken modulo its width, so a signed value may fill
         an unsigned element) into one integer."""
         scalars = {name: value for name, value in values.items() if name in self.fields}
@@ -102,7 +102,7 @@ class Packer:
         return out
 
     def unpack(self, word, name):
-        """Scalar field ``name`` of a payload integer (:func:`sim.codec.decode`; an enum
+        """Scalar field ``name`` of a payload integer (:func:`sim.isa.codec.decode`; an enum
         field as its raw value)."""
         return codec.decode(self.layout, word, enums="raw")[name]
 

@@ -1,4 +1,4 @@
-"""The assembler and disassembler (``sim/asm.py``) against the ISA (``hdl/isa.py``).
+"""The assembler and disassembler (``sim/isa/asm.py``) against the ISA (``hdl/isa.py``).
 
 * Every opcode round-trips through encode/decode with random legal fields (the seed
   is in the failure message), and the word is also built here from hard-coded header
@@ -18,11 +18,11 @@ import pytest
 from hdl.config import CoreConfig
 from hdl.formats import ActCmd, DmaDesc, MatmulCmd
 from hdl.isa import BODY_BITS, BODY_WIDTH, CoreError, Instr, Opcode
-from sim.act import Act
-from sim.asm import (IllegalInstruction, Instruction, Program, decode_program,
+from sim.model.vector import Act
+from sim.isa.asm import (IllegalInstruction, Instruction, Program, decode_program,
                      disassemble)
-from sim.dma import Dma
-from sim.tensor import Matmul
+from sim.model.dma import Dma
+from sim.model.tensor import Matmul
 
 CFG = CoreConfig()
 SMALL = CoreConfig(rows=4, cols=4, n_sems=5)

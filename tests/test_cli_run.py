@@ -1,10 +1,10 @@
-"""``python -m sim.cli run``: compile an ONNX file and run it (golden backend here)."""
+"""``python -m sim.flow.cli run``: compile an ONNX file and run it (golden backend here)."""
 
 import numpy as np
 import onnx
 
-from sim.cli import main
-from sim.onnx_build import mlp_float
+from sim.flow.cli import main
+from sim.compiler.onnx_build import mlp_float
 
 
 def _files(tmp_path, rng):

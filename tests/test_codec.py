@@ -1,4 +1,4 @@
-"""The one codec of every format (``sim/codec.py``) against Amaranth's own view of the
+"""The one codec of every format (``sim/isa/codec.py``) against Amaranth's own view of the
 layouts (``Layout.const``, ``from_bits``), so the test fails if the codec drifts from
 ``hdl/formats.py`` / ``hdl/isa.py``.
 
@@ -22,10 +22,10 @@ from hdl.formats import (ACT_BYTES, DTYPE_BYTES, ActCmd, ActType, DmaDesc, Dtype
                          psum_write_layout, result_layout, sbuf_data_layout, sbuf_read_layout,
                          sbuf_write_layout)
 from hdl.isa import Instr, Opcode
-from sim import codec
-from sim.act import Act
-from sim.dma import Dma
-from sim.tensor import Matmul
+from sim.isa import codec
+from sim.model.vector import Act
+from sim.model.dma import Dma
+from sim.model.tensor import Matmul
 
 CONFIGS = {"8x8": CoreConfig(), "4x4-fp": CoreConfig(rows=4, cols=4, dtypes=DTYPES)}
 
@@ -240,7 +240,7 @@ def test_byte_sizes():
     """One definition each, derived from the enums; values checked by hand here."""
     assert DTYPE_BYTES == {"int8": 1, "bf16": 2, "fp16": 2}
     assert ACT_BYTES == {"INT8": 1, "BF16": 2, "FP16": 2, "INT32": 4, "FP32": 4}
-    import sim.act
-    import sim.tensor
-    assert not hasattr(sim.act, "ACT_BYTES") or sim.act.ACT_BYTES is ACT_BYTES
-    assert not hasattr(sim.tensor, "DTYPE_BYTES") or sim.tensor.DTYPE_BYTES is DTYPE_BYTES
+    import sim.model.vector
+    import sim.model.tensor
+    assert not hasattr(sim.model.vector, "ACT_BYTES") or sim.model.vector.ACT_BYTES is ACT_BYTES
+    assert not hasattr(sim.model.tensor, "DTYPE_BYTES") or sim.model.tensor.DTYPE_BYTES is DTYPE_BYTES

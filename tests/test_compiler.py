@@ -1,4 +1,4 @@
-"""The compiler (sim/compiler.py) and runtime (sim/runtime.py) on the golden model.
+"""The compiler (sim/compiler/lower.py) and runtime (sim/compiler/runtime.py) on the golden model.
 
 Expected values come from NumPy references written here, independently of the
 compiler: exact integer arithmetic for INT8 (with the requantiser's documented
@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 from hdl.config import NAMED_CONFIGS, CoreConfig
-from sim.compiler import CompileError, compile_net, requant_params, run_compiled
-from sim.net import Layer, Net, Quant
-from sim.runtime import Device, OutOfMemory, matmul
+from sim.compiler.lower import CompileError, compile_net, requant_params, run_compiled
+from sim.compiler.net import Layer, Net, Quant
+from sim.compiler.runtime import Device, OutOfMemory, matmul
 
 INT = CoreConfig(rows=8, cols=8)
 FLT = CoreConfig(rows=4, cols=4, dtypes=("int8", "bf16", "fp16"))
@@ -238,7 +238,7 @@ def test_weights_stay_on_chip():
     outs = []
     loads = []
     for keep in (True, False):
-        import sim.compiler as comp
+        import sim.compiler.lower as comp
         orig = comp.gemm_program
 
         def patched(*a, **k):
@@ -307,8 +307,8 @@ def test_runtime_device_memory():
 def test_runtime_reports_core_errors():
     """A program the core refuses comes back as an error result, not an exception, and
     ``check`` raises it."""
-    from sim.asm import Program
-    from sim.runtime import CoreFault
+    from sim.isa.asm import Program
+    from sim.compiler.runtime import CoreFault
     dev = Device(INT, "golden", dram_bytes=4096)
     p = Program(INT)
     p.dma(addr=1 << 20, rows=1, row_bytes=8)        # outside the window

@@ -1,9 +1,9 @@
-"""The digits demo (sim/demo.py) end to end on the golden backend, on a few test images:
+"""The digits demo (sim/compiler/demo.py) end to end on the golden backend, on a few test images:
 scikit-learn training, ONNX export and import, onnxruntime, both ncore modes, the JSON."""
 
 import json
 
-from sim import demo
+from sim.compiler import demo
 
 
 def test_demo_golden_quick(tmp_path):

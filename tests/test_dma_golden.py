@@ -1,5 +1,5 @@
 # amaranth: UnusedElaboratable=no
-"""The DMA golden model (``sim/dma.py``) against independent Python.
+"""The DMA golden model (``sim/model/dma.py``) against independent Python.
 
 * :meth:`Dma.encode` unpacks, through the offsets and widths of
   :class:`hdl.formats.DmaDesc`, to the dataclass's fields.
@@ -17,8 +17,8 @@ import pytest
 
 from hdl.config import CoreConfig
 from hdl.formats import DmaDesc, DmaError
-from sim.dma import DMA_ERRORS, Dma, apply, check, onchip_bytes, target_mask
-from sim.tensor import TensorModel
+from sim.model.dma import DMA_ERRORS, Dma, apply, check, onchip_bytes, target_mask
+from sim.model.tensor import TensorModel
 
 # SBUF: 4 partitions of 256 bytes; PSUM: 2 partitions of 2*16 entries = 128 bytes
 CFG = CoreConfig(rows=4, cols=2, sbuf_bytes=256, psum_banks=2, psum_depth=16)

@@ -67,7 +67,7 @@ def test_products(width, signed, seed):
 
 
 def _yosys_cells(dut, name, tmp_path):
-    from sim.synth import _tool
+    from sim.flow.synth import _tool
     text = verilog.convert(dut, name=name, platform=ECP5 if name.endswith("ecp5") else None,
                            emit_src=False)
     (tmp_path / "dut.v").write_text(text)
@@ -108,7 +108,7 @@ def test_ecp5_target_keeps_pe_hierarchy(config, pes):
     """The ECP5 Verilog marks each PE module keep_hierarchy (so that synthesis does not
     merge the PEs' type-delay registers into one array-wide chain); the portable
     Verilog has no such attribute, and both have one MULT18X18D-or-multiply per PE."""
-    from sim.rtl import elaborate
+    from sim.flow.rtl import elaborate
     ecp5 = elaborate("systolic_array", config, "ecp5")
     generic = elaborate("systolic_array", config)
     assert ecp5.count("(* keep_hierarchy = 1 *)\nmodule ") == pes

@@ -4,7 +4,7 @@ import numpy as np
 from amaranth.sim import Simulator
 
 from hdl.fp import FP32Adder
-from sim.fp import fp32_add_bits
+from sim.model.fp import fp32_add_bits
 
 DIRECTED = [
     0x0000_0000, 0x8000_0000, 0x3F80_0000, 0xBF80_0000, 0x7F80_0000, 0xFF80_0000,
@@ -72,7 +72,7 @@ def test_random_with_near_exponents():
 import pytest  # noqa: E402
 
 from hdl.fp import FPMul16  # noqa: E402
-from sim.fp import mul16_to_fp32_bits  # noqa: E402
+from sim.model.fp import mul16_to_fp32_bits  # noqa: E402
 
 SPECIAL16 = {
     # ... 0x1CA0 * 0x1880 = 2.5 * 2**-149 and 0x1CE0 * 0x1800 = 3.5 * 2**-149: subnormal ties

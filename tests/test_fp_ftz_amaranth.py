@@ -7,7 +7,7 @@ import pytest
 from amaranth.sim import Simulator
 
 from hdl.fp import CANONICAL_NAN, FP32Adder, FPMul16
-from sim.fp import fp32_add_bits, mul16_to_fp32_bits
+from sim.model.fp import fp32_add_bits, mul16_to_fp32_bits
 
 
 def stream(dut, pairs, output, fixed=None):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from sim.fp import CANONICAL_NAN, bits_f32, canonicalise_nan, f32_bits, fp32_add_bits
+from sim.model.fp import CANONICAL_NAN, bits_f32, canonicalise_nan, f32_bits, fp32_add_bits
 
 
 def numpy_add_bits(a, b):
@@ -78,7 +78,7 @@ def test_directed(a, b, expected):
 
 import ml_dtypes  # noqa: E402
 
-from sim.fp import mul16_to_fp32_bits  # noqa: E402
+from sim.model.fp import mul16_to_fp32_bits  # noqa: E402
 
 NP16 = {"bf16": ml_dtypes.bfloat16, "fp16": np.float16}
 
@@ -114,7 +114,7 @@ def test_mul_any_bit_patterns(a, b, fmt):
 
 
 # ---- flush-to-zero variants (subnormals=False) -----------------------------------------
-# The reference here is independent of sim.fp's bit-level flush: the float32 values are
+# The reference here is independent of sim.model.fp's bit-level flush: the float32 values are
 # flushed by magnitude (below FLT_MIN -> zero of the same sign), NumPy adds or multiplies
 # them (IEEE, subnormals kept), and the result is flushed the same way.
 
@@ -239,7 +239,7 @@ def test_to16_bits_bf16_rounds_to_nearest_even(seed):
     """``to16_bits(x, "bf16")`` against round-to-nearest-even done on the bit patterns:
     add ``0x7FFF`` plus the kept LSB, drop the low 16 bits (no NaN inputs: their
     rounding is not this rule)."""
-    from sim.fp import to16_bits
+    from sim.model.fp import to16_bits
     rng = np.random.default_rng(seed)
     b = rng.integers(0, 1 << 32, 200_000, dtype=np.uint64).astype(np.uint32)
     # ties and near-ties, which random patterns rarely hit
@@ -254,7 +254,7 @@ def test_to16_bits_bf16_rounds_to_nearest_even(seed):
 
 
 def test_to16_bits_fp16_and_errors():
-    from sim.fp import to16_bits
+    from sim.model.fp import to16_bits
     x = np.array([1.0, -2.5, 65504.0, 65520.0, 2.0 ** -24, 2.0 ** -26], np.float32)
     # 65520 rounds (tie, even) up to Inf; 2**-26 is below half the smallest subnormal
     assert to16_bits(x, "fp16").tolist() == [0x3C00, 0xC100, 0x7BFF, 0x7C00, 0x0001, 0x0000]

@@ -1,4 +1,4 @@
-"""Tiled GEMM programs (sim/gemm.py) on the ISS: race-free, complete, and correct.
+"""Tiled GEMM programs (sim/compiler/gemm.py) on the ISS: race-free, complete, and correct.
 
 INT8 results must equal NumPy's integer product exactly; BF16/FP16 results must equal
 an independent per-element reference that adds the exact products in the array's
@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from hdl.config import CoreConfig
-from sim.gemm import GemmLayout, gemm_dram, gemm_program
-from sim.iss import run
-from sim.races import find_races
+from sim.compiler.gemm import GemmLayout, gemm_dram, gemm_program
+from sim.model.iss import run
+from sim.isa.races import find_races
 
 INT = CoreConfig(rows=8, cols=8)
 FLT = CoreConfig(rows=4, cols=4, dtypes=("int8", "bf16", "fp16"))

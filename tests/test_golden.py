@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from sim.golden import matmul_int8, systolic_matmul, wrap_int32
+from sim.model.array import matmul_int8, systolic_matmul, wrap_int32
 
 
 def reference(S, X):
@@ -80,8 +80,8 @@ def test_input_checks():
 
 import ml_dtypes  # noqa: E402
 
-from sim.fp import canonicalise_nan, f32_bits  # noqa: E402
-from sim.golden import matmul_float_bits  # noqa: E402
+from sim.model.fp import canonicalise_nan, f32_bits  # noqa: E402
+from sim.model.array import matmul_float_bits  # noqa: E402
 from tb.common import float_operands  # noqa: E402
 
 

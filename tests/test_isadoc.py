@@ -1,4 +1,4 @@
-"""The generated encoding tables of ``docs/isa.md`` (``sim/isadoc.py``).
+"""The generated encoding tables of ``docs/isa.md`` (``sim/flow/isadoc.py``).
 
 * The part of ``docs/isa.md`` between the markers is exactly what the generator prints.
 * Every field of every layout appears with its bits in the 256-bit instruction, its
@@ -14,7 +14,7 @@ import pytest
 
 from hdl.formats import ActCmd, ActError, DmaDesc, DmaError, MatmulCmd, TensorError
 from hdl.isa import BODY_BITS, BODY_WIDTH, HEADER_BITS, INSTR_BITS, CoreError, Instr, Opcode
-from sim.isadoc import (BEGIN, COMMANDS, END, ENUMS, LAYOUTS, enum_comments, fields,
+from sim.flow.isadoc import (BEGIN, COMMANDS, END, ENUMS, LAYOUTS, enum_comments, fields,
                         generated_part, markdown, members, splice)
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -25,7 +25,7 @@ def test_docs_up_to_date():
     text = DOC.read_text()
     assert text.count(BEGIN) == 1 and text.count(END) == 1
     assert generated_part(text) == markdown(), \
-        "docs/isa.md is stale: run `python -m sim.isadoc --update`"
+        "docs/isa.md is stale: run `python -m sim.flow.isadoc --update`"
 
 
 def test_splice_keeps_the_hand_written_part():

@@ -1,4 +1,4 @@
-"""The instruction-set simulator (``sim/iss.py``).
+"""The instruction-set simulator (``sim/model/iss.py``).
 
 * Each instruction alone gives what a direct call of its golden model gives.
 * A DMA -> MATMUL -> ACT -> DMA chain synchronised by semaphores matches NumPy
@@ -16,13 +16,13 @@ import numpy as np
 import pytest
 
 from hdl.config import CoreConfig
-from sim import act as act_model
-from sim import dma as dma_model
-from sim.act import Act
-from sim.asm import Instruction, Program
-from sim.dma import Dma
-from sim.iss import run
-from sim.tensor import Matmul, TensorModel
+from sim.model import vector as act_model
+from sim.model import dma as dma_model
+from sim.model.vector import Act
+from sim.isa.asm import Instruction, Program
+from sim.model.dma import Dma
+from sim.model.iss import run
+from sim.model.tensor import Matmul, TensorModel
 
 CFG = CoreConfig()                      # 8x8, 16 semaphores, queue depth 4
 SMALL = CoreConfig(rows=4, cols=4)

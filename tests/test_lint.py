@@ -5,7 +5,7 @@ against the simulation model in tb/models/, which checks every port connection).
 
 import pytest
 
-from sim.rtl import TOPS
+from sim.flow.rtl import TOPS
 
 CASES = [(top, config, None) for config in ("default", "4x4-fp") for top in TOPS]
 CASES += [("systolic_array", config, "ecp5") for config in ("default", "4x4-fp")]
@@ -15,6 +15,6 @@ CASES += [("systolic_array", config, "ecp5") for config in ("default", "4x4-fp")
 @pytest.mark.parametrize("top,config,target", CASES,
                          ids=[f"{t}-{c}" + (f"-{g}" if g else "") for t, c, g in CASES])
 def test_lint(top, config, target):
-    from sim.runner import lint
+    from sim.flow.runner import lint
     res = lint(top, config, target=target)
     assert res.returncode == 0, f"lint of {top} ({config}):\n{res.stdout}{res.stderr}"

@@ -23,9 +23,9 @@ import pytest
 from onnx import helper
 
 from hdl.config import CoreConfig
-from sim.compiler import compile_net, requant_params, run_compiled
-from sim.onnx_build import mlp_float, mlp_qdq, quantize_mlp
-from sim.onnx_front import UnsupportedModel, load_onnx
+from sim.compiler.lower import compile_net, requant_params, run_compiled
+from sim.compiler.onnx_build import mlp_float, mlp_qdq, quantize_mlp
+from sim.compiler.onnx_front import UnsupportedModel, load_onnx
 
 FLT = CoreConfig(rows=4, cols=4, dtypes=("int8", "bf16", "fp16"))
 FLT8 = CoreConfig(rows=8, cols=8, dtypes=("int8", "bf16", "fp16"))
@@ -168,7 +168,7 @@ def _check_qdq_layers(net, model, x, cfg, msg, *, pow2, elem):
 
 def _pow2_net(net):
     """The same net with every scale rounded to a power of two (exact multipliers)."""
-    from sim.net import Quant
+    from sim.compiler.net import Quant
     p2 = lambda s: float(2.0 ** round(math.log2(s)))
     for L in net.layers:
         L.w_scale = p2(L.w_scale)

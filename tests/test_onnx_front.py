@@ -1,6 +1,6 @@
-"""The ONNX front end (sim/onnx_front.py) and the model builders (sim/onnx_build.py).
+"""The ONNX front end (sim/compiler/onnx_front.py) and the model builders (sim/compiler/onnx_build.py).
 
-* Round trips: float and QDQ MLPs built by sim.onnx_build load back into exactly the
+* Round trips: float and QDQ MLPs built by sim.compiler.onnx_build load back into exactly the
   Net they were built from.
 * onnxruntime agreement: float nets match ORT within FP32 tolerance. QDQ nets are
   checked against an independent NumPy model of ORT's QDQ semantics (DequantizeLinear
@@ -21,9 +21,9 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from sim.net import Layer, Net, Quant, dequantize, quantize_input
-from sim.onnx_build import mlp_float, mlp_qdq, quantize_mlp
-from sim.onnx_front import UnsupportedModel, load_onnx
+from sim.compiler.net import Layer, Net, Quant, dequantize, quantize_input
+from sim.compiler.onnx_build import mlp_float, mlp_qdq, quantize_mlp
+from sim.compiler.onnx_front import UnsupportedModel, load_onnx
 from ort_oracle import W_SAFE
 
 DIMS = (1, 2, 3, 5, 7, 8, 13, 16, 31, 64)

@@ -8,7 +8,7 @@ a stalled reader, o_busy and the constructor's parameter checks. Expected values
 from :class:`Model`, updated in the order the hardware accepts operations (at most one
 write and one read per cycle, observed as valid & ready at each clock edge; a read
 accepted in the same cycle as a write comes first); FP32 sums come from
-:func:`sim.fp.fp32_add_bits`.
+:func:`sim.model.fp.fp32_add_bits`.
 """
 
 from collections import deque
@@ -20,7 +20,7 @@ from amaranth.sim import Simulator
 
 from hdl.config import FP_ADD_LATENCY, CoreConfig
 from hdl.psum import PSUM
-from sim.fp import fp32_add_bits
+from sim.model.fp import fp32_add_bits
 
 ICFG = CoreConfig(rows=4, cols=4, sbuf_bytes=256, psum_banks=2, psum_depth=16)
 FCFG = CoreConfig(rows=2, cols=2, dtypes=("int8", "bf16", "fp16"), sbuf_bytes=64,

@@ -43,10 +43,10 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from sim.compiler import compile_net, requant_params, run_compiled
-from sim.net import Layer, Net, Quant, dequantize, quantize_input
-from sim.onnx_build import mlp_float, mlp_qlinear, quantize_mlp
-from sim.onnx_front import UnsupportedModel, load_onnx
+from sim.compiler.lower import compile_net, requant_params, run_compiled
+from sim.compiler.net import Layer, Net, Quant, dequantize, quantize_input
+from sim.compiler.onnx_build import mlp_float, mlp_qlinear, quantize_mlp
+from sim.compiler.onnx_front import UnsupportedModel, load_onnx
 from ort_oracle import W_SAFE, matmul_integer, pairwise_saturated
 from test_onnx_compile import FLT, INT, _pow2_net, near_boundary, session
 

@@ -1,5 +1,5 @@
-"""Tests of the static race detector (sim/races.py) and the random program generator
-(sim/progen.py)."""
+"""Tests of the static race detector (sim/isa/races.py) and the random program generator
+(sim/isa/progen.py)."""
 
 import time
 
@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from hdl.config import CoreConfig
-from sim.asm import Instruction, Program
-from sim.progen import racy_variant, random_program
-from sim.races import Race, accesses, find_races
+from sim.isa.asm import Instruction, Program
+from sim.isa.progen import racy_variant, random_program
+from sim.isa.races import Race, accesses, find_races
 
 CFG = CoreConfig(rows=4, cols=4)
 CONFIGS = [CoreConfig(rows=4, cols=4), CoreConfig(),
@@ -457,7 +457,7 @@ def test_large_program_is_fast():
 
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda c: c.name)
 def test_random_programs_run_on_the_iss(config):
-    import sim.iss as iss
+    import sim.model.iss as iss
     for seed in range(8):
         prog, dram, prog_addr = random_program(config, 100 + seed)
         first = None

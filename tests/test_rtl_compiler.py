@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from hdl.config import named_config
-from sim.compiler import compile_net, run_compiled
-from sim.net import Layer, Net, Quant
-from sim.runtime import matmul
+from sim.compiler.lower import compile_net, run_compiled
+from sim.compiler.net import Layer, Net, Quant
+from sim.compiler.runtime import matmul
 
 pytestmark = pytest.mark.rtl
 

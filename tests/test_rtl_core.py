@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from sim.runner import case_ids, rtl_cases, run_rtl_test
+from sim.flow.runner import case_ids, rtl_cases, run_rtl_test
 
 MODULE = "tb.core.test_core"
 #: register and fault tests: configuration independent beyond CONFIG and n_sems, so
@@ -24,7 +24,7 @@ def test_core(config, testcase):
     run_rtl_test("neuron_core", MODULE, testcase, config, extra_env=env)
 
 
-#: tiled GEMMs (sim/gemm.py) on the RTL, checked against the ISS bit for bit (and
+#: tiled GEMMs (sim/compiler/gemm.py) on the RTL, checked against the ISS bit for bit (and
 #: NumPy for INT8): shapes that exercise every schedule, partial tiles and primes
 GEMM_CASES = {
     "default": [("int8", 24, 20, 19, "resident"), ("int8", 9, 300, 13, "stream"),

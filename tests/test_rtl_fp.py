@@ -6,7 +6,7 @@ run the MULT18X18D primitive on the model in tb/models/)."""
 
 import pytest
 
-from sim.runner import cocotb_tests, run_rtl_test
+from sim.flow.runner import cocotb_tests, run_rtl_test
 
 #: (top, testbench module, cocotb test): each test needs its own top, so this table
 #: is the list; checked at collection against the tests the modules define

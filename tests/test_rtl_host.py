@@ -3,7 +3,7 @@
 
 import pytest
 
-from sim.runner import case_ids, rtl_cases, run_rtl_test
+from sim.flow.runner import case_ids, rtl_cases, run_rtl_test
 
 CASES = rtl_cases("tb.host.test_host", ["8x8", "4x4-fp"])
 

@@ -3,7 +3,7 @@
 
 import pytest
 
-from sim.runner import case_ids, rtl_cases, run_rtl_test
+from sim.flow.runner import case_ids, rtl_cases, run_rtl_test
 
 MODULE = "tb.systolic.test_systolic"
 #: tests of BF16/FP16 (or of a missing type): not run on the INT8-only arrays

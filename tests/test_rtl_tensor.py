@@ -3,7 +3,7 @@
 
 import pytest
 
-from sim.runner import case_ids, rtl_cases, run_rtl_test
+from sim.flow.runner import case_ids, rtl_cases, run_rtl_test
 
 MODULE = "tb.tensor.test_tensor"
 CASES = (rtl_cases(MODULE, ["4x4", "8x8", "8x4"])

@@ -1,9 +1,9 @@
-"""The RTL wrappers' test lists (sim.runner.cocotb_tests / rtl_cases) without a
+"""The RTL wrappers' test lists (sim.flow.runner.cocotb_tests / rtl_cases) without a
 simulator: the names come from the testbench modules, subsets are checked."""
 
 import pytest
 
-from sim.runner import case_ids, cocotb_tests, rtl_cases
+from sim.flow.runner import case_ids, cocotb_tests, rtl_cases
 
 
 def test_cocotb_tests_in_file_order():

@@ -1,8 +1,8 @@
-"""sim.synth.synthesise checks its arguments before running any tool."""
+"""sim.flow.synth.synthesise checks its arguments before running any tool."""
 
 import pytest
 
-from sim.synth import DEVICES, synthesise
+from sim.flow.synth import DEVICES, synthesise
 
 
 @pytest.mark.parametrize("kwargs, message", [

@@ -7,7 +7,7 @@ from amaranth.sim import Simulator
 from hdl.config import DTYPES, CoreConfig
 from hdl.formats import Dtype
 from hdl.systolic import SystolicArray
-from sim.golden import systolic_matmul
+from sim.model.array import systolic_matmul
 from tb.common import float_operands
 
 

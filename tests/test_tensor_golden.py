@@ -1,4 +1,4 @@
-"""The tensor-engine golden model (sim/tensor.py) against independent computations."""
+"""The tensor-engine golden model (sim/model/tensor.py) against independent computations."""
 
 import dataclasses
 
@@ -7,8 +7,8 @@ import pytest
 
 from hdl.config import CoreConfig, DTYPES
 from hdl.formats import MatmulCmd, TensorError
-from sim.fp import bits_f32
-from sim.tensor import TENSOR_ERRORS, Matmul, TensorModel
+from sim.model.fp import bits_f32
+from sim.model.tensor import TENSOR_ERRORS, Matmul, TensorModel
 
 CFG = CoreConfig(rows=4, cols=3, dtypes=DTYPES, sbuf_bytes=64, psum_banks=2, psum_depth=8)
 

@@ -1,6 +1,6 @@
 # amaranth: UnusedElaboratable=no
 """The vector engine's command checker (:class:`hdl.vector.ActChecker`) in Amaranth's
-simulator, against the golden model ``sim.act.check`` on random commands whose fields
+simulator, against the golden model ``sim.model.vector.check`` on random commands whose fields
 sit near the limits (so every refusal and the legal case all occur)."""
 
 import random
@@ -11,7 +11,7 @@ from amaranth.sim import Simulator
 from hdl.config import named_config
 from hdl.formats import ActError
 from hdl.vector import ActChecker
-from sim.act import ACT_BYTES, Act, check
+from sim.model.vector import ACT_BYTES, Act, check
 
 
 def random_act(rng, cfg):

@@ -1,4 +1,4 @@
-"""The vector engine's golden model (:mod:`sim.vector`) against independent references.
+"""The vector engine's golden model (:mod:`sim.model.casts`) against independent references.
 
 * Narrowing casts against ``ml_dtypes.bfloat16`` and NumPy's ``astype(np.float16)``
   (both IEEE round to nearest even with subnormals), NaNs canonicalised on the
@@ -16,7 +16,7 @@ import ml_dtypes
 import numpy as np
 import pytest
 
-from sim.vector import (f32_to_bf16_bits, f32_to_fp16_bits, relu_f32_bits,
+from sim.model.casts import (f32_to_bf16_bits, f32_to_fp16_bits, relu_f32_bits,
                         requantize)
 
 # ---- references for the casts --------------------------------------------------------

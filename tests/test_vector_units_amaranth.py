@@ -1,5 +1,5 @@
 # amaranth: UnusedElaboratable=no
-"""The vector engine's units in Amaranth's simulator against :mod:`sim.vector`.
+"""The vector engine's units in Amaranth's simulator against :mod:`sim.model.casts`.
 
 One operation per cycle is streamed through each pipeline, all its inputs (format,
 requantization parameters) changing with every operation; results are collected by
@@ -15,7 +15,7 @@ import pytest
 from amaranth.sim import Simulator
 
 from hdl.vector_units import F32Narrow, Requantizer
-from sim.vector import f32_to_bf16_bits, f32_to_fp16_bits, requantize
+from sim.model.casts import f32_to_bf16_bits, f32_to_fp16_bits, requantize
 
 
 def run_stream(dut, inputs, outputs, gap_every=0):

@@ -43,7 +43,7 @@ class CoreTB(TB):
             self.dram_size = dram_size
             self.ram = AxiRam(AxiBus.from_prefix(dut, "m_axi_"), dut.clk, dut.rst,
                               size=dram_size)
-        from sim.tensor import TensorModel
+        from sim.model.tensor import TensorModel
         #: what SBUF and PSUM hold (zero after power-up), kept up to date by the tests
         self.chip = TensorModel(self.cfg)
 

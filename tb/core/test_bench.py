@@ -1,5 +1,5 @@
 """Whole-core GEMM benchmark on ``neuron_core_sim`` (the core + SimDram, no Python per
-cycle). Driven by ``python -m sim.cli bench`` through ``NCORE_BENCH`` (a JSON list of
+cycle). Driven by ``python -m sim.flow.cli bench`` through ``NCORE_BENCH`` (a JSON list of
 cases) and ``NCORE_BENCH_OUT`` (where the results go). Each case is also checked: the C
 matrix in DRAM must equal the ISS's bit for bit (and NumPy's exactly for INT8)."""
 
@@ -10,8 +10,8 @@ import time
 import cocotb
 import numpy as np
 
-from sim.gemm import GemmLayout, gemm_dram, gemm_program
-from sim.iss import run as iss_run
+from sim.compiler.gemm import GemmLayout, gemm_dram, gemm_program
+from sim.model.iss import run as iss_run
 from tb.core.tb import CoreTB
 
 WATCHDOG = dict(timeout_time=3000, timeout_unit="sec")
@@ -71,7 +71,7 @@ async def bench_gemm(dut):
         res = await tb.result()
         if res["error"] != "NONE" or not res["DONE"]:
             if res["error"] == "WATCHDOG":
-                from sim.asm import disassemble
+                from sim.isa.asm import disassemble
                 a = res["fault_addr"]
                 dut._log.info(f"blocked at {a:#x}: " + disassemble(
                     bytes(dram[a:a + 32]), cfg, base_addr=a, sem_names=prog.sem_names))

@@ -1,11 +1,11 @@
-"""cocotb tests of the whole core (hdl/core.py NeuronCore) against the ISS (sim/iss.py).
+"""cocotb tests of the whole core (hdl/core.py NeuronCore) against the ISS (sim/model/iss.py).
 Run through ``tests/test_rtl_core.py``.
 
 * ``test_smoke``: one DMA-in, MATMUL, DMA-out, END.
 * ``test_each_instruction``: one small program per instruction kind (DMA load/store,
   DMA store from PSUM, MATMUL of every operand type with acc 0 and 1, ACT of every
   legal type combination from PSUM and SBUF, SEM, END with a wait).
-* ``test_random_programs``: race-free random programs (``sim.progen``), AXI
+* ``test_random_programs``: race-free random programs (``sim.isa.progen``), AXI
   backpressure drawn per program (``NCORE_COUNT`` programs, default 8).
 * ``test_faults``: every :class:`hdl.isa.CoreError`: the core stops with the ISS's
   code, detail and fault address, raises the ERROR interrupt, refuses START until
@@ -29,14 +29,14 @@ from cocotbext.axi.constants import AxiResp
 from hdl.formats import ACT_BYTES, ActError, DmaError, TensorError
 from hdl.isa import BODY_WIDTH, INSTR_BYTES, CoreError, Instr, Opcode
 from hdl.regmap import COUNTERS
-from sim.act import Act
-from sim import codec
-from sim.asm import Instruction, Program
-from sim.dma import Dma
-from sim.iss import run as iss_run
-from sim.progen import random_program
-from sim.races import find_races
-from sim.tensor import Matmul
+from sim.model.vector import Act
+from sim.isa import codec
+from sim.isa.asm import Instruction, Program
+from sim.model.dma import Dma
+from sim.model.iss import run as iss_run
+from sim.isa.progen import random_program
+from sim.isa.races import find_races
+from sim.model.tensor import Matmul
 from tb.common import CLOCK_PERIOD_NS
 from tb.common import AxiRamErrors, float_bits
 from tb.core.tb import CoreTB
@@ -93,7 +93,7 @@ def image_of(tb, prog, addr=PROG, raw=None, check_races=True):
 
 
 def listing(tb, dram, prog_addr, count=64):
-    from sim.asm import disassemble
+    from sim.isa.asm import disassemble
     end = min(len(dram), prog_addr + INSTR_BYTES * count)
     return disassemble(dram[prog_addr:end].tobytes(), tb.cfg, prog_addr)
 
@@ -240,7 +240,7 @@ async def test_smoke(dut):
 
 @cocotb.test(**WATCHDOG)
 async def test_random_programs(dut):
-    """Random race-free programs (sim.progen) with random AXI backpressure (pauses on
+    """Random race-free programs (sim.isa.progen) with random AXI backpressure (pauses on
     every channel, so also random read and write-response latency)."""
     tb = CoreTB(dut)
     await tb.reset()

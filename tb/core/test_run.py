@@ -1,8 +1,8 @@
 """Run one program on ``neuron_core_sim`` for the runtime's ``verilator`` backend.
 
-:func:`sim.runtime.Device.run` writes a job file (``NCORE_JOB``, an ``.npz``: the DRAM
+:func:`sim.compiler.runtime.Device.run` writes a job file (``NCORE_JOB``, an ``.npz``: the DRAM
 image, the program address, the DMA window, the watchdog and a cycle limit) and starts
-this test through :func:`sim.runner.run_cocotb`. The test loads the image through the
+this test through :func:`sim.flow.runner.run_cocotb`. The test loads the image through the
 SimDram backdoor, runs the program through the host interface (START, interrupt),
 and writes ``NCORE_JOB_OUT`` (``.npz``: the DRAM image after the run, and the STATUS,
 ERROR and counter registers as JSON). A run that ends in an error is reported, not

@@ -4,8 +4,8 @@ import numpy as np
 from cocotbext.axi import AxiBus, AxiRam
 
 from hdl.formats import dma_done_layout
-from sim import codec
-from sim.dma import Dma, apply, check
+from sim.isa import codec
+from sim.model.dma import Dma, apply, check
 from tb.common import AxiPauses, AxiRamErrors, StreamSink, StreamSource
 from tb.tensor.tb import TensorTB
 

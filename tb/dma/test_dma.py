@@ -9,7 +9,7 @@ import cocotb
 import numpy as np
 from cocotb.triggers import ClockCycles
 
-from sim.dma import Dma, check, onchip_bytes, target_mask
+from sim.model.dma import Dma, check, onchip_bytes, target_mask
 from tb.dma.tb import DRAM_SIZE, DmaTB
 
 WATCHDOG = dict(timeout_time=400, timeout_unit="ms")
@@ -159,7 +159,7 @@ async def test_bus_errors(dut, kind, store):
         tb.err_regions = []
         # old-or-new inside the target, untouched outside
         old_dram, old_chip = tb.dram.copy(), onchip_bytes(tb.model, d.mem).copy()
-        from sim.dma import apply
+        from sim.model.dma import apply
         apply(d, tb.dram, tb.model)
         new_dram, new_chip = tb.dram.copy(), onchip_bytes(tb.model, d.mem).copy()
         got_dram = np.frombuffer(tb.ram.read(0, DRAM_SIZE), dtype=np.uint8)

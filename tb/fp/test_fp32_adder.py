@@ -1,5 +1,5 @@
 """FP32Adder on Verilator: directed special values and a million random pairs streamed
-through one simulation, compared bit for bit with the golden model (sim.fp). The IEEE
+through one simulation, compared bit for bit with the golden model (sim.model.fp). The IEEE
 build (top ``fp32_adder``) and the flush-to-zero build (top ``fp32_adder_ftz``) each
 have their test."""
 
@@ -10,7 +10,7 @@ import cocotb
 import numpy as np
 
 from hdl.fp import FP32Adder
-from sim.fp import fp32_add_bits
+from sim.model.fp import fp32_add_bits
 from tb.common import TB, stream_pipeline
 
 LATENCY = FP32Adder.LATENCY

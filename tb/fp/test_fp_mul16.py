@@ -1,6 +1,6 @@
 """FPMul16 on Verilator: directed special values and a million random BF16/FP16 pairs
 (the format switching between operations) streamed through one simulation, compared
-bit for bit with the golden model (sim.fp). The IEEE build (top ``fp_mul16``) and
+bit for bit with the golden model (sim.model.fp). The IEEE build (top ``fp_mul16``) and
 the flush-to-zero build (top ``fp_mul16_ftz``) each have their test."""
 
 import os
@@ -10,7 +10,7 @@ import cocotb
 import numpy as np
 
 from hdl.fp import FPMul16
-from sim.fp import mul16_to_fp32_bits
+from sim.model.fp import mul16_to_fp32_bits
 from tb.common import TB, stream_pipeline
 
 LATENCY = FPMul16.LATENCY

@@ -4,7 +4,7 @@ import time
 
 import numpy as np
 from hdl.formats import Dtype, column_layout, result_layout
-from sim.golden import systolic_matmul
+from sim.model.array import systolic_matmul
 from tb.common import TB, Packer, StreamSink, StreamSource, float_operands
 
 __all__ = ["ArrayTB"]

@@ -1,6 +1,6 @@
 """cocotb tests of the systolic array against the golden model.
 
-Run through ``tests/test_rtl_systolic.py`` (pytest + sim.runner), which builds the
+Run through ``tests/test_rtl_systolic.py`` (pytest + sim.flow.runner), which builds the
 Verilog for each configuration and passes it in ``NCORE_CONFIG``.
 """
 

@@ -3,8 +3,8 @@
 import numpy as np
 from hdl.formats import (TensorError, psum_data_layout, psum_read_layout, psum_write_layout,
                          sbuf_data_layout, sbuf_read_layout, sbuf_write_layout)
-from sim import codec
-from sim.tensor import Matmul, TensorModel
+from sim.isa import codec
+from sim.model.tensor import Matmul, TensorModel
 from tb.common import TB, Packer, StreamSink, StreamSource, float_operands
 
 __all__ = ["TensorTB"]
@@ -12,7 +12,7 @@ __all__ = ["TensorTB"]
 
 class TensorTB(TB):
     """Clock, reset and a seeded generator (:class:`tb.common.TB`), the stream drivers
-    of SBUF, PSUM and the command port, and a :class:`sim.tensor.TensorModel`.
+    of SBUF, PSUM and the command port, and a :class:`sim.model.tensor.TensorModel`.
 
     Every loop is per cycle: inputs change just after a clock edge, handshakes are
     sampled in ``ReadOnly``, and every loop has a cycle bound that fails with a

@@ -1,5 +1,5 @@
 """cocotb tests of the tensor subsystem (SBUF + PSUM + tensor engine) against
-:mod:`sim.tensor`. Run through ``tests/test_rtl_tensor.py``."""
+:mod:`sim.model.tensor`. Run through ``tests/test_rtl_tensor.py``."""
 
 import json
 import os
@@ -8,8 +8,8 @@ import cocotb
 import numpy as np
 
 from hdl.config import DTYPES
-from sim.golden import matmul_int8
-from sim.tensor import Matmul
+from sim.model.array import matmul_int8
+from sim.model.tensor import Matmul
 from tb.common import StreamSource
 from tb.tensor.tb import TensorTB
 

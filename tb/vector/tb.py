@@ -3,14 +3,14 @@
 import numpy as np
 
 from hdl.formats import ActError
-from sim.act import apply, check
+from sim.model.vector import apply, check
 from tb.tensor.tb import TensorTB
 
 __all__ = ["VectorTB"]
 
 
 class VectorTB(TensorTB):
-    """Backdoors to SBUF and PSUM, the command stream, and :mod:`sim.act` as the model."""
+    """Backdoors to SBUF and PSUM, the command stream, and :mod:`sim.model.vector` as the model."""
 
     IDLE_INPUTS = ("i_psum_wr__valid",) + TensorTB.IDLE_INPUTS
 
@@ -55,7 +55,7 @@ class VectorTB(TensorTB):
 
     def random_act(self, src_psum=None, src_fp=None, dst_type=None, n_max=64):
         from hdl.formats import ACT_BYTES
-        from sim.act import Act
+        from sim.model.vector import Act
         cfg, rng = self.cfg, self.rng
         for _ in range(1000):
             sp = bool(rng.integers(2)) if src_psum is None else src_psum

@@ -1,4 +1,4 @@
-"""cocotb tests of the vector engine (hdl/vector.py) against sim/act.py.
+"""cocotb tests of the vector engine (hdl/vector.py) against sim/model/vector.py.
 Run through ``tests/test_rtl_vector.py``."""
 
 import json
@@ -7,7 +7,7 @@ import os
 import cocotb
 import numpy as np
 
-from sim.act import Act, check
+from sim.model.vector import Act, check
 from tb.vector.tb import VectorTB
 
 WATCHDOG = dict(timeout_time=400, timeout_unit="ms")

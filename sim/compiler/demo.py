@@ -1,6 +1,6 @@
 """End-to-end demo: handwritten digits on ncore, from scikit-learn through ONNX.
 
-``python -m sim.demo`` (``make demo``):
+``python -m sim.compiler.demo`` (``make demo``):
 
 1. scikit-learn's 8x8 digits (bundled, no download), features scaled to [0, 1], a
    fixed stratified 80/20 split (``random_state=0``: 1437 training, 360 test images).
@@ -34,7 +34,7 @@ import warnings
 
 import numpy as np
 
-from .rtl import BUILD
+from sim.flow.rtl import BUILD
 
 __all__ = ["main", "MODES", "ACCURACY_MARGIN"]
 
@@ -113,7 +113,7 @@ def run_mode(net, config, dtype, x, backend, clock, tag):
     """Compile ``net`` for a batch of ``len(x)`` and run it on ``backend``, whole and
     layer by layer. Returns the logits and a dict of figures (no accuracies)."""
     from hdl.config import named_config
-    from .compiler import compile_net, run_compiled
+    from sim.compiler.lower import compile_net, run_compiled
     cfg = named_config(config)
     batch = len(x)
     verify = backend != "golden"
@@ -227,7 +227,7 @@ def print_mode(m, backend):
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(
-        prog="python -m sim.demo",
+        prog="python -m sim.compiler.demo",
         description="Digits MLP on ncore: scikit-learn -> ONNX -> ncore (BF16 and INT8), "
                     "checked against onnxruntime and the ISS.")
     p.add_argument("--backend", choices=("golden", "verilator"), default="verilator",
@@ -243,9 +243,9 @@ def main(argv=None) -> int:
     if args.limit is not None and args.limit < 1:
         p.error("--limit must be at least 1")
 
-    from .compiler import CompileError
-    from .onnx_build import mlp_float, mlp_qdq, quantize_mlp
-    from .onnx_front import load_onnx
+    from sim.compiler.lower import CompileError
+    from sim.compiler.onnx_build import mlp_float, mlp_qdq, quantize_mlp
+    from sim.compiler.onnx_front import load_onnx
 
     clock = _Clock()
     t_start = time.perf_counter()

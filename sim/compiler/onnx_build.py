@@ -2,11 +2,11 @@
 post-training quantiser.
 
 Used by the ONNX front-end tests and the demo; the models are what
-:func:`sim.onnx_front.load_onnx` reads back.
+:func:`sim.compiler.onnx_front.load_onnx` reads back.
 
 * :func:`mlp_float` -- an FP32 MLP: ``MatMul`` + ``Add`` (or ``Gemm`` with ``C``, ``B``
   optionally stored transposed with ``transB=1``) + ``Relu`` per layer.
-* :func:`mlp_qdq` -- the QDQ model of a quantised :class:`~sim.net.Net`, in ONNX
+* :func:`mlp_qdq` -- the QDQ model of a quantised :class:`~sim.compiler.net.Net`, in ONNX
   Runtime's QDQ layout::
 
       input -> QuantizeLinear -> DequantizeLinear
@@ -53,7 +53,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from sim.net import Layer, Net, Quant
+from sim.compiler.net import Layer, Net, Quant
 
 __all__ = ["mlp_float", "mlp_qdq", "mlp_qlinear", "quantize_mlp"]
 

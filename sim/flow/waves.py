@@ -27,7 +27,7 @@ def write_gtkw(top, config, fst_path):
     """Write ``<test>.gtkw`` next to ``fst_path``: clock and reset, the three streams,
     the bookkeeping and counters, then one group per array row with each PE's moving
     operand and partial sum (hierarchy as Verilator writes it: ``<top>.pe_r<k>_c<j>``)."""
-    from .rtl import TOPS
+    from sim.flow.rtl import TOPS
     cfg = named_config(config)
     fst_path = pathlib.Path(fst_path)
     t = top

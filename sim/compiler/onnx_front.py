@@ -1,4 +1,4 @@
-"""ONNX front end: load a chain of fully connected layers into a :class:`sim.net.Net`.
+"""ONNX front end: load a chain of fully connected layers into a :class:`sim.compiler.net.Net`.
 
 ``load_onnx(model)`` accepts an ``onnx.ModelProto``, serialised bytes or a path. It runs
 ``onnx.checker.check_model``, then walks the (topologically sorted) nodes once. Tensors
@@ -25,7 +25,7 @@ Float models (FP32 weights and biases):
 * ``Relu`` directly after a layer's MatMul/Gemm or bias add: ``relu=True``.
 * ``Identity``; ``Cast`` to FLOAT of a float tensor (an identity).
 
-QDQ INT8 models (ONNX Runtime's QDQ format; :mod:`sim.onnx_build` writes them)::
+QDQ INT8 models (ONNX Runtime's QDQ format; :mod:`sim.compiler.onnx_build` writes them)::
 
     x -> QuantizeLinear(s_in, zp_in) -> DequantizeLinear
       -> MatMul(., DequantizeLinear(W_q int8, w_scale, 0))   (or Gemm, transB allowed)
@@ -33,7 +33,7 @@ QDQ INT8 models (ONNX Runtime's QDQ format; :mod:`sim.onnx_build` writes them)::
       -> [Relu] -> QuantizeLinear(s_out, zp_out) -> DequantizeLinear -> next layer ...
 
 * Scales and zero points are per tensor (a one-element scale); activations are INT8
-  or UINT8 (UINT8 zero points are shifted by -128, see :mod:`sim.net`). Weights are
+  or UINT8 (UINT8 zero points are shifted by -128, see :mod:`sim.compiler.net`). Weights are
   INT8 with zero point 0. A ``DequantizeLinear`` must repeat its ``QuantizeLinear``
   partner's scale, zero point and type.
 * A DQ bias must have zero point 0 and scale ``in_scale*w_scale`` within 1e-6
@@ -46,7 +46,7 @@ QDQ INT8 models (ONNX Runtime's QDQ format; :mod:`sim.onnx_build` writes them)::
   (``out_quant`` None). Mixing float and quantised layers is not supported.
 
 QLinearMatMul INT8 models (ONNX's operator-oriented "QOperator" format; ONNX Runtime's
-quantiser writes it for bias-free MatMul layers; :func:`sim.onnx_build.mlp_qlinear`)::
+quantiser writes it for bias-free MatMul layers; :func:`sim.compiler.onnx_build.mlp_qlinear`)::
 
     x -> QuantizeLinear(s_in, zp_in)
       -> QLinearMatMul(., s_in, zp_in, W_q, w_scale, 0, s_out, zp_out)   a layer
@@ -86,7 +86,7 @@ from google.protobuf.message import DecodeError
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from sim.net import Layer, Net, Quant
+from sim.compiler.net import Layer, Net, Quant
 
 __all__ = ["UnsupportedModel", "load_onnx"]
 

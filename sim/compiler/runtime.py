@@ -2,10 +2,10 @@
 
 This is the API the tests, the CLI and users drive the core with::
 
-    from sim.runtime import Device, matmul
+    from sim.compiler.runtime import Device, matmul
     dev = Device("default", backend="verilator")      # or "golden"
     a = dev.alloc(4096); dev.write(a, my_array)        # tensors into DRAM
-    p = dev.load_program(program)                      # a sim.asm.Program
+    p = dev.load_program(program)                      # a sim.isa.asm.Program
     r = dev.run(p)                                     # RunResult: error, counters
     out = dev.read(c, (64, 64), np.int32)              # results back
 
@@ -13,7 +13,7 @@ This is the API the tests, the CLI and users drive the core with::
 
 Backends (both see the same DRAM image and run the same encoded program):
 
-* ``golden``: the instruction-set simulator :func:`sim.iss.run`, the bit-exact model.
+* ``golden``: the instruction-set simulator :func:`sim.model.iss.run`, the bit-exact model.
   It has no clock: ``counters`` holds the instruction count and the MACs, ``cycles``
   is ``None``.
 * ``verilator``: the RTL, top ``neuron_core_sim`` (the core plus an in-design AXI
@@ -44,7 +44,7 @@ import numpy as np
 from hdl.config import FLOAT_DTYPES, CoreConfig, named_config
 from hdl.isa import INSTR_BYTES
 
-from .fp import to16_bits
+from sim.model.fp import to16_bits
 
 __all__ = ["Device", "RunResult", "OutOfMemory", "CoreFault", "BACKENDS", "matmul",
            "VERILATOR_DRAM_BYTES"]
@@ -152,7 +152,7 @@ class Device:
         return self.dram[addr:addr + n].copy().view(dtype).reshape(shape)
 
     def load_program(self, program):
-        """Encode a :class:`sim.asm.Program` (or bytes) into DRAM; return its address."""
+        """Encode a :class:`sim.isa.asm.Program` (or bytes) into DRAM; return its address."""
         code = program if isinstance(program, (bytes, bytearray)) else program.encode()
         addr = self.alloc(len(code), align=INSTR_BYTES)
         self.write(addr, np.frombuffer(bytes(code), dtype=np.uint8))
@@ -173,8 +173,8 @@ class Device:
         return self._run_verilator(prog_addr, win, watchdog, max_cycles)
 
     def _run_golden(self, prog_addr, win):
-        from .iss import run as iss_run
-        from .asm import Instruction
+        from sim.model.iss import run as iss_run
+        from sim.isa.asm import Instruction
         image = self.dram[:max(self.top, win[1])]
         r = iss_run(self.config, image, prog_addr, win_base=win[0], win_limit=win[1])
         self.dram[:r.dram.size] = r.dram
@@ -191,7 +191,7 @@ class Device:
                          {"instructions": instrs, "tensor_macs": macs})
 
     def _run_verilator(self, prog_addr, win, watchdog, max_cycles):
-        from .runner import run_cocotb
+        from sim.flow.runner import run_cocotb
         used = max(self.top, win[1])
         if max_cycles is None:
             max_cycles = 2_000_000 + 200 * used
@@ -238,7 +238,7 @@ def matmul(A, B, dtype="int8", *, config="default", backend="golden",
     FP32 (``bf16``/``fp16``: float operands are rounded to the type first, uint16
     arrays are taken as bit patterns). With ``return_result`` also the
     :class:`RunResult` (counters, cycles on ``verilator``)."""
-    from .gemm import GemmLayout, gemm_program
+    from sim.compiler.gemm import GemmLayout, gemm_program
     cfg = named_config(config)
     Ab = _operand_bits(A, dtype)
     Bb = _operand_bits(B, dtype)

@@ -14,7 +14,7 @@ structure as the hardware controller (``hdl/controller.py``):
   END does not signal, even with ``sig_en`` set, as in the controller).
 * An instruction at the head of an engine queue starts when its wait holds
   (semaphore >= value, unsigned); here it then runs atomically through the engine's
-  golden model (:mod:`sim.dma`, :class:`sim.tensor.TensorModel`, :mod:`sim.act`) and
+  golden model (:mod:`sim.model.dma`, :class:`sim.model.tensor.TensorModel`, :mod:`sim.model.vector`) and
   signals its semaphore.
 
 Semaphores only ever increase, so once an agent (the decoder or a queue head) can
@@ -30,10 +30,10 @@ Faults stop the core at once; nothing after them executes:
 
 * an illegal instruction (``OPCODE``, ``RESERVED``, ``SEM_RANGE``) when the decoder
   reaches it, ``FETCH`` for a fetch past the image (``fault_addr``: its address);
-* ``DMA`` when :func:`sim.dma.check` refuses a descriptor (``detail`` its code, e.g.
+* ``DMA`` when :func:`sim.model.dma.check` refuses a descriptor (``detail`` its code, e.g.
   ``WINDOW``) or it touches DRAM past the image (``detail`` ``DECERR``);
 * ``TENSOR`` / ``VECTOR`` when the tensor / vector engine refuses its command
-  (``detail`` the :data:`sim.tensor.TENSOR_ERRORS` / :data:`sim.act.ACT_ERRORS` name).
+  (``detail`` the :data:`sim.model.tensor.TENSOR_ERRORS` / :data:`sim.model.vector.ACT_ERRORS` name).
 
 Engine faults happen when the instruction starts (nothing of it is done).
 """
@@ -48,10 +48,10 @@ import numpy as np
 
 from hdl.isa import INSTR_BYTES, SEM_VALUE_BITS
 
-from . import act as act_model
-from . import dma as dma_model
-from .asm import QUEUES, IllegalInstruction, Instruction
-from .tensor import TensorModel
+import sim.model.vector as act_model
+import sim.model.dma as dma_model
+from sim.isa.asm import QUEUES, IllegalInstruction, Instruction
+from sim.model.tensor import TensorModel
 
 __all__ = ["IssResult", "run"]
 

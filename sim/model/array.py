@@ -85,15 +85,15 @@ def matmul_float_bits(S, X, fmt, *, subnormals=True):
     """``Y = S^T @ X`` for BF16 or FP16 bit patterns, as a column of the array sums it.
 
     ``S[K, M]`` and ``X[K, N]`` hold 16-bit patterns of format ``fmt`` (``"bf16"`` or
-    ``"fp16"``). Each product is formed by :func:`sim.fp.mul16_to_fp32_bits` and added to
-    the running FP32 sum with :func:`sim.fp.fp32_add_bits`, row 0 first, starting from
+    ``"fp16"``). Each product is formed by :func:`sim.model.fp.mul16_to_fp32_bits` and added to
+    the running FP32 sum with :func:`sim.model.fp.fp32_add_bits`, row 0 first, starting from
     ``+0``: one rounding per row, in the hardware's order (``np.matmul`` would reorder).
     Returns FP32 bit patterns ``Y[M, N]`` (uint32). The caller pads K to the array's rows
     with zeros when it models the array, because the array adds those rows too
     (``-0 + +0`` is ``+0``). ``subnormals=False``: both units flush subnormals to zero
     (the ``subnormals`` keyword of the two functions).
     """
-    from .fp import fp32_add_bits, mul16_to_fp32_bits
+    from sim.model.fp import fp32_add_bits, mul16_to_fp32_bits
     S = np.asarray(S, dtype=np.uint32)
     X = np.asarray(X, dtype=np.uint32)
     if S.ndim != 2 or X.ndim != 2 or S.shape[0] != X.shape[0]:

@@ -44,10 +44,10 @@ import numpy as np
 from hdl.isa import (BODY_WIDTH, INSTR_BITS, INSTR_BYTES, MAX_SEMS, SEM_VALUE_BITS, CoreError,
                      Instr, Opcode)
 
-from . import codec
-from .act import Act
-from .dma import Dma
-from .tensor import Matmul
+import sim.isa.codec as codec
+from sim.model.vector import Act
+from sim.model.dma import Dma
+from sim.model.tensor import Matmul
 
 __all__ = ["IllegalInstruction", "Instruction", "Program", "disassemble", "decode_program",
            "OPS", "QUEUES"]
@@ -58,7 +58,7 @@ OPS = tuple(op.name for op in sorted(Opcode, key=lambda op: op.value))
 QUEUES = ("dma_in", "dma_out", "tensor", "vector")
 
 #: The command dataclass of each opcode with a body; each packs and unpacks its own
-#: layout (:class:`hdl.formats.DmaDesc`, ...) through :mod:`sim.codec`.
+#: layout (:class:`hdl.formats.DmaDesc`, ...) through :mod:`sim.isa.codec`.
 _CMD_TYPES = {"DMA": Dma, "MATMUL": Matmul, "ACT": Act}
 _SEM_MAX = (1 << SEM_VALUE_BITS) - 1
 _ALL = (1 << INSTR_BITS) - 1
@@ -104,7 +104,7 @@ class Instruction:
     ----------
     op : str
         ``"DMA"``, ``"MATMUL"``, ``"ACT"``, ``"SEM"`` or ``"END"``.
-    cmd : :class:`sim.dma.Dma`, :class:`sim.tensor.Matmul`, :class:`sim.act.Act` or None
+    cmd : :class:`sim.model.dma.Dma`, :class:`sim.model.tensor.Matmul`, :class:`sim.model.vector.Act` or None
         The engine command (``None`` for SEM and END).
     wait : (int, int) or None
         ``(sem_index, value)``: do not start until semaphore ``sem_index`` >= ``value``
@@ -332,16 +332,16 @@ class Program:
         return cmd
 
     def dma(self, cmd=None, *, wait=None, signal=None, **fields) -> int:
-        """A DMA (:class:`sim.dma.Dma`, or its fields); loads go to the DMA-in queue,
+        """A DMA (:class:`sim.model.dma.Dma`, or its fields); loads go to the DMA-in queue,
         stores to the DMA-out queue."""
         return self._add("DMA", self._cmd(Dma, cmd, fields), wait, signal)
 
     def matmul(self, cmd=None, *, wait=None, signal=None, **fields) -> int:
-        """A MATMUL (:class:`sim.tensor.Matmul`, or its fields), tensor queue."""
+        """A MATMUL (:class:`sim.model.tensor.Matmul`, or its fields), tensor queue."""
         return self._add("MATMUL", self._cmd(Matmul, cmd, fields), wait, signal)
 
     def act(self, cmd=None, *, wait=None, signal=None, **fields) -> int:
-        """An ACT (:class:`sim.act.Act`, or its fields), vector queue."""
+        """An ACT (:class:`sim.model.vector.Act`, or its fields), vector queue."""
         return self._add("ACT", self._cmd(Act, cmd, fields), wait, signal)
 
     def sem(self, *, wait=None, signal=None) -> int:

@@ -1,4 +1,4 @@
-"""ncore command line: ``python -m sim.cli {verilog,lint,synth,bench,run,configs}``.
+"""ncore command line: ``python -m sim.flow.cli {verilog,lint,synth,bench,run,configs}``.
 
 The Makefile's targets are thin wrappers around these commands.
 """
@@ -10,7 +10,7 @@ import sys
 import time
 
 from hdl.config import DTYPES, NAMED_CONFIGS, named_config
-from .rtl import BUILD, SYNTH_TOPS, TOPS, elaborate, write_if_changed
+from sim.flow.rtl import BUILD, SYNTH_TOPS, TOPS, elaborate, write_if_changed
 
 
 def cmd_verilog(args):
@@ -24,7 +24,7 @@ def cmd_verilog(args):
 
 
 def cmd_lint(args):
-    from .runner import lint
+    from sim.flow.runner import lint
     failed = 0
     for config in args.config:
         cfg = named_config(config)
@@ -41,7 +41,7 @@ def cmd_lint(args):
 
 
 def cmd_synth(args):
-    from .synth import synthesise
+    from sim.flow.synth import synthesise
     rows = []
     for device in args.device:
         for config in args.config:
@@ -58,7 +58,7 @@ def cmd_synth(args):
 
 
 def cmd_bench(args):
-    from .runner import run_cocotb
+    from sim.flow.runner import run_cocotb
     cases, tensor, dma, act = [], [], [], []
     for config in ([] if args.gemm_only else args.config):
         cfg = named_config(config)
@@ -137,7 +137,7 @@ GEMM_CASES = [
 def run_gemm_bench(int_config, float_config, cases=None):
     """Run the tiled GEMM cases end to end on ``neuron_core_sim`` (core + SimDram);
     INT8 on ``int_config``, BF16/FP16 on ``float_config``. Returns the result rows."""
-    from .runner import run_cocotb
+    from sim.flow.runner import run_cocotb
     rows = []
     for config, floats in ((int_config, False), (float_config, True)):
         cfg = named_config(config)
@@ -179,8 +179,8 @@ def run_compiler_bench(int_config, float_config, backend="verilator"):
     """A 256x256x256 GEMM compiled as a one-layer net (INT8 on ``int_config``, BF16 on
     ``float_config``) with the compiler's double buffering on and off."""
     import numpy as np
-    from .compiler import compile_net, run_compiled
-    from .net import Layer, Net, Quant
+    from sim.compiler.lower import compile_net, run_compiled
+    from sim.compiler.net import Layer, Net, Quant
     rows = []
     rng = np.random.default_rng(256)
     n = 256
@@ -214,9 +214,9 @@ def print_compiler_table(rows):
 def cmd_run(args):
     """Compile an ONNX model for a configuration and run it on a backend."""
     import numpy as np
-    from .compiler import CompileError, compile_net, run_compiled
-    from .onnx_front import UnsupportedModel, load_onnx
-    from .runtime import CoreFault, OutOfMemory
+    from sim.compiler.lower import CompileError, compile_net, run_compiled
+    from sim.compiler.onnx_front import UnsupportedModel, load_onnx
+    from sim.compiler.runtime import CoreFault, OutOfMemory
     try:
         net = load_onnx(args.model)
         x = None
@@ -273,7 +273,7 @@ def cmd_configs(args):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m sim.cli", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m sim.flow.cli", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
 
     def tops_and_target(parser, target_help):
@@ -301,7 +301,7 @@ def main(argv=None):
                         "lfe5u-25f")
     s.add_argument("--freq", type=float, default=150)
     s.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
-    from .synth import HEAP_CRIT_EXP, HEAP_TIMING_WEIGHT
+    from sim.flow.synth import HEAP_CRIT_EXP, HEAP_TIMING_WEIGHT
     s.add_argument("--timing-weight", type=int, default=HEAP_TIMING_WEIGHT,
                    help="nextpnr HeAP timing weight (default %(default)s; nextpnr's own is 10)")
     s.add_argument("--crit-exp", type=int, default=HEAP_CRIT_EXP,

@@ -5,15 +5,15 @@ Semantics, per partition lane ``k < parts`` and element ``i < n``::
     x = SRC[src_p0 + k][element src_off + i]     4-byte INT32 or FP32 (PSUM entry, or
                                                  SBUF bytes 4*(src_off+i) .. +4)
     b = SBUF[dst_p0 + k][bias_off : +4] if bias else 0    (same type as x)
-    FP32 source:  y = x + b (FP32 RNE, sim.fp) if bias else x;  ReLU: y < 0 -> +0
-                  (NaN kept);  then FP32 (bits unchanged), BF16 or FP16 (sim.vector casts)
+    FP32 source:  y = x + b (FP32 RNE, sim.model.fp) if bias else x;  ReLU: y < 0 -> +0
+                  (NaN kept);  then FP32 (bits unchanged), BF16 or FP16 (sim.model.casts casts)
     INT32 source: a = x + b (INT32 wrap);  INT32: ReLU clamps at 0;
-                  INT8: sim.vector.requantize(a, scale, shift, zp, relu)
+                  INT8: sim.model.casts.requantize(a, scale, shift, zp, relu)
     SBUF[dst_p0 + k][dst_off + i*size : +size] = y   (little-endian)
 
 Refusals (``ActError`` order): TYPES, PARTS, SRC_RANGE, DST_RANGE, BIAS_RANGE, OVERLAP.
 The command format is :class:`hdl.formats.ActCmd`; :meth:`Act.encode` and
-:meth:`Act.decode` go through it with :mod:`sim.codec`.
+:meth:`Act.decode` go through it with :mod:`sim.isa.codec`.
 """
 
 from __future__ import annotations
@@ -24,10 +24,10 @@ import numpy as np
 
 from hdl.formats import ACT_BYTES, ActCmd, ActError, ActType
 
-from . import codec
-from .fp import fp32_add_bits
-from .golden import wrap_int32
-from .vector import f32_to_bf16_bits, f32_to_fp16_bits, relu_f32_bits, requantize
+import sim.isa.codec as codec
+from sim.model.fp import fp32_add_bits
+from sim.model.array import wrap_int32
+from sim.model.casts import f32_to_bf16_bits, f32_to_fp16_bits, relu_f32_bits, requantize
 
 __all__ = ["Act", "ACT_ERRORS", "check", "apply"]
 
@@ -39,7 +39,7 @@ DST_TYPE_TEXT = codec.EnumText(ActType, "TYPE")
 #: Bool-valued 1-bit fields.
 _FLAGS = ("src_psum", "src_fp", "bias", "relu")
 #: Destination types of an FP32 source and of an INT32 source (the engine refuses any
-#: other pairing with ``TYPES``); the order is the one sim.progen draws from.
+#: other pairing with ``TYPES``); the order is the one sim.isa.progen draws from.
 FLOAT_OUT = tuple(t.name for t in (ActType.FP32, ActType.BF16, ActType.FP16))
 INT_OUT = tuple(t.name for t in (ActType.INT32, ActType.INT8))
 
@@ -102,7 +102,7 @@ def _words32(raw):
 
 
 def apply(config, a: Act, model) -> str:
-    """Run ``a`` on ``model`` (a :class:`sim.tensor.TensorModel`); return its code."""
+    """Run ``a`` on ``model`` (a :class:`sim.model.tensor.TensorModel`); return its code."""
     reason = check(config, a)
     if reason != "NONE":
         return reason

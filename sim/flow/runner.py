@@ -28,7 +28,7 @@ import sys
 import xml.etree.ElementTree as ET
 
 from hdl.config import CoreConfig, named_config
-from .rtl import BUILD, ROOT, TARGET_MODELS, target_of, verilog_for
+from sim.flow.rtl import BUILD, ROOT, TARGET_MODELS, target_of, verilog_for
 
 __all__ = ["ensure_toolchain", "run_cocotb", "run_rtl_test", "cocotb_tests", "rtl_cases",
            "case_ids", "default_seed", "lint", "WAIVERS"]
@@ -96,12 +96,12 @@ def default_seed(*parts):
 #: every signal public, for poking internals from a testbench.
 #:
 #: Tops that also keep SimDram's words public (the whole-core testbench's backdoor,
-#: ``sim/fast_public.vlt``) and compile the model's hot path with ``-O2`` (Verilator's
+#: ``sim/flow/fast_public.vlt``) and compile the model's hot path with ``-O2`` (Verilator's
 #: default is ``-Os``): the whole-core benchmarks.
 FAST_TOPS = ("neuron_core_sim",)
 
 #: Verilator control file for FAST_TOPS: the SimDram words are the testbench's backdoor.
-FAST_VLT = ROOT / "sim" / "fast_public.vlt"
+FAST_VLT = pathlib.Path(__file__).resolve().parent / "fast_public.vlt"
 
 
 def _ports_vlt(top, build_dir):
@@ -196,7 +196,7 @@ def run_cocotb(top, test_module, testcase, config, *, seed=None, waves=None,
     Parameters
     ----------
     top : str
-        Verilog top module (a key of :data:`sim.rtl.TOPS`).
+        Verilog top module (a key of :data:`sim.flow.rtl.TOPS`).
     test_module : str
         Python module holding the cocotb tests, e.g. ``"tb.systolic.test_systolic"``.
     testcase : str
@@ -239,7 +239,7 @@ def run_cocotb(top, test_module, testcase, config, *, seed=None, waves=None,
         wave_dir.mkdir(parents=True, exist_ok=True)
         wave_file = wave_dir / f"{testcase}.fst"
         test_args = ["--trace-file", str(wave_file)]
-        from .waves import write_gtkw
+        from sim.flow.waves import write_gtkw
         write_gtkw(top, config, wave_file)
 
     runner = get_runner("verilator")

@@ -9,7 +9,7 @@ change to the state.
 
 The command's binary format is :class:`hdl.formats.MatmulCmd` (one definition for
 hardware, model and testbenches): :meth:`Matmul.encode` packs and :meth:`Matmul.decode`
-unpacks through it with :mod:`sim.codec`, the one codec of every format (the assembler
+unpacks through it with :mod:`sim.isa.codec`, the one codec of every format (the assembler
 and the ISS use these two methods too).
 """
 
@@ -21,9 +21,9 @@ import numpy as np
 
 from hdl.formats import DTYPE_BYTES, Dtype, MatmulCmd, TensorError
 
-from . import codec
-from .fp import fp32_add_bits
-from .golden import systolic_matmul, wrap_int32
+import sim.isa.codec as codec
+from sim.model.fp import fp32_add_bits
+from sim.model.array import systolic_matmul, wrap_int32
 
 __all__ = ["Matmul", "TensorModel", "TENSOR_ERRORS"]
 

@@ -1,5 +1,5 @@
 # amaranth: UnusedElaboratable=no
-# (sim/waves.py builds a top only to read its port signature, never to elaborate it.)
+# (sim/flow/waves.py builds a top only to read its port signature, never to elaborate it.)
 """Verilog generation for every top-level ncore offers, cached per configuration.
 
 Generated files are rewritten only when their text changes, so Verilator's and make's
@@ -18,7 +18,7 @@ from hdl.config import CoreConfig, named_config
 __all__ = ["TOPS", "SIM_TOPS", "SYNTH_TOPS", "TOP_TARGETS", "TARGET_MODELS", "ROOT", "BUILD",
            "elaborate", "target_of", "write_if_changed", "verilog_for"]
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 BUILD = pathlib.Path(os.environ.get("NCORE_BUILD", ROOT / "build"))
 
 

@@ -265,8 +265,8 @@ def _text(ins, sem_names):
 def find_races(config, instructions, prog_addr=0, program_bytes=None):
     """Every race of a program, sorted by ``(first, second, memory)``.
 
-    ``instructions`` is a list of :class:`sim.asm.Instruction` or a
-    :class:`sim.asm.Program` (then its semaphore names are used in the texts).
+    ``instructions`` is a list of :class:`sim.isa.asm.Instruction` or a
+    :class:`sim.isa.asm.Program` (then its semaphore names are used in the texts).
     ``program_bytes`` is the size of the program's region in DRAM for the
     ``"writes program"`` check (default ``32 * len(instructions)``).
     At most one race is reported per pair of instructions and memory

@@ -1,20 +1,20 @@
-"""The ncore compiler: a :class:`sim.net.Net` (from ONNX) -> one program and a DRAM image.
+"""The ncore compiler: a :class:`sim.compiler.net.Net` (from ONNX) -> one program and a DRAM image.
 
 Lowering (``docs/compiler.md`` has the full description and the numerics):
 
 * **Layout.** Activations are kept feature-major in DRAM: a layer computes
-  ``Y^T = W^T X^T``, i.e. a GEMM (:mod:`sim.gemm`) with ``M`` = output features,
+  ``Y^T = W^T X^T``, i.e. a GEMM (:mod:`sim.compiler.gemm`) with ``M`` = output features,
   ``N`` = batch, ``K`` = input features, ``A^T = W`` (the ONNX weight, ``K x N_out``,
   row-major: the stationary operand) and ``B = X^T`` (the streaming operand). A layer's
   output ``Y^T`` is therefore already the next layer's ``B``: no transposes between
   layers. The host transposes the input and the output.
-* **Tiling** is :func:`sim.gemm.gemm_program`'s: K in steps of ``rows`` accumulated in
+* **Tiling** is :func:`sim.compiler.gemm.gemm_program`'s: K in steps of ``rows`` accumulated in
   PSUM, M in tiles of ``cols``, N in blocks that fit PSUM; operands double-buffered
   in SBUF against the matmuls with semaphores; the weights kept in SBUF when they fit
   (``resident`` schedule, or ``keep_a`` in ``stream``). The compiler picks the N
   block size with a small cost model (:func:`estimate_cycles`).
 * **Fusion.** Bias, ReLU and the output cast (FP32 -> BF16/FP16) or requantisation
-  (INT32 -> INT8) run in the ACT that drains each PSUM tile (:class:`sim.gemm.Epilogue`).
+  (INT32 -> INT8) run in the ACT that drains each PSUM tile (:class:`sim.compiler.gemm.Epilogue`).
   The bias of a quantised layer also carries the input zero point's correction
   ``-zp_in * sum_k W[k, n]``.
 * **Layers in sequence.** The first load of layer ``l+1`` waits for every store of
@@ -22,7 +22,7 @@ Lowering (``docs/compiler.md`` has the full description and the numerics):
   use after layer ``l``'s. The whole net is one program ending in END.
 
 Every emitted program is free of races by construction; :func:`compile_net` can prove
-it with :func:`sim.races.find_races` (``check=True``).
+it with :func:`sim.isa.races.find_races` (``check=True``).
 """
 
 from __future__ import annotations
@@ -36,9 +36,9 @@ from hdl.config import FLOAT_DTYPES, named_config
 from hdl.formats import ACT_BYTES, DTYPE_BYTES
 from hdl.isa import INSTR_BYTES
 
-from .fp import to16_bits
-from .gemm import Epilogue, GemmLayout, bias_image, gemm_program
-from .net import Net, dequantize, quantize_input
+from sim.model.fp import to16_bits
+from sim.compiler.gemm import Epilogue, GemmLayout, bias_image, gemm_program
+from sim.compiler.net import Net, dequantize, quantize_input
 
 __all__ = ["CompileError", "Compiled", "LayerPlan", "compile_net", "requant_params",
            "estimate_cycles", "run_compiled"]
@@ -295,7 +295,7 @@ def compile_net(net: Net, config="default", *, batch, dtype=None, double_buffer=
         refuse(top + act_bytes)
     prev = in_addr
     plans = []
-    from .asm import Program
+    from sim.isa.asm import Program
     p = Program(cfg)
     for (i, L, a_addr, out_type, bias_addr, efields) in specs:
         c_addr = reserve(L.N * batch * ACT_BYTES[out_type])
@@ -325,7 +325,7 @@ def compile_net(net: Net, config="default", *, batch, dtype=None, double_buffer=
     for addr, raw in chunks:
         image[addr:addr + raw.size] = raw
     if check:
-        from .races import find_races
+        from sim.isa.races import find_races
         races = find_races(cfg, p, prog_addr=prog_addr)
         if races:
             raise CompileError(f"internal error: the program has {len(races)} races, "
@@ -339,7 +339,7 @@ def _pick_n_block(cfg, layout, epi, double_buffer):
     :func:`estimate_cycles` among the default and its halvings down to 4 columns;
     the first that fits SBUF if the default does not. Raises the schedule's
     ``ValueError`` if none fits."""
-    from .asm import Program
+    from sim.isa.asm import Program
     best = None
     error = None
     cands = [None] + [cfg.psum_depth >> s for s in range(1, 16) if cfg.psum_depth >> s >= 4]
@@ -363,12 +363,12 @@ def _pick_n_block(cfg, layout, epi, double_buffer):
 def run_compiled(compiled: Compiled, x=None, *, backend="golden", bits=None, watchdog=100_000):
     """Run a compiled net on ``x`` (FP32, ``batch x features``; or raw ``bits`` as
     :meth:`Compiled.input_bits` gives) on a backend. Returns ``(y, result, dram)``:
-    the FP32 output ``batch x N_out``, the :class:`sim.runtime.RunResult` (checked:
+    the FP32 output ``batch x N_out``, the :class:`sim.compiler.runtime.RunResult` (checked:
     a core error raises) and the DRAM image after the run."""
-    from .runtime import Device
+    from sim.compiler.runtime import Device
     dev = Device(compiled.config, backend)
     if compiled.size > dev.dram_bytes:
-        from .runtime import OutOfMemory
+        from sim.compiler.runtime import OutOfMemory
         raise OutOfMemory(f"the model needs {compiled.size} bytes of DRAM, the {backend} "
                           f"backend has {dev.dram_bytes}")
     if bits is None:

@@ -1,13 +1,13 @@
 """Golden model of the DMA engine's descriptors (``hdl/dma.py``).
 
 A descriptor moves a 2-D strided tile between a DRAM image (a NumPy ``uint8`` array
-indexed by byte address) and SBUF or PSUM (the arrays of :class:`sim.tensor.TensorModel`).
+indexed by byte address) and SBUF or PSUM (the arrays of :class:`sim.model.tensor.TensorModel`).
 :func:`check` gives the refusal reason the hardware reports before moving anything;
 :func:`apply` performs a legal descriptor. Bus errors (SLVERR/DECERR) depend on the
 memory, not the descriptor, and are checked by the testbench.
 
 The binary format is :class:`hdl.formats.DmaDesc`; :meth:`Dma.encode` and
-:meth:`Dma.decode` go through it with :mod:`sim.codec`.
+:meth:`Dma.decode` go through it with :mod:`sim.isa.codec`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import numpy as np
 
 from hdl.formats import DmaDesc, DmaError
 
-from . import codec
+import sim.isa.codec as codec
 
 __all__ = ["Dma", "DMA_ERRORS", "check", "apply", "onchip_bytes", "target_mask"]
 

@@ -23,7 +23,7 @@ DMA-out. Three schedules (``schedule=None`` picks ``resident`` when it fits, els
 * **psum** (every tile fits in PSUM at once): K outermost over all tiles; every tile
   drains at the end (kept for comparison).
 
-Every dependency is a semaphore (:func:`sim.races.find_races` accepts every program
+Every dependency is a semaphore (:func:`sim.isa.races.find_races` accepts every program
 this module emits):
 
 =========  ================================================  ============================
@@ -43,7 +43,7 @@ semaphore  signalled by                                      waited for by
 every load waits for the previous step and every block for the previous drain: the
 comparison ``make bench`` reports.
 
-For the compiler (:mod:`sim.compiler`) the GEMM can also
+For the compiler (:mod:`sim.compiler.lower`) the GEMM can also
 
 * fuse an :class:`Epilogue` into the draining ACTs: a per-row bias (loaded first, by
   one DMA, into the top of SBUF; :func:`bias_image` lays it out), ReLU, and the
@@ -64,10 +64,10 @@ import numpy as np
 
 from hdl.formats import ACT_BYTES, DTYPE_BYTES
 
-from .act import FLOAT_OUT, INT_OUT, Act
-from .asm import Program
-from .dma import Dma
-from .tensor import Matmul
+from sim.model.vector import FLOAT_OUT, INT_OUT, Act
+from sim.isa.asm import Program
+from sim.model.dma import Dma
+from sim.model.tensor import Matmul
 
 __all__ = ["GemmLayout", "Epilogue", "gemm_program", "gemm_reference_shapes", "bias_slots",
            "bias_image"]
@@ -125,7 +125,7 @@ def gemm_reference_shapes(layout):
 @dataclass(frozen=True)
 class Epilogue:
     """What the vector engine does to each finished tile on its way to DRAM (fused into
-    the ACT that drains PSUM; :class:`sim.act.Act` semantics).
+    the ACT that drains PSUM; :class:`sim.model.vector.Act` semantics).
 
     ``bias_addr``: DRAM address of the bias image (:func:`bias_image`, 4-byte INT32 or
     FP32 values, one per row of C); ``relu``; requantisation ``scale``/``shift``/``zp``

@@ -15,7 +15,7 @@ import sys
 import pathlib
 
 from hdl.config import named_config
-from .rtl import BUILD, SYNTH_TOPS, verilog_for
+from sim.flow.rtl import BUILD, SYNTH_TOPS, verilog_for
 
 __all__ = ["DEVICES", "synthesise"]
 
@@ -46,7 +46,7 @@ HEAP_CRIT_EXP = 4
 def synthesise(top="systolic_array", config="default", device="lfe5u-85f", *,
                freq_mhz=150, seed=1, timing_weight=HEAP_TIMING_WEIGHT,
                crit_exp=HEAP_CRIT_EXP, dsp=True, log=print):
-    """Synthesise, place and route ``top`` (a key of ``sim.rtl.SYNTH_TOPS``) in
+    """Synthesise, place and route ``top`` (a key of ``sim.flow.rtl.SYNTH_TOPS``) in
     configuration ``config`` for ``device`` (a key of :data:`DEVICES`).
 
     ``freq_mhz`` is nextpnr's target (it does not change the placement, see

@@ -1,7 +1,7 @@
 """The compiler's model representation: a chain of fully connected layers.
 
-A :class:`Net` is what the ONNX front end (:mod:`sim.onnx_front`) produces and the
-compiler (:mod:`sim.compiler`) lowers. It is a chain: the input feeds layer 0, each
+A :class:`Net` is what the ONNX front end (:mod:`sim.compiler.onnx_front`) produces and the
+compiler (:mod:`sim.compiler.lower`) lowers. It is a chain: the input feeds layer 0, each
 layer's output feeds the next, the last layer's output is the model's output.
 Activations are batches of feature vectors, ``batch x features``, as in ONNX.
 

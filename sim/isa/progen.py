@@ -3,14 +3,14 @@
 :func:`random_program` builds a program of random legal DMA loads, MATMULs, ACTs and
 DMA stores whose semaphores make it race-free by construction, together with a DRAM
 image holding random input data and the program itself. :func:`racy_variant` removes
-one needed wait again, so :func:`sim.races.find_races` has something to find.
+one needed wait again, so :func:`sim.isa.races.find_races` has something to find.
 
 Synchronisation scheme
 ----------------------
 Every engine instruction signals its queue's semaphore (``q_dma_in``, ``q_dma_out``,
 ``q_tensor``, ``q_vector``), and nothing else signals those, so the ``r``-th
 instruction of queue ``Q`` has finished exactly when ``q_Q >= r``. The generator keeps
-the vector clocks of :mod:`sim.races` as it goes (every wait names an earlier
+the vector clocks of :mod:`sim.isa.races` as it goes (every wait names an earlier
 instruction, so program order is a topological order) and, for a new instruction
 ``j``, finds per other queue the latest earlier instruction that conflicts with ``j``
 (same bytes, one writing) and is not yet ordered before ``j``. One of those queues is
@@ -38,11 +38,11 @@ import numpy as np
 
 from hdl.formats import ACT_BYTES, DTYPE_BYTES
 
-from . import act as act_model
-from . import dma as dma_model
-from .asm import Instruction, Program
-from .races import QUEUES, accesses, find_races
-from .tensor import Matmul, TensorModel
+import sim.model.vector as act_model
+import sim.model.dma as dma_model
+from sim.isa.asm import Instruction, Program
+from sim.isa.races import QUEUES, accesses, find_races
+from sim.model.tensor import Matmul, TensorModel
 
 __all__ = ["random_program", "racy_variant", "DEFAULT_MIX", "QUEUE_SEMS"]
 
@@ -61,7 +61,7 @@ def _ri(rng, lo, hi):
 
 
 def _overlap(a, b):
-    """Whether two access lists (:func:`sim.races.accesses`) conflict."""
+    """Whether two access lists (:func:`sim.isa.races.accesses`) conflict."""
     for (ma, pa0, pa1, la, ha, wa) in a:
         for (mb, pb0, pb1, lb, hb, wb) in b:
             if ma == mb and (wa or wb) and pa0 < pb1 and pb0 < pa1 and la < hb and lb < ha:
@@ -107,7 +107,7 @@ class _Gen:
             a += sizes[name]
         self.size = sizes
         self.dram_size = dram_size
-        # happens-before bookkeeping (vector clocks as sim.races)
+        # happens-before bookkeeping (vector clocks as sim.isa.races)
         self.count = [0] * _NQ
         self.hist = [[] for _ in range(_NQ)]   # per queue: (vend, accesses)
         self.last_start = [[0] * _NQ for _ in range(_NQ)]
@@ -412,7 +412,7 @@ def _rebuild(program, instructions):
 
 
 def racy_variant(program, rng=None):
-    """``program`` with one wait removed such that :func:`sim.races.find_races` reports
+    """``program`` with one wait removed such that :func:`sim.isa.races.find_races` reports
     a race: an instruction loses its wait (a SEM that signals nothing is dropped
     instead). Candidates are tried in program order, or in a random order with
     ``rng``; ``ValueError`` if no wait is needed."""

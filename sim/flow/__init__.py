@@ -1,0 +1,1 @@
+"""The tool flow: Verilog cache, cocotb runner, synthesis, waves, CLI, doc generators."""

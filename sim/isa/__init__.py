@@ -1,0 +1,1 @@
+"""The instruction set in software: codec, assembler, race checker, program generator."""

@@ -1,0 +1,1 @@
+"""Golden models: the numerics and every block's behaviour, pure NumPy."""
