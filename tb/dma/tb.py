@@ -1,4 +1,4 @@
-"""Testbench class for :class:`hdl.dma.DMASubsystem`: cocotbext-axi ``AxiRam`` as DRAM."""
+"""Testbench class for the `dma_subsystem` top (:class:`hdl.tops.harness.DMAHarness`): cocotbext-axi ``AxiRam`` as DRAM."""
 
 import numpy as np
 from cocotbext.axi import AxiBus, AxiRam

@@ -1,4 +1,4 @@
-"""Testbench class for :class:`hdl.tensor_engine.TensorSubsystem` (SBUF + PSUM + engine)."""
+"""Testbench class for the `tensor_subsystem` top (:class:`hdl.tops.harness.TensorHarness`: SBUF + PSUM + engine)."""
 
 import numpy as np
 from hdl.formats import (TensorError, psum_data_layout, psum_read_layout, psum_write_layout,

@@ -1,4 +1,4 @@
-"""Testbench class for :class:`hdl.vector.VectorSubsystem` (SBUF + PSUM + vector engine)."""
+"""Testbench class for the `vector_subsystem` top (:class:`hdl.tops.harness.VectorHarness`: SBUF + PSUM + vector engine)."""
 
 import numpy as np
 
