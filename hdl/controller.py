@@ -14,7 +14,7 @@ from .config import CoreConfig, check_config, check_int_range
 from .controller_parts import (QUEUES, Decoder, FaultCapture, Fetcher, IssueQueue, Semaphores,
                                Watchdog)
 from .formats import ActCmd, ActError, DmaDesc, DmaError, MatmulCmd, TensorError, dma_done_layout
-from .interfaces import (ConfigComponent, EngineStatus, RunControl, RunStatus,
+from .interfaces import (PROG_ADDR_BITS, ConfigComponent, EngineStatus, RunControl, RunStatus,
                          axi_signature)
 from .isa import INSTR_BYTES, CoreError
 
@@ -186,7 +186,7 @@ class Controller(ConfigComponent):
         last_addr = {}
         for name in ("tensor", "vector"):
             port = getattr(self, f"o_{name}")
-            last_addr[name] = Signal(48, name=f"last_{name}_addr")
+            last_addr[name] = Signal(PROG_ADDR_BITS, name=f"last_{name}_addr")
             with m.If(port.valid & port.ready):
                 m.d.sync += last_addr[name].eq(queues[name].o_head_addr)
 
@@ -249,7 +249,7 @@ class Controller(ConfigComponent):
         # the fault address: the first instruction whose own wait does not hold, in the
         # order decoder (SEM/END), DMA-in, DMA-out, tensor, vector; failing that the
         # decoder's
-        wd_addr = Signal(48)
+        wd_addr = Signal(PROG_ADDR_BITS)
         with m.If(dec.o_blocked):
             m.d.comb += wd_addr.eq(dec.o_pc)
         for q in queues.values():
