@@ -92,6 +92,17 @@ def numpy_mul_bits(a, b, fmt):
         return canonicalise_nan(f32_bits(fa * fb))
 
 
+def assert_mul_row(a, b, fmt, reference, **kwargs):
+    """``mul16_to_fp32_bits(a, b, fmt, **kwargs)`` for the array ``a`` against one ``b``
+    equals ``reference(a, b, fmt)`` bit for bit; the message names the first operand pair
+    that differs."""
+    got = mul16_to_fp32_bits(a, b, fmt, **kwargs)
+    exp = reference(a, np.full_like(a, b), fmt)
+    bad = np.nonzero(got != exp)[0]
+    assert bad.size == 0, f"{fmt}: {a[bad[0]]:#06x} * {int(b):#06x}: " \
+                          f"{int(got[bad[0]]):#010x} != {int(exp[bad[0]]):#010x}"
+
+
 @pytest.mark.parametrize("fmt", ["bf16", "fp16"])
 def test_mul_exhaustive_slices(fmt):
     """Every a against a spread of b (65536 x 512 pairs), vectorised."""
@@ -100,11 +111,7 @@ def test_mul_exhaustive_slices(fmt):
     for b in np.concatenate([rng.integers(0, 1 << 16, 500),
                              [0, 0x8000, 0x0001, 0x8001, 0x7F80, 0x7C00, 0x3F80, 0x3C00,
                               0x0080, 0x0400, 0x7F7F, 0x7BFF]]):
-        got = mul16_to_fp32_bits(a, b, fmt)
-        exp = numpy_mul_bits(a, np.full_like(a, b), fmt)
-        bad = np.nonzero(got != exp)[0]
-        assert bad.size == 0, f"{fmt}: {a[bad[0]]:#06x} * {int(b):#06x}: " \
-                              f"{int(got[bad[0]]):#010x} != {int(exp[bad[0]]):#010x}"
+        assert_mul_row(a, b, fmt, numpy_mul_bits)
 
 
 @settings(max_examples=3000, deadline=None)
@@ -218,11 +225,7 @@ def test_ftz_mul_exhaustive_slices(fmt):
                              [0, 0x8000, 0x0001, 0x8001, 0x007F, 0x03FF, 0x7F80, 0x7C00,
                               0xFF80, 0x3F80, 0x3C00, 0x0080, 0x0400, 0x2000, 0x1FFF,
                               0x7F7F, 0x7BFF]]):
-        got = mul16_to_fp32_bits(a, b, fmt, subnormals=False)
-        exp = numpy_mul_bits_ftz(a, np.full_like(a, b), fmt)
-        bad = np.nonzero(got != exp)[0]
-        assert bad.size == 0, f"{fmt}: {a[bad[0]]:#06x} * {int(b):#06x}: " \
-                              f"{int(got[bad[0]]):#010x} != {int(exp[bad[0]]):#010x}"
+        assert_mul_row(a, b, fmt, numpy_mul_bits_ftz, subnormals=False)
 
 
 @settings(max_examples=2000, deadline=None)

@@ -14,8 +14,8 @@ import random
 from operator import attrgetter
 
 import pytest
-from amaranth.sim import Simulator
 
+from amaranth_helpers import simulate
 from hdl.axi import AXI4LiteSignature, AXIResp
 from hdl.config import CoreConfig, named_config
 from hdl.host import HostInterface
@@ -106,15 +106,6 @@ def test_axil_signature():
 # ---------------------------------------------------------------------------------------
 # bus helpers
 # ---------------------------------------------------------------------------------------
-
-def simulate(dut, tb, *background):
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(tb)
-    for bg in background:
-        sim.add_testbench(bg, background=True)
-    sim.run()
-
 
 async def write(ctx, dut, addr, data, strb=0xF, *, aw_delay=0, w_delay=0, b_delay=0):
     """One AXI4-Lite write; AW and W raised after their delays (cycles), BREADY held low

@@ -16,8 +16,8 @@ from collections import deque
 import numpy as np
 import pytest
 from amaranth.hdl import Shape
-from amaranth.sim import Simulator
 
+from amaranth_helpers import MEMORY_PARAMETER_ERRORS, raises_exactly, simulate
 from hdl.config import FP_ADD_LATENCY, CoreConfig
 from hdl.psum import PSUM
 from sim.fp import fp32_add_bits
@@ -73,13 +73,6 @@ def unpack(cfg, bits):
 
 def fmt(words):
     return "[" + ", ".join(f"{w:#010x}" for w in words) + "]"
-
-
-def simulate(dut, tb):
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(tb)
-    sim.run()
 
 
 def random_float_bits(rng):
@@ -956,25 +949,15 @@ def test_single_reader_back_to_back(kind, resp_depth, seed):
 # Parameter checks
 # ---------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("kwargs,message", [
-    ({"n_write": 9}, "n_write must be an integer from 1 to 8, not 9"),
-    ({"n_write": 0}, "n_write must be an integer from 1 to 8, not 0"),
-    ({"n_read": 0}, "n_read must be an integer from 1 to 8, not 0"),
-    ({"n_read": False}, "n_read must be an integer from 1 to 8, not False"),
-    ({"n_read": "2"}, "n_read must be an integer from 1 to 8, not '2'"),
-    ({"resp_depth": 1}, "resp_depth must be an integer from 3 to 64, not 1"),
-    ({"resp_depth": 65}, "resp_depth must be an integer from 3 to 64, not 65"),
-])
+@pytest.mark.parametrize("kwargs,message", MEMORY_PARAMETER_ERRORS)
 def test_parameter_errors(kwargs, message):
-    with pytest.raises(ValueError) as info:
+    with raises_exactly(ValueError, message):
         PSUM(ICFG, **kwargs)
-    assert str(info.value) == message
 
 
 def test_config_type_error():
-    with pytest.raises(TypeError) as info:
+    with raises_exactly(TypeError, "config must be a CoreConfig, not 'x'"):
         PSUM("x")
-    assert str(info.value) == "config must be a CoreConfig, not 'x'"
 
 
 def test_ports_and_memory_shape():

@@ -12,8 +12,8 @@ from collections import deque
 import numpy as np
 import pytest
 from amaranth.hdl import Shape
-from amaranth.sim import Simulator
 
+from amaranth_helpers import MEMORY_PARAMETER_ERRORS, raises_exactly, simulate
 from hdl.config import CoreConfig
 from hdl.sbuf import SBUF
 
@@ -55,11 +55,11 @@ def fmt(words):
     return "[" + ", ".join(f"{w:#018x}" for w in words) + "]"
 
 
-def simulate(dut, tb):
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(tb)
-    sim.run()
+def fill_all(rng):
+    """Write requests that give every word of every partition a random value (all
+    partitions, all bytes): a known background for the tests that follow."""
+    return [(a, ALL_P, ALL_B, tuple(int(v) for v in rng.integers(0, 1 << 62, ROWS)))
+            for a in range(WORDS)]
 
 
 def random_writes(rng, addrs, n, full=False):
@@ -248,8 +248,7 @@ def test_strobes_and_partition_masks(seed):
 
     async def tb(ctx):
         # a known background everywhere
-        bg = [(a, ALL_P, ALL_B, tuple(int(v) for v in rng.integers(0, 1 << 62, ROWS)))
-              for a in range(WORDS)]
+        bg = fill_all(rng)
         await drive(ctx, dut, model, [bg], [[]], rng, tag + " background", p_wvalid=1.0)
         # directed: every single partition and every single byte, then random masks
         directed = []
@@ -338,8 +337,7 @@ def test_read_fairness_three_clients(seed):
     tag = f"seed {seed}"
 
     async def tb(ctx):
-        init = [(a, ALL_P, ALL_B, tuple(int(v) for v in rng.integers(0, 1 << 62, ROWS)))
-                for a in range(WORDS)]
+        init = fill_all(rng)
         await drive(ctx, dut, model, [init, []], [[], [], []], rng, tag, p_wvalid=1.0)
         reads = [[int(a) for a in rng.integers(0, WORDS, 200)] for _ in range(3)]
         # stop counting after `cycles` cycles by watching the log
@@ -392,8 +390,7 @@ def test_read_client_never_starves(seed, victim):
     waits = []
 
     async def tb(ctx):
-        init = [(a, ALL_P, ALL_B, tuple(int(v) for v in rng.integers(0, 1 << 62, ROWS)))
-                for a in range(WORDS)]
+        init = fill_all(rng)
         await drive(ctx, dut, model, [init], [[], [], []], rng, tag, p_wvalid=1.0)
         clients = [dut.read_client(c) for c in range(3)]
         for q, o in clients:
@@ -444,8 +441,7 @@ def test_single_reader_full_rate(resp_depth, seed):
     tag = f"resp_depth {resp_depth} seed {seed}"
 
     async def tb(ctx):
-        init = [(a, ALL_P, ALL_B, tuple(int(v) for v in rng.integers(0, 1 << 62, ROWS)))
-                for a in range(WORDS)]
+        init = fill_all(rng)
         await drive(ctx, dut, model, [init], [[]], rng, tag, p_wvalid=1.0)
         reads = [[int(a) for a in rng.integers(0, WORDS, 60)]]
         await drive(ctx, dut, model, [[]], reads, rng, tag, p_rvalid=1.0, p_rready=1.0,
@@ -502,8 +498,7 @@ def test_stalled_reader_blocks_only_itself(seed):
     tag = f"seed {seed}"
 
     async def tb(ctx):
-        init = [(a, ALL_P, ALL_B, tuple(int(v) for v in rng.integers(0, 1 << 62, ROWS)))
-                for a in range(WORDS)]
+        init = fill_all(rng)
         await drive(ctx, dut, model, [init], [[], []], rng, tag, p_wvalid=1.0)
         # reader 0 reads 0..15, the writer and reader 1 work on 16..31
         q0, o0 = dut.read_client(0)
@@ -564,25 +559,15 @@ def test_stalled_reader_blocks_only_itself(seed):
 # Parameter checks
 # ---------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("kwargs,message", [
-    ({"n_read": 0}, "n_read must be an integer from 1 to 8, not 0"),
-    ({"n_read": 9}, "n_read must be an integer from 1 to 8, not 9"),
-    ({"n_read": True}, "n_read must be an integer from 1 to 8, not True"),
-    ({"n_write": 9}, "n_write must be an integer from 1 to 8, not 9"),
-    ({"n_write": 2.0}, "n_write must be an integer from 1 to 8, not 2.0"),
-    ({"resp_depth": 1}, "resp_depth must be an integer from 3 to 64, not 1"),
-    ({"resp_depth": 65}, "resp_depth must be an integer from 3 to 64, not 65"),
-])
+@pytest.mark.parametrize("kwargs,message", MEMORY_PARAMETER_ERRORS)
 def test_parameter_errors(kwargs, message):
-    with pytest.raises(ValueError) as info:
+    with raises_exactly(ValueError, message):
         SBUF(CFG, **kwargs)
-    assert str(info.value) == message
 
 
 def test_config_type_error():
-    with pytest.raises(TypeError) as info:
+    with raises_exactly(TypeError, "config must be a CoreConfig, not 'x'"):
         SBUF("x")
-    assert str(info.value) == "config must be a CoreConfig, not 'x'"
 
 
 def test_ports_and_memory_shape():

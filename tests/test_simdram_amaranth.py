@@ -22,8 +22,8 @@ import random
 from collections import deque
 
 import pytest
-from amaranth.sim import Simulator
 
+from amaranth_helpers import simulate
 from hdl.axi import AXIResp
 from hdl.config import CoreConfig
 from hdl.tops.simdram import SimDram
@@ -34,13 +34,6 @@ SIZE = 1024                             # 1 KiB: 128 words
 WORDS = SIZE // NB
 OKAY, DECERR = AXIResp.OKAY, AXIResp.DECERR
 ID_MASK = (1 << CFG.axi_id_width) - 1
-
-
-def simulate(dut, tb):
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(tb)
-    sim.run()
 
 
 def first_beat_delay(latency):
@@ -164,24 +157,25 @@ class Manager:
 
     # -- one cycle -----------------------------------------------------------------------
 
+    def present_address(self, ch, p):
+        """Drive channel ``ch`` (``"ar"`` or ``"aw"``): when it is idle and a burst is
+        queued, take it with probability ``p`` (one ``rng.random()``, drawn only then)
+        and present its address, length, ID, 8-byte size and INCR type; VALID stays
+        high until the handshake clears ``<ch>_cur``."""
+        ctx, b = self.ctx, self.bus
+        cur, queue = getattr(self, ch + "_cur"), getattr(self, ch + "_q")
+        if cur is None and queue and self.rng.random() < p:
+            cur = queue.popleft()
+            setattr(self, ch + "_cur", cur)
+            for field, value in (("addr", cur["addr"]), ("len", cur["beats"] - 1),
+                                 ("id", cur["id"]), ("size", 3), ("burst", 1)):
+                ctx.set(getattr(b, ch + field), value)
+        ctx.set(getattr(b, ch + "valid"), cur is not None)
+
     async def step(self):
         ctx, b, rng = self.ctx, self.bus, self.rng
-        if self.ar_cur is None and self.ar_q and rng.random() < self.p_ar:
-            self.ar_cur = a = self.ar_q.popleft()
-            ctx.set(b.araddr, a["addr"])
-            ctx.set(b.arlen, a["beats"] - 1)
-            ctx.set(b.arid, a["id"])
-            ctx.set(b.arsize, 3)
-            ctx.set(b.arburst, 1)
-        ctx.set(b.arvalid, self.ar_cur is not None)
-        if self.aw_cur is None and self.aw_q and rng.random() < self.p_aw:
-            self.aw_cur = a = self.aw_q.popleft()
-            ctx.set(b.awaddr, a["addr"])
-            ctx.set(b.awlen, a["beats"] - 1)
-            ctx.set(b.awid, a["id"])
-            ctx.set(b.awsize, 3)
-            ctx.set(b.awburst, 1)
-        ctx.set(b.awvalid, self.aw_cur is not None)
+        self.present_address("ar", self.p_ar)
+        self.present_address("aw", self.p_aw)
         if self.w_cur is None and self.w_q and rng.random() < self.p_w:
             self.w_cur = w = self.w_q.popleft()
             ctx.set(b.wdata, w[1])
