@@ -55,11 +55,15 @@ def fmt(words):
     return "[" + ", ".join(f"{w:#018x}" for w in words) + "]"
 
 
-def fill_all(rng):
-    """Write requests that give every word of every partition a random value (all
-    partitions, all bytes): a known background for the tests that follow."""
-    return [(a, ALL_P, ALL_B, tuple(int(v) for v in rng.integers(0, 1 << 62, ROWS)))
+async def prefill(ctx, dut, model, rng, tag):
+    """Give every word of every partition a random value (all partitions, all bytes)
+    through write client 0, the other clients idle: a known background for the test
+    that follows. Returns the write requests."""
+    fill = [(a, ALL_P, ALL_B, tuple(int(v) for v in rng.integers(0, 1 << 62, ROWS)))
             for a in range(WORDS)]
+    await drive(ctx, dut, model, [fill] + [[] for _ in dut.wr[1:]], [[] for _ in dut.rd],
+                rng, tag, p_wvalid=1.0)
+    return fill
 
 
 def random_writes(rng, addrs, n, full=False):
@@ -248,8 +252,7 @@ def test_strobes_and_partition_masks(seed):
 
     async def tb(ctx):
         # a known background everywhere
-        bg = fill_all(rng)
-        await drive(ctx, dut, model, [bg], [[]], rng, tag + " background", p_wvalid=1.0)
+        bg = await prefill(ctx, dut, model, rng, tag + " background")
         # directed: every single partition and every single byte, then random masks
         directed = []
         for p in range(ROWS):
@@ -337,8 +340,7 @@ def test_read_fairness_three_clients(seed):
     tag = f"seed {seed}"
 
     async def tb(ctx):
-        init = fill_all(rng)
-        await drive(ctx, dut, model, [init, []], [[], [], []], rng, tag, p_wvalid=1.0)
+        await prefill(ctx, dut, model, rng, tag)
         reads = [[int(a) for a in rng.integers(0, WORDS, 200)] for _ in range(3)]
         # stop counting after `cycles` cycles by watching the log
         await drive(ctx, dut, model, [[], []], reads, rng, tag,
@@ -390,8 +392,7 @@ def test_read_client_never_starves(seed, victim):
     waits = []
 
     async def tb(ctx):
-        init = fill_all(rng)
-        await drive(ctx, dut, model, [init], [[], [], []], rng, tag, p_wvalid=1.0)
+        await prefill(ctx, dut, model, rng, tag)
         clients = [dut.read_client(c) for c in range(3)]
         for q, o in clients:
             ctx.set(o.ready, 1)
@@ -441,8 +442,7 @@ def test_single_reader_full_rate(resp_depth, seed):
     tag = f"resp_depth {resp_depth} seed {seed}"
 
     async def tb(ctx):
-        init = fill_all(rng)
-        await drive(ctx, dut, model, [init], [[]], rng, tag, p_wvalid=1.0)
+        await prefill(ctx, dut, model, rng, tag)
         reads = [[int(a) for a in rng.integers(0, WORDS, 60)]]
         await drive(ctx, dut, model, [[]], reads, rng, tag, p_rvalid=1.0, p_rready=1.0,
                     max_cycles=1000, log=log)
@@ -498,8 +498,7 @@ def test_stalled_reader_blocks_only_itself(seed):
     tag = f"seed {seed}"
 
     async def tb(ctx):
-        init = fill_all(rng)
-        await drive(ctx, dut, model, [init], [[], []], rng, tag, p_wvalid=1.0)
+        await prefill(ctx, dut, model, rng, tag)
         # reader 0 reads 0..15, the writer and reader 1 work on 16..31
         q0, o0 = dut.read_client(0)
         q1, o1 = dut.read_client(1)

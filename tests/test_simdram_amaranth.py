@@ -251,6 +251,15 @@ class Manager:
         self.cycle += 1
         return rvalid, bvalid
 
+    async def fill(self, model, wid):
+        """Write random data to the whole memory (16-beat bursts, every byte, ID
+        ``wid``), recording it in ``model``, and wait for every response: a known
+        background for the reads that follow."""
+        for w in range(0, WORDS, 16):
+            data, _ = random_data(self.rng, 16)
+            self.write(w * NB, data, [0xFF] * 16, wid, model.write(w * NB, data, [0xFF] * 16))
+        await self.drain()
+
     async def drain(self, max_cycles=20000):
         for _ in range(max_cycles):
             if self.idle():
@@ -378,10 +387,7 @@ def test_read_latency_and_streaming(latency):
 
     async def tb(ctx):
         mgr = Manager(ctx, dut, rng, tag)
-        for w in range(0, WORDS, 16):
-            data, strb = random_data(rng, 16)
-            mgr.write(w * NB, data, [0xFF] * 16, 0, model.write(w * NB, data, [0xFF] * 16))
-        await mgr.drain()
+        await mgr.fill(model, 0)
         # lone bursts
         for k in range(6):
             for _ in range(rng.randrange(1, 5)):
@@ -432,10 +438,7 @@ def test_outstanding_reads(outstanding, latency):
 
     async def tb(ctx):
         mgr = Manager(ctx, dut, rng, tag)
-        for w in range(0, WORDS, 16):
-            data, _ = random_data(rng, 16)
-            mgr.write(w * NB, data, [0xFF] * 16, 1, model.write(w * NB, data, [0xFF] * 16))
-        await mgr.drain()
+        await mgr.fill(model, 1)
         total = outstanding + 5
         for k in range(total):
             n = rng.randint(1, 16)
@@ -474,10 +477,7 @@ def test_decerr():
 
     async def tb(ctx):
         mgr = Manager(ctx, dut, rng, tag, p_r=0.7, p_b=0.7)
-        for w in range(0, WORDS, 16):
-            data, _ = random_data(rng, 16)
-            mgr.write(w * NB, data, [0xFF] * 16, 2, model.write(w * NB, data, [0xFF] * 16))
-        await mgr.drain()
+        await mgr.fill(model, 2)
         before = bytes(model.mem)
         outside = [(SIZE, 1), (SIZE, 16), (SIZE + 8 * 5, 16), (SIZE + 0x400, 3),
                    (0x10000, 8), (0x80000000, 2), (0xFFFFF000, 16), (0xFFFFFFF8, 1)]
