@@ -66,3 +66,21 @@ MEMORY_PARAMETER_ERRORS = [
     ({"resp_depth": 1}, "resp_depth must be an integer from 3 to 64, not 1"),
     ({"resp_depth": 65}, "resp_depth must be an integer from 3 to 64, not 65"),
 ]
+
+
+def memory_parameter_tests(cls, config):
+    """The constructor checks of a multi-client memory ``cls`` (SBUF, PSUM) built on
+    ``config``, as two pytest tests: every case of :data:`MEMORY_PARAMETER_ERRORS`
+    and a config that is not a ``CoreConfig``. Assign them to
+    ``test_parameter_errors, test_config_type_error`` (pytest names a test after the
+    attribute)."""
+    @pytest.mark.parametrize("kwargs,message", MEMORY_PARAMETER_ERRORS)
+    def test_parameter_errors(kwargs, message):
+        with raises_exactly(ValueError, message):
+            cls(config, **kwargs)
+
+    def test_config_type_error():
+        with raises_exactly(TypeError, "config must be a CoreConfig, not 'x'"):
+            cls("x")
+
+    return test_parameter_errors, test_config_type_error

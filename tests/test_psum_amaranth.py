@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from amaranth.hdl import Shape
 
-from amaranth_helpers import MEMORY_PARAMETER_ERRORS, raises_exactly, simulate
+from amaranth_helpers import memory_parameter_tests, simulate
 from hdl.config import FP_ADD_LATENCY, CoreConfig
 from hdl.psum import PSUM
 from sim.fp import fp32_add_bits
@@ -949,15 +949,7 @@ def test_single_reader_back_to_back(kind, resp_depth, seed):
 # Parameter checks
 # ---------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("kwargs,message", MEMORY_PARAMETER_ERRORS)
-def test_parameter_errors(kwargs, message):
-    with raises_exactly(ValueError, message):
-        PSUM(ICFG, **kwargs)
-
-
-def test_config_type_error():
-    with raises_exactly(TypeError, "config must be a CoreConfig, not 'x'"):
-        PSUM("x")
+test_parameter_errors, test_config_type_error = memory_parameter_tests(PSUM, ICFG)
 
 
 def test_ports_and_memory_shape():

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from amaranth.hdl import Shape
 
-from amaranth_helpers import MEMORY_PARAMETER_ERRORS, raises_exactly, simulate
+from amaranth_helpers import memory_parameter_tests, simulate
 from hdl.config import CoreConfig
 from hdl.sbuf import SBUF
 
@@ -558,15 +558,7 @@ def test_stalled_reader_blocks_only_itself(seed):
 # Parameter checks
 # ---------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("kwargs,message", MEMORY_PARAMETER_ERRORS)
-def test_parameter_errors(kwargs, message):
-    with raises_exactly(ValueError, message):
-        SBUF(CFG, **kwargs)
-
-
-def test_config_type_error():
-    with raises_exactly(TypeError, "config must be a CoreConfig, not 'x'"):
-        SBUF("x")
+test_parameter_errors, test_config_type_error = memory_parameter_tests(SBUF, CFG)
 
 
 def test_ports_and_memory_shape():
