@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """Helpers the Amaranth-simulator tests share: running testbenches on a clocked
 simulation, streaming operand pairs through a fixed-latency unit, and checking the
 exact text of a constructor's error (so a message that drifts fails a test)."""
@@ -84,3 +85,30 @@ def memory_parameter_tests(cls, config):
             cls("x")
 
     return test_parameter_errors, test_config_type_error
+
+
+async def client_cycle(ctx, writers, rclients, rready, extra=()):
+    """End one cycle of a multi-client memory test (SBUF, PSUM): set each read
+    client's response ``ready`` from ``rready``, tick, and return what was sampled at
+    the edge: ``(wready, qready, ovalid, opayload, extras)``, one entry per write
+    client, read client, read client, read client and ``extra`` signal. ``writers``
+    are write-request streams, ``rclients`` ``(request, response)`` stream pairs."""
+    for (_, o), r in zip(rclients, rready):
+        ctx.set(o.ready, r)
+    sigs = ([w.ready for w in writers] + [q.ready for q, _ in rclients]
+            + [o.valid for _, o in rclients] + [o.payload.as_value() for _, o in rclients]
+            + list(extra))
+    vals = (await ctx.tick().sample(*sigs))[2:]
+    nw, nr = len(writers), len(rclients)
+    return (vals[:nw], vals[nw:nw + nr], vals[nw + nr:nw + 2 * nr],
+            vals[nw + 2 * nr:nw + 3 * nr], vals[nw + 3 * nr:])
+
+
+def release_clients(ctx, writers, rclients):
+    """Drop every request ``valid`` and response ``ready`` of a multi-client memory's
+    clients: the idle state a driver leaves behind when it is done."""
+    for w in writers:
+        ctx.set(w.valid, 0)
+    for q, o in rclients:
+        ctx.set(q.valid, 0)
+        ctx.set(o.ready, 0)

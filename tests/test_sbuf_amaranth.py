@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 from amaranth.hdl import Shape
 
-from amaranth_helpers import memory_parameter_tests, simulate
+from amaranth_helpers import (client_cycle, memory_parameter_tests, release_clients,
+                               simulate)
 from hdl.config import CoreConfig
 from hdl.sbuf import SBUF
 
@@ -99,16 +100,10 @@ async def drive(ctx, dut, model, writes, reads, rng, tag, *, p_wvalid=0.7, p_rva
     rvalid = [False] * nr
     expected = [deque() for _ in range(nr)]
     n_resp = [0] * nr
-    sigs = ([w.ready for w in writers] + [q.ready for q, _ in rclients]
-            + [o.valid for _, o in rclients] + [o.payload.as_value() for _, o in rclients])
     for cycle in range(max_cycles):
         if (all(wi[c] == len(writes[c]) for c in range(nw))
                 and all(n_resp[c] == len(reads[c]) for c in range(nr))):
-            for w in writers:
-                ctx.set(w.valid, 0)
-            for q, o in rclients:
-                ctx.set(q.valid, 0)
-                ctx.set(o.ready, 0)
+            release_clients(ctx, writers, rclients)
             return cycle
         for c, w in enumerate(writers):
             if not wvalid[c] and wi[c] < len(writes[c]) and rng.random() < p_wvalid:
@@ -123,13 +118,8 @@ async def drive(ctx, dut, model, writes, reads, rng, tag, *, p_wvalid=0.7, p_rva
                 rvalid[c] = True
             ctx.set(q.valid, rvalid[c])
         rready = [bool(rng.random() < p_rready) for _ in range(nr)]
-        for c, (_, o) in enumerate(rclients):
-            ctx.set(o.ready, rready[c])
-        vals = (await ctx.tick().sample(*sigs))[2:]
-        wready = vals[:nw]
-        qready = vals[nw:nw + nr]
-        ovalid = vals[nw + nr:nw + 2 * nr]
-        opayload = vals[nw + 2 * nr:]
+        wready, qready, ovalid, opayload, _ = await client_cycle(ctx, writers, rclients,
+                                                                rready)
         # one write port: at most one write per cycle, and it lands before a read
         # accepted in the same cycle looks at the memory
         took = [c for c in range(nw) if wvalid[c] and wready[c]]
