@@ -52,3 +52,18 @@ def matmul_integer(a, b):
     sess = ort.InferenceSession(model.SerializeToString(), so,
                                 providers=["CPUExecutionProvider"])
     return sess.run(None, {"a": np.asarray(a, np.uint8)})[0]
+
+
+def calibration_reader(x, batch=16):
+    """A fresh onnxruntime ``CalibrationDataReader`` for ``quantize_static``: the rows
+    of ``x`` in batches of ``batch`` as the graph input ``"input"``, then ``None``."""
+    from onnxruntime.quantization import CalibrationDataReader
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.batches = iter([{"input": x[i:i + batch]} for i in range(0, len(x), batch)])
+
+        def get_next(self):
+            return next(self.batches, None)
+
+    return Reader()

@@ -17,17 +17,10 @@ channel passes straight through.
 import random
 
 import pytest
-from amaranth.sim import Simulator
 
+from amaranth_helpers import simulate
 from hdl.axi import AXI4Signature, AXIReadLatency
 from hdl.dma import Realigner
-
-
-def simulate(dut, tb):
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(tb)
-    sim.run()
 
 
 # ---------------------------------------------------------------------------------------

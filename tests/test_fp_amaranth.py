@@ -1,8 +1,8 @@
 """FP32Adder in Amaranth's simulator against the golden model (directed + random)."""
 
 import numpy as np
-from amaranth.sim import Simulator
 
+from amaranth_helpers import run_pipeline, simulate
 from hdl.fp import FP32Adder
 from sim.model.fp import fp32_add_bits
 
@@ -12,31 +12,6 @@ DIRECTED = [
     0x007F_FFFF, 0x807F_FFFF, 0x0000_0001, 0x8000_0001, 0x3380_0000, 0x3F80_0001,
     0x3FFF_FFFF, 0x3400_0000, 0x4B80_0000, 0xCB7F_FFFF,
 ]
-
-
-def run_pipeline(dut, pairs, output, fixed=None):
-    """Feed ``(i_a, i_b)`` pairs into a fixed-latency FP unit, one per cycle (plus any
-    ``fixed`` inputs held constant); return ``output`` for every valid result."""
-    out = []
-
-    async def tb(ctx):
-        for name, value in (fixed or {}).items():
-            ctx.set(getattr(dut, name), value)
-        n = len(pairs)
-        for t in range(n + dut.LATENCY + 1):
-            if t < n:
-                ctx.set(dut.i_a, int(pairs[t][0]))
-                ctx.set(dut.i_b, int(pairs[t][1]))
-            ctx.set(dut.i_valid, t < n)
-            _, _, r, v = await ctx.tick().sample(getattr(dut, output), dut.o_valid)
-            if v:
-                out.append(r)
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(tb)
-    sim.run()
-    return out
 
 
 def run_adder(pairs):
@@ -157,10 +132,7 @@ def test_mul_int8_shared_multiplier(subnormals):
             if 0 <= tf < len(ops) and ops[tf][0] != "int":
                 floats.append(pf)
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(tb)
-    sim.run()
+    simulate(dut, tb)
     expected = (((ia + 128) % 256 - 128) * ((ib + 128) % 256 - 128)).tolist()
     assert len(ints) == n_int
     bad = [i for i in range(n_int) if ints[i] != expected[i]]

@@ -4,35 +4,10 @@ simulator, bit for bit against the golden FTZ models (directed values + random p
 
 import numpy as np
 import pytest
-from amaranth.sim import Simulator
 
+from amaranth_helpers import run_pipeline
 from hdl.fp import CANONICAL_NAN, FP32Adder, FPMul16
 from sim.model.fp import fp32_add_bits, mul16_to_fp32_bits
-
-
-def stream(dut, pairs, output, fixed=None):
-    """One ``(i_a, i_b)`` pair per cycle into a fixed-latency unit (``fixed`` inputs held
-    constant); the ``output`` values flagged by ``o_valid``, in order."""
-    results = []
-
-    async def testbench(ctx):
-        for name, value in (fixed or {}).items():
-            ctx.set(getattr(dut, name), value)
-        for t in range(len(pairs) + dut.LATENCY + 1):
-            feeding = t < len(pairs)
-            if feeding:
-                ctx.set(dut.i_a, int(pairs[t][0]))
-                ctx.set(dut.i_b, int(pairs[t][1]))
-            ctx.set(dut.i_valid, feeding)
-            _, _, value, valid = await ctx.tick().sample(getattr(dut, output), dut.o_valid)
-            if valid:
-                results.append(value)
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(testbench)
-    sim.run()
-    return results
 
 
 def compare(got, a, b, expected, what):
@@ -73,7 +48,7 @@ ADD_DIRECTED = [
 
 
 def run_add(pairs):
-    got = stream(FP32Adder(subnormals=False), pairs, "o_sum")
+    got = run_pipeline(FP32Adder(subnormals=False), pairs, "o_sum")
     a = np.array([p[0] for p in pairs], dtype=np.uint32)
     b = np.array([p[1] for p in pairs], dtype=np.uint32)
     compare(got, a, b, fp32_add_bits(a, b, subnormals=False), "add")
@@ -164,7 +139,7 @@ MUL_DIRECTED = {
 
 def run_mul(pairs, fmt):
     code = FPMul16.FMT_FP16 if fmt == "fp16" else FPMul16.FMT_BF16
-    got = stream(FPMul16(subnormals=False), pairs, "o_prod", fixed={"i_fmt": code})
+    got = run_pipeline(FPMul16(subnormals=False), pairs, "o_prod", fixed={"i_fmt": code})
     a = np.array([p[0] for p in pairs], dtype=np.uint32)
     b = np.array([p[1] for p in pairs], dtype=np.uint32)
     compare(got, a, b, mul16_to_fp32_bits(a, b, fmt, subnormals=False), fmt)

@@ -92,19 +92,28 @@ def numpy_mul_bits(a, b, fmt):
         return canonicalise_nan(f32_bits(fa * fb))
 
 
-@pytest.mark.parametrize("fmt", ["bf16", "fp16"])
-def test_mul_exhaustive_slices(fmt):
-    """Every a against a spread of b (65536 x 512 pairs), vectorised."""
-    rng = np.random.default_rng(5)
+def assert_mul_slices(fmt, seed, n_random, reference, directed, **kwargs):
+    """Every 16-bit ``a`` against each ``b`` of ``n_random`` random patterns (generator
+    seeded ``seed``) followed by ``directed``: ``mul16_to_fp32_bits(a, b, fmt,
+    **kwargs)`` equals ``reference(a, b, fmt)`` bit for bit (vectorised over ``a``);
+    the message names the first operand pair that differs."""
+    rng = np.random.default_rng(seed)
     a = np.arange(1 << 16, dtype=np.uint32)
-    for b in np.concatenate([rng.integers(0, 1 << 16, 500),
-                             [0, 0x8000, 0x0001, 0x8001, 0x7F80, 0x7C00, 0x3F80, 0x3C00,
-                              0x0080, 0x0400, 0x7F7F, 0x7BFF]]):
-        got = mul16_to_fp32_bits(a, b, fmt)
-        exp = numpy_mul_bits(a, np.full_like(a, b), fmt)
+    for b in np.concatenate([rng.integers(0, 1 << 16, n_random), directed]):
+        got = mul16_to_fp32_bits(a, b, fmt, **kwargs)
+        exp = reference(a, np.full_like(a, b), fmt)
         bad = np.nonzero(got != exp)[0]
         assert bad.size == 0, f"{fmt}: {a[bad[0]]:#06x} * {int(b):#06x}: " \
                               f"{int(got[bad[0]]):#010x} != {int(exp[bad[0]]):#010x}"
+
+
+@pytest.mark.parametrize("fmt", ["bf16", "fp16"])
+def test_mul_exhaustive_slices(fmt):
+    """Every a against a spread of b (65536 x 512 pairs), vectorised."""
+    assert_mul_slices(fmt, 5, 500, numpy_mul_bits, [
+        0, 0x8000, 0x0001, 0x8001, 0x7F80, 0x7C00, 0x3F80, 0x3C00, 0x0080, 0x0400,
+        0x7F7F, 0x7BFF
+    ])
 
 
 @settings(max_examples=3000, deadline=None)
@@ -212,17 +221,10 @@ def numpy_mul_bits_ftz(a, b, fmt):
 @pytest.mark.parametrize("fmt", ["bf16", "fp16"])
 def test_ftz_mul_exhaustive_slices(fmt):
     """Every a against a spread of b, flush to zero, vectorised."""
-    rng = np.random.default_rng(6)
-    a = np.arange(1 << 16, dtype=np.uint32)
-    for b in np.concatenate([rng.integers(0, 1 << 16, 300),
-                             [0, 0x8000, 0x0001, 0x8001, 0x007F, 0x03FF, 0x7F80, 0x7C00,
-                              0xFF80, 0x3F80, 0x3C00, 0x0080, 0x0400, 0x2000, 0x1FFF,
-                              0x7F7F, 0x7BFF]]):
-        got = mul16_to_fp32_bits(a, b, fmt, subnormals=False)
-        exp = numpy_mul_bits_ftz(a, np.full_like(a, b), fmt)
-        bad = np.nonzero(got != exp)[0]
-        assert bad.size == 0, f"{fmt}: {a[bad[0]]:#06x} * {int(b):#06x}: " \
-                              f"{int(got[bad[0]]):#010x} != {int(exp[bad[0]]):#010x}"
+    assert_mul_slices(fmt, 6, 300, numpy_mul_bits_ftz, [
+        0, 0x8000, 0x0001, 0x8001, 0x007F, 0x03FF, 0x7F80, 0x7C00, 0xFF80, 0x3F80,
+        0x3C00, 0x0080, 0x0400, 0x2000, 0x1FFF, 0x7F7F, 0x7BFF
+    ], subnormals=False)
 
 
 @settings(max_examples=2000, deadline=None)

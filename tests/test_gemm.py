@@ -14,6 +14,7 @@ from hdl.config import CoreConfig
 from sim.compiler.gemm import GemmLayout, gemm_dram, gemm_program
 from sim.model.iss import run
 from sim.isa.races import find_races
+from tb.core.test_bench import operands
 
 INT = CoreConfig(rows=8, cols=8)
 FLT = CoreConfig(rows=4, cols=4, dtypes=("int8", "bf16", "fp16"))
@@ -25,15 +26,6 @@ def _layout(M, N, K, dtype):
     b = (K * M * eb + 63) // 64 * 64
     c = b + (K * N * eb + 63) // 64 * 64
     return GemmLayout(M, N, K, dtype, a_addr=a, b_addr=b, c_addr=c)
-
-
-def _operands(rng, M, N, K, dtype):
-    if dtype == "int8":
-        return (rng.integers(-128, 128, (M, K), dtype=np.int8),
-                rng.integers(-128, 128, (K, N), dtype=np.int8))
-    t = ml_dtypes.bfloat16 if dtype == "bf16" else np.float16
-    return (rng.standard_normal((M, K)).astype(t).view(np.uint16),
-            rng.standard_normal((K, N)).astype(t).view(np.uint16))
 
 
 def _float_reference(A, B, dtype, rows):
@@ -60,7 +52,7 @@ def _run(cfg, M, N, K, dtype, seed, **kw):
     L = _layout(M, N, K, dtype)
     prog = gemm_program(cfg, L, **kw)
     pa = (L.c_addr + L.c_bytes + 31) // 32 * 32
-    A, B = _operands(rng, M, N, K, dtype)
+    A, B = operands(rng, M, N, K, dtype)
     dram = gemm_dram(L, A, B, prog, prog_addr=pa, size=pa + 32 * len(prog))
     races = find_races(cfg, prog, pa)
     assert not races, f"seed {seed}: {races[0]}"

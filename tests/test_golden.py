@@ -85,20 +85,27 @@ from sim.model.array import matmul_float_bits  # noqa: E402
 from tb.common import float_operands  # noqa: E402
 
 
+def accumulate_rows(Sf, Xf, mac):
+    """The float references' common loop: ``out[m, n]`` starts at +0.0 and takes
+    ``acc = mac(acc, Sf[k, m], Xf[k, n])`` for k in order (one row at a time, as the
+    array does); returned as canonical FP32 bit patterns."""
+    out = np.zeros((Sf.shape[1], Xf.shape[1]), dtype=np.uint32)
+    with np.errstate(all="ignore"):
+        for m in range(Sf.shape[1]):
+            for n in range(Xf.shape[1]):
+                acc = np.float32(0.0)
+                for k in range(Sf.shape[0]):
+                    acc = mac(acc, Sf[k, m], Xf[k, n])
+                out[m, n] = canonicalise_nan(f32_bits(acc))
+    return out
+
+
 def float_reference(S, X, fmt):
     """Independent: NumPy float32 scalars, one product and one addition per row, in order."""
     t = ml_dtypes.bfloat16 if fmt == "bf16" else np.float16
     Sf = S.astype(np.uint16).view(t).astype(np.float32)
     Xf = X.astype(np.uint16).view(t).astype(np.float32)
-    out = np.zeros((S.shape[1], X.shape[1]), dtype=np.uint32)
-    with np.errstate(all="ignore"):
-        for m in range(S.shape[1]):
-            for n in range(X.shape[1]):
-                acc = np.float32(0.0)
-                for k in range(S.shape[0]):
-                    acc = np.float32(acc + np.float32(Sf[k, m] * Xf[k, n]))
-                out[m, n] = canonicalise_nan(f32_bits(acc))
-    return out
+    return accumulate_rows(Sf, Xf, lambda acc, s, x: np.float32(acc + np.float32(s * x)))
 
 
 def wide_spread(rng, shape, fmt):
@@ -141,17 +148,11 @@ def float_reference_ftz(S, X, fmt):
         b = np.float32(x).view(np.uint32)
         return np.uint32(b & 0x8000_0000).view(np.float32) if b & 0x7F80_0000 == 0 else x
 
-    Sf, Xf = flush16(S), flush16(X)
-    out = np.zeros((S.shape[1], X.shape[1]), dtype=np.uint32)
-    with np.errstate(all="ignore"):
-        for m in range(S.shape[1]):
-            for n in range(X.shape[1]):
-                acc = np.float32(0.0)
-                for k in range(S.shape[0]):
-                    prod = flush32(np.float32(np.float64(Sf[k, m]) * np.float64(Xf[k, n])))
-                    acc = flush32(np.float32(acc + prod))
-                out[m, n] = canonicalise_nan(f32_bits(acc))
-    return out
+    def mac(acc, s, x):
+        prod = flush32(np.float32(np.float64(s) * np.float64(x)))
+        return flush32(np.float32(acc + prod))
+
+    return accumulate_rows(flush16(S), flush16(X), mac)
 
 
 @pytest.mark.parametrize("fmt", ["bf16", "fp16"])

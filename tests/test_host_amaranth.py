@@ -14,8 +14,8 @@ import random
 from operator import attrgetter
 
 import pytest
-from amaranth.sim import Simulator
 
+from amaranth_helpers import simulate
 from hdl.axi import AXI4LiteSignature, AXIResp
 from hdl.config import CoreConfig, named_config
 from hdl.host import HostInterface
@@ -107,13 +107,24 @@ def test_axil_signature():
 # bus helpers
 # ---------------------------------------------------------------------------------------
 
-def simulate(dut, tb, *background):
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(tb)
-    for bg in background:
-        sim.add_testbench(bg, background=True)
-    sim.run()
+def fires(ctx, bus, *channels):
+    """For each AXI channel name (``"aw"``, ``"w"``, ``"ar"``): whether VALID and READY
+    are both high now, i.e. its handshake completes at the coming clock edge."""
+    return [bool(ctx.get(getattr(bus, ch + "valid")) and ctx.get(getattr(bus, ch + "ready")))
+            for ch in channels]
+
+
+def lower(ctx, bus, *names):
+    """Drive each named bus signal low: the idle state a transaction leaves behind."""
+    for name in names:
+        ctx.set(getattr(bus, name), 0)
+
+
+async def pulse(ctx, signal):
+    """Hold ``signal`` high for exactly one clock edge."""
+    ctx.set(signal, 1)
+    await ctx.tick()
+    ctx.set(signal, 0)
 
 
 async def write(ctx, dut, addr, data, strb=0xF, *, aw_delay=0, w_delay=0, b_delay=0):
@@ -137,18 +148,15 @@ async def write(ctx, dut, addr, data, strb=0xF, *, aw_delay=0, w_delay=0, b_dela
             assert ctx.get(bus.bresp) == resp, "BRESP changed while BVALID waited"
         bready = bool(bvalid and t - b_seen >= b_delay)
         ctx.set(bus.bready, bready)
-        aw_fire = ctx.get(bus.awvalid) and ctx.get(bus.awready)
-        w_fire = ctx.get(bus.wvalid) and ctx.get(bus.wready)
+        aw_fire, w_fire = fires(ctx, bus, "aw", "w")
         await ctx.tick()
-        aw_done |= bool(aw_fire)
-        w_done |= bool(w_fire)
+        aw_done |= aw_fire
+        w_done |= w_fire
         if bready:
             break
     else:
         raise AssertionError(f"write to {addr:#x} got no response")
-    ctx.set(bus.awvalid, 0)
-    ctx.set(bus.wvalid, 0)
-    ctx.set(bus.bready, 0)
+    lower(ctx, bus, "awvalid", "wvalid", "bready")
     return resp
 
 
@@ -174,15 +182,14 @@ async def read(ctx, dut, addr, *, r_delay=0, during_stall=None):
                 "RDATA/RRESP changed while RVALID waited"
         rready = bool(rvalid and t - r_seen >= r_delay)
         ctx.set(bus.rready, rready)
-        ar_fire = ctx.get(bus.arvalid) and ctx.get(bus.arready)
+        (ar_fire,) = fires(ctx, bus, "ar")
         await ctx.tick()
-        ar_done |= bool(ar_fire)
+        ar_done |= ar_fire
         if rready:
             break
     else:
         raise AssertionError(f"read of {addr:#x} got no response")
-    ctx.set(bus.arvalid, 0)
-    ctx.set(bus.rready, 0)
+    lower(ctx, bus, "arvalid", "rready")
     return got
 
 
@@ -582,35 +589,25 @@ def test_write_held_until_both_halves():
 
     async def tb(ctx):
         ctx.set(bus.awaddr, reg("WATCHDOG"))
-        ctx.set(bus.awvalid, 1)
-        await ctx.tick()
-        ctx.set(bus.awvalid, 0)
+        await pulse(ctx, bus.awvalid)
         await ctx.tick().repeat(5)
         assert ctx.get(bus.awready) == 0 and ctx.get(bus.wready) == 1
         assert ctx.get(bus.bvalid) == 0 and ctx.get(dut.ctrl.run.watchdog) == 0
         ctx.set(bus.wdata, 77)
         ctx.set(bus.wstrb, 0xF)
-        ctx.set(bus.wvalid, 1)
-        await ctx.tick()
-        ctx.set(bus.wvalid, 0)
+        await pulse(ctx, bus.wvalid)
         await ctx.tick()
         assert ctx.get(bus.bvalid) == 1 and ctx.get(bus.bresp) == OKAY
         assert ctx.get(dut.ctrl.run.watchdog) == 77
-        ctx.set(bus.bready, 1)
-        await ctx.tick()
-        ctx.set(bus.bready, 0)
+        await pulse(ctx, bus.bready)
         assert ctx.get(bus.bvalid) == 0
         # W first this time
         ctx.set(bus.wdata, 99)
-        ctx.set(bus.wvalid, 1)
-        await ctx.tick()
-        ctx.set(bus.wvalid, 0)
+        await pulse(ctx, bus.wvalid)
         await ctx.tick().repeat(5)
         assert ctx.get(bus.wready) == 0 and ctx.get(bus.awready) == 1
         assert ctx.get(bus.bvalid) == 0 and ctx.get(dut.ctrl.run.watchdog) == 77
-        ctx.set(bus.awvalid, 1)
-        await ctx.tick()
-        ctx.set(bus.awvalid, 0)
+        await pulse(ctx, bus.awvalid)
         await ctx.tick()
         assert ctx.get(bus.bvalid) == 1 and ctx.get(dut.ctrl.run.watchdog) == 99
 

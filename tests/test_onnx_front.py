@@ -24,7 +24,7 @@ from onnx import TensorProto, helper, numpy_helper
 from sim.compiler.net import Layer, Net, Quant, dequantize, quantize_input
 from sim.compiler.onnx_build import mlp_float, mlp_qdq, quantize_mlp
 from sim.compiler.onnx_front import UnsupportedModel, load_onnx
-from ort_oracle import W_SAFE
+from ort_oracle import W_SAFE, calibration_reader
 
 DIMS = (1, 2, 3, 5, 7, 8, 13, 16, 31, 64)
 SEEDS = list(range(10))
@@ -316,22 +316,14 @@ def test_ort_quantize_static(tmp_path, form, act):
     """Models from ONNX Runtime's own quantiser (QDQ format, per-tensor, MinMax): Gemm
     layers load (the quantiser drops a ReLU its output range makes redundant) and agree
     with ORT; MatMul + Add gets a requantisation between the two, which is refused."""
-    from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType,
-                                          quantize_static)
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
     rng = np.random.default_rng(11)
     ws, bs, relus = [_f32(8, 16, seed=1), _f32(16, 4, seed=2)], [_f32(16), _f32(4)], \
         [True, False]
     x = rng.standard_normal((64, 8)).astype(np.float32)
 
-    class Reader(CalibrationDataReader):
-        def __init__(self):
-            self.batches = iter([{"input": x[i:i + 16]} for i in range(0, 64, 16)])
-
-        def get_next(self):
-            return next(self.batches, None)
-
     onnx.save(mlp_float(ws, bs, relus, use_gemm=form == "gemm"), tmp_path / "f.onnx")
-    quantize_static(tmp_path / "f.onnx", tmp_path / "q.onnx", Reader(),
+    quantize_static(tmp_path / "f.onnx", tmp_path / "q.onnx", calibration_reader(x),
                     quant_format=QuantFormat.QDQ, per_channel=False,
                     activation_type=QuantType.QInt8 if act == "int8" else QuantType.QUInt8,
                     weight_type=QuantType.QInt8)

@@ -16,8 +16,9 @@ from collections import deque
 import numpy as np
 import pytest
 from amaranth.hdl import Shape
-from amaranth.sim import Simulator
 
+from amaranth_helpers import (client_cycle, memory_parameter_tests, release_clients,
+                               simulate)
 from hdl.config import FP_ADD_LATENCY, CoreConfig
 from hdl.psum import PSUM
 from sim.model.fp import fp32_add_bits
@@ -73,13 +74,6 @@ def unpack(cfg, bits):
 
 def fmt(words):
     return "[" + ", ".join(f"{w:#010x}" for w in words) + "]"
-
-
-def simulate(dut, tb):
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(tb)
-    sim.run()
 
 
 def random_float_bits(rng):
@@ -150,9 +144,6 @@ async def drive(ctx, dut, model, writes, reads, rng, tag, *, p_wvalid=0.7, p_rva
     expected = [deque() for _ in range(nr)]
     n_resp = [0] * nr
     accepted = []       # (cycle, cycles o_busy stays high after it)
-    sigs = ([w.ready for w in writers] + [q.ready for q, _ in rclients]
-            + [o.valid for _, o in rclients] + [o.payload.as_value() for _, o in rclients]
-            + [dut.o_busy])
 
     def busy_ok(c):
         return any(a + 1 <= c <= a + n for a, n in accepted[-2 * (A + 2):])
@@ -182,15 +173,10 @@ async def drive(ctx, dut, model, writes, reads, rng, tag, *, p_wvalid=0.7, p_rva
                 rvalid[c] = True
             ctx.set(q.valid, rvalid[c])
         rready = [bool(rng.random() < p_rready[c]) for c in range(nr)]
-        for c, (_, o) in enumerate(rclients):
-            ctx.set(o.ready, rready[c])
-        vals = (await ctx.tick().sample(*sigs))[2:]
-        wready = vals[:nw]
-        qready = vals[nw:nw + nr]
-        ovalid = vals[nw + nr:nw + 2 * nr]
-        opayload = vals[nw + 2 * nr:nw + 3 * nr]
-        assert vals[-1] == busy_ok(cycle), (
-            f"{tag}: o_busy = {vals[-1]} in cycle {cycle}, acceptances {accepted[-3:]}")
+        wready, qready, ovalid, opayload, (busy,) = await client_cycle(
+            ctx, writers, rclients, rready, [dut.o_busy])
+        assert busy == busy_ok(cycle), (
+            f"{tag}: o_busy = {busy} in cycle {cycle}, acceptances {accepted[-3:]}")
         took_w = [c for c in range(nw) if wvalid[c] and wready[c]]
         took_r = [c for c in range(nr) if rvalid[c] and qready[c]]
         assert len(took_w) <= 1 and len(took_r) <= 1, (
@@ -222,11 +208,7 @@ async def drive(ctx, dut, model, writes, reads, rng, tag, *, p_wvalid=0.7, p_rva
                                     f"got {fmt(got)}, expected {fmt(exp)}")
                 n_resp[c] += 1
         cycle += 1
-    for w in writers:
-        ctx.set(w.valid, 0)
-    for q, o in rclients:
-        ctx.set(q.valid, 0)
-        ctx.set(o.ready, 0)
+    release_clients(ctx, writers, rclients)
     return cycle
 
 
@@ -956,25 +938,7 @@ def test_single_reader_back_to_back(kind, resp_depth, seed):
 # Parameter checks
 # ---------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("kwargs,message", [
-    ({"n_write": 9}, "n_write must be an integer from 1 to 8, not 9"),
-    ({"n_write": 0}, "n_write must be an integer from 1 to 8, not 0"),
-    ({"n_read": 0}, "n_read must be an integer from 1 to 8, not 0"),
-    ({"n_read": False}, "n_read must be an integer from 1 to 8, not False"),
-    ({"n_read": "2"}, "n_read must be an integer from 1 to 8, not '2'"),
-    ({"resp_depth": 1}, "resp_depth must be an integer from 3 to 64, not 1"),
-    ({"resp_depth": 65}, "resp_depth must be an integer from 3 to 64, not 65"),
-])
-def test_parameter_errors(kwargs, message):
-    with pytest.raises(ValueError) as info:
-        PSUM(ICFG, **kwargs)
-    assert str(info.value) == message
-
-
-def test_config_type_error():
-    with pytest.raises(TypeError) as info:
-        PSUM("x")
-    assert str(info.value) == "config must be a CoreConfig, not 'x'"
+test_parameter_errors, test_config_type_error = memory_parameter_tests(PSUM, ICFG)
 
 
 def test_ports_and_memory_shape():

@@ -47,7 +47,7 @@ from sim.compiler.lower import compile_net, requant_params, run_compiled
 from sim.compiler.net import Layer, Net, Quant, dequantize, quantize_input
 from sim.compiler.onnx_build import mlp_float, mlp_qlinear, quantize_mlp
 from sim.compiler.onnx_front import UnsupportedModel, load_onnx
-from ort_oracle import W_SAFE, matmul_integer, pairwise_saturated
+from ort_oracle import W_SAFE, calibration_reader, matmul_integer, pairwise_saturated
 from test_onnx_compile import FLT, INT, _pow2_net, near_boundary, session
 
 U32 = 2.0 ** -24                       # FP32 unit roundoff
@@ -459,23 +459,15 @@ def test_ort_quantize_static_qoperator(tmp_path, act, relu):
     becomes QuantizeLinear -> QLinearMatMul x 2 -> DequantizeLinear (a ReLU folded into
     the first layer's output range), which loads and agrees with onnxruntime; with a
     bias it writes com.microsoft.QLinearAdd, which is refused."""
-    from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType,
-                                          quantize_static)
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
     rng = np.random.default_rng(500)
     ws = [rng.standard_normal((8, 16)).astype(np.float32),
           rng.standard_normal((16, 5)).astype(np.float32)]
     x = rng.standard_normal((64, 8)).astype(np.float32)
 
-    class Reader(CalibrationDataReader):
-        def __init__(self):
-            self.batches = iter([{"input": x[i:i + 16]} for i in range(0, 64, 16)])
-
-        def get_next(self):
-            return next(self.batches, None)
-
     def quantise(biases):
         onnx.save(mlp_float(ws, biases, [relu, False]), tmp_path / "f.onnx")
-        quantize_static(tmp_path / "f.onnx", tmp_path / "q.onnx", Reader(),
+        quantize_static(tmp_path / "f.onnx", tmp_path / "q.onnx", calibration_reader(x),
                         quant_format=QuantFormat.QOperator, per_channel=False,
                         activation_type=QuantType.QInt8 if act == "int8" else QuantType.QUInt8,
                         weight_type=QuantType.QInt8, reduce_range=act == "uint8")

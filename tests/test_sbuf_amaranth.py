@@ -12,8 +12,9 @@ from collections import deque
 import numpy as np
 import pytest
 from amaranth.hdl import Shape
-from amaranth.sim import Simulator
 
+from amaranth_helpers import (client_cycle, memory_parameter_tests, release_clients,
+                               simulate)
 from hdl.config import CoreConfig
 from hdl.sbuf import SBUF
 
@@ -55,11 +56,15 @@ def fmt(words):
     return "[" + ", ".join(f"{w:#018x}" for w in words) + "]"
 
 
-def simulate(dut, tb):
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(tb)
-    sim.run()
+async def prefill(ctx, dut, model, rng, tag):
+    """Give every word of every partition a random value (all partitions, all bytes)
+    through write client 0, the other clients idle: a known background for the test
+    that follows. Returns the write requests."""
+    fill = [(a, ALL_P, ALL_B, tuple(int(v) for v in rng.integers(0, 1 << 62, ROWS)))
+            for a in range(WORDS)]
+    await drive(ctx, dut, model, [fill] + [[] for _ in dut.wr[1:]], [[] for _ in dut.rd],
+                rng, tag, p_wvalid=1.0)
+    return fill
 
 
 def random_writes(rng, addrs, n, full=False):
@@ -95,16 +100,10 @@ async def drive(ctx, dut, model, writes, reads, rng, tag, *, p_wvalid=0.7, p_rva
     rvalid = [False] * nr
     expected = [deque() for _ in range(nr)]
     n_resp = [0] * nr
-    sigs = ([w.ready for w in writers] + [q.ready for q, _ in rclients]
-            + [o.valid for _, o in rclients] + [o.payload.as_value() for _, o in rclients])
     for cycle in range(max_cycles):
         if (all(wi[c] == len(writes[c]) for c in range(nw))
                 and all(n_resp[c] == len(reads[c]) for c in range(nr))):
-            for w in writers:
-                ctx.set(w.valid, 0)
-            for q, o in rclients:
-                ctx.set(q.valid, 0)
-                ctx.set(o.ready, 0)
+            release_clients(ctx, writers, rclients)
             return cycle
         for c, w in enumerate(writers):
             if not wvalid[c] and wi[c] < len(writes[c]) and rng.random() < p_wvalid:
@@ -119,13 +118,8 @@ async def drive(ctx, dut, model, writes, reads, rng, tag, *, p_wvalid=0.7, p_rva
                 rvalid[c] = True
             ctx.set(q.valid, rvalid[c])
         rready = [bool(rng.random() < p_rready) for _ in range(nr)]
-        for c, (_, o) in enumerate(rclients):
-            ctx.set(o.ready, rready[c])
-        vals = (await ctx.tick().sample(*sigs))[2:]
-        wready = vals[:nw]
-        qready = vals[nw:nw + nr]
-        ovalid = vals[nw + nr:nw + 2 * nr]
-        opayload = vals[nw + 2 * nr:]
+        wready, qready, ovalid, opayload, _ = await client_cycle(ctx, writers, rclients,
+                                                                rready)
         # one write port: at most one write per cycle, and it lands before a read
         # accepted in the same cycle looks at the memory
         took = [c for c in range(nw) if wvalid[c] and wready[c]]
@@ -248,9 +242,7 @@ def test_strobes_and_partition_masks(seed):
 
     async def tb(ctx):
         # a known background everywhere
-        bg = [(a, ALL_P, ALL_B, tuple(int(v) for v in rng.integers(0, 1 << 62, ROWS)))
-              for a in range(WORDS)]
-        await drive(ctx, dut, model, [bg], [[]], rng, tag + " background", p_wvalid=1.0)
+        bg = await prefill(ctx, dut, model, rng, tag + " background")
         # directed: every single partition and every single byte, then random masks
         directed = []
         for p in range(ROWS):
@@ -338,9 +330,7 @@ def test_read_fairness_three_clients(seed):
     tag = f"seed {seed}"
 
     async def tb(ctx):
-        init = [(a, ALL_P, ALL_B, tuple(int(v) for v in rng.integers(0, 1 << 62, ROWS)))
-                for a in range(WORDS)]
-        await drive(ctx, dut, model, [init, []], [[], [], []], rng, tag, p_wvalid=1.0)
+        await prefill(ctx, dut, model, rng, tag)
         reads = [[int(a) for a in rng.integers(0, WORDS, 200)] for _ in range(3)]
         # stop counting after `cycles` cycles by watching the log
         await drive(ctx, dut, model, [[], []], reads, rng, tag,
@@ -392,9 +382,7 @@ def test_read_client_never_starves(seed, victim):
     waits = []
 
     async def tb(ctx):
-        init = [(a, ALL_P, ALL_B, tuple(int(v) for v in rng.integers(0, 1 << 62, ROWS)))
-                for a in range(WORDS)]
-        await drive(ctx, dut, model, [init], [[], [], []], rng, tag, p_wvalid=1.0)
+        await prefill(ctx, dut, model, rng, tag)
         clients = [dut.read_client(c) for c in range(3)]
         for q, o in clients:
             ctx.set(o.ready, 1)
@@ -444,9 +432,7 @@ def test_single_reader_full_rate(resp_depth, seed):
     tag = f"resp_depth {resp_depth} seed {seed}"
 
     async def tb(ctx):
-        init = [(a, ALL_P, ALL_B, tuple(int(v) for v in rng.integers(0, 1 << 62, ROWS)))
-                for a in range(WORDS)]
-        await drive(ctx, dut, model, [init], [[]], rng, tag, p_wvalid=1.0)
+        await prefill(ctx, dut, model, rng, tag)
         reads = [[int(a) for a in rng.integers(0, WORDS, 60)]]
         await drive(ctx, dut, model, [[]], reads, rng, tag, p_rvalid=1.0, p_rready=1.0,
                     max_cycles=1000, log=log)
@@ -502,9 +488,7 @@ def test_stalled_reader_blocks_only_itself(seed):
     tag = f"seed {seed}"
 
     async def tb(ctx):
-        init = [(a, ALL_P, ALL_B, tuple(int(v) for v in rng.integers(0, 1 << 62, ROWS)))
-                for a in range(WORDS)]
-        await drive(ctx, dut, model, [init], [[], []], rng, tag, p_wvalid=1.0)
+        await prefill(ctx, dut, model, rng, tag)
         # reader 0 reads 0..15, the writer and reader 1 work on 16..31
         q0, o0 = dut.read_client(0)
         q1, o1 = dut.read_client(1)
@@ -564,25 +548,7 @@ def test_stalled_reader_blocks_only_itself(seed):
 # Parameter checks
 # ---------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("kwargs,message", [
-    ({"n_read": 0}, "n_read must be an integer from 1 to 8, not 0"),
-    ({"n_read": 9}, "n_read must be an integer from 1 to 8, not 9"),
-    ({"n_read": True}, "n_read must be an integer from 1 to 8, not True"),
-    ({"n_write": 9}, "n_write must be an integer from 1 to 8, not 9"),
-    ({"n_write": 2.0}, "n_write must be an integer from 1 to 8, not 2.0"),
-    ({"resp_depth": 1}, "resp_depth must be an integer from 3 to 64, not 1"),
-    ({"resp_depth": 65}, "resp_depth must be an integer from 3 to 64, not 65"),
-])
-def test_parameter_errors(kwargs, message):
-    with pytest.raises(ValueError) as info:
-        SBUF(CFG, **kwargs)
-    assert str(info.value) == message
-
-
-def test_config_type_error():
-    with pytest.raises(TypeError) as info:
-        SBUF("x")
-    assert str(info.value) == "config must be a CoreConfig, not 'x'"
+test_parameter_errors, test_config_type_error = memory_parameter_tests(SBUF, CFG)
 
 
 def test_ports_and_memory_shape():

@@ -22,8 +22,8 @@ import random
 from collections import deque
 
 import pytest
-from amaranth.sim import Simulator
 
+from amaranth_helpers import simulate
 from hdl.axi import AXIResp
 from hdl.config import CoreConfig
 from hdl.tops.simdram import SimDram
@@ -34,13 +34,6 @@ SIZE = 1024                             # 1 KiB: 128 words
 WORDS = SIZE // NB
 OKAY, DECERR = AXIResp.OKAY, AXIResp.DECERR
 ID_MASK = (1 << CFG.axi_id_width) - 1
-
-
-def simulate(dut, tb):
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(tb)
-    sim.run()
 
 
 def first_beat_delay(latency):
@@ -164,24 +157,25 @@ class Manager:
 
     # -- one cycle -----------------------------------------------------------------------
 
+    def present_address(self, ch, p):
+        """Drive channel ``ch`` (``"ar"`` or ``"aw"``): when it is idle and a burst is
+        queued, take it with probability ``p`` (one ``rng.random()``, drawn only then)
+        and present its address, length, ID, 8-byte size and INCR type; VALID stays
+        high until the handshake clears ``<ch>_cur``."""
+        ctx, b = self.ctx, self.bus
+        cur, queue = getattr(self, ch + "_cur"), getattr(self, ch + "_q")
+        if cur is None and queue and self.rng.random() < p:
+            cur = queue.popleft()
+            setattr(self, ch + "_cur", cur)
+            for field, value in (("addr", cur["addr"]), ("len", cur["beats"] - 1),
+                                 ("id", cur["id"]), ("size", 3), ("burst", 1)):
+                ctx.set(getattr(b, ch + field), value)
+        ctx.set(getattr(b, ch + "valid"), cur is not None)
+
     async def step(self):
         ctx, b, rng = self.ctx, self.bus, self.rng
-        if self.ar_cur is None and self.ar_q and rng.random() < self.p_ar:
-            self.ar_cur = a = self.ar_q.popleft()
-            ctx.set(b.araddr, a["addr"])
-            ctx.set(b.arlen, a["beats"] - 1)
-            ctx.set(b.arid, a["id"])
-            ctx.set(b.arsize, 3)
-            ctx.set(b.arburst, 1)
-        ctx.set(b.arvalid, self.ar_cur is not None)
-        if self.aw_cur is None and self.aw_q and rng.random() < self.p_aw:
-            self.aw_cur = a = self.aw_q.popleft()
-            ctx.set(b.awaddr, a["addr"])
-            ctx.set(b.awlen, a["beats"] - 1)
-            ctx.set(b.awid, a["id"])
-            ctx.set(b.awsize, 3)
-            ctx.set(b.awburst, 1)
-        ctx.set(b.awvalid, self.aw_cur is not None)
+        self.present_address("ar", self.p_ar)
+        self.present_address("aw", self.p_aw)
         if self.w_cur is None and self.w_q and rng.random() < self.p_w:
             self.w_cur = w = self.w_q.popleft()
             ctx.set(b.wdata, w[1])
@@ -256,6 +250,15 @@ class Manager:
             self.b_log.append((c, bid, bresp))
         self.cycle += 1
         return rvalid, bvalid
+
+    async def fill(self, model, wid):
+        """Write random data to the whole memory (16-beat bursts, every byte, ID
+        ``wid``), recording it in ``model``, and wait for every response: a known
+        background for the reads that follow."""
+        for w in range(0, WORDS, 16):
+            data, _ = random_data(self.rng, 16)
+            self.write(w * NB, data, [0xFF] * 16, wid, model.write(w * NB, data, [0xFF] * 16))
+        await self.drain()
 
     async def drain(self, max_cycles=20000):
         for _ in range(max_cycles):
@@ -384,10 +387,7 @@ def test_read_latency_and_streaming(latency):
 
     async def tb(ctx):
         mgr = Manager(ctx, dut, rng, tag)
-        for w in range(0, WORDS, 16):
-            data, strb = random_data(rng, 16)
-            mgr.write(w * NB, data, [0xFF] * 16, 0, model.write(w * NB, data, [0xFF] * 16))
-        await mgr.drain()
+        await mgr.fill(model, 0)
         # lone bursts
         for k in range(6):
             for _ in range(rng.randrange(1, 5)):
@@ -438,10 +438,7 @@ def test_outstanding_reads(outstanding, latency):
 
     async def tb(ctx):
         mgr = Manager(ctx, dut, rng, tag)
-        for w in range(0, WORDS, 16):
-            data, _ = random_data(rng, 16)
-            mgr.write(w * NB, data, [0xFF] * 16, 1, model.write(w * NB, data, [0xFF] * 16))
-        await mgr.drain()
+        await mgr.fill(model, 1)
         total = outstanding + 5
         for k in range(total):
             n = rng.randint(1, 16)
@@ -480,10 +477,7 @@ def test_decerr():
 
     async def tb(ctx):
         mgr = Manager(ctx, dut, rng, tag, p_r=0.7, p_b=0.7)
-        for w in range(0, WORDS, 16):
-            data, _ = random_data(rng, 16)
-            mgr.write(w * NB, data, [0xFF] * 16, 2, model.write(w * NB, data, [0xFF] * 16))
-        await mgr.drain()
+        await mgr.fill(model, 2)
         before = bytes(model.mem)
         outside = [(SIZE, 1), (SIZE, 16), (SIZE + 8 * 5, 16), (SIZE + 0x400, 3),
                    (0x10000, 8), (0x80000000, 2), (0xFFFFF000, 16), (0xFFFFFFF8, 1)]

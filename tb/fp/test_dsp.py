@@ -5,13 +5,12 @@ tb/models/). The shapes the PEs use (signed 8 x 8, signed 12 x 12 with the produ
 register in the DSP and in the fabric, unsigned 11 x 11) see the same operands: every extreme pair, then random ones; each product is
 checked two cycles later against exact integer products computed here."""
 
-import os
-
 import cocotb
 import numpy as np
 
 from hdl.tops.multipliers import MultiplierSet
-from tb.common import TB, sample_pipeline
+from tb.common import sample_pipeline
+from tb.fp.common import assert_exact, open_bench
 
 SHAPES = (("o_s8", 8, True), ("o_s12", 12, True), ("o_s12f", 12, True), ("o_u11", 11, False))
 
@@ -23,9 +22,7 @@ def _as_operand(v, width, is_signed):
 
 @cocotb.test(timeout_time=100, timeout_unit="ms")
 async def test_dsp_multipliers(dut):
-    tb = TB(dut)
-    seed, rng = tb.seed, tb.rng
-    n = int(os.environ.get("NCORE_DSP_VECTORS", "200000"))
+    tb, seed, rng, n = open_bench(dut, "NCORE_DSP_VECTORS", 200_000)
     # extremes of every shape (0, 1, -1, the most negative and positive values, the
     # largest unsigned), all pairs, then random 18-bit patterns
     edges = [0, 1, 0x3FFFF, 0x80, 0x7F, 0x800, 0x7FF, 0x400, 0x3FF, 0xFF, 0xFFF, 0x3FF80,
@@ -40,11 +37,6 @@ async def test_dsp_multipliers(dut):
     for name, width, is_signed in SHAPES:
         exp = (_as_operand(a, width, is_signed) * _as_operand(b, width, is_signed)) \
             & ((1 << (2 * width)) - 1)
-        res = got[name][lat:lat + a.size]
-        bad = np.nonzero(res != exp)[0]
-        if bad.size:
-            i = bad[0]
-            raise AssertionError(
-                f"{name}: {bad.size} wrong products; first {a[i]:#07x} * {b[i]:#07x}: "
-                f"got {int(res[i]):#x}, expected {int(exp[i]):#x} (seed {seed})")
+        assert_exact(got[name][lat:lat + a.size], exp, what=f"{name}: {{n}} wrong products",
+                     seed=seed, first=lambda i: f"{a[i]:#07x} * {b[i]:#07x}")
     dut._log.info("%d operand pairs, %d multipliers, all exact", a.size, len(SHAPES))

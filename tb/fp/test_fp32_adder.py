@@ -3,15 +3,12 @@ through one simulation, compared bit for bit with the golden model (sim.model.fp
 build (top ``fp32_adder``) and the flush-to-zero build (top ``fp32_adder_ftz``) each
 have their test."""
 
-import os
-import time
-
 import cocotb
 import numpy as np
 
 from hdl.fp import FP32Adder
 from sim.model.fp import fp32_add_bits
-from tb.common import TB, stream_pipeline
+from tb.fp.common import assert_exact, open_bench, stream_all
 
 LATENCY = FP32Adder.LATENCY
 SPECIALS = [
@@ -39,6 +36,7 @@ def operand_pairs(rng, n):
 
 @cocotb.test(timeout_time=200, timeout_unit="ms")
 async def test_fp32_adder(dut):
+    """The IEEE build (top ``fp32_adder``): subnormal inputs and results kept."""
     await check_adder(dut, subnormals=True)
 
 
@@ -49,21 +47,11 @@ async def test_fp32_adder_ftz(dut):
 
 
 async def check_adder(dut, *, subnormals):
-    tb = TB(dut, idle_inputs=["i_valid"])
-    seed, rng = tb.seed, tb.rng
-    n = int(os.environ.get("NCORE_FP_VECTORS", "1000000"))
+    tb, seed, rng, n = open_bench(dut, "NCORE_FP_VECTORS", 1_000_000, idle_inputs=["i_valid"])
     await tb.reset()
     a, b = operand_pairs(rng, n)
-    t0 = time.perf_counter()
-    got = np.array(await stream_pipeline(dut, {"i_a": a.tolist(), "i_b": b.tolist()}, "o_sum",
-                                         latency=LATENCY), dtype=np.uint64)
-    wall = time.perf_counter() - t0
-    assert got.size == a.size, f"{got.size} results for {a.size} pairs (seed {seed})"
+    got, wall = await stream_all(dut, {"i_a": a, "i_b": b}, "o_sum", latency=LATENCY, seed=seed)
     exp = fp32_add_bits(a, b, subnormals=subnormals).astype(np.uint64)
-    bad = np.nonzero(got != exp)[0]
-    if bad.size:
-        i = bad[0]
-        raise AssertionError(
-            f"{bad.size} mismatches; first {a[i]:#010x} + {b[i]:#010x}: got {int(got[i]):#010x}, "
-            f"expected {int(exp[i]):#010x} (seed {seed})")
+    assert_exact(got, exp, what="{n} mismatches", digits=8, seed=seed,
+                 first=lambda i: f"{a[i]:#010x} + {b[i]:#010x}")
     dut._log.info("%d pairs bit-exact, %.0f cycles/s", a.size, a.size / wall)

@@ -3,15 +3,13 @@
 bit for bit with the golden model (sim.model.fp). The IEEE build (top ``fp_mul16``) and
 the flush-to-zero build (top ``fp_mul16_ftz``) each have their test."""
 
-import os
-import time
-
 import cocotb
 import numpy as np
 
 from hdl.fp import FPMul16
 from sim.model.fp import mul16_to_fp32_bits
-from tb.common import TB, stream_pipeline
+from tb.common import sample_pipeline
+from tb.fp.common import assert_exact, open_bench, stream_all
 
 LATENCY = FPMul16.LATENCY
 SPECIALS = {
@@ -56,30 +54,21 @@ async def test_fp_mul16_ftz(dut):
 
 
 async def check_mul(dut, *, subnormals):
-    tb = TB(dut, idle_inputs=["i_valid"])
-    seed, rng = tb.seed, tb.rng
-    n = int(os.environ.get("NCORE_FP_VECTORS", "1000000"))
+    tb, seed, rng, n = open_bench(dut, "NCORE_FP_VECTORS", 1_000_000, idle_inputs=["i_valid"])
     await tb.reset()
     a, b, f = operands(rng, n)
-    t0 = time.perf_counter()
-    got = await stream_pipeline(dut, {"i_a": a.tolist(), "i_b": b.tolist(), "i_fmt": f.tolist()},
-                                "o_prod", latency=LATENCY)
-    wall = time.perf_counter() - t0
-    got = np.array(got, dtype=np.uint64)
-    assert got.size == a.size, f"{got.size} results for {a.size} pairs (seed {seed})"
+    got, wall = await stream_all(dut, {"i_a": a, "i_b": b, "i_fmt": f}, "o_prod",
+                                 latency=LATENCY, seed=seed)
     exp = np.where(f == 1, mul16_to_fp32_bits(a, b, "fp16", subnormals=subnormals),
                    mul16_to_fp32_bits(a, b, "bf16", subnormals=subnormals)).astype(np.uint64)
-    bad = np.nonzero(got != exp)[0]
-    if bad.size:
-        i = bad[0]
-        raise AssertionError(
-            f"{bad.size} mismatches; first {'fp16' if f[i] else 'bf16'} {a[i]:#06x} * {b[i]:#06x}: "
-            f"got {int(got[i]):#010x}, expected {int(exp[i]):#010x} (seed {seed})")
+    assert_exact(got, exp, what="{n} mismatches", digits=8, seed=seed,
+                 first=lambda i: f"{'fp16' if f[i] else 'bf16'} {a[i]:#06x} * {b[i]:#06x}")
     dut._log.info("%d products bit-exact, %.0f cycles/s", a.size, a.size / wall)
 
 
 @cocotb.test(timeout_time=200, timeout_unit="ms")
 async def test_fp_mul16_int8(dut):
+    """Tops ``fp_mul16_int8`` and ``fp_mul16_int8_ecp5``; see :func:`check_mul_int8`."""
     await check_mul_int8(dut, subnormals=True)
 
 
@@ -96,12 +85,11 @@ async def check_mul_int8(dut, *, subnormals):
     directed and random BF16/FP16 operations above, one operation per cycle: INT8
     products checked ``INT_LATENCY`` cycles later against exact products, float
     products ``LATENCY`` cycles later against the golden model."""
-    from tb.common import sample_pipeline
-    tb = TB(dut, idle_inputs=["i_valid"])
-    seed, rng = tb.seed, tb.rng
+    tb, seed, rng, n_float = open_bench(dut, "NCORE_FP_VECTORS", 100_000,
+                                        idle_inputs=["i_valid"])
     ia, ib = np.meshgrid(np.arange(256), np.arange(256))
     junk = rng.integers(0, 256, (2, ia.size)) << 8
-    fa, fb, ff = operands(rng, int(os.environ.get("NCORE_FP_VECTORS", "100000")))
+    fa, fb, ff = operands(rng, n_float)
     n = ia.size + fa.size
     is_int = np.zeros(n, dtype=bool)
     is_int[rng.choice(n, ia.size, replace=False)] = True
@@ -128,12 +116,7 @@ async def check_mul_int8(dut, *, subnormals):
     assert got["o_valid"][LATENCY:LATENCY + n].all(), f"o_valid dropped (seed {seed})"
     for kind, mask, res, exp in (("int8", is_int, res_int, exp_int),
                                  ("float", ~is_int, res_fp, exp_fp.astype(np.int64))):
-        bad = np.nonzero(mask & (res != exp))[0]
-        if bad.size:
-            i = bad[0]
-            raise AssertionError(
-                f"{bad.size} wrong {kind} products; first (op {i}, fmt {f[i]}) "
-                f"{a[i]:#06x} * {b[i]:#06x}: got {int(res[i]):#x}, expected {int(exp[i]):#x} "
-                f"(seed {seed})")
+        assert_exact(res, exp, mask=mask, what=f"{{n}} wrong {kind} products", seed=seed,
+                     first=lambda i: f"(op {i}, fmt {f[i]}) {a[i]:#06x} * {b[i]:#06x}")
     dut._log.info("%d INT8 and %d float products exact (subnormals=%s)",
                   int(is_int.sum()), int((~is_int).sum()), subnormals)
