@@ -16,7 +16,7 @@ from .controller_parts import (QUEUES, Decoder, FaultCapture, Fetcher, IssueQueu
 from .formats import ActCmd, ActError, DmaDesc, DmaError, MatmulCmd, TensorError, dma_done_layout
 from .interfaces import (PROG_ADDR_BITS, ConfigComponent, EngineStatus, RunControl, RunStatus,
                          axi_signature)
-from .isa import INSTR_BYTES, CoreError
+from .isa import CoreError
 
 __all__ = ["Controller"]
 
@@ -96,19 +96,14 @@ class Controller(ConfigComponent):
 
     def __init__(self, config: CoreConfig, *, fetch_depth=16, fetch_burst=4, inflight_depth=8):
         check_config(config)
-        if config.axi_data_bytes > INSTR_BYTES:
-            raise ValueError(f"the controller fetches whole {INSTR_BYTES}-byte instructions: "
-                             f"axi_data_bytes must be at most {INSTR_BYTES}, "
-                             f"not {config.axi_data_bytes}")
         check_int_range("fetch_depth", fetch_depth, 1, 64)
         if fetch_burst not in (1, 2, 4, 8) or fetch_burst > fetch_depth:
             raise ValueError(f"fetch_burst must be 1, 2, 4 or 8 and at most fetch_depth "
                              f"({fetch_depth}), not {fetch_burst!r}")
         check_int_range("inflight_depth", inflight_depth, 2, 64)
-        if config.axi_id_width < 1:
-            raise ValueError("axi_id_width must be at least 1 (fetches use ID 1)")
-        self._fetch_depth = fetch_depth
-        self._fetch_burst = fetch_burst
+        # The fetcher checks the bus against the instruction size and the fetch ID, so
+        # the controller is refused at construction for the same reasons.
+        self._fetch = Fetcher(config, depth=fetch_depth, burst=fetch_burst)
         self._inflight_depth = inflight_depth
         super().__init__(config, {
             "i_engine_busy": In(1),
@@ -137,8 +132,7 @@ class Controller(ConfigComponent):
             self.vector.error_clear.eq(start),
         ]
 
-        fetch = m.submodules.fetch = Fetcher(cfg, depth=self._fetch_depth,
-                                             burst=self._fetch_burst)
+        fetch = m.submodules.fetch = self._fetch
         dec = m.submodules.decode = Decoder(cfg.n_sems)
         queues = {name: IssueQueue(cmd, depth=cfg.queue_depth,
                                    inflight_depth=self._inflight_depth, macs=macs)

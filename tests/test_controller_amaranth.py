@@ -27,6 +27,14 @@ from hdl.isa import BODY_WIDTH, INSTR_BYTES, CoreError, Instr, Opcode
 ERR_OFFSET = FetchedInstr.as_shape()["err"].offset
 
 
+async def start_at(ctx, dut, addr):
+    """One start pulse of a part with ``i_start``/``i_prog_addr`` (fetcher, decoder)."""
+    ctx.set(dut.i_prog_addr, addr)
+    ctx.set(dut.i_start, 1)
+    await ctx.tick()
+    ctx.set(dut.i_start, 0)
+
+
 def simulate(dut, tb):
     sim = Simulator(dut)
     sim.add_clock(1e-8)
@@ -341,10 +349,7 @@ def test_decoder_fault_codes(word, err, code):
     dut = Decoder(n_sems=4)
 
     async def tb(ctx):
-        ctx.set(dut.i_start, 1)
-        ctx.set(dut.i_prog_addr, 0x1234)
-        await ctx.tick()
-        ctx.set(dut.i_start, 0)
+        await start_at(ctx, dut, 0x1234)
         ctx.set(dut.i_running, 1)
         ctx.set(dut.i.valid, 1)
         ctx.set(dut.i.payload.as_value(), word | (err << ERR_OFFSET))
@@ -369,10 +374,7 @@ def run_decoder(words, *, wait_ok=lambda c: True, quiet=lambda c: True,
            "done": [], "pc": []}
 
     async def tb(ctx):
-        ctx.set(dut.i_start, 1)
-        ctx.set(dut.i_prog_addr, 0x1000)
-        await ctx.tick()
-        ctx.set(dut.i_start, 0)
+        await start_at(ctx, dut, 0x1000)
         ctx.set(dut.i_running, 1)
         i = 0
         for c in range(cycles):
@@ -526,10 +528,7 @@ def test_fetcher_bursts_stop_at_boundaries():
     dut = Fetcher(cfg, depth=16, burst=4)
 
     async def tb(ctx):
-        ctx.set(dut.i_prog_addr, 0x1040)
-        ctx.set(dut.i_start, 1)
-        await ctx.tick()
-        ctx.set(dut.i_start, 0)
+        await start_at(ctx, dut, 0x1040)
         ctx.set(dut.i_enable, 1)
         ctx.set(dut.m_axi.arready, 1)
         seen = []

@@ -120,13 +120,6 @@ def lower(ctx, bus, *names):
         ctx.set(getattr(bus, name), 0)
 
 
-async def pulse(ctx, signal):
-    """Hold ``signal`` high for exactly one clock edge."""
-    ctx.set(signal, 1)
-    await ctx.tick()
-    ctx.set(signal, 0)
-
-
 async def write(ctx, dut, addr, data, strb=0xF, *, aw_delay=0, w_delay=0, b_delay=0):
     """One AXI4-Lite write; AW and W raised after their delays (cycles), BREADY held low
     for ``b_delay`` cycles of BVALID. Checks the response is not raised before both
