@@ -183,7 +183,7 @@ class EngineStatus(_StructuralSignature):
     Members
     -------
     busy : Out(1)         a command is accepted and not finished
-    done : Out(1)         pulses once per finished command (refused ones included)
+    done : Out(1)         pulses once per finished legal command (a refused one gives none)
     error : Out(1)        a command was refused; held until ``error_clear``
     error_code : Out(error_enum)   the first refusal's code
     error_clear : In(1)   clears ``error`` (the controller pulses it on START)
