@@ -108,12 +108,20 @@ class Packer:
 
 
 async def start_clock_and_reset(dut, cycles=RESET_CYCLES):
-    """Start a 100 MHz clock on ``dut.clk`` and hold ``dut.rst`` for ``cycles``."""
-    Clock(dut.clk, CLOCK_PERIOD_NS, unit="ns").start()
+    """Start a 100 MHz clock on ``dut.clk``, hold ``dut.rst`` for ``cycles`` and return
+    on the first clock edge the design is out of reset.
+
+    The clock is cocotb's C++ driver (``NCORE_CLOCK_IMPL``, set by the runner; a Python
+    coroutine costs a wake-up per edge). Tops that register their reset
+    (:mod:`hdl.tops.sim_clock`) leave it ``NCORE_RESET_DELAY`` cycles later, so the
+    testbench waits those too: every test sees the same first cycle either way."""
+    impl = os.environ.get("NCORE_CLOCK_IMPL", "gpi")
+    Clock(dut.clk, CLOCK_PERIOD_NS, unit="ns", impl=impl).start()
     dut.rst.value = 1
     await ClockCycles(dut.clk, cycles)
     dut.rst.value = 0
-    await RisingEdge(dut.clk)
+    for _ in range(1 + int(os.environ.get("NCORE_RESET_DELAY", "0"))):
+        await RisingEdge(dut.clk)
 
 
 class TB:

@@ -7,7 +7,8 @@ test can fill SBUF and PSUM, run commands, and read back every byte. The client 
 is the core's (:class:`~hdl.core.Core`): the engine's clients first. Every other
 port is the engine's own (its command stream, ``status``, counters), taken from the
 engine's signature, so the harness cannot drift from the engine; the port names are
-the Verilog names the testbenches drive.
+the Verilog names the testbenches drive. ``clk`` and ``rst`` are ports too: each
+harness registers its reset once (:mod:`hdl.tops.sim_clock`), for simulation speed.
 """
 
 from amaranth.hdl import Module
@@ -22,6 +23,7 @@ from ..interfaces import ConfigComponent, axi_signature, psum_write_client, sbuf
 from ..memory import MemorySubsystem
 from ..tensor_engine import TensorEngine
 from ..vector import VectorEngine
+from .sim_clock import clock_and_registered_reset, clock_ports
 
 __all__ = ["TensorHarness", "VectorHarness", "DMAHarness"]
 
@@ -38,10 +40,15 @@ class _Harness(ConfigComponent):
         The harness's further ports.
     psum_write_backdoor : bool
         Add ``i_psum_wr`` (for engines that do not write PSUM themselves).
+    registered_reset : bool
+        ``clk``/``rst`` ports with ``rst`` registered once (:mod:`hdl.tops.sim_clock`);
+        false for a harness inside another top (the synthesis wrapper).
     """
 
-    def __init__(self, config, engine, passed, ports, *, psum_write_backdoor):
+    def __init__(self, config, engine, passed, ports, *, psum_write_backdoor,
+                 registered_reset=True):
         check_config(config)
+        self._registered_reset = registered_reset
         self._engine = engine
         self._passed = passed
         self._psum_write_backdoor = psum_write_backdoor
@@ -55,12 +62,14 @@ class _Harness(ConfigComponent):
         }
         if psum_write_backdoor:
             backdoor["i_psum_wr"] = In(psum_write_client(config))
-        super().__init__(config, {**{n: members[n] for n in passed}, **ports, **backdoor})
+        super().__init__(config, {**clock_ports(registered_reset), **{n: members[n] for n in passed}, **ports,
+                                  **backdoor})
 
     def _build(self, m, name, *, sbuf_read, sbuf_write, psum_read, psum_write):
         """The engine (as submodule ``name``, its passed ports connected) and the memory
         subsystem with the engine's client counts plus the backdoor's, its backdoor
-        clients wired. Returns ``(engine, memory)``."""
+        clients wired, and the clock and registered reset. Returns ``(engine, memory)``."""
+        clock_and_registered_reset(m, self, registered=self._registered_reset)
         engine = m.submodules[name] = self._engine
         for n in self._passed:
             port, mine = getattr(engine, n), getattr(self, n)
@@ -98,11 +107,12 @@ class TensorHarness(_Harness):
     i_sbuf_wr, i_sbuf_rd, o_sbuf_rd, i_psum_rd, o_psum_rd : the backdoor
     """
 
-    def __init__(self, config: CoreConfig):
+    def __init__(self, config: CoreConfig, *, registered_reset=True):
         super().__init__(config, TensorEngine(config),
                          ("i_cmd", "status", "o_busy_cycles", "o_active", "o_cycles",
                           "i_perf_clear"),
-                         {"o_idle": Out(1)}, psum_write_backdoor=False)
+                         {"o_idle": Out(1)}, psum_write_backdoor=False,
+                         registered_reset=registered_reset)
 
     def elaborate(self, platform):
         m = Module()

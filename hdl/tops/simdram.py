@@ -17,6 +17,7 @@ from ..axi import AXI4LiteSignature, AXIResp
 from ..config import CoreConfig, check_config, check_int_range
 from ..core import NeuronCore
 from ..interfaces import ConfigComponent, axi_signature
+from .sim_clock import clock_and_registered_reset, clock_ports
 
 __all__ = ["SimDram", "NeuronCoreSim"]
 
@@ -162,21 +163,31 @@ class NeuronCoreSim(ConfigComponent):
     """:class:`~hdl.core.NeuronCore` with a :class:`SimDram` on its AXI4 port: the
     top of the whole-core benchmarks and long random tests.
 
+    ``registered_reset=False`` feeds ``rst`` straight to the design, as before
+    :mod:`hdl.tops.sim_clock` (kept for ``make bench``'s before/after comparison).
+
     Members
     -------
+    clk, rst : In(1)
+        The clock, and the reset (registered once: :mod:`hdl.tops.sim_clock`); with
+        ``registered_reset=False`` the implicit ``sync`` domain's.
     s_axil : In(AXI4LiteSignature(addr_width=12))
     o_irq : Out(1)
     """
 
-    def __init__(self, config: CoreConfig, *, dram_size=1 << 20, latency=20, stall_16ths=0):
+    def __init__(self, config: CoreConfig, *, dram_size=1 << 20, latency=20, stall_16ths=0,
+                 registered_reset=True):
         self._dram = dict(size=dram_size, latency=latency, stall_16ths=stall_16ths)
+        self._registered_reset = registered_reset
         super().__init__(config, {
+            **clock_ports(registered_reset),
             "s_axil": In(AXI4LiteSignature(addr_width=12)),
             "o_irq": Out(1),
         })
 
     def elaborate(self, platform):
         m = Module()
+        clock_and_registered_reset(m, self, registered=self._registered_reset)
         core = m.submodules.core = NeuronCore(self._config)
         dram = m.submodules.dram = SimDram(self._config, **self._dram)
         wiring.connect(m, core.m_axi, dram.s_axi)

@@ -6,6 +6,7 @@ The Makefile's targets are thin wrappers around these commands.
 import argparse
 import json
 import os
+import shutil
 import sys
 import time
 
@@ -81,6 +82,19 @@ def cmd_bench(args):
         run_cocotb("vector_subsystem", "tb.vector.test_vector", "test_pass_cycles", cfg,
                    extra_env={"NCORE_BENCH_OUT": str(out)})
         act += json.loads(out.read_text())
+    if args.cold:
+        # true cold builds of the whole-core models: no ccache, no previous build
+        os.environ["CCACHE_DISABLE"] = "1"
+        for top in ("neuron_core_sim", "neuron_core_sim_baseline"):
+            for config in (args.gemm_config, args.gemm_float_config):
+                shutil.rmtree(BUILD / "sim" / f"{top}-{named_config(config).key}",
+                              ignore_errors=True)
+    if args.compare:
+        rows = run_compare(args.gemm_config, args.gemm_float_config)
+        (BUILD / "bench-compare.json").write_text(json.dumps(rows, indent=1) + "\n")
+        print_compare_table(rows)
+        print(f"written to {BUILD / 'bench-compare.json'}")
+        return 0
     gemm = run_gemm_bench(args.gemm_config, args.gemm_float_config) if args.gemm else []
     comp = (run_compiler_bench(args.gemm_config, args.gemm_float_config)
             if args.gemm else [])
@@ -134,10 +148,11 @@ GEMM_CASES = [
 ]
 
 
-def run_gemm_bench(int_config, float_config, cases=None):
-    """Run the tiled GEMM cases end to end on ``neuron_core_sim`` (core + SimDram);
-    INT8 on ``int_config``, BF16/FP16 on ``float_config``. Returns the result rows."""
-    from sim.flow.runner import run_cocotb
+def run_gemm_bench(int_config, float_config, cases=None, top="neuron_core_sim"):
+    """Run the tiled GEMM cases end to end on ``top`` (core + SimDram); INT8 on
+    ``int_config``, BF16/FP16 on ``float_config``. Returns the result rows, each with
+    the model's last build time (``build_s``)."""
+    from sim.flow.runner import build_time, run_cocotb
     rows = []
     for config, floats in ((int_config, False), (float_config, True)):
         cfg = named_config(config)
@@ -147,32 +162,84 @@ def run_gemm_bench(int_config, float_config, cases=None):
                 continue
             todo.append({"name": f"gemm-{dtype}-{M}x{N}x{K}", "M": M, "N": N, "K": K,
                          "dtype": dtype, "scalesim": ref})
-            if (M, N, K) == (256, 256, 256) and not floats:
+            if (M, N, K) == (256, 256, 256) and not floats and cases is None:
                 todo.append({"name": f"gemm-{dtype}-{M}x{N}x{K}-single-buffered", "M": M,
                              "N": N, "K": K, "dtype": dtype, "double_buffer": False,
                              "scalesim": ref})
         if not todo:
             continue
-        out = BUILD / "bench" / f"gemm-{cfg.name}.json"
+        out = BUILD / "bench" / f"gemm-{top}-{cfg.name}.json"
         out.parent.mkdir(parents=True, exist_ok=True)
-        run_cocotb("neuron_core_sim", "tb.core.test_bench", "bench_gemm", cfg,
-                   extra_env={"NCORE_BENCH": json.dumps(todo), "NCORE_BENCH_OUT": str(out)})
+        run = run_cocotb(top, "tb.core.test_bench", "bench_gemm", cfg,
+                         extra_env={"NCORE_BENCH": json.dumps(todo),
+                                    "NCORE_BENCH_OUT": str(out)})
+        built = build_time(run["build_dir"]) or {}
         for r, case in zip(json.loads(out.read_text()), todo):
             r["config"] = cfg.name
+            r["top"] = top
             r["scalesim_ws_utilization"] = case["scalesim"]
+            r["build_s"] = built.get("seconds")
+            r["build_ccache"] = built.get("ccache")
             rows.append(r)
     return rows
+
+
+def _build_s(r):
+    if r.get("build_s") is None:
+        return "?"
+    return f"{r['build_s']:.0f}{'*' if r.get('build_ccache') else ''}"
 
 
 def print_gemm_table(rows):
     print("\nwhole core: tiled GEMM from DRAM to DRAM (DMA -> SBUF -> matmul -> PSUM -> vector "
           "-> DMA), SimDram 20-cycle latency; utilization = MACs / (rows*cols*cycles):")
     print(f"{'name':40s} {'config':14s} {'cycles':>8s} {'MACs':>10s} {'util':>7s} "
-          f"{'SCALE-Sim':>9s} {'sim cyc/s':>10s}")
+          f"{'SCALE-Sim':>9s} {'sim cyc/s':>10s} {'build s':>8s}")
     for r in rows:
         print(f"{r['name']:40s} {r['config']:14s} {r['cycles']:8d} {r['macs']:10d} "
               f"{r['utilization']:7.2%} {r['scalesim_ws_utilization']:9.1%} "
-              f"{r['sim_cycles_per_s']:10.0f}")
+              f"{r['sim_cycles_per_s']:10.0f} {_build_s(r):>8s}")
+    print("build s: Verilator + C++ compile of the model at its last rebuild "
+          "(* ccache was on; make bench --cold rebuilds without it)")
+
+
+#: the cases of ``make bench --compare``: one INT8 and one float 256^3 GEMM
+COMPARE_CASES = [("int8", 256, 256, 256, 0.921), ("bf16", 256, 256, 256, 0.921)]
+
+
+def run_compare(int_config, float_config, repeats=2):
+    """The 256^3 GEMMs on ``neuron_core_sim_baseline`` (built as before the speed work,
+    docs/sim_speed.md) and on ``neuron_core_sim``, alternating ``repeats`` times in this
+    one run, so both see the same machine. Returns the rows."""
+    rows = []
+    for rep in range(repeats):
+        for top in ("neuron_core_sim_baseline", "neuron_core_sim"):
+            for r in run_gemm_bench(int_config, float_config, COMPARE_CASES, top=top):
+                r["repeat"] = rep
+                rows.append(r)
+    return rows
+
+
+def print_compare_table(rows):
+    print("\nsimulation speed before/after (docs/sim_speed.md), same run, same machine; "
+          "best of the repeats:")
+    print(f"{'case':28s} {'config':20s} {'before cyc/s':>12s} {'after cyc/s':>12s} "
+          f"{'ratio':>6s} {'build s before':>14s} {'after':>6s}")
+    best = {}
+    for r in rows:
+        k = (r["name"], r["config"], r["top"])
+        if k not in best or r["sim_cycles_per_s"] > best[k]["sim_cycles_per_s"]:
+            best[k] = r
+    for (name, config, top), r in best.items():
+        if top != "neuron_core_sim":
+            continue
+        b = best[(name, config, "neuron_core_sim_baseline")]
+        if b["cycles"] != r["cycles"]:
+            raise SystemExit(f"{name}: the baseline took {b['cycles']} cycles, the "
+                             f"optimised model {r['cycles']}: they must be the same design")
+        print(f"{name:28s} {config:20s} {b['sim_cycles_per_s']:12.0f} "
+              f"{r['sim_cycles_per_s']:12.0f} {r['sim_cycles_per_s'] / b['sim_cycles_per_s']:6.2f} "
+              f"{_build_s(b):>14s} {_build_s(r):>6s}")
 
 
 def run_compiler_bench(int_config, float_config, backend="verilator"):
@@ -324,6 +391,12 @@ def main(argv=None):
                    help="skip the whole-core GEMM cases")
     b.add_argument("--gemm-only", action="store_true",
                    help="run only the whole-core GEMM cases")
+    b.add_argument("--compare", action="store_true",
+                   help="simulation speed before/after (docs/sim_speed.md): the 256^3 GEMMs "
+                        "on the baseline build and the optimised one, same run")
+    b.add_argument("--cold", action="store_true",
+                   help="rebuild the whole-core models without ccache first (true build "
+                        "times)")
     b.set_defaults(func=cmd_bench)
 
     r = sub.add_parser("run", help="compile an ONNX model and run it on a backend")

@@ -15,7 +15,7 @@ from amaranth.back import verilog
 
 from hdl.config import CoreConfig, named_config
 
-__all__ = ["TOPS", "SIM_TOPS", "SYNTH_TOPS", "TOP_TARGETS", "TARGET_MODELS", "ROOT", "BUILD",
+__all__ = ["TOPS", "SIM_TOPS", "REGISTERED_RESET_TOPS", "SYNTH_TOPS", "TOP_TARGETS", "TARGET_MODELS", "ROOT", "BUILD",
            "elaborate", "target_of", "write_if_changed", "verilog_for"]
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -42,6 +42,7 @@ _vector = _made("tops.harness.VectorHarness")
 _vector_engine = _made("vector.VectorEngine")
 _neuron_core = _made("core.NeuronCore")
 _neuron_core_sim = _made("tops.simdram.NeuronCoreSim")
+_neuron_core_sim_baseline = _made("tops.simdram.NeuronCoreSim", registered_reset=False)
 _fp32_adder = _made("fp.FP32Adder", config=False)
 _fp_mul16 = _made("fp.FPMul16", config=False)
 _fp32_adder_ftz = _made("fp.FP32Adder", config=False, subnormals=False)
@@ -64,7 +65,8 @@ TOPS = {
     "systolic_array": _systolic,
     "systolic_array_synth": _wrapped(_systolic),
     "tensor_subsystem": _tensor,
-    "tensor_subsystem_synth": _wrapped(_tensor),
+    "tensor_subsystem_synth": _wrapped(_made("tops.harness.TensorHarness",
+                                             registered_reset=False)),
     "dma_subsystem": _dma,
     "dma_engine": _dma_engine,
     "dma_engine_synth": _wrapped(_dma_engine),
@@ -74,6 +76,9 @@ TOPS = {
     "neuron_core": _neuron_core,
     "neuron_core_synth": _wrapped(_neuron_core),
     "neuron_core_sim": _neuron_core_sim,
+    # the same top built the way it was before the simulation-speed work
+    # (docs/sim_speed.md): for make bench's before/after comparison only
+    "neuron_core_sim_baseline": _neuron_core_sim_baseline,
     "fp32_adder": _fp32_adder,
     "fp_mul16": _fp_mul16,
     "fp32_adder_synth": _wrapped(_fp32_adder),
@@ -110,6 +115,11 @@ def target_of(top, target=None):
 #: Tops meant for simulation (the synthesis wrappers only feed ``make synth``).
 SIM_TOPS = ("systolic_array", "tensor_subsystem", "dma_subsystem", "vector_subsystem",
             "fp32_adder", "fp_mul16", "host_interface", "neuron_core", "neuron_core_sim")
+
+#: Simulation tops that register ``rst`` once (:mod:`hdl.tops.sim_clock`): their
+#: testbenches wait :data:`hdl.tops.sim_clock.RESET_DELAY` more cycles after reset.
+REGISTERED_RESET_TOPS = ("tensor_subsystem", "vector_subsystem", "dma_subsystem",
+                         "neuron_core_sim")
 
 #: Top -> its synthesis wrapper top (pin-light, nothing trimmed; see hdl/tops/synth_wrapper.py).
 SYNTH_TOPS = {

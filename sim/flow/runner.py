@@ -25,12 +25,13 @@ import pathlib
 import shutil
 import subprocess
 import sys
+import time
 import xml.etree.ElementTree as ET
 
 from hdl.config import CoreConfig, named_config
 from sim.flow.rtl import BUILD, ROOT, TARGET_MODELS, target_of, verilog_for
 
-__all__ = ["ensure_toolchain", "run_cocotb", "run_rtl_test", "cocotb_tests", "rtl_cases",
+__all__ = ["ensure_toolchain", "build", "build_time", "run_cocotb", "run_rtl_test", "cocotb_tests", "rtl_cases",
            "case_ids", "default_seed", "lint", "WAIVERS"]
 
 #: Lint waivers (each with its reason); also used for simulation builds, so that the
@@ -98,17 +99,38 @@ def default_seed(*parts):
 #: Tops that also keep SimDram's words public (the whole-core testbench's backdoor,
 #: ``sim/flow/fast_public.vlt``) and compile the model's hot path with ``-O2`` (Verilator's
 #: default is ``-Os``): the whole-core benchmarks.
-FAST_TOPS = ("neuron_core_sim",)
+FAST_TOPS = ("neuron_core_sim", "neuron_core_sim_baseline")
+
+#: Tops built as before the simulation-speed work (``docs/sim_speed.md``): every signal
+#: of the top module public, and the testbench's clock a Python coroutine. Only for
+#: ``make bench``'s before/after comparison.
+BASELINE_TOPS = ("neuron_core_sim_baseline",)
 
 #: Verilator control file for FAST_TOPS: the SimDram words are the testbench's backdoor.
 FAST_VLT = pathlib.Path(__file__).resolve().parent / "fast_public.vlt"
 
 
-def _ports_vlt(top, build_dir):
-    """A Verilator control file that keeps ``top``'s own signals (its ports) public.
+def top_ports(vfile, top):
+    """Port names of module ``top`` in the Verilog file ``vfile`` (its header)."""
+    text = pathlib.Path(vfile).read_text()
+    m = re.search(rf"^module {re.escape(top)}\((.*?)\);", text, re.M | re.S)
+    if not m:
+        raise ValueError(f"no module {top} in {vfile}")
+    return [p.strip() for p in m.group(1).split(",") if p.strip()]
+
+
+def _ports_vlt(top, vfile, build_dir, *, every_signal=False):
+    """A Verilator control file that keeps ``top``'s ports public, and nothing else.
+
+    Only the ports: a ``-var "*"`` rule would also make every wire declared in the top
+    module (the nets between its submodules) writable from outside, and Verilator must
+    then re-evaluate all the logic they feed whenever ``eval()`` runs, as if they were
+    inputs (its ``ico`` region): that was half of the whole core's simulation time.
     Called with the build's lock held, so no worker rewrites it while one reads it."""
     path = build_dir.parent / f"{build_dir.name}.vlt"
-    text = f'`verilator_config\npublic_flat_rw -module "{top}" -var "*"\n'
+    names = ["*"] if every_signal else top_ports(vfile, top)
+    text = "`verilator_config\n" + "".join(
+        f'public_flat_rw -module "{top}" -var "{p}"\n' for p in names)
     if not path.exists() or path.read_text() != text:
         path.write_text(text)
     return path
@@ -156,9 +178,13 @@ def build(top, config: CoreConfig, *, waves=False, public=None):
         # the model's hot path: Verilator's default for it is -Os
         build_args += ["-CFLAGS", "-O2"]
     log = build_dir.parent / f"{build_dir.name}.log"
+    exe = build_dir / top
     with _locked(build_dir.with_suffix(".lock")):
+        before = exe.stat().st_mtime_ns if exe.exists() else None
+        t0 = time.monotonic()
         runner = _runner(lean)
-        extra_vlt = ([FAST_VLT] if fast else []) + ([_ports_vlt(top, build_dir)] if lean else [])
+        extra_vlt = ([FAST_VLT] if fast else []) + ([_ports_vlt(top, vfile, build_dir,
+                                                     every_signal=top in BASELINE_TOPS)] if lean else [])
         try:
             runner.build(
                 sources=([WAIVERS] + extra_vlt
@@ -173,7 +199,26 @@ def build(top, config: CoreConfig, *, waves=False, public=None):
             tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:])
             raise RuntimeError(f"Verilator build of {top} ({config.name}) failed: {e}\n"
                                f"Log: {log}\n{tail}") from None
+        if exe.exists() and exe.stat().st_mtime_ns != before:
+            _record_build(build_dir, time.monotonic() - t0)
     return build_dir
+
+
+def _record_build(build_dir, seconds):
+    """Note how long the last real build of a model took (``make bench`` prints it)."""
+    import json
+    cached = bool(os.environ.get("OBJCACHE")) and os.environ.get("CCACHE_DISABLE", "") in ("", "0")
+    (build_dir / "build-time.json").write_text(json.dumps(
+        {"seconds": round(seconds, 1), "ccache": cached}) + "\n")
+
+
+def build_time(build_dir):
+    """``{"seconds", "ccache"}`` of the last real build of the model in ``build_dir``
+    (Verilator and the C++ compile; ``ccache``: whether ccache could serve objects),
+    or None if unknown."""
+    import json
+    f = pathlib.Path(build_dir) / "build-time.json"
+    return json.loads(f.read_text()) if f.exists() else None
 
 
 def _results(xml_path):
@@ -225,11 +270,20 @@ def run_cocotb(top, test_module, testcase, config, *, seed=None, waves=None,
     test_dir.mkdir(parents=True, exist_ok=True)
     results_xml = test_dir / "results.xml"
     log = test_dir / "sim.log"
+    from hdl.tops.sim_clock import RESET_DELAY
+    from sim.flow.rtl import REGISTERED_RESET_TOPS
     env = {
         "NCORE_CONFIG": config.to_json(),
         "NCORE_SEED": str(seed),
         # Fail loudly rather than let cocotb pick a random seed of its own.
         "COCOTB_RANDOM_SEED": str(seed),
+        # tb.common.start_clock_and_reset: cycles the design stays in reset after rst
+        # falls, and the clock driver (cocotb's C++ one unless building the baseline)
+        "NCORE_RESET_DELAY": str(RESET_DELAY if top in REGISTERED_RESET_TOPS else 0),
+        "NCORE_CLOCK_IMPL": "py" if top in BASELINE_TOPS else "gpi",
+        # NumPy's BLAS threads (the ISS's matmuls) spin after each call and take the
+        # core the other pytest worker runs on
+        "OPENBLAS_NUM_THREADS": "1",
     }
     env.update(extra_env or {})
     test_args = []
@@ -278,7 +332,8 @@ def run_cocotb(top, test_module, testcase, config, *, seed=None, waves=None,
             f"(seed {seed}; {tests} run, {failed} failed, exit {exit_code}).\n"
             + "".join(f"  {m}\n" for m in messages)
             + f"Rerun: {how}\nLog: {log}\n--- log tail ---\n{tail}")
-    return {"seed": seed, "log": log, "waves": wave_file, "test_dir": test_dir}
+    return {"seed": seed, "log": log, "waves": wave_file, "test_dir": test_dir,
+            "build_dir": build_dir}
 
 
 def cocotb_tests(test_module):
