@@ -11,10 +11,11 @@ PYTEST    := $(PY) -m pytest -p no:cacheprovider
 
 export CONFIG
 
-.PHONY: all venv test sim unit verilog lint synth bench demo clean distclean help
+.PHONY: all venv test regress sim unit verilog lint synth bench demo clean distclean help
 
 help:
-	@echo "make test     whole suite: golden model, Amaranth-simulator units, Verilator testbenches"
+	@echo "make test     the suite CI runs: golden model, Amaranth-simulator units, Verilator testbenches"
+	@echo "make regress  make test plus the long tier: bigger sweeps, 8x8 float array, lint 16x16, demo"
 	@echo "make sim      every cocotb testbench on Verilator (WAVES=1 for FST, SEED=n to reproduce)"
 	@echo "make unit     fast tests only (no Verilator)"
 	@echo "make verilog  build/verilog/<top>.v for every top  (CONFIG=name|file.json; TARGET=ecp5: DSP primitives)"
@@ -32,13 +33,16 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 test: $(STAMP)
-	$(PYTEST) -n $(JOBS) -v --durations=25 tests
+	$(PYTEST) -n $(JOBS) -v --durations=25 -m "not regress" tests
+
+regress: $(STAMP)
+	NCORE_TIER=regress $(PYTEST) -n $(JOBS) -v --durations=40 tests
 
 sim: $(STAMP)
-	$(PYTEST) -n $(JOBS) -v -m rtl tests
+	$(PYTEST) -n $(JOBS) -v -m "rtl and not regress" tests
 
 unit: $(STAMP)
-	$(PYTEST) -n $(JOBS) -v -m "not rtl" tests
+	$(PYTEST) -n $(JOBS) -v -m "not rtl and not regress" tests
 
 verilog: $(STAMP)
 	$(PY) -m sim.flow.cli verilog $(if $(TARGET),--target $(TARGET))

@@ -21,6 +21,7 @@ from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 
 from hdl.config import CoreConfig
+from hdl.tops import sim_clock
 from hdl.formats import field_slices
 from sim.isa import codec
 
@@ -28,7 +29,7 @@ __all__ = ["AxiRamErrors", "AxiPauses", "TB", "StreamSource", "StreamSink", "con
            "seed_from_env", "Packer", "start_clock_and_reset", "float_bits", "float_operands",
            "CLOCK_PERIOD_NS", "RESET_CYCLES"]
 
-CLOCK_PERIOD_NS = 10
+CLOCK_PERIOD_NS = sim_clock.CLOCK_PERIOD_NS
 #: cycles ``rst`` is held by :func:`start_clock_and_reset`
 RESET_CYCLES = 4
 
@@ -111,12 +112,15 @@ async def start_clock_and_reset(dut, cycles=RESET_CYCLES):
     """Start a 100 MHz clock on ``dut.clk``, hold ``dut.rst`` for ``cycles`` and return
     on the first clock edge the design is out of reset.
 
-    The clock is cocotb's C++ driver (``NCORE_CLOCK_IMPL``, set by the runner; a Python
-    coroutine costs a wake-up per edge). Tops that register their reset
+    The clock is cocotb's C++ driver (``impl="gpi"``; the runner's default on Verilator
+    too, made explicit: a Python coroutine would cost a wake-up per edge, 2.4x the
+    INT8 core's run time), or none when the model generates its own
+    (``NCORE_FREE_CLOCK``, set by the runner for ``sim.flow.runner.FREE_CLOCK_TOPS``;
+    ``dut.clk`` is then that clock). Tops that register their reset
     (:mod:`hdl.tops.sim_clock`) leave it ``NCORE_RESET_DELAY`` cycles later, so the
     testbench waits those too: every test sees the same first cycle either way."""
-    impl = os.environ.get("NCORE_CLOCK_IMPL", "gpi")
-    Clock(dut.clk, CLOCK_PERIOD_NS, unit="ns", impl=impl).start()
+    if os.environ.get("NCORE_FREE_CLOCK", "0") in ("", "0"):
+        Clock(dut.clk, CLOCK_PERIOD_NS, unit="ns", impl="gpi").start()
     dut.rst.value = 1
     await ClockCycles(dut.clk, cycles)
     dut.rst.value = 0

@@ -1,18 +1,35 @@
 """Every top-level passes `verilator --lint-only -Wall` (with the waivers in
-hdl/verilator.vlt, each with its reason) for an INT8 and a float configuration; and
-the systolic array elaborated for the ECP5 target (MULT18X18D primitives, linted
-against the simulation model in tb/models/, which checks every port connection)."""
+hdl/verilator.vlt, each with its reason) for an INT8 and a float configuration (the
+FP units and DSP multipliers take no configuration: once); and the systolic array
+elaborated for the ECP5 target (MULT18X18D primitives, linted against the simulation
+model in tb/models/, which checks every port connection). ``make regress`` also runs
+``make lint`` itself (1x1, 8x4, 16x16: tests/test_commands.py)."""
 
 import pytest
 
-from sim.flow.rtl import TOPS
+from sim.flow.rtl import TOPS, config_free
+from tiers import regress_cases
 
-CASES = [(top, config, None) for config in ("default", "4x4-fp") for top in TOPS]
+#: make regress only, each a whole-core elaboration of its own: the bench's baseline
+#: (neuron_core_sim with a plain reset; make test lints neuron_core_sim) and the float
+#: core's synthesis wrapper (make test lints the INT8 one and the float neuron_core).
+REGRESS_ONLY = (("neuron_core_sim_baseline", "default"), ("neuron_core_sim_baseline", "4x4-fp"),
+                ("neuron_core_synth", "4x4-fp"))
+
+CASES = [(top, config, None) for config in ("default", "4x4-fp") for top in TOPS
+         if config == "default" or not config_free(top)]
 CASES += [("systolic_array", config, "ecp5") for config in ("default", "4x4-fp")]
 
 
+def test_config_free_tops():
+    assert {t for t in TOPS if config_free(t)} >= {"fp32_adder", "dsp_multipliers_ecp5",
+                                                    "fp_mul16_synth"}
+    assert not config_free("neuron_core")
+
+
 @pytest.mark.rtl
-@pytest.mark.parametrize("top,config,target", CASES,
+@pytest.mark.parametrize("top,config,target",
+                         regress_cases(CASES, lambda t, c, g: (t, c) in REGRESS_ONLY),
                          ids=[f"{t}-{c}" + (f"-{g}" if g else "") for t, c, g in CASES])
 def test_lint(top, config, target):
     from sim.flow.runner import lint

@@ -1,12 +1,13 @@
 """Verilator runs of the whole-core testbench (tb/core: NeuronCore with an AxiRam DRAM),
 compared with the instruction-set simulator. ``NCORE_COUNT`` sets the number of random
-programs (default 8)."""
+programs (8 in ``make test``, 32 in ``make regress``)."""
 
 import os
 
 import pytest
 
 from sim.flow.runner import case_ids, rtl_cases, run_rtl_test
+from tiers import regress_cases, scaled
 
 MODULE = "tb.core.test_core"
 #: register and fault tests: configuration independent beyond CONFIG and n_sems, so
@@ -17,10 +18,18 @@ CASES = (rtl_cases(MODULE, ["default", "4x4-fp"], exclude=HOST_TESTS)
          + rtl_cases(MODULE, ["4x4-fp-ftz"], only=["test_csr", "test_random_programs"]))
 
 
+#: make regress only: the flush-to-zero core (a whole-core model of its own); make test
+#: runs flush-to-zero on the array, tensor and vector engines and floats on this core.
+REGRESS_ONLY = ("4x4-fp-ftz",)
+
+
 @pytest.mark.rtl
-@pytest.mark.parametrize("config,testcase", CASES, ids=case_ids(CASES))
+@pytest.mark.parametrize("config,testcase",
+                         regress_cases(CASES, lambda c, t: c in REGRESS_ONLY),
+                         ids=case_ids(CASES))
 def test_core(config, testcase):
-    env = {k: os.environ[k] for k in ("NCORE_COUNT", "NCORE_DUMP") if k in os.environ}
+    env = {"NCORE_COUNT": str(scaled(8, 32))}
+    env.update({k: os.environ[k] for k in ("NCORE_COUNT", "NCORE_DUMP") if k in os.environ})
     run_rtl_test("neuron_core", MODULE, testcase, config, extra_env=env)
 
 

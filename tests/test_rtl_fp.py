@@ -1,5 +1,6 @@
 """Verilator runs of the floating-point unit testbenches (tb/fp): a million random pairs
-per unit, for the IEEE and the flush-to-zero build of each; the float PE's multiplier
+per unit in ``make regress`` (131,072 in ``make test``; both include every directed
+special case), for the IEEE and the flush-to-zero build of each; the float PE's multiplier
 with INT8 on the same DSP (every INT8 pair among float operations), portable and built
 for the ECP5 target; and the DSP multipliers alone, portable and ECP5 (the ECP5 builds
 run the MULT18X18D primitive on the model in tb/models/)."""
@@ -7,6 +8,10 @@ run the MULT18X18D primitive on the model in tb/models/)."""
 import pytest
 
 from sim.flow.runner import cocotb_tests, run_rtl_test
+from tiers import scaled
+
+#: random pairs per unit (NCORE_FP_VECTORS)
+VECTORS = scaled(1 << 17, 1_000_000)
 
 #: (top, testbench module, cocotb test): each test needs its own top, so this table
 #: is the list; checked at collection against the tests the modules define
@@ -30,6 +35,7 @@ if _named != _defined:
 
 @pytest.mark.rtl
 @pytest.mark.parametrize("top,module,testcase", CASES, ids=[c[0] for c in CASES])
-def test_million_pairs(top, module, testcase):
-    run_rtl_test(top, module, testcase, "default")
+def test_fp_unit(top, module, testcase):
+    run_rtl_test(top, module, testcase, "default",
+                 extra_env={"NCORE_FP_VECTORS": str(VECTORS)})
 

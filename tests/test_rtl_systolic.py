@@ -4,6 +4,7 @@
 import pytest
 
 from sim.flow.runner import case_ids, rtl_cases, run_rtl_test
+from tiers import regress_cases
 
 MODULE = "tb.systolic.test_systolic"
 #: tests of BF16/FP16 (or of a missing type): not run on the INT8-only arrays
@@ -26,10 +27,18 @@ CASES = (rtl_cases(MODULE, ["1x1", "4x4", "8x8", "8x4"], exclude=FLOAT_ONLY)
                                                    "test_random_backpressure"]))
 
 
+#: make regress only: the 8x8 float array (the largest model of the suite). make test
+#: keeps floats on 1x1/4x4, non-square floats on 8x4-fp and the 8x8 INT8 array, and the
+#: 8x8 float array runs inside the whole core in make bench.
+REGRESS_ONLY = ("8x8-fp",)
+
+
 # The first test of a configuration also builds it: the 8x8 float array's Verilator
 # build takes about 15 minutes on a busy 2-core machine, past the suite's 900 s default.
 @pytest.mark.rtl
 @pytest.mark.timeout(2700)
-@pytest.mark.parametrize("config,testcase", CASES, ids=case_ids(CASES))
+@pytest.mark.parametrize("config,testcase",
+                         regress_cases(CASES, lambda c, t: c in REGRESS_ONLY),
+                         ids=case_ids(CASES))
 def test_systolic(config, testcase):
     run_rtl_test("systolic_array", MODULE, testcase, config)

@@ -18,7 +18,7 @@ keeps its plain synchronous reset for whoever integrates it.
 from amaranth.hdl import ClockDomain, ClockSignal, Signal
 from amaranth.lib.wiring import In
 
-__all__ = ["CLOCK_PORTS", "RESET_DELAY", "clock_ports", "clock_and_registered_reset"]
+__all__ = ["CLOCK_PERIOD_NS", "CLOCK_PORTS", "RESET_DELAY", "clock_ports", "clock_and_registered_reset"]
 
 #: The ports a simulation top adds to its signature for :func:`clock_and_registered_reset`.
 CLOCK_PORTS = {"clk": In(1), "rst": In(1)}
@@ -31,6 +31,10 @@ def clock_ports(registered):
 
 #: Cycles between ``rst`` falling and the design leaving reset.
 RESET_DELAY = 1
+
+#: The simulated clock period in ns (100 MHz): the testbenches' clock, and the clock a
+#: free-running simulation model generates itself (``sim.flow.runner.FREE_CLOCK_TOPS``).
+CLOCK_PERIOD_NS = 10
 
 
 def clock_and_registered_reset(m, top, *, registered=True):

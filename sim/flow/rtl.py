@@ -16,7 +16,7 @@ from amaranth.back import verilog
 from hdl.config import CoreConfig, named_config
 
 __all__ = ["TOPS", "SIM_TOPS", "REGISTERED_RESET_TOPS", "SYNTH_TOPS", "TOP_TARGETS", "TARGET_MODELS", "ROOT", "BUILD",
-           "elaborate", "target_of", "write_if_changed", "verilog_for"]
+           "elaborate", "config_free", "target_of", "write_if_changed", "verilog_for"]
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 BUILD = pathlib.Path(os.environ.get("NCORE_BUILD", ROOT / "build"))
@@ -31,6 +31,7 @@ def _made(path, *, config=True, **kwargs):
     def make(cfg):
         cls = getattr(importlib.import_module(f"hdl.{module}"), name)
         return cls(cfg, **kwargs) if config else cls(**kwargs)
+    make.config_free = not config
     return make
 
 
@@ -57,6 +58,7 @@ def _wrapped(make):
     def build(cfg):
         from hdl.tops.synth_wrapper import SynthWrapper
         return SynthWrapper(make(cfg))
+    build.config_free = make.config_free
     return build
 
 
@@ -105,6 +107,11 @@ TOP_TARGETS = {"fp_mul16_int8_ecp5": "ecp5", "fp_mul16_ftz_int8_ecp5": "ecp5",
 
 #: Simulation models of vendor primitives, per target (Verilator sources).
 TARGET_MODELS = {"generic": [], "ecp5": [ROOT / "tb" / "models" / "MULT18X18D.v"]}
+
+
+def config_free(top):
+    """True if the Verilog of ``top`` does not depend on the configuration."""
+    return TOPS[top].config_free
 
 
 def target_of(top, target=None):
