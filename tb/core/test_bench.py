@@ -69,6 +69,10 @@ async def bench_gemm(dut):
                           chunk=2000)
         wall = time.perf_counter() - t0
         cpu = time.process_time() - c0
+        # CLOCK_MONOTONIC bounds of the run, to cut a profile to it
+        # (perf record -k CLOCK_MONOTONIC; perf report --time start,end; docs/sim_speed.md)
+        end = time.clock_gettime(time.CLOCK_MONOTONIC)
+        dut._log.info(f"{case['name']}: run window (CLOCK_MONOTONIC) {end - wall:.6f},{end:.6f}")
         res = await tb.result()
         if res["error"] != "NONE" or not res["DONE"]:
             if res["error"] == "WATCHDOG":
