@@ -9,6 +9,7 @@ from hdl.config import named_config
 from sim.compiler.lower import compile_net, run_compiled
 from sim.compiler.net import Layer, Net, Quant
 from sim.compiler.runtime import matmul
+from tiers import regress_cases
 
 pytestmark = pytest.mark.rtl
 
@@ -38,7 +39,16 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("config,dtype,dims,batch", CASES,
+#: make regress only: the float nets, which need a whole-core model of their own
+#: (neuron_core_sim on 4x4-fp: about two minutes of elaboration and build on a cold
+#: machine). make test runs float programs and GEMMs on the 4x4-fp core
+#: (test_rtl_core.py), compiles float nets against the ISS (test_compiler.py) and
+#: runs compiled INT8 nets here.
+REGRESS_ONLY = ("4x4-fp",)
+
+
+@pytest.mark.parametrize("config,dtype,dims,batch",
+                         regress_cases(CASES, lambda c, d, s, b: c in REGRESS_ONLY),
                          ids=[f"{c}-{d}-{'x'.join(map(str, s))}-b{b}" for c, d, s, b in CASES])
 def test_compiled_net_on_rtl(config, dtype, dims, batch):
     seed = sum(dims) * 1000 + batch
@@ -61,6 +71,16 @@ def test_compiled_net_on_rtl(config, dtype, dims, batch):
     assert 0 < util <= 1
 
 
+def test_runtime_matmul_int8_on_rtl():
+    rng = np.random.default_rng(9)
+    a = rng.integers(-128, 128, (11, 29)).astype(np.int8)
+    b = rng.integers(-128, 128, (29, 6)).astype(np.int8)
+    got, r = matmul(a, b, "int8", config="default", backend="verilator", return_result=True)
+    assert np.array_equal(got, (a.astype(np.int64) @ b.astype(np.int64)).astype(np.int32))
+    assert r.cycles > 0 and r.counters["tensor_macs"] == 11 * 29 * 6
+
+
+@pytest.mark.regress      # the 4x4-fp whole-core model: see REGRESS_ONLY
 def test_runtime_matmul_on_rtl():
     rng = np.random.default_rng(9)
     a = rng.standard_normal((11, 29)).astype(np.float32)
