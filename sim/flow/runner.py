@@ -31,8 +31,9 @@ import xml.etree.ElementTree as ET
 from hdl.config import CoreConfig, named_config
 from sim.flow.rtl import BUILD, ROOT, TARGET_MODELS, target_of, verilog_for
 
-__all__ = ["ensure_toolchain", "build", "build_time", "run_cocotb", "run_rtl_test", "cocotb_tests", "rtl_cases",
-           "case_ids", "default_seed", "lint", "WAIVERS"]
+__all__ = ["ensure_toolchain", "build", "build_time", "run_cocotb", "run_rtl_test",
+           "cocotb_tests", "rtl_cases", "case_ids", "default_seed", "lint", "top_ports",
+           "WAIVERS"]
 
 #: Lint waivers (each with its reason); also used for simulation builds, so that the
 #: two see the same warnings: Verilator turns WIDTH* warnings into errors by default.
@@ -132,7 +133,8 @@ def _ports_vlt(top, vfile, build_dir, *, every_signal=False, extra=()):
     Only the ports: a ``-var "*"`` rule would also make every wire declared in the top
     module (the nets between its submodules) writable from outside, and Verilator must
     then re-evaluate all the logic they feed whenever ``eval()`` runs, as if they were
-    inputs (its ``ico`` region): that was half of the whole core's simulation time.
+    inputs (its ``ico`` region): with the registered reset, that was 40% of the whole
+    core's simulation time (docs/sim_speed.md).
     Called with the build's lock held, so no worker rewrites it while one reads it."""
     path = build_dir.parent / f"{build_dir.name}.vlt"
     names = ["*"] if every_signal else top_ports(vfile, top) + list(extra)
