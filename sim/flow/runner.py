@@ -133,7 +133,7 @@ def _ports_vlt(top, vfile, build_dir, *, every_signal=False, extra=()):
     Only the ports: a ``-var "*"`` rule would also make every wire declared in the top
     module (the nets between its submodules) writable from outside, and Verilator must
     then re-evaluate all the logic they feed whenever ``eval()`` runs, as if they were
-    inputs (its ``ico`` region): with the registered reset, that was 40% of the whole
+    inputs (its ``ico`` region): with the reset on a top-level input too, 40% of the whole
     core's simulation time (docs/sim_speed.md).
     Called with the build's lock held, so no worker rewrites it while one reads it."""
     path = build_dir.parent / f"{build_dir.name}.vlt"
