@@ -104,7 +104,7 @@ class CoreConfig:
         Width of the partial sums and of the array's outputs (INT32 accumulation).
     sbuf_bytes : int
         Bytes per SBUF partition (one partition per array row), a multiple of
-        ``sbuf_word_bytes``, at most 1 MiB.
+        ``sbuf_word_bytes``, at least two words, at most 1 MiB.
     sbuf_word_bytes : int
         Bytes per SBUF word: what one partition reads or writes per cycle. A power of
         two from 4 to 64, so a word holds at least two operands of any type (the
@@ -113,7 +113,7 @@ class CoreConfig:
         PSUM banks, 1 to 16.
     psum_depth : int
         32-bit entries per PSUM bank and partition, a power of two from 1 to 65536: the
-        largest N of one matmul.
+        largest N of one matmul. ``psum_banks * psum_depth`` must be at least 2.
     axi_data_bytes : int
         Data bytes of the DMA's AXI4 port (64 bits by default). Must equal
         ``sbuf_word_bytes``: the DMA moves one SBUF word per beat.
@@ -190,8 +190,18 @@ class CoreConfig:
             raise ValueError(
                 f"sbuf_bytes must be a multiple of sbuf_word_bytes ({self.sbuf_word_bytes}), "
                 f"not {self.sbuf_bytes}")
+        if self.sbuf_bytes < 2 * self.sbuf_word_bytes:
+            # a one-word partition has no address bits (a zero-width port in the Verilog)
+            raise ValueError(
+                f"sbuf_bytes must hold at least two words ({2 * self.sbuf_word_bytes} bytes), "
+                f"not {self.sbuf_bytes}")
         _check_positive_int("psum_banks", self.psum_banks, 16)
         _check_pow2("psum_depth", self.psum_depth, 1, 65536)
+        if self.psum_banks * self.psum_depth < 2:
+            # a one-entry PSUM partition has no address bits (a zero-width port)
+            raise ValueError(
+                "psum_banks * psum_depth must be at least 2 (one bank of depth 1 leaves "
+                "a PSUM partition a single entry)")
         _check_pow2("axi_data_bytes", self.axi_data_bytes, 4, 64)
         if self.axi_data_bytes != self.sbuf_word_bytes:
             raise ValueError(
@@ -338,6 +348,12 @@ class CoreConfig:
 NAMED_CONFIGS = {
     "default": CoreConfig(),
     "1x1": CoreConfig(rows=1, cols=1),
+    # the smallest legal value of every parameter: one partition, one PSUM bank of two
+    # entries, two SBUF words, one semaphore, 2-entry queues, one outstanding burst of
+    # one beat (its Verilog must still have no zero-width or reversed ranges)
+    "min": CoreConfig(rows=1, cols=1, sbuf_bytes=16, psum_banks=1, psum_depth=2, n_sems=1,
+                      queue_depth=2, dma_outstanding=1, dma_max_burst=1, axi_id_width=1,
+                      axi_addr_width=12),
     "4x4": CoreConfig(rows=4, cols=4),
     "8x4": CoreConfig(rows=8, cols=4),
     "8x8": CoreConfig(rows=8, cols=8),
@@ -345,6 +361,9 @@ NAMED_CONFIGS = {
     "128x128": CoreConfig(rows=128, cols=128),
     # all three operand types
     "1x1-fp": CoreConfig(rows=1, cols=1, dtypes=DTYPES),
+    "min-fp": CoreConfig(rows=1, cols=1, dtypes=DTYPES, sbuf_bytes=16, psum_banks=1,
+                         psum_depth=2, n_sems=1, queue_depth=2, dma_outstanding=1,
+                         dma_max_burst=1, axi_id_width=1, axi_addr_width=12),
     "4x4-fp": CoreConfig(rows=4, cols=4, dtypes=DTYPES),
     "8x4-fp": CoreConfig(rows=8, cols=4, dtypes=DTYPES),
     "8x8-fp": CoreConfig(rows=8, cols=8, dtypes=DTYPES),

@@ -135,7 +135,7 @@ class SyncStreamFIFO(wiring.Component):
 
     The point is the type: a queue of commands or records carries a ``data`` layout
     end to end, so nobody packs or slices the FIFO's raw bits by hand. Timing and
-    capacity are exactly those of ``SyncFIFOBuffered(width=shape.width, depth=depth)``:
+    capacity are those of ``SyncFIFOBuffered(width=shape.width, depth=depth)``:
     ``depth`` entries (the memory holds ``depth - 1``, the output register one), an
     entry written in cycle ``c`` is on ``o`` in cycle ``c + 2`` at the earliest when
     the FIFO is empty, and ``i.ready`` and ``o.valid`` come from registers (neither
@@ -177,12 +177,18 @@ class SyncStreamFIFO(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
+        # SyncFIFOBuffered(depth=2) keeps one entry in a one-word memory, whose address
+        # is a zero-width signal (Verilog `[-1:0]`). A 2-entry queue is therefore built
+        # as a 3-entry one that admits an entry only while it holds fewer than two: the
+        # same capacity and latencies, and `i.ready` still comes from registers.
+        built = 3 if self._depth == 2 else self._depth
         fifo = m.submodules.fifo = SyncFIFOBuffered(width=Shape.cast(self._shape).width,
-                                                    depth=self._depth)
+                                                    depth=built)
+        ready = fifo.w_rdy if built == self._depth else fifo.w_rdy & (fifo.level < self._depth)
         m.d.comb += [
             fifo.w_data.eq(self.i.payload),
-            fifo.w_en.eq(self.i.valid),
-            self.i.ready.eq(fifo.w_rdy),
+            fifo.w_en.eq(self.i.valid & ready),
+            self.i.ready.eq(ready),
             self.o.payload.eq(fifo.r_data),
             self.o.valid.eq(fifo.r_rdy),
             fifo.r_en.eq(self.o.ready),

@@ -150,9 +150,11 @@ class VectorEngine(ConfigComponent):
         cmd = Signal(ActCmd)
         c = cmd         # the checks look at the registered command (CHECK state)
         # partition offsets narrowed to the lanes (legal commands have them < rows), so
-        # the lane shifts below stay as wide as the data
-        src_p0 = Signal(range(max(R, cfg.cols)))
-        dst_p0 = Signal(range(R))
+        # the lane shifts below stay as wide as the data; at least one bit, so that a
+        # one-row array has no zero-width signal (Verilog `[-1:0]`): its only legal
+        # offset is 0, and the checks read the command's full-width fields
+        src_p0 = Signal(range(max(R, cfg.cols, 2)))
+        dst_p0 = Signal(range(max(R, 2)))
         m.d.comb += [src_p0.eq(cmd.src_p0), dst_p0.eq(cmd.dst_p0)]
 
         # ---- checks (on the registered command) -------------------------------------------

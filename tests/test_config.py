@@ -33,6 +33,9 @@ from hdl.tops.synth_wrapper import SynthWrapper
     ({"psum_banks": 17}, "psum_banks must be at most 16, not 17"),
     ({"psum_depth": 100}, "psum_depth must be a power of two, not 100"),
     ({"psum_depth": 1 << 17}, "psum_depth must be from 1 to 65536, not 131072"),
+    ({"psum_banks": 1, "psum_depth": 1}, "psum_banks * psum_depth must be at least 2 (one "
+     "bank of depth 1 leaves a PSUM partition a single entry)"),
+    ({"sbuf_bytes": 8}, "sbuf_bytes must hold at least two words (16 bytes), not 8"),
     ({"axi_data_bytes": 16}, "axi_data_bytes must equal sbuf_word_bytes (8): the DMA moves "
                              "one SBUF word per beat, not 16"),
     ({"axi_data_bytes": 3}, "axi_data_bytes must be a power of two, not 3"),

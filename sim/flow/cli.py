@@ -1,4 +1,4 @@
-"""ncore command line: ``python -m sim.flow.cli {verilog,lint,synth,bench,run,configs}``.
+"""ncore command line: ``python -m sim.flow.cli {verilog,lint,synth,bench,run,configs,mutate}``.
 
 The Makefile's targets are thin wrappers around these commands.
 """
@@ -345,6 +345,11 @@ def cmd_configs(args):
     return 0
 
 
+def cmd_mutate(args):
+    from sim.flow.mutate import run
+    return run(args)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m sim.flow.cli", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -422,10 +427,16 @@ def main(argv=None):
     c = sub.add_parser("configs", help="list the named configurations")
     c.set_defaults(func=cmd_configs)
 
+    mu = sub.add_parser("mutate", help="mutation testing of hdl/ (catalogue: "
+                                        "sim/flow/mutants.py) -> build/mutate.json")
+    from sim.flow.mutate import add_arguments
+    add_arguments(mu)
+    mu.set_defaults(func=cmd_mutate)
+
     args = p.parse_args(argv)
     env_cfg = os.environ.get("CONFIG")
     if args.cmd == "lint" and not args.config:
-        args.config = [env_cfg] if env_cfg else ["default", "8x4", "1x1", "16x16"]
+        args.config = [env_cfg] if env_cfg else ["default", "8x4", "1x1", "min", "16x16"]
     if args.cmd in ("synth", "bench") and not args.config:
         args.config = [env_cfg or "default"]
     if args.cmd == "synth" and not args.device:
