@@ -339,6 +339,30 @@ def cmd_run(args):
     return 0
 
 
+def cmd_formal(args):
+    """List or run the formal proofs (``sim/flow/formal_props.py``) and print a table."""
+    from sim.flow.formal_props import PROOFS, proof, run_proof
+    todo = [proof(n) for n in args.proof] if args.proof else \
+        [p for p in PROOFS if args.regress or not p.regress]
+    print(f"{'proof':22s} {'block':28s} {'mode':5s} {'depth':>5s} {'tier':7s} "
+          f"{'result':7s} {'seconds':>7s}  property")
+    failed = []
+    for p in todo:
+        tier = "regress" if p.regress else "test"
+        if args.list:
+            result, secs = "", ""
+        else:
+            r = run_proof(p)
+            result, secs = r.status, f"{r.seconds:.1f}"
+            if not r.passed:
+                failed.append(r)
+        print(f"{p.name:22s} {p.block:28s} {p.mode:5s} {p.depth:5d} {tier:7s} "
+              f"{result:7s} {secs:>7s}  {p.prop}", flush=True)
+    for r in failed:
+        print("\n" + r.describe())
+    return 1 if failed else 0
+
+
 def cmd_configs(args):
     for name, cfg in NAMED_CONFIGS.items():
         print(f"{name:10s} {cfg.to_json()}")
@@ -426,6 +450,13 @@ def main(argv=None):
 
     c = sub.add_parser("configs", help="list the named configurations")
     c.set_defaults(func=cmd_configs)
+
+    f = sub.add_parser("formal", help="run the formal proofs (SymbiYosys) -> build/formal/")
+    f.add_argument("proof", nargs="*", help="proofs to run (default: those of make test)")
+    f.add_argument("--regress", action="store_true",
+                   help="also the proofs that run only in make regress")
+    f.add_argument("--list", action="store_true", help="list the proofs, run nothing")
+    f.set_defaults(func=cmd_formal)
 
     mu = sub.add_parser("mutate", help="mutation testing of hdl/ (catalogue: "
                                         "sim/flow/mutants.py) -> build/mutate.json")
