@@ -415,6 +415,38 @@ def prog_sem(cfg):
     return p
 
 
+def prog_shared_sem(cfg, count=48):
+    """The tensor and vector engines signal one semaphore: ``count`` short MATMULs (N of
+    1 or 2, accumulating into the same PSUM entries back to back) interleaved with
+    ``count`` short ACTs, all signalling ``shared``, so their completions often fall in
+    the same cycle; a SEM waits for all ``2 * count`` signals before the results are
+    stored. An increment lost when two engines signal at once hangs the SEM (the run
+    then misses its interrupt). Random programs never share a semaphore between
+    engines (``sim.isa.progen``: one per queue), so only this program checks it."""
+    R, C = cfg.rows, cfg.cols
+    p = Program(cfg)
+    p.dma(Dma(addr=IN_INT, rows=R, row_bytes=256, row_stride=256), signal="ld")
+    # MATMUL i and ACT i both start once all 2i earlier signals have arrived; the ACT's
+    # length sweeps 1..count elements (a cycle each) against a MATMUL of 1 or 2
+    # columns, so in some pair the two completions fall in the same cycle
+    for i in range(count):
+        wait = ("shared", 2 * i) if i else ("ld", 1)
+        p.matmul(Matmul(k=R, m=C, n=1 + i % 2, s_off=3 * i, x_off=100 + i, bank=0,
+                        psum_off=7, acc=i > 0), wait=wait, signal="shared")
+        p.act(Act(parts=R, n=1 + i, dst_type="INT32", src_psum=False, src_fp=False,
+                  src_off=i % 16, dst_off=1024 + 8 * i, relu=bool(i % 2)),
+              wait=wait, signal="shared")
+    p.sem(wait=("shared", 2 * count), signal="all")
+    p.dma(Dma(addr=OUT, rows=C, row_bytes=8, row_stride=8, offset=4 * 7, store=True,
+              mem="psum"), wait=("all", 1), signal="st")
+    # (ACT i overwrites part of ACT i-1's output: ordered by the waits, no race)
+    span = 12 * count
+    p.dma(Dma(addr=OUT + 0x100, rows=R, row_bytes=span, row_stride=span, offset=1024,
+              store=True), wait=("all", 1), signal="st")
+    p.end(wait=("st", 2))
+    return p
+
+
 def prog_end_wait(cfg):
     """A store that only END waits for (END waits for its semaphore, then for every
     engine)."""
@@ -466,6 +498,8 @@ def each_instruction_programs(tb):
                         prog_act(cfg, tb.rng, src_fp, dst, src_psum, bias, relu)))
     out.append(("ACT INT32 in place", prog_act_in_place(cfg)))
     out.append(("SEM wait/signal", prog_sem(cfg)))
+    out.append(("one semaphore signalled by the tensor and vector engines",
+                prog_shared_sem(cfg)))
     out.append(("END with wait", prog_end_wait(cfg)))
     out.append(("END without wait after a store", prog_end_after_store(cfg)))
     out.append(("END without wait, store issued last", prog_end_after_issue(cfg)))

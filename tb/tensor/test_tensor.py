@@ -86,6 +86,56 @@ async def test_accumulate_hazards(dut):
 
 
 @cocotb.test(**WATCHDOG)
+async def test_read_at_done(dut):
+    """Short accumulating matmuls back to back into the same PSUM entries, and a PSUM
+    read issued the cycle after the last one's ``done``: ``done`` means PSUM has
+    accepted the last result column (a reader waiting on it, as the vector engine does
+    through a semaphore, must see every result). A ``done`` raised when the column only
+    leaves the array, before PSUM's read-modify-write hazard lets it in, reads stale
+    data here. Also the legal edge ``psum_off + n == psum_depth``."""
+    from sim.isa import codec
+    from hdl.formats import psum_data_layout
+    tb = TensorTB(dut)
+    await tb.reset()
+    cfg, dut = tb.cfg, tb.dut
+    tb.random_sbuf()
+    await tb.load_sbuf()
+    layout = psum_data_layout(cfg)
+    for dtype in cfg.dtypes:
+        for n, edge in ((1, False), (2, True), (3, False)):
+            n = min(n, cfg.psum_depth)
+            base = tb.random_cmd(dtype=dtype, n_max=n)
+            off = cfg.psum_depth - n if edge else base.psum_off
+            cmds = [Matmul(k=base.k, m=base.m, n=n, p0=base.p0, s_off=base.s_off,
+                           x_off=base.x_off, bank=base.bank, psum_off=off, acc=i > 0,
+                           dtype=dtype) for i in range(int(tb.rng.integers(2, 6)))]
+            src = StreamSource(dut, "i_cmd", [c.encode() for c in cmds])
+            dones, t = 0, 0
+            while dones < len(cmds):
+                if t > 2000 + 50 * len(cmds) * cfg.array_latency:
+                    tb.fail(f"watchdog: {dones} of {len(cmds)} done pulses in {t} cycles")
+                src.drive()
+                await tb.read_only
+                src.sample()
+                dones += int(dut.status__done.value)
+                await tb.tick()
+                t += 1
+                src.advance()
+            src.stop()
+            tb.model.run(cmds)
+            reqs = [tb.prd.pack(bank=base.bank, entry=off + e) for e in range(n)]
+            words = await tb.request("i_psum_rd", "o_psum_rd", reqs)
+            for e, w in enumerate(words):
+                got = codec.decode(layout, w)
+                want = tb.model.psum[:, base.bank, off + e]
+                if not np.array_equal(got, want):
+                    tb.fail(f"{dtype} {len(cmds)} x {cmds[0]}: entry {off + e} read right "
+                            f"after the last done is {[hex(int(x)) for x in got]}, "
+                            f"expected {[hex(int(x)) for x in want]}")
+            await tb.wait_idle(1000, "read at done")
+
+
+@cocotb.test(**WATCHDOG)
 async def test_illegal_commands(dut):
     """Every refusal reason is flagged with its code, the command is not executed, and
     PSUM and SBUF are left untouched; legal commands around them still run."""
