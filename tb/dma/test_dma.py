@@ -184,6 +184,29 @@ async def test_bus_errors(dut, kind, store):
 
 
 @cocotb.test(**WATCHDOG)
+@cocotb.parametrize(first=["slverr", "decerr"], store=[False, True])
+async def test_two_bus_errors(dut, first, store):
+    """A descriptor that meets two different error responses (SLVERR in row 1 then
+    DECERR in row 2, and the reverse): the completion reports the first one
+    (``docs/dma.md``), for loads (RRESP) and stores (BRESP)."""
+    tb = DmaTB(dut)
+    await tb.reset()
+    cfg = tb.cfg
+    if cfg.rows < 3:
+        return      # needs three partitions (rows 0..2 of the descriptor)
+    tb.random_dram()
+    await tb.random_onchip()
+    second = "decerr" if first == "slverr" else "slverr"
+    d = Dma(addr=0x3000, rows=3, row_bytes=300, row_stride=512, partition=0, offset=3,
+            store=store, tag=7)
+    lo1, lo2 = d.addr + d.row_stride + 40, d.addr + 2 * d.row_stride + 200
+    tb.err_regions = [(lo1, lo1 + 8, first), (lo2, lo2 + 8, second)]
+    done, _ = await tb.run_descs([d])
+    assert done == [(7, first.upper())], f"{first} then {second}, {d}: completion {done}"
+    tb.err_regions = []
+
+
+@cocotb.test(**WATCHDOG)
 async def test_reset_mid_transfer(dut):
     """Reset during long loads and stores: afterwards the engine is idle and works."""
     tb = DmaTB(dut)

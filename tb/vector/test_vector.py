@@ -53,8 +53,9 @@ async def test_random_commands(dut):
 
 @cocotb.test(**WATCHDOG)
 async def test_casts_and_relu(dut):
-    """FP32 -> FP32/BF16/FP16 on special values (+-0, +-Inf, NaNs, subnormals, ties,
-    round-up into the next binade, overflow), with and without bias and ReLU."""
+    """FP32 -> FP32/BF16/FP16 on special values (+-0, +-Inf, NaNs of both signs,
+    subnormals, ties, round-up into the next binade, overflow), with and without bias
+    and ReLU; SBUF checked after every ACT."""
     tb = VectorTB(dut)
     await tb.reset()
     if not tb.cfg.has_float:
@@ -71,7 +72,9 @@ async def test_casts_and_relu(dut):
             a = Act(parts=cfg.cols, n=n, dst_type=dst, src_fp=True, bias=bias, relu=relu,
                     bias_off=cfg.sbuf_bytes - 4, dst_off=0)
             await tb.act([a])
-    await tb.check_sbuf("casts")
+            # every ACT writes the same place: check each one (the specials include NaNs
+            # of both signs, which ReLU must pass unchanged)
+            await tb.check_sbuf(f"casts: {a}")
     # subnormal biases: subnormal + subnormal, and the smallest normal minus a subnormal,
     # are subnormal under IEEE and flushed with CoreConfig(subnormals=False)
     tiny = np.array([0x0000_0003, 0x8000_0005, 0x807F_FFFF, 0x0040_0000], dtype=np.uint32)
