@@ -1,0 +1,541 @@
+"""The mutation catalogue of ``make mutate`` (``sim/flow/mutate.py``): small, realistic
+gateware bugs, each with the tests that should catch it.
+
+Every entry is data: an id, the block it belongs to, a file under ``hdl/``, the exact
+original text and its replacement, a one-line description and the pytest selections
+(node ids or files) that should kill it, fastest first. The original must occur exactly
+once in the file: the runner refuses to run otherwise, naming the mutant, so the
+catalogue cannot drift silently away from the code it mutates (an engineer who changes
+the mutated line updates the entry with it).
+
+Selections prefer the Amaranth-simulator unit tests (``tests/test_*_amaranth.py``,
+seconds); a Verilator testbench (``tests/test_rtl_*.py``, a model build of tens of
+seconds plus the run) is named only when no fast test sees the block, and then only the
+one or two cases that should see the bug, on the smallest configuration that has it.
+
+``PROBES`` says, per mutated file, which components to elaborate before any test runs:
+a mutant that no longer imports or elaborates is reported as such (it counts as killed,
+but the report tells it apart from a mutant a test caught).
+"""
+
+from dataclasses import dataclass
+
+__all__ = ["Mutant", "MUTANTS", "BLOCKS", "PROBES"]
+
+
+@dataclass(frozen=True)
+class Mutant:
+    """One mutation: replace ``original`` (exactly one occurrence in ``file``) by
+    ``replacement``; ``tests`` are pytest arguments, fastest first."""
+    id: str
+    block: str
+    file: str
+    original: str
+    replacement: str
+    description: str
+    tests: tuple
+
+
+#: The blocks of ``hdl/`` a mutant may belong to (each must have at least one mutant).
+BLOCKS = ("arbiter", "fifo", "sbuf", "psum", "pe", "systolic", "fp", "dsp",
+          "tensor_engine", "vector", "vector_units", "dma", "axi", "host", "regmap",
+          "controller")
+
+# the test files, once
+_ARB = "tests/test_controller_amaranth.py::test_round_robin"
+_CTL = "tests/test_controller_amaranth.py"
+_FIFO = "tests/test_fifo_amaranth.py"
+_SBUF = "tests/test_sbuf_amaranth.py"
+_PSUM = "tests/test_psum_amaranth.py"
+_PE = "tests/test_pe_amaranth.py"
+_SYS = "tests/test_systolic_amaranth.py"
+_FP = "tests/test_fp_amaranth.py"
+_FTZ = "tests/test_fp_ftz_amaranth.py"
+_DSP = "tests/test_dsp_amaranth.py"
+_VU = "tests/test_vector_units_amaranth.py"
+_ACT = "tests/test_vector_amaranth.py"
+_DMA = "tests/test_dma_amaranth.py"
+_HOST = "tests/test_host_amaranth.py"
+_TE = "tests/test_rtl_tensor.py::test_tensor[{}-4x4]"
+_VEC = "tests/test_rtl_vector.py::test_vector[{}-4x4-fp]"
+_DMAR = "tests/test_rtl_dma.py::test_dma[{}-4x4]"
+
+
+def _m(id, block, file, original, replacement, description, *tests):
+    return Mutant(id, block, file, original, replacement, description, tuple(tests))
+
+
+MUTANTS = [
+    # ---- arbiter ------------------------------------------------------------------------
+    _m("arb-no-rotate", "arbiter", "hdl/arbiter.py",
+       "order = [(l + 1 + i) % n for i in range(n)]",
+       "order = [(l + i) % n for i in range(n)]",
+       "round robin starts at the last granted requester, not the one after it "
+       "(the winner keeps the highest priority)",
+       _ARB, f"{_SBUF}::test_read_fairness_three_clients", _SBUF, _PSUM),
+    _m("arb-fixed-priority", "arbiter", "hdl/arbiter.py",
+       "order = [(l + 1 + i) % n for i in range(n)]",
+       "order = list(range(n))",
+       "fixed priority instead of round robin: requester 0 can starve the others",
+       _ARB, _SBUF, _PSUM),
+    _m("arb-advance-unused", "arbiter", "hdl/arbiter.py",
+       "        with m.If(self.i_advance):\n",
+       "        with m.If(1):\n",
+       "the priority rotates even when the grant was not used (a hazard-held grant is "
+       "lost)",
+       _ARB, f"{_PSUM}::test_hazard_holds_the_grant", _PSUM),
+
+    # ---- FIFOs ----------------------------------------------------------------------------
+    _m("fifo-full-check", "fifo", "hdl/fifo.py",
+       "m.d.comb += self.i.ready.eq(stored != depth)",
+       "m.d.comb += self.i.ready.eq(stored <= depth)",
+       "StreamFIFO full test off by one: it accepts an entry when already full",
+       _FIFO, _SYS),
+    _m("fifo-capacity-short", "fifo", "hdl/fifo.py",
+       "m.d.comb += self.i.ready.eq(stored != depth)",
+       "m.d.comb += self.i.ready.eq(stored < depth - 1)",
+       "StreamFIFO refuses its last free entry (capacity depth - 1)",
+       _FIFO, _SYS),
+    _m("fifo-level-no-latch", "fifo", "hdl/fifo.py",
+       "m.d.comb += self.level.eq(stored + a_valid + self.o.valid)",
+       "m.d.comb += self.level.eq(stored + self.o.valid)",
+       "StreamFIFO level forgets the entry in the RAM output latch",
+       _FIFO, _SYS),
+    _m("fifo-read-bubble", "fifo", "hdl/fifo.py",
+       "r_issue.eq((produce != consume) & (~a_valid | b_take)),",
+       "r_issue.eq((produce != consume) & ~a_valid),",
+       "StreamFIFO reads the RAM only when its latch is empty: a bubble every other "
+       "entry (half throughput)",
+       _FIFO, f"{_SYS}::test_full_rate_no_bubbles", _SYS),
+
+    # ---- SBUF -------------------------------------------------------------------------------
+    _m("sbuf-credit-off-by-one", "sbuf", "hdl/sbuf.py",
+       "rarb.i_req[c].eq(req.valid & (credits < depth)),",
+       "rarb.i_req[c].eq(req.valid & (credits <= depth)),",
+       "SBUF grants a read with its response FIFO already fully booked (a stalled "
+       "reader loses data)",
+       f"{_SBUF}::test_stalled_reader_blocks_only_itself",
+       f"{_SBUF}::test_smallest_resp_depth_back_to_back_reads", _SBUF),
+    _m("sbuf-pmask-ignored", "sbuf", "hdl/sbuf.py",
+       "w_en_q.eq(Cat((w_strb & w_pmask[p].replicate(wb)) for p in range(cfg.rows))),",
+       "w_en_q.eq(Cat(w_strb for p in range(cfg.rows))),",
+       "SBUF writes every partition, ignoring the write's partition mask",
+       f"{_SBUF}::test_strobes_and_partition_masks", _SBUF),
+    _m("sbuf-read-not-transparent", "sbuf", "hdl/sbuf.py",
+       "rp = mem.read_port(transparent_for=(wp,))",
+       "rp = mem.read_port()",
+       "SBUF read port not transparent: a read in the cycle of a write to its word "
+       "returns the old data",
+       f"{_SBUF}::test_read_vs_write_same_address", _SBUF),
+
+    # ---- PSUM -------------------------------------------------------------------------------
+    _m("psum-hazard-window-short", "psum", "hdl/psum.py",
+       "for st in stages[:A]).any()",
+       "for st in stages[:A - 1]).any()",
+       "PSUM hazard check misses a write in the last in-flight stage (read-after-write "
+       "and accumulate hazards off by one)",
+       f"{_PSUM}::test_accumulate_hazard", f"{_PSUM}::test_read_versus_write_in_flight",
+       _PSUM),
+    _m("psum-write-ignores-read-hazard", "psum", "hdl/psum.py",
+       "wr_hazard.eq((op_acc & in_flight(op_addr)) | (rarb.o_grant.any() & rd_hazard)),",
+       "wr_hazard.eq(op_acc & in_flight(op_addr)),",
+       "PSUM accepts writes while a granted read waits on a hazard (the read can "
+       "starve)",
+       f"{_PSUM}::test_read_hazard_holds_writes", _PSUM),
+    _m("psum-mask-ignored", "psum", "hdl/psum.py",
+       'wp.en.eq(last["valid"] & last["mask"][p]),',
+       'wp.en.eq(last["valid"]),',
+       "PSUM writes every partition, ignoring the write's column mask",
+       f"{_PSUM}::test_mask_selects_partitions", _PSUM),
+    _m("psum-credit-off-by-one", "psum", "hdl/psum.py",
+       "req.valid & (credits[c] < depth) for c, (req, _) in enumerate(readers)))",
+       "req.valid & (credits[c] <= depth) for c, (req, _) in enumerate(readers)))",
+       "PSUM grants a read with its response FIFO already fully booked",
+       f"{_PSUM}::test_stalled_reader_blocks_nobody", _PSUM),
+    _m("psum-int-add-on-fp", "psum", "hdl/psum.py",
+       'with m.If(s1_acc & ~second["accfp"]):',
+       "with m.If(s1_acc):",
+       "PSUM's integer accumulate also runs for FP32 accumulates (its result is then "
+       "replaced by the FP adder's: expected equivalent)",
+       _PSUM),
+
+    # ---- PE, systolic array --------------------------------------------------------------
+    _m("pe-first-no-clear", "pe", "hdl/pe.py",
+       "                with m.Elif(tok.first):\n                    m.d.sync += w.eq(0)\n",
+       "",
+       "a tile's first weight token no longer clears the PE's other buffer entries "
+       "(stale weights in columns beyond M)",
+       f"{_PE}::test_token_addressing_and_first_clears", _PE, _SYS),
+    _m("pe-sel-ignored", "pe", "hdl/pe.py",
+       "        with m.If(self.i_sel):\n            m.d.comb += weight.eq(w1)\n",
+       "",
+       "the PE always multiplies with weight buffer 0 (double buffering broken)",
+       f"{_PE}::test_pipeline_and_double_buffer", _PE, _SYS),
+    _m("pe-addend-skew", "pe", "hdl/pe.py",
+       'addend = delay(product, self.product_latency - product_at, "addend")',
+       'addend = delay(product, self.product_latency - product_at + 1, "addend")',
+       "the INT8 product meets the partial sum one cycle late",
+       _PE, _SYS),
+    _m("systolic-credit-off-by-one", "systolic", "hdl/systolic.py",
+       "self.i_x.ready.eq(loaded.bit_select(xbuf, 1) & (inflight < depth)),",
+       "self.i_x.ready.eq(loaded.bit_select(xbuf, 1) & (inflight <= depth)),",
+       "the array admits a moving column with no room left in its output FIFO",
+       _SYS),
+    _m("systolic-last-ignored", "systolic", "hdl/systolic.py",
+       "m.d.comb += w_done.eq(self.i_w.payload.last | (wcol == cols - 1))",
+       "m.d.comb += w_done.eq(wcol == cols - 1)",
+       "a weight tile narrower than the array (M < cols) is never complete",
+       f"{_SYS}::test_odd_shapes", _SYS),
+    _m("systolic-absent-type-not-zeroed", "systolic", "hdl/systolic.py",
+       "lane.x.eq(Mux(x_zero, 0, x_data[k]) if floats else x_data[k]),",
+       "lane.x.eq(x_data[k]),",
+       "a moving column of a type the configuration lacks is used as data instead of "
+       "zeros",
+       _SYS, "tests/test_rtl_systolic.py::test_systolic[test_absent_dtype-4x4-int8-bf16]"),
+
+    # ---- floating point -----------------------------------------------------------------
+    _m("fp-add-round-half-up", "fp", "hdl/fp.py",
+       "rnd = R[3] & (R[:3].any() | R[4])",
+       "rnd = R[3]",
+       "FP32 adder rounds ties up (away from zero) instead of to even",
+       f"{_FP}::test_directed_all_pairs", _FP),
+    _m("fp-add-sticky-lost", "fp", "hdl/fp.py",
+       's3 = stage("s3", MX=s2["MX"], MY=(MY >> dd) | sticky,',
+       's3 = stage("s3", MX=s2["MX"], MY=(MY >> dd),',
+       "FP32 adder drops the sticky bit of the aligned operand",
+       f"{_FP}::test_random_with_near_exponents", _FP),
+    _m("fp-add-zero-sign", "fp", "hdl/fp.py",
+       'Mux(zero, sx & ~s4["sub"], sx)',
+       "Mux(zero, sx, sx)",
+       "x + (-x) gives the larger operand's sign (-0) instead of +0",
+       f"{_FP}::test_directed_all_pairs", _FP),
+    _m("fp-mul-inf-times-zero", "fp", "hdl/fp.py",
+       "nan2.eq(nan1 | (inf1 & zero1)), inf2.eq(inf1 & ~nan1),",
+       "nan2.eq(nan1), inf2.eq(inf1 & ~nan1),",
+       "BF16/FP16 multiplier: Inf * 0 is Inf instead of NaN",
+       f"{_FP}::test_mul_directed_and_random", _FP),
+    _m("fp-mul-subnormal-ties-away", "fp", "hdl/fp.py",
+       "m.d.comb += rounded.eq(Y4[1:] + (Y4[0] & (sticky4 | Y4[1])))",
+       "m.d.comb += rounded.eq(Y4[1:] + Y4[0])",
+       "BF16 products that round to an FP32 subnormal round ties away from zero",
+       f"{_FP}::test_mul_directed_and_random", _FP),
+    _m("fp-add-ftz-threshold", "fp", "hdl/fp.py",
+       "force = force | (er <= 0)",
+       "force = force | (er < 0)",
+       "flush-to-zero adder: a result with biased exponent exactly 0 is not flushed",
+       _FTZ),
+
+    # ---- DSP multipliers -----------------------------------------------------------------
+    _m("dsp-unsigned", "dsp", "hdl/dsp.py",
+       "shape = _signed_shape if signed else unsigned",
+       "shape = unsigned",
+       "RegisteredMultiplier ignores signed=True (INT8 products of negative operands)",
+       f"{_DSP}::test_products", _DSP),
+    _m("dsp-no-product-register", "dsp", "hdl/dsp.py",
+       "m.d.sync += [a.eq(self.i_a), b.eq(self.i_b), p.eq(a * b)]\n"
+       "        m.d.comb += self.o_p.eq(p)\n",
+       "m.d.sync += [a.eq(self.i_a), b.eq(self.i_b), p.eq(a * b)]\n"
+       "        m.d.comb += self.o_p.eq(a * b)\n",
+       "RegisteredMultiplier without its product register: latency 1, not 2",
+       f"{_DSP}::test_products", _PE, _SYS),
+    _m("dsp-ecp5-signedb", "dsp", "hdl/dsp.py",
+       "i_SIGNEDA=sgn, i_SIGNEDB=sgn,",
+       "i_SIGNEDA=sgn, i_SIGNEDB=Const(0, 1),",
+       "ECP5 MULT18X18D: operand B treated as unsigned",
+       _DSP, "tests/test_rtl_fp.py::test_fp_unit[dsp_multipliers_ecp5]"),
+
+    # ---- tensor engine ---------------------------------------------------------------------
+    _m("te-done-before-psum-accepts", "tensor_engine", "hdl/tensor_engine.py",
+       "self.status.done.eq(out_q.r_rdy & self.psum_wr.ready & out_q.r_data[-1]),",
+       "self.status.done.eq(out_q.r_rdy & out_q.r_data[-1]),",
+       "[planted] a matmul is reported done while PSUM has not yet accepted its last "
+       "column",
+       _TE.format("test_read_at_done"), _TE.format("test_random_sequences")),
+    _m("te-psum-range-off-by-one", "tensor_engine", "hdl/tensor_engine.py",
+       "(cmd.psum_off + cmd.n > cfg.psum_depth)",
+       "(cmd.psum_off + cmd.n >= cfg.psum_depth)",
+       "[planted] PSUM range check refuses a legal matmul ending exactly at "
+       "psum_off + n == psum_depth",
+       _TE.format("test_read_at_done"), _TE.format("test_illegal_commands")),
+    _m("te-m-zero-accepted", "tensor_engine", "hdl/tensor_engine.py",
+       "with m.Elif((cmd.m == 0) | (cmd.m > cfg.cols)):",
+       "with m.Elif(cmd.m > cfg.cols):",
+       "a matmul with M = 0 is not refused",
+       _TE.format("test_illegal_commands")),
+    _m("te-error-last-refusal", "tensor_engine", "hdl/tensor_engine.py",
+       "with m.Elif(consume & ~legal & ~self.status.error):",
+       "with m.Elif(consume & ~legal):",
+       "status.error_code holds the last refusal, not the first",
+       _TE.format("test_illegal_commands")),
+    _m("te-k-rows-not-zeroed", "tensor_engine", "hdl/tensor_engine.py",
+       "Mux(k < head.k, shifted[k * ew:(k + 1) * ew], 0))",
+       "Mux(k <= head.k, shifted[k * ew:(k + 1) * ew], 0))",
+       "the fetcher passes partition p0 + K to array row K instead of zero (K < rows)",
+       _TE.format("test_random_sequences")),
+
+    # ---- vector units --------------------------------------------------------------------------
+    _m("vu-narrow-ties-away", "vector_units", "hdl/vector_units.py",
+       "m.d.comb += mag.eq(s1_keep + (s1_g & (s1_sticky | s1_keep[0])))",
+       "m.d.comb += mag.eq(s1_keep + s1_g)",
+       "FP32 -> BF16/FP16 rounds ties away from zero instead of to even",
+       f"{_VU}::test_narrow_one_format", _VU),
+    _m("vu-narrow-fp16-subnormal-bound", "vector_units", "hdl/vector_units.py",
+       "with m.Elif(e >= 113):",
+       "with m.Elif(e > 113):",
+       "FP16 cast takes the smallest normal binade (e = 113) down the subnormal path",
+       f"{_VU}::test_narrow_one_format", _VU),
+    _m("vu-narrow-nan-keeps-sign", "vector_units", "hdl/vector_units.py",
+       "m.d.comb += result.eq(Mux(s1_fmt, 0x7E00, 0x7FC0))",
+       "m.d.comb += result.eq(Cat(Mux(s1_fmt, 0x7E00, 0x7FC0)[:15], s1_sign))",
+       "a negative NaN narrows to a negative canonical NaN",
+       f"{_VU}::test_narrow_one_format", _VU),
+    _m("vu-requant-round-half-up", "vector_units", "hdl/vector_units.py",
+       "bias.eq(Mux(self.i_shift == 0, 0, half - neg)),",
+       "bias.eq(Mux(self.i_shift == 0, 0, half)),",
+       "requantiser rounds negative ties up (towards +inf) instead of away from zero",
+       f"{_VU}::test_requantizer_extremes_every_shift", _VU),
+    _m("vu-requant-relu-at-zero", "vector_units", "hdl/vector_units.py",
+       "res.eq(Mux(s3_relu & (ysat < s3_zp), s3_zp, ysat)),",
+       "res.eq(Mux(s3_relu & (ysat < 0), 0, ysat)),",
+       "requantiser's ReLU clamps at 0 instead of at the zero point",
+       f"{_VU}::test_requantizer_random", _VU),
+    _m("vu-requant-clamp-int8-early", "vector_units", "hdl/vector_units.py",
+       "rc.eq(Mux(r > 255, 255, Mux(r < -256, -256, r))),",
+       "rc.eq(Mux(r > 127, 127, Mux(r < -128, -128, r))),",
+       "requantiser saturates to INT8 before adding the zero point",
+       f"{_VU}::test_requantizer_random", _VU),
+
+    # ---- vector engine ----------------------------------------------------------------------------
+    _m("vec-relu-nan", "vector", "hdl/vector.py",
+       "m.d.sync += relued.eq(Mux(cmd.relu & summed[31] & ~nan, 0, summed))",
+       "m.d.sync += relued.eq(Mux(cmd.relu & summed[31], 0, summed))",
+       "[planted] ReLU turns a negative NaN into 0 instead of passing the NaN",
+       _VEC.format("test_casts_and_relu"), _VEC.format("test_random_commands")),
+    _m("vec-int-relu-always", "vector", "hdl/vector.py",
+       "m.d.comb += int32.eq(Mux(cmd.relu & acc[31], 0, acc))",
+       "m.d.comb += int32.eq(Mux(acc[31], 0, acc))",
+       "INT32 results get ReLU whether or not the command asks for it",
+       "tests/test_rtl_vector.py::test_vector[test_casts_and_relu-8x4]"),
+    _m("act-in-place-partitions", "vector", "hdl/vector.py",
+       "in_place = (c.src_p0 == c.dst_p0) & (c.dst_off == src_lo)",
+       "in_place = c.dst_off == src_lo",
+       "ActChecker treats an overlapping copy onto other partitions as in place",
+       _ACT),
+    _m("act-src-range-off-by-one", "vector", "hdl/vector.py",
+       "(c.n == 0) | (c.src_off + c.n > src_elems),",
+       "(c.n == 0) | (c.src_off + c.n >= src_elems),",
+       "ActChecker refuses a source tile ending exactly at the end of its memory",
+       _ACT),
+    _m("act-priority-swapped", "vector", "hdl/vector.py",
+       "ActError.TYPES, ActError.PARTS, ActError.SRC_RANGE, ActError.DST_RANGE,",
+       "ActError.TYPES, ActError.PARTS, ActError.DST_RANGE, ActError.SRC_RANGE,",
+       "ActChecker reports DST_RANGE before SRC_RANGE when both fail",
+       _ACT),
+    _m("act-bias-alignment-unchecked", "vector", "hdl/vector.py",
+       "c.bias & ((c.bias_off[:2] != 0) | (c.bias_off + 4 > cfg.sbuf_bytes)),",
+       "c.bias & (c.bias_off + 4 > cfg.sbuf_bytes),",
+       "ActChecker accepts a bias offset that is not 4-byte aligned",
+       _ACT),
+    _m("vec-last-partial-word-dropped", "vector", "hdl/vector.py",
+       "completes = ((b + cmd_des) == W) | last_elem",
+       "completes = (b + cmd_des) == W",
+       "the vector engine never writes a tile's last, partial SBUF word",
+       _VEC.format("test_random_commands")),
+
+    # ---- DMA ----------------------------------------------------------------------------------------
+    _m("dma-error-last", "dma", "hdl/dma.py",
+       "with m.If(valid & resp[1] & (code == DmaError.NONE)):",
+       "with m.If(valid & resp[1]):",
+       "[planted] a descriptor meeting SLVERR then DECERR (or the reverse) reports the "
+       "last error, not the first",
+       _DMAR.format("test_two_bus_errors"), _DMAR.format("test_bus_errors")),
+    _m("dma-partition-range-off-by-one", "dma", "hdl/dma.py",
+       "| (desc.partition + desc.rows > parts)",
+       "| (desc.partition + desc.rows >= parts)",
+       "DMA refuses a tile ending exactly at the last partition",
+       _DMAR.format("test_refused_descriptors"), _DMAR.format("test_load_sweep")),
+    _m("dma-window-limit-off-by-one", "dma", "hdl/dma.py",
+       "with m.Elif((desc.addr < self.i_win_base) | (hi > self.i_win_limit)",
+       "with m.Elif((desc.addr < self.i_win_base) | (hi >= self.i_win_limit)",
+       "DMA refuses a tile ending exactly at the window limit",
+       _DMAR.format("test_refused_descriptors")),
+    _m("dma-writes-after-error", "dma", "hdl/dma.py",
+       "wr.strb.eq(Mux(ra.o.payload.err | (code != DmaError.NONE), 0, ra.o.payload.strb)),",
+       "wr.strb.eq(Mux(ra.o.payload.err, 0, ra.o.payload.strb)),",
+       "after a read error the rest of a load is still written to SBUF",
+       _DMAR.format("test_bus_errors")),
+    _m("dma-burst-crosses-4k", "dma", "hdl/dma.py",
+       "n.eq(Mux(to4k < n1, to4k, n1)),",
+       "n.eq(n1),",
+       "DMA bursts may cross a 4 KiB boundary",
+       _DMAR.format("test_load_sweep"), _DMAR.format("test_store_sweep")),
+    _m("realign-err-not-sticky", "dma", "hdl/dma.py",
+       "self.o.payload.err.eq(err | (need_in & self.i.payload.err)),",
+       "self.o.payload.err.eq(need_in & self.i.payload.err),",
+       "Realigner flags only the word that met the error, not the rest of the row",
+       f"{_DMA}::test_realigner_err_sticky", _DMA),
+    _m("realign-last-word-dropped", "dma", "hdl/dma.py",
+       "need_out.eq((t >= t_first) & (t <= t_lastout)),",
+       "need_out.eq((t >= t_first) & (t < t_lastout)),",
+       "Realigner never emits a row's last output word",
+       f"{_DMA}::test_realigner_reference_spot_checks", _DMA),
+    _m("realign-first-strobe-full", "dma", "hdl/dma.py",
+       "first_strb.eq((Const((1 << B) - 1, B) << row.out_off)[:B]),",
+       "first_strb.eq(Const((1 << B) - 1, B)),",
+       "Realigner strobes the bytes before the row's start in its first word",
+       f"{_DMA}::test_realigner_reference_spot_checks", _DMA),
+
+    # ---- AXI: read-latency shim, AXIJoin ----------------------------------------------------------
+    _m("axi-latency-off-by-one", "axi", "hdl/axi.py",
+       "ripe = (now - stamp)[:16] >= self._latency",
+       "ripe = (now - stamp)[:16] > self._latency",
+       "AXIReadLatency holds each AR one cycle longer than its latency",
+       f"{_DMA}::test_read_latency_ar", _DMA),
+    _m("axijoin-fetch-priority", "axi", "hdl/core.py",
+       "pick_f = f.arvalid & (~d.arvalid | ~last_fetch)",
+       "pick_f = f.arvalid",
+       "AXIJoin: instruction fetch always wins AR (DMA-in can starve)",
+       f"{_CTL}::test_axi_join"),
+    _m("axijoin-rready-dma-only", "axi", "hdl/core.py",
+       "m.d.comb += o.rready.eq(Mux(to_f, f.rready, d.rready))",
+       "m.d.comb += o.rready.eq(d.rready)",
+       "AXIJoin: R beats for the fetcher are taken with DMA-in's RREADY",
+       f"{_CTL}::test_axi_join"),
+
+    # ---- host interface, register map --------------------------------------------------------------
+    _m("host-start-during-error", "host", "hdl/host.py",
+       "accept.eq(start & ~busy & ~st_error & ~fault),",
+       "accept.eq(start & ~busy & ~fault),",
+       "START is accepted while STATUS.ERROR is set",
+       f"{_HOST}::test_fault_error_and_soft_reset", _HOST),
+    _m("host-error-overwritten", "host", "hdl/host.py",
+       "            with m.If(~st_error):\n",
+       "            with m.If(1):\n",
+       "ERROR/FAULT_ADDR capture every fault, not the first after SOFT_RESET",
+       f"{_HOST}::test_fault_error_and_soft_reset", _HOST),
+    _m("host-w1c-clear-wins", "host", "hdl/host.py",
+       "m.d.sync += s.eq((s & ~clear) | sets.pop(key, 0))",
+       "m.d.sync += s.eq((s | sets.pop(key, 0)) & ~clear)",
+       "IRQ_STATUS: a write-1-to-clear in the cycle of a hardware set loses the set",
+       f"{_HOST}::test_w1c_and_irq", _HOST),
+    _m("host-snapshot-on-hi", "host", "hdl/host.py",
+       'with m.If(r_hit[f"{name}_LO"]):',
+       'with m.If(r_hit[f"{name}_HI"]):',
+       "counter HI snapshot taken when HI is read, not LO (a 64-bit read tears)",
+       f"{_HOST}::test_counters", _HOST),
+    _m("host-no-slverr", "host", "hdl/host.py",
+       "bus.bresp.eq(Mux(w_ok, AXIResp.OKAY, AXIResp.SLVERR))]",
+       "bus.bresp.eq(AXIResp.OKAY)]",
+       "writes to unmapped or read-only registers answer OKAY instead of SLVERR",
+       f"{_HOST}::test_slverr", _HOST),
+    _m("regmap-win-limit-reset", "regmap", "hdl/regmap.py",
+       "reset=1 << config.axi_addr_width),",
+       "reset=(1 << config.axi_addr_width) - 1),",
+       "WIN_LIMIT resets one byte short of the whole address space",
+       f"{_HOST}::test_reset_values", _HOST),
+    _m("regmap-ftz-overlaps", "regmap", "hdl/regmap.py",
+       'Field("FTZ", 24 + len(DTYPES), 1,',
+       'Field("FTZ", 23 + len(DTYPES), 1,',
+       "CONFIG.FTZ placed on the top bit of N_SEMS",
+       f"{_HOST}::test_regmap_config", _HOST),
+
+    # ---- controller ----------------------------------------------------------------------------------
+    _m("sem-lost-increment", "controller", "hdl/controller_parts.py",
+       "inc = sum(s.en & (s.sem == i) for s in signals)",
+       "inc = Cat(*(s.en & (s.sem == i) for s in signals)).any()",
+       "[planted] two engines signalling one semaphore in the same cycle count once",
+       f"{_CTL}::test_semaphores_two_signals_same_cycle_add_two",
+       f"{_CTL}::test_semaphores_count_every_signal"),
+    _m("sem-wait-strict", "controller", "hdl/controller_parts.py",
+       "m.d.comb += self.o_wait_ok[k].eq(~w.en | (sems[w.sem] >= w.val))",
+       "m.d.comb += self.o_wait_ok[k].eq(~w.en | (sems[w.sem] > w.val))",
+       "a semaphore wait needs one signal more than its value",
+       f"{_CTL}::test_semaphores_count_every_signal", _CTL),
+    _m("watchdog-off-by-one", "controller", "hdl/controller_parts.py",
+       "(idle_cycles >= self.i_limit))",
+       "(idle_cycles > self.i_limit))",
+       "watchdog fires one cycle after its limit",
+       f"{_CTL}::test_watchdog_fires_after_limit_idle_cycles"),
+    _m("watchdog-ignores-progress", "controller", "hdl/controller_parts.py",
+       "with m.If(~self.i_running | self.i_progress):",
+       "with m.If(~self.i_running):",
+       "watchdog counts from the start of the run, whatever the progress",
+       f"{_CTL}::test_watchdog_fires_after_limit_idle_cycles"),
+    _m("faults-last-wins", "controller", "hdl/controller_parts.py",
+       "with (m.If if k == 0 else m.Elif)(src.valid):",
+       "with m.If(src.valid):",
+       "FaultCapture keeps the highest-index fault source, not the first",
+       f"{_CTL}::test_fault_capture_priority_and_hold"),
+    _m("decoder-priority-swapped", "controller", "hdl/controller_parts.py",
+       "        with m.Elif(rsv | hdr_rsv):\n"
+       "            m.d.comb += code.eq(CoreError.RESERVED)\n"
+       "        with m.Elif(sem_bad):\n"
+       "            m.d.comb += code.eq(CoreError.SEM_RANGE)\n",
+       "        with m.Elif(sem_bad):\n"
+       "            m.d.comb += code.eq(CoreError.SEM_RANGE)\n"
+       "        with m.Elif(rsv | hdr_rsv):\n"
+       "            m.d.comb += code.eq(CoreError.RESERVED)\n",
+       "decoder reports SEM_RANGE before RESERVED",
+       f"{_CTL}::test_decoder_fault_codes"),
+    _m("decoder-sem-bound", "controller", "hdl/controller_parts.py",
+       "sem_bad = ((instr.wait_en & (instr.wait_sem >= n_sems))",
+       "sem_bad = ((instr.wait_en & (instr.wait_sem > n_sems))",
+       "a wait on semaphore n_sems is not refused",
+       f"{_CTL}::test_decoder_fault_codes"),
+    _m("decoder-end-not-quiet", "controller", "hdl/controller_parts.py",
+       "with m.If(self.i_wait_ok & self.i_quiet):",
+       "with m.If(self.i_wait_ok):",
+       "END retires while engines still work",
+       f"{_CTL}::test_decoder_sem_and_end_wait"),
+    _m("fetch-crosses-burst-boundary", "controller", "hdl/controller_parts.py",
+       "m.d.comb += n_req.eq(fb - pc[5:5 + lfb])",
+       "m.d.comb += n_req.eq(fb)",
+       "instruction fetch bursts are not cut at the burst boundary (may cross 4 KiB)",
+       f"{_CTL}::test_fetcher_bursts_stop_at_boundaries", f"{_CTL}::test_fetcher"),
+    _m("fetch-err-first-beat-lost", "controller", "hdl/controller_parts.py",
+       "new_err = rerr | ax.rresp[1]",
+       "new_err = ax.rresp[1]",
+       "an error on an instruction's earlier beat is forgotten by its last beat",
+       f"{_CTL}::test_fetcher"),
+    _m("issue-ignores-inflight-room", "controller", "hdl/controller_parts.py",
+       "self.o.valid.eq(self.i_enable & q.o.valid & self.i_wait_ok & f.i.ready),",
+       "self.o.valid.eq(self.i_enable & q.o.valid & self.i_wait_ok),",
+       "IssueQueue issues with its in-flight FIFO full (a completion record is lost)",
+       f"{_CTL}::test_issue_queue_full_backpressure_and_flush", _CTL),
+]
+
+
+#: Per mutated file, code that builds the components to elaborate before the tests
+#: (``cfg`` is the 4x4 configuration with every operand type, ``cfg8`` the INT8-only
+#: 4x4; each expression's value is converted to RTLIL, or just built when it is not a
+#: component).
+PROBES = {
+    "hdl/arbiter.py": "from hdl.arbiter import RoundRobin; objs = [RoundRobin(3)]",
+    "hdl/fifo.py": "from hdl.fifo import StreamFIFO, SyncStreamFIFO; "
+                   "objs = [StreamFIFO(8, 4), SyncStreamFIFO(8, 4)]",
+    "hdl/sbuf.py": "from hdl.sbuf import SBUF; objs = [SBUF(cfg8, n_read=2, n_write=2)]",
+    "hdl/psum.py": "from hdl.psum import PSUM; objs = [PSUM(cfg, n_read=2, n_write=1)]",
+    "hdl/pe.py": "from hdl.pe import PE; "
+                 "objs = [PE(col=0, cols=2), PE(col=1, cols=2, floats=True)]",
+    "hdl/systolic.py": "from hdl.systolic import SystolicArray; "
+                       "objs = [SystolicArray(cfg8), SystolicArray(cfg)]",
+    "hdl/fp.py": "from hdl.fp import FP32Adder, FPMul16; objs = [FP32Adder(), "
+                 "FP32Adder(subnormals=False), FPMul16(int8=True), "
+                 "FPMul16(subnormals=False)]",
+    "hdl/dsp.py": "from hdl.dsp import RegisteredMultiplier; "
+                  "objs = [RegisteredMultiplier(8, 8), (RegisteredMultiplier(8, 8), 'ecp5')]",
+    "hdl/tensor_engine.py": "from hdl.tensor_engine import TensorEngine; "
+                            "objs = [TensorEngine(cfg)]",
+    "hdl/vector.py": "from hdl.vector import VectorEngine; objs = [VectorEngine(cfg)]",
+    "hdl/vector_units.py": "from hdl.vector_units import F32Narrow, Requantizer; "
+                           "objs = [F32Narrow(), Requantizer()]",
+    "hdl/dma.py": "from hdl.dma import DMAEngine; objs = [DMAEngine(cfg8)]",
+    "hdl/axi.py": "from hdl.axi import AXIReadLatency; from hdl.interfaces import "
+                  "axi_signature; objs = [AXIReadLatency(axi_signature(cfg8))]",
+    "hdl/core.py": "from hdl.core import AXIJoin; objs = [AXIJoin(cfg8)]",
+    "hdl/host.py": "from hdl.host import HostInterface; objs = [HostInterface(cfg)]",
+    "hdl/regmap.py": "from hdl.regmap import RegisterMap, markdown; "
+                     "objs = [RegisterMap(cfg), markdown(cfg)]",
+    "hdl/controller_parts.py": "from hdl.controller import Controller; "
+                               "objs = [Controller(cfg8)]",
+}
