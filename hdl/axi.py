@@ -10,7 +10,7 @@ from amaranth.lib import wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["AXI4Signature", "AXI4LiteSignature", "AXIResp", "AXIReadLatency"]
+__all__ = ["AXI4Signature", "AXI4LiteSignature", "AXIResp", "AXIReadLatency", "AXIInFlight"]
 
 
 class AXIResp:
@@ -150,3 +150,56 @@ class AXI4LiteSignature(wiring.Signature):
 
     def __repr__(self):
         return f"AXI4LiteSignature(addr_width={self.addr_width}, data_bytes={self.data_bytes})"
+
+
+class AXIInFlight(wiring.Component):
+    """Watches an AXI4 manager port and says whether any transaction is in flight.
+
+    A manager may not simply forget a transaction: a subordinate that accepted an AR
+    still sends its R beats, and one that accepted an AW waits for its W beats and
+    then sends B. The core's SOFT_RESET therefore waits until this monitor reports the
+    port idle (``docs/core.md``, "SOFT_RESET"). It lives outside the reset domain it
+    watches, so its counts survive that reset.
+
+    In flight: an AR or AW shown and not yet accepted (its valid cannot be withdrawn),
+    a read burst from AR acceptance to its last R beat, a write burst from AW
+    acceptance to its B response (which the subordinate sends only after the last W
+    beat, so the W beats are covered).
+
+    Parameters
+    ----------
+    max_bursts : int
+        Most read (and, separately, write) bursts the manager can have in flight; the
+        counters are sized for it and must never exceed it.
+
+    Members
+    -------
+    i_arvalid, i_arready, i_rvalid, i_rready, i_rlast, i_awvalid, i_awready, i_bvalid, i_bready : In(1)
+        The port's handshake signals.
+    o_busy : Out(1)
+        Something is in flight (combinational from the counters and the valids).
+    o_reads, o_writes : Out(range(max_bursts + 1))
+        Read and write bursts accepted and not yet finished.
+    """
+
+    def __init__(self, max_bursts):
+        if isinstance(max_bursts, bool) or not isinstance(max_bursts, int) or max_bursts < 1:
+            raise ValueError(f"max_bursts must be a positive integer, not {max_bursts!r}")
+        self._max = max_bursts
+        members = {f"i_{n}": In(1) for n in ("arvalid", "arready", "rvalid", "rready", "rlast",
+                                              "awvalid", "awready", "bvalid", "bready")}
+        members.update({"o_busy": Out(1), "o_reads": Out(range(max_bursts + 1)),
+                        "o_writes": Out(range(max_bursts + 1))})
+        super().__init__(members)
+
+    def elaborate(self, platform):
+        m = Module()
+        ar = self.i_arvalid & self.i_arready
+        r_end = self.i_rvalid & self.i_rready & self.i_rlast
+        aw = self.i_awvalid & self.i_awready
+        b = self.i_bvalid & self.i_bready
+        m.d.sync += [self.o_reads.eq(self.o_reads + ar - r_end),
+                     self.o_writes.eq(self.o_writes + aw - b)]
+        m.d.comb += self.o_busy.eq(self.i_arvalid | self.i_awvalid
+                                   | (self.o_reads != 0) | (self.o_writes != 0))
+        return m

@@ -10,7 +10,7 @@ from amaranth.hdl import Module, Mux, ResetInserter, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from .axi import AXI4LiteSignature
+from .axi import AXI4LiteSignature, AXIInFlight
 from .config import CoreConfig, check_config
 from .controller import Controller
 from .dma import DMAEngine
@@ -33,16 +33,24 @@ class AXIJoin(ConfigComponent):
     The fetcher's and DMA-in's write channels and DMA-out's read channels are never
     used and are held idle.
 
+    While ``i_quiesce`` is high no new burst starts: no AR request enters the register
+    stage, and an AW that DMA-out raises is not shown on the port (DMA-out keeps it
+    until ``awready``, so nothing is lost). An AR or AW already on the port stays until
+    accepted (AXI forbids withdrawing a valid), and R, W and B of bursts in flight pass
+    as usual, so every burst already started completes (SOFT_RESET waits for that).
+
     Members
     -------
     i_fetch, i_dma_in, i_dma_out : In(AXI4Signature)   the managers
     m_axi : Out(AXI4Signature)                          the shared port
+    i_quiesce : In(1)                                   start no new burst
     """
 
     def __init__(self, config: CoreConfig):
         sig = axi_signature(config)
         super().__init__(config, {
             "i_fetch": In(sig), "i_dma_in": In(sig), "i_dma_out": In(sig), "m_axi": Out(sig),
+            "i_quiesce": In(1),
         })
 
     def elaborate(self, platform):
@@ -52,11 +60,12 @@ class AXIJoin(ConfigComponent):
         fields = ("arid", "araddr", "arlen", "arsize", "arburst", "arlock", "arcache", "arprot")
         last_fetch = Signal()
         free = ~o.arvalid | o.arready
-        pick_f = f.arvalid & (~d.arvalid | ~last_fetch)
-        pick_d = d.arvalid & ~pick_f
+        go = ~self.i_quiesce
+        pick_f = go & f.arvalid & (~d.arvalid | ~last_fetch)
+        pick_d = go & d.arvalid & ~pick_f
         m.d.comb += [f.arready.eq(free & pick_f), d.arready.eq(free & pick_d)]
         with m.If(free):
-            m.d.sync += o.arvalid.eq(f.arvalid | d.arvalid)
+            m.d.sync += o.arvalid.eq(pick_f | pick_d)
             with m.If(pick_f):
                 m.d.sync += [getattr(o, n).eq(getattr(f, n)) for n in fields]
                 m.d.sync += last_fetch.eq(1)
@@ -73,10 +82,17 @@ class AXIJoin(ConfigComponent):
         m.d.comb += o.rready.eq(Mux(to_f, f.rready, d.rready))
         # ---- AW/W/B: DMA-out alone -------------------------------------------------------
         for n in ("awid", "awaddr", "awlen", "awsize", "awburst", "awlock", "awcache", "awprot",
-                  "awvalid", "wdata", "wstrb", "wlast", "wvalid", "bready"):
+                  "wdata", "wstrb", "wlast", "wvalid", "bready"):
             m.d.comb += getattr(o, n).eq(getattr(w, n))
+        # an AW shown on the port and not yet accepted must stay there, quiesce or not;
+        # DMA-out sends W beats only for accepted AWs, so W needs no gate
+        aw_shown = Signal()
+        aw_pass = Signal()
+        m.d.comb += aw_pass.eq(~self.i_quiesce | aw_shown)
+        m.d.sync += aw_shown.eq(o.awvalid & ~o.awready)
         m.d.comb += [
-            w.awready.eq(o.awready), w.wready.eq(o.wready),
+            o.awvalid.eq(w.awvalid & aw_pass),
+            w.awready.eq(o.awready & aw_pass), w.wready.eq(o.wready),
             w.bid.eq(o.bid), w.bresp.eq(o.bresp), w.bvalid.eq(o.bvalid),
             # unused channels: never ready, never valid
             f.awready.eq(0), f.wready.eq(0), f.bvalid.eq(0),
@@ -97,7 +113,8 @@ class Core(ConfigComponent):
     Members
     -------
     m_axi : Out(AXI4Signature)      the core's only bus port (fetch + DMA)
-    ctrl : In(CoreControl)          start, program address, watchdog, DMA window
+    ctrl : In(CoreControl)          start, program address, watchdog, DMA window; quiesce
+                                    (to :class:`AXIJoin`: no new AXI burst)
     status : Out(CoreStatus)        run state, the last fault, per-cycle counter increments
     """
 
@@ -157,6 +174,7 @@ class Core(ConfigComponent):
 
         ctrl, st = self.ctrl, self.status
         m.d.comb += [
+            join.i_quiesce.eq(ctrl.quiesce),
             ctl.i_engine_busy.eq(din.o_busy | dout.o_busy | te.o_busy | mem.o_busy | ve.o_busy),
             din.i_win_base.eq(ctrl.win_base), din.i_win_limit.eq(ctrl.win_limit),
             dout.i_win_base.eq(ctrl.win_base), dout.i_win_limit.eq(ctrl.win_limit),
@@ -177,7 +195,9 @@ class NeuronCore(ConfigComponent):
     The host writes PROG_ADDR, the DMA window, WATCHDOG and IRQ_ENABLE, then START; the
     core fetches and runs the program over ``m_axi`` and raises ``o_irq`` on done or on
     a fault. SOFT_RESET resets the whole core except the host interface and the
-    contents of SBUF and PSUM. Register map: ``docs/registers.md``.
+    contents of SBUF and PSUM, once every AXI burst in flight has completed (an
+    :class:`~hdl.axi.AXIInFlight` monitor on ``m_axi``, outside the reset, tells the host
+    interface; ``docs/core.md``). Register map: ``docs/registers.md``.
 
     Members
     -------
@@ -206,5 +226,12 @@ class NeuronCore(ConfigComponent):
         wiring.connect(m, core.m_axi, wiring.flipped(self.m_axi))
         wiring.connect(m, host.ctrl, core.ctrl)
         wiring.connect(m, core.status, host.status)
-        m.d.comb += self.o_irq.eq(host.o_irq)
+        # at most dma_outstanding DMA-in bursts and one instruction fetch burst read at a
+        # time; dma_outstanding DMA-out bursts write
+        mon = m.submodules.in_flight = AXIInFlight(cfg.dma_outstanding + 1)
+        a = self.m_axi
+        m.d.comb += [getattr(mon, f"i_{n}").eq(getattr(a, n)) for n in (
+            "arvalid", "arready", "rvalid", "rready", "rlast",
+            "awvalid", "awready", "bvalid", "bready")]
+        m.d.comb += [host.i_bus_busy.eq(mon.o_busy), self.o_irq.eq(host.o_irq)]
         return m

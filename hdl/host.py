@@ -30,9 +30,19 @@ class HostInterface(ConfigComponent):
 
     The core *runs* from an accepted START (the cycle ``ctrl.run.start`` is high) until
     ``status.run.done`` or ``status.run.fault`` (inclusive), or a SOFT_RESET.
-    STATUS.BUSY is ``status.run.busy`` or running, so it is set from the cycle after the
-    START write, even if the core raises busy a few cycles late. Done and fault are
-    ignored in the cycle ``o_soft_reset`` is high (the core is being reset then).
+    STATUS.BUSY is ``status.run.busy`` or running or a SOFT_RESET pending, so it is set
+    from the cycle after the START write, even if the core raises busy a few cycles late.
+
+    A SOFT_RESET write makes the reset *pending*: ``ctrl.quiesce`` tells the core to
+    start no new AXI burst, and the reset (``o_soft_reset``, and the clearing of the
+    status registers and counters below) happens after the first cycle from the one
+    after the write on in which ``i_bus_busy`` is low, i.e. once every burst in flight
+    has completed (``o_soft_reset`` two cycles after the write when the bus is idle).
+    ``ctrl.quiesce`` stays high through the ``o_soft_reset`` cycle. A core reset
+    mid-burst would leave R beats or a W burst owed to the subordinate and wedge the
+    port. Done and fault are ignored while the reset
+    is pending and in the cycle ``o_soft_reset`` is high (the core is being reset then);
+    a START in that time is rejected (STATUS.BUSY).
 
     Members
     -------
@@ -54,7 +64,9 @@ class HostInterface(ConfigComponent):
         levels, counted while running; ``active``: the systolic array accepts a moving
         column this cycle.
     o_soft_reset : Out(1)
-        One-cycle pulse for each SOFT_RESET.
+        One-cycle pulse for each SOFT_RESET, once the bus is idle.
+    i_bus_busy : In(1)
+        The core's AXI port has a transaction in flight (:class:`hdl.axi.AXIInFlight`).
     o_irq : Out(1)
         ``|(IRQ_STATUS & IRQ_ENABLE)``, level.
     """
@@ -67,6 +79,7 @@ class HostInterface(ConfigComponent):
             "ctrl": Out(CoreControl()),
             "status": In(CoreStatus()),
             "o_soft_reset": Out(1),
+            "i_bus_busy": In(1),
             "o_irq": Out(1),
         })
 
@@ -150,7 +163,9 @@ class HostInterface(ConfigComponent):
         done = Signal()
         fault = Signal()
         busy = Signal()
-        soft = pulses["CTRL.SOFT_RESET"]
+        soft_wr = pulses["CTRL.SOFT_RESET"]
+        pending = Signal()              # a SOFT_RESET waits for the bus to drain
+        soft = Signal()                 # the SOFT_RESET takes effect (o_soft_reset next)
         start = Signal()                # a START was written (without SOFT_RESET)
         accept = Signal()
         reject = Signal()
@@ -158,13 +173,21 @@ class HostInterface(ConfigComponent):
         st_error = new("STATUS.ERROR")
         st_rejected = new("STATUS.START_REJECTED")
         m.d.comb += [
-            done.eq(self.status.run.done & ~self.o_soft_reset),
-            fault.eq(self.status.run.fault & ~self.o_soft_reset),
-            busy.eq(self.status.run.busy | running),
-            start.eq(pulses["CTRL.START"] & ~soft),
+            # decided on registered state only: in the cycle of the write a burst may
+            # still start, and the monitor sees it from the next cycle on
+            soft.eq(pending & ~self.i_bus_busy),
+            self.ctrl.quiesce.eq(pending | self.o_soft_reset),
+            done.eq(self.status.run.done & ~self.o_soft_reset & ~pending),
+            fault.eq(self.status.run.fault & ~self.o_soft_reset & ~pending),
+            busy.eq(self.status.run.busy | running | pending),
+            start.eq(pulses["CTRL.START"] & ~soft_wr),
             accept.eq(start & ~busy & ~st_error & ~fault),
             reject.eq(start & ~accept),
         ]
+        with m.If(soft):
+            m.d.sync += pending.eq(0)
+        with m.Elif(soft_wr):
+            m.d.sync += pending.eq(1)
         sources["STATUS.BUSY"] = busy
         m.d.sync += [self.ctrl.run.start.eq(accept), self.o_soft_reset.eq(soft)]
 

@@ -252,6 +252,8 @@ class CoreControl(_StructuralSignature):
     -------
     run : Out(RunControl)           for the controller
     win_base, win_limit : Out(WINDOW_BITS)   the DRAM window both DMA engines may touch
+    quiesce : Out(1)                a SOFT_RESET is pending: start no new AXI burst (the
+                                    bursts in flight complete, then the core is reset)
     """
 
     def __init__(self):
@@ -259,6 +261,7 @@ class CoreControl(_StructuralSignature):
             "run": Out(RunControl()),
             "win_base": Out(WINDOW_BITS),
             "win_limit": Out(WINDOW_BITS),
+            "quiesce": Out(1),
         })
 
 

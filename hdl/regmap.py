@@ -308,13 +308,16 @@ def _registers(config):
             Field("SOFT_RESET", 1, 1, "WO", 0,
                   "Reset the core (not the host interface's RW registers nor IRQ_STATUS): "
                   "clears STATUS.DONE, STATUS.ERROR, STATUS.START_REJECTED, ERROR, "
-                  "FAULT_ADDR and the counters. A START written together with it is "
-                  "ignored."),
+                  "FAULT_ADDR and the counters. The core first starts no new AXI burst "
+                  "and lets those in flight complete (STATUS.BUSY is set meanwhile), then "
+                  "resets: two cycles after the write on an idle bus. A START written "
+                  "together with it is ignored."),
         ), "Commands (one-cycle pulses); reads return 0."),
         Register("STATUS", 0x014, "RO", (
             Field("BUSY", 0, 1, "RO", 0,
                   "The core is running: from an accepted START until its done or fault "
-                  "pulse, or while the core reports busy."),
+                  "pulse, or while the core reports busy, or while a SOFT_RESET waits "
+                  "for the AXI bursts in flight."),
             Field("DONE", 1, 1, "RO", 0,
                   "Sticky: the program finished (END). Cleared by an accepted START or "
                   "SOFT_RESET."),

@@ -1,6 +1,7 @@
 """Verilator runs of the whole-core testbench (tb/core: NeuronCore with an AxiRam DRAM),
 compared with the instruction-set simulator. ``NCORE_COUNT`` sets the number of random
-programs (8 in ``make test``, 32 in ``make regress``)."""
+programs (8 in ``make test``, 32 in ``make regress``), ``NCORE_RESETS`` the resets at
+random points of ``test_reset_stress`` (4 and 16)."""
 
 import os
 
@@ -28,8 +29,9 @@ REGRESS_ONLY = ("4x4-fp-ftz",)
                          regress_cases(CASES, lambda c, t: c in REGRESS_ONLY),
                          ids=case_ids(CASES))
 def test_core(config, testcase):
-    env = {"NCORE_COUNT": str(scaled(8, 32))}
-    env.update({k: os.environ[k] for k in ("NCORE_COUNT", "NCORE_DUMP") if k in os.environ})
+    env = {"NCORE_COUNT": str(scaled(8, 32)), "NCORE_RESETS": str(scaled(4, 16))}
+    env.update({k: os.environ[k] for k in ("NCORE_COUNT", "NCORE_RESETS", "NCORE_DUMP")
+                if k in os.environ})
     run_rtl_test("neuron_core", MODULE, testcase, config, extra_env=env)
 
 

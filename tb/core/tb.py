@@ -160,7 +160,16 @@ class CoreTB(TB):
             out[name.lower()] = await self.read_counter(name)
         return out
 
-    async def soft_reset(self):
+    async def soft_reset(self, max_polls=2000):
+        """Write CTRL.SOFT_RESET and poll STATUS until BUSY is clear: the reset waits
+        for the AXI bursts in flight to complete (``docs/core.md``); fail if it never
+        does. Then acknowledge any interrupt."""
         await self.write_reg("CTRL", self.regs["CTRL"].encode(SOFT_RESET=1))
-        await ClockCycles(self.dut.clk, 2)
+        for _ in range(max_polls):
+            await ClockCycles(self.dut.clk, 2)
+            st = await self.status()
+            if not st["BUSY"]:
+                break
+        else:
+            self.fail(f"SOFT_RESET: still busy after {max_polls} polls: {st}")
         await self.write_reg("IRQ_STATUS", 0b11)

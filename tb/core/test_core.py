@@ -257,6 +257,71 @@ async def test_random_programs(dut):
     await run_all(tb, programs)
 
 
+async def read_onchip(tb, base):
+    """SBUF and PSUM as the core holds them, read through the core itself: a program of
+    two DMA stores copies both to DRAM at ``base``. Sets ``tb.chip`` (the state the ISS
+    starts the next program from) and returns nothing."""
+    cfg = tb.cfg
+    R, C, sb = cfg.rows, cfg.cols, cfg.sbuf_bytes
+    pb = 4 * cfg.psum_entries
+    p = Program(cfg)
+    p.dma(Dma(addr=base, rows=R, row_bytes=sb, row_stride=sb, store=True), signal="d")
+    p.dma(Dma(addr=base + R * sb, rows=C, row_bytes=pb, row_stride=pb, store=True,
+              mem="psum"), signal="d")
+    p.end(wait=("d", 2))
+    prog = (base + R * sb + C * pb + 31) & ~31
+    code = p.encode()
+    tb.write_dram(prog, np.frombuffer(code, dtype=np.uint8))
+    res = await tb.run(prog, win=(0, tb.dram_size))
+    if res["ERROR"] or not res["DONE"]:
+        tb.fail(f"reading SBUF/PSUM back after a reset: {res}")
+    sbuf = tb.read_dram(base, R * sb).reshape(R, sb)
+    psum = tb.read_dram(base + R * sb, C * pb).view("<u4").reshape(
+        C, cfg.psum_banks, cfg.psum_depth)
+    tb.chip.sbuf[...] = sbuf
+    tb.chip.psum[...] = psum
+
+
+@cocotb.test(**WATCHDOG)
+async def test_reset_stress(dut):
+    """SOFT_RESET or the reset pin at a random cycle of a random program (before its
+    first fetch, mid-burst, after its END), then a full random program that must match
+    the ISS. What the interrupted program left in SBUF and PSUM is read back through the
+    core first (``read_onchip``): memories keep their contents over a reset, and the
+    next program starts from them. ``NCORE_RESETS`` sets the count (both kinds
+    alternate)."""
+    cfg_dram = 1 << 17
+    tb = CoreTB(dut, dram_size=cfg_dram)
+    await tb.reset()
+    cfg = tb.cfg
+    count = int(os.environ.get("NCORE_RESETS", "4"))
+    for i in range(count):
+        kind = ("soft", "pin")[i % 2]
+        tb.set_backpressure(float(tb.rng.choice([0.0, 0.3])))
+        prog, dram, prog_addr = random_program(cfg, tb.rng, n=30, dram_size=1 << 14)
+        tb.write_dram(0, dram)
+        await tb.start(prog_addr, win=(0, len(dram)))
+        at = int(tb.rng.integers(0, 4000))
+        await ClockCycles(dut.clk, at)
+        what = f"reset {i} ({kind} at cycle {at} of a random program)"
+        if kind == "soft":
+            await tb.soft_reset()
+        else:
+            dut.rst.value = 1
+            await ClockCycles(dut.clk, 3)
+            dut.rst.value = 0
+            await ClockCycles(dut.clk, 2)
+            await tb.write_reg("IRQ_STATUS", 0b11)
+        st = await tb.status()
+        if st["BUSY"]:
+            tb.fail(f"{what}: core still busy after the reset: {st}")
+        await read_onchip(tb, 1 << 14)
+        prog, dram, prog_addr = random_program(cfg, tb.rng, n=30, dram_size=1 << 14)
+        await run_and_check(tb, dram, prog_addr,
+                            what=f"full program after {what}\n{prog.listing(prog_addr)}")
+        dut._log.info(f"passed: {what}")
+
+
 # ---------------------------------------------------------------------------------
 # One program per instruction kind
 # ---------------------------------------------------------------------------------
