@@ -11,7 +11,7 @@ PYTEST    := $(PY) -m pytest -p no:cacheprovider
 
 export CONFIG
 
-.PHONY: all venv test regress sim unit verilog lint synth bench demo clean distclean help
+.PHONY: all venv test regress sim unit verilog lint synth bench demo formal mutate clean distclean help
 
 help:
 	@echo "make test     the suite CI runs: golden model, Amaranth-simulator units, Verilator testbenches"
@@ -19,10 +19,12 @@ help:
 	@echo "make sim      every cocotb testbench on Verilator (WAVES=1 for FST, SEED=n to reproduce)"
 	@echo "make unit     fast tests only (no Verilator)"
 	@echo "make verilog  build/verilog/<top>.v for every top  (CONFIG=name|file.json; TARGET=ecp5: DSP primitives)"
-	@echo "make lint     verilator --lint-only -Wall on every top (default, 8x4, 1x1, 16x16)"
+	@echo "make lint     verilator --lint-only -Wall on every top (default, 8x4, 1x1, min, 16x16)"
 	@echo "make synth    yosys + nextpnr-ecp5 figures -> build/synth/<top>-<device>.json"
 	@echo "make bench    array, tensor-engine and DMA throughput on Verilator -> build/bench.json"
 	@echo "make demo     digits MLP: scikit-learn -> ONNX -> ncore (BF16, INT8) on Verilator vs onnxruntime"
+	@echo "make formal   SymbiYosys proofs: stream/AXI rules, FIFO levels, arbiter fairness, DMA window"
+	@echo "make mutate   gateware mutation testing: sim/flow/mutants.py -> build/mutate.json"
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -58,6 +60,12 @@ bench: $(STAMP)
 
 demo: $(STAMP)
 	$(PY) -m sim.compiler.demo
+
+formal: $(STAMP)
+	$(PY) -m sim.flow.cli formal $(FORMAL_ARGS)
+
+mutate: $(STAMP)
+	$(PY) -m sim.flow.cli mutate $(MUTATE_ARGS)
 
 clean:
 	rm -rf build
