@@ -168,6 +168,30 @@ def _free_clock_verilog(top, vfile, build_dir):
     return path
 
 
+#: A register declaration with its power-up value, ``reg [7:0] x = 8'h00;`` (Amaranth
+#: gives every signal one); Yosys's own ``$auto$verilog_backend`` trigger registers
+#: (which start the combinational processes at time 0) are not matched.
+_REG_INIT = re.compile(r"^(\s*reg\s+(?:signed\s+)?(?:\[[^\]]+\]\s*)?(?!\\\$auto)[\w\\$.]+)\s*=\s*[^;]+;",
+                       re.M)
+
+
+def _xrand_verilog(vfile, build_dir):
+    """A copy of ``vfile`` without the registers' power-up values, for X stress
+    (:func:`build` with ``xrand``): each register then starts from a random value
+    (``--x-initial unique`` and ``+verilator+rand+reset+2``) until the reset writes it,
+    so a register the design reads before resetting it, or a ``reset_less`` one whose
+    start value matters, shows up as a seed-dependent failure. Memories keep their
+    initial contents: SBUF and PSUM power up zero by definition (``docs/core.md``), and
+    the FIFOs' storage is read only after a write."""
+    from sim.flow.rtl import write_if_changed
+    text, n = _REG_INIT.subn(r"\1;", pathlib.Path(vfile).read_text())
+    if not n:
+        raise ValueError(f"{vfile}: no register initial values found to remove")
+    path = build_dir.parent / f"{build_dir.name}.xrand.v"
+    write_if_changed(path, text)
+    return path
+
+
 def _runner(lean):
     from cocotb_tools.runner import Verilator, get_runner
     if not lean:
@@ -182,23 +206,29 @@ def _runner(lean):
     return _LeanVerilator()
 
 
-def build(top, config: CoreConfig, *, waves=False, public=None):
+def build(top, config: CoreConfig, *, waves=False, public=None, xrand=False):
     """Build (or reuse) the Verilator model of (top, config); return its directory.
     ``public`` (default: the ``PUBLIC`` environment variable; always with ``waves``):
-    every signal visible to cocotb, not only the ports (see :data:`FAST_TOPS`)."""
+    every signal visible to cocotb, not only the ports (see :data:`FAST_TOPS`).
+    ``xrand``: the X-stress model (``make regress``, ``tests/test_xstress.py``): no
+    register power-up values (:func:`_xrand_verilog`), ``--x-assign unique
+    --x-initial unique``, so every X and every unreset register takes a value drawn from
+    the run's ``+verilator+seed``."""
     ensure_toolchain()
     config = named_config(config)
     if public is None:
         public = os.environ.get("PUBLIC", "0") not in ("", "0")
     lean = not (waves or public)
     fast = top in FAST_TOPS and lean
-    suffix = "-waves" if waves else "" if lean else "-public"
+    suffix = ("-waves" if waves else "" if lean else "-public") + ("-xrand" if xrand else "")
     build_dir = BUILD / "sim" / f"{top}-{config.key}{suffix}"
     vfile = verilog_for(top, config)
+    xmode = "unique" if xrand else "fast"
     build_args = [
         "-O3",
-        # Registers all have reset values, and nothing reads X: make X handling cheap.
-        "--x-assign", "fast", "--x-initial", "fast",
+        # Registers all have reset values, and nothing reads X: make X handling cheap
+        # (the X-stress model instead makes every X a random value).
+        "--x-assign", xmode, "--x-initial", xmode,
         # Split the generated C++ into many small files and functions: the float
         # arrays otherwise produce one huge function that takes g++ many minutes,
         # and small files let make compile on both cores.
@@ -222,6 +252,8 @@ def build(top, config: CoreConfig, *, waves=False, public=None):
         before = exe.stat().st_mtime_ns if exe.exists() else None
         t0 = time.monotonic()
         runner = _runner(lean)
+        if xrand:
+            vfile = _xrand_verilog(vfile, build_dir)
         if free:
             vfile = _free_clock_verilog(top, vfile, build_dir)
         extra_vlt = ([FAST_VLT] if fast else []) + ([_ports_vlt(
@@ -278,7 +310,7 @@ def _results(xml_path):
 
 
 def run_cocotb(top, test_module, testcase, config, *, seed=None, waves=None,
-               extra_env=None, rerun=None):
+               extra_env=None, rerun=None, xrand_seed=None):
     """Run one cocotb test on Verilator; raise AssertionError on any failure.
 
     Parameters
@@ -299,16 +331,21 @@ def run_cocotb(top, test_module, testcase, config, *, seed=None, waves=None,
         More variables for the simulator process.
     rerun : str, optional
         The command that reruns this test, printed on failure.
+    xrand_seed : int, optional
+        Run the X-stress model (:func:`build` with ``xrand``) with
+        ``+verilator+rand+reset+2 +verilator+seed+<xrand_seed>``: every unreset register
+        and every X starts from values drawn from this seed.
     """
     config = named_config(config)
     if waves is None:
         waves = os.environ.get("WAVES", "0") not in ("", "0")
     if seed is None:
         seed = default_seed(top, config.key, testcase)
-    build_dir = build(top, config, waves=waves)
+    xrand = xrand_seed is not None
+    build_dir = build(top, config, waves=waves, xrand=xrand)
 
     from cocotb_tools.runner import get_runner
-    run_name = f"{top}-{config.name}-{config.key}"
+    run_name = f"{top}-{config.name}-{config.key}" + (f"-x{xrand_seed}" if xrand else "")
     test_dir = BUILD / "sim-runs" / run_name / testcase
     test_dir.mkdir(parents=True, exist_ok=True)
     results_xml = test_dir / "results.xml"
@@ -353,6 +390,8 @@ def run_cocotb(top, test_module, testcase, config, *, seed=None, waves=None,
             extra_env=env,
             waves=waves,
             test_args=test_args,
+            plusargs=(["+verilator+rand+reset+2", f"+verilator+seed+{xrand_seed}"]
+                      if xrand else []),
             log_file=log,
         )
     except SystemExit as e:       # the runner exits on a failed test under pytest
