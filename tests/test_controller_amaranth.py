@@ -456,6 +456,19 @@ def test_fetcher(dbytes, burst, depth, start):
     consumer takes instructions at random. Bursts stop at 32*burst-byte boundaries and
     follow each other, at most ``depth`` instructions are ever requested ahead, and the
     instructions come out in order with ``err`` on the one with the bad beat only."""
+    run_fetcher(dbytes, burst, depth, start)
+
+
+@pytest.mark.parametrize("bad_beat", [0, 1, 2])
+def test_fetcher_error_on_early_beat(bad_beat):
+    """An SLVERR on an early beat of a four-beat instruction (8-byte bus), its later
+    beats clean: ``err`` still marks that instruction (and only it) when it comes out."""
+    run_fetcher(8, 4, 16, 0x1000, bad_beat=bad_beat)
+
+
+def run_fetcher(dbytes, burst, depth, start, bad_beat=None):
+    """The body of :func:`test_fetcher`; ``bad_beat``: the beat of instruction 13 that
+    answers SLVERR (default its last)."""
     cfg = CoreConfig(axi_data_bytes=dbytes, sbuf_word_bytes=dbytes)
     dut = Fetcher(cfg, depth=depth, burst=burst)
     rng = random.Random(dbytes * 100 + burst + start)
@@ -463,6 +476,7 @@ def test_fetcher(dbytes, burst, depth, start):
     words = [rng.getrandbits(256) for _ in range(n + 2 * depth)]
     bad = 13                # instruction whose last beat answers SLVERR
     beats = INSTR_BYTES // dbytes
+    bad_beat = beats - 1 if bad_beat is None else bad_beat
     got = []
 
     async def tb(ctx):
@@ -498,7 +512,7 @@ def test_fetcher(dbytes, burst, depth, start):
                 i = (a - start) // INSTR_BYTES
                 ctx.set(dut.m_axi.rdata,
                         (words[i] >> (8 * (a % INSTR_BYTES))) & ((1 << (8 * dbytes)) - 1))
-                ctx.set(dut.m_axi.rresp, 2 if (i == bad and k % beats == beats - 1) else 0)
+                ctx.set(dut.m_axi.rresp, 2 if (i == bad and k % beats == bad_beat) else 0)
                 ctx.set(dut.m_axi.rlast, k == ln - 1)
                 ctx.set(dut.m_axi.rid, FETCH_ID)
                 assert ctx.get(dut.m_axi.rready) and ctx.get(dut.o_beat)

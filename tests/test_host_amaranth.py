@@ -680,3 +680,52 @@ def test_random_traffic():
                 assert got == want, f"step {step}: {addr:#x}"
 
     simulate(dut, tb)
+
+
+def test_w1c_set_wins_over_clear_in_the_same_cycle():
+    """A hardware set of IRQ_STATUS.DONE in the very cycle a write of 1 clears it wins
+    (an interrupt is never lost). The done pulse is swept over the cycles around the
+    write: the write takes effect in the cycle before BVALID rises (B answers a write
+    that is done), so a pulse before that cycle is cleared, one in it or later stays."""
+    dut = HostInterface(CoreConfig())
+    bus = dut.s_axil
+
+    async def tb(ctx):
+        outcomes = {}
+        for d in range(6):
+            await pulse(ctx, dut.status.run.done)
+            await ctx.tick()
+            assert await read_ok(ctx, dut, reg("IRQ_STATUS")) == bit("IRQ_STATUS.DONE")
+            ctx.set(bus.awaddr, reg("IRQ_STATUS"))
+            ctx.set(bus.wdata, bit("IRQ_STATUS.DONE"))
+            ctx.set(bus.wstrb, 0xF)
+            aw_done = w_done = b_done = False
+            t_b = None
+            for t in range(10):
+                ctx.set(bus.awvalid, not aw_done)
+                ctx.set(bus.wvalid, not w_done)
+                ctx.set(dut.status.run.done, t == d)
+                bvalid = bool(ctx.get(bus.bvalid)) and not b_done
+                if bvalid:
+                    t_b = t
+                    assert ctx.get(bus.bresp) == OKAY
+                ctx.set(bus.bready, bvalid)
+                aw_fire, w_fire = fires(ctx, bus, "aw", "w")
+                await ctx.tick()
+                aw_done |= aw_fire
+                w_done |= w_fire
+                b_done |= bvalid
+            lower(ctx, bus, "awvalid", "wvalid", "bready")
+            ctx.set(dut.status.run.done, 0)
+            assert t_b is not None, "the write got no response"
+            status = await read_ok(ctx, dut, reg("IRQ_STATUS"))
+            outcomes[d] = status
+            want = bit("IRQ_STATUS.DONE") if d >= t_b - 1 else 0
+            assert status == want, (
+                f"done pulsed in cycle {d}, BVALID in cycle {t_b}: IRQ_STATUS {status:#x}, "
+                f"expected {want:#x} (a set in the clearing cycle must win)")
+            await write_ok(ctx, dut, reg("IRQ_STATUS"), 0xFFFFFFFF)
+        # the sweep saw both sides of the clearing cycle
+        assert 0 in outcomes.values() and bit("IRQ_STATUS.DONE") in outcomes.values()
+
+    simulate(dut, tb)

@@ -151,8 +151,8 @@ def test_summary_arithmetic():
     s = summarize(results)
     assert (s["killed"], s["total"], s["errors"]) == (3, 4, 1)
     assert s["score"] == 0.75
-    assert s["blocks"] == {"dma": {"killed": 2, "total": 2},
-                           "fifo": {"killed": 1, "total": 2}}
+    assert s["blocks"] == {"dma": {"killed": 2, "total": 2, "equivalent": 0},
+                           "fifo": {"killed": 1, "total": 2, "equivalent": 0}}
     assert s["outcomes"] == {"killed": 1, "survived": 1, "unelaboratable": 1,
                              "timeout": 1, "error": 1}
     assert (s["mean_seconds"], s["max_seconds"], s["total_seconds"]) == (4.0, 10.0, 20.0)
@@ -161,3 +161,43 @@ def test_summary_arithmetic():
     assert "killed 3/4 (75%); 1 not scored" in text
     assert "mean 4.0 s, max 10.0 s" in text
     assert summarize([])["total"] == 0
+
+
+def test_equivalents_are_argued_and_left_out_of_the_score():
+    eq = [mu for mu in MUTANTS if mu.equivalent]
+    assert {mu.id for mu in eq} >= {"psum-int-add-on-fp", "systolic-credit-off-by-one",
+                                    "vu-narrow-fp16-subnormal-bound"}
+    for mu in eq:
+        assert len(mu.equivalent.split()) >= 8, f"{mu.id}: argue the equivalence"
+    with pytest.raises(CatalogueError, match="'equivalent' must be empty or the written"):
+        check_catalogue([_fake(MUTANTS[3].original, file=MUTANTS[3].file,
+                               equivalent="trust me")])
+    results = [
+        Result("a", "fifo", "killed", seconds=1.0),
+        Result("b", "fifo", "survived", seconds=1.0),
+        Result("psum-int-add-on-fp", "psum", "equivalent", seconds=1.0),
+        Result("d", "psum", "killed", seconds=1.0),
+    ]
+    s = summarize(results)
+    assert (s["killed"], s["total"], s["equivalent"]) == (2, 4, 1)
+    assert s["score"] == 2 / 3
+    assert s["survivors"] == ["b"] and s["equivalents"] == ["psum-int-add-on-fp"]
+    assert s["blocks"]["psum"] == {"killed": 1, "total": 2, "equivalent": 1}
+    text = mutate.format_report(results, s)
+    assert "killed 2/3 (67%); 1 equivalent" in text
+    assert "equivalent: psum-int-add-on-fp: With float types" in text
+
+
+def test_equivalent_mutant_outcomes(tmp_path, monkeypatch):
+    """A marked mutant that survives is ``equivalent``; one that a test kills stays
+    ``killed`` and is flagged (its argument is wrong)."""
+    mu = select(only=["psum-int-add-on-fp"])[0]
+    monkeypatch.setattr(mutate, "copy_tree", lambda dest, root: dest)
+    monkeypatch.setattr(mutate, "apply_mutation", lambda copy, m: None)
+    monkeypatch.setattr(mutate, "probe", lambda copy, file: None)
+    for outcome, want in (("survived", "equivalent"), ("killed", "killed")):
+        monkeypatch.setattr(mutate, "run_pytest",
+                            lambda *a, o=outcome, **k: (o, "t::x" if o == "killed" else "", ""))
+        r = mutate.run_mutant(mu, workdir=tmp_path, keep=True)
+        assert r.result == want
+        assert ("argument in the catalogue is wrong" in r.detail) == (want == "killed")

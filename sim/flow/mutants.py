@@ -3,7 +3,9 @@ gateware bugs, each with the tests that should catch it.
 
 Every entry is data: an id, the block it belongs to, a file under ``hdl/``, the exact
 original text and its replacement, a one-line description and the pytest selections
-(node ids or files) that should kill it, fastest first. The original must occur exactly
+(node ids or files) that should kill it, fastest first; an *equivalent* mutant (one
+that cannot change any promised behaviour) also carries ``equivalent=``, the written
+argument why, and is left out of the score. The original must occur exactly
 once in the file: the runner refuses to run otherwise, naming the mutant, so the
 catalogue cannot drift silently away from the code it mutates (an engineer who changes
 the mutated line updates the entry with it).
@@ -26,7 +28,13 @@ __all__ = ["Mutant", "MUTANTS", "BLOCKS", "PROBES"]
 @dataclass(frozen=True)
 class Mutant:
     """One mutation: replace ``original`` (exactly one occurrence in ``file``) by
-    ``replacement``; ``tests`` are pytest arguments, fastest first."""
+    ``replacement``; ``tests`` are pytest arguments, fastest first.
+
+    ``equivalent``: empty, or the written argument why the mutant cannot change any
+    behaviour the block promises (an *equivalent mutant*). Such a mutant still runs,
+    as a check on the argument: surviving, it is reported as ``equivalent`` and left
+    out of the score (killed / (total - equivalent)); killed, the argument is wrong
+    and the report says so."""
     id: str
     block: str
     file: str
@@ -34,6 +42,7 @@ class Mutant:
     replacement: str
     description: str
     tests: tuple
+    equivalent: str = ""
 
 
 #: The blocks of ``hdl/`` a mutant may belong to (each must have at least one mutant).
@@ -61,8 +70,9 @@ _VEC = "tests/test_rtl_vector.py::test_vector[{}-4x4-fp]"
 _DMAR = "tests/test_rtl_dma.py::test_dma[{}-4x4]"
 
 
-def _m(id, block, file, original, replacement, description, *tests):
-    return Mutant(id, block, file, original, replacement, description, tuple(tests))
+def _m(id, block, file, original, replacement, description, *tests, equivalent=""):
+    return Mutant(id, block, file, original, replacement, description, tuple(tests),
+                  equivalent)
 
 
 MUTANTS = [
@@ -156,8 +166,18 @@ MUTANTS = [
        'with m.If(s1_acc & ~second["accfp"]):',
        "with m.If(s1_acc):",
        "PSUM's integer accumulate also runs for FP32 accumulates (its result is then "
-       "replaced by the FP adder's: expected equivalent)",
-       _PSUM),
+       "replaced by the FP adder's)",
+       _PSUM,
+       equivalent="With float types elaborated, a write whose accfp is set takes "
+       "adder.o_sum at the last stage (`with m.If(last['accfp'])`), overriding the "
+       "integer pipeline's value, which is delayed to exactly that stage; so the "
+       "integer sum the mutant computes for it is never written, and integer "
+       "accumulates and overwrites (accfp clear) are unchanged. Without float types "
+       "there is no adder, and the mutant would add where the original overwrites, "
+       "but only for a write with both acc and fp set, which has no meaning on such a "
+       "build and which no writer makes: the tensor engine sets fp only for BF16/FP16 "
+       "matmuls, which an INT-only build refuses (TYPES), and no other engine writes "
+       "PSUM (a DMA load into PSUM is refused, TARGET)."),
 
     # ---- PE, systolic array --------------------------------------------------------------
     _m("pe-first-no-clear", "pe", "hdl/pe.py",
@@ -180,7 +200,20 @@ MUTANTS = [
        "self.i_x.ready.eq(loaded.bit_select(xbuf, 1) & (inflight < depth)),",
        "self.i_x.ready.eq(loaded.bit_select(xbuf, 1) & (inflight <= depth)),",
        "the array admits a moving column with no room left in its output FIFO",
-       _SYS),
+       _SYS,
+       equivalent="The credit bound only guards the output StreamFIFO, whose capacity "
+       "is depth + 2 (RAM, output latch, output register). The mutant lets inflight "
+       "(columns admitted, results not yet taken) reach depth + 1, which its counter "
+       "holds (Signal(range(depth + 1)), depth a power of two >= 2, so depth + 1 fits). "
+       "A result is refused only when it arrives while the RAM holds depth entries; "
+       "the FIFO's RAM can only reach depth entries while both the latch and the "
+       "output register are full (a read is issued every cycle the latch is empty or "
+       "moves on), so the FIFO then holds depth + 2 and, with the arriving result, "
+       "depth + 3 would be in flight: more than depth + 1, impossible. So no result "
+       "is ever refused or lost and results keep their order; only i_x.ready may rise "
+       "one column earlier under a stalled consumer, and the array promises no exact "
+       "throttling cycle (its contract: a column is accepted only when its result is "
+       "sure to have room, which still holds)."),
     _m("systolic-last-ignored", "systolic", "hdl/systolic.py",
        "m.d.comb += w_done.eq(self.i_w.payload.last | (wcol == cols - 1))",
        "m.d.comb += w_done.eq(wcol == cols - 1)",
@@ -250,6 +283,7 @@ MUTANTS = [
        "self.status.done.eq(out_q.r_rdy & out_q.r_data[-1]),",
        "[planted] a matmul is reported done while PSUM has not yet accepted its last "
        "column",
+       "tests/test_tensor_engine_amaranth.py::test_done_once_when_psum_accepts_last_column",
        _TE.format("test_read_at_done"), _TE.format("test_random_sequences")),
     _m("te-psum-range-off-by-one", "tensor_engine", "hdl/tensor_engine.py",
        "(cmd.psum_off + cmd.n > cfg.psum_depth)",
@@ -283,7 +317,14 @@ MUTANTS = [
        "with m.Elif(e >= 113):",
        "with m.Elif(e > 113):",
        "FP16 cast takes the smallest normal binade (e = 113) down the subnormal path",
-       f"{_VU}::test_narrow_one_format", _VU),
+       f"{_VU}::test_narrow_one_format", _VU,
+       equivalent="Only e == 113 (with FP16) changes path. The subnormal path then "
+       "shifts by sh = 126 - 113 = 13: W = Cat(0, M) >> 13, so keep = W[1:] = M >> 13 "
+       "= the hidden bit (1, which lands on keep bit 10, i.e. exponent field 1 = "
+       "113 - 112) above f[13:23], exactly the normal path's Cat(f[13:23], e - 112); "
+       "g = W[0] = M[12] = f[12]; sticky = M & ((1 << 12) - 1) = f[:12] != 0; inf is "
+       "0 on both paths (e < 143). Same keep, guard, sticky and inf, so the same "
+       "rounding and result, bit for bit."),
     _m("vu-narrow-nan-keeps-sign", "vector_units", "hdl/vector_units.py",
        "m.d.comb += result.eq(Mux(s1_fmt, 0x7E00, 0x7FC0))",
        "m.d.comb += result.eq(Cat(Mux(s1_fmt, 0x7E00, 0x7FC0)[:15], s1_sign))",
@@ -315,12 +356,13 @@ MUTANTS = [
        "m.d.comb += int32.eq(Mux(cmd.relu & acc[31], 0, acc))",
        "m.d.comb += int32.eq(Mux(acc[31], 0, acc))",
        "INT32 results get ReLU whether or not the command asks for it",
+       _VEC.format("test_int32_relu_only_when_asked"),
        "tests/test_rtl_vector.py::test_vector[test_casts_and_relu-8x4]"),
     _m("act-in-place-partitions", "vector", "hdl/vector.py",
        "in_place = (c.src_p0 == c.dst_p0) & (c.dst_off == src_lo)",
        "in_place = c.dst_off == src_lo",
        "ActChecker treats an overlapping copy onto other partitions as in place",
-       _ACT),
+       f"{_ACT}::test_act_checker_directed_overlaps", _ACT),
     _m("act-src-range-off-by-one", "vector", "hdl/vector.py",
        "(c.n == 0) | (c.src_off + c.n > src_elems),",
        "(c.n == 0) | (c.src_off + c.n >= src_elems),",
@@ -358,12 +400,12 @@ MUTANTS = [
        "with m.Elif((desc.addr < self.i_win_base) | (hi > self.i_win_limit)",
        "with m.Elif((desc.addr < self.i_win_base) | (hi >= self.i_win_limit)",
        "DMA refuses a tile ending exactly at the window limit",
-       _DMAR.format("test_refused_descriptors")),
+       _DMAR.format("test_window_edges"), _DMAR.format("test_refused_descriptors")),
     _m("dma-writes-after-error", "dma", "hdl/dma.py",
        "wr.strb.eq(Mux(ra.o.payload.err | (code != DmaError.NONE), 0, ra.o.payload.strb)),",
        "wr.strb.eq(Mux(ra.o.payload.err, 0, ra.o.payload.strb)),",
        "after a read error the rest of a load is still written to SBUF",
-       _DMAR.format("test_bus_errors")),
+       _DMAR.format("test_load_error_stops_writes"), _DMAR.format("test_bus_errors")),
     _m("dma-burst-crosses-4k", "dma", "hdl/dma.py",
        "n.eq(Mux(to4k < n1, to4k, n1)),",
        "n.eq(n1),",
@@ -390,10 +432,10 @@ MUTANTS = [
        "ripe = (now - stamp)[:16] >= self._latency",
        "ripe = (now - stamp)[:16] > self._latency",
        "AXIReadLatency holds each AR one cycle longer than its latency",
-       f"{_DMA}::test_read_latency_ar", _DMA),
+       f"{_DMA}::test_read_latency_exact", f"{_DMA}::test_read_latency_ar", _DMA),
     _m("axijoin-fetch-priority", "axi", "hdl/core.py",
-       "pick_f = f.arvalid & (~d.arvalid | ~last_fetch)",
-       "pick_f = f.arvalid",
+       "pick_f = go & f.arvalid & (~d.arvalid | ~last_fetch)",
+       "pick_f = go & f.arvalid",
        "AXIJoin: instruction fetch always wins AR (DMA-in can starve)",
        f"{_CTL}::test_axi_join"),
     _m("axijoin-rready-dma-only", "axi", "hdl/core.py",
@@ -417,6 +459,7 @@ MUTANTS = [
        "m.d.sync += s.eq((s & ~clear) | sets.pop(key, 0))",
        "m.d.sync += s.eq((s | sets.pop(key, 0)) & ~clear)",
        "IRQ_STATUS: a write-1-to-clear in the cycle of a hardware set loses the set",
+       f"{_HOST}::test_w1c_set_wins_over_clear_in_the_same_cycle",
        f"{_HOST}::test_w1c_and_irq", _HOST),
     _m("host-snapshot-on-hi", "host", "hdl/host.py",
        'with m.If(r_hit[f"{name}_LO"]):',
@@ -496,7 +539,7 @@ MUTANTS = [
        "new_err = rerr | ax.rresp[1]",
        "new_err = ax.rresp[1]",
        "an error on an instruction's earlier beat is forgotten by its last beat",
-       f"{_CTL}::test_fetcher"),
+       f"{_CTL}::test_fetcher_error_on_early_beat", f"{_CTL}::test_fetcher"),
     _m("issue-ignores-inflight-room", "controller", "hdl/controller_parts.py",
        "self.o.valid.eq(self.i_enable & q.o.valid & self.i_wait_ok & f.i.ready),",
        "self.o.valid.eq(self.i_enable & q.o.valid & self.i_wait_ok),",

@@ -21,8 +21,14 @@ baseline would "kill" every mutant, so the runner refuses to score. ``--full`` r
 ``make test``'s selection (``-m "not regress"``) on the survivors, to tell "survives
 its targeted tests" from "survives the whole suite".
 
-Results: a table (id, block, result, killing test, seconds), killed/total overall and
-per block, mean and max seconds per mutant, and ``build/mutate.json``.
+A mutant the catalogue marks ``equivalent`` (with the written argument why it cannot
+change any promised behaviour) runs like any other, as a check on the argument:
+surviving, its result is ``equivalent``, reported apart and left out of the score;
+killed, it counts as killed and the report flags the argument as wrong.
+
+Results: a table (id, block, result, killing test, seconds), the score killed /
+(total - equivalent) overall and per block, the equivalents with their arguments,
+mean and max seconds per mutant, and ``build/mutate.json``.
 """
 
 import json
@@ -58,7 +64,8 @@ class CatalogueError(ValueError):
 @dataclass
 class Result:
     """What happened to one mutant. ``result`` is ``killed``, ``unelaboratable``,
-    ``timeout``, ``survived`` or ``error`` (the tool could not run the tests: not
+    ``timeout``, ``survived``, ``equivalent`` (a survivor the catalogue marks
+    equivalent: not scored) or ``error`` (the tool could not run the tests: not
     scored); ``full`` is the outcome of ``--full`` for a survivor."""
     id: str
     block: str
@@ -111,6 +118,10 @@ def check_catalogue(mutants=MUTANTS, root=ROOT):
             raise CatalogueError(f"{where}: the replacement equals the original")
         if not mu.tests:
             raise CatalogueError(f"{where}: no tests")
+        if not isinstance(mu.equivalent, str) or (
+                mu.equivalent and len(mu.equivalent.split()) < 8):
+            raise CatalogueError(f"{where}: 'equivalent' must be empty or the written "
+                                 f"argument why the mutant cannot change behaviour")
         for t in mu.tests:
             test_file = t.split("::")[0]
             if not (root / test_file).is_file():
@@ -284,6 +295,12 @@ def run_mutant(mutant, workdir=WORKDIR, timeout=600, keep=False, full=False,
             outcome, killer, _ = run_pytest(
                 copy, ["tests"], full_timeout, extra=("-n", "2", "-m", "not regress"))
             res.full, res.full_killer = outcome, killer
+        if mutant.equivalent:
+            if res.result == "survived" and res.full not in KILLED:
+                res.result = "equivalent"
+            elif res.killed or res.full in KILLED:
+                res.detail = ("marked equivalent, yet a test kills it: the argument in "
+                              "the catalogue is wrong")
     except Exception as e:      # noqa: BLE001 -- any failure of the tool itself is an error
         res.result, res.detail = "error", f"{type(e).__name__}: {e}"
     finally:
@@ -314,30 +331,37 @@ def run_baseline(mutants, workdir=WORKDIR, timeout=3600, jobs=1, root=ROOT):
 # ---- report ---------------------------------------------------------------------------------------
 
 def summarize(results):
-    """Scores: killed/total overall and per block (``error`` results are not scored),
-    counts per outcome, mean and max seconds per mutant, the survivors."""
+    """Scores: killed / (total - equivalent) overall and per block (``error`` results
+    are not scored; ``total`` counts the equivalents, ``score`` leaves them out),
+    counts per outcome, mean and max seconds per mutant, the survivors and the
+    equivalents."""
     scored = [r for r in results if r.result != "error"]
     blocks = {}
     for r in scored:
-        b = blocks.setdefault(r.block, {"killed": 0, "total": 0})
+        b = blocks.setdefault(r.block, {"killed": 0, "total": 0, "equivalent": 0})
         b["total"] += 1
         b["killed"] += r.killed
+        b["equivalent"] += r.result == "equivalent"
     secs = [r.seconds for r in results]
     outcomes = {}
     for r in results:
         outcomes[r.result] = outcomes.get(r.result, 0) + 1
     killed = sum(r.killed for r in scored)
+    equivalent = [r.id for r in scored if r.result == "equivalent"]
+    denom = len(scored) - len(equivalent)
     return {
         "killed": killed,
         "total": len(scored),
-        "score": killed / len(scored) if scored else 0.0,
+        "equivalent": len(equivalent),
+        "score": killed / denom if denom else 0.0,
         "errors": len(results) - len(scored),
         "outcomes": outcomes,
         "blocks": dict(sorted(blocks.items())),
         "mean_seconds": round(sum(secs) / len(secs), 1) if secs else 0.0,
         "max_seconds": max(secs) if secs else 0.0,
         "total_seconds": round(sum(secs), 1),
-        "survivors": [r.id for r in scored if not r.killed],
+        "survivors": [r.id for r in scored if not r.killed and r.result != "equivalent"],
+        "equivalents": equivalent,
     }
 
 
@@ -345,20 +369,28 @@ def format_report(results, summary):
     """The table and the scores, as text."""
     lines = [f"{'mutant':34s} {'block':14s} {'result':15s} {'seconds':>7s}  killing test"]
     for r in results:
-        what = r.killer or r.detail
+        what = " ".join(filter(None, (r.killer, r.detail)))
         if r.full:
             what = f"--full: {r.full} {r.full_killer}".strip()
         lines.append(f"{r.id:34s} {r.block:14s} {r.result:15s} {r.seconds:7.1f}  {what}")
     s = summary
-    lines += ["", f"killed {s['killed']}/{s['total']} ({s['score']:.0%})"
+    eq = s.get("equivalent", 0)
+    lines += ["", f"killed {s['killed']}/{s['total'] - eq} ({s['score']:.0%})"
+                  + (f"; {eq} equivalent (not scored: {s['total']} mutants - {eq})"
+                     if eq else "")
                   + (f"; {s['errors']} not scored (tool errors)" if s["errors"] else ""),
               "outcomes: " + ", ".join(f"{k} {v}" for k, v in sorted(s["outcomes"].items())),
               f"time per mutant: mean {s['mean_seconds']:.1f} s, max {s['max_seconds']:.1f} s "
               f"(total {s['total_seconds']:.0f} s)", "", "per block:"]
     for b, c in s["blocks"].items():
-        lines.append(f"  {b:14s} {c['killed']:3d}/{c['total']:<3d}")
+        e = c.get("equivalent", 0)
+        lines.append(f"  {b:14s} {c['killed']:3d}/{c['total'] - e:<3d}"
+                     + (f"  (+{e} equivalent)" if e else ""))
     if s["survivors"]:
         lines += ["", "survivors: " + ", ".join(s["survivors"])]
+    why = {mu.id: mu.equivalent for mu in MUTANTS}
+    for i in s.get("equivalents", []):
+        lines += ["", f"equivalent: {i}: {why.get(i, '')}"]
     return "\n".join(lines)
 
 
@@ -393,7 +425,8 @@ def run(args):
         return 2
     if args.list:
         for mu in mutants:
-            print(f"{mu.id:34s} {mu.block:14s} {mu.file:28s} {mu.description}")
+            print(f"{mu.id:34s} {mu.block:14s} {mu.file:28s} {mu.description}"
+                  + (" [equivalent]" if mu.equivalent else ""))
         print(f"{len(mutants)} mutants")
         return 0
     if args.jobs < 1:
@@ -410,7 +443,8 @@ def run(args):
 
     def one(mu):
         r = run_mutant(mu, workdir, timeout=args.timeout, keep=args.keep, full=args.full)
-        print(f"  {r.id:34s} {r.result:15s} {r.seconds:7.1f} s  {r.killer or r.detail}",
+        print(f"  {r.id:34s} {r.result:15s} {r.seconds:7.1f} s  "
+              f"{' '.join(filter(None, (r.killer, r.detail)))}",
               flush=True)
         return r
 

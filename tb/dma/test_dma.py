@@ -4,12 +4,13 @@ Run through ``tests/test_rtl_dma.py``."""
 import dataclasses
 import json
 import os
+from types import SimpleNamespace
 
 import cocotb
 import numpy as np
 from cocotb.triggers import ClockCycles
 
-from sim.model.dma import Dma, check, onchip_bytes, target_mask
+from sim.model.dma import Dma, apply, check, onchip_bytes, target_mask
 from tb.dma.tb import DRAM_SIZE, DmaTB
 
 WATCHDOG = dict(timeout_time=400, timeout_unit="ms")
@@ -140,6 +141,102 @@ async def test_refused_descriptors(dut):
 
 
 @cocotb.test(**WATCHDOG)
+async def test_window_edges(dut):
+    """Tiles touching the DRAM window's edges: one starting exactly at ``WIN_BASE`` and
+    one ending exactly at ``WIN_LIMIT`` (the window is ``[base, limit)``) run, loads and
+    stores, single and multi-row; the same tiles one byte further out are refused with
+    WINDOW. Codes from the golden ``check``, data compared with the model."""
+    tb = DmaTB(dut)
+    await tb.reset()
+    cfg = tb.cfg
+    base, limit = 0x1000 + 3, DRAM_SIZE - 0x1000 - 5
+    tb.set_window(base, limit)
+    tb.random_dram()
+    await tb.random_onchip()
+    rows = min(3, cfg.rows)
+    cases = []
+    for store in (False, True):
+        for r, L, stride in ((1, 8, 8), (1, 37, 37), (rows, 21, 100)):
+            span = (r - 1) * stride + L
+            cases += [
+                ("NONE", Dma(addr=limit - span, rows=r, row_bytes=L, row_stride=stride,
+                             offset=2, store=store)),
+                ("WINDOW", Dma(addr=limit - span + 1, rows=r, row_bytes=L,
+                               row_stride=stride, offset=2, store=store)),
+                ("NONE", Dma(addr=base, rows=r, row_bytes=L, row_stride=stride, offset=5,
+                             store=store)),
+                ("WINDOW", Dma(addr=base - 1, rows=r, row_bytes=L, row_stride=stride,
+                               offset=5, store=store)),
+            ]
+    for i, (want, d) in enumerate(cases):
+        d = dataclasses.replace(d, tag=i)
+        assert check(cfg, d, base, limit) == want, f"table wrong: {d}"
+        done, _ = await tb.run_and_model([d])
+        assert done == [(i, want)], f"{d}: completion {done}, expected {want}"
+        await tb.compare_all(f"after {d}", psum=False)
+
+
+@cocotb.test(**WATCHDOG)
+async def test_load_error_stops_writes(dut):
+    """A load meeting an error response: from the failing beat on, nothing of the
+    descriptor is written (``DMAEngine``: "the rest of the descriptor is read but not
+    written"), so every tile byte at or after the first byte the failing beat carries
+    (in descriptor order: row by row) keeps its OLD value, in the failing row and in
+    every later row; bytes before it hold old or new data; nothing outside the tile
+    changes. The error lands in the first, a middle and the last row."""
+    tb = DmaTB(dut)
+    await tb.reset()
+    cfg = tb.cfg
+    B = cfg.axi_data_bytes
+    rows = min(4, cfg.rows)
+    tb.random_dram()
+    await tb.random_onchip()
+    for trial, (err_row, err_at) in enumerate(((0, 0), (1, 100), (0, 150),
+                                               (rows - 1, 250))):
+        d = Dma(addr=0x2000 + 0x800 * trial + trial, rows=rows, row_bytes=300,
+                row_stride=512, partition=0, offset=5 + trial, store=False, tag=trial)
+        bad = d.addr + err_row * d.row_stride + err_at
+        tb.err_regions = [(bad, bad + 1, "slverr")]
+        old_chip = tb.model.sbuf.copy()
+        done, _ = await tb.run_descs([d])
+        tb.err_regions = []
+        assert done == [(trial, "SLVERR")], f"{d}: completion {done}"
+        got = await tb.read_sbuf()
+        # descriptor-order index of every tile byte, and of the first one in a bad beat
+        first_bad = None
+        order = np.full(got.shape, -1)
+        for r in range(d.rows):
+            a = d.addr + r * d.row_stride
+            p = d.partition + r
+            for j in range(d.row_bytes):
+                k = r * d.row_bytes + j
+                order[p, d.offset + j] = k
+                word = (a + j) // B * B
+                if first_bad is None and word <= bad < word + B:
+                    first_bad = k
+        assert first_bad is not None
+        new_chip = old_chip.copy()
+        apply(d, tb.dram, SimpleNamespace(sbuf=new_chip))
+        tile = order >= 0
+        after = order >= first_bad
+        for what, wrong in (
+                ("changed outside the tile", ~tile & (got != old_chip)),
+                ("written at or after the failing beat", after & (got != old_chip)),
+                ("neither old nor new before the failing beat",
+                 tile & ~after & (got != old_chip) & (got != new_chip))):
+            if wrong.any():
+                p, b = np.argwhere(wrong)[0]
+                tb.fail(f"{d}, error at {bad:#x} (row {err_row}): SBUF {what}: "
+                        f"partition {p} byte {b} (descriptor byte {order[p, b]}, first "
+                        f"failing byte {first_bad}): {got[p, b]:#x}, old "
+                        f"{old_chip[p, b]:#x}, new {new_chip[p, b]:#x}")
+        tb.model.sbuf[...] = got
+    # a clean descriptor still works
+    await tb.run_and_model([tb.random_desc(tag=99)])
+    await tb.compare_all("after the failed loads", psum=False)
+
+
+@cocotb.test(**WATCHDOG)
 @cocotb.parametrize(kind=["slverr", "decerr"], store=[False, True])
 async def test_bus_errors(dut, kind, store):
     """An error response inside a tile: the code is reported, no byte outside the tile
@@ -159,7 +256,6 @@ async def test_bus_errors(dut, kind, store):
         tb.err_regions = []
         # old-or-new inside the target, untouched outside
         old_dram, old_chip = tb.dram.copy(), onchip_bytes(tb.model, d.mem).copy()
-        from sim.model.dma import apply
         apply(d, tb.dram, tb.model)
         new_dram, new_chip = tb.dram.copy(), onchip_bytes(tb.model, d.mem).copy()
         got_dram = np.frombuffer(tb.ram.read(0, DRAM_SIZE), dtype=np.uint8)
