@@ -184,7 +184,19 @@ def _xrand_verilog(vfile, build_dir):
     initial contents: SBUF and PSUM power up zero by definition (``docs/core.md``), and
     the FIFOs' storage is read only after a write."""
     from sim.flow.rtl import write_if_changed
-    text, n = _REG_INIT.subn(r"\1;", pathlib.Path(vfile).read_text())
+    text = pathlib.Path(vfile).read_text()
+    # NCORE_XRAND_ONLY=name: only the modules whose name contains it (to bisect a
+    # seed-dependent failure down to a block)
+    only = os.environ.get("NCORE_XRAND_ONLY", "")
+    parts = re.split(r"(?=^module )", text, flags=re.M)
+    n = 0
+    for k, part in enumerate(parts):
+        name = part.split("(", 1)[0][len("module "):].strip()
+        if part.startswith("module ") and (name == only[1:] if only.startswith("=") else only in name):
+            # (the space ends an escaped identifier such as `\$signal$18`)
+            parts[k], c = _REG_INIT.subn(r"\1 ;", part)
+            n += c
+    text = "".join(parts)
     if not n:
         raise ValueError(f"{vfile}: no register initial values found to remove")
     path = build_dir.parent / f"{build_dir.name}.xrand.v"

@@ -44,10 +44,10 @@ from sim.isa.asm import Instruction, Program
 from sim.isa.races import QUEUES, accesses, find_races
 from sim.model.tensor import Matmul, TensorModel
 
-__all__ = ["random_program", "racy_variant", "DEFAULT_MIX", "QUEUE_SEMS"]
+__all__ = ["random_program", "racy_variant", "DEFAULT_MIX", "QUEUE_SEMS", "SHARED_SEM"]
 
 #: Relative frequencies of the generated commands.
-DEFAULT_MIX = {"load": 3, "matmul": 3, "act": 2, "store": 2, "reload": 0.5}
+DEFAULT_MIX = {"load": 3, "matmul": 3, "act": 2, "store": 2, "reload": 0.5, "accumulate": 0}
 #: The semaphore each engine queue signals.
 QUEUE_SEMS = {q: f"q_{q}" for q in QUEUES[:4]}
 _QI = {q: n for n, q in enumerate(QUEUES)}
@@ -69,11 +69,23 @@ def _overlap(a, b):
     return False
 
 
+#: The semaphore the tensor and vector queues share in ``shared=True`` programs.
+SHARED_SEM = "q_tv"
+
+
 class _Gen:
-    def __init__(self, config, rng, n, dram_size, mix, max_rows):
+    def __init__(self, config, rng, n, dram_size, mix, max_rows, shared=False,
+                 checkpoints=0.0):
         self.c = config
         self.rng = rng
         self.n = n
+        self.shared = shared
+        self.checkpoints = checkpoints
+        self.commands = 0                       # DMA, MATMUL and ACT instructions so far
+        # the semaphore each queue signals (tensor and vector share one if ``shared``)
+        self.qsem = dict(QUEUE_SEMS)
+        if shared:
+            self.qsem["tensor"] = self.qsem["vector"] = SHARED_SEM
         self.mix = dict(DEFAULT_MIX if mix is None else mix)
         if not self.mix or any(k not in DEFAULT_MIX for k in self.mix) \
                 or any(v < 0 for v in self.mix.values()) or sum(self.mix.values()) <= 0:
@@ -124,8 +136,26 @@ class _Gen:
         name, v = wait
         if name == "seq":
             return self.seq_sems[v - 1]
+        if name == SHARED_SEM:
+            # only ever waited for by a SEM, for every signal so far (see _shared_barrier)
+            qs = [_QI["tensor"], _QI["vector"]]
+            assert v == sum(self.count[q] for q in qs)
+            ends = [self.hist[q][-1][0] for q in qs if self.hist[q]]
+            return [max(x) for x in zip(*ends)]
         qi = _QI[name[2:]]
         return self.hist[qi][v - 1][0]
+
+    def _shared_barrier(self):
+        """A SEM waiting for every tensor and vector instruction so far: the one sound
+        wait on a semaphore two engines signal. The decoder holds every later
+        instruction until a SEM's wait is met, so only earlier instructions can have
+        signalled, and ``q_tv >= (their number)`` means all of them finished; a wait
+        for fewer would be met by whichever finished first."""
+        total = self.count[_QI["tensor"]] + self.count[_QI["vector"]]
+        self._emit("SEM", None, _SEQ, (SHARED_SEM, total), None)
+
+    def _tv(self, q):
+        return self.shared and QUEUES[q] in ("tensor", "vector")
 
     def _emit(self, op, cmd, qi, wait, signal, acc=()):
         start = self._base(qi)
@@ -160,14 +190,39 @@ class _Gen:
         wait = None
         while needs:
             q = list(needs)[_ri(rng, 0, len(needs) - 1)]
-            if len(needs) == 1:
-                wait = (QUEUE_SEMS[QUEUES[q]], needs[q])
+            if self._tv(q):
+                self._shared_barrier()
+            elif len(needs) == 1:
+                wait = (self.qsem[QUEUES[q]], needs[q])
                 break
-            self._emit("SEM", None, _SEQ, (QUEUE_SEMS[QUEUES[q]], needs[q]), None)
+            else:
+                self._emit("SEM", None, _SEQ, (self.qsem[QUEUES[q]], needs[q]), None)
             needs = self._needs(qi, acc)
         if wait is None and rng.random() < 0.15:
             wait = self._random_wait(qi)
-        self._emit(op, cmd, qi, wait, QUEUE_SEMS[queue], acc)
+        self._emit(op, cmd, qi, wait, self.qsem[queue], acc)
+        self.commands += 1
+        if op in ("MATMUL", "ACT") and rng.random() < self.checkpoints \
+                and self.commands < self.n:
+            self.add("DMA", self._checkpoint(op, cmd))
+
+    def _checkpoint(self, op, cmd):
+        """A store of what ``cmd`` just wrote (its PSUM or SBUF tile, clipped to
+        ``max_rows`` rows and 48 bytes a row) to the output area, so the final DRAM image
+        holds this intermediate result even if a later instruction overwrites it.
+        (:meth:`add` makes it wait for ``cmd``.)"""
+        c = self.c
+        if op == "MATMUL":
+            rows, part = min(cmd.m, self.max_rows), 0
+            off = 4 * (cmd.bank * c.psum_depth + cmd.psum_off)
+            row_bytes, mem = min(4 * cmd.n, 48), "psum"
+        else:
+            rows, part = min(cmd.parts, self.max_rows), cmd.dst_p0
+            off, row_bytes, mem = cmd.dst_off, min(cmd.n * ACT_BYTES[cmd.dst_type], 48), "sbuf"
+        addr, stride = self._dram("out", rows, row_bytes)
+        return dma_model.Dma(addr=addr, rows=rows, row_bytes=row_bytes, row_stride=stride,
+                             partition=part, offset=off, store=True, mem=mem,
+                             tag=_ri(self.rng, 0, 255))
 
     def _needs(self, qi, acc):
         """``{queue: rank}``: the latest conflicting instruction of each other queue not
@@ -191,7 +246,12 @@ class _Gen:
         if not choices:
             return None
         q = choices[_ri(self.rng, 0, len(choices) - 1)]
-        return (QUEUE_SEMS[QUEUES[q]], _ri(self.rng, 1, self.count[q]))
+        if self._tv(q):
+            if qi != _SEQ:
+                return None                     # only a SEM may wait on the shared one
+            total = self.count[_QI["tensor"]] + self.count[_QI["vector"]]
+            return (SHARED_SEM, total)
+        return (self.qsem[QUEUES[q]], _ri(self.rng, 1, self.count[q]))
 
     def _random_sem(self):
         wait = self._random_wait(_SEQ)
@@ -282,6 +342,22 @@ class _Gen:
         assert self.tm.check(cmd) == "NONE", cmd
         return cmd
 
+    def accumulate(self):
+        """2 to 4 short MATMULs back to back into the same PSUM entries, all but the
+        first accumulating (other operands each time): PSUM's read-modify-write must
+        keep up, and a reader waiting on the last must see every update."""
+        rng = self.rng
+        first = self.matmul()
+        n = min(first.n, 4)
+        for i in range(min(_ri(rng, 2, 4), self.n - self.commands)):
+            nxt = self.matmul() if i else first
+            cmd = Matmul(k=nxt.k, m=nxt.m, n=n, p0=nxt.p0, s_off=nxt.s_off, x_off=nxt.x_off,
+                         bank=first.bank, psum_off=first.psum_off, acc=bool(i) or first.acc,
+                         dtype=nxt.dtype)
+            if self.tm.check(cmd) != "NONE":
+                break
+            self.add("MATMUL", cmd)
+
     def act(self):
         c, rng = self.c, self.rng
         for _ in range(100):
@@ -341,7 +417,7 @@ class _Gen:
         kinds = [k for k, v in self.mix.items() if v > 0]
         p = np.array([self.mix[k] for k in kinds], dtype=float)
         p /= p.sum()
-        for _ in range(self.n):
+        while self.commands < self.n:
             kind = kinds[int(rng.choice(len(kinds), p=p))]
             if kind == "load":
                 self.add("DMA", self.load("in"))
@@ -351,6 +427,8 @@ class _Gen:
                 self.add("DMA", self.store())
             elif kind == "matmul":
                 self.add("MATMUL", self.matmul())
+            elif kind == "accumulate":
+                self.accumulate()
             else:
                 self.add("ACT", self.act())
         self.prog.end(wait=self._random_wait(_SEQ) if rng.random() < 0.3 else None)
@@ -363,7 +441,8 @@ class _Gen:
         return self.prog, dram, prog_addr
 
 
-def random_program(config, rng, n=40, dram_size=1 << 16, *, mix=None, max_rows=None):
+def random_program(config, rng, n=40, dram_size=1 << 16, *, mix=None, max_rows=None,
+                   shared=False, checkpoints=0.0):
     """A random race-free program of ``n`` commands (plus its SEMs and a final END).
 
     Parameters
@@ -383,6 +462,13 @@ def random_program(config, rng, n=40, dram_size=1 << 16, *, mix=None, max_rows=N
         Default :data:`DEFAULT_MIX`.
     max_rows : int, optional
         Upper bound on DMA rows and ACT partitions.
+    shared : bool
+        The tensor and vector queues signal one semaphore (:data:`SHARED_SEM`) instead
+        of one each, so both engines often signal it in the same cycle; orderings on
+        them become SEM barriers that wait for every signal so far.
+    checkpoints : float
+        Probability of a store, right after a MATMUL or ACT, of what it wrote (the
+        final image then holds intermediate results too).
 
     Returns
     -------
@@ -392,7 +478,7 @@ def random_program(config, rng, n=40, dram_size=1 << 16, *, mix=None, max_rows=N
     """
     if not isinstance(rng, np.random.Generator):
         rng = np.random.default_rng(rng)
-    return _Gen(config, rng, n, dram_size, mix, max_rows).build()
+    return _Gen(config, rng, n, dram_size, mix, max_rows, shared, checkpoints).build()
 
 
 def _rebuild(program, instructions):

@@ -19,7 +19,10 @@ visible, its signal given). The edges are:
 * a wait ``(s, v)`` of ``j``: with ``T`` signallers of ``s`` in the program, ``n_Q`` of
   them on queue ``Q``, at least ``v - (T - n_Q)`` of ``Q``'s signals have been given
   when the wait holds, so (if that is positive) the end of ``Q``'s
-  ``(v - (T - n_Q))``-th signaller -> ``start_j``. Nothing else is assumed;
+  ``(v - (T - n_Q))``-th signaller -> ``start_j``. For a SEM or END (the decoder's own
+  waits: it dispatches nothing after one until it holds) only the signallers before
+  ``j`` in program order count, so a SEM waiting for every signal so far of a
+  semaphore two engines share orders all of them. Nothing else is assumed;
 * SEM ``k``: ``end_k = start_k`` (it signals as soon as its wait holds) and
   ``start_k -> start_j`` for every ``j`` after ``k`` (the decoder blocks on it);
 * END: its end follows the end of every earlier instruction. The decoder stops at the
@@ -197,6 +200,10 @@ def happens_before(instructions):
         if x.wait is not None:
             sem, v = x.wait
             groups = sig.get(sem, [[] for _ in QUEUES])
+            if q[i] == seq:
+                # the decoder itself waits (SEM, END) and dispatches nothing after it
+                # meanwhile: only the signallers before it count
+                groups = [[j for j in g if j < i] for g in groups]
             total = sum(len(g) for g in groups)
             if v > total:
                 blocked[i] = True

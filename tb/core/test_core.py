@@ -241,17 +241,24 @@ async def test_smoke(dut):
 @cocotb.test(**WATCHDOG)
 async def test_random_programs(dut):
     """Random race-free programs (sim.isa.progen) with random AXI backpressure (pauses on
-    every channel, so also random read and write-response latency)."""
+    every channel, so also random read and write-response latency). Every other
+    program has the tensor and vector engines share one semaphore (``shared``: both
+    often signal it in the same cycle, orderings become SEM barriers); all have
+    back-to-back accumulations into the same PSUM entries and checkpoint stores of
+    intermediate results, so the final image holds more than the last values."""
     tb = CoreTB(dut)
     await tb.reset()
     count = int(os.environ.get("NCORE_COUNT", "8"))
     programs = []
+    mix = {"load": 3, "matmul": 3, "act": 2, "store": 2, "reload": 0.5, "accumulate": 1.5}
     for i in range(count):
         bp = float(tb.rng.choice([0.0, 0.2, 0.5]))
-        prog, dram, prog_addr = random_program(tb.cfg, tb.rng, n=30, dram_size=1 << 14)
+        shared = i % 2 == 1
+        prog, dram, prog_addr = random_program(tb.cfg, tb.rng, n=30, dram_size=1 << 14,
+                                               shared=shared, checkpoints=0.3, mix=mix)
         races = find_races(tb.cfg, prog.instructions, prog_addr)
         assert not races, races
-        programs.append((f"random program {i} (backpressure {bp}, {len(prog)} "
+        programs.append((f"random program {i} (backpressure {bp}, shared={shared}, {len(prog)} "
                          f"instructions at {prog_addr:#x})\n{prog.listing(prog_addr)}\n",
                          dram, prog_addr, bp))
     await run_all(tb, programs)
