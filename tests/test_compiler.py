@@ -350,8 +350,11 @@ def test_bad_requests():
         run_compiled(c, np.zeros((3, 8), np.float32))
 
 
+#: the smallest legal cores (two SBUF words per partition) hold no net: the compiler
+#: refuses them with a clear error (test_tiny_configuration_refused)
+TINY = ("min", "min-fp")
 ALL_CONFIGS = {name: cfg for name, cfg in NAMED_CONFIGS.items()
-               if name != "128x128"}
+               if name != "128x128" and name not in TINY}
 ALL_CONFIGS["4x16"] = CoreConfig(rows=4, cols=16)                  # more columns than rows
 ALL_CONFIGS["2x8-fp"] = CoreConfig(rows=2, cols=8, dtypes=("int8", "bf16", "fp16"))
 
@@ -376,3 +379,14 @@ def test_every_configuration(name):
         y, _, _ = run_compiled(c, x)
         want = float_net_reference(fnet, x, dtype, cfg.rows)
         assert np.array_equal(y.view(np.uint32), want.view(np.uint32)), dtype
+
+
+@pytest.mark.parametrize("name", TINY)
+def test_tiny_configuration_refused(name):
+    """A net on a core whose SBUF partition holds 16 bytes is refused with a message
+    naming the layer and what does not fit, not miscompiled."""
+    from sim.compiler.lower import CompileError
+    rng = np.random.default_rng(0)
+    net = random_quant_net(rng, [13, 21, 5])
+    with pytest.raises(CompileError, match=r"layer 0 \(fc0\): .* does not fit SBUF"):
+        compile_net(net, NAMED_CONFIGS[name], batch=37, check=True)
