@@ -340,6 +340,10 @@ DECODE_FAULTS = [
     (instr(Opcode.SEM, sig=(1, 31)), 0, CoreError.SEM_RANGE),
     (instr(Opcode.SEM, body=1, sig=(1, 31)), 0, CoreError.RESERVED),  # RESERVED first
     (instr(Opcode.SEM, sig=(1, 3)), 0, CoreError.NONE),
+    # the legal edge next to each refusal: the last semaphore waited for, and the
+    # first index past it signalled
+    (instr(Opcode.SEM, wait=(1, 3, 0)), 0, CoreError.NONE),
+    (instr(Opcode.SEM, sig=(1, 4)), 0, CoreError.SEM_RANGE),
 ]
 
 

@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """The formal proofs of ``sim/flow/formal_props.py`` (SymbiYosys; ``docs/formal.md``),
 one test each, and a check that the flow reports a broken block as a failed proof
 with a counterexample rather than passing it."""
