@@ -1,6 +1,6 @@
 """The partial-sum buffer (PSUM): banked 32-bit entries with accumulating writes."""
 
-from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.hdl import Cat, Module, Mux, ResetSignal, Signal
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory, MemoryData
 from amaranth.lib.wiring import Out
@@ -249,10 +249,12 @@ class PSUM(ClientMemory):
                 with m.If(last["accfp"]):
                     m.d.comb += out.eq(adder.o_sum)
             # ---- write stage 1 + A: write back -------------------------------------------
+            # no write while the reset is asserted (as SBUF: the pipeline's registers
+            # are undefined until the reset's first clock edge)
             m.d.comb += [
                 wp.addr.eq(last["addr"]),
                 wp.data.eq(out),
-                wp.en.eq(last["valid"] & last["mask"][p]),
+                wp.en.eq(last["valid"] & last["mask"][p] & ~ResetSignal()),
             ]
 
         # ---- read pipeline: stage 0 reads port B, stage 1 fills the response FIFO -------

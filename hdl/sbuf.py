@@ -1,6 +1,6 @@
 """The state buffer (SBUF): one SRAM bank per array row, shared by the engines."""
 
-from amaranth.hdl import Cat, Module, Signal
+from amaranth.hdl import Cat, Module, ResetSignal, Signal
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory, MemoryData
 
@@ -103,11 +103,16 @@ class SBUF(ClientMemory):
             w_data_q.eq(w_data),
             w_en_q.eq(Cat((w_strb & w_pmask[p].replicate(wb)) for p in range(cfg.rows))),
         ]
+        # No write while the reset is asserted: until the reset reaches the registers
+        # above (the first clock edge, on a chip whose flip-flops power up undefined)
+        # w_en_q may hold anything, and SBUF's power-up contents must survive that
+        # (tests/test_xstress.py found it).
+        in_reset = ResetSignal()
         for p, (wp, _) in enumerate(mems):
             m.d.comb += [
                 wp.addr.eq(w_addr_q),
                 wp.data.eq(w_data_q[p]),
-                wp.en.eq(w_en_q[p * wb:(p + 1) * wb]),
+                wp.en.eq(w_en_q[p * wb:(p + 1) * wb] & ~in_reset.replicate(wb)),
             ]
 
         # ---- read port -----------------------------------------------------------

@@ -145,6 +145,11 @@ class TB:
 
     def __init__(self, dut, *, idle_inputs=None):
         self.dut = dut
+        # reset from time 0, before a subclass builds its bus models (cocotbext-axi): a
+        # model that sees the reset low at its start serves the bus at the first clock
+        # edge, when the design's valids may still be the flip-flops' power-up values
+        # (tests/test_xstress.py runs the designs without power-up values)
+        dut.rst.value = 1
         if idle_inputs is not None:
             self.IDLE_INPUTS = tuple(idle_inputs)
         self.cfg = config_from_env()

@@ -169,9 +169,12 @@ def _free_clock_verilog(top, vfile, build_dir):
 
 
 #: A register declaration with its power-up value, ``reg [7:0] x = 8'h00;`` (Amaranth
-#: gives every signal one); Yosys's own ``$auto$verilog_backend`` trigger registers
-#: (which start the combinational processes at time 0) are not matched.
-_REG_INIT = re.compile(r"^(\s*reg\s+(?:signed\s+)?(?:\[[^\]]+\]\s*)?(?!\\\$auto)[\w\\$.]+)\s*=\s*[^;]+;",
+#: gives every signal one); not matched: Yosys's own ``$auto$verilog_backend`` trigger
+#: registers (which start the combinational processes at time 0) and ``rst_q`` (in the
+#: Verilog ``\\rst$<n>``), the simulation tops' registered reset, which powers up
+#: asserted by design
+#: (:mod:`hdl.tops.sim_clock`; it is not part of the IP).
+_REG_INIT = re.compile(r"^(\s*reg\s+(?:signed\s+)?(?:\[[^\]]+\]\s*)?(?!\\\$auto|rst_q\b|\\rst\$\d)[\w\\$.]+)\s*=\s*[^;]+;",
                        re.M)
 
 
@@ -185,8 +188,9 @@ def _xrand_verilog(vfile, build_dir):
     the FIFOs' storage is read only after a write."""
     from sim.flow.rtl import write_if_changed
     text = pathlib.Path(vfile).read_text()
-    # NCORE_XRAND_ONLY=name: only the modules whose name contains it (to bisect a
-    # seed-dependent failure down to a block)
+    # NCORE_XRAND_ONLY=name: only the modules whose name contains it (``=name``: that
+    # module; ``-``: none, only Verilator's own randomisation), to bisect a
+    # seed-dependent failure down to a block
     only = os.environ.get("NCORE_XRAND_ONLY", "")
     parts = re.split(r"(?=^module )", text, flags=re.M)
     n = 0
@@ -197,7 +201,7 @@ def _xrand_verilog(vfile, build_dir):
             parts[k], c = _REG_INIT.subn(r"\1 ;", part)
             n += c
     text = "".join(parts)
-    if not n:
+    if not n and only != "-":
         raise ValueError(f"{vfile}: no register initial values found to remove")
     path = build_dir.parent / f"{build_dir.name}.xrand.v"
     write_if_changed(path, text)
