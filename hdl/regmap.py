@@ -347,7 +347,8 @@ def _registers(config):
             Field("DONE", 0, 1, "W1C", 0, "Set by the core's done pulse."),
             Field("ERROR", 1, 1, "W1C", 0, "Set by the core's fault pulse."),
         ), "Interrupt causes, set by hardware whether enabled or not; write 1 to clear. "
-           "SOFT_RESET leaves them alone (clear them by writing 1)."),
+           "A hardware set in the cycle a write of 1 takes effect wins (the new event is "
+           "not lost). SOFT_RESET leaves them alone (clear them by writing 1)."),
         *_wide("PROG_ADDR", 0x030, "RW", PROG_ADDR_BITS,
                "DRAM byte address of the program's first instruction.",
                lo_lsb=PROG_ALIGN_BITS,
