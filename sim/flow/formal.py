@@ -133,10 +133,13 @@ class Monitor:
         self.handshake(port.valid, port.ready, port.payload, assume=assume, name=name,
                        src_loc_at=1)
 
-    def axi(self, bus, *, assume_subordinate=True, name="axi", channels="aw w ar b r"):
-        """:meth:`handshake` on every channel of an AXI4 manager port ``bus``: the
-        manager's AW, W, AR channels are asserted; the subordinate's R and B are
-        assumed (``assume_subordinate``)."""
+    def axi(self, bus, *, assume_subordinate=True, name="axi", channels="aw w ar b r",
+            block_is_subordinate=False):
+        """:meth:`handshake` on every channel of an AXI4 port ``bus``. For a port the
+        block under test drives as manager, the manager's AW, W, AR channels are
+        asserted and the subordinate's R and B assumed (``assume_subordinate``); with
+        ``block_is_subordinate`` (a manager plugged into the block, as into an
+        interconnect) the roles swap: AW, W, AR assumed, R and B asserted."""
         fields = {
             "aw": ("awid", "awaddr", "awlen", "awsize", "awburst", "awlock", "awcache",
                    "awprot"),
@@ -149,6 +152,10 @@ class Monitor:
         for ch in channels.split():
             payload = [getattr(bus, f) for f in fields[ch] if hasattr(bus, f)]
             manager = ch in ("aw", "w", "ar")
+            if block_is_subordinate:
+                self.handshake(getattr(bus, f"{ch}valid"), getattr(bus, f"{ch}ready"),
+                               payload, assume=manager, name=f"{name}_{ch}", src_loc_at=1)
+                continue
             if not manager and not assume_subordinate:
                 continue
             self.handshake(getattr(bus, f"{ch}valid"), getattr(bus, f"{ch}ready"), payload,

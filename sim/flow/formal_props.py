@@ -20,9 +20,10 @@ from amaranth.lib import stream
 from amaranth.lib.wiring import In, Out
 
 from hdl.arbiter import RoundRobin
-from hdl.axi import AXI4LiteSignature, AXI4Signature
+from hdl.axi import AXI4LiteSignature, AXI4Signature, AXIInFlight
 from hdl.config import CoreConfig
 from hdl.controller import Controller
+from hdl.core import AXIJoin
 from hdl.dma import DMAEngine, Realigner
 from hdl.host import HostInterface
 from hdl.interfaces import ReadClient
@@ -359,6 +360,55 @@ class DMATop(RulesTop):
         ]
 
 
+class AXIJoinTop(FormalTop):
+    """:class:`hdl.core.AXIJoin` between three managers and one subordinate, all free:
+    the managers' AR/AW/W and the subordinate's R/B obey the handshake rules (assumed),
+    and so must everything the join passes on (asserted): AR/AW/W on ``m_axi``, R/B to
+    each manager, with ``i_quiesce`` toggling freely (a quiesce must not withdraw an
+    AR or AW already on the port)."""
+
+    def elaborate(self, platform):
+        m = Module()
+        mon = Monitor(m)
+        dut = AXIJoin(TINY)
+        m.submodules.dut = dut
+        self.free_inputs(dut)
+        for name in ("i_fetch", "i_dma_in", "i_dma_out"):
+            mon.axi(getattr(dut, name), name=name, block_is_subordinate=True)
+        mon.axi(dut.m_axi, name="m_axi")
+        return m
+
+
+class InFlightTop(FormalTop):
+    """:class:`hdl.axi.AXIInFlight` on a port whose subordinate answers only bursts in
+    flight (assumed) and whose manager keeps at most ``max_bursts`` of each kind open
+    (assumed): the counters never wrap, and ``o_busy`` is low only when nothing is in
+    flight (asserted)."""
+
+    MAX = 2
+
+    def elaborate(self, platform):
+        m = Module()
+        dut = AXIInFlight(self.MAX)
+        m.submodules.dut = dut
+        self.free_inputs(dut)
+        reads = Signal(range(self.MAX + 1))
+        writes = Signal(range(self.MAX + 1))
+        ar = dut.i_arvalid & dut.i_arready
+        r_end = dut.i_rvalid & dut.i_rready & dut.i_rlast
+        aw = dut.i_awvalid & dut.i_awready
+        b = dut.i_bvalid & dut.i_bready
+        m.d.sync += [reads.eq(reads + ar - r_end), writes.eq(writes + aw - b)]
+        m.d.comb += [
+            Assume(~dut.i_rvalid | (reads != 0)), Assume(~dut.i_bvalid | (writes != 0)),
+            Assume(~dut.i_arvalid | (reads != self.MAX)),
+            Assume(~dut.i_awvalid | (writes != self.MAX)),
+            Assert(dut.o_reads == reads), Assert(dut.o_writes == writes),
+            Assert(dut.o_busy == (dut.i_arvalid | dut.i_awvalid | (reads != 0) | (writes != 0))),
+        ]
+        return m
+
+
 PROOFS = [
     *[Proof(f"arbiter-rr{n}", f"RoundRobin(n={n})",
             "grant one-hot or zero, only to requesters, never idle while asked; a "
@@ -387,6 +437,13 @@ PROOFS = [
     Proof("vector-rules", "VectorEngine(tiny)",
           "valid/payload held until ready on sbuf_rd.req, psum_rd.req, sbuf_wr",
           lambda: RulesTop(lambda: VectorEngine(TINY)), "bmc", 12),
+    Proof("axijoin-rules", "AXIJoin(tiny)",
+          "valid/payload held until ready on m_axi AR/AW/W and on R/B to each manager, "
+          "whatever i_quiesce does",
+          lambda: AXIJoinTop(), "prove", 6),
+    Proof("inflight-counts", "AXIInFlight(2)",
+          "read/write burst counts exact (no wrap) and busy iff something is in flight",
+          lambda: InFlightTop(), "prove", 4),
     Proof("controller-rules", "Controller(tiny)",
           "valid/payload held until ready on AR, o_dma_in, o_dma_out, o_tensor, o_vector",
           lambda: RulesTop(lambda: Controller(TINY)), "bmc", 10),
