@@ -11,7 +11,7 @@ PYTEST    := $(PY) -m pytest -p no:cacheprovider
 
 export CONFIG
 
-.PHONY: all venv test regress sim unit verilog lint synth bench demo formal mutate clean distclean help
+.PHONY: all venv test regress sim unit verilog lint synth bench demo formal mutate waves clean distclean help
 
 help:
 	@echo "make test     the suite CI runs: golden model, Amaranth-simulator units, Verilator testbenches"
@@ -25,6 +25,7 @@ help:
 	@echo "make demo     digits MLP: scikit-learn -> ONNX -> ncore (BF16, INT8) on Verilator vs onnxruntime"
 	@echo "make formal   SymbiYosys proofs: stream/AXI rules, FIFO levels, arbiter fairness, DMA window"
 	@echo "make mutate   gateware mutation testing: sim/flow/mutants.py -> build/mutate.json"
+	@echo "make waves TEST=<pytest id>  rerun one test with waves; prints the gtkwave/surfer command"
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -66,6 +67,10 @@ formal: $(STAMP)
 
 mutate: $(STAMP)
 	$(PY) -m sim.flow.cli mutate $(MUTATE_ARGS)
+
+waves: $(STAMP)
+	@test -n "$(TEST)" || { echo "usage: make waves TEST='tests/test_rtl_core.py::test_core[test_smoke-default]'"; exit 2; }
+	$(PY) -m sim.flow.cli waves '$(TEST)'
 
 clean:
 	rm -rf build

@@ -1,7 +1,7 @@
 """The DMA engine: 2-D strided tiles between DRAM (AXI4) and SBUF/PSUM."""
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2, exact_log2
@@ -11,7 +11,7 @@ from .formats import DmaDesc, DmaError, _bits_for, dma_done_layout
 from .interfaces import (ConfigComponent, WINDOW_BITS, axi_signature, psum_read_client, sbuf_read_client,
                          sbuf_write_client)
 
-__all__ = ["Realigner", "DMAEngine"]
+__all__ = ["Realigner", "DmaState", "DMAEngine"]
 
 #: Bits of the byte counts inside one row (a row is at most 1 MiB).
 LEN_BITS = 21
@@ -179,6 +179,19 @@ class _BurstGen:
                     m.d.sync += [busy.eq(0), self.done.eq(1)]
 
 
+class DmaState(enum.Enum, shape=3):
+    """The DMA engine's control state (an enum so that waveforms show it by name,
+    ``sim/flow/waves.py``): IDLE takes a descriptor; CHECK1..3 compute and check its
+    extent (one step a cycle); LOAD or STORE moves it; DONE reports it."""
+    IDLE = 0
+    CHECK1 = 1
+    CHECK2 = 2
+    CHECK3 = 3
+    LOAD = 4
+    STORE = 5
+    DONE = 6
+
+
 class DMAEngine(ConfigComponent):
     """AXI4 DMA between DRAM and the on-chip memories, one :class:`DmaDesc` at a time.
 
@@ -264,8 +277,8 @@ class DMAEngine(ConfigComponent):
         store_done = Signal()
         # States as a plain register with a `default` branch (a 7-state FSM in 3 bits
         # would leave case encodings uncovered in the Verilog).
-        IDLE, CHECK1, CHECK2, CHECK3, LOAD, STORE, DONE = range(7)
-        state = Signal(range(7), name="dma_state")
+        IDLE, CHECK1, CHECK2, CHECK3, LOAD, STORE, DONE = DmaState
+        state = Signal(DmaState, name="dma_state")
         extent = Signal(64)      # (rows - 1) * row_stride
         with m.Switch(state):
             with m.Case(IDLE):

@@ -1,7 +1,7 @@
 """The vector engine: PSUM/SBUF tiles -> bias, ReLU, casts, requantisation -> SBUF."""
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
-from amaranth.lib import stream
+from amaranth.lib import enum, stream
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import exact_log2
@@ -13,7 +13,7 @@ from .interfaces import (COUNTER_WIDTH, ConfigComponent, EngineStatus, psum_read
                          sbuf_read_client, sbuf_write_client)
 from .vector_units import F32Narrow, Requantizer
 
-__all__ = ["ActChecker", "VectorEngine"]
+__all__ = ["ActChecker", "ActState", "VectorEngine"]
 
 
 class ActChecker(ConfigComponent):
@@ -80,6 +80,18 @@ class ActChecker(ConfigComponent):
             with m.If(fail[i]):
                 m.d.comb += self.o_code.eq(err)
         return m
+
+
+class ActState(enum.Enum, shape=3):
+    """The vector engine's control state (an enum so that waveforms show it by name,
+    ``sim/flow/waves.py``): IDLE takes a command; CHECK registers it and CHECK2 has the
+    checks' verdict; BIAS_REQ/BIAS_WAIT read the bias row; RUN streams the rows."""
+    IDLE = 0
+    CHECK = 1
+    CHECK2 = 2
+    BIAS_REQ = 3
+    BIAS_WAIT = 4
+    RUN = 5
 
 
 class VectorEngine(ConfigComponent):
@@ -172,8 +184,8 @@ class VectorEngine(ConfigComponent):
         code = chk.o_code
 
         # ---- control --------------------------------------------------------------------
-        IDLE, CHECK, CHECK2, BIAS_REQ, BIAS_WAIT, RUN = range(6)
-        state = Signal(range(6), name="act_state")
+        IDLE, CHECK, CHECK2, BIAS_REQ, BIAS_WAIT, RUN = ActState
+        state = Signal(ActState, name="act_state")
         cmd_des = des
         start = Signal()
         done = Signal()

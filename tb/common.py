@@ -126,6 +126,18 @@ async def start_clock_and_reset(dut, cycles=RESET_CYCLES):
     dut.rst.value = 0
     for _ in range(1 + int(os.environ.get("NCORE_RESET_DELAY", "0"))):
         await RisingEdge(dut.clk)
+    wave_mark("reset released")
+
+
+def wave_mark(name):
+    """Note the current time as a named marker of the run's waveform
+    (``NCORE_WAVE_MARKS``, set by ``sim.flow.runner`` when it records waves; the save
+    file puts the first such marker, the end of reset, at marker A)."""
+    path = os.environ.get("NCORE_WAVE_MARKS")
+    if path:
+        from cocotb.simtime import get_sim_time
+        with open(path, "a") as f:
+            f.write(f"{int(get_sim_time('ps'))} {name}\n")
 
 
 class TB:

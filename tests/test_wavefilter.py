@@ -180,11 +180,30 @@ def test_insn():
     assert t(_hex(Instruction("END").encode()).lower()) == "END"
 
 
+@pytest.mark.parametrize("line, text", [
+    # dtype (2 bits: INT8 0, BF16 1, FP16 2) above the 16-bit lane, as the save files
+    # bundle a float array's operand lanes
+    ("00081", "-127"),      # INT8 0x81 in the low byte
+    ("0127F", "127"),       # INT8 ignores the high byte
+    ("13F80", "1"),         # BF16 1.0
+    ("1C000", "-2"),        # BF16 -2.0
+    ("23C00", "1"),         # FP16 1.0
+    ("27BFF", "65500"),     # FP16 max (shortest round-trip digits)
+    ("2FC00", "?orange?-inf"),
+    ("33C00", "?red?dtype3 3C00"),
+])
+def test_op16(line, text):
+    assert make_translator("op16")(line) == text
+
+
 def test_insn_illegal():
     t = make_translator("insn:default")
     end = Instruction("END").encode()
     assert t(_hex(codec.replace(Instr, end, opcode=9))).startswith("?red?ILLEGAL(OPCODE)")
-    assert t("0" * 64) == "?red?ILLEGAL(OPCODE) opcode 0 is not defined"
+    # the all-zero word is an empty payload (before the first fetch), shown plainly
+    assert t("0" * 64) == "0"
+    assert t(_hex(codec.replace(Instr, 0, opcode=0) | 1 << 200)).startswith(
+        "?red?ILLEGAL(OPCODE) opcode 0 is not defined")
     assert t(_hex(Instruction("SEM").encode() | 1 << 40)).startswith("?red?ILLEGAL(RESERVED)")
 
 

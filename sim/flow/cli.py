@@ -374,6 +374,29 @@ def cmd_mutate(args):
     return run(args)
 
 
+def cmd_waves(args):
+    """Rerun pytest tests with waves (``WAVES=1``) and print how to open what they wrote."""
+    import subprocess
+    import sys
+    import tempfile
+    from sim.flow.rtl import ROOT
+    with tempfile.NamedTemporaryFile("r", suffix=".txt", prefix="ncore-waves-") as index:
+        env = dict(os.environ, WAVES="1", NCORE_WAVES_INDEX=index.name)
+        cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", *args.test]
+        rc = subprocess.call(cmd, cwd=ROOT, env=env)
+        written = [line.split("\t") for line in index.read().splitlines() if line]
+    if not written:
+        print("no waves were written: is the test a Verilator test (tests/test_rtl_*.py, "
+              "test_commands, ...)?", file=sys.stderr)
+        return rc or 1
+    print("\nwaves written" + (" (the test FAILED: the waves show the run up to the failure)"
+                               if rc else "") + ":")
+    for gtkw, fst in written:
+        print(f"  gtkwave {os.path.relpath(gtkw)}")
+        print(f"  surfer {os.path.relpath(fst)}")
+    return rc
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m sim.flow.cli", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -463,6 +486,12 @@ def main(argv=None):
     from sim.flow.mutate import add_arguments
     add_arguments(mu)
     mu.set_defaults(func=cmd_mutate)
+
+    w = sub.add_parser("waves", help="rerun a test with waves and print the commands that "
+                                      "open them (GTKWave save file, FST for Surfer)")
+    w.add_argument("test", nargs="+", help="pytest node id(s), e.g. "
+                   "'tests/test_rtl_core.py::test_core[test_smoke-default]'")
+    w.set_defaults(func=cmd_waves)
 
     args = p.parse_args(argv)
     env_cfg = os.environ.get("CONFIG")

@@ -388,8 +388,9 @@ def run_cocotb(top, test_module, testcase, config, *, seed=None, waves=None,
         wave_dir.mkdir(parents=True, exist_ok=True)
         wave_file = wave_dir / f"{testcase}.fst"
         test_args = ["--trace-file", str(wave_file)]
-        from sim.flow.waves import write_gtkw
-        write_gtkw(top, config, wave_file)
+        marks_file = test_dir / "wave-marks.txt"
+        marks_file.unlink(missing_ok=True)
+        env["NCORE_WAVE_MARKS"] = str(marks_file)
 
     runner = get_runner("verilator")
     exit_code = 0
@@ -418,6 +419,9 @@ def run_cocotb(top, test_module, testcase, config, *, seed=None, waves=None,
     tests, failed, messages = (0, 0, [])
     if results_xml.exists():
         tests, failed, messages = _results(results_xml)
+    if waves:
+        # after the run, failed or not (a failure is when waves are wanted most)
+        _write_save_file(top, config, wave_file, results_xml, marks_file)
     if exit_code or failed or tests == 0:
         tail = ""
         if log.exists():
@@ -431,6 +435,37 @@ def run_cocotb(top, test_module, testcase, config, *, seed=None, waves=None,
             + f"Rerun: {how}\nLog: {log}\n--- log tail ---\n{tail}")
     return {"seed": seed, "log": log, "waves": wave_file, "test_dir": test_dir,
             "build_dir": build_dir}
+
+
+_PS = {"fs": 1e-3, "ps": 1, "ns": 1000, "us": 10**6, "ms": 10**9, "s": 10**12}
+
+
+def _write_save_file(top, config, wave_file, results_xml, marks_file):
+    """The GTKWave save file of a run (:func:`sim.flow.waves.write_gtkw`): zoomed to
+    the whole test (its end time from cocotb's results file), marker A where reset was
+    released, B at the end. Its path is appended to ``NCORE_WAVES_INDEX`` if set (``make
+    waves`` prints the commands that open what a test wrote)."""
+    from sim.flow.waves import write_gtkw
+    end_ps, unit = None, "ns"
+    if results_xml.exists():
+        for prop in ET.parse(results_xml).getroot().iter("property"):
+            if prop.get("name") == "sim_time_stop":
+                end_ps = max(end_ps or 0, int(float(prop.get("value")) * _PS[unit]))
+            elif prop.get("name") == "sim_time_unit":
+                unit = prop.get("value")
+    marks = {}
+    if marks_file.exists():
+        first = marks_file.read_text().split("\n", 1)[0].split(" ", 1)
+        if len(first) == 2:
+            marks["A"] = ("reset_released", int(first[0]))
+    if end_ps:
+        marks["B"] = ("test_end", end_ps)
+    gtkw = write_gtkw(top, config, wave_file, end_ps=end_ps, marks=marks)
+    index = os.environ.get("NCORE_WAVES_INDEX")
+    if index:
+        with open(index, "a") as f:
+            f.write(f"{gtkw}\t{wave_file}\n")
+    return gtkw
 
 
 def cocotb_tests(test_module):

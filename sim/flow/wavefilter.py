@@ -14,10 +14,15 @@ Usage: ``python -m sim.flow.wavefilter KIND`` (or ``ncore-wavefilter KIND``) wit
 
 ``bf16``, ``fp16``, ``fp32``
     The bits as a number (policy below).
+``op16``
+    A float array's operand lane as the save files bundle it: the column's ``dtype``
+    (:class:`hdl.formats.Dtype`) above the 16-bit pattern; INT8 as the signed low
+    byte, BF16/FP16 as numbers.
 ``insn:<config>``
     A 256-bit instruction (:class:`hdl.isa.Instr`) as the disassembler writes it
     (:meth:`sim.isa.asm.Instruction.text`); a word the decoder refuses is
-    ``?red?ILLEGAL(<code>) <detail>``. ``<config>`` is anything
+    ``?red?ILLEGAL(<code>) <detail>``; the all-zero word (a stream's payload before
+    anything was fetched) is ``0``. ``<config>`` is anything
     :func:`hdl.config.named_config` takes: a configuration name (``insn:default``) or a
     CoreConfig JSON file (the decoder needs ``n_sems``).
 ``dma``, ``matmul``, ``act``
@@ -75,7 +80,7 @@ from fractions import Fraction
 __all__ = ["main", "translate", "make_translator", "KINDS"]
 
 #: The kinds without a parameter, and the prefixes of those with one.
-KINDS = ("bf16", "fp16", "fp32", "dma", "matmul", "act", "insn:", "enum:", "fields:")
+KINDS = ("bf16", "fp16", "fp32", "op16", "dma", "matmul", "act", "insn:", "enum:", "fields:")
 
 RED, ORANGE = "?red?", "?orange?"
 _VALUE = re.compile(r"[0-9A-Fa-fxzwuXZWU-]+")
@@ -177,12 +182,39 @@ def _insn_decoder(spec):
         raise ValueError(f"insn:{spec}: cannot load the configuration: {e}") from None
 
     def decode(word):
+        if word == 0:       # an empty payload (before the first fetch): not an error
+            return "0"
         try:
             return Instruction.decode(word, config).text()
         except IllegalInstruction as e:
             return f"{RED}ILLEGAL({e.code}) {e.detail}".rstrip()
 
     return INSTR_BITS, decode
+
+
+def _op16_decoder():
+    """A float array's operand lane with its column's type above it: ``dtype`` bits
+    (:class:`hdl.formats.Dtype`) then the 16-bit pattern (the save file's bundle). INT8
+    is the signed low byte, BF16/FP16 the number; an undefined dtype is red."""
+    from amaranth.hdl import Shape
+
+    from hdl.formats import Dtype
+    formats = _float_formats()
+    floats = {name: _float_decoder(*formats[name]) for name in ("bf16", "fp16")}
+    lane = 1 + formats["bf16"][0] + formats["bf16"][1]
+
+    def decode(word):
+        dt, bits = word >> lane, word & ((1 << lane) - 1)
+        try:
+            name = Dtype(dt).name.lower()
+        except ValueError:
+            return f"{RED}dtype{dt} {bits:04X}"
+        if name == "int8":
+            low = bits & 0xFF
+            return str(low - 256 if low & 0x80 else low)
+        return floats[name](bits)
+
+    return Shape.cast(Dtype).width + lane, decode
 
 
 def _command_decoder(kind):
@@ -309,6 +341,8 @@ def _decoder(kind):
         return 1 + ebits + fbits, _float_decoder(ebits, fbits, bias)
     if kind in ("dma", "matmul", "act"):
         return _command_decoder(kind)
+    if kind == "op16":
+        return _op16_decoder()
     if kind.startswith("insn:") and kind != "insn:":
         return _insn_decoder(kind[len("insn:"):])
     if kind.startswith("enum:"):
@@ -316,7 +350,7 @@ def _decoder(kind):
     if kind.startswith("fields:"):
         return _hdl_layout(kind)
     raise ValueError(f"unknown KIND {kind!r}: use bf16, fp16, fp32, dma, matmul, act, "
-                     f"insn:<config name or JSON file>, enum:hdl.<module>.<Enum> or "
+                     f"op16, insn:<config name or JSON file>, enum:hdl.<module>.<Enum> or "
                      f"fields:hdl.<module>.<Struct>")
 
 

@@ -58,7 +58,10 @@ class ArrayTB(TB):
             Xp = np.zeros((rows, N), dtype=np.int64)
             Xp[:K] = X
             extra = {"dtype": Dtype[dtype.upper()].value} if self.cfg.has_float else {}
-            w += [self.cols_packer.pack(data=Sp[:, j], last=(j == M - 1)) for j in range(M)]
+            # the dtype is ignored on weight columns; sent anyway, as the tensor engine
+            # does, so that the waves show the weights in their type (sim/flow/waves.py)
+            w += [self.cols_packer.pack(data=Sp[:, j], last=(j == M - 1), **extra)
+                  for j in range(M)]
             x += [self.cols_packer.pack(data=Xp[:, n], last=(n == N - 1), **extra)
                   for n in range(N)]
         return w, x
