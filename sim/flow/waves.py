@@ -175,8 +175,8 @@ def design(top, config):
 
 # ---- traces from values ---------------------------------------------------------------
 
-#: Layouts shown as one decoded word (the filter's kind), not split into fields.
 def _word_kinds(config_path):
+    """Layouts shown as one decoded word (the filter's kind), not split into fields."""
     from hdl.formats import ActCmd, DmaDesc, MatmulCmd
     from hdl.isa import Instr
     return {Instr: f"insn:{config_path}", DmaDesc: "dma", MatmulCmd: "matmul", ActCmd: "act"}
@@ -194,11 +194,11 @@ def _enum_kind(shape):
 
 
 class Views:
-    """Builds traces for one design; ``lanes`` maps a layout role to a filter kind."""
+    """Builds the traces of one design's signals; ``missing`` collects the labels of
+    view entries the design has no signal for."""
 
     def __init__(self, dsg, config_path):
         self.d = dsg
-        self.cfg = dsg.config
         self.words = _word_kinds(config_path)
         self.missing = []
 
@@ -323,13 +323,6 @@ def _axi_channel(name):
 
 # ---- per-top views -----------------------------------------------------------------
 
-def _lane_kinds(cfg):
-    """Filter kinds for the array's lanes: operands of a float configuration are raw
-    16-bit patterns whose type is the column's ``dtype`` (shown by the ``op16`` bundle:
-    dtype bits above the lane), results FP32 bit patterns or INT32."""
-    return {"float": cfg.has_float}
-
-
 def _operand_bundles(v, obj_path, member, label):
     """Lanes of a float configuration's operand stream as ``dtype`` + 16 bits, decoded
     by the ``op16`` filter (INT8 in the low byte, BF16 or FP16 by the column's dtype)."""
@@ -360,15 +353,14 @@ def _systolic_groups(v, path, cfg, *, rows=True):
             items += _operand_bundles(v, path, member, label)
             items += v.member(path, f"{member}.payload.last", f"{label}.last")
             items += v.member(path, f"{member}.payload.dtype", f"{label}.dtype")
-        groups.append(Group(f"{label} ({'dtype + 16-bit lanes' if cfg.has_float else 'INT8 lanes'})",
-                            items))
+        kind = "dtype + 16-bit lanes" if cfg.has_float else "INT8 lanes"
+        groups.append(Group(f"{label} ({kind})", items))
     items = v.stream(path, "o_y", "o_y", lanes="fp32" if cfg.has_float else None)
     groups.append(Group(f"o_y ({'FP32' if cfg.has_float else 'INT32'} lanes)", items))
     if cfg.has_float:
         groups.append(Group("o_y as INT32 (INT8 matmuls)",
                             v.member(path, "o_y.payload.data", "o_y.data"), closed=True))
     if rows:
-        arr = v.d.obj(path)
         for k in range(cfg.rows):
             items = []
             for j in range(cfg.cols):
@@ -381,7 +373,6 @@ def _systolic_groups(v, path, cfg, *, rows=True):
                         items += v.value(getattr(pe, port), f"pe_r{k}_c{j}.{port}",
                                          lanes=kind)
             groups.append(Group(f"row {k}", items, closed=k > 0))
-        del arr
     return groups
 
 
@@ -407,7 +398,6 @@ def _engine_group(v, path, title):
 def _core_groups(v, core):
     """The whole core: run state, fetch, decode, each engine's queue (level, semaphore
     wait, command), the engines, the semaphores, and the DRAM bus per channel."""
-    cfg = v.cfg
     c = f"{core}.core" if core else "core"
     ctl = f"{c}.controller"
     groups = []
