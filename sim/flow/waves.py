@@ -479,7 +479,8 @@ def views(top, config, config_path="default"):
         groups += [Group(f"array: {g.title}", g.items, closed=True)
                    for g in _systolic_groups(v, arr, cfg, rows=False)]
     else:
-        groups += v.ports("", lanes=FP_LANES.get(top))
+        unit = next((u for u in FP_LANES if top.startswith(u)), None)   # also *_ftz
+        groups += v.ports("", lanes=FP_LANES.get(unit))
         # the engines and the array inside a subsystem top
         for path, obj in sorted(dsg.objects.items()):
             if type(obj).__name__ in ENGINES:
@@ -487,7 +488,7 @@ def views(top, config, config_path="default"):
             elif type(obj).__name__ == "SystolicArray":
                 groups += [Group(f"{path}: {g.title}", g.items, closed=True)
                            for g in _systolic_groups(v, path, cfg, rows=False)]
-    if top == "fp_mul16":
+    if top.startswith("fp_mul16"):
         groups.append(Group("operands as FP16", v.member("", "i_a", "i_a", "fp16")
                             + v.member("", "i_b", "i_b", "fp16")))
     return groups, v.missing
