@@ -159,7 +159,8 @@ def test_runner_writes_save_file_after_the_run(tmp_path, monkeypatch):
     suite = ET.Element("testsuites")
     case = ET.SubElement(ET.SubElement(suite, "testsuite"), "testcase", name="t")
     props = ET.SubElement(case, "properties")
-    for name, value in (("sim_time_unit", "ns"), ("sim_time_stop", "1234.0")):
+    # the stop time before its unit: read as a pair, whatever their order
+    for name, value in (("sim_time_stop", "1.234"), ("sim_time_unit", "us")):
         ET.SubElement(props, "property", name=name, value=value)
     ET.ElementTree(suite).write(results)
     marks = tmp_path / "marks.txt"

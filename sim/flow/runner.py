@@ -446,13 +446,13 @@ def _write_save_file(top, config, wave_file, results_xml, marks_file):
     released, B at the end. Its path is appended to ``NCORE_WAVES_INDEX`` if set (``make
     waves`` prints the commands that open what a test wrote)."""
     from sim.flow.waves import write_gtkw
-    end_ps, unit = None, "ns"
+    end_ps = None
     if results_xml.exists():
-        for prop in ET.parse(results_xml).getroot().iter("property"):
-            if prop.get("name") == "sim_time_stop":
-                end_ps = max(end_ps or 0, int(float(prop.get("value")) * _PS[unit]))
-            elif prop.get("name") == "sim_time_unit":
-                unit = prop.get("value")
+        for case in ET.parse(results_xml).getroot().iter("testcase"):
+            props = {p.get("name"): p.get("value") for p in case.iter("property")}
+            if "sim_time_stop" in props:
+                stop = float(props["sim_time_stop"]) * _PS[props.get("sim_time_unit", "ns")]
+                end_ps = max(end_ps or 0, int(stop))
     marks = {}
     if marks_file.exists():
         first = marks_file.read_text().split("\n", 1)[0].split(" ", 1)
