@@ -77,7 +77,7 @@ import re
 import sys
 from fractions import Fraction
 
-__all__ = ["main", "translate", "make_translator", "KINDS"]
+__all__ = ["main", "translate", "make_translator", "command_kinds", "KINDS"]
 
 #: The kinds without a parameter, and the prefixes of those with one.
 KINDS = ("bf16", "fp16", "fp32", "op16", "dma", "matmul", "act", "insn:", "enum:", "fields:")
@@ -217,12 +217,18 @@ def _op16_decoder():
     return Shape.cast(Dtype).width + lane, decode
 
 
+def command_kinds():
+    """``{kind: (opcode name, golden-model command class)}`` for the engine commands:
+    the kind is the opcode in lower case (``dma``, ``matmul``, ``act``), the classes are
+    the assembler's (:data:`sim.isa.asm.CMD_TYPES`); ``sim/flow/waves.py`` picks the kind
+    of a payload by the class's ``LAYOUT``."""
+    from sim.isa.asm import CMD_TYPES
+    return {op.lower(): (op, cls) for op, cls in CMD_TYPES.items()}
+
+
 def _command_decoder(kind):
     from sim.isa.asm import Instruction
-    from sim.model.dma import Dma
-    from sim.model.tensor import Matmul
-    from sim.model.vector import Act
-    op, cmd_type = {"dma": ("DMA", Dma), "matmul": ("MATMUL", Matmul), "act": ("ACT", Act)}[kind]
+    op, cmd_type = command_kinds()[kind]
     width, fields = _fields_decoder(cmd_type.LAYOUT, kind)
 
     def decode(word):
@@ -339,7 +345,7 @@ def _decoder(kind):
     if kind in ("bf16", "fp16", "fp32"):
         ebits, fbits, bias = _float_formats()[kind]
         return 1 + ebits + fbits, _float_decoder(ebits, fbits, bias)
-    if kind in ("dma", "matmul", "act"):
+    if kind in command_kinds():
         return _command_decoder(kind)
     if kind == "op16":
         return _op16_decoder()

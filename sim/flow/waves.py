@@ -177,9 +177,10 @@ def design(top, config):
 
 def _word_kinds(config_path):
     """Layouts shown as one decoded word (the filter's kind), not split into fields."""
-    from hdl.formats import ActCmd, DmaDesc, MatmulCmd
     from hdl.isa import Instr
-    return {Instr: f"insn:{config_path}", DmaDesc: "dma", MatmulCmd: "matmul", ActCmd: "act"}
+    from sim.flow.wavefilter import command_kinds
+    kinds = {cls.LAYOUT: kind for kind, (_op, cls) in command_kinds().items()}
+    return {Instr: f"insn:{config_path}", **kinds}
 
 
 def _vec(name, width):
@@ -187,9 +188,10 @@ def _vec(name, width):
 
 
 def _enum_kind(shape):
-    mod = type(shape).__module__ if not isinstance(shape, type) else shape.__module__
-    if isinstance(shape, type) and issubclass(shape, enum.Enum) and mod.startswith("hdl."):
-        return f"enum:{mod}.{shape.__qualname__}"
+    """The filter kind of a project enum (``enum:hdl.isa.CoreError``), else None."""
+    if (isinstance(shape, type) and issubclass(shape, enum.Enum)
+            and shape.__module__.startswith("hdl.")):
+        return f"enum:{shape.__module__}.{shape.__qualname__}"
     return None
 
 

@@ -59,7 +59,10 @@ QUEUES = ("dma_in", "dma_out", "tensor", "vector")
 
 #: The command dataclass of each opcode with a body; each packs and unpacks its own
 #: layout (:class:`hdl.formats.DmaDesc`, ...) through :mod:`sim.isa.codec`.
-_CMD_TYPES = {"DMA": Dma, "MATMUL": Matmul, "ACT": Act}
+#: The opcodes that carry an engine command, and the command's golden-model class
+#: (its ``LAYOUT`` is the hardware format). ``sim/flow/wavefilter.py`` reads it too.
+CMD_TYPES = {"DMA": Dma, "MATMUL": Matmul, "ACT": Act}
+_CMD_TYPES = CMD_TYPES
 _SEM_MAX = (1 << SEM_VALUE_BITS) - 1
 _ALL = (1 << INSTR_BITS) - 1
 
