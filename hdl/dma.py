@@ -30,8 +30,10 @@ class Realigner(wiring.Component):
     of the row, cut from two consecutive input words by one byte shift. ``err`` on an
     output word is set if any input word of the row so far had ``err``; ``last`` marks
     the row's final output word. One word per cycle in each direction, plus at most
-    two extra cycles per row (the row setup, and one input word read ahead when the
-    output needs bytes from two input words).
+    one extra cycle per row (one input word read ahead when the output needs bytes from
+    two input words): the next row is set up in the last step of the previous one
+    when it is already offered, so rows follow each other without a bubble (an idle
+    realigner takes one cycle to set up a row).
 
     Members
     -------
@@ -70,25 +72,6 @@ class Realigner(wiring.Component):
         prev = Signal(8 * B)
         err = Signal()
 
-        # ---- row setup (one cycle) ------------------------------------------------
-        m.d.comb += self.i_row.ready.eq(~active)
-        with m.If(self.i_row.valid & ~active):
-            n_in_v = (row.in_off + row.length + (B - 1)) >> lb
-            n_out_v = (row.out_off + row.length + (B - 1)) >> lb
-            d_pos = row.in_off > row.out_off
-            end = (row.out_off + row.length + (B - 1))[:lb] + 1   # 1..B
-            m.d.sync += [
-                active.eq(1), t.eq(0), err.eq(0),
-                n_in.eq(n_in_v),
-                lag.eq(d_pos),
-                t_first.eq(d_pos),
-                t_lastout.eq(n_out_v - 1 + d_pos),
-                t_end.eq(Mux(n_in_v > n_out_v + d_pos, n_in_v, n_out_v + d_pos) - 1),
-                k.eq(Mux(d_pos, row.in_off - row.out_off, B - (row.out_off - row.in_off))),
-                first_strb.eq((Const((1 << B) - 1, B) << row.out_off)[:B]),
-                last_strb.eq((Const(1, B + 1) << end) - 1),
-            ]
-
         # ---- steps ------------------------------------------------------------------
         need_in = Signal()
         need_out = Signal()
@@ -120,6 +103,26 @@ class Realigner(wiring.Component):
                 m.d.sync += err.eq(1)
             with m.If(t == t_end):
                 m.d.sync += active.eq(0)
+
+        # ---- row setup: when idle, or in the row's last step (no bubble between rows);
+        # after the steps, so that its assignments win in that cycle ------------------
+        m.d.comb += self.i_row.ready.eq(~active | (fire & (t == t_end)))
+        with m.If(self.i_row.valid & self.i_row.ready):
+            n_in_v = (row.in_off + row.length + (B - 1)) >> lb
+            n_out_v = (row.out_off + row.length + (B - 1)) >> lb
+            d_pos = row.in_off > row.out_off
+            end = (row.out_off + row.length + (B - 1))[:lb] + 1   # 1..B
+            m.d.sync += [
+                active.eq(1), t.eq(0), err.eq(0),
+                n_in.eq(n_in_v),
+                lag.eq(d_pos),
+                t_first.eq(d_pos),
+                t_lastout.eq(n_out_v - 1 + d_pos),
+                t_end.eq(Mux(n_in_v > n_out_v + d_pos, n_in_v, n_out_v + d_pos) - 1),
+                k.eq(Mux(d_pos, row.in_off - row.out_off, B - (row.out_off - row.in_off))),
+                first_strb.eq((Const((1 << B) - 1, B) << row.out_off)[:B]),
+                last_strb.eq((Const(1, B + 1) << end) - 1),
+            ]
         return m
 
 
@@ -127,22 +130,22 @@ class _BurstGen:
     """Splits the rows of a descriptor into AXI INCR bursts (AR or AW).
 
     A burst starts at a bus-aligned address, is at most ``dma_max_burst`` beats and
-    never crosses a 4 KiB boundary. Used by :class:`DMAEngine` for both channels.
+    never crosses a 4 KiB boundary. ``start`` (one cycle) begins ``desc``, which must
+    hold still until ``busy`` falls; ``last`` marks the descriptor's last burst while it
+    is on the channel. Used by :class:`DMAEngine`'s issue stage for both channels.
     """
 
-    def __init__(self, m, cfg, name, desc, start, axi, ch, may_issue, on_issue=None):
+    def __init__(self, m, cfg, name, desc, start, axi, ch, may_issue):
         B = cfg.axi_data_bytes
         lb = exact_log2(B)
-        self.done = Signal(name=f"{name}_done")
         row = Signal(9, name=f"{name}_row")
         row_addr = Signal(64, name=f"{name}_row_addr")
         addr = Signal(64, name=f"{name}_addr")
         left = Signal(COUNT_BITS, name=f"{name}_left")
         setup = Signal(name=f"{name}_setup")
-        busy = Signal(name=f"{name}_busy")
+        self.busy = busy = Signal(name=f"{name}_busy")
         with m.If(start):
-            m.d.sync += [busy.eq(1), setup.eq(1), row.eq(0), row_addr.eq(desc.addr),
-                         self.done.eq(0)]
+            m.d.sync += [busy.eq(1), setup.eq(1), row.eq(0), row_addr.eq(desc.addr)]
         with m.Elif(busy & setup):
             m.d.sync += [
                 addr.eq(row_addr & ~(B - 1)),
@@ -169,51 +172,72 @@ class _BurstGen:
         ]
         self.fire = Signal(name=f"{name}_fire")
         self.len = n
-        m.d.comb += self.fire.eq(valid & getattr(axi, f"{ch}ready"))
+        self.last = Signal(name=f"{name}_last")
+        m.d.comb += [self.fire.eq(valid & getattr(axi, f"{ch}ready")),
+                     self.last.eq((left == n) & (row == desc.rows - 1))]
         with m.If(self.fire):
             m.d.sync += [addr.eq(addr + (n << lb)), left.eq(left - n)]
             with m.If(left == n):
                 m.d.sync += [row.eq(row + 1), row_addr.eq(row_addr + desc.row_stride),
                              setup.eq(1)]
                 with m.If(row == desc.rows - 1):
-                    m.d.sync += [busy.eq(0), self.done.eq(1)]
+                    m.d.sync += busy.eq(0)
 
 
 class DmaState(enum.Enum, shape=3):
-    """The DMA engine's control state (an enum so that waveforms show it by name,
-    ``sim/flow/waves.py``): IDLE takes a descriptor; CHECK1..3 compute and check its
-    extent (one step a cycle); LOAD or STORE moves it; DONE reports it."""
+    """The DMA engine's check stage (an enum so that waveforms show it by name,
+    ``sim/flow/waves.py``): IDLE takes a descriptor from the queue; CHECK1..3 compute
+    and check its extent (one step a cycle); PASS hands it, with its code, to the
+    issue, data and completion stages (and waits there while they are full)."""
     IDLE = 0
     CHECK1 = 1
     CHECK2 = 2
     CHECK3 = 3
-    LOAD = 4
-    STORE = 5
-    DONE = 6
+    PASS = 4
+
+
+#: What the check stage hands to the issue and data stages: the descriptor and its code.
+_checked_layout = data.StructLayout({"desc": DmaDesc, "code": DmaError})
+#: What it hands to the completion stage.
+_retire_layout = data.StructLayout({"tag": 8, "code": DmaError, "wait_b": 1})
 
 
 class DMAEngine(ConfigComponent):
-    """AXI4 DMA between DRAM and the on-chip memories, one :class:`DmaDesc` at a time.
+    """AXI4 DMA between DRAM and the on-chip memories, descriptors overlapped.
 
-    A descriptor is checked first (``TARGET``, then ``RANGE``, then ``WINDOW``; see
-    :class:`~hdl.formats.DmaError`): a refused one moves nothing and completes at once
-    with its code. Otherwise:
+    A descriptor goes through four stages, each working on one descriptor at a time
+    and all of them at once on consecutive descriptors, so the DRAM latency is exposed
+    once per run of queued descriptors rather than once per descriptor:
 
-    * **load** (DRAM -> SBUF): read bursts (INCR, at most ``dma_max_burst`` beats, never
-      across 4 KiB, ``dma_outstanding`` in flight) for each row; a :class:`Realigner`
-      re-packs the beats to the SBUF alignment and each word is written to partition
-      ``partition + r`` with byte strobes, so bytes outside the tile never change. After
-      a beat with an error response (SLVERR/DECERR) the rest of the descriptor is read
-      but not written; the code reports the first error.
-    * **store** (SBUF/PSUM -> DRAM): the row's words are read from the on-chip memory
-      (PSUM: ``B/4`` entries per word), re-packed to the DRAM alignment and written with
-      strobes in bursts that mirror the read side; the descriptor completes when every
-      write response is in. A write error response is reported; the writes go on, so
-      the bus transactions stay complete.
+    1. **check** (three cycles): ``TARGET``, then ``RANGE``, then ``WINDOW``
+       (:class:`~hdl.formats.DmaError`). A refused descriptor moves nothing; it goes
+       through the other stages as an empty one and completes, in its turn, with its
+       code.
+    2. **issue**: the descriptor's read (load) or write (store) bursts (INCR, at most
+       ``dma_max_burst`` beats, never across 4 KiB). At most ``dma_outstanding`` read
+       bursts await their last beat and at most ``dma_outstanding`` write bursts their
+       B response, counted across descriptors: the issue stage starts descriptor
+       ``n+1``'s bursts as soon as ``n``'s are all issued, while ``n``'s data is still
+       arriving (load) or leaving (store).
+    3. **data**: a :class:`Realigner` re-packs each row between the DRAM and on-chip
+       alignments. A **load** writes each word to partition ``partition + r`` with byte
+       strobes, so bytes outside the tile never change; after a beat with an error
+       response (SLVERR/DECERR) the rest of the descriptor is read but not written.
+       A **store** reads the row's words from SBUF or PSUM (PSUM: ``B/4`` entries a
+       word) and sends them as W beats, only for bursts whose AW was accepted.
+    4. **completion**, in order: a load completes when its last word is written, a
+       store when its last B response is in (a B error is reported; the writes go on,
+       so the bus transactions stay complete).
 
-    Every descriptor completes exactly once on ``o_done``, in order, with its ``tag``.
-    The DRAM window ``[i_win_base, i_win_limit)`` bounds every byte a descriptor may
-    touch.
+    Each descriptor completes exactly once on ``o_done``, in order, with its ``tag``
+    and the first error met. The R and B responses of one ID come back in order, so
+    every beat belongs to the descriptor the data (or completion) stage holds: an
+    error in descriptor ``n`` cannot reach ``n+1``. Ordering against memory: a load's
+    bursts wait until every earlier store of this engine has completed (a load after
+    a store to the same DRAM bytes reads what the store wrote); a store's on-chip
+    reads come after an earlier load's on-chip writes (the data stage is in order,
+    and SBUF returns data written in the same cycle as the read or before). The DRAM
+    window ``[i_win_base, i_win_limit)`` bounds every byte a descriptor may touch.
 
     Members
     -------
@@ -229,6 +253,10 @@ class DMAEngine(ConfigComponent):
     o_busy : Out(1)
         A descriptor is queued, being checked, moved or completed.
     """
+
+    #: Descriptors between the check stage and completion, at most (the data stage's
+    #: queue; more would only let the issue stage run further ahead of the data).
+    IN_FLIGHT = 4
 
     def __init__(self, config: CoreConfig, *, queue_depth=4):
         check_config(config)
@@ -252,6 +280,7 @@ class DMAEngine(ConfigComponent):
         B = cfg.axi_data_bytes
         lb = exact_log2(B)
         axi = self.m_axi
+        D = self.IN_FLIGHT
 
         queue = m.submodules.desc_queue = SyncFIFOBuffered(
             width=DmaDesc.as_shape().size, depth=self._queue_depth)
@@ -265,26 +294,40 @@ class DMAEngine(ConfigComponent):
         m.d.comb += head.eq(queue.r_data)
         take_desc = Signal()
         m.d.comb += queue.r_en.eq(take_desc)
+        # the stages' queues: the check stage pushes every descriptor into all three
+        issue_q = m.submodules.issue_queue = SyncFIFOBuffered(
+            width=_checked_layout.size, depth=3)
+        data_q = m.submodules.data_queue = SyncFIFOBuffered(
+            width=_checked_layout.size, depth=D)
+        retire_q = m.submodules.retire_queue = SyncFIFOBuffered(
+            width=_retire_layout.size, depth=D + 2)
+        # the data stage's result per descriptor (never full: it holds no more entries
+        # than retire_q, which every descriptor entered first)
+        fin_q = m.submodules.finish_queue = SyncFIFOBuffered(
+            width=DmaError.as_shape().width, depth=D + 2)
 
+        # ---- stage 1: check ---------------------------------------------------------
         desc = Signal(DmaDesc)
-        code = Signal(DmaError)
+        ccode = Signal(DmaError)
         hi = Signal(64)          # one past the last DRAM byte of the tile
-
-        # ---- control ---------------------------------------------------------------
-        load_start = Signal()
-        store_start = Signal()
-        load_done = Signal()
-        store_done = Signal()
-        # States as a plain register with a `default` branch (a 7-state FSM in 3 bits
-        # would leave case encodings uncovered in the Verilog).
-        IDLE, CHECK1, CHECK2, CHECK3, LOAD, STORE, DONE = DmaState
-        state = Signal(DmaState, name="dma_state")
         extent = Signal(64)      # (rows - 1) * row_stride
+        IDLE, CHECK1, CHECK2, CHECK3, PASS = DmaState
+        state = Signal(DmaState, name="dma_state")
+        passed = Signal()
+        m.d.comb += passed.eq((state == PASS) & issue_q.w_rdy & data_q.w_rdy & retire_q.w_rdy)
+        checked = Signal(_checked_layout)
+        retire_in = Signal(_retire_layout)
+        m.d.comb += [
+            checked.desc.eq(desc), checked.code.eq(ccode),
+            retire_in.tag.eq(desc.tag), retire_in.code.eq(ccode),
+            retire_in.wait_b.eq(desc.store & (ccode == DmaError.NONE)),
+            issue_q.w_data.eq(checked), data_q.w_data.eq(checked),
+            retire_q.w_data.eq(retire_in),
+            issue_q.w_en.eq(passed), data_q.w_en.eq(passed), retire_q.w_en.eq(passed),
+        ]
+        # States as a plain register with a `default` branch (a 5-state FSM in 3 bits
+        # would leave case encodings uncovered in the Verilog).
         with m.Switch(state):
-            with m.Case(IDLE):
-                m.d.comb += take_desc.eq(head_valid)
-                with m.If(head_valid):
-                    m.d.sync += [desc.eq(head), code.eq(DmaError.NONE), state.eq(CHECK1)]
             with m.Case(CHECK1):        # the multiply and the sums in separate cycles
                 m.d.sync += [extent.eq((desc.rows - 1) * desc.row_stride), state.eq(CHECK2)]
             with m.Case(CHECK2):
@@ -292,41 +335,89 @@ class DMAEngine(ConfigComponent):
             with m.Case(CHECK3):
                 parts = Mux(desc.mem, cfg.cols, cfg.rows)
                 nbytes = Mux(desc.mem, 4 * cfg.psum_entries, cfg.sbuf_bytes)
+                m.d.sync += state.eq(PASS)
                 with m.If(desc.mem & ~desc.store):
-                    m.d.sync += [code.eq(DmaError.TARGET), state.eq(DONE)]
+                    m.d.sync += ccode.eq(DmaError.TARGET)
                 with m.Elif((desc.rows == 0) | (desc.row_bytes == 0)
                             | (desc.partition + desc.rows > parts)
                             | (desc.offset + desc.row_bytes > nbytes)):
-                    m.d.sync += [code.eq(DmaError.RANGE), state.eq(DONE)]
+                    m.d.sync += ccode.eq(DmaError.RANGE)
                 with m.Elif((desc.addr < self.i_win_base) | (hi > self.i_win_limit)
                             | (hi > (1 << cfg.axi_addr_width))):
-                    m.d.sync += [code.eq(DmaError.WINDOW), state.eq(DONE)]
-                with m.Elif(desc.store):
-                    m.d.comb += store_start.eq(1)
-                    m.d.sync += state.eq(STORE)
-                with m.Else():
-                    m.d.comb += load_start.eq(1)
-                    m.d.sync += state.eq(LOAD)
-            with m.Case(LOAD):
-                with m.If(load_done):
-                    m.d.sync += state.eq(DONE)
-            with m.Case(STORE):
-                with m.If(store_done):
-                    m.d.sync += state.eq(DONE)
-            with m.Default():           # DONE
-                m.d.comb += [
-                    self.o_done.valid.eq(1),
-                    self.o_done.payload.tag.eq(desc.tag),
-                    self.o_done.payload.error.eq(code),
-                ]
-                with m.If(self.o_done.ready):
-                    m.d.sync += state.eq(IDLE)
-        m.d.comb += self.o_busy.eq((state != IDLE) | head_valid | (queue.level != 0))
+                    m.d.sync += ccode.eq(DmaError.WINDOW)
+            with m.Default():           # IDLE, or PASS handing the descriptor on
+                with m.If(passed | (state != PASS)):
+                    m.d.comb += take_desc.eq(head_valid)
+                    with m.If(head_valid):
+                        m.d.sync += [desc.eq(head), ccode.eq(DmaError.NONE), state.eq(CHECK1)]
+                    with m.Else():
+                        m.d.sync += state.eq(IDLE)
+        m.d.comb += self.o_busy.eq((state != IDLE) | head_valid | (queue.level != 0)
+                                   | retire_q.r_rdy | (retire_q.level != 0))
 
-        def bus_error(resp, valid):
-            """Record the first error response of the descriptor."""
+        def bus_error(resp, valid, code):
+            """Record the first error response of the descriptor in ``code``."""
             with m.If(valid & resp[1] & (code == DmaError.NONE)):
                 m.d.sync += code.eq(Mux(resp[0], DmaError.DECERR, DmaError.SLVERR))
+
+        in_load = Signal()       # the data stage moves a load, a store
+        in_store = Signal()
+
+        # ---- stage 2: issue (AR and AW bursts) ----------------------------------------
+        ihead = Signal(_checked_layout)
+        m.d.comb += ihead.eq(issue_q.r_data)
+        idesc = Signal(DmaDesc)
+        i_wait = Signal()        # taken, its bursts not started yet
+        i_take = Signal()
+        i_start = Signal()
+        st_open = Signal(range(D + 3))   # stores past the issue stage, not completed
+        st_retire = Signal()
+        r_out = Signal(range(cfg.dma_outstanding + 1))
+        b_out = Signal(range(cfg.dma_outstanding + 1))
+        wlen_q = m.submodules.wlen_queue = SyncFIFOBuffered(
+            width=8, depth=max(3, cfg.dma_outstanding))
+        blast_q = m.submodules.b_last_queue = SyncFIFOBuffered(
+            width=1, depth=max(3, cfg.dma_outstanding))
+        ar = _BurstGen(m, cfg, "ar", idesc, i_start & ~idesc.store, axi, "ar",
+                       may_issue=r_out < cfg.dma_outstanding)
+        aw = _BurstGen(m, cfg, "aw", idesc, i_start & idesc.store, axi, "aw",
+                       may_issue=(b_out < cfg.dma_outstanding) & wlen_q.w_rdy & blast_q.w_rdy)
+        i_free = ~i_wait & ~ar.busy & ~aw.busy
+        m.d.comb += [
+            i_take.eq(i_free & issue_q.r_rdy),
+            issue_q.r_en.eq(i_take),
+            # a load's bursts wait for every earlier store to complete (read after write)
+            i_start.eq(i_wait & (idesc.store | (st_open == 0))),
+        ]
+        with m.If(i_take):
+            m.d.sync += [idesc.eq(ihead.desc), i_wait.eq(ihead.code == DmaError.NONE)]
+        with m.Elif(i_start):
+            m.d.sync += i_wait.eq(0)
+        m.d.sync += st_open.eq(st_open + (i_start & idesc.store) - st_retire)
+
+        # ---- stage 3: data ------------------------------------------------------------
+        dhead = Signal(_checked_layout)
+        m.d.comb += dhead.eq(data_q.r_data)
+        ddesc = Signal(DmaDesc)
+        code = Signal(DmaError)  # the data stage's descriptor: the first R error
+        d_wait = Signal()        # taken, not started
+        load_start = Signal()
+        store_start = Signal()
+        d_free = ~d_wait & ~in_load & ~in_store
+        d_take = Signal()
+        d_skip = Signal()        # a refused descriptor: straight to completion
+        m.d.comb += [
+            d_take.eq(d_free & data_q.r_rdy),
+            d_skip.eq(d_take & (dhead.code != DmaError.NONE)),
+            data_q.r_en.eq(d_take),
+            load_start.eq(d_wait & ~ddesc.store),
+            store_start.eq(d_wait & ddesc.store),
+        ]
+        with m.If(d_take):
+            m.d.sync += [ddesc.eq(dhead.desc), code.eq(DmaError.NONE),
+                         d_wait.eq(dhead.code == DmaError.NONE)]
+        with m.Elif(d_wait):
+            m.d.sync += d_wait.eq(0)
 
         # ---- row feeder: one Realigner row per descriptor row ----------------------------
         ra = m.submodules.realign = Realigner(B)
@@ -334,18 +425,18 @@ class DMAEngine(ConfigComponent):
         feed_row = Signal(9)
         feed_addr = Signal(64)
         with m.If(load_start | store_start):
-            m.d.sync += [feed_busy.eq(1), feed_row.eq(0), feed_addr.eq(desc.addr)]
+            m.d.sync += [feed_busy.eq(1), feed_row.eq(0), feed_addr.eq(ddesc.addr)]
         dram_off = feed_addr[:lb]
-        chip_off = desc.offset[:lb]
+        chip_off = ddesc.offset[:lb]
         m.d.comb += [
             ra.i_row.valid.eq(feed_busy),
-            ra.i_row.payload.in_off.eq(Mux(desc.store, chip_off, dram_off)),
-            ra.i_row.payload.out_off.eq(Mux(desc.store, dram_off, chip_off)),
-            ra.i_row.payload.length.eq(desc.row_bytes),
+            ra.i_row.payload.in_off.eq(Mux(ddesc.store, chip_off, dram_off)),
+            ra.i_row.payload.out_off.eq(Mux(ddesc.store, dram_off, chip_off)),
+            ra.i_row.payload.length.eq(ddesc.row_bytes),
         ]
         with m.If(ra.i_row.valid & ra.i_row.ready):
-            m.d.sync += [feed_row.eq(feed_row + 1), feed_addr.eq(feed_addr + desc.row_stride)]
-            with m.If(feed_row == desc.rows - 1):
+            m.d.sync += [feed_row.eq(feed_row + 1), feed_addr.eq(feed_addr + ddesc.row_stride)]
+            with m.If(feed_row == ddesc.rows - 1):
                 m.d.sync += feed_busy.eq(0)
 
         # rows completed on the realigner's output side
@@ -354,43 +445,34 @@ class DMAEngine(ConfigComponent):
             m.d.sync += out_row.eq(0)
         with m.If(ra.o.valid & ra.o.ready & ra.o.payload.last):
             m.d.sync += out_row.eq(out_row + 1)
-        rows_out = (out_row == desc.rows - 1) & ra.o.valid & ra.o.ready & ra.o.payload.last
+        rows_out = (out_row == ddesc.rows - 1) & ra.o.valid & ra.o.ready & ra.o.payload.last
 
-        # ---- load: AR bursts, R beats -> realigner -> SBUF writes ------------------------
-        in_load = Signal()
-        with m.If(load_start):
-            m.d.sync += in_load.eq(1)
-        with m.Elif(load_done):
-            m.d.sync += in_load.eq(0)
-        r_out = Signal(range(cfg.dma_outstanding + 1))
-        ar = _BurstGen(m, cfg, "ar", desc, load_start, axi, "ar",
-                       may_issue=r_out < cfg.dma_outstanding)
+        # ---- load: R beats -> realigner -> SBUF writes ------------------------------------
         r_fire = axi.rvalid & axi.rready
         m.d.sync += r_out.eq(r_out + ar.fire - (r_fire & axi.rlast))
-        bus_error(axi.rresp, r_fire)
+        bus_error(axi.rresp, r_fire, code)
+        # the code including this cycle's beat (the row's last beat may be its last word)
+        code_now = Signal(DmaError)
+        m.d.comb += code_now.eq(code)
+        with m.If((code == DmaError.NONE) & r_fire & axi.rresp[1]):
+            m.d.comb += code_now.eq(Mux(axi.rresp[0], DmaError.DECERR, DmaError.SLVERR))
 
         # SBUF word address and partition of the realigner's output
         w_word = Signal(_bits_for(cfg.sbuf_words))
         with m.If(load_start | (ra.o.valid & ra.o.ready & ra.o.payload.last)):
-            m.d.sync += w_word.eq(desc.offset >> lb)
+            m.d.sync += w_word.eq(ddesc.offset >> lb)
         with m.Elif(ra.o.valid & ra.o.ready):
             m.d.sync += w_word.eq(w_word + 1)
         wr = self.sbuf_wr.payload
         m.d.comb += [
             wr.addr.eq(w_word),
-            wr.pmask.eq((Const(1, cfg.rows + 1) << (desc.partition + out_row))[:cfg.rows]),
+            wr.pmask.eq((Const(1, cfg.rows + 1) << (ddesc.partition + out_row))[:cfg.rows]),
             wr.strb.eq(Mux(ra.o.payload.err | (code != DmaError.NONE), 0, ra.o.payload.strb)),
         ]
         for p in range(cfg.rows):
             m.d.comb += wr.data[p].eq(ra.o.payload.data)
-        m.d.comb += load_done.eq(in_load & rows_out)
 
-        # ---- store: on-chip reads -> selector -> realigner -> W; AW bursts; B ------------
-        in_store = Signal()
-        with m.If(store_start):
-            m.d.sync += in_store.eq(1)
-        with m.Elif(store_done):
-            m.d.sync += in_store.eq(0)
+        # ---- store: on-chip reads -> selector -> realigner -> W ---------------------------
         per_word = B // 4                       # PSUM entries per bus word
         sel_layout = data.StructLayout({"part": 9, "last": COUNT_BITS})
         sel_q = m.submodules.select_queue = SyncFIFOBuffered(width=sel_layout.size, depth=4)
@@ -403,26 +485,26 @@ class DMAEngine(ConfigComponent):
         q_idx = Signal(32)                      # SBUF word or PSUM entry index
         with m.If(store_start):
             m.d.sync += [q_busy.eq(1), q_setup.eq(1), q_row.eq(0)]
-        n_words = (chip_off + desc.row_bytes + (B - 1)) >> lb
+        n_words = (chip_off + ddesc.row_bytes + (B - 1)) >> lb
         with m.If(q_busy & q_setup & sel_q.w_rdy):
             m.d.sync += [
                 q_setup.eq(0),
-                q_left.eq(Mux(desc.mem, n_words * per_word, n_words)),
-                q_idx.eq(Mux(desc.mem, (desc.offset >> lb) * per_word, desc.offset >> lb)),
+                q_left.eq(Mux(ddesc.mem, n_words * per_word, n_words)),
+                q_idx.eq(Mux(ddesc.mem, (ddesc.offset >> lb) * per_word, ddesc.offset >> lb)),
             ]
         sel_in = Signal(sel_layout)
         m.d.comb += [
-            sel_in.part.eq(desc.partition + q_row),
-            sel_in.last.eq(Mux(desc.mem, n_words * per_word, n_words) - 1),
+            sel_in.part.eq(ddesc.partition + q_row),
+            sel_in.last.eq(Mux(ddesc.mem, n_words * per_word, n_words) - 1),
             sel_q.w_en.eq(q_busy & q_setup & sel_q.w_rdy),
             sel_q.w_data.eq(sel_in),
         ]
         q_valid = q_busy & ~q_setup & (q_left != 0)
         ebits = ceil_log2(cfg.psum_depth)
         m.d.comb += [
-            self.sbuf_rd.req.valid.eq(q_valid & ~desc.mem),
+            self.sbuf_rd.req.valid.eq(q_valid & ~ddesc.mem),
             self.sbuf_rd.req.payload.addr.eq(q_idx),
-            self.psum_rd.req.valid.eq(q_valid & desc.mem),
+            self.psum_rd.req.valid.eq(q_valid & ddesc.mem),
             self.psum_rd.req.payload.entry.eq(q_idx[:ebits]),
             self.psum_rd.req.payload.bank.eq(q_idx[ebits:]),
         ]
@@ -432,7 +514,7 @@ class DMAEngine(ConfigComponent):
             m.d.sync += [q_idx.eq(q_idx + 1), q_left.eq(q_left - 1)]
             with m.If(q_left == 1):
                 m.d.sync += [q_row.eq(q_row + 1), q_setup.eq(1)]
-                with m.If(q_row == desc.rows - 1):
+                with m.If(q_row == ddesc.rows - 1):
                     m.d.sync += q_busy.eq(0)
 
         # selector: the row's partition out of each response; PSUM entries packed to words
@@ -445,19 +527,19 @@ class DMAEngine(ConfigComponent):
         m.d.comb += sbuf_word.eq(self.sbuf_rd.resp.payload.as_value().word_select(sel.part, 8 * B))
         entry = Signal(32)
         m.d.comb += entry.eq(self.psum_rd.resp.payload.as_value().word_select(sel.part, 32))
-        resp_valid = Mux(desc.mem, self.psum_rd.resp.valid, self.sbuf_rd.resp.valid)
+        resp_valid = Mux(ddesc.mem, self.psum_rd.resp.valid, self.sbuf_rd.resp.valid)
         word_ready = Signal()   # the selector may take a response now
         word_out = Signal()     # ... and that response completes a word
         if per_word > 1:
-            m.d.comb += word_out.eq(~desc.mem | (s_sub == per_word - 1))
-            word_data = Mux(desc.mem, Cat(packed[32:], entry), sbuf_word)
+            m.d.comb += word_out.eq(~ddesc.mem | (s_sub == per_word - 1))
+            word_data = Mux(ddesc.mem, Cat(packed[32:], entry), sbuf_word)
         else:
             m.d.comb += word_out.eq(1)
-            word_data = Mux(desc.mem, entry, sbuf_word)
+            word_data = Mux(ddesc.mem, entry, sbuf_word)
         m.d.comb += [
             word_ready.eq(in_store & sel_q.r_rdy & (~word_out | ra.i.ready)),
-            self.sbuf_rd.resp.ready.eq(word_ready & ~desc.mem),
-            self.psum_rd.resp.ready.eq(word_ready & desc.mem),
+            self.sbuf_rd.resp.ready.eq(word_ready & ~ddesc.mem),
+            self.psum_rd.resp.ready.eq(word_ready & ddesc.mem),
         ]
         take = resp_valid & word_ready
         with m.If(take):
@@ -479,12 +561,9 @@ class DMAEngine(ConfigComponent):
             axi.rready.eq(in_load & ra.i.ready),
         ]
 
-        # AW bursts; their lengths go to the W side
-        wlen_q = m.submodules.wlen_queue = SyncFIFOBuffered(width=8, depth=4)
-        b_out = Signal(range(cfg.dma_outstanding + 1))
-        aw = _BurstGen(m, cfg, "aw", desc, store_start, axi, "aw",
-                       may_issue=(b_out < cfg.dma_outstanding) & wlen_q.w_rdy)
-        m.d.comb += [wlen_q.w_en.eq(aw.fire), wlen_q.w_data.eq(aw.len - 1)]
+        # AW bursts: their lengths go to the W side, their last-of-descriptor flags to B
+        m.d.comb += [wlen_q.w_en.eq(aw.fire), wlen_q.w_data.eq(aw.len - 1),
+                     blast_q.w_en.eq(aw.fire), blast_q.w_data.eq(aw.last)]
         w_beat = Signal(8)
         w_last = w_beat == wlen_q.r_data
         m.d.comb += [
@@ -497,23 +576,52 @@ class DMAEngine(ConfigComponent):
         with m.If(w_fire):
             m.d.sync += w_beat.eq(Mux(w_last, 0, w_beat + 1))
         m.d.comb += wlen_q.r_en.eq(w_fire & w_last)
-        with m.If(store_start):
-            m.d.sync += w_beat.eq(0)
-        m.d.comb += axi.bready.eq(1)
-        b_fire = axi.bvalid & axi.bready
-        m.d.sync += b_out.eq(b_out + aw.fire - b_fire)
-        bus_error(axi.bresp, b_fire)
 
         # realigner output goes to SBUF (load) or W (store)
         m.d.comb += [
             self.sbuf_wr.valid.eq(in_load & ra.o.valid),
             ra.o.ready.eq(Mux(in_store, axi.wready & wlen_q.r_rdy, self.sbuf_wr.ready)),
         ]
-        stored_all = Signal()
+        # the data stage is done with its descriptor: the result goes to completion
+        d_done = Signal()
+        m.d.comb += [
+            d_done.eq((in_load | in_store) & rows_out),
+            fin_q.w_en.eq(d_done | d_skip),
+            fin_q.w_data.eq(Mux(d_skip, DmaError.NONE, code_now)),
+        ]
+        with m.If(load_start):
+            m.d.sync += in_load.eq(1)
         with m.If(store_start):
-            m.d.sync += stored_all.eq(0)
-        with m.Elif(in_store & rows_out):
-            m.d.sync += stored_all.eq(1)
-        m.d.comb += store_done.eq(in_store & stored_all & aw.done & (b_out == 0))
-        return m
+            m.d.sync += in_store.eq(1)
+        with m.If(d_done):
+            m.d.sync += [in_load.eq(0), in_store.eq(0)]
 
+        # ---- B responses: each one belongs to the oldest store not completed ----------
+        b_done = Signal()       # that store's last B is in (held until it completes)
+        b_code = Signal(DmaError)
+        b_fire = Signal()
+        m.d.comb += [axi.bready.eq(~b_done), b_fire.eq(axi.bvalid & axi.bready),
+                     blast_q.r_en.eq(b_fire)]
+        m.d.sync += b_out.eq(b_out + aw.fire - b_fire)
+        bus_error(axi.bresp, b_fire, b_code)
+        with m.If(b_fire & blast_q.r_data):
+            m.d.sync += b_done.eq(1)
+
+        # ---- stage 4: completion, in order ----------------------------------------------
+        rhead = Signal(_retire_layout)
+        m.d.comb += rhead.eq(retire_q.r_data)
+        fin_code = Signal(DmaError)
+        m.d.comb += fin_code.eq(fin_q.r_data)
+        m.d.comb += [
+            self.o_done.valid.eq(retire_q.r_rdy & fin_q.r_rdy & (~rhead.wait_b | b_done)),
+            self.o_done.payload.tag.eq(rhead.tag),
+            self.o_done.payload.error.eq(
+                Mux(rhead.code != DmaError.NONE, rhead.code,
+                    Mux(rhead.wait_b, b_code, fin_code))),
+        ]
+        retire = self.o_done.valid & self.o_done.ready
+        m.d.comb += [retire_q.r_en.eq(retire), fin_q.r_en.eq(retire),
+                     st_retire.eq(retire & rhead.wait_b)]
+        with m.If(st_retire):
+            m.d.sync += [b_done.eq(0), b_code.eq(DmaError.NONE)]
+        return m

@@ -25,7 +25,10 @@ from ..tensor_engine import TensorEngine
 from ..vector import VectorEngine
 from .sim_clock import clock_and_registered_reset, clock_ports
 
-__all__ = ["TensorHarness", "VectorHarness", "DMAHarness"]
+__all__ = ["TensorHarness", "VectorHarness", "DMAHarness", "DMA_READ_LATENCY"]
+
+#: Cycles :class:`DMAHarness` holds each read request (the testbench's DRAM latency).
+DMA_READ_LATENCY = 20
 
 
 class _Harness(ConfigComponent):
@@ -169,7 +172,7 @@ class DMAHarness(_Harness):
     i_sbuf_wr, i_sbuf_rd, o_sbuf_rd, i_psum_wr, i_psum_rd, o_psum_rd : the backdoor
     """
 
-    def __init__(self, config: CoreConfig, *, read_latency=20):
+    def __init__(self, config: CoreConfig, *, read_latency=DMA_READ_LATENCY):
         self._latency = read_latency
         super().__init__(config, DMAEngine(config),
                          ("i_desc", "o_done", "i_win_base", "i_win_limit", "o_busy"),

@@ -63,9 +63,10 @@ class DmaTB(TensorTB):
 
     # -- running descriptors ----------------------------------------------------------
 
-    async def run_descs(self, descs, done_pause=0.0, max_cycles=None):
+    async def run_descs(self, descs, done_pause=0.0, max_cycles=None, done_hold=0):
         """Send descriptors and collect one completion each: ``[(tag, code name)]``.
-        Returns also the cycles from the first acceptance to the last completion."""
+        Returns also the cycles from the first acceptance to the last completion.
+        ``done_hold``: completions are refused for that many cycles first."""
         src = StreamSource(self.dut, "i_desc", [d.encode() for d in descs])
         sink = StreamSink(self.dut, "o_done", pause=done_pause, rng=self.rng)
         if max_cycles is None:
@@ -80,7 +81,7 @@ class DmaTB(TensorTB):
                 self.fail(f"watchdog: {len(done)} of {len(descs)} descriptors completed "
                           f"after {t} cycles ({descs[len(done)]})")
             src.drive()
-            sink.drive()
+            sink.drive(hold=t < done_hold)
             await self.read_only
             if src.sample() and first is None:
                 first = self.cycle
@@ -96,14 +97,50 @@ class DmaTB(TensorTB):
         sink.stop()
         return done, last - first + 1
 
+    def start_bus_log(self):
+        """Record the bus handshakes, one list entry per event: ``(cycle, kind, addr)``
+        with ``kind`` one of ``"ar"``, ``"aw"`` (``addr`` = the burst's address),
+        ``"rlast"``, ``"b"`` (``addr`` None), as the DRAM sees them: an AR reaches it
+        :data:`~hdl.tops.harness.DMA_READ_LATENCY` cycles after the engine issued it. Returns the list, which grows until
+        :meth:`stop_bus_log`."""
+        import cocotb
+        from cocotb.triggers import ReadOnly, RisingEdge
+        dut = self.dut
+        log = []
+        self._bus_log_run = True
+
+        def fired(ch):
+            return (int(getattr(dut, f"m_axi__{ch}valid").value)
+                    and int(getattr(dut, f"m_axi__{ch}ready").value))
+
+        async def watch():
+            cycle = 0
+            while self._bus_log_run:
+                await ReadOnly()
+                if fired("ar"):
+                    log.append((cycle, "ar", int(dut.m_axi__araddr.value)))
+                if fired("aw"):
+                    log.append((cycle, "aw", int(dut.m_axi__awaddr.value)))
+                if fired("r") and int(dut.m_axi__rlast.value):
+                    log.append((cycle, "rlast", None))
+                if fired("b"):
+                    log.append((cycle, "b", None))
+                await RisingEdge(dut.clk)
+                cycle += 1
+        self._bus_log_task = cocotb.start_soon(watch())
+        return log
+
+    def stop_bus_log(self):
+        self._bus_log_run = False
+
     def dump_state(self):
         """Log the engine's control registers (for a hang)."""
         import cocotb
         dma = self.dut.dma
-        for name in ("dma_state", "in_load", "in_store", "q_busy", "q_setup", "q_row", "q_left",
-                     "feed_busy", "feed_row", "out_row", "s_count", "r_out", "b_out",
-                     "w_beat", "aw_busy", "aw_setup", "aw_left", "aw_row", "ar_busy",
-                     "ar_setup", "ar_left", "stored_all"):
+        for name in ("dma_state", "i_wait", "st_open", "d_wait", "in_load", "in_store",
+                     "q_busy", "q_setup", "q_row", "q_left", "feed_busy", "feed_row",
+                     "out_row", "s_count", "r_out", "b_out", "b_done", "w_beat", "aw_busy",
+                     "aw_setup", "aw_left", "aw_row", "ar_busy", "ar_setup", "ar_left"):
             try:
                 cocotb.log.info("dma.%s = %s", name, getattr(dma, name).value)
             except AttributeError:
