@@ -3,12 +3,13 @@
 
 Concurrent writers (overwrite, INT32 and FP32 accumulate) and readers with random
 valid/ready stalls, accumulate hazards, reads against writes in flight and the
-same-cycle rule, the write and read pipelines at full rate together, partition masks,
-a stalled reader, o_busy and the constructor's parameter checks. Expected values come
-from :class:`Model`, updated in the order the hardware accepts operations (at most one
-write and one read per cycle, observed as valid & ready at each clock edge; a read
-accepted in the same cycle as a write comes first); FP32 sums come from
-:func:`sim.model.fp.fp32_add_bits`.
+same-cycle rule, the write and read pipelines at full rate together, the per-bank read
+pipelines (readers of different banks in the same cycle, readers of one bank in turn),
+partition masks, a stalled reader, o_busy and the constructor's parameter checks.
+Expected values come from :class:`Model`, updated in the order the hardware accepts
+operations (at most one write per cycle and one read per bank, observed as valid &
+ready at each clock edge; reads accepted in the same cycle as a write come first);
+FP32 sums come from :func:`sim.model.fp.fp32_add_bits`.
 """
 
 from collections import deque
@@ -119,8 +120,8 @@ async def drive(ctx, dut, model, writes, reads, rng, tag, *, p_wvalid=0.7, p_rva
     accepted and every response consumed. Each accepted operation updates ``model``
     (writes) or snapshots it (reads) in acceptance order, a read accepted in the same
     cycle as a write taking its snapshot first (the documented rule); each response
-    must equal its snapshot. Also checks that at most one write and one read are
-    accepted per cycle and that ``o_busy`` is high exactly in cycles ``a+1 .. a+2+A``
+    must equal its snapshot. Also checks that at most one write, and one read per
+    bank, are accepted per cycle and that ``o_busy`` is high exactly in cycles ``a+1 .. a+2+A``
     after each write acceptance ``a`` and ``a+1 .. a+2`` after each read acceptance.
     Stream rules: once valid, a request's payload stays until its handshake.
 
@@ -179,8 +180,10 @@ async def drive(ctx, dut, model, writes, reads, rng, tag, *, p_wvalid=0.7, p_rva
             f"{tag}: o_busy = {busy} in cycle {cycle}, acceptances {accepted[-3:]}")
         took_w = [c for c in range(nw) if wvalid[c] and wready[c]]
         took_r = [c for c in range(nr) if rvalid[c] and qready[c]]
-        assert len(took_w) <= 1 and len(took_r) <= 1, (
-            f"{tag}: cycle {cycle}: writers {took_w} and readers {took_r} all accepted")
+        rbanks = [reads[c][ri[c]][0] for c in took_r]
+        assert len(took_w) <= 1 and len(set(rbanks)) == len(rbanks), (
+            f"{tag}: cycle {cycle}: writers {took_w} and readers {took_r} (banks "
+            f"{rbanks}) all accepted")
         for c in took_r:        # before the same cycle's write: it does not see it
             bank, entry = reads[c][ri[c]]
             expected[c].append((ri[c], (bank, entry), model.read(bank, entry)))
@@ -191,7 +194,7 @@ async def drive(ctx, dut, model, writes, reads, rng, tag, *, p_wvalid=0.7, p_rva
                 log.append((cycle, "r", c, cycle - rraised[c]))
         for c in took_w:
             if stats is not None and took_r:
-                same = writes[c][wi[c]][:2] == reads[took_r[0]][ri[took_r[0]] - 1]
+                same = writes[c][wi[c]][:2] in [reads[r][ri[r] - 1] for r in took_r]
                 stats["same_entry"] = stats.get("same_entry", 0) + same
             model.write(*writes[c][wi[c]])
             wi[c] += 1
@@ -661,22 +664,33 @@ def test_mask_selects_partitions(kind, seed):
 
 @pytest.mark.parametrize("seed", [601, 602])
 @pytest.mark.parametrize("kind", ["int", "fp"])
-def test_stalled_reader_blocks_nobody(kind, seed):
+@pytest.mark.parametrize("layout", ["same-bank", "other-banks"])
+def test_stalled_reader_blocks_nobody(kind, seed, layout):
     """Reader 0 keeps asking but does not take its responses for a long time: once its
     response FIFO is full it is no longer granted, while the writer (its own pipeline)
-    and reader 1 (then alone in the read pipeline) keep going at one per cycle each.
-    Afterwards reader 0 gets every response, with the value of its entry at the time
-    its read was accepted."""
+    and reader 1 keep going at one per cycle each. ``same-bank``: both readers read
+    bank 0 (the writer bank 1), so they share bank 0's read pipeline until reader 0
+    drops out and reader 1 has every cycle; ``other-banks``: reader 0 reads bank 0,
+    reader 1 bank 1, each with its own read pipeline, so reader 1 has every cycle from
+    the start. Afterwards reader 0 gets every response, with the value of its entry at
+    the time its read was accepted."""
     cfg = CFGS[kind]
     rng = np.random.default_rng(seed)
     depth = 16
     dut = PSUM(cfg, n_read=2, n_write=1, resp_depth=depth)
     model = Model(cfg)
-    tag = f"{kind} seed {seed}"
-    addrs = all_addrs(cfg)
-    third = len(addrs) // 3
+    tag = f"{kind} seed {seed} {layout}"
+    d = cfg.psum_depth
+    half = d // 2
     # reader 0, the writer and reader 1 use disjoint entries: no hazards at all
-    r0_addrs, w_addrs, r1_addrs = addrs[:third], addrs[third:2 * third], addrs[2 * third:]
+    if layout == "same-bank":
+        r0_addrs = [(0, e) for e in range(half)]
+        r1_addrs = [(0, e) for e in range(half, d)]
+        w_addrs = [(1, e) for e in range(d)]
+    else:
+        r0_addrs = [(0, e) for e in range(half)]
+        r1_addrs = [(1, e) for e in range(half, d)]
+        w_addrs = [(0, e) for e in range(half, d)] + [(1, e) for e in range(half)]
     stall = 200
 
     async def tb(ctx):
@@ -703,7 +717,8 @@ def test_stalled_reader_blocks_nobody(kind, seed):
                                 "fp": wr[4], "data": list(wr[5])})
             _, _, r0, r1, wrdy, v1, p1 = await ctx.tick().sample(
                 q0.ready, q1.ready, w.ready, o1.valid, o1.payload.as_value())
-            assert r0 + r1 <= 1, f"{tag}: two read grants in cycle {t}"
+            if layout == "same-bank":
+                assert r0 + r1 <= 1, f"{tag}: two read grants of one bank in cycle {t}"
             if wrdy:
                 model.write(*wr)
                 nw += 1
@@ -720,10 +735,14 @@ def test_stalled_reader_blocks_nobody(kind, seed):
                 assert unpack(cfg, p1) == exp1.popleft(), f"{tag}: reader 1 wrong, cycle {t}"
                 got1 += 1
         assert n0 == depth, f"{tag}: stalled reader got {n0} grants with resp_depth {depth}"
-        # the writer has its own pipeline: a write every cycle; reader 0 and reader 1
-        # share the read pipeline, and once reader 0 drops out reader 1 has every cycle
+        # the writer has its own pipeline: a write every cycle. Readers of one bank
+        # share its read pipeline, and once reader 0 drops out reader 1 has every cycle;
+        # a reader of another bank has every cycle anyway
         assert nw == stall, f"{tag}: writer {nw} grants in {stall} cycles"
-        assert n1 + n0 == stall, f"{tag}: idle read cycles ({n1} + {n0} of {stall})"
+        if layout == "same-bank":
+            assert n1 + n0 == stall, f"{tag}: idle read cycles ({n1} + {n0} of {stall})"
+        else:
+            assert n1 == stall, f"{tag}: reader 1 got {n1} grants in {stall} cycles"
         assert got1 >= n1 - 4, f"{tag}: reader 1 got {got1} of {n1}"
         ctx.set(q0.valid, 0)
         ctx.set(q1.valid, 0)
