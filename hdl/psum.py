@@ -195,7 +195,9 @@ class PSUM(ClientMemory):
         # ---- read client arbitration: one round robin per bank (port B) -----------------
         # A reader asks only when its response FIFO is sure to have room for one more.
         room = [req.valid & (credits[c] < depth) for c, (req, _) in enumerate(readers)]
-        rd_banks = []       # per bank: (arbiter, accepted this cycle, waits on a hazard)
+        # per bank: (arbiter, granted reader's address, read accepted this cycle,
+        # a granted read waits on a hazard)
+        rd_banks = []
         for k in range(nbanks):
             arb = m.submodules[f"read_arbiter{k}"] = RoundRobin(nr)
             m.d.comb += arb.i_req.eq(Cat(

@@ -517,29 +517,31 @@ def test_same_cycle_write_and_read_stream(kind):
     simulate(dut, tb)
 
 
+@pytest.mark.parametrize("bank", [0, 1])
 @pytest.mark.parametrize("kind", ["int", "fp"])
-def test_read_hazard_holds_writes(kind):
+def test_read_hazard_holds_writes(kind, bank):
     """A writer overwrites one entry every cycle (no hazard for it). A read of that
     entry raised in the middle waits exactly ``A`` cycles, during which no write is
     accepted (so the wait ends whatever the writers do), and returns the value of the
-    last write accepted before it; then the writes resume at once."""
+    last write accepted before it; then the writes resume at once. In either bank:
+    a read waiting in any bank's pipeline holds the writes."""
     cfg = CFGS[kind]
     A = latency(cfg)
     dut = PSUM(cfg, n_read=1, n_write=1)
     model = Model(cfg)
     full = (1 << cfg.cols) - 1
-    tag = kind
+    tag = f"{kind} bank {bank}"
 
     async def tb(ctx):
         w = dut.write_client(0)
         q, o = dut.read_client(0)
         ctx.set(o.ready, 1)
-        ctx.set(q.payload, {"bank": 0, "entry": 1})
+        ctx.set(q.payload, {"bank": bank, "entry": 1})
         raise_at = 12
         wtimes, rtime, got, exp = [], None, [], None
         for t in range(40):
             d = (0x1000 + t,) * cfg.cols
-            ctx.set(w.payload, {"bank": 0, "entry": 1, "mask": full, "acc": 0, "fp": 0,
+            ctx.set(w.payload, {"bank": bank, "entry": 1, "mask": full, "acc": 0, "fp": 0,
                                 "data": list(d)})
             ctx.set(w.valid, t < 30)
             ctx.set(q.valid, t >= raise_at and rtime is None)
@@ -547,9 +549,9 @@ def test_read_hazard_holds_writes(kind):
                 w.ready, q.ready, o.valid, o.payload.as_value())
             if t >= raise_at and rtime is None and rrdy:
                 rtime = t
-                exp = model.read(0, 1)
+                exp = model.read(bank, 1)
             if t < 30 and wrdy:
-                model.write(0, 1, full, 0, 0, d)
+                model.write(bank, 1, full, 0, 0, d)
                 wtimes.append(t)
             if ov:
                 got.append(unpack(cfg, opl))

@@ -167,6 +167,25 @@ MUTANTS = [
        "room = [req.valid & (credits[c] <= depth) for c, (req, _) in enumerate(readers)]",
        "PSUM grants a read with its response FIFO already fully booked",
        f"{_PSUM}::test_stalled_reader_blocks_nobody", _PSUM),
+    _m("psum-copy-ignores-bank", "psum", "hdl/psum.py",
+       "wpb.en.eq(wp.en & (wp.addr[ebits:] == k)),",
+       "wpb.en.eq(wp.en),",
+       "PSUM writes every bank's port-B copy, not only the write's bank (a read of one "
+       "bank returns the last write to that entry of any bank)",
+       f"{_PSUM}::test_two_readers_different_banks_same_cycle", _PSUM),
+    _m("psum-read-wait-bank0-only", "psum", "hdl/psum.py",
+       "m.d.comb += rd_waits.eq(Cat(w for _, _, _, w in rd_banks).any())",
+       "m.d.comb += rd_waits.eq(rd_banks[0][3])",
+       "PSUM holds the writes only for a read waiting on a hazard in bank 0 (a read of "
+       "another bank can starve behind writes to its entry)",
+       f"{_PSUM}::test_read_hazard_holds_writes", _PSUM),
+    _m("psum-read-one-bank-per-cycle", "psum", "hdl/psum.py",
+       "room[c] & wants(req.payload.bank, k) for c, (req, _) in enumerate(readers)))",
+       "room[c] & wants(req.payload.bank, k) & ~Cat(b[0].o_grant for b in rd_banks).any()\n"
+       "                for c, (req, _) in enumerate(readers)))",
+       "PSUM grants at most one read per cycle across the banks, the lowest bank first "
+       "(the shared read pipeline of before, without its fairness)",
+       f"{_PSUM}::test_two_readers_different_banks_same_cycle", _PSUM),
     _m("psum-int-add-on-fp", "psum", "hdl/psum.py",
        'with m.If(s1_acc & ~second["accfp"]):',
        "with m.If(s1_acc):",
