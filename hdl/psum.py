@@ -1,6 +1,6 @@
 """The partial-sum buffer (PSUM): banked 32-bit entries with accumulating writes."""
 
-from amaranth.hdl import Cat, Module, Mux, ResetSignal, Signal
+from amaranth.hdl import C, Cat, Module, Mux, ResetSignal, Signal
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory, MemoryData
 from amaranth.lib.wiring import Out
@@ -147,6 +147,8 @@ class PSUM(ClientMemory):
             takes the bank numbers beyond it, which no client sends (the engines check
             the range): a request never waits for a pipeline that does not exist. With
             one bank every read goes to it."""
+            if nbanks == 1:
+                return C(1, 1)      # (not `bank >= 0`: a comparison that is always true)
             return bank == k if k < nbanks - 1 else bank >= k
 
         # Every partition: port A (memory `bank{p}`, all banks) reads for the write
