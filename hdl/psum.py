@@ -70,7 +70,7 @@ class PSUM(ClientMemory):
 
     Read pipeline of bank ``k``: cycle 0 the read is accepted, cycle 1 the entry is
     read on bank ``k``'s port B, cycle 2 the value enters the client's response FIFO;
-    it is valid on ``o_rd`` in cycle 4 at the earliest (the FIFO's latency), whatever
+    it is valid on ``rd[c].resp`` in cycle 4 at the earliest (the FIFO's latency), whatever
     ``A``. A reader has at most one request at a time, so at most one bank answers it
     in a cycle and its responses stay in request order.
 

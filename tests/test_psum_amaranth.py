@@ -1250,6 +1250,10 @@ def test_ports_and_memory_shape():
         assert len(dut.banks) == cfg.cols
         assert all(b.depth == cfg.psum_entries and Shape.cast(b.shape).width == 32
                    for b in dut.banks)
+        # port B: one copy per partition and bank, psum_depth entries each
+        assert [len(r) for r in dut.read_banks] == [cfg.psum_banks] * cfg.cols
+        assert all(b.depth == cfg.psum_depth and Shape.cast(b.shape).width == 32
+                   for r in dut.read_banks for b in r)
         for c in range(2):
             assert dut.write_client(c) is dut.wr[c]
             assert dut.read_client(c) == (dut.rd[c].req, dut.rd[c].resp)
