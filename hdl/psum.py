@@ -1,6 +1,6 @@
 """The partial-sum buffer (PSUM): banked 32-bit entries with accumulating writes."""
 
-from amaranth.hdl import Cat, Module, Mux, ResetSignal, Signal
+from amaranth.hdl import C, Cat, Module, Mux, ResetSignal, Signal
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory, MemoryData
 from amaranth.lib.wiring import Out
@@ -19,15 +19,40 @@ class PSUM(ClientMemory):
     """``cols`` partitions x ``psum_banks`` banks x ``psum_depth`` 32-bit entries.
 
     Every partition holds ``psum_banks * psum_depth`` entries (address
-    ``bank * psum_depth + entry``) behind one write port and two read ports, both
-    transparent to the write port: port A serves the write pipeline's
-    read-modify-write, port B the clients' reads. So there are two pipelines, each
-    starting one operation per cycle: one write, granted round-robin among the
-    ``n_write`` writers, and one read, granted round-robin among the ``n_read``
-    readers, can be accepted in the same cycle (:class:`~hdl.arbiter.RoundRobin`,
-    one per pipeline). The two read ports are built as two copies of the partition,
-    each 1R1W, both written by the write pipeline (what Yosys makes of a 2-read-port
-    memory on an FPGA anyway): twice the block RAMs of one read port.
+    ``bank * psum_depth + entry``). Two kinds of port serve them, both transparent to
+    the write port (a read in the cycle a write lands sees the new value):
+
+    * port A, one per partition, serves the write pipeline's read-modify-write; it
+      reads :attr:`banks` ``[p]``, the partition's one memory of all its entries;
+    * port B serves the clients' reads, and is split by bank: every (partition, bank)
+      has its own copy of that bank's ``psum_depth`` entries (:attr:`read_banks`
+      ``[p][k]``), a 1R1W memory that the write pipeline writes together with port A's
+      memory when the write's bank is ``k``. So every bank has its own read port.
+
+    So there are ``1 + psum_banks`` pipelines, each starting one operation per cycle:
+    one write, granted round-robin among the ``n_write`` writers, and one read *per
+    bank*, granted round-robin among the readers asking for that bank
+    (:class:`~hdl.arbiter.RoundRobin`, one per pipeline). In one cycle the tensor
+    engine's write to one bank, the vector engine's read of a second and DMA-out's read
+    of a third are all accepted; readers that want the same bank take turns (the round
+    robin serves a reader that keeps asking within ``n_read`` grants of its bank, so
+    none starves). A read never takes a cycle from the writers, except while it waits
+    on a hazard (below). The reason for the split: with one read port the readers
+    shared one read per cycle, so a vector-engine drain and a DMA-out store of another
+    bank slowed each other down.
+
+    Block RAM cost: the split rounds every bank up to whole block RAMs. An ECP5 DP16KD
+    holds 512 x 36 bits, so port A's memory of a partition takes
+    ``ceil(psum_banks * psum_depth / 512)`` of them and the port-B copies
+    ``psum_banks * ceil(psum_depth / 512)``. The default configuration (``cols=8``,
+    ``psum_banks=4``, ``psum_depth=256``) has 8 x 2 DP16KD for port A and 8 x 4 for
+    port B (each 256-entry bank fills half a DP16KD): 48, where one port-B copy per
+    partition took 8 x 2 (32 in all). From ``psum_depth = 512`` on the split costs no
+    block RAM. Port A stays one memory per partition: the write pipeline makes one
+    access per cycle, so splitting it would buy nothing and cost the same rounding.
+    (Port B was an explicit copy rather than a second read port of one ``Memory`` even
+    before the split: Yosys duplicates such a memory into copies on an FPGA anyway, and
+    doing it itself made Yosys 0.70's ``abc9`` crash on the flattened core.)
 
     Write pipeline:
 
@@ -38,13 +63,16 @@ class PSUM(ClientMemory):
       INT32 wrap-around, or FP32 with :class:`~hdl.fp.FP32Adder` (round to nearest
       even, the policy of ``docs/numerics.md``) when ``fp`` is set; an overwrite
       takes its data;
-    * cycle ``2 + A``: the write lands in the partitions whose ``mask`` bit is set.
-      ``A`` is :attr:`add_latency`: 7 with float types elaborated, 1 without. INT32
-      results are delayed to the same stage, so writes land in acceptance order.
+    * cycle ``2 + A``: the write lands in the partitions whose ``mask`` bit is set, in
+      port A's memory and in the port-B copy of its bank. ``A`` is :attr:`add_latency`:
+      7 with float types elaborated, 1 without. INT32 results are delayed to the same
+      stage, so writes land in acceptance order.
 
-    Read pipeline: cycle 0 the read is accepted, cycle 1 the entry is read on port B,
-    cycle 2 the value enters the client's response FIFO; it is valid on ``o_rd`` in
-    cycle 4 at the earliest (the FIFO's latency), whatever ``A``.
+    Read pipeline of bank ``k``: cycle 0 the read is accepted, cycle 1 the entry is
+    read on bank ``k``'s port B, cycle 2 the value enters the client's response FIFO;
+    it is valid on ``rd[c].resp`` in cycle 4 at the earliest (the FIFO's latency), whatever
+    ``A``. A reader has at most one request at a time, so at most one bank answers it
+    in a cycle and its responses stay in request order.
 
     **Ordering and hazards.** A read sees exactly the writes accepted in earlier
     cycles; a write accepted in the same cycle as a read counts as *after* it (the
@@ -53,10 +81,10 @@ class PSUM(ClientMemory):
     to the same bank and entry is among those accepted in the ``A`` cycles before (it
     would land after the operation's port access; the write one stage further on lands
     in that very cycle and the ports are transparent to it), so no update is lost.
-    While a granted read waits on such a hazard no write is accepted, so the wait ends
-    within ``A`` cycles whatever the writers do. Back-to-back accumulations into one
-    region therefore run at full rate when they are at least ``A + 1`` entries long,
-    and stall otherwise (there is no forwarding into stage 1).
+    While a granted read (of any bank) waits on such a hazard no write is accepted, so
+    the wait ends within ``A`` cycles whatever the writers do. Back-to-back
+    accumulations into one region therefore run at full rate when they are at least
+    ``A + 1`` entries long, and stall otherwise (there is no forwarding into stage 1).
 
     **Reads.** Responses come back in request order on the client's ``rd[c].resp`` stream
     through a FIFO of ``resp_depth`` entries; a request is granted only when the FIFO
@@ -89,8 +117,12 @@ class PSUM(ClientMemory):
         super().__init__(config, psum_read_client, psum_write_client, n_read=n_read,
                          n_write=n_write, resp_depth=resp_depth,
                          ports={"o_busy": Out(1)})
+        #: port A: one memory per partition, every bank (``bank * psum_depth + entry``)
         self.banks = [MemoryData(shape=32, depth=config.psum_entries, init=[])
                       for _ in range(config.cols)]
+        #: port B: ``read_banks[p][k]`` is partition ``p``'s copy of bank ``k``
+        self.read_banks = [[MemoryData(shape=32, depth=config.psum_depth, init=[])
+                            for _ in range(config.psum_banks)] for _ in range(config.cols)]
 
     @property
     def add_latency(self):
@@ -100,7 +132,7 @@ class PSUM(ClientMemory):
     def elaborate(self, platform):
         cfg = self._config
         m = Module()
-        cols = cfg.cols
+        cols, nbanks = cfg.cols, cfg.psum_banks
         nw, nr = self._n_write, self._n_read
         A = self.add_latency
         ebits = ceil_log2(cfg.psum_depth)     # 0 when a bank holds one entry
@@ -110,25 +142,35 @@ class PSUM(ClientMemory):
             return Cat(payload.entry[:ebits], payload.bank)
         abits = len(address(self.wr[0].payload))
 
-        # Every partition: port A reads for the write pipeline, port B for the clients'
-        # reads; both are transparent to the write port. Port B reads a second copy of
-        # the partition (`bank{p}_b`) that takes every write of the first in the same
-        # cycle: the same behaviour as one memory with two read ports, and what Yosys
-        # makes of such a memory on an FPGA anyway. Built by Yosys itself, the duplicate
-        # made Yosys 0.70's abc9 step crash on the flattened core (`synth_ecp5`:
-        # "Assert `GetSize(conn.first) == GetSize(conn.second)' failed" in
-        # ABC_OPS_REINTEGRATE); the explicit copy maps to the same block RAMs.
+        def wants(bank, k):
+            """A read of ``bank`` goes to bank ``k``'s read pipeline. The last one also
+            takes the bank numbers beyond it, which no client sends (the engines check
+            the range): a request never waits for a pipeline that does not exist. With
+            one bank every read goes to it."""
+            if nbanks == 1:
+                return C(1, 1)      # (not `bank >= 0`: a comparison that is always true)
+            return bank == k if k < nbanks - 1 else bank >= k
+
+        # Every partition: port A (memory `bank{p}`, all banks) reads for the write
+        # pipeline; port B is one copy per bank (`bank{p}_b{k}`), written with port A's
+        # memory when the write's bank is k. All read ports are transparent to their
+        # write port.
         mems = []
-        for p, bank in enumerate(self.banks):
-            mem = m.submodules[f"bank{p}"] = Memory(data=bank)
+        for p, data in enumerate(self.banks):
+            mem = m.submodules[f"bank{p}"] = Memory(data=data)
             wp = mem.write_port()
             rpa = mem.read_port(transparent_for=(wp,))
-            copy = m.submodules[f"bank{p}_b"] = Memory(
-                shape=32, depth=cfg.psum_entries, init=[])
-            wpb = copy.write_port()
-            rpb = copy.read_port(transparent_for=(wpb,))
-            m.d.comb += [wpb.addr.eq(wp.addr), wpb.data.eq(wp.data), wpb.en.eq(wp.en)]
-            mems.append((wp, rpa, rpb))
+            rpbs = []
+            for k, bdata in enumerate(self.read_banks[p]):
+                copy = m.submodules[f"bank{p}_b{k}"] = Memory(data=bdata)
+                wpb = copy.write_port()
+                rpbs.append(copy.read_port(transparent_for=(wpb,)))
+                m.d.comb += [
+                    wpb.addr.eq(wp.addr[:ebits]),
+                    wpb.data.eq(wp.data),
+                    wpb.en.eq(wp.en & (wp.addr[ebits:] == k)),
+                ]
+            mems.append((wp, rpa, rpbs))
 
         writers = [self.write_client(c) for c in range(nw)]
         readers = [self.read_client(c) for c in range(nr)]
@@ -152,23 +194,33 @@ class PSUM(ClientMemory):
             and the ports are transparent to it)."""
             return Cat(st["valid"] & (st["addr"] == addr) for st in stages[:A]).any()
 
-        # ---- read client arbitration (port B) -------------------------------------------
-        rarb = m.submodules.read_arbiter = RoundRobin(nr)
-        m.d.comb += rarb.i_req.eq(Cat(
-            req.valid & (credits[c] < depth) for c, (req, _) in enumerate(readers)))
-        rd_addr = Signal(abits)
+        # ---- read client arbitration: one round robin per bank (port B) -----------------
+        # A reader asks only when its response FIFO is sure to have room for one more.
+        room = [req.valid & (credits[c] < depth) for c, (req, _) in enumerate(readers)]
+        # per bank: (arbiter, granted reader's address, read accepted this cycle,
+        # a granted read waits on a hazard)
+        rd_banks = []
+        for k in range(nbanks):
+            arb = m.submodules[f"read_arbiter{k}"] = RoundRobin(nr)
+            m.d.comb += arb.i_req.eq(Cat(
+                room[c] & wants(req.payload.bank, k) for c, (req, _) in enumerate(readers)))
+            addr = Signal(abits, name=f"rd{k}_addr")
+            for c, (req, _) in enumerate(readers):
+                with m.If(arb.o_grant[c]):
+                    m.d.comb += addr.eq(address(req.payload))
+            hazard = Signal(name=f"rd{k}_hazard")
+            take = Signal(name=f"rd{k}_take")
+            m.d.comb += [
+                hazard.eq(in_flight(addr)),
+                take.eq(arb.o_grant.any() & ~hazard),
+                arb.i_advance.eq(take),
+            ]
+            rd_banks.append((arb, addr, take, arb.o_grant.any() & hazard))
         for c, (req, _) in enumerate(readers):
-            with m.If(rarb.o_grant[c]):
-                m.d.comb += rd_addr.eq(address(req.payload))
-        rd_hazard = Signal()
-        rd_take = Signal()
-        m.d.comb += [
-            rd_hazard.eq(in_flight(rd_addr)),
-            rd_take.eq(rarb.o_grant.any() & ~rd_hazard),
-            rarb.i_advance.eq(rd_take),
-        ]
-        for c, (req, _) in enumerate(readers):
-            m.d.comb += req.ready.eq(rarb.o_grant[c] & ~rd_hazard)
+            m.d.comb += req.ready.eq(Cat(arb.o_grant[c] & take
+                                         for arb, _, take, _ in rd_banks).any())
+        rd_waits = Signal()     # a granted read, of any bank, waits on a hazard
+        m.d.comb += rd_waits.eq(Cat(w for _, _, _, w in rd_banks).any())
 
         # ---- write client arbitration (port A + the write port) -------------------------
         warb = m.submodules.write_arbiter = RoundRobin(nw)
@@ -189,11 +241,12 @@ class PSUM(ClientMemory):
                 ]
         # An accumulating write waits for an earlier write to its entry, like a read;
         # and no write is accepted while a granted read waits on a hazard, so that wait
-        # ends within A cycles whatever the writers do.
+        # ends within A cycles whatever the writers do. Nothing else about the reads
+        # holds a write back.
         wr_hazard = Signal()
         wr_take = Signal()
         m.d.comb += [
-            wr_hazard.eq((op_acc & in_flight(op_addr)) | (rarb.o_grant.any() & rd_hazard)),
+            wr_hazard.eq((op_acc & in_flight(op_addr)) | rd_waits),
             wr_take.eq(warb.o_grant.any() & ~wr_hazard),
             warb.i_advance.eq(wr_take),
         ]
@@ -248,7 +301,8 @@ class PSUM(ClientMemory):
                 ]
                 with m.If(last["accfp"]):
                     m.d.comb += out.eq(adder.o_sum)
-            # ---- write stage 1 + A: write back -------------------------------------------
+            # ---- write stage 1 + A: write back (port A's memory and, through the
+            # bank match above, the port-B copy of the write's bank) ------------------------
             # no write while the reset is asserted (as SBUF: the pipeline's registers
             # are undefined until the reset's first clock edge)
             m.d.comb += [
@@ -257,31 +311,41 @@ class PSUM(ClientMemory):
                 wp.en.eq(last["valid"] & last["mask"][p] & ~ResetSignal()),
             ]
 
-        # ---- read pipeline: stage 0 reads port B, stage 1 fills the response FIFO -------
-        r0_valid = Signal()
-        r0_addr = Signal(abits, reset_less=True)
-        r0_reader = Signal(nr)      # one-hot read client
-        r1_reader = Signal(nr)
-        m.d.sync += [
-            r0_valid.eq(rd_take),
-            r0_addr.eq(rd_addr),
-            r0_reader.eq(Mux(rd_take, rarb.o_grant, 0)),
-            r1_reader.eq(r0_reader),
-        ]
-        for _, _, rpb in mems:
-            m.d.comb += [rpb.addr.eq(r0_addr), rpb.en.eq(r0_valid)]
+        # ---- read pipelines, one per bank: stage 0 reads the bank's port B, stage 1
+        # fills the reader's response FIFO ------------------------------------------------
+        r1_readers = []     # per bank: one-hot reader whose value the bank's port B holds
+        bank_busy = []
+        for k, (arb, addr, take, _) in enumerate(rd_banks):
+            r0_entry = Signal(ebits, name=f"rd{k}_r0_entry", reset_less=True)
+            r0_reader = Signal(nr, name=f"rd{k}_r0_reader")     # one-hot read client
+            r1_reader = Signal(nr, name=f"rd{k}_r1_reader")
+            m.d.sync += [
+                r0_entry.eq(addr[:ebits]),
+                r0_reader.eq(Mux(take, arb.o_grant, 0)),
+                r1_reader.eq(r0_reader),
+            ]
+            for _, _, rpbs in mems:
+                m.d.comb += [rpbs[k].addr.eq(r0_entry), rpbs[k].en.eq(r0_reader.any())]
+            r1_readers.append(r1_reader)
+            bank_busy += [r0_reader.any(), r1_reader.any()]
         for c, (req, resp) in enumerate(readers):
             fifo = m.submodules[f"resp_fifo{c}"] = SyncFIFOBuffered(width=32 * cols, depth=depth)
+            # at most one bank answers a reader in a cycle (one request at a time, one
+            # pipeline per request), so its value is an AND-OR of the banks' outputs
+            hits = [r1[c] for r1 in r1_readers]
+            value = 0
+            for k, hit in enumerate(hits):
+                value |= Cat(rpbs[k].data for _, _, rpbs in mems) & hit.replicate(32 * cols)
             m.d.comb += [
-                fifo.w_en.eq(r1_reader[c]),
-                fifo.w_data.eq(Cat(rpb.data for _, _, rpb in mems)),
+                fifo.w_en.eq(Cat(hits).any()),
+                fifo.w_data.eq(value),
                 resp.valid.eq(fifo.r_rdy),
                 resp.payload.eq(fifo.r_data),
                 fifo.r_en.eq(resp.ready),
             ]
             m.d.sync += credits[c].eq(
-                credits[c] + (rarb.o_grant[c] & rd_take) - (resp.valid & resp.ready))
+                credits[c] + (req.valid & req.ready) - (resp.valid & resp.ready))
 
         m.d.comb += self.o_busy.eq(
-            Cat(st["valid"] for st in stages).any() | r0_valid | r1_reader.any())
+            Cat(st["valid"] for st in stages).any() | Cat(bank_busy).any())
         return m

@@ -3,12 +3,13 @@
 
 Concurrent writers (overwrite, INT32 and FP32 accumulate) and readers with random
 valid/ready stalls, accumulate hazards, reads against writes in flight and the
-same-cycle rule, the write and read pipelines at full rate together, partition masks,
-a stalled reader, o_busy and the constructor's parameter checks. Expected values come
-from :class:`Model`, updated in the order the hardware accepts operations (at most one
-write and one read per cycle, observed as valid & ready at each clock edge; a read
-accepted in the same cycle as a write comes first); FP32 sums come from
-:func:`sim.model.fp.fp32_add_bits`.
+same-cycle rule, the write and read pipelines at full rate together, the per-bank read
+pipelines (readers of different banks in the same cycle, readers of one bank in turn),
+partition masks, a stalled reader, o_busy and the constructor's parameter checks.
+Expected values come from :class:`Model`, updated in the order the hardware accepts
+operations (at most one write per cycle and one read per bank, observed as valid &
+ready at each clock edge; reads accepted in the same cycle as a write come first);
+FP32 sums come from :func:`sim.model.fp.fp32_add_bits`.
 """
 
 from collections import deque
@@ -30,6 +31,14 @@ FCFG = CoreConfig(rows=2, cols=2, dtypes=("int8", "bf16", "fp16"), sbuf_bytes=64
 FCFG_FTZ = CoreConfig(rows=2, cols=2, dtypes=("int8", "bf16", "fp16"), sbuf_bytes=64,
                       psum_banks=2, psum_depth=8, subnormals=False)
 CFGS = {"int": ICFG, "fp": FCFG}
+#: four banks, so that two readers and a writer can each have a bank of their own
+ICFG4 = CoreConfig(rows=4, cols=4, sbuf_bytes=256, psum_banks=4, psum_depth=16)
+FCFG4 = CoreConfig(rows=2, cols=2, dtypes=("int8", "bf16", "fp16"), sbuf_bytes=64,
+                   psum_banks=4, psum_depth=8)
+CFGS4 = {"int": ICFG4, "fp": FCFG4}
+#: one bank (every reader shares its read pipeline) and three (not a power of two)
+ICFG1 = CoreConfig(rows=4, cols=4, sbuf_bytes=256, psum_banks=1, psum_depth=16)
+ICFG3 = CoreConfig(rows=2, cols=3, sbuf_bytes=64, psum_banks=3, psum_depth=8)
 M32 = 0xFFFF_FFFF
 
 SPECIALS = [0x0000_0000, 0x8000_0000, 0x7F80_0000, 0xFF80_0000, 0x7FC0_0000, 0x7F80_0001,
@@ -119,15 +128,16 @@ async def drive(ctx, dut, model, writes, reads, rng, tag, *, p_wvalid=0.7, p_rva
     accepted and every response consumed. Each accepted operation updates ``model``
     (writes) or snapshots it (reads) in acceptance order, a read accepted in the same
     cycle as a write taking its snapshot first (the documented rule); each response
-    must equal its snapshot. Also checks that at most one write and one read are
-    accepted per cycle and that ``o_busy`` is high exactly in cycles ``a+1 .. a+2+A``
+    must equal its snapshot. Also checks that at most one write, and one read per
+    bank, are accepted per cycle and that ``o_busy`` is high exactly in cycles ``a+1 .. a+2+A``
     after each write acceptance ``a`` and ``a+1 .. a+2`` after each read acceptance.
     Stream rules: once valid, a request's payload stays until its handshake.
 
     The probabilities are a number or one per client. ``log`` (a list), if given,
     receives ``(cycle, kind, client, wait)`` per acceptance, ``wait`` being the cycles
     from raising valid to the handshake; ``stats`` (a dict), if given, counts in
-    ``"same_entry"`` the cycles that accepted a write and a read of the same entry.
+    ``"same_entry"`` the cycles that accepted a write and a read of the same entry,
+    and in ``"multi_read"`` the cycles that accepted reads of two or more banks.
     Returns the number of cycles taken.
     """
     cfg = dut.config
@@ -179,8 +189,12 @@ async def drive(ctx, dut, model, writes, reads, rng, tag, *, p_wvalid=0.7, p_rva
             f"{tag}: o_busy = {busy} in cycle {cycle}, acceptances {accepted[-3:]}")
         took_w = [c for c in range(nw) if wvalid[c] and wready[c]]
         took_r = [c for c in range(nr) if rvalid[c] and qready[c]]
-        assert len(took_w) <= 1 and len(took_r) <= 1, (
-            f"{tag}: cycle {cycle}: writers {took_w} and readers {took_r} all accepted")
+        rbanks = [reads[c][ri[c]][0] for c in took_r]
+        assert len(took_w) <= 1 and len(set(rbanks)) == len(rbanks), (
+            f"{tag}: cycle {cycle}: writers {took_w} and readers {took_r} (banks "
+            f"{rbanks}) all accepted")
+        if stats is not None and len(took_r) > 1:
+            stats["multi_read"] = stats.get("multi_read", 0) + 1
         for c in took_r:        # before the same cycle's write: it does not see it
             bank, entry = reads[c][ri[c]]
             expected[c].append((ri[c], (bank, entry), model.read(bank, entry)))
@@ -191,7 +205,7 @@ async def drive(ctx, dut, model, writes, reads, rng, tag, *, p_wvalid=0.7, p_rva
                 log.append((cycle, "r", c, cycle - rraised[c]))
         for c in took_w:
             if stats is not None and took_r:
-                same = writes[c][wi[c]][:2] == reads[took_r[0]][ri[took_r[0]] - 1]
+                same = writes[c][wi[c]][:2] in [reads[r][ri[r] - 1] for r in took_r]
                 stats["same_entry"] = stats.get("same_entry", 0) + same
             model.write(*writes[c][wi[c]])
             wi[c] += 1
@@ -503,29 +517,31 @@ def test_same_cycle_write_and_read_stream(kind):
     simulate(dut, tb)
 
 
+@pytest.mark.parametrize("bank", [0, 1])
 @pytest.mark.parametrize("kind", ["int", "fp"])
-def test_read_hazard_holds_writes(kind):
+def test_read_hazard_holds_writes(kind, bank):
     """A writer overwrites one entry every cycle (no hazard for it). A read of that
     entry raised in the middle waits exactly ``A`` cycles, during which no write is
     accepted (so the wait ends whatever the writers do), and returns the value of the
-    last write accepted before it; then the writes resume at once."""
+    last write accepted before it; then the writes resume at once. In either bank:
+    a read waiting in any bank's pipeline holds the writes."""
     cfg = CFGS[kind]
     A = latency(cfg)
     dut = PSUM(cfg, n_read=1, n_write=1)
     model = Model(cfg)
     full = (1 << cfg.cols) - 1
-    tag = kind
+    tag = f"{kind} bank {bank}"
 
     async def tb(ctx):
         w = dut.write_client(0)
         q, o = dut.read_client(0)
         ctx.set(o.ready, 1)
-        ctx.set(q.payload, {"bank": 0, "entry": 1})
+        ctx.set(q.payload, {"bank": bank, "entry": 1})
         raise_at = 12
         wtimes, rtime, got, exp = [], None, [], None
         for t in range(40):
             d = (0x1000 + t,) * cfg.cols
-            ctx.set(w.payload, {"bank": 0, "entry": 1, "mask": full, "acc": 0, "fp": 0,
+            ctx.set(w.payload, {"bank": bank, "entry": 1, "mask": full, "acc": 0, "fp": 0,
                                 "data": list(d)})
             ctx.set(w.valid, t < 30)
             ctx.set(q.valid, t >= raise_at and rtime is None)
@@ -533,9 +549,9 @@ def test_read_hazard_holds_writes(kind):
                 w.ready, q.ready, o.valid, o.payload.as_value())
             if t >= raise_at and rtime is None and rrdy:
                 rtime = t
-                exp = model.read(0, 1)
+                exp = model.read(bank, 1)
             if t < 30 and wrdy:
-                model.write(0, 1, full, 0, 0, d)
+                model.write(bank, 1, full, 0, 0, d)
                 wtimes.append(t)
             if ov:
                 got.append(unpack(cfg, opl))
@@ -626,6 +642,275 @@ def test_random_mixed_traffic(kind, n_read, n_write, seed):
 
 
 # ---------------------------------------------------------------------------------------
+# One read pipeline per bank
+# ---------------------------------------------------------------------------------------
+
+def distinct_contents(cfg):
+    """A different 32-bit value for every (bank, entry, partition), from a formula
+    (an odd multiplier is a bijection mod 2**32): ``{(bank, entry): tuple}``."""
+    return {(b, e): tuple(((b * cfg.psum_depth + e) * cfg.cols + p + 1) * 0x9E37_79B1 & M32
+                          for p in range(cfg.cols))
+            for b, e in all_addrs(cfg)}
+
+
+async def fill(ctx, dut, model, contents, tag):
+    """Overwrite every entry of ``contents`` (all partitions) through writer 0."""
+    full = (1 << dut.config.cols) - 1
+    writes = [(b, e, full, 0, 0, v) for (b, e), v in contents.items()]
+    await drive(ctx, dut, model, [writes] + [[] for _ in range(dut._n_write - 1)],
+                [[] for _ in range(dut._n_read)], np.random.default_rng(0), tag + " fill",
+                p_wvalid=1.0)
+
+
+@pytest.mark.parametrize("kind", ["int", "fp"])
+def test_two_readers_different_banks_same_cycle(kind):
+    """Reader 0 (the vector engine's place in the core) and reader 1 (DMA-out's) each
+    stream reads of one bank, for every ordered pair of different banks: both are
+    accepted in every cycle from the first (each bank has its own read pipeline), and
+    each response is the value written there beforehand (:func:`distinct_contents`,
+    not the model), ``READ_LATENCY`` cycles after its request's handshake."""
+    cfg = CFGS4[kind]
+    dut = PSUM(cfg, n_read=2, n_write=1)
+    model = Model(cfg)
+    contents = distinct_contents(cfg)
+    n = cfg.psum_depth
+
+    def entry(c, i):            # reader 0 upwards, reader 1 downwards
+        return i if c == 0 else n - 1 - i
+
+    async def tb(ctx):
+        await fill(ctx, dut, model, contents, kind)
+        clients = [dut.read_client(c) for c in range(2)]
+        for _, o in clients:
+            ctx.set(o.ready, 1)
+        for banks in [(b0, b1) for b0 in range(cfg.psum_banks)
+                      for b1 in range(cfg.psum_banks) if b0 != b1]:
+            tag = f"{kind} banks {banks}"
+            i = [0, 0]
+            accepted = [[], []]
+            got = [[], []]
+            for t in range(n + READ_LATENCY + 2):
+                for c, (q, _) in enumerate(clients):
+                    if i[c] < n:
+                        ctx.set(q.payload, {"bank": banks[c], "entry": entry(c, i[c])})
+                    ctx.set(q.valid, i[c] < n)
+                res = await ctx.tick().sample(*[s for q, o in clients for s in (
+                    q.ready, o.valid, o.payload.as_value())])
+                for c in range(2):
+                    rdy, ov, opl = res[2 + 3 * c: 5 + 3 * c]
+                    if i[c] < n and rdy:
+                        accepted[c].append(t)
+                        i[c] += 1
+                    if ov:
+                        got[c].append((t, unpack(cfg, opl)))
+            for q, _ in clients:
+                ctx.set(q.valid, 0)
+            for c in range(2):
+                assert accepted[c] == list(range(n)), (
+                    f"{tag}: reader {c} accepted in cycles {accepted[c]}")
+                exp = [(t + READ_LATENCY, contents[(banks[c], entry(c, t))])
+                       for t in range(n)]
+                assert got[c] == exp, (
+                    f"{tag}: reader {c} got {[(t, fmt(v)) for t, v in got[c]][:4]}..., "
+                    f"expected {[(t, fmt(v)) for t, v in exp][:4]}...")
+
+    simulate(dut, tb)
+
+
+@pytest.mark.parametrize("seed", [1501])
+@pytest.mark.parametrize("n_read", [2, 3])
+@pytest.mark.parametrize("cfg_name", ["4-banks", "1-bank"])
+def test_readers_of_one_bank_take_turns(cfg_name, n_read, seed):
+    """Readers that keep asking for entries of one bank (bank 2 of four; or the only
+    bank when ``psum_banks`` is 1) share its read pipeline: one read per cycle, granted
+    in strict rotation 0, 1, (2,) 0, 1, ..., and every read completes with the right
+    value (checked against :class:`Model` by :func:`drive`)."""
+    cfg = ICFG4 if cfg_name == "4-banks" else ICFG1
+    bank = 2 if cfg_name == "4-banks" else 0
+    rng = np.random.default_rng(seed)
+    dut = PSUM(cfg, n_read=n_read, n_write=1)
+    model = Model(cfg)
+    n = 30
+    log = []
+    tag = f"{cfg_name} {n_read} readers seed {seed}"
+
+    async def tb(ctx):
+        await fill(ctx, dut, model, distinct_contents(cfg), tag)
+        reads = [[(bank, int(e)) for e in rng.integers(0, cfg.psum_depth, n)]
+                 for _ in range(n_read)]
+        await drive(ctx, dut, model, [[]], reads, rng, tag, p_rvalid=1.0, p_rready=1.0,
+                    log=log)
+
+    simulate(dut, tb)
+    times = [t for t, _, _, _ in log]
+    who = [c for _, _, c, _ in log]
+    assert times == list(range(n_read * n)), f"{tag}: reads accepted in cycles {times}"
+    assert who == list(range(n_read)) * n, f"{tag}: grant order {who[:12]}..."
+
+
+@pytest.mark.parametrize("seed", [1301, 1302])
+@pytest.mark.parametrize("kind", ["int", "fp"])
+@pytest.mark.parametrize("rbanks", [(1, 2), (3, 1), (2, 2)], ids=["1-2", "3-1", "2-2"])
+def test_writes_full_rate_with_two_readers(kind, rbanks, seed):
+    """Issue 23's case: the tensor engine's place (writer 0) accumulates back to back
+    into bank 0 (a region of ``A + 1`` entries or more, so it never waits on itself)
+    while reader 0 and reader 1 read the banks ``rbanks``, every response taken at
+    once. No write cycle is lost: N writes take N cycles. Readers of two different
+    banks also read every cycle (N reads each in the same N cycles); two readers of
+    one bank share its pipeline (2N reads in 2N cycles), still without costing a
+    write cycle. Every value is checked against :class:`Model`."""
+    cfg = CFGS4[kind]
+    A = latency(cfg)
+    rng = np.random.default_rng(seed)
+    dut = PSUM(cfg, n_read=2, n_write=1)
+    model = Model(cfg)
+    n = 48
+    full = (1 << cfg.cols) - 1
+    fp = int(kind == "fp")
+    wregion = [(0, e) for e in range(cfg.psum_depth)]
+    assert len(wregion) >= A + 1
+    log = []
+    tag = f"{kind} reader banks {rbanks} seed {seed}"
+
+    async def tb(ctx):
+        await fill(ctx, dut, model, distinct_contents(cfg), tag)
+        writes = [(b, e, full, 1, fp, tuple(
+            int(np.array([np.float32(rng.normal())]).view(np.uint32)[0]) if fp
+            else int(rng.integers(0, 1 << 32)) for _ in range(cfg.cols)))
+            for i in range(n) for b, e in [wregion[i % len(wregion)]]]
+        reads = [[(rbanks[c], int(e)) for e in rng.integers(0, cfg.psum_depth, n)]
+                 for c in range(2)]
+        await drive(ctx, dut, model, [writes], reads, rng, tag, p_wvalid=1.0,
+                    p_rvalid=1.0, p_rready=1.0, log=log)
+        await check_contents(ctx, dut, model, tag, wregion)
+
+    simulate(dut, tb)
+    wt = [t for t, k, _, _ in log if k == "w"]
+    rt = [[t for t, k, c, _ in log if (k, c) == ("r", r)] for r in range(2)]
+    assert wt == list(range(n)), f"{tag}: writes accepted in cycles {wt}"
+    if rbanks[0] != rbanks[1]:
+        for r in range(2):
+            assert rt[r] == list(range(n)), f"{tag}: reader {r} accepted in cycles {rt[r]}"
+    else:
+        assert sorted(rt[0] + rt[1]) == list(range(2 * n)), (
+            f"{tag}: reads accepted in cycles {sorted(rt[0] + rt[1])}")
+
+
+@pytest.mark.parametrize("op", ["overwrite", "acc"])
+@pytest.mark.parametrize("kind,gap", [("int", g) for g in range(2, 5)]
+                         + [("fp", g) for g in range(2, FP_ADD_LATENCY + 4)])
+@pytest.mark.parametrize("swap", [False, True], ids=["r0-bank1", "r0-bank3"])
+def test_read_hazard_per_bank_both_readers(kind, gap, op, swap):
+    """Writes to entry 2 of bank 1 and of bank 3 are accepted in cycles 0 and 1. In
+    cycle ``gap`` reader 0 and reader 1 ask for those two entries (``swap``: which
+    reader asks for which) and reader 2 for entry 2 of bank 2, which nobody writes.
+    Each read of a written entry is held until its write has reached stage ``A``
+    (bank 1: accepted in cycle ``max(gap, A + 1)``, bank 3: ``max(gap, A + 2)``) and
+    returns the value after that write, computed here from the initial value and the
+    write's data; reader 2 is accepted at once (the hazard is per bank and entry)."""
+    cfg = CFGS4[kind]
+    A = latency(cfg)
+    dut = PSUM(cfg, n_read=3, n_write=1)
+    model = Model(cfg)
+    full = (1 << cfg.cols) - 1
+    fp = int(kind == "fp")
+    acc = int(op == "acc")
+    tag = f"{kind} {op} gap {gap} swap {swap}"
+    init = {(b, 2): tuple(0x3F80_0000 + 0x10_0000 * b + p for p in range(cfg.cols))
+            for b in (1, 2, 3)}
+    data = {b: tuple(0x4000_0000 + 0x1000 * b + 3 * p for p in range(cfg.cols))
+            for b in (1, 3)}
+
+    def after(b):
+        if not acc:
+            return data[b]
+        if fp:
+            return tuple(int(fp32_add_bits(np.uint32(x), np.uint32(y)))
+                         for x, y in zip(init[(b, 2)], data[b]))
+        return tuple((x + y) & M32 for x, y in zip(init[(b, 2)], data[b]))
+
+    targets = [(3, 2), (1, 2), (2, 2)] if swap else [(1, 2), (3, 2), (2, 2)]
+    want_t = {(1, 2): max(gap, A + 1), (3, 2): max(gap, A + 2), (2, 2): gap}
+    want_v = {(1, 2): after(1), (3, 2): after(3), (2, 2): init[(2, 2)]}
+
+    async def tb(ctx):
+        await fill(ctx, dut, model, init, tag)
+        w = dut.write_client(0)
+        clients = [dut.read_client(c) for c in range(3)]
+        for c, (q, o) in enumerate(clients):
+            ctx.set(o.ready, 1)
+            ctx.set(q.payload, {"bank": targets[c][0], "entry": targets[c][1]})
+        accepted = [None] * 3
+        got = [[] for _ in range(3)]
+        for t in range(40):
+            if t < 2:
+                b = 1 + 2 * t
+                ctx.set(w.payload, {"bank": b, "entry": 2, "mask": full, "acc": acc,
+                                    "fp": fp & acc, "data": list(data[b])})
+            ctx.set(w.valid, t < 2)
+            for c, (q, _) in enumerate(clients):
+                ctx.set(q.valid, t >= gap and accepted[c] is None)
+            res = await ctx.tick().sample(w.ready, *[s for q, o in clients for s in (
+                q.ready, o.valid, o.payload.as_value())])
+            if t < 2:
+                assert res[2], f"{tag}: write {t} not accepted at once"
+            for c in range(3):
+                rdy, ov, opl = res[3 + 3 * c: 6 + 3 * c]
+                if t >= gap and accepted[c] is None and rdy:
+                    accepted[c] = t
+                if ov:
+                    got[c].append((t, unpack(cfg, opl)))
+        for c, a in enumerate(targets):
+            assert accepted[c] == want_t[a], (
+                f"{tag}: reader {c} ({a}) accepted in cycle {accepted[c]}, not {want_t[a]}")
+            assert got[c] == [(want_t[a] + READ_LATENCY, want_v[a])], (
+                f"{tag}: reader {c} ({a}) got {[(t, fmt(v)) for t, v in got[c]]}, "
+                f"expected {fmt(want_v[a])} in cycle {want_t[a] + READ_LATENCY}")
+
+    simulate(dut, tb)
+
+
+BANKED = {"int4": ICFG4, "fp4": FCFG4, "int3": ICFG3, "int1": ICFG1}
+
+
+@pytest.mark.parametrize("seed", [1401, 1402, 1403, 1404, 1405])
+@pytest.mark.parametrize("cfg_name,n_read,n_write", [
+    ("int4", 2, 1), ("int4", 3, 2), ("fp4", 2, 1), ("fp4", 3, 1), ("int3", 3, 1),
+    ("int1", 2, 1)])
+def test_random_banked_traffic(cfg_name, n_read, n_write, seed):
+    """Several readers and writers on two hot entries of every bank, random valid
+    stalls and response backpressure: reads of different banks are accepted together
+    (at most one per bank per cycle), reads of one bank in turn, and every response
+    equals :class:`Model` updated in acceptance order (reads first within a cycle).
+    The seed is in every failure message. With one bank all readers share it."""
+    cfg = BANKED[cfg_name]
+    rng = np.random.default_rng(seed)
+    dut = PSUM(cfg, n_read=n_read, n_write=n_write, resp_depth=int(rng.integers(3, 9)))
+    model = Model(cfg)
+    tag = f"{cfg_name} {n_read}R{n_write}W seed {seed}"
+    addrs = [(b, e) for b in range(cfg.psum_banks) for e in (1, 2)]
+    stats = {}
+
+    async def tb(ctx):
+        writes = [random_writes(rng, cfg, addrs, 50, p_acc=0.6, p_fp=0.8)
+                  for _ in range(n_write)]
+        reads = [[addrs[int(i)] for i in rng.integers(0, len(addrs), 60)]
+                 for _ in range(n_read)]
+        await drive(ctx, dut, model, writes, reads, rng, tag,
+                    p_wvalid=[float(rng.uniform(0.4, 1.0)) for _ in range(n_write)],
+                    p_rvalid=[float(rng.uniform(0.6, 1.0)) for _ in range(n_read)],
+                    p_rready=[float(rng.uniform(0.3, 1.0)) for _ in range(n_read)],
+                    stats=stats)
+        await check_contents(ctx, dut, model, tag, addrs)
+
+    simulate(dut, tb)
+    if cfg.psum_banks > 1:
+        assert stats.get("multi_read", 0) > 0, f"{tag}: never two reads in one cycle"
+    else:
+        assert stats.get("multi_read", 0) == 0, tag
+
+
+# ---------------------------------------------------------------------------------------
 # Masks, stalls, o_busy, fairness
 # ---------------------------------------------------------------------------------------
 
@@ -661,22 +946,33 @@ def test_mask_selects_partitions(kind, seed):
 
 @pytest.mark.parametrize("seed", [601, 602])
 @pytest.mark.parametrize("kind", ["int", "fp"])
-def test_stalled_reader_blocks_nobody(kind, seed):
+@pytest.mark.parametrize("layout", ["same-bank", "other-banks"])
+def test_stalled_reader_blocks_nobody(kind, seed, layout):
     """Reader 0 keeps asking but does not take its responses for a long time: once its
     response FIFO is full it is no longer granted, while the writer (its own pipeline)
-    and reader 1 (then alone in the read pipeline) keep going at one per cycle each.
-    Afterwards reader 0 gets every response, with the value of its entry at the time
-    its read was accepted."""
+    and reader 1 keep going at one per cycle each. ``same-bank``: both readers read
+    bank 0 (the writer bank 1), so they share bank 0's read pipeline until reader 0
+    drops out and reader 1 has every cycle; ``other-banks``: reader 0 reads bank 0,
+    reader 1 bank 1, each with its own read pipeline, so reader 1 has every cycle from
+    the start. Afterwards reader 0 gets every response, with the value of its entry at
+    the time its read was accepted."""
     cfg = CFGS[kind]
     rng = np.random.default_rng(seed)
     depth = 16
     dut = PSUM(cfg, n_read=2, n_write=1, resp_depth=depth)
     model = Model(cfg)
-    tag = f"{kind} seed {seed}"
-    addrs = all_addrs(cfg)
-    third = len(addrs) // 3
+    tag = f"{kind} seed {seed} {layout}"
+    d = cfg.psum_depth
+    half = d // 2
     # reader 0, the writer and reader 1 use disjoint entries: no hazards at all
-    r0_addrs, w_addrs, r1_addrs = addrs[:third], addrs[third:2 * third], addrs[2 * third:]
+    if layout == "same-bank":
+        r0_addrs = [(0, e) for e in range(half)]
+        r1_addrs = [(0, e) for e in range(half, d)]
+        w_addrs = [(1, e) for e in range(d)]
+    else:
+        r0_addrs = [(0, e) for e in range(half)]
+        r1_addrs = [(1, e) for e in range(half, d)]
+        w_addrs = [(0, e) for e in range(half, d)] + [(1, e) for e in range(half)]
     stall = 200
 
     async def tb(ctx):
@@ -703,7 +999,8 @@ def test_stalled_reader_blocks_nobody(kind, seed):
                                 "fp": wr[4], "data": list(wr[5])})
             _, _, r0, r1, wrdy, v1, p1 = await ctx.tick().sample(
                 q0.ready, q1.ready, w.ready, o1.valid, o1.payload.as_value())
-            assert r0 + r1 <= 1, f"{tag}: two read grants in cycle {t}"
+            if layout == "same-bank":
+                assert r0 + r1 <= 1, f"{tag}: two read grants of one bank in cycle {t}"
             if wrdy:
                 model.write(*wr)
                 nw += 1
@@ -720,10 +1017,14 @@ def test_stalled_reader_blocks_nobody(kind, seed):
                 assert unpack(cfg, p1) == exp1.popleft(), f"{tag}: reader 1 wrong, cycle {t}"
                 got1 += 1
         assert n0 == depth, f"{tag}: stalled reader got {n0} grants with resp_depth {depth}"
-        # the writer has its own pipeline: a write every cycle; reader 0 and reader 1
-        # share the read pipeline, and once reader 0 drops out reader 1 has every cycle
+        # the writer has its own pipeline: a write every cycle. Readers of one bank
+        # share its read pipeline, and once reader 0 drops out reader 1 has every cycle;
+        # a reader of another bank has every cycle anyway
         assert nw == stall, f"{tag}: writer {nw} grants in {stall} cycles"
-        assert n1 + n0 == stall, f"{tag}: idle read cycles ({n1} + {n0} of {stall})"
+        if layout == "same-bank":
+            assert n1 + n0 == stall, f"{tag}: idle read cycles ({n1} + {n0} of {stall})"
+        else:
+            assert n1 == stall, f"{tag}: reader 1 got {n1} grants in {stall} cycles"
         assert got1 >= n1 - 4, f"{tag}: reader 1 got {got1} of {n1}"
         ctx.set(q0.valid, 0)
         ctx.set(q1.valid, 0)
@@ -949,6 +1250,10 @@ def test_ports_and_memory_shape():
         assert len(dut.banks) == cfg.cols
         assert all(b.depth == cfg.psum_entries and Shape.cast(b.shape).width == 32
                    for b in dut.banks)
+        # port B: one copy per partition and bank, psum_depth entries each
+        assert [len(r) for r in dut.read_banks] == [cfg.psum_banks] * cfg.cols
+        assert all(b.depth == cfg.psum_depth and Shape.cast(b.shape).width == 32
+                   for r in dut.read_banks for b in r)
         for c in range(2):
             assert dut.write_client(c) is dut.wr[c]
             assert dut.read_client(c) == (dut.rd[c].req, dut.rd[c].resp)
