@@ -12,7 +12,7 @@ from amaranth.lib.wiring import In, Out
 from .axi import AXI4LiteSignature, AXIResp
 from .config import CoreConfig, check_config
 from .interfaces import ConfigComponent, COUNTER_WIDTH, PROG_ALIGN_BITS, CoreControl, CoreStatus
-from .regmap import ADDR_WIDTH, COUNTERS, DATA_BYTES, RegisterMap
+from .regmap import ADDR_WIDTH, COUNTERS, DATA_BYTES, RESTART_ON_ACTIVE, RegisterMap
 
 __all__ = ["HostInterface"]
 
@@ -220,6 +220,7 @@ class HostInterface(ConfigComponent):
         sets["IRQ_STATUS.DONE"] = done
         sets["IRQ_STATUS.ERROR"] = fault
 
+        seen_active = Signal()      # the array has accepted a moving column in this run
         increments = {
             "CYCLES": Const(1),
             "BUSY_DMA_IN": self.status.busy_dma_in,
@@ -229,8 +230,15 @@ class HostInterface(ConfigComponent):
             "TENSOR_ACTIVE": self.status.active,
             "TENSOR_MACS": self.status.run.macs,
             "INSTRUCTIONS": self.status.run.retired,
+            # before the first moving column of the run, that cycle excluded
+            "ARRAY_LEAD": ~seen_active & ~self.status.active,
+            "ARRAY_TAIL": Const(1),
         }
         assert set(increments) == {name for name, _ in COUNTERS}
+        with m.If(soft | accept):
+            m.d.sync += seen_active.eq(0)
+        with m.Elif(running & self.status.active):
+            m.d.sync += seen_active.eq(1)
         for name, _ in COUNTERS:
             count = Signal(COUNTER_WIDTH, name=f"count_{name.lower()}")
             snap = new(f"{name}_HI.COUNT")
@@ -240,6 +248,9 @@ class HostInterface(ConfigComponent):
             with m.Else():
                 with m.If(running):
                     m.d.sync += count.eq(count + increments[name])
+                    if name in RESTART_ON_ACTIVE:
+                        with m.If(self.status.active):
+                            m.d.sync += count.eq(0)
                 with m.If(r_hit[f"{name}_LO"]):
                     m.d.sync += snap.eq(count[32:])
             sources[f"{name}_LO.COUNT"] = count[:32]

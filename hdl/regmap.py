@@ -37,7 +37,7 @@ from .isa import CoreError
 
 __all__ = [
     "Field", "Register", "RegisterMap", "registers", "markdown", "ACCESS",
-    "ADDR_WIDTH", "DATA_BYTES", "ID_VALUE", "VERSION", "COUNTERS", "COUNTER_BITS",
+    "ADDR_WIDTH", "DATA_BYTES", "ID_VALUE", "VERSION", "COUNTERS", "RESTART_ON_ACTIVE", "COUNTER_BITS",
     "COUNTER_BASE", "PROG_ALIGN_BITS", "WINDOW_BITS", "PROG_ADDR_BITS",
     "FAULT_ADDR_BITS",
 ]
@@ -54,7 +54,7 @@ REG_BITS = 8 * DATA_BYTES
 #: Contents of the ID register: ASCII "NCOR".
 ID_VALUE = 0x4E434F52
 #: Contents of the VERSION register: the revision of this register map.
-VERSION = 1
+VERSION = 2
 
 #: Width of every performance counter (they are read as LO/HI register pairs).
 COUNTER_BITS = COUNTER_WIDTH
@@ -74,7 +74,14 @@ COUNTERS = (
     ("TENSOR_ACTIVE", "cycles the systolic array accepts a moving column"),
     ("TENSOR_MACS", "multiply-accumulates done by the systolic array"),
     ("INSTRUCTIONS", "instructions retired"),
+    ("ARRAY_LEAD", "cycles before the systolic array's first moving column of the run "
+                   "(the first matmul's wait for its operands)"),
+    ("ARRAY_TAIL", "cycles since the systolic array's last moving column (at the end of "
+                   "a run: the drain after the last matmul)"),
 )
+#: Counters that restart from 0 in a cycle the systolic array accepts a moving column
+#: (every other counter only adds its increment).
+RESTART_ON_ACTIVE = ("ARRAY_TAIL",)
 
 
 @dataclass(frozen=True)

@@ -463,6 +463,7 @@ class CoreModel:
         self.rng = random.Random(seed)
         self.running = False
         self.finish = False             # raise done in the next cycle
+        self.seen = False               # the array was active in this run
         self.counts = {name: 0 for name, _ in COUNTERS}
         self.history = {name: {0} for name, _ in COUNTERS}
 
@@ -476,6 +477,7 @@ class CoreModel:
                 ctx.set(attrgetter(port)(dut), vals[name])
             if ctx.get(dut.ctrl.run.start):
                 self.running = True
+                self.seen = False
                 self.counts = {name: 0 for name, _ in COUNTERS}
                 self.history = {name: {0} for name, _ in COUNTERS}
             done = self.running and self.finish
@@ -483,8 +485,17 @@ class CoreModel:
             ctx.set(dut.status.run.busy, self.running)
             if self.running:
                 vals["CYCLES"] = 1
+                active = vals["TENSOR_ACTIVE"]
+                # ARRAY_LEAD: cycles before the first active one; ARRAY_TAIL: cycles
+                # since the last active one (0 in an active cycle)
+                self.seen = self.seen or active
+                vals["ARRAY_LEAD"] = int(not self.seen)
+                vals["ARRAY_TAIL"] = 1
                 for name in self.counts:
-                    self.counts[name] = (self.counts[name] + vals[name]) % (1 << 48)
+                    if name == "ARRAY_TAIL" and active:
+                        self.counts[name] = 0
+                    else:
+                        self.counts[name] = (self.counts[name] + vals[name]) % (1 << 48)
                     self.history[name].add(self.counts[name])
             await ctx.tick()
             if done:
@@ -537,7 +548,7 @@ def test_counters():
 
 def test_slverr():
     dut = HostInterface(CoreConfig())
-    unmapped = [0x00C, 0x02C, 0x04C, 0x0FC, 0x140, 0x800, 0xFFC]
+    unmapped = [0x00C, 0x02C, 0x04C, 0x0FC, 0x150, 0x800, 0xFFC]
 
     async def tb(ctx):
         for addr in unmapped:

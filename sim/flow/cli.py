@@ -201,6 +201,37 @@ def print_gemm_table(rows):
               f"{r['sim_cycles_per_s']:10.0f} {_build_s(r):>8s}")
     print("build s: Verilator + C++ compile of the model at its last rebuild "
           "(* ccache was on; make bench --cold rebuilds without it)")
+    print_gemm_losses(rows)
+
+
+def gemm_losses(r, rows, cols):
+    """Where a GEMM's cycles go, from the host counters (all in cycles, summing to
+    ``cycles``): ``ideal`` = MACs / (rows*cols), the physical limit; ``tiles`` = columns
+    the array streamed beyond that (tiles narrower than the array, K not a multiple
+    of its rows); ``lead`` = before the first moving column (ARRAY_LEAD); ``tail`` =
+    after the last one (ARRAY_TAIL: the last drain); ``gaps`` = the rest, cycles
+    between matmuls in the middle of the run."""
+    ideal = r["macs"] / (rows * cols)
+    active = r["tensor_active"]
+    lead, tail = r["array_lead"], r["array_tail"]
+    return {"ideal": ideal, "tiles": active - ideal, "lead": lead, "tail": tail,
+            "gaps": r["cycles"] - active - lead - tail}
+
+
+def print_gemm_losses(rows):
+    print("\nwhere the cycles go (host counters): ideal = MACs/(rows*cols); tiles = "
+          "columns streamed beyond it;\nlead = before the first moving column; tail = "
+          "after the last; gaps = between matmuls; busy = engine busy cycles:")
+    print(f"{'name':40s} {'cycles':>8s} {'ideal':>8s} {'tiles':>7s} {'lead':>6s} "
+          f"{'tail':>6s} {'gaps':>7s} {'dma-in':>8s} {'dma-out':>8s} {'tensor':>8s} "
+          f"{'vector':>7s}")
+    for r in rows:
+        if "array_lead" not in r:
+            continue
+        x = gemm_losses(r, r["rows"], r["cols"])
+        print(f"{r['name']:40s} {r['cycles']:8d} {x['ideal']:8.0f} {x['tiles']:7.0f} "
+              f"{x['lead']:6d} {x['tail']:6d} {x['gaps']:7.0f} {r['busy_dma_in']:8d} "
+              f"{r['busy_dma_out']:8d} {r['busy_tensor']:8d} {r['busy_vector']:7d}")
 
 
 #: the cases of ``make bench --compare``: one INT8 and one float 256^3 GEMM

@@ -103,6 +103,8 @@ async def bench_gemm(dut):
             "tensor_active": res["tensor_active"],
             "busy_dma_in": res["busy_dma_in"], "busy_dma_out": res["busy_dma_out"],
             "busy_tensor": res["busy_tensor"], "busy_vector": res["busy_vector"],
+            "array_lead": res["array_lead"], "array_tail": res["array_tail"],
+            "rows": cfg.rows, "cols": cfg.cols,
             "instructions": res["instructions"], "program_instructions": len(prog),
             "sim_cycles_per_s": cycles / wall, "wall_s": wall,
             # the simulator process's own CPU time: less disturbed by other work on

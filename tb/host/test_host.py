@@ -200,7 +200,7 @@ async def test_slverr(dut):
     change nothing."""
     tb = HostTB(dut)
     await tb.reset()
-    for addr in (0x00C, 0x02C, 0x04C, 0x0FC, 0x140, 0x800, 0xFFC):
+    for addr in (0x00C, 0x02C, 0x04C, 0x0FC, 0x150, 0x800, 0xFFC):
         assert tb.regs.at(addr) is None
         value, resp = await tb.read(addr)
         assert (value, resp) == (0, AxiResp.SLVERR), f"read {addr:#x}: {value:#x} {resp!r}"
@@ -282,7 +282,9 @@ async def test_counters(dut):
     assert not tb.running and n > 50
     expected = {"CYCLES": n, "BUSY_DMA_IN": n, "BUSY_DMA_OUT": 0, "BUSY_TENSOR": 0,
                 "BUSY_VECTOR": 0, "TENSOR_ACTIVE": active, "TENSOR_MACS": n * macs,
-                "INSTRUCTIONS": n * retired}
+                "INSTRUCTIONS": n * retired,
+                # active from the first running cycle for `active` cycles, then idle
+                "ARRAY_LEAD": 0, "ARRAY_TAIL": n - active}
     for name, _ in COUNTERS:
         assert await counter(name) == expected[name] % (1 << 48), name
     await tb.ctrl(SOFT_RESET=1)
