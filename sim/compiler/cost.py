@@ -16,8 +16,10 @@ wait ``(s, v)`` holds from the time of the ``v``-th signal of ``s``. Durations c
   latency is exposed once per burst of back-to-back descriptors (the DMA change of
   issue 23); without it every descriptor pays it.
 * MATMUL: the moving operand streams ``n`` columns (``mm_gap`` cycles between two
-  matmuls; the next stationary tile loads while the current one streams), and its
-  results are in PSUM ``mm_fill`` cycles after the last column entered the array.
+  matmuls; the next stationary tile loads while the current one streams; a float
+  matmul accumulating into the entries the one before it wrote waits
+  ``mm_hazard_float`` more for PSUM's hazard check), and its results are in PSUM
+  ``mm_fill`` cycles after the last column entered the array.
 * ACT: ``act_fixed + n`` cycles (all partitions in parallel).
 
 The figures of :data:`DEFAULT_TIMING` are calibrated against the RTL (``neuron_core_sim``,
@@ -46,13 +48,16 @@ INFLIGHT = 8
 @dataclass(frozen=True)
 class Timing:
     """Per-instruction durations of the event model (cycles)."""
-    load_latency: int = 45          # DMA-in: per descriptor (or per burst with dma_overlap)
-    store_latency: int = 45         # DMA-out: per descriptor (write responses included)
-    row_cycles: float = 2.0         # DMA: per row (partition) of a descriptor
+    load_latency: int = 38          # DMA-in: per descriptor (or per burst with dma_overlap)
+    store_latency: int = 62         # DMA-out: per descriptor (write responses included)
+    row_cycles: float = 1.0         # DMA: per row (partition) of a descriptor
     dma_overlap: bool = False       # DMA engines overlap consecutive descriptors
-    mm_gap: int = 2                 # tensor: cycles between two matmuls' streams
+    mm_gap: int = 2                 # tensor: cycles between two INT8 matmuls' streams
+    mm_gap_float: int = 1           # the same for BF16/FP16 matmuls
+    mm_hazard_float: int = 4        # more when a BF16/FP16 matmul accumulates into the
+                                    # PSUM entries the matmul before it wrote
     mm_fill: int = 24               # tensor: last column in -> results in PSUM
-    act_fixed: int = 34             # vector: per ACT, besides one cycle per column
+    act_fixed: int = 16             # vector: per ACT, besides one cycle per column
     dispatch: int = 1               # decoder: cycles per instruction
 
     def with_(self, **kw):
@@ -99,6 +104,7 @@ def simulate(program, config, timing: Timing | None = None) -> Estimate:
     busy = {q: 0 for q in issued}
     last_issue = {q: 0 for q in issued}
     dec = 0                         # the decoder's time
+    last_mm = None                  # PSUM target of the previous matmul
     last_end = 0
 
     def sem_time(w, i):
@@ -159,10 +165,15 @@ def simulate(program, config, timing: Timing | None = None) -> Estimate:
             free[q] = e
             st = b0
         elif x.op == "MATMUL":
+            gap = T.mm_gap if c.dtype == "int8" else T.mm_gap_float
+            tgt = (c.bank, c.psum_off)
+            if c.acc and c.dtype != "int8" and tgt == last_mm:
+                gap += T.mm_hazard_float
+            last_mm = tgt
             b0 = max(s, free[q])
-            free[q] = b0 + c.n + T.mm_gap
+            free[q] = b0 + c.n + gap
             e = b0 + c.n + T.mm_fill
-            busy[q] += c.n + T.mm_gap
+            busy[q] += c.n + gap
             st = b0
         elif x.op == "ACT":
             b0 = max(s, free[q])

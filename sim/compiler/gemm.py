@@ -640,7 +640,9 @@ def plan_gemm(config, layout: GemmLayout, *, double_buffer=True, n_block=None,
     ``schedule``, ``n_block``, ``g0``, ``tail``, ``lead`` and ``estimate`` (cycles of
     the GEMM alone, :func:`sim.compiler.cost.estimate` with ``timing``).
 
-    Candidates, each written as a program and estimated: the fixed rule of old first
+    With ``double_buffer=False`` it is always ``stream`` with the given (or default) N
+    block: the single-buffered comparison keeps the double-buffered tiling. Otherwise
+    the candidates, each written as a program and estimated, are: the fixed rule of old first
     (``resident`` when it fits, else ``stream``; ties keep it), then the ``resident``
     variants (coordinate search over ``lead``, ``g0`` and ``tail``), ``psum`` when it
     fits, and ``stream`` with the default N block and its halvings down to 4 columns
@@ -668,6 +670,11 @@ def plan_gemm(config, layout: GemmLayout, *, double_buffer=True, n_block=None,
                 seen[key] = None
         return seen[key]
 
+    if not double_buffer:
+        # single buffering is the comparison ``make bench`` reports: the same tiling
+        # as the double-buffered stream schedule's default, not a tuned one
+        return {"schedule": "stream", "n_block": n_block, "g0": None, "tail": None,
+                "lead": None, "estimate": cost("stream", n_block)}
     res_ok = n_block is None and _resident_feasible(cfg, L, epilogue, double_buffer,
                                                     sbuf_top, preloaded)
     if res_ok:
