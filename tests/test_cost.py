@@ -249,3 +249,13 @@ def test_prefetch_falls_back_when_sbuf_is_full():
     assert not any(L.prefetched for L in c.layers)
     _, _, dram = run_compiled(c, bits=np.ascontiguousarray(xq.T))
     assert np.array_equal(c.output_bits(dram).T.astype(np.int64), int_net_reference(net, xq))
+
+
+@pytest.mark.parametrize("tail", [2, 3])
+@pytest.mark.parametrize("M,N,K,db", [(40, 300, 24, True), (9, 300, 23, True),
+                                      (70, 260, 40, True)])
+def test_stream_tail_exact(M, N, K, db, tail):
+    """The stream schedule's last block in column pieces: race-free and exact."""
+    _run_exact(DEFAULT, M, N, K, "int8", M + tail, schedule="stream", tail=tail,
+               double_buffer=db)
+    _run_exact(FLT4, M // 2 + 1, N // 3, K, "bf16", M + tail, schedule="stream", tail=tail)
