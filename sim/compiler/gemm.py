@@ -7,19 +7,30 @@ first: ``A^T`` as a ``K x M`` row-major array and ``B`` as ``K x N`` (elements o
 and runs matmuls with ``S`` = the ``A^T`` slice (``m <= cols`` rows of C per matmul)
 and ``X`` = the ``B`` slice, accumulating over K in PSUM. Finished tiles go back
 through the vector engine (PSUM -> SBUF staging buffer, an exact INT32/FP32 copy) and
-DMA-out. Three schedules (``schedule=None`` picks ``resident`` when it fits, else
-``stream``):
+DMA-out. Three schedules; ``schedule=None`` picks one, and its options, with the
+lowest estimate of the cost model (:func:`plan_gemm`, :mod:`sim.compiler.cost`: an
+event model of the controller's queues and the engines, calibrated on the RTL):
 
 * **resident** (every slice of ``A^T`` and ``B`` fits in SBUF at once, ``N <=
-  psum_depth``): each slice is loaded once; the first ``psum_banks - 1`` output tiles
-  accumulate together, K outermost (the array starts on the first slice while the rest
-  load); the other tiles then run one at a time in the next PSUM bank (round robin),
-  each draining while the following ones compute.
+  psum_depth``): each slice is loaded once; the first ``g0`` output tiles accumulate
+  together, K outermost (the array starts on the first slice while the rest load;
+  the old fixed rule was ``g0 = psum_banks - 1``, the planner picks it so the array
+  keeps up with the loads without making too many tiles finish at once); the other
+  tiles then run one at a time, each draining while the following ones compute. Tiles
+  take PSUM slots of ``N`` entries round robin over the banks; a tile reusing a slot
+  waits (its first matmul, not a SEM that would stop the decoder) for the ACT that
+  drained it. ``lead``: the loads of step ``kt + lead`` are written before the
+  matmuls of step ``kt`` (interleaved, so the decoder does not stall behind a full
+  DMA-in queue with the matmuls still undispatched). ``tail``: the last tile runs as
+  that many column pieces, each drained (ACT, DMA-out) while the next computes, so
+  only the last piece's drain is exposed at the end.
 * **stream** (large GEMMs): C is cut into blocks of up to ``psum_banks // 2`` banks,
   each holding ``psum_depth // NB`` tiles of ``cols x NB`` (``NB = psum_depth``, half
   that for 2-byte operands so each B slice serves twice the rows); a block runs all K
   steps with two SBUF buffers per operand (step ``s+1`` loads while step ``s``
   computes), then drains while the next block accumulates into the other half of PSUM.
+  ``tail``: the last block runs as that many column pieces (each through all K), so
+  only the last piece's drain is exposed.
 * **psum** (every tile fits in PSUM at once): K outermost over all tiles; every tile
   drains at the end (kept for comparison).
 
@@ -53,7 +64,11 @@ For the compiler (:mod:`sim.compiler.lower`) the GEMM can also
   (``keep_a``): each slice is loaded by the first block that needs it, then reused;
 * append to an existing :class:`Program` (``program=``): every wait is relative to
   the semaphore counts the program already has, and ``after=("st", n)`` makes the
-  GEMM's first load (and so every later one) wait for an earlier layer's stores.
+  GEMM's first load (and so every later one) wait for an earlier layer's stores;
+* stay below ``sbuf_top`` in SBUF, find ``A^T`` and the bias already loaded
+  (``preloaded``, written earlier by :func:`preload_program`: the compiler's weight
+  prefetch), and call ``prefetch(program)`` right after its own last load, where the
+  compiler writes the next layer's weight and bias loads.
 """
 
 from __future__ import annotations
