@@ -642,6 +642,10 @@ def gemm_dram(layout: GemmLayout, A, B, program: Program, *, prog_addr, size):
     return dram
 
 
+#: How much lower (a fraction) a later candidate's estimate must be to be preferred.
+PLAN_MARGIN = 0.003
+
+
 def _resident_feasible(config, layout, epilogue, double_buffer, sbuf_top, preloaded):
     from sim.compiler.cost import SketchProgram
     try:
@@ -731,7 +735,7 @@ def plan_gemm(config, layout: GemmLayout, *, double_buffer=True, n_block=None,
         if cfg.psum_depth >> s >= 4 and cfg.psum_depth >> s < L.N]
     best_stream = None
     for nb in nbs:
-        c = cost("stream", nb)
+        c = cost("stream", nb, None, tail, None)
         if c is None:
             continue
         if best_stream is not None and c > 1.1 * best_stream[0]:
@@ -741,11 +745,17 @@ def plan_gemm(config, layout: GemmLayout, *, double_buffer=True, n_block=None,
     if best_stream is not None:
         for t in ([tail] if tail is not None else [2, 4]):
             cost("stream", best_stream[1], None, t, None)
-    # the first candidate with the lowest estimate (insertion order: the old rule first)
-    ranked = [(c, i, k) for i, (k, c) in enumerate(seen.items()) if c is not None]
-    if not ranked:
+    # in insertion order (the old rule first), a candidate replaces the best so far only
+    # if its estimate is lower by more than PLAN_MARGIN: closer than that the model
+    # does not rank reliably (docs/compiler.md), and the earlier candidate is the
+    # simpler program
+    best = None
+    for k, c in seen.items():
+        if c is not None and (best is None or c < best[0] * (1 - PLAN_MARGIN)):
+            best = (c, k)
+    if best is None:
         raise errors[0]
-    c, _, (schedule, nb, g, t, ld) = min(ranked)
+    c, (schedule, nb, g, t, ld) = best
     return {"schedule": schedule, "n_block": nb, "g0": g, "tail": t, "lead": ld,
             "estimate": c}
 
