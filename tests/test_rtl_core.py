@@ -36,10 +36,11 @@ def test_core(config, testcase):
 
 
 #: tiled GEMMs (sim/compiler/gemm.py) on the RTL, checked against the ISS bit for bit (and
-#: NumPy for INT8): shapes that exercise every schedule, partial tiles and primes
+#: NumPy for INT8): shapes that exercise every schedule, partial tiles and primes; a
+#: schedule of None is the compiler's cost-based choice (plan_gemm)
 GEMM_CASES = {
     "default": [("int8", 24, 20, 19, "resident"), ("int8", 9, 300, 13, "stream"),
-                ("int8", 17, 5, 11, "psum")],
+                ("int8", 17, 5, 11, "psum"), ("int8", 100, 37, 71, None)],
     "4x4-fp": [("bf16", 13, 7, 9, "resident"), ("fp16", 6, 11, 5, "stream"),
                ("int8", 5, 3, 7, "psum")],
 }

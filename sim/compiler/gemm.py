@@ -7,19 +7,30 @@ first: ``A^T`` as a ``K x M`` row-major array and ``B`` as ``K x N`` (elements o
 and runs matmuls with ``S`` = the ``A^T`` slice (``m <= cols`` rows of C per matmul)
 and ``X`` = the ``B`` slice, accumulating over K in PSUM. Finished tiles go back
 through the vector engine (PSUM -> SBUF staging buffer, an exact INT32/FP32 copy) and
-DMA-out. Three schedules (``schedule=None`` picks ``resident`` when it fits, else
-``stream``):
+DMA-out. Three schedules; ``schedule=None`` picks one, and its options, with the
+lowest estimate of the cost model (:func:`plan_gemm`, :mod:`sim.compiler.cost`: an
+event model of the controller's queues and the engines, calibrated on the RTL):
 
 * **resident** (every slice of ``A^T`` and ``B`` fits in SBUF at once, ``N <=
-  psum_depth``): each slice is loaded once; the first ``psum_banks - 1`` output tiles
-  accumulate together, K outermost (the array starts on the first slice while the rest
-  load); the other tiles then run one at a time in the next PSUM bank (round robin),
-  each draining while the following ones compute.
+  psum_depth``): each slice is loaded once; the first ``g0`` output tiles accumulate
+  together, K outermost (the array starts on the first slice while the rest load;
+  the old fixed rule was ``g0 = psum_banks - 1``, the planner picks it so the array
+  keeps up with the loads without making too many tiles finish at once); the other
+  tiles then run one at a time, each draining while the following ones compute. Tiles
+  take PSUM slots of ``N`` entries round robin over the banks; a tile reusing a slot
+  waits (its first matmul, not a SEM that would stop the decoder) for the ACT that
+  drained it. ``lead``: the loads of step ``kt + lead`` are written before the
+  matmuls of step ``kt`` (interleaved, so the decoder does not stall behind a full
+  DMA-in queue with the matmuls still undispatched). ``tail``: the last tile runs as
+  that many column pieces, each drained (ACT, DMA-out) while the next computes, so
+  only the last piece's drain is exposed at the end.
 * **stream** (large GEMMs): C is cut into blocks of up to ``psum_banks // 2`` banks,
   each holding ``psum_depth // NB`` tiles of ``cols x NB`` (``NB = psum_depth``, half
   that for 2-byte operands so each B slice serves twice the rows); a block runs all K
   steps with two SBUF buffers per operand (step ``s+1`` loads while step ``s``
   computes), then drains while the next block accumulates into the other half of PSUM.
+  ``tail``: the last block runs as that many column pieces (each through all K), so
+  only the last piece's drain is exposed.
 * **psum** (every tile fits in PSUM at once): K outermost over all tiles; every tile
   drains at the end (kept for comparison).
 
@@ -53,7 +64,11 @@ For the compiler (:mod:`sim.compiler.lower`) the GEMM can also
   (``keep_a``): each slice is loaded by the first block that needs it, then reused;
 * append to an existing :class:`Program` (``program=``): every wait is relative to
   the semaphore counts the program already has, and ``after=("st", n)`` makes the
-  GEMM's first load (and so every later one) wait for an earlier layer's stores.
+  GEMM's first load (and so every later one) wait for an earlier layer's stores;
+* stay below ``sbuf_top`` in SBUF, find ``A^T`` and the bias already loaded
+  (``preloaded``, written earlier by :func:`preload_program`: the compiler's weight
+  prefetch), and call ``prefetch(program)`` right after its own last load, where the
+  compiler writes the next layer's weight and bias loads.
 """
 
 from __future__ import annotations
@@ -70,7 +85,7 @@ from sim.model.dma import Dma
 from sim.model.tensor import Matmul
 
 __all__ = ["GemmLayout", "Epilogue", "gemm_program", "gemm_reference_shapes", "bias_slots",
-           "bias_image"]
+           "bias_image", "plan_gemm", "preload_program", "preload_bytes"]
 
 
 def _ceil(a, b):
@@ -172,7 +187,8 @@ def bias_image(config, M, bias_bits):
 
 def gemm_program(config, layout: GemmLayout, *, double_buffer=True, n_block=None,
                  schedule=None, epilogue: Epilogue | None = None, program=None,
-                 after=None, end=True, keep_a=True) -> Program:
+                 after=None, end=True, keep_a=True, g0=None, tail=None, lead=None,
+                 sbuf_top=None, preloaded=None, prefetch=None, timing=None) -> Program:
     """The program computing ``layout``'s GEMM on ``config``.
 
     ``epilogue`` fuses bias, ReLU and the cast/requantisation of C into the draining
@@ -183,9 +199,38 @@ def gemm_program(config, layout: GemmLayout, *, double_buffer=True, n_block=None
     ``keep_a``: in the stream schedule, keep all of ``A^T`` (a layer's weights) in SBUF
     when it fits, loading each slice once instead of once per block of N columns.
 
+    ``schedule=None`` picks the schedule (and ``n_block``, ``g0``, ``tail``, ``lead``
+    when they are ``None``) with the lowest :func:`sim.compiler.cost.estimate` among the
+    feasible ones (:func:`plan_gemm`). Resident schedule: ``g0`` tiles accumulate
+    together, K outermost (default ``psum_banks - 1``); ``tail``: the last tile runs
+    as that many column pieces, each drained while the next computes (1: whole);
+    ``lead``: the loads of K step ``kt + lead`` come before the matmuls of step ``kt``
+    in program order (``None``: all loads first).
+
+    ``sbuf_top``: use only SBUF bytes below it (default: all). ``preloaded={"a": off,
+    "bias": off}``: ``A^T`` (slice ``kt`` at ``off + kt * align(M * esize)``) and/or the
+    bias image are already in SBUF (loaded earlier in the program's DMA-in queue, by
+    :func:`preload_program`), so the GEMM does not load them. ``prefetch``: a callable
+    ``prefetch(program)`` called right after the GEMM's last load is written (the
+    compiler puts the next layer's weight loads there).
+
     Raises ``ValueError`` if the operand type is not in the configuration or the SBUF
     buffers do not fit a partition.
     """
+    if schedule is None:
+        opts = plan_gemm(config, layout, double_buffer=double_buffer, n_block=n_block,
+                         epilogue=epilogue, keep_a=keep_a, g0=g0, tail=tail, lead=lead,
+                         sbuf_top=sbuf_top, preloaded=preloaded, timing=timing)
+        schedule, n_block = opts["schedule"], opts["n_block"]
+        g0, tail, lead = opts["g0"], opts["tail"], opts["lead"]
+    return _emit(config, layout, double_buffer=double_buffer, n_block=n_block,
+                 schedule=schedule, epilogue=epilogue, program=program, after=after,
+                 end=end, keep_a=keep_a, g0=g0, tail=tail, lead=lead, sbuf_top=sbuf_top,
+                 preloaded=preloaded, prefetch=prefetch)
+
+
+def _emit(config, layout, *, double_buffer, n_block, schedule, epilogue, program, after,
+          end, keep_a, g0, tail, lead, sbuf_top, preloaded, prefetch):
     cfg = config
     L = layout
     E = epilogue or Epilogue()
@@ -207,10 +252,15 @@ def gemm_program(config, layout: GemmLayout, *, double_buffer=True, n_block=None
     chunk = min(R, C)                   # partitions one ACT moves (SBUF has R)
     nchunks = _ceil(C, chunk)
     # SBUF left for the schedule: the bias (one word per ACT tile) sits at the top
-    avail = cfg.sbuf_bytes
+    top = cfg.sbuf_bytes if sbuf_top is None else sbuf_top
+    pre = dict(preloaded or {})
+    pre_a = pre.get("a")
+    pre_bias = pre.get("bias") if E.bias_addr is not None else None
+    avail = top
     if E.bias_addr is not None:
         bchunk, r0s = bias_slots(cfg, L.M)
-        avail = (cfg.sbuf_bytes - 4 * len(r0s)) // 8 * 8
+        if pre_bias is None:
+            avail = (top - 4 * len(r0s)) // 8 * 8
         if avail <= 0:
             raise ValueError(f"the bias of {L.M} rows does not fit SBUF")
 
@@ -238,7 +288,9 @@ def gemm_program(config, layout: GemmLayout, *, double_buffer=True, n_block=None
     # first matmul waits for through "ld", so every ACT comes after it)
     first_wait = [after]
     bias_off = {}
-    if E.bias_addr is not None:
+    if pre_bias is not None:
+        bias_off = {r0: pre_bias + 4 * j for j, r0 in enumerate(r0s)}
+    elif E.bias_addr is not None:
         bias_off = {r0: avail + 4 * j for j, r0 in enumerate(r0s)}
         p.dma(Dma(addr=E.bias_addr, rows=bchunk, row_bytes=4 * len(r0s),
                   row_stride=4 * len(r0s), partition=0, offset=avail),
@@ -283,12 +335,12 @@ def gemm_program(config, layout: GemmLayout, *, double_buffer=True, n_block=None
     a_bytes = _align(L.M * eb)
     used = 2 * (a_bytes + b_bytes)
     slots = min(tiles, (avail - used) // _align(4 * L.N)) if used < avail else 0
-    psum_fits = (double_buffer and n_block is None and per_bank
+    psum_fits = (double_buffer and n_block is None and per_bank and pre_a is None
                  and tiles <= per_bank * cfg.psum_banks and C <= R and slots >= 1)
     a_all = KT * _align(L.M * eb)
     b_all = KT * _align(L.N * eb)
     res_fits = (double_buffer and n_block is None and L.N <= cfg.psum_depth
-                and a_all + b_all + _align(4 * L.N) <= avail)
+                and (0 if pre_a is not None else a_all) + b_all + _align(4 * L.N) <= avail)
     if schedule is None:
         schedule = "resident" if res_fits else "stream"
     if schedule not in ("psum", "resident", "stream"):
@@ -308,6 +360,8 @@ def gemm_program(config, layout: GemmLayout, *, double_buffer=True, n_block=None
                   wait=load_wait(W("mm", kt - 1) if kt >= 2 else None), signal="ld")
             p.dma(Dma(addr=L.a_addr + k0 * L.M * eb, rows=kk, row_bytes=L.M * eb,
                       row_stride=L.M * eb, partition=0, offset=aoff[buf]), signal="ld")
+            if kt == KT - 1 and prefetch is not None:
+                prefetch(p)
             last = kt == KT - 1
             for t in range(tiles):
                 m = min(C, L.M - t * C)
@@ -342,7 +396,9 @@ def gemm_program(config, layout: GemmLayout, *, double_buffer=True, n_block=None
     # kept, instead of once per block of N
     a_res = None
     n_nblocks = _ceil(L.N, NB)
-    if keep_a and n_nblocks > 1:
+    if pre_a is not None:
+        a_res = [pre_a + kt * _align(L.M * eb) for kt in range(KT)]
+    elif keep_a and n_nblocks > 1:
         a_slice = _align(L.M * eb)
         res_end = off + KT * a_slice
         _, res_stg_end = staging(res_end)
@@ -383,74 +439,119 @@ def gemm_program(config, layout: GemmLayout, *, double_buffer=True, n_block=None
         acts_after_block.append(acts)
 
     # ---- resident: every slice of A^T and B loaded once -------------------------------
-    # The first G0 tiles of C (G0 = banks - 1) accumulate together, K outermost, so the
-    # array works on each slice as soon as it arrives; the other tiles then run one at a
-    # time (all K at once, bank after bank), each draining (ACT to its own staging
-    # buffer, DMA-out) while the following tiles compute: only the last tile's drain
-    # is exposed at the end.
+    # The first g0 tiles of C (default psum_banks - 1) accumulate together, K outermost,
+    # so the array works on each slice as soon as it arrives; the other tiles then run
+    # one at a time (all K at once), each draining (ACT to its own staging buffer,
+    # DMA-out) while the following tiles compute. Tiles take PSUM slots of N entries
+    # round robin over the banks (psum_depth // N slots per bank); a tile reusing a slot
+    # waits (its first matmul) for the ACT that drained the slot. The last tile can run
+    # as ``tail`` column pieces, each drained while the next computes, so only the last
+    # piece's drain is exposed at the end.
     if schedule == "resident":
         bsz, asz = _align(L.N * eb), _align(L.M * eb)
         ssz = _align(4 * L.N)
         boff = [kt * bsz for kt in range(KT)]
-        aoff = [KT * bsz + kt * asz for kt in range(KT)]
+        if pre_a is not None:
+            aoff = [pre_a + kt * asz for kt in range(KT)]
+            base = KT * bsz
+        else:
+            aoff = [KT * bsz + kt * asz for kt in range(KT)]
+            base = KT * (asz + bsz)
         n_tiles = _ceil(L.M, C)
-        base = KT * (asz + bsz)
         nslots = min(n_tiles * nchunks, (avail - base) // ssz)
         banks = cfg.psum_banks
-        G0 = max(1, min(banks - 1, n_tiles))
-        for kt in range(KT):
-            k0 = kt * R
-            kk = min(R, L.K - k0)
-            p.dma(Dma(addr=L.b_addr + k0 * L.N * eb, rows=kk, row_bytes=L.N * eb,
-                      row_stride=L.N * eb, partition=0, offset=boff[kt]),
-                  wait=load_wait(None), signal="ld")
-            p.dma(Dma(addr=L.a_addr + k0 * L.M * eb, rows=kk, row_bytes=L.M * eb,
-                      row_stride=L.M * eb, partition=0, offset=aoff[kt]), signal="ld")
-        bank_act = {}       # bank -> ACT count once its last tile has been drained
+        per_bank = cfg.psum_depth // L.N
+        pslots = [(j % banks, (j // banks) * L.N) for j in range(banks * per_bank)]
+        G0 = max(1, min(banks - 1, n_tiles)) if g0 is None else g0
+        G0 = max(1, min(G0, n_tiles, len(pslots)))
+        lead_ = KT if lead is None else max(1, lead)
+        loads_done = [0]
+        ld_after = []               # ld count once step kt's loads are written
+
+        def emit_loads(upto):
+            while len(ld_after) < min(upto, KT):
+                kt = len(ld_after)
+                k0 = kt * R
+                kk = min(R, L.K - k0)
+                p.dma(Dma(addr=L.b_addr + k0 * L.N * eb, rows=kk, row_bytes=L.N * eb,
+                          row_stride=L.N * eb, partition=0, offset=boff[kt]),
+                      wait=load_wait(None), signal="ld")
+                loads_done[0] += 1
+                if pre_a is None:
+                    p.dma(Dma(addr=L.a_addr + k0 * L.M * eb, rows=kk, row_bytes=L.M * eb,
+                              row_stride=L.M * eb, partition=0, offset=aoff[kt]),
+                          signal="ld")
+                    loads_done[0] += 1
+                ld_after.append(loads_done[0])
+                if kt == KT - 1 and prefetch is not None:
+                    prefetch(p)
+        slot_act = {}       # PSUM slot -> ACT count once its last tile has been drained
         slot_i = 0
 
-        def tile_mm(t, kt, bank, wait, signal):
+        def tile_mm(t, kt, slot, wait, signal, c0=0, n=None):
             m = min(C, L.M - t * C)
             kk = min(R, L.K - kt * R)
-            p.matmul(Matmul(k=kk, m=m, n=L.N, p0=0, s_off=aoff[kt] // eb + t * C,
-                            x_off=boff[kt] // eb, bank=bank, psum_off=0, acc=kt > 0,
-                            dtype=L.dtype), wait=wait, signal=signal)
+            bank, poff = pslots[slot]
+            p.matmul(Matmul(k=kk, m=m, n=L.N if n is None else n, p0=0,
+                            s_off=aoff[kt] // eb + t * C, x_off=boff[kt] // eb + c0,
+                            bank=bank, psum_off=poff + c0, acc=kt > 0, dtype=L.dtype),
+                     wait=wait, signal=signal)
 
-        def tile_drain(t, bank, wait):
+        def tile_drain(t, slot, wait, pieces=((0, None),), slots=None):
+            """ACT + DMA-out of tile t's columns c0..c0+n (one piece); ``slots``: the
+            staging slots of the tile's chunks (allocated by the first piece)."""
             nonlocal acts, stores, slot_i
             m = min(C, L.M - t * C)
+            bank, poff = pslots[slot]
+            c0, n = pieces[0]
+            n = L.N if n is None else n
+            if slots is None:
+                slots = []
             for c in range(_ceil(m, chunk)):
-                c0 = c * chunk
-                pc = min(chunk, m - c0)
-                slot = slot_i % nslots
-                slot_i += 1
-                if slot in last_store_of_slot:
-                    p.sem(wait=W("st", last_store_of_slot[slot]))
-                p.act(act(t * C + c0, parts=pc, n=L.N, src_p0=c0,
-                          src_off=bank * cfg.psum_depth, dst_p0=0, dst_off=base + slot * ssz),
+                r0 = c * chunk
+                pc = min(chunk, m - r0)
+                if len(slots) <= c:
+                    s = slot_i % nslots
+                    slot_i += 1
+                    if s in last_store_of_slot:
+                        p.sem(wait=W("st", last_store_of_slot[s]))
+                    slots.append(s)
+                s = slots[c]
+                dst = base + s * ssz + c0 * ce
+                p.act(act(t * C + r0, parts=pc, n=n, src_p0=r0,
+                          src_off=bank * cfg.psum_depth + poff + c0, dst_p0=0, dst_off=dst),
                       wait=wait if c == 0 else None, signal="act")
                 acts += 1
-                p.dma(Dma(addr=L.c_addr + (t * C + c0) * L.N * ce, rows=pc,
-                          row_bytes=ce * L.N, row_stride=ce * L.N, partition=0,
-                          offset=base + slot * ssz, store=True),
+                p.dma(Dma(addr=L.c_addr + ((t * C + r0) * L.N + c0) * ce, rows=pc,
+                          row_bytes=ce * n, row_stride=ce * L.N, partition=0,
+                          offset=dst, store=True),
                       wait=W("act", acts), signal="st")
                 stores += 1
-                last_store_of_slot[slot] = stores
-            bank_act[bank] = acts
+                last_store_of_slot[s] = stores
+            slot_act[slot] = acts
+            return slots
 
         for kt in range(KT):
+            emit_loads(kt + lead_)
             for t in range(G0):
-                tile_mm(t, kt, t, W("ld", 2 * (kt + 1)) if t == 0 else None,
+                tile_mm(t, kt, t, W("ld", ld_after[kt]) if t == 0 else None,
                         "fin" if kt == KT - 1 else None)
         for t in range(G0):
             tile_drain(t, t, W("fin", t + 1))
+        mm_sigs = 0
         for i, t in enumerate(range(G0, n_tiles)):
-            bank = t % banks
-            for kt in range(KT):
-                if kt == 0 and bank in bank_act:
-                    p.sem(wait=W("act", bank_act[bank]))
-                tile_mm(t, kt, bank, None, "mm" if kt == KT - 1 else None)
-            tile_drain(t, bank, W("mm", i + 1))
+            slot = (G0 + i) % len(pslots)
+            reuse = W("act", slot_act[slot]) if slot in slot_act else None
+            npieces = max(1, min(tail or 1, L.N)) if t == n_tiles - 1 else 1
+            edges = [L.N * j // npieces for j in range(npieces + 1)]
+            stg = None
+            for j in range(npieces):
+                c0, n = edges[j], edges[j + 1] - edges[j]
+                for kt in range(KT):
+                    tile_mm(t, kt, slot, reuse if (kt == 0 and j == 0) else None,
+                            "mm" if kt == KT - 1 else None, c0=c0, n=n)
+                mm_sigs += 1
+                stg = tile_drain(t, slot, W("mm", mm_sigs), pieces=((c0, n),), slots=stg)
         if end:
             p.end(wait=W("st", stores))
         return p
@@ -460,12 +561,23 @@ def gemm_program(config, layout: GemmLayout, *, double_buffer=True, n_block=None
                          f"partition with these tiles, the configuration has "
                          f"{avail}; use a smaller n_block")
     stg = stream_stg
-    blocks = [(n0, m0) for n0 in range(0, L.N, NB) for m0 in range(0, L.M, BR)]
+    blocks = [(n0, min(NB, L.N - n0), m0) for n0 in range(0, L.N, NB)
+              for m0 in range(0, L.M, BR)]
+    # the last block in ``tail`` column pieces, each through all K: only the last
+    # piece's drain is exposed at the end
+    n0, nb, m0 = blocks[-1]
+    pieces = max(1, min(tail or 1, nb))
+    edges = [nb * j // pieces for j in range(pieces + 1)]
+    blocks[-1:] = [(n0 + edges[j], edges[j + 1] - edges[j], m0) for j in range(pieces)]
     step = 0
     loads = 0
     a_loaded = set()
-    for b, (n0, m0) in enumerate(blocks):
-        nb = min(NB, L.N - n0)
+    if pre_a is not None:
+        a_loaded = {(kt, m0) for kt in range(KT) for _, _, m0 in blocks}
+    n_loads = sum(1 + (a_res is None) for _ in blocks for _ in range(KT)) + len(
+        {(kt, m0) for kt in range(KT) for _, _, m0 in blocks} - a_loaded
+        if a_res is not None else ())
+    for b, (n0, nb, m0) in enumerate(blocks):
         mrows = min(BR, L.M - m0)
         mt = _ceil(mrows, C)
         grp = b % ngroups
@@ -494,6 +606,9 @@ def gemm_program(config, layout: GemmLayout, *, double_buffer=True, n_block=None
                               row_bytes=mrows * eb, row_stride=L.M * eb, partition=0,
                               offset=a_at), signal="ld")
                     loads += 1
+            if loads == n_loads and prefetch is not None:
+                prefetch(p)
+                prefetch = None
             if kt == 0 and b >= ngroups:
                 # the banks were last drained by the ACTs of block b - ngroups
                 p.sem(wait=W("act", acts_after_block[b - ngroups]))
@@ -525,3 +640,156 @@ def gemm_dram(layout: GemmLayout, A, B, program: Program, *, prog_addr, size):
     code = np.frombuffer(program.encode(), dtype=np.uint8)
     dram[prog_addr:prog_addr + code.size] = code
     return dram
+
+
+#: How much lower (a fraction) a later candidate's estimate must be to be preferred.
+PLAN_MARGIN = 0.003
+
+
+def _resident_feasible(config, layout, epilogue, double_buffer, sbuf_top, preloaded):
+    from sim.compiler.cost import SketchProgram
+    try:
+        _emit(config, layout, double_buffer=double_buffer, n_block=None,
+              schedule="resident", epilogue=epilogue, program=SketchProgram(config), after=None,
+              end=True, keep_a=True, g0=1, tail=1, lead=None, sbuf_top=sbuf_top,
+              preloaded=preloaded, prefetch=None)
+    except ValueError:
+        return False
+    return True
+
+
+def plan_gemm(config, layout: GemmLayout, *, double_buffer=True, n_block=None,
+              epilogue: Epilogue | None = None, keep_a=True, g0=None, tail=None, lead=None,
+              sbuf_top=None, preloaded=None, timing=None):
+    """The options :func:`gemm_program` uses when ``schedule=None``: a dict with
+    ``schedule``, ``n_block``, ``g0``, ``tail``, ``lead`` and ``estimate`` (cycles of
+    the GEMM alone, :func:`sim.compiler.cost.estimate` with ``timing``).
+
+    With ``double_buffer=False`` it is always ``stream`` with the given (or default) N
+    block: the single-buffered comparison keeps the double-buffered tiling. Otherwise
+    the candidates, each written as a program and estimated, are: the fixed rule of old first
+    (``resident`` when it fits, else ``stream``; ties keep it), then the ``resident``
+    variants (coordinate search over ``lead``, ``g0`` and ``tail``), ``psum`` when it
+    fits, and ``stream`` with the default N block and its halvings down to 4 columns
+    (stopping once they get more than 10% worse than the best). Options given (not
+    ``None``) are kept fixed. Raises the schedules' ``ValueError`` if none fits.
+    """
+    from sim.compiler.cost import SketchProgram, estimate
+    cfg = config
+    L = layout
+    common = dict(double_buffer=double_buffer, epilogue=epilogue, keep_a=keep_a,
+                  sbuf_top=sbuf_top, preloaded=preloaded)
+    seen = {}
+    errors = []
+
+    def cost(schedule, nb=None, g=None, t=None, ld=None):
+        key = (schedule, nb, g, t, ld)
+        if key not in seen:
+            try:
+                prog = _emit(cfg, L, n_block=nb, schedule=schedule, program=SketchProgram(cfg),
+                             after=None, end=True, g0=g, tail=t, lead=ld, prefetch=None,
+                             **common)
+                seen[key] = estimate(prog, cfg, timing)
+            except ValueError as e:
+                errors.append(e)
+                seen[key] = None
+        return seen[key]
+
+    if not double_buffer:
+        # single buffering is the comparison ``make bench`` reports: the same tiling
+        # as the double-buffered stream schedule's default, not a tuned one
+        return {"schedule": "stream", "n_block": n_block, "g0": None, "tail": None,
+                "lead": None, "estimate": cost("stream", n_block)}
+    res_ok = n_block is None and _resident_feasible(cfg, L, epilogue, double_buffer,
+                                                    sbuf_top, preloaded)
+    if res_ok:
+        tiles = _ceil(L.M, cfg.cols)
+        KT = _ceil(L.K, cfg.rows)
+        cost("resident", None, g0, 1 if tail is None else tail, lead)     # the old rule
+        cur = {"g": g0, "t": 1 if tail is None else tail, "ld": 1 if lead is None else lead}
+        choices = {
+            # all-loads-first (lead None) only as the old rule: the model underestimates
+            # it (the decoder stalls behind a full DMA-in queue longer than modelled;
+            # measured up to 8% slower than estimated, docs/compiler.md)
+            "ld": [lead] if lead is not None else [1, 2, 4],
+            "g": [g0] if g0 is not None else [None] + [k for k in (1, 2, 3, 4, 5, 6, 8, 10, 12,
+                                                                   16, 24, 32) if k <= tiles],
+            "t": [tail] if tail is not None else [1, 2, 3, 4, 8],
+        }
+        choices["ld"] = [x for x in choices["ld"] if x is None or x < KT]
+        for _ in range(2):
+            for name in ("ld", "g", "t"):
+                best = None
+                for v in choices[name]:
+                    trial = dict(cur, **{name: v})
+                    c = cost("resident", None, trial["g"], trial["t"], trial["ld"])
+                    if c is not None and (best is None or c < best[0]):
+                        best = (c, v)
+                if best is not None:
+                    cur[name] = best[1]
+        cost("psum") if n_block is None else None
+    elif n_block is None:
+        cost("psum")
+    nbs = [n_block] if n_block is not None else [None] + [
+        cfg.psum_depth >> s for s in range(1, 16)
+        if cfg.psum_depth >> s >= 4 and cfg.psum_depth >> s < L.N]
+    best_stream = None
+    for nb in nbs:
+        c = cost("stream", nb, None, tail, None)
+        if c is None:
+            continue
+        if best_stream is not None and c > 1.1 * best_stream[0]:
+            break
+        if best_stream is None or c < best_stream[0]:
+            best_stream = (c, nb)
+    if best_stream is not None:
+        for t in ([tail] if tail is not None else [2, 4]):
+            cost("stream", best_stream[1], None, t, None)
+    # in insertion order (the old rule first), a candidate replaces the best so far only
+    # if its estimate is lower by more than PLAN_MARGIN: closer than that the model
+    # does not rank reliably (docs/compiler.md), and the earlier candidate is the
+    # simpler program
+    best = None
+    for k, c in seen.items():
+        if c is not None and (best is None or c < best[0] * (1 - PLAN_MARGIN)):
+            best = (c, k)
+    if best is None:
+        raise errors[0]
+    c, (schedule, nb, g, t, ld) = best
+    return {"schedule": schedule, "n_block": nb, "g0": g, "tail": t, "lead": ld,
+            "estimate": c}
+
+
+def preload_bytes(config, layout: GemmLayout, epilogue: Epilogue | None = None):
+    """``(a_bytes, bias_bytes)``: the SBUF bytes per partition that :func:`preload_program`
+    fills: every slice of ``A^T`` and the bias image (0 without a bias)."""
+    KT = _ceil(layout.K, config.rows)
+    a = KT * _align(layout.M * layout.esize)
+    b = 0
+    if epilogue is not None and epilogue.bias_addr is not None:
+        b = _align(4 * len(bias_slots(config, layout.M)[1]))
+    return a, b
+
+
+def preload_program(config, program: Program, layout: GemmLayout, epilogue, a_off, bias_off):
+    """Load ``A^T`` (every K slice, slice ``kt`` at ``a_off + kt * align(M * esize)``) and
+    the epilogue's bias image (at ``bias_off``, if it has one) into SBUF: DMA loads with
+    no wait that signal ``ld``. A later :func:`gemm_program` given
+    ``preloaded={"a": a_off, "bias": bias_off}`` uses them; its loads come later in the
+    same queue and every matmul waits for an ``ld`` count past them. The caller must make
+    sure nothing else uses those bytes in between (the compiler puts them where the
+    running layer never touches)."""
+    cfg = config
+    L = layout
+    eb = L.esize
+    R = cfg.rows
+    if epilogue is not None and epilogue.bias_addr is not None:
+        bchunk, r0s = bias_slots(cfg, L.M)
+        program.dma(Dma(addr=epilogue.bias_addr, rows=bchunk, row_bytes=4 * len(r0s),
+                        row_stride=4 * len(r0s), partition=0, offset=bias_off), signal="ld")
+    for kt in range(_ceil(L.K, R)):
+        k0 = kt * R
+        kk = min(R, L.K - k0)
+        program.dma(Dma(addr=L.a_addr + k0 * L.M * eb, rows=kk, row_bytes=L.M * eb,
+                        row_stride=L.M * eb, partition=0,
+                        offset=a_off + kt * _align(L.M * eb)), signal="ld")

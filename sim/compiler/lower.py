@@ -11,15 +11,18 @@ Lowering (``docs/compiler.md`` has the full description and the numerics):
 * **Tiling** is :func:`sim.compiler.gemm.gemm_program`'s: K in steps of ``rows`` accumulated in
   PSUM, M in tiles of ``cols``, N in blocks that fit PSUM; operands double-buffered
   in SBUF against the matmuls with semaphores; the weights kept in SBUF when they fit
-  (``resident`` schedule, or ``keep_a`` in ``stream``). The compiler picks the N
-  block size with a small cost model (:func:`estimate_cycles`).
+  (``resident`` schedule, or ``keep_a`` in ``stream``). The compiler picks the
+  schedule and its options (N block, tiles per group, tail pieces, load lead) with an
+  event model of the core (:mod:`sim.compiler.cost`, :func:`sim.compiler.gemm.plan_gemm`).
 * **Fusion.** Bias, ReLU and the output cast (FP32 -> BF16/FP16) or requantisation
   (INT32 -> INT8) run in the ACT that drains each PSUM tile (:class:`sim.compiler.gemm.Epilogue`).
   The bias of a quantised layer also carries the input zero point's correction
   ``-zp_in * sum_k W[k, n]``.
-* **Layers in sequence.** The first load of layer ``l+1`` waits for every store of
-  layer ``l`` (a semaphore count), which orders all of layer ``l+1``'s SBUF and PSUM
-  use after layer ``l``'s. The whole net is one program ending in END.
+* **Layers in sequence.** The first activation load of layer ``l+1`` waits for every
+  store of layer ``l`` (a semaphore count), which orders all of layer ``l+1``'s SBUF
+  and PSUM use after layer ``l``'s. Its weights and bias are prefetched: loaded right
+  after layer ``l``'s last load into SBUF bytes layer ``l`` never uses (when they fit
+  and the estimate says it wins). The whole net is one program ending in END.
 
 Every emitted program is free of races by construction; :func:`compile_net` can prove
 it with :func:`sim.isa.races.find_races` (``check=True``).
@@ -37,7 +40,8 @@ from hdl.formats import ACT_BYTES, DTYPE_BYTES
 from hdl.isa import INSTR_BYTES
 
 from sim.model.fp import to16_bits
-from sim.compiler.gemm import Epilogue, GemmLayout, bias_image, gemm_program
+from sim.compiler.gemm import (Epilogue, GemmLayout, bias_image, gemm_program, plan_gemm,
+                               preload_bytes, preload_program)
 from sim.compiler.net import Net, dequantize, quantize_input
 
 __all__ = ["CompileError", "Compiled", "LayerPlan", "compile_net", "requant_params",
@@ -71,25 +75,13 @@ def requant_params(multiplier):
     raise CompileError(f"requantisation multiplier {m:g} is above 32767")
 
 
-def estimate_cycles(program, config):
-    """A rough cycle estimate of a program: the busiest engine's work, in cycles.
-
-    DMA: a fixed cost per descriptor plus one beat per bus word of every row; tensor:
-    ``n`` columns plus the array's fill per matmul; vector: ``n`` plus a fixed cost per
-    ACT. Used only to choose between tilings of the same GEMM, never reported."""
-    cfg = config
-    bus = cfg.axi_data_bytes
-    work = {"in": 0, "out": 0, "mm": 0, "act": 0}
-    for ins in program.instructions:
-        c = ins.cmd
-        if ins.op == "DMA":
-            beats = c.rows * -(-c.row_bytes // bus)
-            work["out" if c.store else "in"] += 45 + beats + 2 * c.rows
-        elif ins.op == "MATMUL":
-            work["mm"] += c.n + cfg.rows + cfg.cols + 6
-        elif ins.op == "ACT":
-            work["act"] += c.n + 34
-    return max(work.values())
+def estimate_cycles(program, config, timing=None):
+    """The estimated cycles of a program: :func:`sim.compiler.cost.estimate` (an event
+    model of the controller's queues and the engines, calibrated on the RTL). Used to
+    choose between schedules and tilings (:func:`sim.compiler.gemm.plan_gemm`) and
+    whether to prefetch weights; never reported as a measurement."""
+    from sim.compiler.cost import estimate
+    return estimate(program, config, timing)
 
 
 @dataclass
@@ -102,6 +94,9 @@ class LayerPlan:
     first: int          # index of its first instruction
     count: int          # its number of instructions
     n_block: int | None
+    schedule: str = ""          # the GEMM schedule used (plan_gemm's choice)
+    options: dict = field(default_factory=dict)     # plan_gemm's whole choice
+    prefetched: bool = False    # its weights (and bias) were loaded during the layer before
 
     @property
     def macs(self):
@@ -222,7 +217,8 @@ def _layer_epilogue(net, i, dtype):
 
 
 def compile_net(net: Net, config="default", *, batch, dtype=None, double_buffer=True,
-                n_block=None, layers=None, check=False, dram_bytes=None) -> Compiled:
+                n_block=None, layers=None, check=False, dram_bytes=None, prefetch=None,
+                timing=None) -> Compiled:
     """Compile ``net`` for ``config`` and a batch of ``batch`` inputs.
 
     ``dtype``: ``"int8"`` for quantised nets; ``"bf16"`` (default) or ``"fp16"`` for
@@ -231,7 +227,12 @@ def compile_net(net: Net, config="default", *, batch, dtype=None, double_buffer=
     :func:`estimate_cycles`). ``layers=(lo, hi)``: compile only those layers (the
     input is then the raw activation entering layer ``lo``; used for per-layer figures).
     ``check``: run the race checker on the program. ``dram_bytes``: fail with
-    :class:`CompileError` if the image would not fit that much DRAM.
+    :class:`CompileError` if the image would not fit that much DRAM. ``prefetch``:
+    load each layer's weights and bias during the layer before, into SBUF bytes that
+    layer never uses (``True``: wherever they fit; ``False``: never; ``None``, the
+    default: compile both ways and keep the program with the lower
+    :func:`sim.compiler.cost.estimate`). ``timing``: the cost model's
+    :class:`sim.compiler.cost.Timing` (default: calibrated on the current RTL).
     """
     cfg = named_config(config)
     try:
@@ -294,27 +295,21 @@ def compile_net(net: Net, config="default", *, batch, dtype=None, double_buffer=
     if too_big:         # before generating a program that may be huge
         refuse(top + act_bytes)
     prev = in_addr
-    plans = []
-    from sim.isa.asm import Program
-    p = Program(cfg)
+    layers_ = []
     for (i, L, a_addr, out_type, bias_addr, efields) in specs:
         c_addr = reserve(L.N * batch * ACT_BYTES[out_type])
         layout = GemmLayout(M=L.N, N=batch, K=L.K, dtype=dtype, a_addr=a_addr,
                             b_addr=prev, c_addr=c_addr, out_type=out_type)
-        epi = Epilogue(bias_addr=bias_addr, **efields)
-        after = ("st", p.signals("st")) if plans else None
-        last = i == hi - 1
-        first = len(p)
-        try:
-            nb = n_block
-            if nb is None:
-                nb = _pick_n_block(cfg, layout, epi, double_buffer)
-            gemm_program(cfg, layout, double_buffer=double_buffer, n_block=nb,
-                         epilogue=epi, program=p, after=after, end=last)
-        except ValueError as e:
-            raise CompileError(f"layer {i} ({L.name}): {e}") from None
-        plans.append(LayerPlan(i, L.name, layout, epi, first, len(p) - first, nb))
+        layers_.append((i, L, layout, Epilogue(bias_addr=bias_addr, **efields)))
         prev = c_addr
+    if prefetch is None and len(layers_) > 1 and double_buffer:
+        from sim.compiler.cost import estimate
+        with_pf = _emit_net(cfg, layers_, double_buffer, n_block, True, timing)
+        without = _emit_net(cfg, layers_, double_buffer, n_block, False, timing)
+        ests = [estimate(q[0], cfg, timing) for q in (with_pf, without)]
+        p, plans = with_pf if ests[0] <= ests[1] else without
+    else:
+        p, plans = _emit_net(cfg, layers_, double_buffer, n_block, bool(prefetch), timing)
     prog_addr = reserve(INSTR_BYTES * len(p))
     code = np.frombuffer(p.encode(), dtype=np.uint8)
     chunks.append((prog_addr, code))
@@ -334,30 +329,80 @@ def compile_net(net: Net, config="default", *, batch, dtype=None, double_buffer=
                     first_layer=lo, notes=list(net.notes))
 
 
-def _pick_n_block(cfg, layout, epi, double_buffer):
-    """The N block size (``None``: the schedule's default) with the lowest
-    :func:`estimate_cycles` among the default and its halvings down to 4 columns;
-    the first that fits SBUF if the default does not. Raises the schedule's
-    ``ValueError`` if none fits."""
+def _preload_region(cfg, layout, epi, cur):
+    """Where the compiler prefetches a layer's weights and bias: ``(start, a_off,
+    bias_off, end)`` in every SBUF partition, the highest bytes clear of ``cur`` (the
+    region of the layer before, or ``None``); ``None`` if there is no room."""
+    a_bytes, b_bytes = preload_bytes(cfg, layout, epi)
+    size = a_bytes + b_bytes
+    S = cfg.sbuf_bytes
+    start = S - size
+    if cur is not None and start < cur[3]:
+        start = cur[0] - size
+    if start <= 0:
+        return None
+    return (start, start, start + a_bytes if b_bytes else None, start + size)
+
+
+def _emit_net(cfg, layers, double_buffer, n_block, prefetch, timing):
+    """The whole net's program and its :class:`LayerPlan` list. With ``prefetch``, each
+    layer's weight and bias loads are written right after the previous layer's last
+    load (:func:`sim.compiler.gemm.preload_program`) into a region of SBUF the previous
+    layer does not use (its own buffers are kept below both regions); where that does
+    not fit, the layer loads its weights itself as before."""
     from sim.isa.asm import Program
-    best = None
-    error = None
-    cands = [None] + [cfg.psum_depth >> s for s in range(1, 16) if cfg.psum_depth >> s >= 4]
-    for nb in cands:
-        if nb is not None and nb >= layout.N and best is not None:
-            continue
+    p = Program(cfg)
+    plans = []
+    S = cfg.sbuf_bytes
+    regions = [None] * (len(layers) + 1)
+
+    def pre(r):
+        return None if r is None else {"a": r[1], "bias": r[2]}
+
+    def plan(j, top, region):
+        i, L, layout, epi = layers[j]
+        return plan_gemm(cfg, layout, double_buffer=double_buffer, n_block=n_block,
+                         epilogue=epi, sbuf_top=top, preloaded=pre(region), timing=timing)
+
+    for j, (i, L, layout, epi) in enumerate(layers):
+        cur = regions[j]
+        opts = None
+        nxt = None
+        if prefetch and double_buffer and j + 1 < len(layers):
+            nxt = _preload_region(cfg, layers[j + 1][2], layers[j + 1][3], cur)
+            if nxt is not None:
+                try:
+                    plan(j + 1, nxt[0], nxt)        # the next layer fits with it
+                    top = min(r[0] for r in (cur, nxt) if r is not None)
+                    opts = plan(j, top, cur)
+                except ValueError:
+                    nxt = None
+        if nxt is None:
+            top = S if cur is None else cur[0]
+            try:
+                opts = plan(j, top, cur)
+            except ValueError as e:
+                raise CompileError(f"layer {i} ({L.name}): {e}") from None
+        regions[j + 1] = nxt
+        hook = None
+        if nxt is not None:
+            nlayout, nepi = layers[j + 1][2], layers[j + 1][3]
+
+            def hook(prog, nlayout=nlayout, nepi=nepi, nxt=nxt):
+                preload_program(cfg, prog, nlayout, nepi, nxt[1], nxt[2])
+        after = ("st", p.signals("st")) if plans else None
+        first = len(p)
         try:
-            q = gemm_program(cfg, layout, double_buffer=double_buffer, n_block=nb,
-                             epilogue=epi, program=Program(cfg))
+            gemm_program(cfg, layout, double_buffer=double_buffer,
+                         n_block=opts["n_block"], schedule=opts["schedule"], g0=opts["g0"],
+                         tail=opts["tail"], lead=opts["lead"], epilogue=epi, program=p,
+                         after=after, end=j == len(layers) - 1, sbuf_top=top,
+                         preloaded=pre(cur), prefetch=hook)
         except ValueError as e:
-            error = error or e
-            continue
-        est = estimate_cycles(q, cfg)
-        if best is None or est < best[0]:
-            best = (est, nb)
-    if best is None:
-        raise error
-    return best[1]
+            raise CompileError(f"layer {i} ({L.name}): {e}") from None
+        plans.append(LayerPlan(i, L.name, layout, epi, first, len(p) - first,
+                               opts["n_block"], opts["schedule"], opts, cur is not None))
+    return p, plans
 
 
 def run_compiled(compiled: Compiled, x=None, *, backend="golden", bits=None, watchdog=100_000):

@@ -10,7 +10,8 @@ import time
 import cocotb
 import numpy as np
 
-from sim.compiler.gemm import GemmLayout, gemm_dram, gemm_program
+from sim.compiler.cost import estimate
+from sim.compiler.gemm import GemmLayout, gemm_dram, gemm_program, plan_gemm
 from sim.model.iss import run as iss_run
 from tb.core.tb import CoreTB
 
@@ -29,6 +30,20 @@ def operands(rng, M, N, K, dtype):
             rng.standard_normal((K, N)).astype(t).view(np.uint16))
 
 
+def bench_program(cfg, layout, case):
+    """The program of a bench case and the options it was written with: ``case``'s
+    ``options`` (``gemm_program`` keywords) if it has them, else ``plan_gemm``'s choice
+    (``schedule`` and ``double_buffer`` from the case)."""
+    db = case.get("double_buffer", True)
+    options = dict(case.get("options") or {})
+    if case.get("schedule") is not None:
+        options.setdefault("schedule", case["schedule"])
+    if "schedule" not in options:
+        plan = plan_gemm(cfg, layout, double_buffer=db)
+        options = {k: plan[k] for k in ("schedule", "n_block", "g0", "tail", "lead")}
+    return gemm_program(cfg, layout, double_buffer=db, **options), options
+
+
 @cocotb.test(**WATCHDOG)
 async def bench_gemm(dut):
     tb = CoreTB(dut)
@@ -45,8 +60,7 @@ async def bench_gemm(dut):
         c_addr = b_addr + ((K * N * eb + 63) // 64) * 64
         prog_addr = c_addr + ((4 * M * N + 63) // 64) * 64
         L = GemmLayout(M, N, K, dtype, a_addr=a_addr, b_addr=b_addr, c_addr=c_addr)
-        prog = gemm_program(cfg, L, double_buffer=case.get("double_buffer", True),
-                            schedule=case.get("schedule"))
+        prog, options = bench_program(cfg, L, case)
         end = prog_addr + 32 * len(prog)
         if end > tb.dram_size:
             tb.fail(f"{case['name']}: needs {end} bytes of DRAM, the model has {tb.dram_size}")
@@ -106,6 +120,9 @@ async def bench_gemm(dut):
             "array_lead": res["array_lead"], "array_tail": res["array_tail"],
             "rows": cfg.rows, "cols": cfg.cols,
             "instructions": res["instructions"], "program_instructions": len(prog),
+            # the schedule and options the program was written with, and the cost
+            # model's estimate (python -m sim.compiler.calibrate compares them)
+            "options": options, "estimate": estimate(prog, cfg),
             "sim_cycles_per_s": cycles / wall, "wall_s": wall,
             # the simulator process's own CPU time: less disturbed by other work on
             # a shared machine than the wall time

@@ -1,0 +1,244 @@
+"""A cycle estimate of a program: a small event model of the controller and the engines.
+
+:func:`simulate` walks the program in order as the controller does (``docs/isa.md``,
+"Queues"): the decoder dispatches one instruction per cycle into its engine's queue
+(``config.queue_depth`` entries; it stops while the target queue is full, and at a
+``SEM`` until its wait holds); the head of a queue is issued when its semaphore wait
+holds and the engine's in-flight FIFO (8 commands) has room; each engine runs its
+commands one after another. A signal counts when its instruction has finished, and a
+wait ``(s, v)`` holds from the time of the ``v``-th signal of ``s``. Durations come from
+:class:`Timing`, a per-instruction model:
+
+* DMA (each direction its own engine): ``latency`` (the DRAM round trip and the
+  descriptor's set-up, ``load_latency`` / ``store_latency``) plus one cycle per bus word
+  of every row plus ``row_cycles`` per row. With ``dma_overlap`` the engine starts a
+  queued descriptor's requests while the previous one's data still streams, so the
+  latency is exposed once per burst of back-to-back descriptors (the DMA change of
+  issue 23); without it every descriptor pays it.
+* MATMUL: the moving operand streams ``n`` columns (``mm_gap`` cycles between two
+  matmuls; the next stationary tile loads while the current one streams; a float
+  matmul accumulating into the entries the one before it wrote waits
+  ``mm_hazard_float`` more for PSUM's hazard check), and its results are in PSUM
+  ``mm_fill`` cycles after the last column entered the array.
+* ACT: ``act_fixed + n`` cycles (all partitions in parallel).
+
+The figures of :data:`DEFAULT_TIMING` are calibrated against the RTL (``neuron_core_sim``,
+SimDram with its first read beat 21 cycles after the request) with
+``python -m sim.compiler.calibrate``, which prints the estimate next to the measured
+cycles for a set of GEMMs; ``docs/compiler.md`` ("Cost model") has the figures. When
+the DMA engines change (descriptor overlap), re-run it and update :data:`DEFAULT_TIMING`
+(``dma_overlap=True`` and the new latencies).
+
+Waits must be for signals of *earlier* instructions in program order (every program the
+compiler emits is written that way, which also makes it free of deadlocks); a wait on a
+later signal raises ``ValueError``.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass, replace
+
+__all__ = ["Timing", "DEFAULT_TIMING", "Estimate", "simulate", "estimate", "SketchProgram"]
+
+#: Entries of each engine's in-flight FIFO in the controller (``docs/isa.md``).
+INFLIGHT = 8
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Per-instruction durations of the event model (cycles)."""
+    load_latency: int = 38          # DMA-in: per descriptor (or per burst with dma_overlap)
+    store_latency: int = 62         # DMA-out: per descriptor (write responses included)
+    row_cycles: float = 1.0         # DMA: per row (partition) of a descriptor
+    dma_overlap: bool = False       # DMA engines overlap consecutive descriptors
+    mm_gap: int = 2                 # tensor: cycles between two INT8 matmuls' streams
+    mm_gap_float: int = 1           # the same for BF16/FP16 matmuls
+    mm_hazard_float: int = 4        # more when a BF16/FP16 matmul accumulates into the
+                                    # PSUM entries the matmul before it wrote
+    mm_fill: int = 24               # tensor: last column in -> results in PSUM
+    act_fixed: int = 16             # vector: per ACT, besides one cycle per column
+    dispatch: int = 1               # decoder: cycles per instruction
+
+    def with_(self, **kw):
+        return replace(self, **kw)
+
+
+#: Calibrated on the current RTL (see the module docstring).
+DEFAULT_TIMING = Timing()
+
+
+@dataclass
+class Estimate:
+    """What :func:`simulate` found: the cycles from start to END, each engine's busy
+    cycles, and per instruction its start and end (``None`` for SEM/END's engine)."""
+    cycles: int
+    busy: dict
+    start: list
+    end: list
+
+    def __int__(self):
+        return int(self.cycles)
+
+
+def _dma_words(c, bus):
+    first = c.addr % bus
+    return c.rows * (-(-(first + c.row_bytes) // bus))
+
+
+def simulate(program, config, timing: Timing | None = None) -> Estimate:
+    """The event model's run of ``program`` (a :class:`sim.isa.asm.Program` or a list of
+    instructions) on ``config``. See the module docstring."""
+    T = timing or DEFAULT_TIMING
+    cfg = config
+    bus = cfg.axi_data_bytes
+    ins = program.instructions if hasattr(program, "instructions") else list(program)
+    qd = cfg.queue_depth
+    signals = {}                    # sem -> sorted signal times
+    n = len(ins)
+    start = [None] * n
+    end = [None] * n
+    issued = {q: [] for q in ("dma_in", "dma_out", "tensor", "vector")}
+    ends = {q: [] for q in issued}
+    free = {q: 0 for q in issued}   # engine free (DMA: beats free; tensor: stream free)
+    busy = {q: 0 for q in issued}
+    last_issue = {q: 0 for q in issued}
+    dec = 0                         # the decoder's time
+    last_mm = None                  # PSUM target of the previous matmul
+    last_end = 0
+
+    def sem_time(w, i):
+        sem, v = w
+        if v <= 0:
+            return 0
+        ts = signals.get(sem, [])
+        if len(ts) < v:
+            raise ValueError(f"instruction {i} waits for signal {v} of semaphore {sem}, "
+                             f"which only later instructions give")
+        return ts[v - 1]
+
+    def signal(x, t):
+        if x.signal is not None:
+            bisect.insort(signals.setdefault(x.signal, []), t)
+
+    for i, x in enumerate(ins):
+        q = x.queue if hasattr(x, "queue") else None
+        if x.op in ("SEM", "END"):
+            t = dec + T.dispatch
+            if x.wait is not None:
+                t = max(t, sem_time(x.wait, i))
+            if x.op == "END":
+                t = max([t, last_end] + [free[k] for k in free])
+                start[i] = end[i] = t
+                return Estimate(int(round(t)), busy, start[:i + 1], end[:i + 1])
+            start[i] = end[i] = t
+            signal(x, t)
+            dec = t
+            continue
+        # dispatch: one per cycle, into a queue with room (an entry leaves at issue)
+        d = dec + T.dispatch
+        qi = issued[q]
+        if len(qi) >= qd:
+            d = max(d, qi[-qd])
+        dec = d
+        # issue: in order, wait holds, in-flight FIFO has room
+        s = max(d, last_issue[q])
+        if x.wait is not None:
+            s = max(s, sem_time(x.wait, i))
+        if len(ends[q]) >= INFLIGHT:
+            s = max(s, ends[q][-INFLIGHT])
+        qi.append(s)
+        last_issue[q] = s
+        c = x.cmd
+        if x.op == "DMA":
+            lat = T.store_latency if c.store else T.load_latency
+            work = _dma_words(c, bus) + T.row_cycles * c.rows
+            if T.dma_overlap:
+                # requests go out at issue; data streams once the previous data is done
+                b0 = max(s + lat, free[q])
+                e = b0 + work
+                busy[q] += e - max(s, free[q])
+            else:
+                b0 = max(s, free[q])
+                e = b0 + lat + work
+                busy[q] += e - b0
+            free[q] = e
+            st = b0
+        elif x.op == "MATMUL":
+            gap = T.mm_gap if c.dtype == "int8" else T.mm_gap_float
+            tgt = (c.bank, c.psum_off)
+            if c.acc and c.dtype != "int8" and tgt == last_mm:
+                gap += T.mm_hazard_float
+            last_mm = tgt
+            b0 = max(s, free[q])
+            free[q] = b0 + c.n + gap
+            e = b0 + c.n + T.mm_fill
+            busy[q] += c.n + gap
+            st = b0
+        elif x.op == "ACT":
+            b0 = max(s, free[q])
+            e = b0 + T.act_fixed + c.n
+            free[q] = e
+            busy[q] += e - b0
+            st = b0
+        else:
+            raise ValueError(f"unknown op {x.op}")
+        ends[q].append(e)
+        start[i], end[i] = st, e
+        last_end = max(last_end, e)
+        signal(x, e)
+    return Estimate(int(round(max([dec, last_end] + list(free.values())))), busy, start, end)
+
+
+def estimate(program, config, timing: Timing | None = None) -> int:
+    """The estimated cycles of ``program`` (:func:`simulate`)."""
+    return simulate(program, config, timing).cycles
+
+
+class _Ins:
+    __slots__ = ("op", "cmd", "wait", "signal", "queue")
+
+    def __init__(self, op, cmd, wait, signal):
+        self.op, self.cmd, self.wait, self.signal = op, cmd, wait, signal
+        if op == "DMA":
+            self.queue = "dma_out" if cmd.store else "dma_in"
+        else:
+            self.queue = {"MATMUL": "tensor", "ACT": "vector"}.get(op, "seq")
+
+
+class SketchProgram:
+    """A stand-in for :class:`sim.isa.asm.Program` that only records what :func:`simulate`
+    needs (no encoding, no checks): the compiler writes candidate schedules into one to
+    estimate them quickly. Semaphores are kept by name."""
+
+    def __init__(self, config):
+        self.config = config
+        self.instructions = []
+        self._signals = {}
+
+    def __len__(self):
+        return len(self.instructions)
+
+    def _add(self, op, cmd, wait, signal):
+        if signal is not None:
+            self._signals[signal] = self._signals.get(signal, 0) + 1
+        self.instructions.append(_Ins(op, cmd, wait, signal))
+        return len(self.instructions) - 1
+
+    def dma(self, cmd, *, wait=None, signal=None):
+        return self._add("DMA", cmd, wait, signal)
+
+    def matmul(self, cmd, *, wait=None, signal=None):
+        return self._add("MATMUL", cmd, wait, signal)
+
+    def act(self, cmd, *, wait=None, signal=None):
+        return self._add("ACT", cmd, wait, signal)
+
+    def sem(self, *, wait=None, signal=None):
+        return self._add("SEM", None, wait, signal)
+
+    def end(self, *, wait=None):
+        return self._add("END", None, wait, None)
+
+    def signals(self, name):
+        return self._signals.get(name, 0)

@@ -1,0 +1,261 @@
+"""The compiler's cost model (sim/compiler/cost.py) and the choices it drives
+(sim/compiler/gemm.py ``plan_gemm``, the resident schedule's options, weight prefetch in
+sim/compiler/lower.py).
+
+The model's figures are calibrated on the RTL (``python -m sim.compiler.calibrate``);
+these tests check only structural properties that hold for any calibration, and that
+every program the new options write is race-free and computes the exact result on the
+ISS."""
+
+import numpy as np
+import pytest
+
+from hdl.config import CoreConfig, named_config
+from sim.compiler.cost import DEFAULT_TIMING, SketchProgram, Timing, estimate, simulate
+from sim.compiler.gemm import GemmLayout, gemm_dram, gemm_program, plan_gemm
+from sim.compiler.lower import compile_net, run_compiled
+from sim.isa.asm import Program
+from sim.isa.races import find_races
+from sim.model.iss import run
+from tb.core.test_bench import operands
+
+from test_compiler import (float_net_reference, int_net_reference, random_float_net,
+                           random_quant_net)
+
+DEFAULT = named_config("default")
+FP = named_config("8x8-fp")
+FLT4 = CoreConfig(rows=4, cols=4, dtypes=("int8", "bf16", "fp16"))
+
+
+def _layout(M, N, K, dtype):
+    eb = 1 if dtype == "int8" else 2
+    b = (K * M * eb + 63) // 64 * 64
+    c = b + (K * N * eb + 63) // 64 * 64
+    return GemmLayout(M, N, K, dtype, a_addr=0, b_addr=b, c_addr=c)
+
+
+def _run_exact(cfg, M, N, K, dtype, seed, **kw):
+    """Race-free, runs to END on the ISS, and C equals the reference bit for bit."""
+    rng = np.random.default_rng(seed)
+    L = _layout(M, N, K, dtype)
+    prog = gemm_program(cfg, L, **kw)
+    pa = (L.c_addr + L.c_bytes + 31) // 32 * 32
+    A, B = operands(rng, M, N, K, dtype)
+    dram = gemm_dram(L, A, B, prog, prog_addr=pa, size=pa + 32 * len(prog))
+    races = find_races(cfg, prog, pa)
+    assert not races, f"{kw}: {races[0]}"
+    res = run(cfg, dram, pa)
+    assert res.done and res.error == "NONE", f"{kw}: {res.error} {res.blocked}"
+    C = res.dram[L.c_addr:L.c_addr + L.c_bytes]
+    if dtype == "int8":
+        want = (A.astype(np.int64) @ B.astype(np.int64)).astype(np.int32)
+        assert np.array_equal(C.view(np.int32).reshape(M, N), want), kw
+    else:
+        from test_gemm import _float_reference
+        want = _float_reference(A, B, dtype, cfg.rows)
+        assert np.array_equal(C.view(np.uint32).reshape(M, N), want.view(np.uint32)), kw
+    return prog
+
+
+# ---- the resident schedule's options ----------------------------------------------------
+
+RES_OPTIONS = [(None, 1, None), (1, 1, 1), (3, 3, 1), (6, 2, 2), (16, 4, None), (4, 1, 2)]
+
+
+@pytest.mark.parametrize("g0,tail,lead", RES_OPTIONS)
+@pytest.mark.parametrize("M,N,K", [(100, 37, 71), (64, 64, 64), (13, 5, 17), (9, 3, 2)])
+def test_resident_options_int8(M, N, K, g0, tail, lead):
+    _run_exact(DEFAULT, M, N, K, "int8", M + N + K, schedule="resident", g0=g0, tail=tail,
+               lead=lead)
+
+
+@pytest.mark.parametrize("dtype", ["bf16", "fp16"])
+@pytest.mark.parametrize("g0,tail,lead", RES_OPTIONS[1:4])
+def test_resident_options_float(dtype, g0, tail, lead):
+    _run_exact(FLT4, 23, 19, 13, dtype, 7, schedule="resident", g0=g0, tail=tail, lead=lead)
+
+
+@pytest.mark.regress
+@pytest.mark.parametrize("dtype", ["int8", "bf16"])
+@pytest.mark.parametrize("M,N,K", [(100, 37, 71), (64, 64, 64), (33, 2, 57), (8, 200, 9),
+                                   (70, 13, 40), (1, 1, 1)])
+def test_resident_options_sweep(dtype, M, N, K):
+    cfg = DEFAULT if dtype == "int8" else FP
+    for g0 in (None, 1, 2, 5, 8, 24):
+        for tail in (1, 2, 5):
+            for lead in (None, 1, 3):
+                try:
+                    _run_exact(cfg, M, N, K, dtype, g0 or 0, schedule="resident", g0=g0,
+                               tail=tail, lead=lead)
+                except ValueError as e:
+                    assert "does not fit" in str(e)
+                    return
+
+
+@pytest.mark.parametrize("cfg,dtype", [(DEFAULT, "int8"), (FP, "bf16"), (FP, "fp16"),
+                                       (named_config("8x4"), "int8")],
+                         ids=["default", "8x8-fp-bf16", "8x8-fp-fp16", "8x4"])
+@pytest.mark.parametrize("M,N,K", [(100, 37, 71), (64, 64, 64), (40, 300, 20)])
+def test_planned_program_exact(cfg, dtype, M, N, K):
+    """``schedule=None``: whatever plan_gemm picks is race-free and exact."""
+    _run_exact(cfg, M, N, K, dtype, M * N + K)
+
+
+def test_min_config_refused():
+    """"min" has one semaphore: no GEMM program fits it (the planner says so)."""
+    with pytest.raises(ValueError):
+        gemm_program(named_config("min"), _layout(1, 1, 1, "int8"))
+
+
+# ---- the cost model --------------------------------------------------------------------
+
+def test_plan_beats_the_fixed_rule():
+    """(100, 37, 71) INT8: the fixed rule (resident, 3 tiles in the first group, all
+    loads first, whole last tile) is DMA-bound at the start; the planner's choice is
+    estimated cheaper, and plan_gemm reports that estimate."""
+    L = _layout(100, 37, 71, "int8")
+    rule = estimate(gemm_program(DEFAULT, L, schedule="resident", g0=None, tail=1,
+                                 lead=None), DEFAULT)
+    plan = plan_gemm(DEFAULT, L)
+    chosen = estimate(gemm_program(DEFAULT, L), DEFAULT)
+    assert chosen == plan["estimate"]
+    assert chosen < rule
+    assert (plan["g0"], plan["tail"], plan["lead"]) != (None, 1, None)
+
+
+def test_plan_is_the_cheapest_candidate():
+    L = _layout(64, 64, 64, "int8")
+    plan = plan_gemm(DEFAULT, L)
+    for kw in (dict(schedule="stream"), dict(schedule="psum"),
+               dict(schedule="resident", g0=None, tail=1, lead=None)):
+        assert plan["estimate"] <= estimate(gemm_program(DEFAULT, L, **kw), DEFAULT), kw
+
+
+@pytest.mark.parametrize("dtype", ["int8", "bf16"])
+def test_more_columns_cost_more(dtype):
+    cfg = DEFAULT if dtype == "int8" else FP
+    prev = 0
+    for N in (8, 16, 32, 64, 128):
+        e = estimate(gemm_program(cfg, _layout(32, N, 32, dtype), schedule="stream"), cfg)
+        assert e > prev, N
+        prev = e
+
+
+@pytest.mark.parametrize("M,N,K", [(64, 64, 64), (100, 37, 71), (20, 300, 30)])
+def test_faster_engines_never_cost_more(M, N, K):
+    """Overlapping DMA descriptors, or a shorter DMA latency, never makes the estimate
+    of the same program larger; the estimate is at least every engine's busy time."""
+    p = gemm_program(DEFAULT, _layout(M, N, K, "int8"))
+    base = simulate(p, DEFAULT)
+    assert base.cycles >= max(base.busy.values())
+    T = DEFAULT_TIMING
+    assert estimate(p, DEFAULT, T.with_(dma_overlap=True)) <= base.cycles
+    assert estimate(p, DEFAULT, T.with_(load_latency=T.load_latency // 2,
+                                        store_latency=T.store_latency // 2)) <= base.cycles
+    assert estimate(p, DEFAULT, T.with_(act_fixed=0)) <= base.cycles
+
+
+def test_sketch_program_estimates_like_a_program():
+    """plan_gemm writes candidates into a SketchProgram (no encoding): the same
+    instructions as a Program, so the same estimate."""
+    from sim.compiler.gemm import _emit
+    L = _layout(100, 37, 71, "int8")
+    kw = dict(double_buffer=True, n_block=None, schedule="resident", epilogue=None,
+              after=None, end=True, keep_a=True, g0=5, tail=2, lead=1, sbuf_top=None,
+              preloaded=None, prefetch=None)
+    a = _emit(DEFAULT, L, program=Program(DEFAULT), **kw)
+    b = _emit(DEFAULT, L, program=SketchProgram(DEFAULT), **kw)
+    assert len(a) == len(b)
+    assert estimate(a, DEFAULT) == estimate(b, DEFAULT)
+
+
+def test_wait_on_a_later_signal_is_refused():
+    p = Program(DEFAULT)
+    p.matmul(k=8, m=8, n=8, wait=("ld", 1))
+    p.dma(addr=0, rows=8, row_bytes=8, row_stride=8, signal="ld")
+    p.end()
+    with pytest.raises(ValueError, match="later"):
+        simulate(p, DEFAULT)
+
+
+def test_timing_is_a_parameter():
+    T = Timing(load_latency=10)
+    assert T.with_(load_latency=20).load_latency == 20 and T.load_latency == 10
+
+
+# ---- weight prefetch between layers ---------------------------------------------------------
+
+PF_CASES = [
+    # config, dtype, dims, batch
+    (DEFAULT, "int8", [64, 64, 10], 40),
+    (DEFAULT, "int8", [24, 37, 10, 5], 70),
+    (DEFAULT, "int8", [97, 13, 20], 600),
+    (FP, "bf16", [64, 64, 10], 36),
+    (FP, "fp16", [20, 33, 7, 9], 45),
+    (FLT4, "bf16", [9, 17, 5], 300),
+]
+
+
+@pytest.mark.parametrize("prefetch", [True, False, None])
+@pytest.mark.parametrize("case", range(len(PF_CASES)))
+def test_prefetch_race_free_and_exact(case, prefetch):
+    """Multi-layer nets with the next layer's weights and bias prefetched (or not, or
+    chosen by estimate): race-free (check=True) and bit-exact against NumPy."""
+    cfg, dtype, dims, batch = PF_CASES[case]
+    rng = np.random.default_rng(case)
+    if dtype == "int8":
+        net = random_quant_net(rng, dims)
+        xq = rng.integers(-128, 128, (batch, dims[0])).astype(np.int8)
+        c = compile_net(net, cfg, batch=batch, dtype=dtype, check=True, prefetch=prefetch)
+        _, _, dram = run_compiled(c, bits=np.ascontiguousarray(xq.T))
+        got = c.output_bits(dram).T.astype(np.int64)
+        assert np.array_equal(got, int_net_reference(net, xq))
+    else:
+        net = random_float_net(rng, dims)
+        x = rng.standard_normal((batch, dims[0])).astype(np.float32)
+        c = compile_net(net, cfg, batch=batch, dtype=dtype, check=True, prefetch=prefetch)
+        y, _, _ = run_compiled(c, x)
+        want = float_net_reference(net, x, dtype, cfg.rows)
+        assert np.array_equal(y.view(np.uint32), want.view(np.uint32))
+    if prefetch:
+        assert any(L.prefetched for L in c.layers[1:])
+    if prefetch is False:
+        assert not any(L.prefetched for L in c.layers)
+
+
+def test_prefetched_weights_are_loaded_before_the_previous_layer_ends():
+    """With prefetch, layer 1's weight loads sit in layer 0's part of the program and
+    wait for nothing; layer 1 itself loads only its activations."""
+    rng = np.random.default_rng(1)
+    net = random_quant_net(rng, [64, 64, 10])
+    c = compile_net(net, DEFAULT, batch=40, check=True, prefetch=True)
+    L0, L1 = c.layers
+    assert L1.prefetched
+    w = L1.layout.a_addr
+    wl = [i for i, ins in enumerate(c.program.instructions)
+          if ins.op == "DMA" and not ins.cmd.store and w <= ins.cmd.addr < w + 64 * 10]
+    assert wl and all(L0.first <= i < L0.first + L0.count for i in wl)
+    assert all(c.program.instructions[i].wait is None for i in wl)
+
+
+def test_prefetch_falls_back_when_sbuf_is_full():
+    """A layer whose buffers leave no room for the next layer's weights: no prefetch,
+    the same result."""
+    cfg = CoreConfig(rows=4, cols=4, sbuf_bytes=512, psum_depth=64)
+    rng = np.random.default_rng(2)
+    net = random_quant_net(rng, [60, 50, 40])
+    xq = rng.integers(-128, 128, (20, 60)).astype(np.int8)
+    c = compile_net(net, cfg, batch=20, check=True, prefetch=True)
+    assert not any(L.prefetched for L in c.layers)
+    _, _, dram = run_compiled(c, bits=np.ascontiguousarray(xq.T))
+    assert np.array_equal(c.output_bits(dram).T.astype(np.int64), int_net_reference(net, xq))
+
+
+@pytest.mark.parametrize("tail", [2, 3])
+@pytest.mark.parametrize("M,N,K,db", [(40, 300, 24, True), (9, 300, 23, True),
+                                      (70, 260, 40, True)])
+def test_stream_tail_exact(M, N, K, db, tail):
+    """The stream schedule's last block in column pieces: race-free and exact."""
+    _run_exact(DEFAULT, M, N, K, "int8", M + tail, schedule="stream", tail=tail,
+               double_buffer=db)
+    _run_exact(FLT4, M // 2 + 1, N // 3, K, "bf16", M + tail, schedule="stream", tail=tail)
