@@ -131,11 +131,11 @@ class _BurstGen:
 
     A burst starts at a bus-aligned address, is at most ``dma_max_burst`` beats and
     never crosses a 4 KiB boundary. ``start`` (one cycle) begins ``desc``, which must
-    hold still until ``busy`` falls; ``last`` marks the descriptor's last burst while it
-    is on the channel. Used by :class:`DMAEngine`'s issue stage for both channels.
+    hold still until ``busy`` falls; with ``track_last``, ``last`` marks the
+    descriptor's last burst while it is on the channel. Used by :class:`DMAEngine`'s issue stage for both channels.
     """
 
-    def __init__(self, m, cfg, name, desc, start, axi, ch, may_issue):
+    def __init__(self, m, cfg, name, desc, start, axi, ch, may_issue, track_last=False):
         B = cfg.axi_data_bytes
         lb = exact_log2(B)
         row = Signal(9, name=f"{name}_row")
@@ -172,9 +172,10 @@ class _BurstGen:
         ]
         self.fire = Signal(name=f"{name}_fire")
         self.len = n
-        self.last = Signal(name=f"{name}_last")
-        m.d.comb += [self.fire.eq(valid & getattr(axi, f"{ch}ready")),
-                     self.last.eq((left == n) & (row == desc.rows - 1))]
+        m.d.comb += self.fire.eq(valid & getattr(axi, f"{ch}ready"))
+        if track_last:      # only the write side needs it (for the B responses)
+            self.last = Signal(name=f"{name}_last")
+            m.d.comb += self.last.eq((left == n) & (row == desc.rows - 1))
         with m.If(self.fire):
             m.d.sync += [addr.eq(addr + (n << lb)), left.eq(left - n)]
             with m.If(left == n):
@@ -381,7 +382,8 @@ class DMAEngine(ConfigComponent):
         ar = _BurstGen(m, cfg, "ar", idesc, i_start & ~idesc.store, axi, "ar",
                        may_issue=r_out < cfg.dma_outstanding)
         aw = _BurstGen(m, cfg, "aw", idesc, i_start & idesc.store, axi, "aw",
-                       may_issue=(b_out < cfg.dma_outstanding) & wlen_q.w_rdy & blast_q.w_rdy)
+                       may_issue=(b_out < cfg.dma_outstanding) & wlen_q.w_rdy & blast_q.w_rdy,
+                       track_last=True)
         i_free = ~i_wait & ~ar.busy & ~aw.busy
         m.d.comb += [
             i_take.eq(i_free & issue_q.r_rdy),
