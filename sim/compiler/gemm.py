@@ -64,7 +64,9 @@ For the compiler (:mod:`sim.compiler.lower`) the GEMM can also
   (``keep_a``): each slice is loaded by the first block that needs it, then reused;
 * append to an existing :class:`Program` (``program=``): every wait is relative to
   the semaphore counts the program already has, and ``after=("st", n)`` makes the
-  GEMM's first load (and so every later one) wait for an earlier layer's stores;
+  GEMM's first load (and so every later one) wait for an earlier layer's stores
+  (or ``b_wait``: each load of ``B`` waits for what the caller says, the compiler's
+  finer dependency on the stores that wrote its bytes);
 * stay below ``sbuf_top`` in SBUF, find ``A^T`` and the bias already loaded
   (``preloaded``, written earlier by :func:`preload_program`: the compiler's weight
   prefetch), and call ``prefetch(program)`` right after its own last load, where the
@@ -188,7 +190,8 @@ def bias_image(config, M, bias_bits):
 def gemm_program(config, layout: GemmLayout, *, double_buffer=True, n_block=None,
                  schedule=None, epilogue: Epilogue | None = None, program=None,
                  after=None, end=True, keep_a=True, g0=None, tail=None, lead=None,
-                 sbuf_top=None, preloaded=None, prefetch=None, timing=None) -> Program:
+                 sbuf_top=None, preloaded=None, prefetch=None, timing=None, b_wait=None,
+                 first_group=0, prev_acts=None, prev_stores=None) -> Program:
     """The program computing ``layout``'s GEMM on ``config``.
 
     ``epilogue`` fuses bias, ReLU and the cast/requantisation of C into the draining
@@ -214,6 +217,19 @@ def gemm_program(config, layout: GemmLayout, *, double_buffer=True, n_block=None
     ``prefetch(program)`` called right after the GEMM's last load is written (the
     compiler puts the next layer's weight loads there).
 
+    Finer dependency on an earlier layer (stream schedule only; the compiler's
+    :func:`sim.compiler.lower.compile_net` uses it, with ``after=None``):
+    ``b_wait(k0, kk, n0, nb, own, off)`` is called for each load of ``B`` rows
+    ``k0..k0+kk``, columns ``n0..n0+nb`` (to SBUF byte ``off``) with the wait the
+    schedule itself gives it (``own``, or ``None``) and returns ``(sem_wait, wait)``:
+    the load's wait, and a wait for a SEM written just before it (or ``None``).
+    ``first_group``: the PSUM group (half of the banks) of the first block, so it can
+    avoid the banks the layer before drains last; ``prev_acts=(before_last, all)``:
+    ACT counts of the layer before, up to its last drain and in all: a SEM before the
+    first block's matmuls waits for the first, one before the first block of the other
+    group for the second. ``prev_stores``: a SEM before the first drain waits for that
+    store count (the layer before's staging buffers may be this one's).
+
     Raises ``ValueError`` if the operand type is not in the configuration or the SBUF
     buffers do not fit a partition.
     """
@@ -226,11 +242,13 @@ def gemm_program(config, layout: GemmLayout, *, double_buffer=True, n_block=None
     return _emit(config, layout, double_buffer=double_buffer, n_block=n_block,
                  schedule=schedule, epilogue=epilogue, program=program, after=after,
                  end=end, keep_a=keep_a, g0=g0, tail=tail, lead=lead, sbuf_top=sbuf_top,
-                 preloaded=preloaded, prefetch=prefetch)
+                 preloaded=preloaded, prefetch=prefetch, b_wait=b_wait,
+                 first_group=first_group, prev_acts=prev_acts, prev_stores=prev_stores)
 
 
 def _emit(config, layout, *, double_buffer, n_block, schedule, epilogue, program, after,
-          end, keep_a, g0, tail, lead, sbuf_top, preloaded, prefetch):
+          end, keep_a, g0, tail, lead, sbuf_top, preloaded, prefetch, b_wait=None,
+          first_group=0, prev_acts=None, prev_stores=None):
     cfg = config
     L = layout
     E = epilogue or Epilogue()
@@ -580,7 +598,7 @@ def _emit(config, layout, *, double_buffer, n_block, schedule, epilogue, program
     for b, (n0, nb, m0) in enumerate(blocks):
         mrows = min(BR, L.M - m0)
         mt = _ceil(mrows, C)
-        grp = b % ngroups
+        grp = (b + first_group) % ngroups
         for kt in range(KT):
             k0 = kt * R
             kk = min(R, L.K - k0)
@@ -588,9 +606,15 @@ def _emit(config, layout, *, double_buffer, n_block, schedule, epilogue, program
             # the buffer was last read by the matmuls of step - nbuf
             need = step - nbuf + 1
             wait = W("mm", need) if need > 0 else None
+            if b_wait is not None:
+                sem_w, wait = b_wait(k0, kk, n0, nb, wait, boff[buf])
+                if sem_w is not None:
+                    p.sem(wait=sem_w)
+            else:
+                wait = load_wait(wait)
             p.dma(Dma(addr=L.b_addr + (k0 * L.N + n0) * eb, rows=kk, row_bytes=nb * eb,
                       row_stride=L.N * eb, partition=0, offset=boff[buf]),
-                  wait=load_wait(wait), signal="ld")
+                  wait=wait, signal="ld")
             loads += 1
             if a_res is None:
                 a_at = aoff[buf]
@@ -612,6 +636,9 @@ def _emit(config, layout, *, double_buffer, n_block, schedule, epilogue, program
             if kt == 0 and b >= ngroups:
                 # the banks were last drained by the ACTs of block b - ngroups
                 p.sem(wait=W("act", acts_after_block[b - ngroups]))
+            elif kt == 0 and b < ngroups and prev_acts is not None:
+                # the first block on these banks: the layer before drained them
+                p.sem(wait=("act", prev_acts[b > 0]))
             for t in range(mt):
                 m = min(C, mrows - t * C)
                 p.matmul(Matmul(k=kk, m=m, n=nb, p0=0, s_off=a_at // eb + t * C,
@@ -620,6 +647,9 @@ def _emit(config, layout, *, double_buffer, n_block, schedule, epilogue, program
                          wait=W("ld", loads) if t == 0 else None,
                          signal="mm" if t == mt - 1 else None)
             step += 1
+        if b == 0 and prev_stores is not None:
+            # the staging buffers may be the layer before's: its stores come first
+            p.sem(wait=("st", prev_stores))
         drain(n0, m0, nb, mrows, grp, step)
     if end:
         p.end(wait=W("st", stores))

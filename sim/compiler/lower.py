@@ -18,9 +18,12 @@ Lowering (``docs/compiler.md`` has the full description and the numerics):
   (INT32 -> INT8) run in the ACT that drains each PSUM tile (:class:`sim.compiler.gemm.Epilogue`).
   The bias of a quantised layer also carries the input zero point's correction
   ``-zp_in * sum_k W[k, n]``.
-* **Layers in sequence.** The first activation load of layer ``l+1`` waits for every
-  store of layer ``l`` (a semaphore count), which orders all of layer ``l+1``'s SBUF
-  and PSUM use after layer ``l``'s. Its weights and bias are prefetched: loaded right
+* **Layers in sequence.** Between two stream GEMMs (the next one's weights
+  prefetched), each activation load of layer ``l+1`` waits only for the stores of
+  layer ``l`` that wrote its bytes (:func:`_fine_deps`; proved race-free by the race
+  checker, else the old rule). Otherwise the first activation load of layer ``l+1``
+  waits for every store of layer ``l`` (a semaphore count), which orders all of layer
+  ``l+1``'s SBUF and PSUM use after layer ``l``'s. Its weights and bias are prefetched: loaded right
   after layer ``l``'s last load into SBUF bytes layer ``l`` never uses (when they fit
   and the estimate says it wins). The whole net is one program ending in END.
 
@@ -97,6 +100,7 @@ class LayerPlan:
     schedule: str = ""          # the GEMM schedule used (plan_gemm's choice)
     options: dict = field(default_factory=dict)     # plan_gemm's whole choice
     prefetched: bool = False    # its weights (and bias) were loaded during the layer before
+    fine_deps: bool = False     # its activation loads wait only for the stores they read
 
     @property
     def macs(self):
@@ -310,6 +314,13 @@ def compile_net(net: Net, config="default", *, batch, dtype=None, double_buffer=
         p, plans = with_pf if ests[0] <= ests[1] else without
     else:
         p, plans = _emit_net(cfg, layers_, double_buffer, n_block, bool(prefetch), timing)
+    if any(L.fine_deps for L in plans):
+        # the finer layer-to-layer dependency is proved race-free here; if it is not
+        # (a layout it does not foresee), every layer waits for all stores before it
+        from sim.isa.races import find_races
+        if find_races(cfg, p, prog_addr=top, program_bytes=INSTR_BYTES * len(p)):
+            p, plans = _emit_net(cfg, layers_, double_buffer, n_block,
+                                 any(L.prefetched for L in plans), timing, fine=False)
     prog_addr = reserve(INSTR_BYTES * len(p))
     code = np.frombuffer(p.encode(), dtype=np.uint8)
     chunks.append((prog_addr, code))
@@ -344,7 +355,90 @@ def _preload_region(cfg, layout, epi, cur):
     return (start, start, start + a_bytes if b_bytes else None, start + size)
 
 
-def _emit_net(cfg, layers, double_buffer, n_block, prefetch, timing):
+def _fine_deps(cfg, p, prev, layout):
+    """The finer dependency of a layer on the one before (``prev``, a stream GEMM just
+    written to ``p``): ``gemm_program``'s ``b_wait``, ``first_group``, ``prev_acts``, ``prev_stores``.
+
+    Each load of the layer's ``B`` (= ``prev``'s C) needs the stores of ``prev`` that
+    wrote the bytes it reads. Stores up to the highest ``st`` count a SEM of ``prev``
+    waits for are already ordered before every later instruction (the decoder stops at a
+    SEM); a load needing only those waits, if it has no wait of its own, for the last
+    matmul of ``prev`` reading its SBUF bytes (an ``mm`` count). A load
+    needing a later store waits for all of ``prev``'s stores (today's rule: they come
+    after every ACT and matmul of ``prev``), on a SEM if the load has a wait of its own.
+    The first block's matmuls use the half of PSUM ``prev`` did not drain last (after
+    a SEM for ``prev``'s ACTs before its last drain), the other half waits (a SEM) for
+    every ACT of ``prev``, and the first drain (a SEM) for every store of ``prev``. Whatever this leaves unordered
+    (staging buffers, other layouts) :func:`compile_net` finds with the race checker,
+    and then falls back to the old rule.
+    """
+    ins = p.instructions[prev.first:prev.first + prev.count]
+    idx = p.sem_names
+    st_i, mm_i = idx.get("st"), idx.get("mm")
+    st_hi, mm_all, acts = p.signals("st"), p.signals("mm"), p.signals("act")
+    st_lo = st_hi - sum(1 for x in ins if x.signal == st_i)
+    stores, n, covered = [], st_lo, st_lo
+    for x in ins:
+        if x.signal == st_i:
+            n += 1
+            if x.op == "DMA" and x.cmd.store:
+                stores.append((n, x.cmd.addr, x.cmd.rows, x.cmd.row_bytes, x.cmd.row_stride))
+        if x.op == "SEM" and x.wait is not None and x.wait[0] == st_i:
+            covered = max(covered, x.wait[1])
+    P = prev.layout
+    stride = P.N * P.c_esize
+    eb = layout.esize
+
+    def overlaps(r0, rows, c0, cb, st):
+        a, srows, srb, sstride = st[1:]
+        if sstride != stride:
+            return True
+        s_r0, s_c0 = divmod(a - P.c_addr, stride)
+        return (s_r0 < r0 + rows and r0 < s_r0 + srows and s_c0 < c0 + cb and c0 < s_c0 + srb)
+
+    # the SBUF bytes each mm count of prev frees: (count, lo, hi) read by the matmuls
+    # up to the one signalling it (the tensor queue runs in order)
+    mm_reads, n, pend = [], mm_all - sum(1 for x in ins if x.signal == mm_i), []
+    for x in ins:
+        if x.op == "MATMUL":
+            c, e = x.cmd, prev.layout.esize
+            pend += [(c.x_off * e, (c.x_off + c.n) * e), (c.s_off * e, (c.s_off + c.m) * e)]
+            if x.signal == mm_i:
+                n += 1
+                mm_reads += [(n, lo, hi) for lo, hi in pend]
+                pend = []
+    state = {"covered": covered, "mm": 0}
+
+    def b_wait(k0, kk, n0, nb, own, off):
+        need = max((st[0] for st in stores if overlaps(k0, kk, n0 * eb, nb * eb, st)),
+                   default=st_lo)
+        if need <= state["covered"]:
+            if own is None and not pend:
+                # the load's SBUF bytes: free once the matmuls of prev reading them are
+                mm = max((c for c, lo, hi in mm_reads if lo < off + nb * eb and off < hi),
+                         default=0)
+                if mm > state["mm"]:
+                    state["mm"] = mm
+                    return None, ("mm", mm)
+                return None, None
+            if own is None:
+                return None, ("mm", mm_all)
+            return None, own
+        state["covered"] = st_hi
+        if own is None:
+            return None, ("st", st_hi)
+        return ("st", st_hi), own
+
+    ngroups = 2 if cfg.psum_banks >= 2 else 1
+    G = max(1, cfg.psum_banks // 2)
+    last = max(i for i, x in enumerate(ins) if x.op == "MATMUL")
+    first_group = (ins[last].cmd.bank // G + 1) % ngroups if ngroups == 2 else 0
+    last_drain = sum(1 for x in ins[last:] if x.op == "ACT")
+    return {"b_wait": b_wait, "first_group": first_group,
+            "prev_acts": (acts - last_drain, acts), "prev_stores": st_hi}
+
+
+def _emit_net(cfg, layers, double_buffer, n_block, prefetch, timing, fine=True):
     """The whole net's program and its :class:`LayerPlan` list. With ``prefetch``, each
     layer's weight and bias loads are written right after the previous layer's last
     load (:func:`sim.compiler.gemm.preload_program`) into a region of SBUF the previous
@@ -391,17 +485,24 @@ def _emit_net(cfg, layers, double_buffer, n_block, prefetch, timing):
             def hook(prog, nlayout=nlayout, nepi=nepi, nxt=nxt):
                 preload_program(cfg, prog, nlayout, nepi, nxt[1], nxt[2])
         after = ("st", p.signals("st")) if plans else None
+        extra = {}
+        if (fine and plans and plans[-1].schedule == "stream" and opts["schedule"] == "stream"
+                and cur is not None and cur[1] is not None
+                and (epi.bias_addr is None or cur[2] is not None)):
+            extra = _fine_deps(cfg, p, plans[-1], layout)
+            after = None
         first = len(p)
         try:
             gemm_program(cfg, layout, double_buffer=double_buffer,
                          n_block=opts["n_block"], schedule=opts["schedule"], g0=opts["g0"],
                          tail=opts["tail"], lead=opts["lead"], epilogue=epi, program=p,
                          after=after, end=j == len(layers) - 1, sbuf_top=top,
-                         preloaded=pre(cur), prefetch=hook)
+                         preloaded=pre(cur), prefetch=hook, **extra)
         except ValueError as e:
             raise CompileError(f"layer {i} ({L.name}): {e}") from None
         plans.append(LayerPlan(i, L.name, layout, epi, first, len(p) - first,
-                               opts["n_block"], opts["schedule"], opts, cur is not None))
+                               opts["n_block"], opts["schedule"], opts, cur is not None,
+                               bool(extra)))
     return p, plans
 
 
