@@ -491,20 +491,26 @@ async def test_reset_with_descriptors_in_flight(dut, store):
             tb.fail(f"the bursts of {at} descriptors never overlapped: {log[:40]}")
         src.stop()
         tb.stop_bus_log()
-        dut.rst.value = 1
-        await ClockCycles(dut.clk, 3)
-        dut.rst.value = 0
-        await ClockCycles(dut.clk, 5)
-        await tb.read_only
-        assert not dut.o_busy.value, "engine busy after reset"
-        assert not dut.o_done__valid.value, "completion after reset"
-        await tb.tick()
-        # the interrupted tiles are partly done: adopt the hardware state, then go on
-        tb.dram[...] = np.frombuffer(tb.ram.read(0, DRAM_SIZE), dtype=np.uint8)
-        tb.model.sbuf[...] = await tb.read_sbuf()
-        more = [tb.random_desc(tag=i) for i in range(4)]
-        await tb.run_and_model(more)
-        await tb.compare_all(f"after a reset with {at} descriptors in flight", psum=False)
+        await _reset_and_go_on(tb, f"after a reset with {at} descriptors in flight")
+
+
+async def _reset_and_go_on(tb, what):
+    """Reset the engine: afterwards it must be idle with no completion; adopt the
+    partly moved tiles from the hardware, then four random descriptors must run
+    exactly."""
+    dut = tb.dut
+    dut.rst.value = 1
+    await ClockCycles(dut.clk, 3)
+    dut.rst.value = 0
+    await ClockCycles(dut.clk, 5)
+    await tb.read_only
+    assert not dut.o_busy.value, f"{what}: engine busy after reset"
+    assert not dut.o_done__valid.value, f"{what}: completion after reset"
+    await tb.tick()
+    tb.dram[...] = np.frombuffer(tb.ram.read(0, DRAM_SIZE), dtype=np.uint8)
+    tb.model.sbuf[...] = await tb.read_sbuf()
+    await tb.run_and_model([tb.random_desc(tag=i) for i in range(4)])
+    await tb.compare_all(what, psum=False)
 
 
 @cocotb.test(**WATCHDOG)
@@ -523,21 +529,7 @@ async def test_reset_mid_transfer(dut):
         await tb.tick()
         dut.i_desc__valid.value = 0
         await ClockCycles(dut.clk, 150 + int(tb.rng.integers(100)))
-        dut.rst.value = 1
-        await ClockCycles(dut.clk, 3)
-        dut.rst.value = 0
-        await ClockCycles(dut.clk, 5)
-        await tb.read_only
-        assert not dut.o_busy.value, "engine busy after reset"
-        assert not dut.o_done__valid.value, "completion after reset"
-        await tb.tick()
-        # the interrupted tile is partly done: adopt the hardware state, then go on
-        tb.dram[...] = np.frombuffer(tb.ram.read(0, DRAM_SIZE), dtype=np.uint8)
-        tb.model.sbuf[...] = await tb.read_sbuf()
-        descs = [tb.random_desc(tag=i) for i in range(4)]
-        await tb.run_and_model(descs)
-        await tb.compare_all(f"after reset during a {'store' if store else 'load'}",
-                             psum=False)
+        await _reset_and_go_on(tb, f"after reset during a {'store' if store else 'load'}")
 
 
 @cocotb.test(**WATCHDOG)
