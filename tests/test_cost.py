@@ -12,13 +12,12 @@ import pytest
 
 from hdl.config import CoreConfig, named_config
 from sim.compiler.cost import DEFAULT_TIMING, SketchProgram, Timing, estimate, simulate
-from sim.compiler.gemm import GemmLayout, gemm_dram, gemm_program, plan_gemm
+from sim.compiler.gemm import gemm_program, plan_gemm
 from sim.compiler.lower import compile_net, run_compiled
 from sim.isa.asm import Program
 from sim.isa.races import find_races
-from sim.model.iss import run
-from tb.core.test_bench import operands
 
+from test_gemm import _float_reference, _layout, _run
 from test_compiler import (float_net_reference, int_net_reference, random_float_net,
                            random_quant_net)
 
@@ -27,31 +26,14 @@ FP = named_config("8x8-fp")
 FLT4 = CoreConfig(rows=4, cols=4, dtypes=("int8", "bf16", "fp16"))
 
 
-def _layout(M, N, K, dtype):
-    eb = 1 if dtype == "int8" else 2
-    b = (K * M * eb + 63) // 64 * 64
-    c = b + (K * N * eb + 63) // 64 * 64
-    return GemmLayout(M, N, K, dtype, a_addr=0, b_addr=b, c_addr=c)
-
-
 def _run_exact(cfg, M, N, K, dtype, seed, **kw):
-    """Race-free, runs to END on the ISS, and C equals the reference bit for bit."""
-    rng = np.random.default_rng(seed)
-    L = _layout(M, N, K, dtype)
-    prog = gemm_program(cfg, L, **kw)
-    pa = (L.c_addr + L.c_bytes + 31) // 32 * 32
-    A, B = operands(rng, M, N, K, dtype)
-    dram = gemm_dram(L, A, B, prog, prog_addr=pa, size=pa + 32 * len(prog))
-    races = find_races(cfg, prog, pa)
-    assert not races, f"{kw}: {races[0]}"
-    res = run(cfg, dram, pa)
-    assert res.done and res.error == "NONE", f"{kw}: {res.error} {res.blocked}"
-    C = res.dram[L.c_addr:L.c_addr + L.c_bytes]
+    """Race-free, runs to END on the ISS (``test_gemm._run``), and C equals the
+    reference bit for bit."""
+    A, B, C, prog = _run(cfg, M, N, K, dtype, seed, **kw)
     if dtype == "int8":
         want = (A.astype(np.int64) @ B.astype(np.int64)).astype(np.int32)
         assert np.array_equal(C.view(np.int32).reshape(M, N), want), kw
     else:
-        from test_gemm import _float_reference
         want = _float_reference(A, B, dtype, cfg.rows)
         assert np.array_equal(C.view(np.uint32).reshape(M, N), want.view(np.uint32)), kw
     return prog
