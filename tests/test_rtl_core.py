@@ -54,3 +54,11 @@ def test_gemm_on_core(config):
               "schedule": s} for d, M, N, K, s in GEMM_CASES[config]]
     run_rtl_test("neuron_core", "tb.core.test_bench", "bench_gemm", config,
                  extra_env={"NCORE_BENCH": json.dumps(cases)})
+
+
+@pytest.mark.rtl
+def test_store_share_on_core():
+    """``bench_store_share`` (``make bench``'s DMA-out-under-load figures) on the small
+    float core: stores interleaved with INT8 and BF16 matmuls reading SBUF, checked
+    against the ISS byte for byte."""
+    run_rtl_test("neuron_core", "tb.core.test_bench", "bench_store_share", "4x4-fp")

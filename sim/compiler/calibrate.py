@@ -91,8 +91,9 @@ def main(argv=None):
                     store_latency=(T.store_latency - 8, T.store_latency, T.store_latency + 8),
                     mm_fill=(T.mm_fill - 8, T.mm_fill, T.mm_fill + 8),
                     act_fixed=(max(0, T.act_fixed - 8), T.act_fixed, T.act_fixed + 8),
-                    mm_hazard_float=(T.mm_hazard_float - 1, T.mm_hazard_float,
-                                     T.mm_hazard_float + 1))
+                    store_share=(T.store_share - 0.1, T.store_share, T.store_share + 0.1),
+                    store_share_float=(T.store_share_float - 0.1, T.store_share_float,
+                                       T.store_share_float + 0.1))
         for vals in itertools.product(*grid.values()):
             t = T.with_(**dict(zip(grid, vals)))
             es = errors(pts, t)

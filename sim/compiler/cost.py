@@ -14,12 +14,17 @@ wait ``(s, v)`` holds from the time of the ``v``-th signal of ``s``. Durations c
   of every row plus ``row_cycles`` per row. With ``dma_overlap`` the engine starts a
   queued descriptor's requests while the previous one's data still streams, so the
   latency is exposed once per burst of back-to-back descriptors (the DMA change of
-  issue 23); without it every descriptor pays it.
+  issue 23); without it every descriptor pays it. A store shares SBUF's one read port
+  with the tensor engine's fetchers: while the array streams, each of its words and
+  rows takes ``store_share`` (INT8 matmuls) or ``store_share_float`` (BF16/FP16) times
+  as long (``make bench`` measures both: "DMA-out stores while the array streams").
 * MATMUL: the moving operand streams ``n`` columns (``mm_gap`` cycles between two
-  matmuls; the next stationary tile loads while the current one streams; a float
-  matmul accumulating into the entries the one before it wrote waits
-  ``mm_hazard_float`` more for PSUM's hazard check), and its results are in PSUM
-  ``mm_fill`` cycles after the last column entered the array.
+  matmuls; the next stationary tile loads while the current one streams), and its
+  results are in PSUM ``mm_fill`` cycles after the last column entered the array. A
+  matmul accumulating into the entries the one before it wrote waits for PSUM's
+  read-modify-write of them when it is shorter than that pipeline: ``A + 1 - n`` more
+  cycles for ``n <= A`` columns (``A`` = :attr:`hdl.psum.PSUM.add_latency`, from
+  :data:`hdl.config.FP_ADD_LATENCY` with floats elaborated, else 1).
 * ACT: ``act_fixed + n`` cycles (all partitions in parallel).
 
 The figures of :data:`DEFAULT_TIMING` are calibrated against the RTL (``neuron_core_sim``,
@@ -39,6 +44,8 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass, replace
 
+from hdl.config import FP_ADD_LATENCY
+
 __all__ = ["Timing", "DEFAULT_TIMING", "Estimate", "simulate", "estimate", "SketchProgram"]
 
 #: Entries of each engine's in-flight FIFO in the controller (``docs/isa.md``).
@@ -54,8 +61,8 @@ class Timing:
     dma_overlap: bool = False       # DMA engines overlap consecutive descriptors
     mm_gap: int = 2                 # tensor: cycles between two INT8 matmuls' streams
     mm_gap_float: int = 1           # the same for BF16/FP16 matmuls
-    mm_hazard_float: int = 4        # more when a BF16/FP16 matmul accumulates into the
-                                    # PSUM entries the matmul before it wrote
+    store_share: float = 1.0        # DMA-out: word and row cost while INT8 matmuls stream
+    store_share_float: float = 1.0  # the same while BF16/FP16 matmuls stream
     mm_fill: int = 24               # tensor: last column in -> results in PSUM
     act_fixed: int = 16             # vector: per ACT, besides one cycle per column
     dispatch: int = 1               # decoder: cycles per instruction
@@ -69,7 +76,7 @@ class Timing:
 #: mean error 4.4%, largest 13% (the small BF16 cases, underestimated); see the
 #: module docstring).
 DEFAULT_TIMING = Timing(load_latency=46, store_latency=54, dma_overlap=True,
-                        mm_hazard_float=5, mm_fill=32, act_fixed=24)
+                        mm_fill=32, act_fixed=24, store_share=1.25, store_share_float=1.42)
 
 
 @dataclass
@@ -92,11 +99,20 @@ def _dma_words(c, bus):
 
 def simulate(program, config, timing: Timing | None = None) -> Estimate:
     """The event model's run of ``program`` (a :class:`sim.isa.asm.Program` or a list of
-    instructions) on ``config``. See the module docstring."""
+    instructions) on ``config``. See the module docstring. Two passes: the first finds
+    when the array streams (a store is written in program order before the later
+    matmuls that run beside it), the second times the stores inside those streams."""
     T = timing or DEFAULT_TIMING
-    cfg = config
-    bus = cfg.axi_data_bytes
     ins = program.instructions if hasattr(program, "instructions") else list(program)
+    est, streams = _pass(ins, config, T, [])
+    if streams:
+        est, _ = _pass(ins, config, T, streams)
+    return est
+
+
+def _pass(ins, cfg, T, streams):
+    bus = cfg.axi_data_bytes
+    new_streams = []
     qd = cfg.queue_depth
     signals = {}                    # sem -> sorted signal times
     n = len(ins)
@@ -109,6 +125,7 @@ def simulate(program, config, timing: Timing | None = None) -> Estimate:
     last_issue = {q: 0 for q in issued}
     dec = 0                         # the decoder's time
     last_mm = None                  # PSUM target of the previous matmul
+    add_latency = FP_ADD_LATENCY if cfg.has_float else 1
     last_end = 0
 
     def sem_time(w, i):
@@ -134,7 +151,7 @@ def simulate(program, config, timing: Timing | None = None) -> Estimate:
             if x.op == "END":
                 t = max([t, last_end] + [free[k] for k in free])
                 start[i] = end[i] = t
-                return Estimate(int(round(t)), busy, start[:i + 1], end[:i + 1])
+                return Estimate(int(round(t)), busy, start[:i + 1], end[:i + 1]), new_streams
             start[i] = end[i] = t
             signal(x, t)
             dec = t
@@ -160,7 +177,7 @@ def simulate(program, config, timing: Timing | None = None) -> Estimate:
             if T.dma_overlap:
                 # requests go out at issue; data streams once the previous data is done
                 b0 = max(s + lat, free[q])
-                e = b0 + work
+                e = b0 + (_shared(work, b0, streams) if c.store else work)
                 busy[q] += e - max(s, free[q])
             else:
                 b0 = max(s, free[q])
@@ -171,12 +188,15 @@ def simulate(program, config, timing: Timing | None = None) -> Estimate:
         elif x.op == "MATMUL":
             gap = T.mm_gap if c.dtype == "int8" else T.mm_gap_float
             tgt = (c.bank, c.psum_off)
-            if c.acc and c.dtype != "int8" and tgt == last_mm:
-                gap += T.mm_hazard_float
+            if c.acc and tgt == last_mm:
+                gap += max(0, add_latency + 1 - c.n)
             last_mm = tgt
             b0 = max(s, free[q])
             free[q] = b0 + c.n + gap
             e = b0 + c.n + T.mm_fill
+            share = T.store_share if c.dtype == "int8" else T.store_share_float
+            if share != 1.0:
+                new_streams.append((b0, b0 + c.n, share))
             busy[q] += c.n + gap
             st = b0
         elif x.op == "ACT":
@@ -191,7 +211,31 @@ def simulate(program, config, timing: Timing | None = None) -> Estimate:
         start[i], end[i] = st, e
         last_end = max(last_end, e)
         signal(x, e)
-    return Estimate(int(round(max([dec, last_end] + list(free.values())))), busy, start, end)
+    return (Estimate(int(round(max([dec, last_end] + list(free.values())))), busy, start, end),
+            new_streams)
+
+
+def _shared(work, b0, streams):
+    """Cycles of ``work`` (the word and row cycles of a store alone) from ``b0`` when
+    each takes ``share`` times as long inside the array's streams ``(start, end,
+    share)`` (sorted by start, not overlapping)."""
+    if not streams:
+        return work
+    t, rem = b0, work
+    for a, z, share in streams[max(0, bisect.bisect_right(streams, (b0,)) - 1):]:
+        if z <= t:
+            continue
+        if a > t:
+            if rem <= a - t:
+                break
+            rem -= a - t
+            t = a
+        cap = (z - t) / share
+        if rem <= cap:
+            return t + rem * share - b0
+        rem -= cap
+        t = z
+    return t + rem - b0
 
 
 def estimate(program, config, timing: Timing | None = None) -> int:

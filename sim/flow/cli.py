@@ -98,9 +98,10 @@ def cmd_bench(args):
     gemm = run_gemm_bench(args.gemm_config, args.gemm_float_config) if args.gemm else []
     comp = (run_compiler_bench(args.gemm_config, args.gemm_float_config)
             if args.gemm else [])
+    share = run_store_share(args.gemm_float_config) if args.gemm else []
     (BUILD / "bench.json").write_text(json.dumps(
         {"gemm": gemm, "compiler": comp, "array": cases, "tensor": tensor, "dma": dma,
-         "act": act}, indent=1) + "\n")
+         "act": act, "store_share": share}, indent=1) + "\n")
     print("systolic array alone (weights and moving columns from the testbench):")
     print(f"{'name':28s} {'cycles':>8s} {'MACs':>10s} {'util':>7s} {'steady':>7s} "
           f"{'sim cyc/s':>10s}")
@@ -132,6 +133,13 @@ def cmd_bench(args):
         print_gemm_table(gemm)
     if comp:
         print_compiler_table(comp)
+    if share:
+        print("\nDMA-out stores while the array streams (SBUF's one read port serves the "
+              "tensor engine's fetchers and DMA-out; docs/core.md, \"Figures\"):")
+        print(f"{'name':28s} {'config':20s} {'beats':>6s} {'busy':>6s} {'beats/cycle':>11s}")
+        for c in share:
+            print(f"{c['name']:28s} {c['config']:20s} {c['store_beats']:6d} "
+                  f"{c['busy_dma_out']:6d} {c['beats_per_cycle']:11.3f}")
     print(f"written to {BUILD / 'bench.json'}")
     return 0
 
@@ -182,6 +190,18 @@ def run_gemm_bench(int_config, float_config, cases=None, top="neuron_core_sim"):
             r["build_ccache"] = built.get("ccache")
             rows.append(r)
     return rows
+
+
+def run_store_share(config):
+    """``tb.core.test_bench.bench_store_share`` on ``neuron_core_sim``: DMA-out's store
+    rate alone and while INT8 / BF16 matmuls stream. Returns its rows."""
+    from sim.flow.runner import run_cocotb
+    cfg = named_config(config)
+    out = BUILD / "bench" / f"store-share-{cfg.name}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    run_cocotb("neuron_core_sim", "tb.core.test_bench", "bench_store_share", cfg,
+               extra_env={"NCORE_BENCH_OUT": str(out)})
+    return json.loads(out.read_text())
 
 
 def _build_s(r):

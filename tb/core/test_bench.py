@@ -1,7 +1,9 @@
 """Whole-core GEMM benchmark on ``neuron_core_sim`` (the core + SimDram, no Python per
 cycle). Driven by ``python -m sim.flow.cli bench`` through ``NCORE_BENCH`` (a JSON list of
 cases) and ``NCORE_BENCH_OUT`` (where the results go). Each case is also checked: the C
-matrix in DRAM must equal the ISS's bit for bit (and NumPy's exactly for INT8)."""
+matrix in DRAM must equal the ISS's bit for bit (and NumPy's exactly for INT8).
+``bench_store_share`` measures DMA-out's store rate alone and while matmuls read SBUF
+(the cost model's ``store_share`` figures), also checked against the ISS."""
 
 import json
 import os
@@ -12,7 +14,10 @@ import numpy as np
 
 from sim.compiler.cost import estimate
 from sim.compiler.gemm import GemmLayout, gemm_dram, gemm_program, plan_gemm
+from sim.isa.asm import Program
+from sim.model.dma import Dma
 from sim.model.iss import run as iss_run
+from sim.model.tensor import Matmul
 from tb.core.tb import CoreTB
 
 WATCHDOG = dict(timeout_time=3000, timeout_unit="sec")
@@ -134,3 +139,106 @@ async def bench_gemm(dut):
         with open(out, "w") as f:
             json.dump(results, f, indent=1)
 
+
+
+def store_share_programs(cfg):
+    """The programs of :func:`bench_store_share`: ``(name, dtype or None, program,
+    store beats)``. Each stores 32 tiles of ``rows`` SBUF partitions x 128 bytes (4,096
+    bus beats on the 8x8 core) from SBUF bytes 2048-3071; with a ``dtype`` it also
+    streams 128 full-size 64-column matmuls (8,192 array cycles) with operands from SBUF
+    bytes 0-1279, so the stores run for their whole length while the tensor engine's
+    fetchers read SBUF. Consecutive matmuls accumulate into the same PSUM entries (eight
+    to a tile), as a tile of a GEMM does."""
+    R = cfg.rows
+    beats_per_store = R * 128 // cfg.axi_data_bytes
+    progs = []
+    for dtype in (None, "int8", "bf16"):
+        if dtype is not None and dtype not in cfg.dtypes:
+            continue
+        p = Program(cfg)
+        eb = 1 if dtype in (None, "int8") else 2
+        stores = 0
+        for i in range(128):
+            if dtype is not None:
+                p.matmul(Matmul(k=cfg.rows, m=cfg.cols, n=64, p0=0,
+                                s_off=1024 // eb + (i % 8) * cfg.cols,
+                                x_off=(i % 8) * (128 // eb),
+                                bank=(i // 8) % cfg.psum_banks, psum_off=0, acc=i % 8 > 0,
+                                dtype=dtype), signal="mm")
+            if i % 4 == 0:
+                p.dma(Dma(addr=STORE_BASE + (stores % 8) * 1024, rows=R, row_bytes=128,
+                          row_stride=128, partition=0, offset=2048 + (stores % 8) * 128,
+                          store=True), signal="st")
+                stores += 1
+        p.end(wait=("st", stores))
+        progs.append(("stores" if dtype is None else f"stores+{dtype}-matmuls", dtype, p,
+                      stores * beats_per_store))
+    return progs
+
+
+#: where :func:`store_share_programs` writes (8 KiB) and reads its SBUF image from
+STORE_BASE = 0x4000
+PRELOAD_BASE = 0x6000
+
+
+@cocotb.test(**WATCHDOG)
+async def bench_store_share(dut):
+    """How fast DMA-out stores SBUF while the tensor engine reads it (both use SBUF's one
+    read port): each program of :func:`store_share_programs` runs after a preload of
+    random SBUF contents; DRAM must equal the ISS's afterwards, bit for bit. Reports
+    store beats per DMA-out busy cycle."""
+    tb = CoreTB(dut)
+    cfg = tb.cfg
+    await tb.reset()
+    results = []
+    for name, dtype, prog, beats in store_share_programs(cfg):
+        # preload: random bytes into SBUF bytes 0-3071 of every partition
+        R = cfg.rows
+        pre = Program(cfg)
+        pre.dma(Dma(addr=PRELOAD_BASE, rows=R, row_bytes=3072, row_stride=3072, partition=0,
+                    offset=0), signal="ld")
+        pre.end(wait=("ld", 1))
+        image = np.zeros(0x10000, np.uint8)
+        image[PRELOAD_BASE:PRELOAD_BASE + R * 3072] = tb.rng.integers(0, 256, R * 3072)
+        # finite float operands (the high byte of each 16-bit element below 0x40): any
+        # bits would do for the stores, but the matmuls should compute ordinary numbers
+        image[PRELOAD_BASE + 1:PRELOAD_BASE + R * 3072:2] &= 0x3F
+        pre_addr, prog_addr = 0xC000, 0xD000
+        image[pre_addr:pre_addr + 32 * len(pre)] = np.frombuffer(pre.encode(), np.uint8)
+        image[prog_addr:prog_addr + 32 * len(prog)] = np.frombuffer(prog.encode(), np.uint8)
+        want = iss_run(cfg, image, pre_addr, model=tb.chip)
+        want = iss_run(cfg, want.dram, prog_addr, model=_model_of(cfg, want))
+        if want.error != "NONE" or not want.done:
+            tb.fail(f"{name}: ISS {want.error} {want.blocked}")
+        tb.write_dram(0, image)
+        for addr in (pre_addr, prog_addr):
+            await tb.start(addr, win=(0, 0x10000), watchdog=100000)
+            await tb.wait_irq(max_cycles=100_000, chunk=2000)
+            res = await tb.result()
+            if res["error"] != "NONE" or not res["DONE"]:
+                tb.fail(f"{name}: core stopped with {res}")
+        tb.chip.sbuf[...] = want.sbuf
+        tb.chip.psum[...] = want.psum
+        got = tb.read_dram(0, 0x10000)
+        bad = np.flatnonzero(got != want.dram)
+        if bad.size:
+            tb.fail(f"{name}: DRAM differs from the ISS in {bad.size} bytes, "
+                    f"first at byte {int(bad[0])}")
+        results.append({"name": name, "dtype": dtype, "config": cfg.name,
+                        "cycles": res["cycles"], "store_beats": beats,
+                        "busy_dma_out": res["busy_dma_out"],
+                        "busy_tensor": res["busy_tensor"],
+                        "beats_per_cycle": beats / res["busy_dma_out"]})
+        dut._log.info(f"store share {results[-1]}")
+    out = os.environ.get("NCORE_BENCH_OUT")
+    if out:
+        with open(out, "w") as f:
+            json.dump(results, f, indent=1)
+
+
+def _model_of(cfg, result):
+    from sim.model.tensor import TensorModel
+    model = TensorModel(cfg)
+    model.sbuf[...] = result.sbuf
+    model.psum[...] = result.psum
+    return model
