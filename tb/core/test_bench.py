@@ -140,7 +140,6 @@ async def bench_gemm(dut):
             json.dump(results, f, indent=1)
 
 
-
 def store_share_programs(cfg):
     """The programs of :func:`bench_store_share`: ``(name, dtype or None, program,
     store beats)``. Each stores 32 tiles of ``rows`` SBUF partitions x 128 bytes (4,096
