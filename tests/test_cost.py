@@ -160,6 +160,69 @@ def test_wait_on_a_later_signal_is_refused():
         simulate(p, DEFAULT)
 
 
+def _store_beside_matmuls(cfg, dtype, n_mm, *, store_first=True):
+    """``n_mm`` independent 64-column matmuls and one 8 x 1 KiB store, in either order."""
+    p = Program(cfg)
+
+    def mms():
+        for i in range(n_mm):
+            p.matmul(k=8, m=8, n=64, bank=i % 4, dtype=dtype, signal="mm")
+
+    def store():
+        p.dma(addr=0, rows=8, row_bytes=1024, row_stride=1024, offset=0, store=True,
+              signal="st")
+    if store_first:
+        store()
+        mms()
+    else:
+        mms()
+        store()
+    p.end(wait=("st", 1))
+    return p
+
+
+@pytest.mark.parametrize("dtype,share", [("int8", "store_share"),
+                                         ("bf16", "store_share_float")])
+def test_stores_beside_matmuls_share_sbuf(dtype, share):
+    """A store that runs while the array streams takes ``store_share`` times as long
+    (SBUF's one read port), also when the matmuls come after it in program order (the
+    model's second pass), and no longer than that; without matmuls, its own length."""
+    # no gaps between the matmuls: the streams are back to back
+    T = DEFAULT_TIMING.with_(mm_gap=0, mm_gap_float=0, **{share: 1.5})
+    alone = simulate(_store_beside_matmuls(FP, dtype, 0), FP, T).busy["dma_out"]
+    for first in (True, False):
+        beside = simulate(_store_beside_matmuls(FP, dtype, 32, store_first=first), FP, T)
+        if first:
+            work = alone - T.store_latency
+            assert beside.busy["dma_out"] == pytest.approx(T.store_latency + 1.5 * work)
+        else:
+            # written after the matmuls: it starts once they are dispatched and still
+            # overlaps their streams for a while, so it is slower than alone
+            assert beside.busy["dma_out"] > alone
+    same = simulate(_store_beside_matmuls(FP, dtype, 32), FP, T.with_(**{share: 1.0}))
+    assert same.busy["dma_out"] == alone
+
+
+@pytest.mark.parametrize("cfg", [DEFAULT, FP], ids=["int", "float"])
+def test_short_accumulations_wait_for_psum(cfg):
+    """Back-to-back accumulations into the same entries stall only when shorter than
+    PSUM's read-modify-write pipeline (``A + 1`` columns: 8 with floats, 2 without)."""
+    from hdl.config import FP_ADD_LATENCY
+    A = FP_ADD_LATENCY if cfg.has_float else 1
+    T = DEFAULT_TIMING.with_(mm_gap=0, mm_gap_float=0)
+
+    def run(n, acc):
+        p = Program(cfg)
+        for i in range(16):
+            p.matmul(k=8, m=8, n=n, acc=acc and i > 0, signal="mm")
+        p.end(wait=("mm", 16))
+        return simulate(p, cfg, T).busy["tensor"]
+    for n in (1, A, A + 1, 2 * A + 3):
+        want = 16 * n + (15 * (A + 1 - n) if n <= A else 0)
+        assert run(n, True) == want, n
+        assert run(n, False) == 16 * n, n
+
+
 def test_timing_is_a_parameter():
     T = Timing(load_latency=10)
     assert T.with_(load_latency=20).load_latency == 20 and T.load_latency == 10
