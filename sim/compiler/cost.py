@@ -72,9 +72,12 @@ class Timing:
 
 
 #: Calibrated on the current RTL, whose DMA engines overlap consecutive descriptors
-#: (``python -m sim.compiler.calibrate --fit --dma-overlap`` on ``make bench``'s GEMMs:
-#: mean error 4.4%, largest 13% (the small BF16 cases, underestimated); see the
-#: module docstring).
+#: (``python -m sim.compiler.calibrate --fit --dma-overlap`` on ``make bench``'s GEMMs);
+#: the two store shares come from ``make bench``'s ``bench_store_share``: DMA-out's busy
+#: cycles beside INT8 / BF16 matmuls (5,488 / 6,251 for 32 stores of 8 x 128 bytes),
+#: less about one latency, over the model's word and row cycles of those stores
+#: (4,096 + 256). Mean error 2.8%, largest 9.3% (BF16 (100,37,71), underestimated);
+#: ``docs/compiler.md``.
 DEFAULT_TIMING = Timing(load_latency=46, store_latency=54, dma_overlap=True,
                         mm_fill=32, act_fixed=24, store_share=1.25, store_share_float=1.42)
 
