@@ -140,6 +140,13 @@ class CoreTB(TB):
             waited += step
         return waited
 
+    def keep_chip(self, sbuf, psum):
+        """Record what SBUF and PSUM hold now (an ISS result's ``sbuf``/``psum``, or
+        contents read back): the memories keep them from one program to the next and
+        across SOFT_RESET, so the ISS of the next program starts from ``self.chip``."""
+        self.chip.sbuf[...] = sbuf
+        self.chip.psum[...] = psum
+
     async def run(self, prog_addr, *, win=None, watchdog=0, max_cycles=200_000, chunk=None):
         """Start the program, wait for the interrupt, return a dict with STATUS fields,
         error code name, detail, fault address and the counters."""

@@ -178,10 +178,7 @@ async def run_and_check(tb, dram, prog_addr, *, max_cycles=300_000, what="progra
     win = (0, len(dram))
     want = iss(tb, dram, prog_addr, win)
     check_iss_done(tb, want, what)
-    # SBUF and PSUM keep their contents from one program to the next (and across
-    # SOFT_RESET): the next program starts from this one's final state
-    tb.chip.sbuf[...] = want.sbuf
-    tb.chip.psum[...] = want.psum
+    tb.keep_chip(want.sbuf, want.psum)
     await tb.start(prog_addr, win=win)
     await tb.wait_irq(max_cycles)
     # DONE means every write of the program is visible: snapshot DRAM at once
@@ -285,8 +282,7 @@ async def read_onchip(tb, base):
     sbuf = tb.read_dram(base, R * sb).reshape(R, sb)
     psum = tb.read_dram(base + R * sb, C * pb).view("<u4").reshape(
         C, cfg.psum_banks, cfg.psum_depth)
-    tb.chip.sbuf[...] = sbuf
-    tb.chip.psum[...] = psum
+    tb.keep_chip(sbuf, psum)
 
 
 @cocotb.test(**WATCHDOG)
@@ -649,8 +645,7 @@ async def check_fault(tb, dram, prog_addr, *, win, watchdog=0, what, detail=None
     if compare:
         # only effects ordered before the fault (by a SEM) are written in these programs
         compare_dram(tb, want.dram, what)
-    tb.chip.sbuf[...] = want.sbuf
-    tb.chip.psum[...] = want.psum
+    tb.keep_chip(want.sbuf, want.psum)
 
     # START while ERROR is set: refused, flagged, nothing runs
     instructions = await tb.read_counter("INSTRUCTIONS")
@@ -1016,8 +1011,7 @@ async def test_csr(dut):
     win = (0, len(dram))
     want = iss(tb, dram, PROG, win)
     check_iss_done(tb, want, "long program")
-    tb.chip.sbuf[...] = want.sbuf
-    tb.chip.psum[...] = want.psum
+    tb.keep_chip(want.sbuf, want.psum)
     await tb.write_wide("PROG_ADDR", PROG)
     await tb.write_wide("WIN_BASE", win[0])
     await tb.write_wide("WIN_LIMIT", win[1])
