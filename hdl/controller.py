@@ -51,17 +51,19 @@ class Controller(ConfigComponent):
     progress (no fetch beat, decode, issue or completion, and no engine busy) stop the
     program: ``status.fault``
     pulses with ``status.error_code``/``error_detail``/``fault_addr``, nothing more is
-    decoded or issued, queued instructions are dropped, and commands already in the
-    engines run to completion. ``status.busy`` falls once everything has drained. A refused
+    decoded or issued from the cycle after the fault (a command that leaves in the
+    fault's own cycle comes before the faulting instruction in program order), queued
+    instructions are dropped, and commands already in the engines run to completion. ``status.busy`` falls once everything has drained. A refused
     matmul is traced to its instruction because the controller leaves one idle cycle
     after each tensor command (the engine decides in the cycle after it accepts).
     The watchdog's fault address is the first instruction, in the order decoder
     (SEM/END), DMA-in, DMA-out, tensor, vector, whose own semaphore wait does not
-    hold; failing that, the decoder's.
+    hold; failing that, the decoder's. The watchdog raises its fault ``ctrl.watchdog
+    + 2`` cycles after the last progress (its inputs and verdict are registered).
 
     **Command streams.** ``o_dma_in``, ``o_dma_out``, ``o_tensor`` and ``o_vector``
     lower ``valid`` without a handshake when a fault stops the program or an engine
-    error becomes pending (nothing may be issued after a fault). Their consumers
+    error becomes pending (nothing is issued after the fault's cycle). Their consumers
     (:class:`~hdl.dma.DMAEngine` ``i_desc``, the tensor and vector engines' ``i_cmd``)
     drive ``ready`` from their own state and act only on ``valid & ready``, so a
     withdrawn command leaves no trace; any new consumer must do the same.
@@ -173,7 +175,11 @@ class Controller(ConfigComponent):
             wiring.connect(m, q.o, wiring.flipped(getattr(self, f"o_{name}")))
             m.d.comb += [
                 sems.i_wait[1 + k].eq(q.o_wait), q.i_wait_ok.eq(sems.o_wait_ok[1 + k]),
-                q.i_enable.eq(running & ~fault & extra_ok[name]),
+                # not `~fault`: the fault sources are deep (the decoder's checks, the
+                # completions), and `running` falls in the cycle after a fault anyway.
+                # A command may leave in the cycle a fault is seen: it comes before the
+                # fault in program order (a faulting instruction is never queued).
+                q.i_enable.eq(running & extra_ok[name]),
                 # not running (after END or a fault): drop what is queued
                 q.i_flush.eq(~running),
             ]
@@ -242,15 +248,16 @@ class Controller(ConfigComponent):
         ]
         # the fault address: the first instruction whose own wait does not hold, in the
         # order decoder (SEM/END), DMA-in, DMA-out, tensor, vector; failing that the
-        # decoder's
+        # decoder's. Registered, like the watchdog's verdict: the wait compares are
+        # deep, and nothing moves in the cycles before the watchdog fires.
         wd_addr = Signal(PROG_ADDR_BITS)
         with m.If(dec.o_blocked):
-            m.d.comb += wd_addr.eq(dec.o_pc)
+            m.d.sync += wd_addr.eq(dec.o_pc)
         for q in queues.values():
             with m.Elif(q.o_blocked):
-                m.d.comb += wd_addr.eq(q.o_head_addr)
+                m.d.sync += wd_addr.eq(q.o_head_addr)
         with m.Else():
-            m.d.comb += wd_addr.eq(dec.o_pc)
+            m.d.sync += wd_addr.eq(dec.o_pc)
         m.d.comb += [
             src[0].eq(dec.o_fault),
             src[5].valid.eq(wdog.o_fire), src[5].code.eq(CoreError.WATCHDOG),

@@ -223,7 +223,15 @@ class Fetcher(ConfigComponent):
 class Decoder(wiring.Component):
     """Checks and routes instructions, one per cycle, in program order.
 
-    Contract, for the instruction at the head of ``i`` while ``i_running``:
+    The instruction at the head of ``i`` is taken into a decode register (the
+    *head* below) when the register is empty or its instruction leaves, with its
+    checks' verdict and the product ``k * m`` already computed; routing, waits and
+    pops work on the register. So the checks and the routing are in different cycles
+    (in one they were the controller's critical path on the ECP5, from the instruction
+    FIFO into the queues' write pointers), an instruction reaches its queue one cycle
+    later, and still one instruction per cycle is routed.
+
+    Contract, for the head while ``i_running``:
 
     * A bad instruction is reported on ``o_fault`` (``detail`` 0, ``addr`` its address)
       and stays at the head: fetch error (FETCH) before illegal opcode (OPCODE) before
@@ -233,15 +241,16 @@ class Decoder(wiring.Component):
       ``o_tensor`` / ``o_vector`` as a queue entry (wait, signal, address, command;
       MATMUL also ``k * m * n``) and popped when taken. ``valid`` does not depend on
       ``ready``.
-    * SEM is popped once its wait (``o_wait``, answered by ``i_wait_ok``) holds, and
-      then signals on ``o_signal`` in that cycle. END is popped once its wait holds and
-      ``i_quiet``; ``o_done`` is 1 in that cycle. END never signals.
+    * SEM is popped once its wait (``o_wait``, answered by ``i_wait_ok``) has held for
+      a cycle (the verdict is registered, as in :class:`IssueQueue`), and then signals
+      on ``o_signal`` in that cycle. END is popped once its wait has held for a cycle
+      and ``i_quiet``; ``o_done`` is 1 in that cycle. END never signals.
     * ``o_pc`` is the address of the head (``i_start`` sets it to ``i_prog_addr`` with
       the low five bits cleared; each pop adds 32). ``o_pop`` is 1 when an instruction
       is popped, ``o_retired`` when it is a SEM or END (finished in the decoder).
       ``o_blocked``: the head is a SEM or END whose wait does not hold.
-    * While not ``i_running`` nothing is offered or popped as above, and ``i.ready`` is
-      high so the instruction FIFO drains.
+    * While not ``i_running`` nothing is offered or popped as above, the decode
+      register is emptied, and ``i.ready`` is high so the instruction FIFO drains.
 
     The queue streams lower ``valid`` without a handshake when ``i_running`` falls (a
     fault); their consumers are the controller's :class:`IssueQueue` FIFOs, which act
@@ -286,41 +295,60 @@ class Decoder(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         n_sems = self._n_sems
-        instr = self.i.payload.instr
-        body = instr.body
-        have = self.i.valid
         running = self.i_running
-        op = instr.opcode
         pc = self.o_pc
         pop = self.o_pop
 
+        # ---- stage 1: the checks of the instruction entering the decode register -------
+        nxt = self.i.payload.instr
+        legal_op = Signal()
+        rsv = Signal()
+        for o in Opcode:
+            with m.If(nxt.opcode == o):
+                m.d.comb += legal_op.eq(1)
+                w = BODY_WIDTH[o]
+                if w < BODY_BITS:
+                    m.d.comb += rsv.eq(nxt.body[w:].any())
+        hdr_rsv = ((~nxt.wait_en & ((nxt.wait_sem != 0) | (nxt.wait_val != 0)))
+                   | (~nxt.sig_en & (nxt.sig_sem != 0)))
+        sem_bad = ((nxt.wait_en & (nxt.wait_sem >= n_sems))
+                   | (nxt.sig_en & (nxt.sig_sem >= n_sems)))
+        nxt_code = Signal(CoreError)
+        with m.If(self.i.payload.err):
+            m.d.comb += nxt_code.eq(CoreError.FETCH)
+        with m.Elif(~legal_op):
+            m.d.comb += nxt_code.eq(CoreError.OPCODE)
+        with m.Elif(rsv | hdr_rsv):
+            m.d.comb += nxt_code.eq(CoreError.RESERVED)
+        with m.Elif(sem_bad):
+            m.d.comb += nxt_code.eq(CoreError.SEM_RANGE)
+        nxt_mm = data.View(MatmulCmd, nxt.body[:BODY_WIDTH[Opcode.MATMUL]])
+
+        # ---- the decode register ---------------------------------------------------------
+        instr = Signal(Instr)
+        have = Signal()
+        code = Signal(CoreError)
+        km = Signal(18)         # MACs of a matmul: k*m in one product, times n below
+        take = Signal()
+        m.d.comb += [
+            self.i.ready.eq(~running | ~have | pop),
+            take.eq(running & self.i.valid & self.i.ready),
+        ]
+        with m.If(~running):
+            m.d.sync += have.eq(0)
+        with m.Elif(take):
+            m.d.sync += [have.eq(1), instr.eq(nxt), code.eq(nxt_code),
+                         km.eq(nxt_mm.k * nxt_mm.m)]
+        with m.Elif(pop):
+            m.d.sync += have.eq(0)
+
+        # ---- stage 2: route the head ------------------------------------------------------
+        body = instr.body
+        op = instr.opcode
         with m.If(self.i_start):
             m.d.sync += pc.eq(Cat(Const(0, 5), self.i_prog_addr[5:]))
         with m.Elif(pop):
             m.d.sync += pc.eq(pc + INSTR_BYTES)
-        m.d.comb += self.i.ready.eq(pop | ~running)
-
-        legal_op = Signal()
-        rsv = Signal()
-        for o in Opcode:
-            with m.If(op == o):
-                m.d.comb += legal_op.eq(1)
-                w = BODY_WIDTH[o]
-                if w < BODY_BITS:
-                    m.d.comb += rsv.eq(body[w:].any())
-        hdr_rsv = ((~instr.wait_en & ((instr.wait_sem != 0) | (instr.wait_val != 0)))
-                   | (~instr.sig_en & (instr.sig_sem != 0)))
-        sem_bad = ((instr.wait_en & (instr.wait_sem >= n_sems))
-                   | (instr.sig_en & (instr.sig_sem >= n_sems)))
-        code = Signal(CoreError)
-        with m.If(self.i.payload.err):
-            m.d.comb += code.eq(CoreError.FETCH)
-        with m.Elif(~legal_op):
-            m.d.comb += code.eq(CoreError.OPCODE)
-        with m.Elif(rsv | hdr_rsv):
-            m.d.comb += code.eq(CoreError.RESERVED)
-        with m.Elif(sem_bad):
-            m.d.comb += code.eq(CoreError.SEM_RANGE)
         m.d.comb += [
             self.o_wait.en.eq(instr.wait_en), self.o_wait.sem.eq(instr.wait_sem),
             self.o_wait.val.eq(instr.wait_val),
@@ -330,8 +358,6 @@ class Decoder(wiring.Component):
         dma = data.View(DmaDesc, body[:BODY_WIDTH[Opcode.DMA]])
         mm = data.View(MatmulCmd, body[:BODY_WIDTH[Opcode.MATMUL]])
         act = data.View(ActCmd, body[:BODY_WIDTH[Opcode.ACT]])
-        km = Signal(18)         # MACs of a matmul: k*m in one product, times n here
-        m.d.comb += km.eq(mm.k * mm.m)
         target = {
             "dma_in": ((op == Opcode.DMA) & ~dma.store, dma),
             "dma_out": ((op == Opcode.DMA) & dma.store, dma),
@@ -351,14 +377,16 @@ class Decoder(wiring.Component):
                 m.d.comb += e.macs.eq(km * mm.n)
 
         sig = Signal()
+        wait_ok = Signal()      # i_wait_ok of this head in the previous cycle
+        m.d.sync += wait_ok.eq(running & have & ~pop & self.i_wait_ok)
         with m.If(running & have):
             with m.If(~legal):
                 m.d.comb += self.o_fault.valid.eq(1)
             with m.Elif(op == Opcode.SEM):
-                with m.If(self.i_wait_ok):
+                with m.If(wait_ok):
                     m.d.comb += [pop.eq(1), sig.eq(instr.sig_en)]
             with m.Elif(op == Opcode.END):
-                with m.If(self.i_wait_ok & self.i_quiet):
+                with m.If(wait_ok & self.i_quiet):
                     m.d.comb += [pop.eq(1), self.o_done.eq(1)]
             with m.Else():
                 for name in target:
@@ -384,8 +412,9 @@ class IssueQueue(wiring.Component):
 
     * ``i`` feeds a FIFO of ``depth`` entries (:func:`queue_layout`), in order.
     * The head's wait is on ``o_wait`` (answered by ``i_wait_ok``). The head's command
-      is offered on ``o`` (``valid``) when its wait holds, the in-flight FIFO has room
-      and ``i_enable``; taking it (``valid & ready``) pops the head and pushes the
+      is offered on ``o`` (``valid``) when its wait held in the previous cycle (and it
+      was the head then), the in-flight FIFO has room and ``i_enable``; taking it
+      (``valid & ready``) pops the head and pushes the
       entry's signal and address (and MAC count) onto the in-flight FIFO
       (``inflight_depth`` entries, :func:`inflight_layout`). So at most
       ``inflight_depth`` commands are issued and not yet finished.
@@ -398,8 +427,16 @@ class IssueQueue(wiring.Component):
       head's address. ``o_idle``: both FIFOs are empty (levels, which see an entry in
       the cycle it is written, unlike a buffered FIFO's ``valid``).
 
-    ``o.valid`` falls without a handshake when ``i_enable`` falls (a fault, or an
-    engine error pending) or when ``i_flush`` drops the head. The engines that take
+    The wait's verdict is registered (``ok``) so that the semaphore select and compare
+    end at a flip-flop instead of running on into the engines' command inputs, the
+    watchdog and the fault capture (the controller's critical path on the ECP5 before
+    this register; ``docs/controller.md``). Semaphores only count up while a program
+    runs, so a verdict one cycle old never lets a command out early; the cost is one
+    cycle after the wait first holds and one cycle between two commands of a queue
+    (a new head's verdict is registered before it can be offered).
+
+    ``o.valid`` falls without a handshake when ``i_enable`` falls (the program stops,
+    or an engine error pending) or when ``i_flush`` drops the head. The engines that take
     these streams (:class:`~hdl.dma.DMAEngine` ``i_desc``, the tensor engine's and
     the vector engine's ``i_cmd``) drive ``ready`` from their own state alone and act
     only on ``valid & ready``, so a withdrawn command leaves no trace in them.
@@ -444,9 +481,11 @@ class IssueQueue(wiring.Component):
         wiring.connect(m, f.o, wiring.flipped(self.o_inflight))
         head = q.o.payload
         fire = self.o.valid & self.o.ready
+        ok = Signal()       # the head's wait held in the previous cycle, and it stays head
+        m.d.sync += ok.eq(q.o.valid & ~q.o.ready & self.i_wait_ok)
         m.d.comb += [
             self.o_wait.eq(head.wait),
-            self.o.valid.eq(self.i_enable & q.o.valid & self.i_wait_ok & f.i.ready),
+            self.o.valid.eq(self.i_enable & q.o.valid & ok & f.i.ready),
             self.o.payload.eq(head.cmd),
             q.o.ready.eq(fire | self.i_flush),
             f.i.valid.eq(fire),
@@ -523,11 +562,19 @@ class Semaphores(wiring.Component):
 class Watchdog(wiring.Component):
     """Counts cycles without progress.
 
-    Contract: the count is 0 while not ``i_running`` or in a cycle with
-    ``i_progress`` (it is 0 in the next cycle), and otherwise counts up by one per
-    cycle, saturating at 2**32 - 1. ``o_fire`` = ``(i_limit != 0) & (count >= i_limit)``,
-    so it first rises ``i_limit`` cycles after the last progress (or the start) and
-    stays high until progress or the run ends.
+    Contract: ``i_running`` and ``i_progress`` are registered first (``run``,
+    ``prog``: their values of the previous cycle). The count is 0 in the cycle after
+    one with ``~run | prog``, and otherwise counts up by one per cycle, saturating at
+    2**32 - 1. ``o_fire`` is registered too: it is ``(i_limit != 0) & (count >=
+    i_limit)`` of the previous cycle. So it first rises ``i_limit + 2`` cycles after
+    the last cycle with progress (or the start) and falls two cycles after progress
+    or the end of the run.
+
+    Why the registers: the progress flag is an OR over the decoder, every queue and
+    every completion, and the count's compare drives the controller's fault capture;
+    each would otherwise be a long path into the other (on the ECP5 the controller's
+    critical path ran from the decoder into this counter). Two cycles on a limit
+    that is thousands of cycles long change nothing a program can see.
 
     Members
     -------
@@ -544,11 +591,14 @@ class Watchdog(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         idle_cycles = Signal(32)
-        with m.If(~self.i_running | self.i_progress):
+        run = Signal()
+        prog = Signal()
+        m.d.sync += [run.eq(self.i_running), prog.eq(self.i_progress)]
+        with m.If(~run | prog):
             m.d.sync += idle_cycles.eq(0)
         with m.Elif(idle_cycles != 0xFFFF_FFFF):
             m.d.sync += idle_cycles.eq(idle_cycles + 1)
-        m.d.comb += self.o_fire.eq((self.i_limit != 0) & (idle_cycles >= self.i_limit))
+        m.d.sync += self.o_fire.eq((self.i_limit != 0) & (idle_cycles >= self.i_limit))
         return m
 
 

@@ -1,6 +1,7 @@
 """Stream FIFOs with typed payloads: :class:`StreamFIFO` (block RAM, registered output,
-for wide data paths) and :class:`SyncStreamFIFO` (``SyncFIFOBuffered`` behind stream ports,
-for the small queues of control logic)."""
+for wide data paths), :class:`SyncStreamFIFO` (``SyncFIFOBuffered`` behind stream ports,
+for the small queues of control logic) and :class:`StreamSlice` (a two-entry register
+slice that cuts every combinational path through a stream at full throughput)."""
 
 from amaranth.hdl import Module, Shape, Signal
 from amaranth.lib import stream, wiring
@@ -9,7 +10,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import exact_log2
 
-__all__ = ["StreamFIFO", "SyncStreamFIFO"]
+__all__ = ["StreamFIFO", "SyncStreamFIFO", "StreamSlice"]
 
 
 class StreamFIFO(wiring.Component):
@@ -194,4 +195,52 @@ class SyncStreamFIFO(wiring.Component):
             fifo.r_en.eq(self.o.ready),
             self.level.eq(fifo.level),
         ]
+        return m
+
+
+class StreamSlice(wiring.Component):
+    """A register slice (skid buffer): one stream in, the same stream out, with
+    ``o.valid``, ``o.payload`` and ``i.ready`` all straight from flip-flops.
+
+    Put between two blocks, it ends every combinational path through the stream in
+    both directions (data and valid forward, ready backward) and still passes one
+    entry per cycle: when ``o`` stalls, the entry arriving in that cycle goes into a
+    second (skid) register, and ``i.ready`` falls only in the next cycle. An entry
+    written in cycle ``c`` is on ``o`` in cycle ``c + 1``; capacity is 2; order is
+    kept and nothing is dropped or duplicated.
+
+    Parameters
+    ----------
+    shape : shape-like
+        Payload shape.
+
+    Members
+    -------
+    i : In(stream.Signature(shape))
+    o : Out(stream.Signature(shape))
+    """
+
+    def __init__(self, shape):
+        Shape.cast(shape)
+        self._shape = shape
+        super().__init__({
+            "i": In(stream.Signature(shape)),
+            "o": Out(stream.Signature(shape)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        skid = Signal.like(self.i.payload)
+        skid_valid = Signal()
+        m.d.comb += self.i.ready.eq(~skid_valid)
+        i_fire = self.i.valid & self.i.ready
+        with m.If(~self.o.valid | self.o.ready):
+            with m.If(skid_valid):
+                m.d.sync += [self.o.payload.eq(skid), self.o.valid.eq(1), skid_valid.eq(0)]
+            with m.Else():
+                m.d.sync += self.o.valid.eq(i_fire)
+                with m.If(i_fire):
+                    m.d.sync += self.o.payload.eq(self.i.payload)
+        with m.Elif(i_fire):
+            m.d.sync += [skid.eq(self.i.payload), skid_valid.eq(1)]
         return m

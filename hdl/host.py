@@ -22,8 +22,12 @@ class HostInterface(ConfigComponent):
 
     The AXI4-Lite subordinate accepts AW and W independently (in either order or
     together) and holds each until both are in; the write then takes effect and its
-    response is raised one cycle later. One write and one read are handled at a time
-    (``awready``/``wready``/``arready`` drop while one is pending); ``bvalid``/``bresp``
+    response is raised one cycle later. A read's address is registered when AR is
+    accepted and its data is selected in the next cycle, so the response comes two
+    cycles after AR (the address decode and the read multiplexer over every register
+    are in different cycles: in one they were the host's critical path on the ECP5).
+    One write and one read are handled at a time (``awready``/``wready``/``arready``
+    drop while one is pending); ``bvalid``/``bresp``
     and ``rvalid``/``rdata``/``rresp`` stay stable until ``bready``/``rready``. Address
     bits [1:0] are ignored. Unmapped offsets and writes to RO registers are answered
     SLVERR and change nothing; RW, W1C and WO registers honour the byte strobes.
@@ -130,11 +134,16 @@ class HostInterface(ConfigComponent):
             m.d.sync += bus.bvalid.eq(0)
 
         # -- AXI4-Lite read channels ------------------------------------------------------
+        # stage 1 (AR accepted): the address decode, into one registered hit per
+        # register; stage 2 (`r_sel`): the multiplexer, into rdata
         ar_take = Signal()
-        m.d.comb += [bus.arready.eq(~bus.rvalid), ar_take.eq(bus.arvalid & ~bus.rvalid)]
+        r_sel = Signal()
+        m.d.comb += [bus.arready.eq(~bus.rvalid & ~r_sel),
+                     ar_take.eq(bus.arvalid & bus.arready)]
+        m.d.sync += r_sel.eq(ar_take)
         r_hit = {r.name: Signal(name=f"r_hit_{r.name.lower()}") for r in rm}
         for r in rm:
-            m.d.comb += r_hit[r.name].eq(ar_take & (bus.araddr[word] == r.offset >> 2))
+            m.d.sync += r_hit[r.name].eq(ar_take & (bus.araddr[word] == r.offset >> 2))
 
         # -- storage and pulses, from the register map ------------------------------------
         state = {}                      # "REG.FIELD" -> register holding the field
@@ -288,14 +297,15 @@ class HostInterface(ConfigComponent):
                 pos = f.lsb + f.width
             return Cat(*parts, Const(0, 8 * DATA_BYTES - pos))
 
+        # one-hot AND-OR select (the hits are registered, at most one is set)
         r_data = Signal(8 * DATA_BYTES)
         r_ok = Signal()
-        with m.Switch(bus.araddr[word]):
-            for r in rm:
-                with m.Case(r.offset >> 2):
-                    m.d.comb += [r_data.eq(value(r)), r_ok.eq(1)]
+        acc = 0
+        for r in rm:
+            acc = acc | Mux(r_hit[r.name], value(r), 0)
+        m.d.comb += [r_data.eq(acc), r_ok.eq(Cat(*r_hit.values()).any())]
         assert not sources, f"values for unknown RO fields: {sorted(sources)}"
-        with m.If(ar_take):
+        with m.If(r_sel):
             m.d.sync += [bus.rvalid.eq(1), bus.rdata.eq(r_data),
                          bus.rresp.eq(Mux(r_ok, AXIResp.OKAY, AXIResp.SLVERR))]
         with m.Elif(bus.rready):

@@ -59,7 +59,10 @@ class Fetcher(ConfigComponent):
     (every partition at once) and turns the responses into ``last + 1`` columns: column
     ``i`` holds element ``i`` of the tile in every partition, shifted so that array
     row ``k`` gets partition ``p0 + k``, with rows ``k >= K`` zero. One column per
-    cycle while responses keep up; ``last`` marks a tile's final column.
+    cycle while responses keep up; ``last`` marks a tile's final column. The unpack
+    takes two registered stages (element select, then partition shift and K mask), so
+    a column is on ``o_col`` two cycles after its word reaches the head of the local
+    word FIFO.
 
     Members
     -------
@@ -133,9 +136,21 @@ class Fetcher(ConfigComponent):
         cur_bp = Signal(range(wb))
         m.d.comb += cur_bp.eq(Mux(started, bp, head.byte0))
 
+        # Two stages, so that no cycle holds the whole unpack (it was the tensor
+        # subsystem's critical path on the ECP5): `sel` takes each partition's element
+        # out of its word (a byte or halfword select by the byte pointer); the output
+        # register takes the partition shift by `p0` and the K mask. Each stage moves
+        # when the one after it is free, so a column still leaves every cycle.
         out_free = ~self.o_col.valid | self.o_col.ready
+        sel = Signal(rows * ew)
+        sel_valid = Signal()
+        sel_p0 = Signal.like(head.p0)
+        sel_k = Signal.like(head.k)
+        sel_last = Signal()
+        sel_dtype = Signal.like(head.dtype)
+        sel_free = ~sel_valid | out_free
         emit = Signal()
-        m.d.comb += emit.eq(pending.r_rdy & words.r_rdy & out_free)
+        m.d.comb += emit.eq(pending.r_rdy & words.r_rdy & sel_free)
 
         elems = []
         for p in range(rows):
@@ -146,8 +161,6 @@ class Fetcher(ConfigComponent):
                 elems.append(Mux(head.wide, e16, e8))
             else:
                 elems.append(e8)
-        shifted = Signal(rows * ew)
-        m.d.comb += shifted.eq(Cat(elems) >> (head.p0 * ew))
 
         step = Mux(head.wide, 2, 1)
         next_bp = Signal(range(wb + 2))
@@ -156,22 +169,30 @@ class Fetcher(ConfigComponent):
         word_end = next_bp >= wb
 
         with m.If(emit):
-            for k in range(rows):
-                m.d.sync += self.o_col.payload.data[k].eq(
-                    Mux(k < head.k, shifted[k * ew:(k + 1) * ew], 0))
-            m.d.sync += [self.o_col.valid.eq(1), self.o_col.payload.last.eq(last_elem)]
-            if cfg.has_float:
-                m.d.sync += self.o_col.payload.dtype.eq(head.dtype)
+            m.d.sync += [sel.eq(Cat(elems)), sel_valid.eq(1), sel_p0.eq(head.p0),
+                         sel_k.eq(head.k), sel_last.eq(last_elem), sel_dtype.eq(head.dtype)]
             with m.If(last_elem):
                 m.d.sync += [started.eq(0), idx.eq(0)]
             with m.Else():
                 m.d.sync += [started.eq(1), bp.eq(next_bp), idx.eq(idx + 1)]
+        with m.Elif(out_free):
+            m.d.sync += sel_valid.eq(0)
+
+        shifted = Signal(rows * ew)
+        m.d.comb += shifted.eq(sel >> (sel_p0 * ew))
+        with m.If(sel_valid & out_free):
+            for k in range(rows):
+                m.d.sync += self.o_col.payload.data[k].eq(
+                    Mux(k < sel_k, shifted[k * ew:(k + 1) * ew], 0))
+            m.d.sync += [self.o_col.valid.eq(1), self.o_col.payload.last.eq(sel_last)]
+            if cfg.has_float:
+                m.d.sync += self.o_col.payload.dtype.eq(sel_dtype)
         with m.Elif(self.o_col.ready):
             m.d.sync += self.o_col.valid.eq(0)
         m.d.comb += [
             words.r_en.eq(emit & (word_end | last_elem)),
             pending.r_en.eq(emit & last_elem),
-            self.o_busy.eq(reading | pending.r_rdy | self.o_col.valid),
+            self.o_busy.eq(reading | pending.r_rdy | sel_valid | self.o_col.valid),
         ]
         return m
 

@@ -359,8 +359,12 @@ class VectorEngine(ConfigComponent):
             st = Signal(name=f"lane_valid_d{s}")
             m.d.sync += st.eq(valid)
             valid = st
+        # lane k's result belongs to partition dst_p0 + k: the partition shift is done
+        # here, before the queue, so that the packer's cycle holds only the byte shift
+        # and merge (with both shifts in one cycle, the packer was the vector engine's
+        # critical path on the ECP5)
         lane_out = Signal(R * 32)
-        m.d.comb += lane_out.eq(Cat(results))
+        m.d.comb += lane_out.eq(Cat(results) << (dst_p0 * 32))
         # results leave the lanes LAT cycles after x
         out_valid = Signal()
         m.d.comb += out_valid.eq(valid)
@@ -400,7 +404,7 @@ class VectorEngine(ConfigComponent):
                     wr.payload.addr.eq(pos >> lb),
                     wr.payload.pmask.eq(pmask),
                     wr.payload.strb.eq(new_strb),
-                    wr.payload.data.eq((new_buf << (dst_p0 * (8 * W)))[:R * 8 * W]),
+                    wr.payload.data.eq(new_buf),
                     wbuf.eq(0), wstrb.eq(0),
                 ]
             with m.Else():

@@ -124,14 +124,16 @@ def test_watchdog_fires_after_limit_idle_cycles(limit):
     async def tb(ctx):
         ctx.set(dut.i_limit, limit)
         idle = 0                    # cycles without progress since the last progress
-        fired = 0
+        verdicts = [False, False]   # idle >= limit, two cycles back: inputs and verdict
+        fired = 0                   # are registered
         for cyc in range(600):
             running = cyc % 200 > 3
             # long quiet stretches so the limit is reached, with progress in between
             progress = rng.random() < (0.02 if (cyc // 50) % 2 else 0.5)
             ctx.set(dut.i_running, running)
             ctx.set(dut.i_progress, progress)
-            want = limit != 0 and idle >= limit
+            verdicts.append(limit != 0 and idle >= limit)
+            want = verdicts.pop(0)
             assert ctx.get(dut.o_fire) == want, f"cycle {cyc}: idle {idle}"
             fired += want
             await ctx.tick()
@@ -297,6 +299,9 @@ def test_issue_queue_blocked_by_wait():
             assert not ctx.get(dut.o.valid)
         assert ctx.get(dut.o_blocked) and ctx.get(dut.o_head_addr) == 0x40
         ctx.set(dut.i_wait_ok, 1)
+        assert not ctx.get(dut.o_blocked)
+        assert not ctx.get(dut.o.valid)     # the verdict is registered: a cycle later
+        await ctx.tick()
         assert ctx.get(dut.o.valid)
         await ctx.tick()
         assert not ctx.get(dut.o_blocked)
@@ -358,6 +363,8 @@ def test_decoder_fault_codes(word, err, code):
         ctx.set(dut.i.valid, 1)
         ctx.set(dut.i.payload.as_value(), word | (err << ERR_OFFSET))
         ctx.set(dut.i_wait_ok, 1)
+        assert not ctx.get(dut.o_fault).valid   # checked on the way into the register
+        await ctx.tick()
         f = ctx.get(dut.o_fault)
         assert f.valid == (code != CoreError.NONE)
         if code != CoreError.NONE:
@@ -398,9 +405,8 @@ def run_decoder(words, *, wait_ok=lambda c: True, quiet=lambda c: True,
             if ctx.get(dut.o_done):
                 log["done"].append(c)
             took = i < len(words) and ctx.get(dut.i.ready)
-            if took:
+            if ctx.get(dut.o_pop):
                 log["pc"].append(ctx.get(dut.o_pc))
-                assert ctx.get(dut.o_pop)
             await ctx.tick()
             i += took
 
@@ -435,11 +441,18 @@ def test_decoder_routes_commands():
 
 
 def test_decoder_sem_and_end_wait():
-    """SEM pops only once its wait holds; END only once its wait holds and quiet."""
+    """SEM pops only once its wait has held for a cycle (the verdict is registered); END
+    only once its wait has held for a cycle and quiet."""
     words = [instr(Opcode.SEM, wait=(1, 1, 1), sig=(1, 2)), instr(Opcode.END)]
     log = run_decoder(words, wait_ok=lambda c: c >= 10, quiet=lambda c: c >= 20)
-    assert log["signal"] == [(10, 2)]
+    assert log["signal"] == [(11, 2)]
     assert log["done"] == [20]
+    # END's wait verdict, too, is that of the previous cycle
+    log = run_decoder(words, wait_ok=lambda c: c >= 10 and c != 25, quiet=lambda c: c >= 20)
+    assert log["signal"] == [(11, 2)] and log["done"] == [20]
+    log = run_decoder([instr(Opcode.END, wait=(1, 1, 1))], wait_ok=lambda c: c in (7, 9, 10),
+                      quiet=lambda c: c != 8)
+    assert log["done"] == [10]
 
 
 def test_decoder_full_queue_stalls():

@@ -55,6 +55,13 @@ def cmd_synth(args):
     for r in rows:
         print(f"{r['top']:16s} {r['config']:12s} {r['device']:12s} {r['luts']:7d} "
               f"{r['ffs']:7d} {r['dsps']:5d} {r['brams']:5d} {r['fmax_mhz']:9.2f}")
+    from sim.flow.synth import describe_path
+    for r in rows:
+        print(f"\n{r['top']} ({r['config']}, seed {r['seed']}, {r['router']}"
+              + (f"; router2 failed: {r['router2_failure']}" if r.get("router2_failure") else "")
+              + f"), critical paths (from -> through -> [to.port]):")
+        for p in r["critical_paths"]:
+            print(f"  {p['clocks']}\n    {describe_path(p)}")
     return 0
 
 

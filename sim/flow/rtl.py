@@ -52,6 +52,7 @@ _fp_mul16_int8 = _made("fp.FPMul16", config=False, int8=True)
 _fp_mul16_ftz_int8 = _made("fp.FPMul16", config=False, subnormals=False, int8=True)
 _dsp_multipliers = _made("tops.multipliers.MultiplierSet", config=False)
 _host = _made("host.HostInterface")
+_controller = _made("controller.Controller")
 
 
 def _wrapped(make):
@@ -99,6 +100,8 @@ TOPS = {
     "dsp_multipliers_ecp5": _dsp_multipliers,
     "fp_mul16_ftz_synth": _wrapped(_fp_mul16_ftz),
     "host_interface": _host,
+    "host_interface_synth": _wrapped(_host),
+    "controller_synth": _wrapped(_controller),
 }
 
 #: Tops elaborated for a vendor target by default (see :func:`elaborate`).
@@ -134,6 +137,8 @@ SYNTH_TOPS = {
     "tensor_subsystem": "tensor_subsystem_synth",
     "dma_engine": "dma_engine_synth",
     "vector_engine": "vector_engine_synth",
+    "controller": "controller_synth",
+    "host": "host_interface_synth",
     "neuron_core": "neuron_core_synth",
     "fp32_adder": "fp32_adder_synth",
     "fp_mul16": "fp_mul16_synth",

@@ -4,7 +4,15 @@
 (:class:`hdl.tops.synth_wrapper.SynthWrapper`: inputs from a shift register, outputs XOR
 folded, so that nothing is trimmed for lack of pins), runs ``synth_ecp5`` and
 ``nextpnr-ecp5``, and returns and saves ``build/synth/<top>-<device>.json`` with
-``luts ffs dsps brams fmax_mhz`` (and the raw reports beside it).
+``luts ffs dsps brams fmax_mhz`` and the critical paths (and the raw reports beside it).
+
+nextpnr reports one critical path per pair of clock domains (here: register to
+register, and the paths to and from the pins). :func:`summarise_path` turns each into
+what a designer reads first: where it starts and ends, how much of it is logic and how
+much routing, how many logic levels, and the signals it runs through (Yosys names each
+LUT and carry cell after the signal it computes; the suffixes it adds are cut off).
+Since each block has its own top, ``make synth`` over every top lists the worst path
+of each block, which is how the next paths behind the core's worst one are found.
 """
 
 import json
@@ -17,7 +25,7 @@ import pathlib
 from hdl.config import named_config
 from sim.flow.rtl import BUILD, SYNTH_TOPS, verilog_for
 
-__all__ = ["DEVICES", "synthesise"]
+__all__ = ["DEVICES", "synthesise", "summarise_path", "critical_paths", "describe_path"]
 
 #: Device name -> nextpnr-ecp5 arguments. Default: the ULX3S board's LFE5U-85F, speed 6
 #: (the slowest grade); ``-7``/``-8``: the same die and package in the faster grades.
@@ -41,6 +49,82 @@ def _tool(name):
 HEAP_TIMING_WEIGHT = 40
 #: ... with each path's criticality raised to this power (default: 2).
 HEAP_CRIT_EXP = 4
+
+
+#: Yosys names a mapped cell after the signal it drives and adds what it is and which
+#: port of what it feeds (``sig_TRELLIS_FF_Q_3_DI_LUT4_Z_D_CCU2C_...``); nextpnr adds
+#: ``$CCU2_COMB0`` and the like. Everything from the first such marker on is cut.
+_DERIVED = re.compile(r"(_TRELLIS_|_LUT4_|_CCU2C_|_PFUMX_|_L6MUX21_|_MULT18X18D|_DP16KD|"
+                      r"_DPR16X4|_DFF|\$).*$")
+
+
+def _signal_name(cell_or_net):
+    """The design signal a Yosys/nextpnr cell or net name stands for ('' for a cell
+    nextpnr made itself, e.g. a carry chain's feed-in)."""
+    name = _DERIVED.sub("", cell_or_net)
+    return re.sub(r"\[\d+\]$", "", name)
+
+
+def summarise_path(path):
+    """One critical path of a nextpnr ``--report`` (an entry of ``critical_paths``) as
+    a dict: ``from``/``to`` (signal names; ``to`` with the endpoint's port),
+    ``delay_ns``, ``logic_ns`` (clock-to-out, cells and setup), ``routing_ns``,
+    ``levels`` (cells entered through a logic input, not through a carry-in: LUT
+    levels, each carry chain counted once) and ``through`` (the signals on the way, in
+    order, each once)."""
+    segs = path["path"]
+    logic = sum(s["delay"] for s in segs if s["type"] != "routing")
+    routing = sum(s["delay"] for s in segs if s["type"] == "routing")
+    levels = sum(1 for s in segs if s["type"] == "logic" and s["from"]["port"] != "FCI")
+    through = []
+    for s in segs:
+        if s["type"] != "routing":
+            continue
+        name = _signal_name(s.get("net", "")) or _signal_name(s["to"]["cell"])
+        if name and (not through or through[-1] != name):
+            through.append(name)
+    last = segs[-1]["to"]
+    return {
+        "clocks": f"{path['from']} -> {path['to']}",
+        "from": _signal_name(segs[0]["from"]["cell"]) or segs[0]["from"]["cell"],
+        "to": f"{_signal_name(last['cell']) or last['cell']}.{last['port']}",
+        "delay_ns": round(logic + routing, 3),
+        "logic_ns": round(logic, 3),
+        "routing_ns": round(routing, 3),
+        "levels": levels,
+        "through": through,
+    }
+
+
+def critical_paths(report):
+    """The summaries (:func:`summarise_path`) of a nextpnr report's critical paths,
+    the register-to-register ones first, each group longest first."""
+    paths = [summarise_path(p) for p in report.get("critical_paths", [])]
+    return sorted(paths, key=lambda p: ("<async>" in p["clocks"], -p["delay_ns"]))
+
+
+def describe_path(p):
+    """A critical path in one line of words."""
+    share = 100 * p["routing_ns"] / p["delay_ns"] if p["delay_ns"] else 0
+    names = p["through"][1:] if p["through"][:1] == [p["from"]] else p["through"]
+    return (f"{p['delay_ns']:.2f} ns ({p['logic_ns']:.2f} logic, {p['routing_ns']:.2f} "
+            f"routing = {share:.0f}%), {p['levels']} levels: "
+            f"{' -> '.join([p['from'], *names, '[' + p['to'] + ']'])}")
+
+
+def _phase_times(logfile):
+    """Seconds nextpnr spent placing (HeAP or static, then the annealing refinement)
+    and routing, from its log."""
+    text = pathlib.Path(logfile).read_text(errors="replace")
+    out = {}
+    for key, pat in (("heap", r"HeAP Placer Time: ([\d.]+)s"),
+                     ("sa_refine", r"SA placement time ([\d.]+)s"),
+                     ("router1", r"Router1 time ([\d.]+)s"),
+                     ("router2", r"Router2 time ([\d.]+)s")):
+        found = re.findall(pat, text)
+        if found:
+            out[key] = round(sum(float(f) for f in found), 1)
+    return out
 
 
 def synthesise(top="systolic_array", config="default", device="lfe5u-85f", *,
@@ -76,7 +160,10 @@ def synthesise(top="systolic_array", config="default", device="lfe5u-85f", *,
          f"tee -q -o stat.txt stat"],
         cwd=work, check=True, stdout=subprocess.DEVNULL)
     # router2 is much faster on these designs but has failed to route the clock of the
-    # 4x4 float array; router1 is the fallback (slow, but it completes).
+    # 4x4 float array; router1 is the fallback (slow, but it completes). A router2
+    # failure is never silent: its errors are printed, kept in the result
+    # ("router2_failure") and its log is kept as nextpnr-router2.log.
+    failures = {}
     for router in ("router2", "router1"):
         log(f"[synth] nextpnr-ecp5 {' '.join(DEVICES[device])} --freq {freq_mhz} "
             f"--seed {seed} --placer-heap-timingweight {timing_weight} "
@@ -90,9 +177,16 @@ def synthesise(top="systolic_array", config="default", device="lfe5u-85f", *,
             cwd=work, stdout=subprocess.DEVNULL)
         if res.returncode == 0:
             break
-        log(f"[synth] {router} failed (exit {res.returncode}, see {work / 'nextpnr.log'})")
+        text = (work / "nextpnr.log").read_text(errors="replace")
+        shutil.copy(work / "nextpnr.log", work / f"nextpnr-{router}.log")
+        errors = [ln.strip() for ln in text.splitlines() if ln.startswith("ERROR")]
+        failures[router] = "; ".join(errors[-3:]) or f"exit status {res.returncode}"
+        log(f"[synth] {router} FAILED (exit {res.returncode}): {failures[router]} "
+            f"(log: {work / f'nextpnr-{router}.log'})")
     else:
-        raise RuntimeError(f"nextpnr-ecp5 could not place and route {top} ({cfg.name})")
+        raise RuntimeError(f"nextpnr-ecp5 could not place and route {top} ({cfg.name}): "
+                           f"{failures}")
+    elapsed = _phase_times(work / "nextpnr.log")
 
     report = json.loads((work / "report.json").read_text())
     util = report["utilization"]
@@ -105,6 +199,8 @@ def synthesise(top="systolic_array", config="default", device="lfe5u-85f", *,
     fmax = min(v["achieved"] for v in report["fmax"].values())
     result = {
         "router": router,
+        "router2_failure": failures.get("router2"),
+        "nextpnr_seconds": elapsed,
         "top": top,
         "config": cfg.name,
         "multipliers": "MULT18X18D" if dsp else "LUTs (-nodsp)",
@@ -118,6 +214,7 @@ def synthesise(top="systolic_array", config="default", device="lfe5u-85f", *,
         "seed": seed,
         "heap_timing_weight": timing_weight,
         "heap_crit_exp": crit_exp,
+        "critical_paths": critical_paths(report),
         "yosys_cells": {"LUT4": cells("LUT4"), "CCU2C": cells("CCU2C"),
                         "TRELLIS_FF": cells("TRELLIS_FF"), "MULT18X18D": cells("MULT18X18D"),
                         "DP16KD": cells("DP16KD"), "TRELLIS_DPR16X4": cells("TRELLIS_DPR16X4")},
