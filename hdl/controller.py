@@ -248,13 +248,17 @@ class Controller(ConfigComponent):
         ]
         # the fault address: the first instruction whose own wait does not hold, in the
         # order decoder (SEM/END), DMA-in, DMA-out, tensor, vector; failing that the
-        # decoder's. Registered, like the watchdog's verdict: the wait compares are
-        # deep, and nothing moves in the cycles before the watchdog fires.
+        # decoder's. Two register stages, like the watchdog's verdict: the blocked
+        # flags (each a semaphore select and compare), then the choice. Nothing moves
+        # in the cycles before the watchdog fires, so the address is that of the
+        # fault's own cycle.
+        blocked = Signal(1 + len(queues))
+        m.d.sync += blocked.eq(Cat(dec.o_blocked, *(q.o_blocked for q in queues.values())))
         wd_addr = Signal(PROG_ADDR_BITS)
-        with m.If(dec.o_blocked):
+        with m.If(blocked[0]):
             m.d.sync += wd_addr.eq(dec.o_pc)
-        for q in queues.values():
-            with m.Elif(q.o_blocked):
+        for k, q in enumerate(queues.values()):
+            with m.Elif(blocked[1 + k]):
                 m.d.sync += wd_addr.eq(q.o_head_addr)
         with m.Else():
             m.d.sync += wd_addr.eq(dec.o_pc)

@@ -1,13 +1,14 @@
 """The vector engine: PSUM/SBUF tiles -> bias, ReLU, casts, requantisation -> SBUF."""
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
-from amaranth.lib import enum, stream
+from amaranth.lib import enum, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import exact_log2
 
 from .config import CoreConfig, FP_ADD_LATENCY, check_config
-from .formats import ActCmd, ActError, ActType
+from .fifo import StreamSlice
+from .formats import ActCmd, ActError, ActType, sbuf_write_layout
 from .fp import FP32Adder
 from .interfaces import (COUNTER_WIDTH, ConfigComponent, EngineStatus, psum_read_client,
                          sbuf_read_client, sbuf_write_client)
@@ -186,6 +187,9 @@ class VectorEngine(ConfigComponent):
         # ---- control --------------------------------------------------------------------
         IDLE, CHECK, CHECK2, BIAS_REQ, BIAS_WAIT, RUN = ActState
         state = Signal(ActState, name="act_state")
+        # n - 1, registered in CHECK: the element counters compare against it without a
+        # subtraction in front of the compare
+        n_m1 = Signal(len(cmd.n))
         cmd_des = des
         start = Signal()
         done = Signal()
@@ -197,7 +201,7 @@ class VectorEngine(ConfigComponent):
                 with m.If(self.i_cmd.valid):
                     m.d.sync += [cmd.eq(self.i_cmd.payload), state.eq(CHECK)]
             with m.Case(CHECK):         # the command is registered; verdicts next
-                m.d.sync += state.eq(CHECK2)
+                m.d.sync += [state.eq(CHECK2), n_m1.eq(cmd.n - 1)]
             with m.Case(CHECK2):
                 with m.If(code != ActError.NONE):
                     m.d.sync += state.eq(IDLE)
@@ -251,7 +255,7 @@ class VectorEngine(ConfigComponent):
                        self.sbuf_rd.req.valid & self.sbuf_rd.req.ready & (state == RUN))
         with m.If(req_fire & reading):
             m.d.sync += req_i.eq(req_i + 1)
-            with m.If(req_i == cmd.n - 1):
+            with m.If(req_i == n_m1):
                 m.d.sync += reading.eq(0)
 
         # ---- take responses into the lanes (credit-limited) ----------------------------------
@@ -262,7 +266,8 @@ class VectorEngine(ConfigComponent):
         out_q = m.submodules.out_queue = SyncFIFOBuffered(width=32 * R, depth=out_depth)
         inflight = Signal(range(out_depth + 1))
         resp_i = Signal(17)
-        taking = (state == RUN) & (resp_i != cmd.n) & (inflight < out_depth)
+        resp_all = Signal()     # every response of the command taken
+        taking = (state == RUN) & ~resp_all & (inflight < out_depth)
         resp_valid = Mux(cmd.src_psum, self.psum_rd.resp.valid, self.sbuf_rd.resp.valid)
         take = Signal()
         m.d.comb += [
@@ -271,9 +276,11 @@ class VectorEngine(ConfigComponent):
             self.sbuf_rd.resp.ready.eq((taking & ~cmd.src_psum) | (state == BIAS_WAIT)),
         ]
         with m.If(start):
-            m.d.sync += resp_i.eq(0)
+            m.d.sync += [resp_i.eq(0), resp_all.eq(0)]
         with m.Elif(take):
             m.d.sync += resp_i.eq(resp_i + 1)
+            with m.If(resp_i == n_m1):
+                m.d.sync += resp_all.eq(1)
         pack_pop = Signal()
         m.d.sync += inflight.eq(inflight + take - pack_pop)
 
@@ -371,13 +378,20 @@ class VectorEngine(ConfigComponent):
         m.d.comb += [out_q.w_en.eq(out_valid), out_q.w_data.eq(lane_out)]
 
         # ---- packer: elements -> SBUF words ---------------------------------------------------
+        # The packer's writes leave through a register slice, so that SBUF's ready (its
+        # write arbitration) does not reach the packer's decision in the same cycle
+        # (with it, the packer was the vector engine's critical path on the ECP5).
+        wq = m.submodules.write_slice = StreamSlice(sbuf_write_layout(cfg))
+        wiring.connect(m, wq.o, wiring.flipped(self.sbuf_wr))
         pos = Signal(22)            # destination byte offset of the next element
         pk_i = Signal(17)
+        pk_last = Signal()          # pk_i == n - 1 (kept as a flag, not compared)
         wbuf = Signal(R * 8 * W)
         wstrb = Signal(W)
-        wr = self.sbuf_wr
+        wr = wq.i
         with m.If(start):
-            m.d.sync += [pos.eq(cmd.dst_off), pk_i.eq(0), wbuf.eq(0), wstrb.eq(0)]
+            m.d.sync += [pos.eq(cmd.dst_off), pk_i.eq(0), pk_last.eq(n_m1 == 0),
+                         wbuf.eq(0), wstrb.eq(0)]
         b = pos[:lb]
         emask = Signal(W)
         m.d.comb += emask.eq(((Const(1, 5) << cmd_des) - 1) << b)
@@ -390,14 +404,15 @@ class VectorEngine(ConfigComponent):
             m.d.comb += lane_bytes.eq((wbuf[8 * W * k:8 * W * (k + 1)] & ~emask_bits)
                                       | ((e << (b * 8))[:8 * W] & emask_bits))
             m.d.comb += new_buf[8 * W * k:8 * W * (k + 1)].eq(lane_bytes)
-        last_elem = pk_i == cmd.n - 1
+        last_elem = pk_last
         completes = ((b + cmd_des) == W) | last_elem
         out_free = ~wr.valid | wr.ready
         m.d.comb += pack_pop.eq(out_q.r_rdy & (state == RUN) & (~completes | out_free))
         m.d.comb += out_q.r_en.eq(pack_pop)
         pmask = (((Const(1, R + 1) << cmd.parts) - 1) << dst_p0)[:R]
         with m.If(pack_pop):
-            m.d.sync += [pos.eq(pos + cmd_des), pk_i.eq(pk_i + 1)]
+            m.d.sync += [pos.eq(pos + cmd_des), pk_i.eq(pk_i + 1),
+                         pk_last.eq(pk_i + 1 == n_m1)]
             with m.If(completes):
                 m.d.sync += [
                     wr.valid.eq(1),
@@ -413,8 +428,8 @@ class VectorEngine(ConfigComponent):
                     m.d.sync += wr.valid.eq(0)
         with m.Elif(wr.ready):
             m.d.sync += wr.valid.eq(0)
-        m.d.comb += done.eq((state == RUN) & ~reading & (resp_i == cmd.n) & (inflight == 0)
-                            & ~wr.valid)
+        m.d.comb += done.eq((state == RUN) & ~reading & resp_all & (inflight == 0)
+                            & ~wr.valid & ~wq.o.valid)
 
         # ---- status ---------------------------------------------------------------------------
         m.d.comb += self.o_busy.eq(state != IDLE)
