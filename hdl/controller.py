@@ -128,7 +128,14 @@ class Controller(ConfigComponent):
 
         running = Signal()
         start = Signal()
-        m.d.comb += start.eq(self.ctrl.start & ~self.status.busy)
+        # A start while busy is ignored. The guard reads busy of the previous cycle:
+        # busy is an OR over every part of the controller and the engines, and start
+        # clears most of the controller's registers (it was on the critical path).
+        # Nothing becomes busy without a start, so busy one cycle old, or a start in
+        # the previous cycle, is as good.
+        was_busy = Signal()
+        m.d.sync += was_busy.eq(self.status.busy | start)
+        m.d.comb += start.eq(self.ctrl.start & ~was_busy)
         m.d.comb += [
             self.tensor.error_clear.eq(start),
             self.vector.error_clear.eq(start),

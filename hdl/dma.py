@@ -7,6 +7,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2, exact_log2
 
 from .config import CoreConfig, check_config, check_int_range
+from .fifo import StreamSlice
 from .formats import DmaDesc, DmaError, _bits_for, dma_done_layout
 from .interfaces import (ConfigComponent, WINDOW_BITS, axi_signature, psum_read_client, sbuf_read_client,
                          sbuf_write_client)
@@ -423,6 +424,16 @@ class DMAEngine(ConfigComponent):
 
         # ---- row feeder: one Realigner row per descriptor row ----------------------------
         ra = m.submodules.realign = Realigner(B)
+        # Register slices around the realigner's data path (timing: the partition
+        # select, the realigner's byte shift and the SBUF write or W data were one
+        # combinational path, the DMA engine's critical path on the ECP5). The
+        # realigner's output always goes through one (`rao` below); on a store its
+        # input words do too (`store_words`: the selector makes exactly the words of
+        # this descriptor, so the slice never holds another's). Loads take R beats
+        # straight: a slice there could take a beat of the next load's bursts.
+        ra_out = m.submodules.realign_out = StreamSlice(ra.o.payload.shape())
+        wiring.connect(m, ra.o, ra_out.i)
+        rao = ra_out.o
         feed_busy = Signal()
         feed_row = Signal(9)
         feed_addr = Signal(64)
@@ -445,9 +456,9 @@ class DMAEngine(ConfigComponent):
         out_row = Signal(9)
         with m.If(load_start | store_start):
             m.d.sync += out_row.eq(0)
-        with m.If(ra.o.valid & ra.o.ready & ra.o.payload.last):
+        with m.If(rao.valid & rao.ready & rao.payload.last):
             m.d.sync += out_row.eq(out_row + 1)
-        rows_out = (out_row == ddesc.rows - 1) & ra.o.valid & ra.o.ready & ra.o.payload.last
+        rows_out = (out_row == ddesc.rows - 1) & rao.valid & rao.ready & rao.payload.last
 
         # ---- load: R beats -> realigner -> SBUF writes ------------------------------------
         r_fire = axi.rvalid & axi.rready
@@ -461,18 +472,18 @@ class DMAEngine(ConfigComponent):
 
         # SBUF word address and partition of the realigner's output
         w_word = Signal(_bits_for(cfg.sbuf_words))
-        with m.If(load_start | (ra.o.valid & ra.o.ready & ra.o.payload.last)):
+        with m.If(load_start | (rao.valid & rao.ready & rao.payload.last)):
             m.d.sync += w_word.eq(ddesc.offset >> lb)
-        with m.Elif(ra.o.valid & ra.o.ready):
+        with m.Elif(rao.valid & rao.ready):
             m.d.sync += w_word.eq(w_word + 1)
         wr = self.sbuf_wr.payload
         m.d.comb += [
             wr.addr.eq(w_word),
             wr.pmask.eq((Const(1, cfg.rows + 1) << (ddesc.partition + out_row))[:cfg.rows]),
-            wr.strb.eq(Mux(ra.o.payload.err | (code != DmaError.NONE), 0, ra.o.payload.strb)),
+            wr.strb.eq(Mux(rao.payload.err | (code != DmaError.NONE), 0, rao.payload.strb)),
         ]
         for p in range(cfg.rows):
-            m.d.comb += wr.data[p].eq(ra.o.payload.data)
+            m.d.comb += wr.data[p].eq(rao.payload.data)
 
         # ---- store: on-chip reads -> selector -> realigner -> W ---------------------------
         per_word = B // 4                       # PSUM entries per bus word
@@ -519,6 +530,7 @@ class DMAEngine(ConfigComponent):
                 with m.If(q_row == ddesc.rows - 1):
                     m.d.sync += q_busy.eq(0)
 
+        store_words = m.submodules.store_words = StreamSlice(ra.i.payload.shape())
         # selector: the row's partition out of each response; PSUM entries packed to words
         sel = Signal(sel_layout)
         m.d.comb += sel.eq(sel_q.r_data)
@@ -539,7 +551,7 @@ class DMAEngine(ConfigComponent):
             m.d.comb += word_out.eq(1)
             word_data = Mux(ddesc.mem, entry, sbuf_word)
         m.d.comb += [
-            word_ready.eq(in_store & sel_q.r_rdy & (~word_out | ra.i.ready)),
+            word_ready.eq(in_store & sel_q.r_rdy & (~word_out | store_words.i.ready)),
             self.sbuf_rd.resp.ready.eq(word_ready & ~ddesc.mem),
             self.psum_rd.resp.ready.eq(word_ready & ddesc.mem),
         ]
@@ -557,8 +569,11 @@ class DMAEngine(ConfigComponent):
 
         # realigner input: R beats (load) or selected words (store)
         m.d.comb += [
-            ra.i.valid.eq(Mux(in_store, resp_valid & sel_q.r_rdy & word_out, axi.rvalid & in_load)),
-            ra.i.payload.data.eq(Mux(in_store, word_data, axi.rdata)),
+            store_words.i.valid.eq(in_store & resp_valid & sel_q.r_rdy & word_out),
+            store_words.i.payload.data.eq(word_data),
+            store_words.o.ready.eq(in_store & ra.i.ready),
+            ra.i.valid.eq(Mux(in_store, store_words.o.valid, axi.rvalid & in_load)),
+            ra.i.payload.data.eq(Mux(in_store, store_words.o.payload.data, axi.rdata)),
             ra.i.payload.err.eq(~in_store & axi.rresp[1]),
             axi.rready.eq(in_load & ra.i.ready),
         ]
@@ -569,9 +584,9 @@ class DMAEngine(ConfigComponent):
         w_beat = Signal(8)
         w_last = w_beat == wlen_q.r_data
         m.d.comb += [
-            axi.wvalid.eq(in_store & ra.o.valid & wlen_q.r_rdy),
-            axi.wdata.eq(ra.o.payload.data),
-            axi.wstrb.eq(ra.o.payload.strb),
+            axi.wvalid.eq(in_store & rao.valid & wlen_q.r_rdy),
+            axi.wdata.eq(rao.payload.data),
+            axi.wstrb.eq(rao.payload.strb),
             axi.wlast.eq(w_last),
         ]
         w_fire = axi.wvalid & axi.wready
@@ -581,8 +596,8 @@ class DMAEngine(ConfigComponent):
 
         # realigner output goes to SBUF (load) or W (store)
         m.d.comb += [
-            self.sbuf_wr.valid.eq(in_load & ra.o.valid),
-            ra.o.ready.eq(Mux(in_store, axi.wready & wlen_q.r_rdy, self.sbuf_wr.ready)),
+            self.sbuf_wr.valid.eq(in_load & rao.valid),
+            rao.ready.eq(Mux(in_store, axi.wready & wlen_q.r_rdy, self.sbuf_wr.ready)),
         ]
         # the data stage is done with its descriptor: the result goes to completion
         d_done = Signal()

@@ -711,3 +711,35 @@ def test_parameter_checks():
         IssueQueue(DmaDesc, depth=4, inflight_depth=0)
     with pytest.raises(ValueError, match="n must be an integer from 1 to 16, not 0"):
         FaultCapture(0)
+
+
+# ---------------------------------------------------------------------------------------
+# Controller: the start guard
+# ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("gap", [1, 2, 5])
+def test_controller_ignores_start_while_busy(gap):
+    """A second start ``gap`` cycles after the first (the program still fetching: no R
+    beat ever comes) is ignored: every fetch request continues the first program's
+    addresses and the controller stays busy. The guard reads busy a cycle late, so
+    the cycle right after a start is the one to check."""
+    from hdl.controller import Controller
+    dut = Controller(CoreConfig())
+    first, second = 0x4000, 0x9000
+
+    async def tb(ctx):
+        ctx.set(dut.m_axi.arready, 1)
+        ars = []
+        for cyc in range(40):
+            ctx.set(dut.ctrl.start, cyc in (2, 2 + gap))
+            ctx.set(dut.ctrl.prog_addr, first if cyc < 2 + gap else second)
+            if ctx.get(dut.m_axi.arvalid):
+                ars.append(ctx.get(dut.m_axi.araddr))
+            await ctx.tick()
+            if cyc > 3:
+                assert ctx.get(dut.status.busy), f"cycle {cyc}"
+        assert ars and ars[0] == first
+        assert all(b > a for a, b in zip(ars, ars[1:])), [hex(a) for a in ars]
+        assert all(a < second for a in ars), [hex(a) for a in ars]
+
+    simulate(dut, tb)
