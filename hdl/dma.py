@@ -134,6 +134,14 @@ class _BurstGen:
     never crosses a 4 KiB boundary. ``start`` (one cycle) begins ``desc``, which must
     hold still until ``busy`` falls; with ``track_last``, ``last`` marks the
     descriptor's last burst while it is on the channel. Used by :class:`DMAEngine`'s issue stage for both channels.
+
+    Each burst's length (the minimum of what is left of the row, the burst limit and
+    the distance to the 4 KiB boundary) is computed and registered in the cycle
+    before the burst is offered, with whether it ends the row: the two compares and
+    the two multiplexers then no longer sit in front of the address, count and row
+    updates (in one cycle they were the DMA engine's critical path on the ECP5). So a
+    row takes a setup cycle, then a burst at most every second cycle: a burst of two
+    beats or more keeps the data channel as busy as before.
     """
 
     def __init__(self, m, cfg, name, desc, start, axi, ch, may_issue, track_last=False):
@@ -145,8 +153,12 @@ class _BurstGen:
         left = Signal(COUNT_BITS, name=f"{name}_left")
         setup = Signal(name=f"{name}_setup")
         self.busy = busy = Signal(name=f"{name}_busy")
+        have_len = Signal(name=f"{name}_have_len")   # n_q, row_end hold the next burst's
+        n_q = Signal(9, name=f"{name}_len_q")
+        row_end = Signal(name=f"{name}_row_end")
         with m.If(start):
-            m.d.sync += [busy.eq(1), setup.eq(1), row.eq(0), row_addr.eq(desc.addr)]
+            m.d.sync += [busy.eq(1), setup.eq(1), row.eq(0), row_addr.eq(desc.addr),
+                         have_len.eq(0)]
         with m.Elif(busy & setup):
             m.d.sync += [
                 addr.eq(row_addr & ~(B - 1)),
@@ -161,25 +173,27 @@ class _BurstGen:
             n1.eq(Mux(left < cfg.dma_max_burst, left, cfg.dma_max_burst)),
             n.eq(Mux(to4k < n1, to4k, n1)),
         ]
-        valid = busy & ~setup & (left != 0) & may_issue
+        with m.If(busy & ~setup & ~have_len):
+            m.d.sync += [n_q.eq(n), row_end.eq(left == n), have_len.eq(1)]
+        valid = busy & ~setup & have_len & (left != 0) & may_issue
         m.d.comb += [
             getattr(axi, f"{ch}valid").eq(valid),
             getattr(axi, f"{ch}addr").eq(addr),
-            getattr(axi, f"{ch}len").eq(n - 1),
+            getattr(axi, f"{ch}len").eq(n_q - 1),
             getattr(axi, f"{ch}size").eq(lb),
             getattr(axi, f"{ch}burst").eq(1),          # INCR
             getattr(axi, f"{ch}cache").eq(0b0011),     # normal, non-cacheable, bufferable
             getattr(axi, f"{ch}id").eq(0),
         ]
         self.fire = Signal(name=f"{name}_fire")
-        self.len = n
+        self.len = n_q
         m.d.comb += self.fire.eq(valid & getattr(axi, f"{ch}ready"))
         if track_last:      # only the write side needs it (for the B responses)
             self.last = Signal(name=f"{name}_last")
-            m.d.comb += self.last.eq((left == n) & (row == desc.rows - 1))
+            m.d.comb += self.last.eq(row_end & (row == desc.rows - 1))
         with m.If(self.fire):
-            m.d.sync += [addr.eq(addr + (n << lb)), left.eq(left - n)]
-            with m.If(left == n):
+            m.d.sync += [addr.eq(addr + (n_q << lb)), left.eq(left - n_q), have_len.eq(0)]
+            with m.If(row_end):
                 m.d.sync += [row.eq(row + 1), row_addr.eq(row_addr + desc.row_stride),
                              setup.eq(1)]
                 with m.If(row == desc.rows - 1):
