@@ -377,8 +377,12 @@ class Decoder(wiring.Component):
                 m.d.comb += e.macs.eq(km * mm.n)
 
         sig = Signal()
-        wait_ok = Signal()      # i_wait_ok of this head in the previous cycle
-        m.d.sync += wait_ok.eq(running & have & ~pop & self.i_wait_ok)
+        # i_wait_ok of this head in the previous cycle: the verdict (`held`) and that the
+        # head did not change (`kept`), in two registers as in IssueQueue
+        held = Signal()
+        kept = Signal()
+        m.d.sync += [held.eq(have & self.i_wait_ok), kept.eq(have & ~pop)]
+        wait_ok = held & kept
         with m.If(running & have):
             with m.If(~legal):
                 m.d.comb += self.o_fault.valid.eq(1)
@@ -481,11 +485,15 @@ class IssueQueue(wiring.Component):
         wiring.connect(m, f.o, wiring.flipped(self.o_inflight))
         head = q.o.payload
         fire = self.o.valid & self.o.ready
-        ok = Signal()       # the head's wait held in the previous cycle, and it stays head
-        m.d.sync += ok.eq(q.o.valid & ~q.o.ready & self.i_wait_ok)
+        # the head's wait held in the previous cycle (`ok`), and that head was not
+        # popped then (`kept`); two registers, so that the engine's ready (in the pop)
+        # does not join the semaphore compare in front of one flip-flop
+        ok = Signal()
+        kept = Signal()
+        m.d.sync += [ok.eq(q.o.valid & self.i_wait_ok), kept.eq(~q.o.ready)]
         m.d.comb += [
             self.o_wait.eq(head.wait),
-            self.o.valid.eq(self.i_enable & q.o.valid & ok & f.i.ready),
+            self.o.valid.eq(self.i_enable & q.o.valid & ok & kept & f.i.ready),
             self.o.payload.eq(head.cmd),
             q.o.ready.eq(fire | self.i_flush),
             f.i.valid.eq(fire),

@@ -190,7 +190,9 @@ class VectorEngine(ConfigComponent):
         # n - 1, registered in CHECK: the element counters compare against it without a
         # subtraction in front of the compare
         n_m1 = Signal(len(cmd.n))
-        cmd_des = des
+        # the destination element size, registered in CHECK: the packer's byte mask and
+        # word-complete test read it from a flip-flop
+        cmd_des = Signal(3)
         start = Signal()
         done = Signal()
         m.d.comb += self.i_cmd.ready.eq(state == IDLE)
@@ -201,7 +203,7 @@ class VectorEngine(ConfigComponent):
                 with m.If(self.i_cmd.valid):
                     m.d.sync += [cmd.eq(self.i_cmd.payload), state.eq(CHECK)]
             with m.Case(CHECK):         # the command is registered; verdicts next
-                m.d.sync += [state.eq(CHECK2), n_m1.eq(cmd.n - 1)]
+                m.d.sync += [state.eq(CHECK2), n_m1.eq(cmd.n - 1), cmd_des.eq(des)]
             with m.Case(CHECK2):
                 with m.If(code != ActError.NONE):
                     m.d.sync += state.eq(IDLE)
@@ -386,11 +388,16 @@ class VectorEngine(ConfigComponent):
         pos = Signal(22)            # destination byte offset of the next element
         pk_i = Signal(17)
         pk_last = Signal()          # pk_i == n - 1 (kept as a flag, not compared)
+        # the next element completes a word (it fills the word's last byte, or it is the
+        # command's last element): a flag kept one element ahead, so that the pop
+        # decision, which enables every byte of the word buffer, is one LUT deep
+        completes = Signal()
         wbuf = Signal(R * 8 * W)
         wstrb = Signal(W)
         wr = wq.i
         with m.If(start):
             m.d.sync += [pos.eq(cmd.dst_off), pk_i.eq(0), pk_last.eq(n_m1 == 0),
+                         completes.eq((cmd.dst_off[:lb] + cmd_des == W) | (n_m1 == 0)),
                          wbuf.eq(0), wstrb.eq(0)]
         b = pos[:lb]
         emask = Signal(W)
@@ -404,15 +411,16 @@ class VectorEngine(ConfigComponent):
             m.d.comb += lane_bytes.eq((wbuf[8 * W * k:8 * W * (k + 1)] & ~emask_bits)
                                       | ((e << (b * 8))[:8 * W] & emask_bits))
             m.d.comb += new_buf[8 * W * k:8 * W * (k + 1)].eq(lane_bytes)
-        last_elem = pk_last
-        completes = ((b + cmd_des) == W) | last_elem
+        b_next = Signal(lb + 1)
+        m.d.comb += b_next.eq((b + cmd_des)[:lb])
         out_free = ~wr.valid | wr.ready
         m.d.comb += pack_pop.eq(out_q.r_rdy & (state == RUN) & (~completes | out_free))
         m.d.comb += out_q.r_en.eq(pack_pop)
         pmask = (((Const(1, R + 1) << cmd.parts) - 1) << dst_p0)[:R]
         with m.If(pack_pop):
             m.d.sync += [pos.eq(pos + cmd_des), pk_i.eq(pk_i + 1),
-                         pk_last.eq(pk_i + 1 == n_m1)]
+                         pk_last.eq(pk_i + 1 == n_m1),
+                         completes.eq((b_next + cmd_des == W) | (pk_i + 1 == n_m1))]
             with m.If(completes):
                 m.d.sync += [
                     wr.valid.eq(1),
