@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 __all__ = ["CoreConfig", "DTYPES", "FLOAT_DTYPES", "NAMED_CONFIGS", "named_config",
            "check_config", "check_int_range", "PE_LATENCY", "FP_MUL_LATENCY", "FP_ADD_LATENCY",
+           "psum_add_latency",
            "product_latency", "row_hop", "pe_latency"]
 
 
@@ -35,6 +36,15 @@ def product_latency(floats):
     with floats: the operand register, then :class:`hdl.fp.FPMul16`. The one
     definition, read by :class:`hdl.pe.PE` and :class:`CoreConfig`."""
     return 1 + FP_MUL_LATENCY if floats else 4
+
+
+def psum_add_latency(floats):
+    """Cycles of PSUM's accumulate step (``A`` in :class:`hdl.psum.PSUM`): the FP32
+    adder's latency with floats; without, two (the old value from the block RAM is
+    registered, then added: BRAM output, transparency bypass and a 32-bit add in one
+    cycle were the tensor subsystem's critical path on the ECP5). The one definition,
+    read by PSUM and the compiler's cost model."""
+    return FP_ADD_LATENCY if floats else 2
 
 
 def row_hop(floats):

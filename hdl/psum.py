@@ -7,7 +7,7 @@ from amaranth.lib.wiring import Out
 from amaranth.utils import ceil_log2
 
 from .arbiter import RoundRobin
-from .config import CoreConfig, FP_ADD_LATENCY
+from .config import CoreConfig, psum_add_latency
 from .formats import psum_data_layout
 from .fp import FP32Adder
 from .interfaces import ClientMemory, psum_read_client, psum_write_client
@@ -60,13 +60,13 @@ class PSUM(ClientMemory):
     * cycle 1: the entry is read on port A in every partition (the accepted write is
       registered first, so arbitration and the banks' address fan-out are apart);
     * cycle 2: the old value is known. An accumulating write adds its data to it:
-      INT32 wrap-around, or FP32 with :class:`~hdl.fp.FP32Adder` (round to nearest
-      even, the policy of ``docs/numerics.md``) when ``fp`` is set; an overwrite
-      takes its data;
+      INT32 wrap-around (the old value registered first, the add in cycle 3), or FP32
+      with :class:`~hdl.fp.FP32Adder` (round to nearest even, the policy of
+      ``docs/numerics.md``) when ``fp`` is set; an overwrite takes its data;
     * cycle ``2 + A``: the write lands in the partitions whose ``mask`` bit is set, in
-      port A's memory and in the port-B copy of its bank. ``A`` is :attr:`add_latency`:
-      7 with float types elaborated, 1 without. INT32 results are delayed to the same
-      stage, so writes land in acceptance order.
+      port A's memory and in the port-B copy of its bank. ``A`` is :attr:`add_latency`
+      (:func:`hdl.config.psum_add_latency`): 7 with float types elaborated, 2 without.
+      INT32 results are delayed to the same stage, so writes land in acceptance order.
 
     Read pipeline of bank ``k``: cycle 0 the read is accepted, cycle 1 the entry is
     read on bank ``k``'s port B, cycle 2 the value enters the client's response FIFO;
@@ -127,7 +127,7 @@ class PSUM(ClientMemory):
     @property
     def add_latency(self):
         """Cycles of the accumulate step (``A`` above)."""
-        return FP_ADD_LATENCY if self._config.has_float else 1
+        return psum_add_latency(self._config.has_float)
 
     def elaborate(self, platform):
         cfg = self._config
@@ -276,17 +276,24 @@ class PSUM(ClientMemory):
             s1_data.eq(s0_data),
             s1_acc.eq(s0_acc),
         ]
+        # the INT32 path registers the old value before adding (stage 2), so the block
+        # RAM's output does not run through the add in the same cycle
+        s2_data = Signal(psum_data_layout(cfg), reset_less=True)
+        s2_int = Signal()
+        m.d.sync += [s2_data.eq(s1_data), s2_int.eq(s1_acc & ~stages[1]["accfp"])]
         second = stages[1]
         last = stages[-1]
         for p, (wp, rpa, _) in enumerate(mems):
             old = rpa.data
-            value = Signal(32, name=f"w1_value{p}")
-            m.d.comb += value.eq(s1_data[p])
-            with m.If(s1_acc & ~second["accfp"]):
-                m.d.comb += value.eq(old + s1_data[p])
+            old_q = Signal(32, name=f"w2_old{p}", reset_less=True)
+            m.d.sync += old_q.eq(old)
+            value = Signal(32, name=f"w2_value{p}")
+            m.d.comb += value.eq(s2_data[p])
+            with m.If(s2_int):
+                m.d.comb += value.eq(old_q + s2_data[p])
             prev = value
-            for s in range(A):
-                stage = Signal(32, name=f"w{s + 2}_value{p}", reset_less=True)
+            for s in range(A - 1):
+                stage = Signal(32, name=f"w{s + 3}_value{p}", reset_less=True)
                 m.d.sync += stage.eq(prev)
                 prev = stage
             out = Signal(32, name=f"result{p}")

@@ -47,8 +47,8 @@ SPECIALS = [0x0000_0000, 0x8000_0000, 0x7F80_0000, 0xFF80_0000, 0x7FC0_0000, 0x7
 
 
 def latency(cfg):
-    """The accumulate step's depth ``A`` as documented: 7 with floats, else 1."""
-    return FP_ADD_LATENCY if cfg.has_float else 1
+    """The accumulate step's depth ``A`` as documented: 7 with floats, else 2."""
+    return FP_ADD_LATENCY if cfg.has_float else 2
 
 
 class Model:

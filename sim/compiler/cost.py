@@ -24,7 +24,7 @@ wait ``(s, v)`` holds from the time of the ``v``-th signal of ``s``. Durations c
   matmul accumulating into the entries the one before it wrote waits for PSUM's
   read-modify-write of them when it is shorter than that pipeline: ``A + 1 - n`` more
   cycles for ``n <= A`` columns (``A`` = :attr:`hdl.psum.PSUM.add_latency`, from
-  :data:`hdl.config.FP_ADD_LATENCY` with floats elaborated, else 1).
+  :func:`hdl.config.psum_add_latency`: 7 with floats elaborated, else 2).
 * ACT: ``act_fixed + n`` cycles (all partitions in parallel).
 
 The figures of :data:`DEFAULT_TIMING` are calibrated against the RTL (``neuron_core_sim``,
@@ -44,7 +44,7 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass, replace
 
-from hdl.config import FP_ADD_LATENCY
+from hdl.config import psum_add_latency
 
 __all__ = ["Timing", "DEFAULT_TIMING", "Estimate", "simulate", "estimate", "SketchProgram"]
 
@@ -128,7 +128,7 @@ def _pass(ins, cfg, T, streams):
     last_issue = {q: 0 for q in issued}
     dec = 0                         # the decoder's time
     last_mm = None                  # PSUM target of the previous matmul
-    add_latency = FP_ADD_LATENCY if cfg.has_float else 1
+    add_latency = psum_add_latency(cfg.has_float)
     last_end = 0
 
     def sem_time(w, i):
