@@ -296,9 +296,10 @@ class PSUM(ClientMemory):
                 stage = Signal(32, name=f"w{s + 3}_value{p}", reset_less=True)
                 m.d.sync += stage.eq(prev)
                 prev = stage
-            out = Signal(32, name=f"result{p}")
-            m.d.comb += out.eq(prev)
+            out = prev
             if cfg.has_float:
+                out = Signal(32, name=f"result{p}")
+                m.d.comb += out.eq(prev)
                 adder = m.submodules[f"fp_add{p}"] = FP32Adder(subnormals=cfg.subnormals)
                 assert adder.LATENCY == A
                 m.d.comb += [

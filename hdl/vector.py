@@ -411,8 +411,7 @@ class VectorEngine(ConfigComponent):
             m.d.comb += lane_bytes.eq((wbuf[8 * W * k:8 * W * (k + 1)] & ~emask_bits)
                                       | ((e << (b * 8))[:8 * W] & emask_bits))
             m.d.comb += new_buf[8 * W * k:8 * W * (k + 1)].eq(lane_bytes)
-        b_next = Signal(lb + 1)
-        m.d.comb += b_next.eq((b + cmd_des)[:lb])
+        b_next = (b + cmd_des)[:lb]     # the next element's byte offset in its word
         out_free = ~wr.valid | wr.ready
         m.d.comb += pack_pop.eq(out_q.r_rdy & (state == RUN) & (~completes | out_free))
         m.d.comb += out_q.r_en.eq(pack_pop)

@@ -187,8 +187,8 @@ MUTANTS = [
        "(the shared read pipeline of before, without its fairness)",
        f"{_PSUM}::test_two_readers_different_banks_same_cycle", _PSUM),
     _m("psum-int-add-on-fp", "psum", "hdl/psum.py",
-       'with m.If(s1_acc & ~second["accfp"]):',
-       "with m.If(s1_acc):",
+       'm.d.sync += [s2_data.eq(s1_data), s2_int.eq(s1_acc & ~stages[1]["accfp"])]',
+       "m.d.sync += [s2_data.eq(s1_data), s2_int.eq(s1_acc)]",
        "PSUM's integer accumulate also runs for FP32 accumulates (its result is then "
        "replaced by the FP adder's)",
        _PSUM,
@@ -326,8 +326,8 @@ MUTANTS = [
        "status.error_code holds the last refusal, not the first",
        _TE.format("test_illegal_commands")),
     _m("te-k-rows-not-zeroed", "tensor_engine", "hdl/tensor_engine.py",
-       "Mux(k < head.k, shifted[k * ew:(k + 1) * ew], 0))",
-       "Mux(k <= head.k, shifted[k * ew:(k + 1) * ew], 0))",
+       "Mux(k < sel_k, shifted[k * ew:(k + 1) * ew], 0))",
+       "Mux(k <= sel_k, shifted[k * ew:(k + 1) * ew], 0))",
        "the fetcher passes partition p0 + K to array row K instead of zero (K < rows)",
        _TE.format("test_random_sequences")),
 
@@ -403,8 +403,8 @@ MUTANTS = [
        "ActChecker accepts a bias offset that is not 4-byte aligned",
        _ACT),
     _m("vec-last-partial-word-dropped", "vector", "hdl/vector.py",
-       "completes = ((b + cmd_des) == W) | last_elem",
-       "completes = (b + cmd_des) == W",
+       "completes.eq((b_next + cmd_des == W) | (pk_i + 1 == n_m1))]",
+       "completes.eq(b_next + cmd_des == W)]",
        "the vector engine never writes a tile's last, partial SBUF word",
        _VEC.format("test_random_commands")),
 
@@ -426,8 +426,8 @@ MUTANTS = [
        "DMA refuses a tile ending exactly at the window limit",
        _DMAR.format("test_window_edges"), _DMAR.format("test_refused_descriptors")),
     _m("dma-writes-after-error", "dma", "hdl/dma.py",
-       "wr.strb.eq(Mux(ra.o.payload.err | (code != DmaError.NONE), 0, ra.o.payload.strb)),",
-       "wr.strb.eq(Mux(ra.o.payload.err, 0, ra.o.payload.strb)),",
+       "wr.strb.eq(Mux(rao.payload.err | (code != DmaError.NONE), 0, rao.payload.strb)),",
+       "wr.strb.eq(Mux(rao.payload.err, 0, rao.payload.strb)),",
        "after a read error the rest of a load is still written to SBUF",
        _DMAR.format("test_load_error_stops_writes"), _DMAR.format("test_bus_errors")),
     _m("dma-burst-crosses-4k", "dma", "hdl/dma.py",
@@ -542,8 +542,8 @@ MUTANTS = [
        "watchdog fires one cycle after its limit",
        f"{_CTL}::test_watchdog_fires_after_limit_idle_cycles"),
     _m("watchdog-ignores-progress", "controller", "hdl/controller_parts.py",
-       "with m.If(~self.i_running | self.i_progress):",
-       "with m.If(~self.i_running):",
+       "with m.If(~run | prog):",
+       "with m.If(~run):",
        "watchdog counts from the start of the run, whatever the progress",
        f"{_CTL}::test_watchdog_fires_after_limit_idle_cycles"),
     _m("faults-last-wins", "controller", "hdl/controller_parts.py",
@@ -553,23 +553,23 @@ MUTANTS = [
        f"{_CTL}::test_fault_capture_priority_and_hold"),
     _m("decoder-priority-swapped", "controller", "hdl/controller_parts.py",
        "        with m.Elif(rsv | hdr_rsv):\n"
-       "            m.d.comb += code.eq(CoreError.RESERVED)\n"
+       "            m.d.comb += nxt_code.eq(CoreError.RESERVED)\n"
        "        with m.Elif(sem_bad):\n"
-       "            m.d.comb += code.eq(CoreError.SEM_RANGE)\n",
+       "            m.d.comb += nxt_code.eq(CoreError.SEM_RANGE)\n",
        "        with m.Elif(sem_bad):\n"
-       "            m.d.comb += code.eq(CoreError.SEM_RANGE)\n"
+       "            m.d.comb += nxt_code.eq(CoreError.SEM_RANGE)\n"
        "        with m.Elif(rsv | hdr_rsv):\n"
-       "            m.d.comb += code.eq(CoreError.RESERVED)\n",
+       "            m.d.comb += nxt_code.eq(CoreError.RESERVED)\n",
        "decoder reports SEM_RANGE before RESERVED",
        f"{_CTL}::test_decoder_fault_codes"),
     _m("decoder-sem-bound", "controller", "hdl/controller_parts.py",
-       "sem_bad = ((instr.wait_en & (instr.wait_sem >= n_sems))",
-       "sem_bad = ((instr.wait_en & (instr.wait_sem > n_sems))",
+       "sem_bad = ((nxt.wait_en & (nxt.wait_sem >= n_sems))",
+       "sem_bad = ((nxt.wait_en & (nxt.wait_sem > n_sems))",
        "a wait on semaphore n_sems is not refused",
        f"{_CTL}::test_decoder_fault_codes"),
     _m("decoder-end-not-quiet", "controller", "hdl/controller_parts.py",
-       "with m.If(self.i_wait_ok & self.i_quiet):",
-       "with m.If(self.i_wait_ok):",
+       "with m.If(wait_ok & self.i_quiet):",
+       "with m.If(wait_ok):",
        "END retires while engines still work",
        f"{_CTL}::test_decoder_sem_and_end_wait"),
     _m("fetch-crosses-burst-boundary", "controller", "hdl/controller_parts.py",
@@ -583,8 +583,8 @@ MUTANTS = [
        "an error on an instruction's earlier beat is forgotten by its last beat",
        f"{_CTL}::test_fetcher_error_on_early_beat", f"{_CTL}::test_fetcher"),
     _m("issue-ignores-inflight-room", "controller", "hdl/controller_parts.py",
-       "self.o.valid.eq(self.i_enable & q.o.valid & self.i_wait_ok & f.i.ready),",
-       "self.o.valid.eq(self.i_enable & q.o.valid & self.i_wait_ok),",
+       "self.o.valid.eq(self.i_enable & q.o.valid & ok & kept & f.i.ready),",
+       "self.o.valid.eq(self.i_enable & q.o.valid & ok & kept),",
        "IssueQueue issues with its in-flight FIFO full (a completion record is lost)",
        f"{_CTL}::test_issue_queue_full_backpressure_and_flush", _CTL),
 ]
