@@ -197,8 +197,15 @@ def synthesise(top="systolic_array", config="default", device="lfe5u-85f", *,
     subprocess.run([nextpnr, *place_args, "--json", "netlist.json", "--no-route",
                     "--write", "placed.json", "--timing-allow-fail", "--log", "place.log",
                     "--quiet"], cwd=work, check=True, stdout=subprocess.DEVNULL)
+    # nextpnr keeps its settings in the design it writes and a loaded design's settings
+    # win over the command line, so the router is set in the placed design itself
+    placed = json.loads((work / "placed.json").read_text())
     failures = {}
     for router in routers:
+        for module in placed["modules"].values():
+            if "settings" in module:
+                module["settings"]["router"] = router
+        (work / "placed.json").write_text(json.dumps(placed))
         log(f"[synth] nextpnr-ecp5 --router {router} (route) ...")
         try:
             res = subprocess.run(
