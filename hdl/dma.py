@@ -445,9 +445,23 @@ class DMAEngine(ConfigComponent):
         # input words do too (`store_words`: the selector makes exactly the words of
         # this descriptor, so the slice never holds another's). Loads take R beats
         # straight: a slice there could take a beat of the next load's bursts.
-        ra_out = m.submodules.realign_out = StreamSlice(ra.o.payload.shape())
-        wiring.connect(m, ra.o, ra_out.i)
+        # Each output word carries whether it is a store's: a store's data stage ends
+        # when its last word leaves the realigner (its completion waits for the B
+        # responses anyway), so the next descriptor starts while the words drain to W;
+        # a load's ends when its last word is written to SBUF.
+        ra_out = m.submodules.realign_out = StreamSlice(data.StructLayout({
+            "data": 8 * B, "strb": B, "err": 1, "last": 1, "store": 1}))
+        m.d.comb += [
+            ra_out.i.valid.eq(ra.o.valid),
+            ra_out.i.payload.data.eq(ra.o.payload.data),
+            ra_out.i.payload.strb.eq(ra.o.payload.strb),
+            ra_out.i.payload.err.eq(ra.o.payload.err),
+            ra_out.i.payload.last.eq(ra.o.payload.last),
+            ra_out.i.payload.store.eq(in_store),
+            ra.o.ready.eq(ra_out.i.ready),
+        ]
         rao = ra_out.o
+        rao_load = rao.valid & rao.ready & ~rao.payload.store    # a load word written
         feed_busy = Signal()
         feed_row = Signal(9)
         feed_addr = Signal(64)
@@ -466,13 +480,16 @@ class DMAEngine(ConfigComponent):
             with m.If(feed_row == ddesc.rows - 1):
                 m.d.sync += feed_busy.eq(0)
 
-        # rows completed on the realigner's output side
+        # rows completed: a store's as they leave the realigner, a load's as they are
+        # written to SBUF (the slice may still hold the previous store's words then)
         out_row = Signal(9)
+        row_done = Mux(in_store, ra.o.valid & ra.o.ready & ra.o.payload.last,
+                       rao_load & rao.payload.last)
         with m.If(load_start | store_start):
             m.d.sync += out_row.eq(0)
-        with m.If(rao.valid & rao.ready & rao.payload.last):
+        with m.If(row_done):
             m.d.sync += out_row.eq(out_row + 1)
-        rows_out = (out_row == ddesc.rows - 1) & rao.valid & rao.ready & rao.payload.last
+        rows_out = (out_row == ddesc.rows - 1) & row_done
 
         # ---- load: R beats -> realigner -> SBUF writes ------------------------------------
         r_fire = axi.rvalid & axi.rready
@@ -486,9 +503,9 @@ class DMAEngine(ConfigComponent):
 
         # SBUF word address and partition of the realigner's output
         w_word = Signal(_bits_for(cfg.sbuf_words))
-        with m.If(load_start | (rao.valid & rao.ready & rao.payload.last)):
+        with m.If(load_start | (rao_load & rao.payload.last)):
             m.d.sync += w_word.eq(ddesc.offset >> lb)
-        with m.Elif(rao.valid & rao.ready):
+        with m.Elif(rao_load):
             m.d.sync += w_word.eq(w_word + 1)
         wr = self.sbuf_wr.payload
         m.d.comb += [
@@ -598,7 +615,7 @@ class DMAEngine(ConfigComponent):
         w_beat = Signal(8)
         w_last = w_beat == wlen_q.r_data
         m.d.comb += [
-            axi.wvalid.eq(in_store & rao.valid & wlen_q.r_rdy),
+            axi.wvalid.eq(rao.valid & rao.payload.store & wlen_q.r_rdy),
             axi.wdata.eq(rao.payload.data),
             axi.wstrb.eq(rao.payload.strb),
             axi.wlast.eq(w_last),
@@ -610,8 +627,8 @@ class DMAEngine(ConfigComponent):
 
         # realigner output goes to SBUF (load) or W (store)
         m.d.comb += [
-            self.sbuf_wr.valid.eq(in_load & rao.valid),
-            rao.ready.eq(Mux(in_store, axi.wready & wlen_q.r_rdy, self.sbuf_wr.ready)),
+            self.sbuf_wr.valid.eq(rao.valid & ~rao.payload.store),
+            rao.ready.eq(Mux(rao.payload.store, axi.wready & wlen_q.r_rdy, self.sbuf_wr.ready)),
         ]
         # the data stage is done with its descriptor: the result goes to completion
         d_done = Signal()
