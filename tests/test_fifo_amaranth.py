@@ -102,6 +102,7 @@ def test_slice_order_no_loss_and_registered_outputs(push_p, pop_p):
     latency); and its outputs depend on registers only (checked by changing the
     inputs within a cycle: ``o.valid``, ``o.payload`` and ``i.ready`` do not move)."""
     from hdl.fifo import StreamSlice
+    from tests.amaranth_helpers import simulate
     seed = int(push_p * 10) * 10 + int(pop_p * 10)
     dut = StreamSlice(16)
     rng = np.random.default_rng(seed)
@@ -136,10 +137,7 @@ def test_slice_order_no_loss_and_registered_outputs(push_p, pop_p):
                 return
         raise AssertionError(f"watchdog: {len(got)} of {n} out (seed {seed})")
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(tb)
-    sim.run()
+    simulate(dut, tb)
     assert got == data, f"seed {seed}"
     if push_p == pop_p == 1.0:
         assert cycles == list(range(1, n + 1))
