@@ -454,7 +454,13 @@ class DMAEngine(ConfigComponent):
         m.d.comb += [
             ra_out.i.valid.eq(ra.o.valid),
             ra_out.i.payload.data.eq(ra.o.payload.data),
-            ra_out.i.payload.strb.eq(ra.o.payload.strb),
+            # a load word's strobes are cleared here, when it enters the slice, if it or
+            # an earlier beat of the descriptor had an error: later beats may still
+            # arrive (and set `code`) while the word waits in the slice, and a waiting
+            # word's payload must not change
+            ra_out.i.payload.strb.eq(Mux(~in_store & (ra.o.payload.err
+                                                      | (code != DmaError.NONE)),
+                                         0, ra.o.payload.strb)),
             ra_out.i.payload.err.eq(ra.o.payload.err),
             ra_out.i.payload.last.eq(ra.o.payload.last),
             ra_out.i.payload.store.eq(in_store),
@@ -511,7 +517,7 @@ class DMAEngine(ConfigComponent):
         m.d.comb += [
             wr.addr.eq(w_word),
             wr.pmask.eq((Const(1, cfg.rows + 1) << (ddesc.partition + out_row))[:cfg.rows]),
-            wr.strb.eq(Mux(rao.payload.err | (code != DmaError.NONE), 0, rao.payload.strb)),
+            wr.strb.eq(rao.payload.strb),
         ]
         for p in range(cfg.rows):
             m.d.comb += wr.data[p].eq(rao.payload.data)
