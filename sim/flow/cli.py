@@ -492,12 +492,12 @@ def main(argv=None):
                    help="nextpnr placement seed (repeat for several; default 1)")
     s.add_argument("--placer", choices=["heap", "static"], default="heap",
                    help="nextpnr placer (default %(default)s)")
-    s.add_argument("--router", action="append", choices=["router1", "router2"],
-                   help="router to try (repeat: tried in order; default router2, then "
-                        "router1 if router2 fails)")
+    from sim.flow.synth import HEAP_CRIT_EXP, HEAP_TIMING_WEIGHT, ROUTERS
+    s.add_argument("--router", action="append", choices=sorted(ROUTERS),
+                   help="router to try (repeat: tried in order; default "
+                        f"{', then '.join(ROUTERS)} if the first fails)")
     s.add_argument("--router2-timeout", type=float,
                    help="stop router2 after this many seconds (a failure, reported)")
-    from sim.flow.synth import HEAP_CRIT_EXP, HEAP_TIMING_WEIGHT
     s.add_argument("--timing-weight", type=int, default=HEAP_TIMING_WEIGHT,
                    help="nextpnr HeAP timing weight (default %(default)s; nextpnr's own is 10)")
     s.add_argument("--crit-exp", type=int, default=HEAP_CRIT_EXP,
