@@ -62,11 +62,7 @@ class Realigner(wiring.Component):
 
         active = Signal()
         t = Signal(COUNT_BITS)          # step: input word t, output word t - lag
-        n_in = Signal(COUNT_BITS)       # input words of the row
         lag = Signal()                  # output word j needs input word j + lag
-        t_first = Signal(COUNT_BITS)    # step of output word 0 (= lag)
-        t_lastout = Signal(COUNT_BITS)  # step of the last output word
-        t_end = Signal(COUNT_BITS)      # last step
         k = Signal(range(B + 1))        # byte shift into Cat(prev, cur)
         first_strb = Signal(B)
         last_strb = Signal(B)
@@ -74,12 +70,23 @@ class Realigner(wiring.Component):
         err = Signal()
 
         # ---- steps ------------------------------------------------------------------
-        need_in = Signal()
-        need_out = Signal()
-        m.d.comb += [
-            need_in.eq(t < n_in),
-            need_out.eq((t >= t_first) & (t <= t_lastout)),
-        ]
+        # Where step t stands is kept in flags, each set a step ahead from an equality
+        # compare against a register (or from other flags), so that the handshake and
+        # the step enable (which reaches every bit of prev and t) read flip-flops; with
+        # the magnitude compares of t in front of the handshake, this was the DMA
+        # engine's critical path on the ECP5. A row has at least one byte (the DMA
+        # engine rejects descriptors with row_bytes == 0), so every row has an input
+        # and an output word.
+        need_in = Signal()      # t < n_in
+        last_in = Signal()      # t == n_in - 1
+        need_out = Signal()     # t_first <= t <= t_lastout
+        at_first = Signal()     # t == t_first
+        at_lastout = Signal()   # t == t_lastout
+        at_end = Signal()       # t == t_end
+        t0 = Signal()           # t == 0
+        n_in_m2 = Signal(COUNT_BITS)        # the steps before last_in, at_lastout, at_end
+        t_lastout_m1 = Signal(COUNT_BITS)
+        t_end_m1 = Signal(COUNT_BITS)
         in_ok = ~need_in | self.i.valid
         out_ok = ~need_out | self.o.ready
         fire = Signal()
@@ -93,33 +100,48 @@ class Realigner(wiring.Component):
             self.i.ready.eq(active & need_in & out_ok),
             self.o.valid.eq(active & need_out & in_ok),
             self.o.payload.data.eq(window[:8 * B]),
-            self.o.payload.strb.eq(Mux(t == t_first, first_strb, all_b)
-                                   & Mux(t == t_lastout, last_strb, all_b)),
+            self.o.payload.strb.eq(Mux(at_first, first_strb, all_b)
+                                   & Mux(at_lastout, last_strb, all_b)),
             self.o.payload.err.eq(err | (need_in & self.i.payload.err)),
-            self.o.payload.last.eq(t == t_lastout),
+            self.o.payload.last.eq(at_lastout),
         ]
         with m.If(fire):
-            m.d.sync += [prev.eq(cur), t.eq(t + 1)]
+            m.d.sync += [
+                prev.eq(cur), t.eq(t + 1), t0.eq(0),
+                need_in.eq(need_in & ~last_in),
+                last_in.eq(t == n_in_m2),
+                need_out.eq(~at_lastout & (need_out | t0)),
+                at_first.eq(t0 & lag),
+                at_lastout.eq(t == t_lastout_m1),
+                at_end.eq(t == t_end_m1),
+            ]
             with m.If(need_in & self.i.payload.err):
                 m.d.sync += err.eq(1)
-            with m.If(t == t_end):
+            with m.If(at_end):
                 m.d.sync += active.eq(0)
 
         # ---- row setup: when idle, or in the row's last step (no bubble between rows);
         # after the steps, so that its assignments win in that cycle ------------------
-        m.d.comb += self.i_row.ready.eq(~active | (fire & (t == t_end)))
+        m.d.comb += self.i_row.ready.eq(~active | (fire & at_end))
         with m.If(self.i_row.valid & self.i_row.ready):
             n_in_v = (row.in_off + row.length + (B - 1)) >> lb
             n_out_v = (row.out_off + row.length + (B - 1)) >> lb
             d_pos = row.in_off > row.out_off
             end = (row.out_off + row.length + (B - 1))[:lb] + 1   # 1..B
+            t_lastout_v = n_out_v - 1 + d_pos
+            t_end_v = Mux(n_in_v > n_out_v + d_pos, n_in_v, n_out_v + d_pos) - 1
             m.d.sync += [
-                active.eq(1), t.eq(0), err.eq(0),
-                n_in.eq(n_in_v),
+                active.eq(1), t.eq(0), t0.eq(1), err.eq(0),
                 lag.eq(d_pos),
-                t_first.eq(d_pos),
-                t_lastout.eq(n_out_v - 1 + d_pos),
-                t_end.eq(Mux(n_in_v > n_out_v + d_pos, n_in_v, n_out_v + d_pos) - 1),
+                need_in.eq(1),
+                last_in.eq(n_in_v == 1),
+                n_in_m2.eq(n_in_v - 2),
+                need_out.eq(~d_pos),
+                at_first.eq(~d_pos),
+                at_lastout.eq(t_lastout_v == 0),
+                t_lastout_m1.eq(t_lastout_v - 1),
+                at_end.eq(t_end_v == 0),
+                t_end_m1.eq(t_end_v - 1),
                 k.eq(Mux(d_pos, row.in_off - row.out_off, B - (row.out_off - row.in_off))),
                 first_strb.eq((Const((1 << B) - 1, B) << row.out_off)[:B]),
                 last_strb.eq((Const(1, B + 1) << end) - 1),

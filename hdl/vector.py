@@ -193,6 +193,9 @@ class VectorEngine(ConfigComponent):
         # the destination element size, registered in CHECK: the packer's byte mask and
         # word-complete test read it from a flip-flop
         cmd_des = Signal(3)
+        # cmd_des ones (1, 2 or 4 low bits set), registered with it: the packer's byte
+        # mask is this shifted by the element's byte offset
+        des_ones = Signal(W)
         start = Signal()
         done = Signal()
         m.d.comb += self.i_cmd.ready.eq(state == IDLE)
@@ -203,7 +206,8 @@ class VectorEngine(ConfigComponent):
                 with m.If(self.i_cmd.valid):
                     m.d.sync += [cmd.eq(self.i_cmd.payload), state.eq(CHECK)]
             with m.Case(CHECK):         # the command is registered; verdicts next
-                m.d.sync += [state.eq(CHECK2), n_m1.eq(cmd.n - 1), cmd_des.eq(des)]
+                m.d.sync += [state.eq(CHECK2), n_m1.eq(cmd.n - 1), cmd_des.eq(des),
+                             des_ones.eq((Const(1, W + 1) << des) - 1)]
             with m.Case(CHECK2):
                 with m.If(code != ActError.NONE):
                     m.d.sync += state.eq(IDLE)
@@ -395,13 +399,17 @@ class VectorEngine(ConfigComponent):
         wbuf = Signal(R * 8 * W)
         wstrb = Signal(W)
         wr = wq.i
+        # the next element's byte mask in its word, a register kept with pos (computed
+        # from the next offset when pos moves): it enables every byte of the 512-bit word
+        # buffer, and computed from pos in the same cycle it was the vector engine's
+        # critical path on the ECP5
+        emask = Signal(W)
         with m.If(start):
             m.d.sync += [pos.eq(cmd.dst_off), pk_i.eq(0), pk_last.eq(n_m1 == 0),
                          completes.eq((cmd.dst_off[:lb] + cmd_des == W) | (n_m1 == 0)),
+                         emask.eq((des_ones << cmd.dst_off[:lb])[:W]),
                          wbuf.eq(0), wstrb.eq(0)]
         b = pos[:lb]
-        emask = Signal(W)
-        m.d.comb += emask.eq(((Const(1, 5) << cmd_des) - 1) << b)
         new_strb = wstrb | emask
         new_buf = Signal(R * 8 * W)
         for k in range(R):
@@ -419,7 +427,8 @@ class VectorEngine(ConfigComponent):
         with m.If(pack_pop):
             m.d.sync += [pos.eq(pos + cmd_des), pk_i.eq(pk_i + 1),
                          pk_last.eq(pk_i + 1 == n_m1),
-                         completes.eq((b_next + cmd_des == W) | (pk_i + 1 == n_m1))]
+                         completes.eq((b_next + cmd_des == W) | (pk_i + 1 == n_m1)),
+                         emask.eq((des_ones << b_next)[:W])]
             with m.If(completes):
                 m.d.sync += [
                     wr.valid.eq(1),
