@@ -136,7 +136,7 @@ class F32Narrow(wiring.Component):
 
 
 class Requantizer(wiring.Component):
-    """Pipelined INT32 -> INT8 requantization, ``LATENCY`` = 4.
+    """Pipelined INT32 -> INT8 requantization, ``LATENCY`` = 5.
 
     ``y = sat8(round(acc * scale / 2**shift) + zp)``, then ``max(y, zp)`` if ``relu``;
     the rounding is to nearest with ties away from zero (none when ``shift == 0``).
@@ -152,7 +152,9 @@ class Requantizer(wiring.Component):
     2. ``r = (p + bias) >> shift`` (arithmetic shift = floor), 49 bits wide so that
        ``2**46 + 2**46`` cannot overflow.
     3. ``r`` clamped to ``[-256, 255]`` (which saturates the same way below), registered.
-    4. ``y = r + zp`` saturated to ``[-128, 127]``, then the ReLU floor ``zp``.
+    4. ``y = r + zp``, and the lower bound: ``zp`` with ReLU, else -128.
+    5. ``y`` clamped to ``[bound, 127]`` (the same as saturating to INT8 and then
+       taking ``max(., zp)``, since ``zp`` is an INT8).
 
     Members
     -------
@@ -174,7 +176,7 @@ class Requantizer(wiring.Component):
         ``i_valid`` delayed by ``LATENCY``.
     """
 
-    LATENCY = 4
+    LATENCY = 5
 
     i_acc: In(signed(32))
     i_scale: In(signed(16))
@@ -227,15 +229,23 @@ class Requantizer(wiring.Component):
             s3_zp.eq(s2_zp), s3_relu.eq(s2_relu), s3_valid.eq(s2_valid),
         ]
 
-        # ---- stage 4: zero point, saturation, ReLU ------------------------------------------
-        y = Signal(signed(11))
-        m.d.comb += y.eq(rc + s3_zp)
-        ysat = Signal(signed(8))
-        m.d.comb += ysat.eq(Mux(y > 127, 127, Mux(y < -128, -128, y)))
+        # ---- stage 4: the zero point added, the lower bound chosen ---------------------------
+        # ReLU's floor zp and the INT8 floor -128 are one bound: for -128 <= zp <= 127,
+        # max(sat8(y), zp) = clamp(y, zp, 127). The add and the clamp have a cycle each:
+        # in one cycle (add, two compares, the ReLU compare) they were the vector
+        # engine's critical path on the ECP5, zp fanning out to every lane.
+        y = Signal(signed(11), reset_less=True)
+        lo = Signal(signed(8), reset_less=True)
+        s4_valid = Signal()
+        m.d.sync += [
+            y.eq(rc + s3_zp), lo.eq(Mux(s3_relu, s3_zp, -128)), s4_valid.eq(s3_valid),
+        ]
+
+        # ---- stage 5: clamp to [lo, 127] ---------------------------------------------------------
         res = Signal(signed(8), reset_less=True)
         m.d.sync += [
-            res.eq(Mux(s3_relu & (ysat < s3_zp), s3_zp, ysat)),
-            self.o_valid.eq(s3_valid),
+            res.eq(Mux(y > 127, 127, Mux(y < lo, lo, y))),
+            self.o_valid.eq(s4_valid),
         ]
         m.d.comb += self.o_res.eq(res)
         return m
