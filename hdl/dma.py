@@ -1,6 +1,6 @@
 """The DMA engine: 2-D strided tiles between DRAM (AXI4) and SBUF/PSUM."""
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
@@ -79,14 +79,12 @@ class Realigner(wiring.Component):
         # and an output word.
         need_in = Signal()      # t < n_in
         last_in = Signal()      # t == n_in - 1
-        need_out = Signal()     # t_first <= t <= t_lastout
+        need_out = Signal()     # t_first <= t <= t_last
         at_first = Signal()     # t == t_first
-        at_lastout = Signal()   # t == t_lastout
-        at_end = Signal()       # t == t_end
+        at_last = Signal()      # t == t_last: the row's last step
         t0 = Signal()           # t == 0
-        n_in_m2 = Signal(COUNT_BITS)        # the steps before last_in, at_lastout, at_end
-        t_lastout_m1 = Signal(COUNT_BITS)
-        t_end_m1 = Signal(COUNT_BITS)
+        n_in_m2 = Signal(COUNT_BITS)        # the steps before last_in and at_last
+        t_last_m1 = Signal(COUNT_BITS)
         in_ok = ~need_in | self.i.valid
         out_ok = ~need_out | self.o.ready
         fire = Signal()
@@ -101,47 +99,54 @@ class Realigner(wiring.Component):
             self.o.valid.eq(active & need_out & in_ok),
             self.o.payload.data.eq(window[:8 * B]),
             self.o.payload.strb.eq(Mux(at_first, first_strb, all_b)
-                                   & Mux(at_lastout, last_strb, all_b)),
+                                   & Mux(at_last, last_strb, all_b)),
             self.o.payload.err.eq(err | (need_in & self.i.payload.err)),
-            self.o.payload.last.eq(at_lastout),
+            self.o.payload.last.eq(at_last),
         ]
         with m.If(fire):
             m.d.sync += [
                 prev.eq(cur), t.eq(t + 1), t0.eq(0),
                 need_in.eq(need_in & ~last_in),
                 last_in.eq(t == n_in_m2),
-                need_out.eq(~at_lastout & (need_out | t0)),
+                need_out.eq(~at_last & (need_out | t0)),
                 at_first.eq(t0 & lag),
-                at_lastout.eq(t == t_lastout_m1),
-                at_end.eq(t == t_end_m1),
+                at_last.eq(t == t_last_m1),
             ]
             with m.If(need_in & self.i.payload.err):
                 m.d.sync += err.eq(1)
-            with m.If(at_end):
+            with m.If(at_last):
                 m.d.sync += active.eq(0)
 
         # ---- row setup: when idle, or in the row's last step (no bubble between rows);
         # after the steps, so that its assignments win in that cycle ------------------
-        m.d.comb += self.i_row.ready.eq(~active | (fire & at_end))
+        # With n_in = ceil((in_off + length) / B) input words and n_out = ceil((out_off +
+        # length) / B) output words, the last output word is at step t_last = n_out - 1 +
+        # lag, and that is also the row's last step: if lag (in_off > out_off), n_in is
+        # n_out or n_out + 1, so n_in - 1 <= t_last; else n_in <= n_out. The registers
+        # hold n_in - 2 and t_last - 1 (one step ahead of the flags), each computed with
+        # one adder as floor((x - (2B - (B - 1))) / B) instead of an adder, a shift and
+        # a subtraction: the setup is in the step enable's cycle, and it was the DMA
+        # engine's critical path (after the step compares).
+        m.d.comb += self.i_row.ready.eq(~active | (fire & at_last))
         with m.If(self.i_row.valid & self.i_row.ready):
-            n_in_v = (row.in_off + row.length + (B - 1)) >> lb
-            n_out_v = (row.out_off + row.length + (B - 1)) >> lb
             d_pos = row.in_off > row.out_off
+            n_in_m2_v = Signal(signed(COUNT_BITS + 1))
+            t_last_m1_v = Signal(signed(COUNT_BITS + 1))
+            m.d.comb += [
+                n_in_m2_v.eq((row.in_off + row.length - (B + 1)) >> lb),
+                t_last_m1_v.eq((row.out_off + row.length + Mux(d_pos, -1, -(B + 1))) >> lb),
+            ]
             end = (row.out_off + row.length + (B - 1))[:lb] + 1   # 1..B
-            t_lastout_v = n_out_v - 1 + d_pos
-            t_end_v = Mux(n_in_v > n_out_v + d_pos, n_in_v, n_out_v + d_pos) - 1
             m.d.sync += [
                 active.eq(1), t.eq(0), t0.eq(1), err.eq(0),
                 lag.eq(d_pos),
                 need_in.eq(1),
-                last_in.eq(n_in_v == 1),
-                n_in_m2.eq(n_in_v - 2),
+                last_in.eq(n_in_m2_v == -1),
+                n_in_m2.eq(n_in_m2_v),
                 need_out.eq(~d_pos),
                 at_first.eq(~d_pos),
-                at_lastout.eq(t_lastout_v == 0),
-                t_lastout_m1.eq(t_lastout_v - 1),
-                at_end.eq(t_end_v == 0),
-                t_end_m1.eq(t_end_v - 1),
+                at_last.eq(t_last_m1_v == -1),
+                t_last_m1.eq(t_last_m1_v),
                 k.eq(Mux(d_pos, row.in_off - row.out_off, B - (row.out_off - row.in_off))),
                 first_strb.eq((Const((1 << B) - 1, B) << row.out_off)[:B]),
                 last_strb.eq((Const(1, B + 1) << end) - 1),

@@ -38,17 +38,21 @@ class Target:
     ``amaranth.back.verilog.convert``. It has no other platform methods, so
     memories and everything else elaborate as they do in simulation."""
 
-    def __init__(self, name, dsp):
+    def __init__(self, name, dsp, bram=None):
         self.name = name
         #: Which DSP primitive :class:`RegisteredMultiplier` instantiates (or ``None``).
         self.dsp = dsp
+        #: Which block-RAM primitive :class:`~hdl.fifo.StreamFIFO` instantiates, to use
+        #: the RAM's own output register (or ``None``: an inferred memory).
+        self.bram = bram
 
     def __repr__(self):
         return f"Target({self.name!r})"
 
 
-#: Lattice ECP5: ``MULT18X18D`` with input and output registers.
-ECP5 = Target("ecp5", dsp="MULT18X18D")
+#: Lattice ECP5: ``MULT18X18D`` with input and output registers; ``DP16KD`` with its
+#: output register for the block-RAM FIFOs.
+ECP5 = Target("ecp5", dsp="MULT18X18D", bram="DP16KD")
 
 _TARGETS = {"generic": None, "ecp5": ECP5}
 

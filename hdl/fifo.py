@@ -3,14 +3,17 @@ for wide data paths), :class:`SyncStreamFIFO` (``SyncFIFOBuffered`` behind strea
 for the small queues of control logic) and :class:`StreamSlice` (a two-entry register
 slice that cuts every combinational path through a stream at full throughput)."""
 
-from amaranth.hdl import Module, Shape, Signal
+from amaranth.hdl import Cat, ClockSignal, Const, Instance, Module, Shape, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import exact_log2
 
-__all__ = ["StreamFIFO", "SyncStreamFIFO", "StreamSlice"]
+__all__ = ["StreamFIFO", "SyncStreamFIFO", "StreamSlice", "DP16KD_ENTRIES"]
+
+#: Entries of one ECP5 ``DP16KD`` in its 36-bit pseudo-dual-port mode (512 x 36).
+DP16KD_ENTRIES = 512
 
 
 class StreamFIFO(wiring.Component):
@@ -22,6 +25,17 @@ class StreamFIFO(wiring.Component):
     the RAM and the consumer, and only a few RAM blocks see the read address (a wide
     distributed-RAM FIFO spreads its address over dozens of cells and was the critical
     path of the 8x8 array).
+
+    Elaborated for the ECP5 target (:data:`hdl.dsp.ECP5`, whose ``bram`` is
+    ``"DP16KD"``) with ``ram_style="block"`` and ``2 * depth <= 512``, the memory is
+    built from ``DP16KD`` primitives in their 512 x 36 pseudo-dual-port mode and the
+    output register is the RAM's own (``REGMODE_B = "OUTREG"``, enabled by ``OCEB``):
+    Yosys's ECP5 memory library never uses that register, and from a fabric register
+    the RAM's 5.8 ns clock-to-output (speed 6) plus one route limited the 8x8 INT8
+    array to about 120 MHz. The cycle behaviour is the same; ``tb/models/DP16KD.v``
+    models the subset used, so the ECP5 netlist runs on Verilator
+    (``tests/test_rtl_systolic.py``). ``o.payload`` then has no reset (it is only
+    meaningful while ``o.valid``).
 
     An entry written in cycle ``c`` is on ``o`` in cycle ``c + 3`` at the earliest.
     Capacity is ``depth + 2`` (the memory, the RAM's output latch and the output
@@ -87,10 +101,8 @@ class StreamFIFO(wiring.Component):
         size = 2 * depth
         abits = exact_log2(size)
 
-        mem = m.submodules.storage = Memory(
-            shape=self._shape, depth=size, init=[], attrs={"ram_style": self._ram_style})
-        wr = mem.write_port()
-        rd = mem.read_port(domain="sync")
+        primitive = (self._ram_style == "block" and size <= DP16KD_ENTRIES
+                     and getattr(platform, "bram", None) == "DP16KD")
 
         produce = Signal(abits)
         consume = Signal(abits)
@@ -100,11 +112,6 @@ class StreamFIFO(wiring.Component):
         # Write side.
         m.d.comb += self.i.ready.eq(stored != depth)
         w_fire = self.i.valid & self.i.ready
-        m.d.comb += [
-            wr.addr.eq(produce),
-            wr.data.eq(self.i.payload),
-            wr.en.eq(self.i.valid),
-        ]
         with m.If(w_fire):
             m.d.sync += produce.eq(produce + 1)
 
@@ -113,22 +120,78 @@ class StreamFIFO(wiring.Component):
         b_take = Signal()
         m.d.comb += b_take.eq(a_valid & (~self.o.valid | self.o.ready))
         r_issue = Signal()
-        m.d.comb += [
-            r_issue.eq((produce != consume) & (~a_valid | b_take)),
-            rd.addr.eq(consume),
-            rd.en.eq(r_issue),
-        ]
+        m.d.comb += r_issue.eq((produce != consume) & (~a_valid | b_take))
         with m.If(r_issue):
             m.d.sync += consume.eq(consume + 1)
         m.d.sync += a_valid.eq(r_issue | (a_valid & ~b_take))
 
         with m.If(b_take):
-            m.d.sync += [self.o.payload.eq(rd.data), self.o.valid.eq(1)]
+            m.d.sync += self.o.valid.eq(1)
         with m.Elif(self.o.ready):
             m.d.sync += self.o.valid.eq(0)
 
+        # The RAM: written at `produce` whenever `i.valid`, read at `consume` into stage
+        # A when `r_issue`, stage A copied into the output register (stage B) on `b_take`.
+        if primitive:
+            self._dp16kd(m, produce, r_issue, consume, b_take)
+        else:
+            mem = m.submodules.storage = Memory(
+                shape=self._shape, depth=size, init=[], attrs={"ram_style": self._ram_style})
+            wr = mem.write_port()
+            rd = mem.read_port(domain="sync")
+            m.d.comb += [
+                wr.addr.eq(produce), wr.data.eq(self.i.payload), wr.en.eq(self.i.valid),
+                rd.addr.eq(consume), rd.en.eq(r_issue),
+            ]
+            with m.If(b_take):
+                m.d.sync += self.o.payload.eq(rd.data)
+
         m.d.comb += self.level.eq(stored + a_valid + self.o.valid)
         return m
+
+    def _dp16kd(self, m, w_addr, r_en, r_addr, out_en):
+        """The memory and output register as ``DP16KD`` primitives (ECP5), 36 bits each.
+
+        The port facts used (Lattice TN1264, ECP5 memory usage guide; the same wiring
+        as Yosys's own 512 x 36 mapping): with ``DATA_WIDTH_A = DATA_WIDTH_B = 36``
+        port A writes and port B reads; the word is ``{DIB, DIA}`` / ``{DOB, DOA}``;
+        the address is ``AD[13:5]``, and on the write port ``ADA[3:0]`` are the four
+        9-bit byte enables (``WEA`` high); ``CEB`` enables the read into the output
+        latch, ``OCEB`` the output register behind it (``REGMODE_B = "OUTREG"``)."""
+        data = self.i.payload.as_value()
+        width = len(data)
+        out = self.o.payload.as_value()
+        blocks = (width + 35) // 36
+        pad = Signal(36 * blocks - width, name="dp16kd_pad")     # the last block's unused bits
+        for n in range(blocks):
+            lo = 36 * n
+            di = data[lo:lo + 36]
+            di = di if len(di) == 36 else Cat(di, Const(0, 36 - len(di)))
+            ada = Cat(self.i.valid.replicate(4), Const(0, 1), w_addr, Const(0, 14))
+            adb = Cat(Const(0, 5), r_addr, Const(0, 14))
+            do = Cat(out, pad)[lo:lo + 36]
+            ports = {
+                "p_DATA_WIDTH_A": 36, "p_DATA_WIDTH_B": 36,
+                "p_REGMODE_A": "NOREG", "p_REGMODE_B": "OUTREG",
+                "p_RESETMODE": "SYNC", "p_ASYNC_RESET_RELEASE": "SYNC",
+                "p_CSDECODE_A": "0b000", "p_CSDECODE_B": "0b000",
+                "p_WRITEMODE_A": "NORMAL", "p_WRITEMODE_B": "NORMAL", "p_GSR": "DISABLED",
+                "i_CLKA": ClockSignal(), "i_CEA": 1, "i_OCEA": 0, "i_WEA": 1, "i_RSTA": 0,
+                "i_CLKB": ClockSignal(), "i_CEB": r_en, "i_OCEB": out_en, "i_WEB": 0,
+                "i_RSTB": 0,
+            }
+            for j in range(3):
+                ports[f"i_CSA{j}"] = 0
+                ports[f"i_CSB{j}"] = 0
+            for j in range(14):
+                ports[f"i_ADA{j}"] = ada[j]
+                ports[f"i_ADB{j}"] = adb[j]
+            for j in range(18):
+                ports[f"i_DIA{j}"] = di[j]
+                ports[f"i_DIB{j}"] = di[18 + j]
+                ports[f"o_DOA{j}"] = do[j]
+                ports[f"o_DOB{j}"] = do[18 + j]
+            m.submodules[f"ram{n}"] = Instance("DP16KD", **ports)
 
 
 class SyncStreamFIFO(wiring.Component):

@@ -42,3 +42,23 @@ REGRESS_ONLY = ("8x8-fp",)
                          ids=case_ids(CASES))
 def test_systolic(config, testcase):
     run_rtl_test("systolic_array", MODULE, testcase, config)
+
+
+#: The array elaborated for the ECP5 target (``systolic_array_ecp5``): its output FIFO in
+#: DP16KD primitives with their output register, its multipliers in MULT18X18Ds, both
+#: on the models in tb/models/. The tests that stress the FIFO (stalls, backpressure,
+#: full rate, reset with entries in the RAM) on an INT8 and a float array in make test;
+#: the 8x8 INT8 array (the one whose Fmax the primitive is for) in make regress.
+ECP5_TESTS = ["test_random_tiles", "test_random_backpressure", "test_long_output_stall",
+              "test_throughput", "test_reset_mid_stream"]
+ECP5_CASES = (rtl_cases(MODULE, ["4x4", "8x8"], only=ECP5_TESTS)
+              + rtl_cases(MODULE, ["4x4-fp"], only=ECP5_TESTS + ["test_float_random"]))
+
+
+@pytest.mark.rtl
+@pytest.mark.timeout(2700)
+@pytest.mark.parametrize("config,testcase",
+                         regress_cases(ECP5_CASES, lambda c, t: c == "8x8"),
+                         ids=case_ids(ECP5_CASES))
+def test_systolic_ecp5(config, testcase):
+    run_rtl_test("systolic_array_ecp5", MODULE, testcase, config)

@@ -98,6 +98,9 @@ TOPS = {
     "fp_mul16_ftz_int8_ecp5": _fp_mul16_ftz_int8,
     "dsp_multipliers": _dsp_multipliers,
     "dsp_multipliers_ecp5": _dsp_multipliers,
+    # the array for the ECP5 target: its output FIFO in DP16KD primitives (with their
+    # output register) and its multipliers in MULT18X18Ds, on the models in tb/models/
+    "systolic_array_ecp5": _systolic,
     "fp_mul16_ftz_synth": _wrapped(_fp_mul16_ftz),
     "host_interface": _host,
     "host_interface_synth": _wrapped(_host),
@@ -106,10 +109,11 @@ TOPS = {
 
 #: Tops elaborated for a vendor target by default (see :func:`elaborate`).
 TOP_TARGETS = {"fp_mul16_int8_ecp5": "ecp5", "fp_mul16_ftz_int8_ecp5": "ecp5",
-               "dsp_multipliers_ecp5": "ecp5"}
+               "dsp_multipliers_ecp5": "ecp5", "systolic_array_ecp5": "ecp5"}
 
 #: Simulation models of vendor primitives, per target (Verilator sources).
-TARGET_MODELS = {"generic": [], "ecp5": [ROOT / "tb" / "models" / "MULT18X18D.v"]}
+TARGET_MODELS = {"generic": [], "ecp5": [ROOT / "tb" / "models" / "MULT18X18D.v",
+                                         ROOT / "tb" / "models" / "DP16KD.v"]}
 
 
 def config_free(top):
