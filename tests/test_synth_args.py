@@ -13,6 +13,9 @@ from sim.flow.synth import DEVICES, synthesise
     (dict(crit_exp=2.5), "crit_exp must be a positive integer"),
     (dict(crit_exp=True), "crit_exp must be a positive integer"),
     (dict(placer="sa"), "placer must be 'heap' or 'static'"),
+    (dict(density=0), "density must be a number in"),
+    (dict(density=1.5), "density must be a number in"),
+    (dict(density="0.7"), "density must be a number in"),
     (dict(routers=()), "routers must be a non-empty sequence"),
     (dict(routers=("router3",)), "routers must be a non-empty sequence"),
 ])

@@ -51,7 +51,7 @@ def cmd_synth(args):
                     rows.append(synthesise(
                         top, config, device, freq_mhz=args.freq, seed=seed,
                         timing_weight=args.timing_weight, crit_exp=args.crit_exp,
-                        placer=args.placer, routers=args.router or ROUTERS,
+                        density=args.density, placer=args.placer, routers=args.router or ROUTERS,
                         router2_timeout=args.router2_timeout))
     print(f"\n{'top':16s} {'config':12s} {'device':12s} {'seed':>4s} {'LUTs':>7s} {'FFs':>7s} "
           f"{'DSPs':>5s} {'BRAMs':>5s} {'Fmax MHz':>9s} {'P&R s':>6s}")
@@ -64,7 +64,7 @@ def cmd_synth(args):
     for r in rows:
         print(f"\n{r['top']} ({r['config']}, seed {r['seed']}, {r['router']}"
               + (f"; router2 failed: {r['router2_failure']}" if r.get("router2_failure") else "")
-              + f"), critical paths (from -> through -> [to.port]):")
+              + "), critical paths (from -> through -> [to.port]):")
         for p in r["critical_paths"]:
             print(f"  {p['clocks']}\n    {describe_path(p)}")
     return 0
@@ -492,17 +492,21 @@ def main(argv=None):
                    help="nextpnr placement seed (repeat for several; default 1)")
     s.add_argument("--placer", choices=["heap", "static"], default="heap",
                    help="nextpnr placer (default %(default)s)")
-    from sim.flow.synth import HEAP_CRIT_EXP, HEAP_TIMING_WEIGHT, ROUTERS
+    from sim.flow.synth import HEAP_CRIT_EXP, HEAP_TIMING_WEIGHT, ROUTER2_TIMEOUT, ROUTERS
     s.add_argument("--router", action="append", choices=sorted(ROUTERS),
                    help="router to try (repeat: tried in order; default "
                         f"{', then '.join(ROUTERS)} if the first fails)")
-    s.add_argument("--router2-timeout", type=float,
-                   help="stop router2 after this many seconds (a failure, reported)")
+    s.add_argument("--router2-timeout", type=float, default=ROUTER2_TIMEOUT,
+                   help="stop router2 after this many seconds (a failure, reported; then "
+                        "the next router); default %(default)s")
     s.add_argument("--timing-weight", type=int, default=HEAP_TIMING_WEIGHT,
                    help="nextpnr HeAP timing weight (default %(default)s; nextpnr's own is 10)")
     s.add_argument("--crit-exp", type=int, default=HEAP_CRIT_EXP,
                    help="nextpnr HeAP criticality exponent (default %(default)s; nextpnr's own "
                         "is 2)")
+    s.add_argument("--density", type=float, default=None,
+                   help="nextpnr HeAP maximum placement density, (0, 1] (default: nextpnr's "
+                        "0.9); lower spreads the cells for the router")
     s.set_defaults(func=cmd_synth)
 
     b = sub.add_parser("bench", help="array and tensor-engine throughput on Verilator "

