@@ -83,8 +83,12 @@ class Controller(ConfigComponent):
                            fault, 0 = off
     status : Out(RunStatus)   ``busy``, ``done``, ``fault``, ``error_code``,
                            ``error_detail``, ``fault_addr``; ``retired``: instructions
-                           finished this cycle; ``macs``: MACs of the matmuls finished
-                           this cycle (k*m*n each)
+                           finished in the previous cycle; ``macs``: MACs of the
+                           matmuls finished in the previous cycle (k*m*n each). Both
+                           are registered: they feed only the host's 48-bit counters,
+                           and combinationally the engines' completions ran on through
+                           the sum into the counters' adders (the whole core's
+                           critical path on the ECP5)
     i_engine_busy : In(1)  some engine is working (progress for the watchdog; part of
                            ``status.busy`` after a fault, while issued commands finish)
     m_axi : Out(AXI4Signature)   fetch port (AR and R only; AW, W, B idle)
@@ -227,7 +231,7 @@ class Controller(ConfigComponent):
             ]
             done_events.append(ev)
             if name == "tensor":
-                m.d.comb += self.status.macs.eq(Mux(ev, rec.payload.macs, 0))
+                m.d.sync += self.status.macs.eq(Mux(ev, rec.payload.macs, 0))
         m.d.comb += sems.i_signal[4].eq(dec.o_signal)
         for k, (name, code) in enumerate((("tensor", CoreError.TENSOR),
                                           ("vector", CoreError.VECTOR))):
@@ -291,6 +295,6 @@ class Controller(ConfigComponent):
             m.d.sync += [running.eq(0), self.status.done.eq(1)]
         m.d.comb += [
             self.status.busy.eq(running | fetch.o_busy | ~quiet),
-            self.status.retired.eq(dec.o_retired + sum(done_events)),
         ]
+        m.d.sync += self.status.retired.eq(dec.o_retired + sum(done_events))
         return m

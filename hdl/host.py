@@ -64,7 +64,8 @@ class HostInterface(ConfigComponent):
         ``run.error_code`` (:class:`hdl.isa.CoreError`), ``run.error_detail`` (the
         refusing engine's own code) and ``run.fault_addr`` (the faulting instruction)
         are valid with it; ``run.macs``, ``run.retired``: multiply-accumulates done and
-        instructions retired this cycle; ``busy_dma_in`` .. ``busy_vector``: engine busy
+        instructions retired (in the controller's previous cycle: it registers them);
+        ``busy_dma_in`` .. ``busy_vector``: engine busy
         levels, counted while running; ``active``: the systolic array accepts a moving
         column this cycle.
     o_soft_reset : Out(1)

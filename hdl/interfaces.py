@@ -228,8 +228,8 @@ class RunStatus(_StructuralSignature):
     busy, done, fault : Out(1)      running; done pulse; fault pulse
     error_code : Out(CoreError), error_detail : Out(ERROR_DETAIL_WIDTH),
     fault_addr : Out(FAULT_ADDR_BITS)   the last fault (cleared by START)
-    retired : Out(RETIRED_WIDTH)    instructions finished this cycle
-    macs : Out(MACS_WIDTH)          MACs of the matmuls finished this cycle
+    retired : Out(RETIRED_WIDTH)    instructions finished in the previous cycle (registered)
+    macs : Out(MACS_WIDTH)          MACs of the matmuls finished in the previous cycle
     """
 
     def __init__(self):
