@@ -163,13 +163,15 @@ class StreamFIFO(wiring.Component):
         out = self.o.payload.as_value()
         blocks = (width + 35) // 36
         pad = Signal(36 * blocks - width, name="dp16kd_pad")     # the last block's unused bits
+        padded_out = Cat(out, pad)
+        # Every block shares the addresses: AD[13:5] the word, ADA[3:0] the byte enables.
+        ada = Cat(self.i.valid.replicate(4), Const(0, 1), w_addr)
+        adb = Cat(Const(0, 5), r_addr)
         for n in range(blocks):
             lo = 36 * n
             di = data[lo:lo + 36]
             di = di if len(di) == 36 else Cat(di, Const(0, 36 - len(di)))
-            ada = Cat(self.i.valid.replicate(4), Const(0, 1), w_addr, Const(0, 14))
-            adb = Cat(Const(0, 5), r_addr, Const(0, 14))
-            do = Cat(out, pad)[lo:lo + 36]
+            do = padded_out[lo:lo + 36]
             ports = {
                 "p_DATA_WIDTH_A": 36, "p_DATA_WIDTH_B": 36,
                 "p_REGMODE_A": "NOREG", "p_REGMODE_B": "OUTREG",
@@ -184,8 +186,8 @@ class StreamFIFO(wiring.Component):
                 ports[f"i_CSA{j}"] = 0
                 ports[f"i_CSB{j}"] = 0
             for j in range(14):
-                ports[f"i_ADA{j}"] = ada[j]
-                ports[f"i_ADB{j}"] = adb[j]
+                ports[f"i_ADA{j}"] = ada[j] if j < len(ada) else 0
+                ports[f"i_ADB{j}"] = adb[j] if j < len(adb) else 0
             for j in range(18):
                 ports[f"i_DIA{j}"] = di[j]
                 ports[f"i_DIB{j}"] = di[18 + j]
