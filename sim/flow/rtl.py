@@ -53,6 +53,8 @@ _fp_mul16_ftz_int8 = _made("fp.FPMul16", config=False, subnormals=False, int8=Tr
 _dsp_multipliers = _made("tops.multipliers.MultiplierSet", config=False)
 _host = _made("host.HostInterface")
 _controller = _made("controller.Controller")
+# the UART host bridge at 3 Mbaud from 48 MHz, frames timed out after 100 ms
+_uart_bridge = _made("uart.UARTBridge", config=False, divisor=16, timeout=4_800_000)
 
 
 def _wrapped(make):
@@ -105,6 +107,7 @@ TOPS = {
     "host_interface": _host,
     "host_interface_synth": _wrapped(_host),
     "controller_synth": _wrapped(_controller),
+    "uart_bridge": _uart_bridge,
 }
 
 #: Tops elaborated for a vendor target by default (see :func:`elaborate`).
