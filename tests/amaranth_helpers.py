@@ -112,3 +112,14 @@ def release_clients(ctx, writers, rclients):
     for q, o in rclients:
         ctx.set(q.valid, 0)
         ctx.set(o.ready, 0)
+
+
+async def wait_for(ctx, signal, *also, limit=20_000):
+    """Tick until ``signal`` is high at a clock edge; return the values of ``also``
+    sampled at that edge. An ``AssertionError`` after ``limit`` cycles: the watchdog
+    of a testbench waiting on a handshake that never comes."""
+    for _ in range(limit):
+        _, _, value, *rest = await ctx.tick().sample(signal, *also)
+        if value:
+            return rest
+    raise AssertionError(f"watchdog: {signal.name} still low after {limit} cycles")

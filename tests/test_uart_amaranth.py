@@ -19,7 +19,7 @@ import pytest
 from amaranth.hdl import Module
 from litex.tools.remote.comm_uart import CommUART
 
-from amaranth_helpers import raises_exactly, simulate
+from amaranth_helpers import raises_exactly, simulate, wait_for
 from hdl.axi import AXIResp
 from hdl.uart import (
     Cmd, UARTBone, UARTBridge, UARTRx, UARTTx, baud_divisor,
@@ -164,10 +164,7 @@ def run_bone(frames_bytes, *, rng, timeout=1000, addr_width=32, errors=(), gaps=
                 await ctx.tick()
             ctx.set(dut.i.valid, 1)
             ctx.set(dut.i.payload, byte)
-            while True:
-                _, _, ready = await ctx.tick().sample(dut.i.ready)
-                if ready:
-                    break
+            await wait_for(ctx, dut.i.ready)
         ctx.set(dut.i.valid, 0)
         # the answer is complete once nothing moves for a while
         quiet = 0
@@ -252,12 +249,14 @@ def test_tx_to_line_model(divisor, seed):
         for byte in data:
             ctx.set(dut.i.valid, 1)
             ctx.set(dut.i.payload, byte)
-            while True:
+            for _ in range(20 * divisor):
                 _, _, ready, tx = await ctx.tick().sample(dut.i.ready, dut.o_tx)
                 levels.append(tx)
                 if ready:
                     starts.append(len(levels))
                     break
+            else:
+                raise AssertionError("watchdog: the transmitter took no byte")
         ctx.set(dut.i.valid, 0)
         for _ in range(11 * divisor):
             _, _, tx = await ctx.tick().sample(dut.o_tx)

@@ -55,6 +55,9 @@ _host = _made("host.HostInterface")
 _controller = _made("controller.Controller")
 # the UART host bridge at 3 Mbaud from 48 MHz, frames timed out after 100 ms
 _uart_bridge = _made("uart.UARTBridge", config=False, divisor=16, timeout=4_800_000)
+# a board's DRAM window in block RAM (64 KiB here) and the host's address decoder
+_block_ram_dram = _made("board.BlockRamDram", size=1 << 16)
+_host_decoder = _made("board.HostDecoder", config=False, dram_size=1 << 16)
 
 
 def _wrapped(make):
@@ -108,6 +111,8 @@ TOPS = {
     "host_interface_synth": _wrapped(_host),
     "controller_synth": _wrapped(_controller),
     "uart_bridge": _uart_bridge,
+    "block_ram_dram": _block_ram_dram,
+    "host_decoder": _host_decoder,
 }
 
 #: Tops elaborated for a vendor target by default (see :func:`elaborate`).
