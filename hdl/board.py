@@ -9,6 +9,8 @@ address (:data:`HOST_REG_BASE`, :data:`HOST_DRAM_BASE`). ``docs/board.md`` has t
 address map.
 """
 
+from typing import NamedTuple
+
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
@@ -22,7 +24,7 @@ from .interfaces import ConfigComponent, axi_signature
 from .regmap import ADDR_WIDTH as REG_ADDR_WIDTH
 
 __all__ = ["BlockRamDram", "HostDecoder", "HOST_ADDR_WIDTH", "HOST_REG_BASE",
-           "HOST_DRAM_BASE"]
+           "HOST_DRAM_BASE", "PLLSettings", "ecp5_pll_settings"]
 
 #: the host's byte address width (the UART bridge's port)
 HOST_ADDR_WIDTH = 32
@@ -306,3 +308,53 @@ class HostDecoder(wiring.Component):
                 with m.If(s.rvalid & s.rready):
                     m.next = "IDLE"
         return m
+
+
+class PLLSettings(NamedTuple):
+    """Dividers of an ECP5 ``EHXPLLL`` with CLKOP fed back: ``f_out = f_in * clkfb_div
+    / clki_div``, VCO ``= f_out * clkop_div``."""
+    clki_div: int
+    clkfb_div: int
+    clkop_div: int
+    f_out: float
+    f_vco: float
+
+
+#: EHXPLLL limits (Lattice TN1263, ECP5 sysCLOCK PLL usage guide; the same numbers as
+#: Project Trellis's ecppll): phase detector input, VCO and output frequency, in Hz
+PLL_PFD = (3.125e6, 400e6)
+PLL_VCO = (400e6, 800e6)
+PLL_OUT = (3.125e6, 400e6)
+#: the VCO frequency preferred among equally close outputs (ecppll's choice too)
+PLL_VCO_AIM = 600e6
+
+
+def ecp5_pll_settings(f_in, f_out):
+    """The ``EHXPLLL`` dividers whose output is closest to ``f_out`` (Hz) from a
+    ``f_in`` reference, the VCO nearest 600 MHz among equals; a ``ValueError`` if no
+    divider set is legal. The board top states the frequency it gets, not the one it
+    asked for (a 25 MHz reference makes 45 MHz exactly but not 48)."""
+    if not PLL_OUT[0] <= f_out <= PLL_OUT[1]:
+        raise ValueError(f"the PLL output must be from {PLL_OUT[0] / 1e6} to "
+                         f"{PLL_OUT[1] / 1e6} MHz, not {f_out / 1e6} MHz")
+    best, best_key = None, None
+    for clki_div in range(1, 129):
+        f_pfd = f_in / clki_div
+        if f_pfd < PLL_PFD[0]:
+            break
+        if f_pfd > PLL_PFD[1]:
+            continue
+        for clkfb_div in range(1, 81):
+            out = f_pfd * clkfb_div
+            if not PLL_OUT[0] <= out <= PLL_OUT[1]:
+                continue
+            for clkop_div in {max(1, min(128, round(PLL_VCO_AIM / out)) + d) for d in (-1, 0, 1)}:
+                vco = out * clkop_div
+                if not (PLL_VCO[0] <= vco <= PLL_VCO[1] and 1 <= clkop_div <= 128):
+                    continue
+                key = (abs(out - f_out), abs(vco - PLL_VCO_AIM))
+                if best_key is None or key < best_key:
+                    best, best_key = PLLSettings(clki_div, clkfb_div, clkop_div, out, vco), key
+    if best is None:
+        raise ValueError(f"no EHXPLLL setting makes {f_out / 1e6} MHz from {f_in / 1e6} MHz")
+    return best

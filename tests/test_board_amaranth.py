@@ -1,7 +1,8 @@
 # amaranth: UnusedElaboratable=no
 """The board's DRAM window in block RAM and the host's address decoder
 (:mod:`hdl.board`) in Amaranth's simulator, and the whole host path: UARTBone frames
-through :class:`hdl.uart.UARTBone`, the decoder, into the memory and a register stub.
+through :class:`hdl.uart.UARTBone`, the decoder, into the memory and a register stub;
+the ECP5 PLL's dividers against Project Trellis's ecppll.
 
 Expected values come from a Python memory model fed by the same random traffic, never
 from the design. The core's port is driven by an AXI4 manager model with several bursts
@@ -9,7 +10,12 @@ in flight and random valid/ready gaps; the host's by an AXI4-Lite manager model 
 same time, on a different part of the memory, then each reads what the other wrote.
 """
 
+import pathlib
 import random
+import re
+import shutil
+import subprocess
+import sys
 
 import pytest
 
@@ -18,7 +24,7 @@ from amaranth.lib import wiring
 
 from amaranth_helpers import raises_exactly, simulate, wait_for
 from hdl.axi import AXIResp
-from hdl.board import HOST_DRAM_BASE, BlockRamDram, HostDecoder
+from hdl.board import HOST_DRAM_BASE, BlockRamDram, HostDecoder, ecp5_pll_settings
 from hdl.config import CoreConfig, named_config
 from hdl.uart import Cmd, UARTBone
 
@@ -376,3 +382,38 @@ def test_uartbone_into_dram():
     got = [int.from_bytes(bytes(answer[i:i + 4]), "big") for i in range(0, len(answer), 4)]
     assert got == words
 
+
+
+def _ecppll(f_in_mhz, f_out_mhz):
+    """Project Trellis's ecppll (the yowasp-ecppll wheel) as an independent oracle:
+    its refclk, feedback and output dividers and output and VCO frequencies."""
+    exe = shutil.which("yowasp-ecppll") or str(
+        pathlib.Path(sys.executable).with_name("yowasp-ecppll"))
+    out = subprocess.run([exe, "-i", str(f_in_mhz), "-o", str(f_out_mhz)],
+                         capture_output=True, text=True, timeout=300, cwd="/tmp").stdout
+
+    def num(label):
+        return float(re.search(label + r":\s*([0-9.]+)", out).group(1))
+    return (int(num("Refclk divisor")), int(num("Feedback divisor")),
+            int(num("clkout0 divisor")), num("clkout0 frequency"), num("VCO frequency"))
+
+
+@pytest.mark.parametrize("f_in,f_out", [(25, 45), (25, 48), (25, 50), (25, 62.5), (25, 81),
+                                        (25, 100), (25, 133), (12, 60), (100, 37.5)])
+def test_pll_settings_match_ecppll(f_in, f_out):
+    """The EHXPLLL dividers are the ones ecppll picks (closest output, VCO nearest
+    600 MHz among equals), within ecppll's printed precision."""
+    s = ecp5_pll_settings(f_in * 1e6, f_out * 1e6)
+    ref, fb, op, out, vco = _ecppll(f_in, f_out)
+    assert (s.clki_div, s.clkfb_div, s.clkop_div) == (ref, fb, op)
+    assert s.f_out / 1e6 == pytest.approx(out, abs=1e-3)
+    assert s.f_vco / 1e6 == pytest.approx(vco, abs=1e-3)
+    assert 400e6 <= s.f_vco <= 800e6 and f_in * 1e6 / s.clki_div >= 3.125e6
+
+
+def test_pll_settings_errors():
+    with raises_exactly(ValueError, "the PLL output must be from 3.125 to 400.0 MHz, "
+                                    "not 500.0 MHz"):
+        ecp5_pll_settings(25e6, 500e6)
+    with raises_exactly(ValueError, "no EHXPLLL setting makes 10.0 MHz from 2.0 MHz"):
+        ecp5_pll_settings(2e6, 10e6)
