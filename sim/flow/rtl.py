@@ -55,8 +55,16 @@ _host = _made("host.HostInterface")
 _controller = _made("controller.Controller")
 # the UART host bridge at 3 Mbaud from 48 MHz, frames timed out after 100 ms
 _uart_bridge = _made("uart.UARTBridge", config=False, divisor=16, timeout=4_800_000)
-# a board's DRAM window in block RAM (64 KiB here) and the host's address decoder
-_block_ram_dram = _made("board.BlockRamDram", size=1 << 16)
+# a board's DRAM window in block RAM (64 KiB here, less if the AXI port is narrower)
+# and the host's address decoder
+
+
+def _block_ram_dram(cfg):
+    from hdl.board import BlockRamDram
+    return BlockRamDram(cfg, size=min(1 << 16, 1 << cfg.axi_addr_width))
+
+
+_block_ram_dram.config_free = False
 _host_decoder = _made("board.HostDecoder", config=False, dram_size=1 << 16)
 
 
