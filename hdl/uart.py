@@ -305,6 +305,13 @@ class UARTBone(wiring.Component):
             m.d.sync += timer.eq(timer - 1)
         expired = waiting & (timer == 0) & ~self.i.valid
 
+        def abandon_if_late():
+            """After a receiving state's byte case: a frame whose next byte is late is
+            dropped and the next byte starts a new one."""
+            with m.Elif(expired):
+                m.d.sync += ev.timeout.eq(1)
+                m.next = "CMD"
+
         with m.FSM():
             with m.State("CMD"):
                 m.d.comb += self.i.ready.eq(1)
@@ -316,9 +323,7 @@ class UARTBone(wiring.Component):
                 with m.If(self.i.valid):
                     m.d.sync += words_left.eq(_frame_words(self.i.payload) - 1)
                     m.next = "ADDRESS"
-                with m.Elif(expired):
-                    m.d.sync += ev.timeout.eq(1)
-                    m.next = "CMD"
+                abandon_if_late()
             with m.State("ADDRESS"):
                 m.d.comb += [self.i.ready.eq(1), waiting.eq(1)]
                 with m.If(self.i.valid):
@@ -332,9 +337,7 @@ class UARTBone(wiring.Component):
                         with m.Else():
                             m.d.sync += ev.bad_cmd.eq(1)
                             m.next = "CMD"
-                with m.Elif(expired):
-                    m.d.sync += ev.timeout.eq(1)
-                    m.next = "CMD"
+                abandon_if_late()
             with m.State("DATA"):
                 m.d.comb += [self.i.ready.eq(1), waiting.eq(1)]
                 with m.If(self.i.valid):
@@ -342,9 +345,7 @@ class UARTBone(wiring.Component):
                     with m.If(nbyte == WORD_BYTES - 1):
                         m.d.sync += [aw_done.eq(0), w_done.eq(0)]
                         m.next = "WRITE"
-                with m.Elif(expired):
-                    m.d.sync += ev.timeout.eq(1)
-                    m.next = "CMD"
+                abandon_if_late()
             with m.State("WRITE"):
                 with m.If(~in_range):
                     m.d.sync += ev.range_error.eq(1)
