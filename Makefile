@@ -7,11 +7,14 @@ PY        := $(VENV)/bin/python
 STAMP     := $(VENV)/.installed
 CONFIG    ?=
 JOBS      ?= auto
+BOARD     ?= ulx3s
+BACKEND   ?= verilator
+PORT      ?=
 PYTEST    := $(PY) -m pytest -p no:cacheprovider
 
 export CONFIG
 
-.PHONY: all venv test regress sim unit verilog lint synth bench demo formal mutate waves clean distclean help
+.PHONY: all venv test regress sim unit verilog lint synth bench demo formal mutate waves bitstream program clean distclean help
 
 help:
 	@echo "make test     the suite CI runs: golden model, Amaranth-simulator units, Verilator testbenches"
@@ -23,6 +26,9 @@ help:
 	@echo "make synth    yosys + nextpnr-ecp5 figures -> build/synth/<top>-<device>.json"
 	@echo "make bench    array, tensor-engine and DMA throughput on Verilator -> build/bench.json"
 	@echo "make demo     digits MLP: scikit-learn -> ONNX -> ncore (BF16, INT8) on Verilator vs onnxruntime"
+	@echo "              BACKEND=board PORT=/dev/ttyUSB0: on a board (PORT=sim: the simulated board)"
+	@echo "make bitstream [BOARD=ulx3s]  build/boards/<board>/ncore.bit + ncore-report.json"
+	@echo "make program  load the bitstream with openFPGALoader (FLASH=1: into the flash)"
 	@echo "make formal   SymbiYosys proofs: stream/AXI rules, FIFO levels, arbiter fairness, DMA window"
 	@echo "make mutate   gateware mutation testing: sim/flow/mutants.py -> build/mutate.json"
 	@echo "make waves TEST=<pytest id>  rerun one test with waves; prints the gtkwave/surfer command"
@@ -60,7 +66,13 @@ bench: $(STAMP)
 	$(PY) -m sim.flow.cli bench
 
 demo: $(STAMP)
-	$(PY) -m sim.compiler.demo
+	$(PY) -m sim.compiler.demo --backend $(BACKEND) $(if $(PORT),--port $(PORT))
+
+bitstream: $(STAMP)
+	$(PY) -m sim.flow.cli bitstream --board $(BOARD)
+
+program: $(STAMP)
+	$(PY) -m sim.flow.cli program --board $(BOARD) $(if $(FLASH),--flash)
 
 formal: $(STAMP)
 	$(PY) -m sim.flow.cli formal $(FORMAL_ARGS)

@@ -20,11 +20,14 @@ from amaranth.utils import exact_log2
 
 from .axi import AXI4LiteSignature, AXIResp
 from .config import CoreConfig, check_config, check_int_range
-from .interfaces import ConfigComponent, axi_signature
+from .core import NeuronCore
+from .interfaces import ConfigComponent, StatusLights, axi_signature
 from .regmap import ADDR_WIDTH as REG_ADDR_WIDTH
+from .uart import UARTBridge
 
-__all__ = ["BlockRamDram", "HostDecoder", "HOST_ADDR_WIDTH", "HOST_REG_BASE",
-           "HOST_DRAM_BASE", "PLLSettings", "ecp5_pll_settings"]
+__all__ = ["BlockRamDram", "HostDecoder", "BoardCore", "HOST_ADDR_WIDTH", "HOST_REG_BASE",
+           "HOST_DRAM_BASE", "PLLSettings", "ecp5_pll_settings", "BOARD_BAUD",
+           "BRIDGE_TIMEOUT_S"]
 
 #: the host's byte address width (the UART bridge's port)
 HOST_ADDR_WIDTH = 32
@@ -33,6 +36,10 @@ HOST_REG_BASE = 0x0000_0000
 #: where the host sees the DRAM window: host address ``HOST_DRAM_BASE + a`` is the
 #: core's DRAM address ``a`` (LiteX puts its main RAM here too)
 HOST_DRAM_BASE = 0x4000_0000
+#: the host link's baud rate on a board (the FTDI FT231X of the ULX3S reaches 3 Mbaud)
+BOARD_BAUD = 3_000_000
+#: a frame whose next byte does not come within this many seconds is abandoned
+BRIDGE_TIMEOUT_S = 0.1
 
 
 def _check_size(size, config: CoreConfig):
@@ -310,6 +317,71 @@ class HostDecoder(wiring.Component):
         return m
 
 
+class BoardCore(ConfigComponent):
+    """Everything on a board but its clocking: the host's UART bridge, the address
+    decoder, the :class:`~hdl.core.NeuronCore` and its DRAM window in block RAM.
+
+    ::
+
+        rx/tx -- UARTBridge -- HostDecoder --+-- NeuronCore.s_axil (registers)
+                                             +-- BlockRamDram.s_axil (host's DRAM port)
+                              NeuronCore.m_axi -- BlockRamDram.s_axi (core's DRAM port)
+
+    The board top (:mod:`hdl.tops.ulx3s`) adds the PLL, the reset synchroniser and the
+    pins; the Verilator model of the board (:class:`hdl.tops.board_sim.BoardSim`) is
+    this block with a clock, so the host software meets the same logic in both.
+
+    Parameters
+    ----------
+    dram_size : int
+        Bytes of the DRAM window (a power of two; :class:`BlockRamDram`).
+    divisor : int
+        Clock cycles per UART bit (:func:`hdl.uart.baud_divisor`).
+    timeout : int
+        The bridge's inter-byte timeout in cycles (:class:`hdl.uart.UARTBone`).
+
+    Members
+    -------
+    i_rx : In(1, init=1)        the host's serial line into the board (idle high)
+    o_tx : Out(1, init=1)       the board's serial line to the host
+    o_lights : Out(StatusLights)
+        The core's STATUS.BUSY, DONE and ERROR.
+    o_host_error : Out(1)
+        Sticky until reset: the bridge met a bad command, a timeout, a bus or range
+        error, a framing error or an overrun (the frame was dropped; a host that sees
+        this lit should resynchronise, see ``docs/board.md``).
+    o_irq : Out(1)              the core's interrupt
+    """
+
+    def __init__(self, config: CoreConfig, *, dram_size, divisor, timeout):
+        check_config(config)
+        _check_size(dram_size, config)
+        self.dram_size = dram_size
+        self._bridge = UARTBridge(divisor=divisor, addr_width=HOST_ADDR_WIDTH, timeout=timeout)
+        super().__init__(config, {
+            "i_rx": In(1, init=1), "o_tx": Out(1, init=1),
+            "o_lights": Out(StatusLights), "o_host_error": Out(1), "o_irq": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        bridge = m.submodules.bridge = self._bridge
+        dec = m.submodules.decoder = HostDecoder(dram_size=self.dram_size)
+        core = m.submodules.core = NeuronCore(self._config)
+        dram = m.submodules.dram = BlockRamDram(self._config, size=self.dram_size)
+        wiring.connect(m, bridge.m_axil, dec.s_axil)
+        wiring.connect(m, dec.m_regs, core.s_axil)
+        wiring.connect(m, dec.m_dram, dram.s_axil)
+        wiring.connect(m, core.m_axi, dram.s_axi)
+        ev = bridge.o_events
+        with m.If(ev.bad_cmd | ev.timeout | ev.bus_error | ev.range_error
+                  | bridge.o_framing_error | bridge.o_overrun):
+            m.d.sync += self.o_host_error.eq(1)
+        m.d.comb += [bridge.i_rx.eq(self.i_rx), self.o_tx.eq(bridge.o_tx),
+                     self.o_lights.eq(core.o_lights), self.o_irq.eq(core.o_irq)]
+        return m
+
+
 class PLLSettings(NamedTuple):
     """Dividers of an ECP5 ``EHXPLLL`` with CLKOP fed back: ``f_out = f_in * clkfb_div
     / clki_div``, VCO ``= f_out * clkop_div``."""
@@ -318,6 +390,11 @@ class PLLSettings(NamedTuple):
     clkop_div: int
     f_out: float
     f_vco: float
+
+    @property
+    def clkop_cphase(self):
+        """``CLKOP_CPHASE`` for a 0-degree output (what ecppll writes)."""
+        return (self.clkop_div - 1) // 2
 
 
 #: EHXPLLL limits (Lattice TN1263, ECP5 sysCLOCK PLL usage guide; the same numbers as

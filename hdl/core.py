@@ -15,7 +15,8 @@ from .config import CoreConfig, check_config
 from .controller import Controller
 from .dma import DMAEngine
 from .host import HostInterface
-from .interfaces import ConfigComponent, FETCH_ID, CoreControl, CoreStatus, axi_signature
+from .interfaces import (ConfigComponent, FETCH_ID, CoreControl, CoreStatus, StatusLights,
+                         axi_signature)
 from .memory import MemorySubsystem
 from .tensor_engine import TensorEngine
 from .vector import VectorEngine
@@ -204,6 +205,7 @@ class NeuronCore(ConfigComponent):
     s_axil : In(AXI4LiteSignature(addr_width=12))
     m_axi : Out(AXI4Signature)
     o_irq : Out(1)
+    o_lights : Out(StatusLights)    STATUS.BUSY, DONE, ERROR as levels (a board's LEDs)
     """
 
     def __init__(self, config: CoreConfig):
@@ -212,6 +214,7 @@ class NeuronCore(ConfigComponent):
             "s_axil": In(AXI4LiteSignature(addr_width=12)),
             "m_axi": Out(axi_signature(config)),
             "o_irq": Out(1),
+            "o_lights": Out(StatusLights),
         })
 
     def elaborate(self, platform):
@@ -233,5 +236,6 @@ class NeuronCore(ConfigComponent):
         m.d.comb += [getattr(mon, f"i_{n}").eq(getattr(a, n)) for n in (
             "arvalid", "arready", "rvalid", "rready", "rlast",
             "awvalid", "awready", "bvalid", "bready")]
-        m.d.comb += [host.i_bus_busy.eq(mon.o_busy), self.o_irq.eq(host.o_irq)]
+        m.d.comb += [host.i_bus_busy.eq(mon.o_busy), self.o_irq.eq(host.o_irq),
+                     self.o_lights.eq(host.o_lights)]
         return m

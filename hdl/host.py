@@ -11,7 +11,8 @@ from amaranth.lib.wiring import In, Out
 
 from .axi import AXI4LiteSignature, AXIResp
 from .config import CoreConfig, check_config
-from .interfaces import ConfigComponent, COUNTER_WIDTH, PROG_ALIGN_BITS, CoreControl, CoreStatus
+from .interfaces import (ConfigComponent, COUNTER_WIDTH, PROG_ALIGN_BITS, CoreControl, CoreStatus,
+                         StatusLights)
 from .regmap import ADDR_WIDTH, COUNTERS, DATA_BYTES, RESTART_ON_ACTIVE, RegisterMap
 
 __all__ = ["HostInterface"]
@@ -74,6 +75,8 @@ class HostInterface(ConfigComponent):
         The core's AXI port has a transaction in flight (:class:`hdl.axi.AXIInFlight`).
     o_irq : Out(1)
         ``|(IRQ_STATUS & IRQ_ENABLE)``, level.
+    o_lights : Out(StatusLights)
+        STATUS.BUSY, STATUS.DONE and STATUS.ERROR as they read (a board's LEDs).
     """
 
     def __init__(self, config: CoreConfig):
@@ -86,6 +89,7 @@ class HostInterface(ConfigComponent):
             "o_soft_reset": Out(1),
             "i_bus_busy": In(1),
             "o_irq": Out(1),
+            "o_lights": Out(StatusLights),
         })
 
     @property
@@ -199,6 +203,8 @@ class HostInterface(ConfigComponent):
         with m.Elif(soft_wr):
             m.d.sync += pending.eq(1)
         sources["STATUS.BUSY"] = busy
+        m.d.comb += [self.o_lights.busy.eq(busy), self.o_lights.done.eq(st_done),
+                     self.o_lights.error.eq(st_error)]
         m.d.sync += [self.ctrl.run.start.eq(accept), self.o_soft_reset.eq(soft)]
 
         with m.If(soft | done | fault):

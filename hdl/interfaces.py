@@ -26,7 +26,7 @@ signature                  between
 =========================  ==========================================================
 """
 
-from amaranth.lib import stream, wiring
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .axi import AXI4Signature
@@ -40,7 +40,7 @@ __all__ = [
     "MACS_WIDTH", "RETIRED_WIDTH", "WATCHDOG_WIDTH", "ERROR_DETAIL_WIDTH", "FETCH_ID",
     "axi_signature", "ReadClient", "sbuf_read_client", "psum_read_client",
     "sbuf_write_client", "psum_write_client", "EngineStatus", "RunControl", "RunStatus",
-    "CoreControl", "CoreStatus", "ConfigComponent", "ClientMemory",
+    "StatusLights", "CoreControl", "CoreStatus", "ConfigComponent", "ClientMemory",
 ]
 
 #: Bits of an instruction address (a DRAM byte address); programs are 32-byte aligned.
@@ -66,6 +66,11 @@ ERROR_DETAIL_WIDTH = 8
 #: AXI ID of instruction fetches; the DMA engines use ID 0, so the shared read channel
 #: routes each response back by its ``RID``.
 FETCH_ID = 1
+
+
+#: The run state a board shows on its LEDs: STATUS.BUSY, STATUS.DONE and STATUS.ERROR
+#: (``docs/registers.md``) as levels, so a user sees the core work without a host.
+StatusLights = data.StructLayout({"busy": 1, "done": 1, "error": 1})
 
 
 class ConfigComponent(wiring.Component):

@@ -397,8 +397,8 @@ class UARTBridge(wiring.Component):
 
     Members
     -------
-    rx : In(1)
-    tx : Out(1)
+    i_rx : In(1, init=1)     the serial line in (idle high)
+    o_tx : Out(1, init=1)    the serial line out
     m_axil : Out(AXI4LiteSignature(addr_width))
     o_events : Out(BridgeEvents)
     o_framing_error, o_overrun : Out(1)
@@ -409,7 +409,7 @@ class UARTBridge(wiring.Component):
         self._tx = UARTTx(divisor)
         self._bone = UARTBone(addr_width=addr_width, timeout=timeout)
         super().__init__({
-            "rx": In(1, init=1), "tx": Out(1, init=1),
+            "i_rx": In(1, init=1), "o_tx": Out(1, init=1),
             "m_axil": Out(AXI4LiteSignature(addr_width=addr_width)),
             "o_events": Out(BridgeEvents),
             "o_framing_error": Out(1), "o_overrun": Out(1),
@@ -424,7 +424,7 @@ class UARTBridge(wiring.Component):
         wiring.connect(m, bone.o, tx.i)
         wiring.connect(m, bone.m_axil, wiring.flipped(self.m_axil))
         m.d.comb += [
-            rx.i_rx.eq(self.rx), self.tx.eq(tx.o_tx), self.o_events.eq(bone.o_events),
+            rx.i_rx.eq(self.i_rx), self.o_tx.eq(tx.o_tx), self.o_events.eq(bone.o_events),
             self.o_framing_error.eq(rx.o_framing_error), self.o_overrun.eq(rx.o_overrun),
         ]
         return m

@@ -464,8 +464,8 @@ def test_litex_commuart_through_pty():
                 r, _, _ = select.select([master], [], [], 0)
                 if r:
                     line = line_levels(os.read(master, 256), divisor, idle=1)
-            ctx.set(dut.rx, line.pop(0) if line else 1)
-            _, _, tx = await ctx.tick().sample(dut.tx)
+            ctx.set(dut.i_rx, line.pop(0) if line else 1)
+            _, _, tx = await ctx.tick().sample(dut.o_tx)
             rx_levels.append(tx)
             if len(rx_levels) > 12 * divisor and all(rx_levels[-12 * divisor:]):
                 got = decode_line(rx_levels, divisor)

@@ -16,7 +16,7 @@ from amaranth.utils import exact_log2
 from ..axi import AXI4LiteSignature, AXIResp
 from ..config import CoreConfig, check_config, check_int_range
 from ..core import NeuronCore
-from ..interfaces import ConfigComponent, axi_signature
+from ..interfaces import ConfigComponent, StatusLights, axi_signature
 from .sim_clock import clock_and_registered_reset, clock_ports
 
 __all__ = ["SimDram", "NeuronCoreSim"]
@@ -173,6 +173,7 @@ class NeuronCoreSim(ConfigComponent):
         ``registered_reset=False`` the implicit ``sync`` domain's.
     s_axil : In(AXI4LiteSignature(addr_width=12))
     o_irq : Out(1)
+    o_lights : Out(StatusLights)
     """
 
     def __init__(self, config: CoreConfig, *, dram_size=1 << 20, latency=20, stall_16ths=0,
@@ -183,6 +184,7 @@ class NeuronCoreSim(ConfigComponent):
             **clock_ports(registered_reset),
             "s_axil": In(AXI4LiteSignature(addr_width=12)),
             "o_irq": Out(1),
+            "o_lights": Out(StatusLights),
         })
 
     def elaborate(self, platform):
@@ -192,5 +194,5 @@ class NeuronCoreSim(ConfigComponent):
         dram = m.submodules.dram = SimDram(self._config, **self._dram)
         wiring.connect(m, core.m_axi, dram.s_axi)
         wiring.connect(m, wiring.flipped(self.s_axil), core.s_axil)
-        m.d.comb += self.o_irq.eq(core.o_irq)
+        m.d.comb += [self.o_irq.eq(core.o_irq), self.o_lights.eq(core.o_lights)]
         return m

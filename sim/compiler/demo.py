@@ -109,18 +109,44 @@ def _util(cfg, macs, cycles):
     return macs / (cfg.rows * cfg.cols * cycles) if cycles else None
 
 
-def run_mode(net, config, dtype, x, backend, clock, tag):
+class BoardHoldsOther(Exception):
+    """The board's core was built for another configuration than a mode's."""
+
+
+def run_mode(net, config, dtype, x, backend, clock, tag, client=None):
     """Compile ``net`` for a batch of ``len(x)`` and run it on ``backend``, whole and
-    layer by layer. Returns the logits and a dict of figures (no accuracies)."""
+    layer by layer. Returns the logits and a dict of figures (no accuracies). On the
+    ``board`` backend (``client``: a :class:`sim.compiler.board.UARTBoneClient`) also
+    the host traffic and the board time of one batch, first with everything sent,
+    then with the model already on the board (a new input in, the output out)."""
     from hdl.config import named_config
     from sim.compiler.lower import compile_net, run_compiled
+    from sim.compiler.runtime import Device
     cfg = named_config(config)
     batch = len(x)
     verify = backend != "golden"
+    dev = None
+    if backend == "board":
+        from sim.compiler.board import BoardLink
+        link = BoardLink(client, cfg)
+        if not link.holds(cfg):
+            raise BoardHoldsOther(f"the board's core is not built for {cfg.name}")
+        dev = Device(cfg, "board", link=link)
     with clock(f"{tag}: compile"):
         whole = compile_net(net, cfg, batch=batch, dtype=dtype)
     with clock(f"{tag}: run ({backend})"):
-        y, res, dram = run_compiled(whole, x, backend=backend)
+        if dev is not None:
+            b0, p0 = link.bytes_moved, link.polls
+            y, res, _ = run_compiled(whole, x, device=dev, image=False)
+            board = _board_figures(link, b0, p0, res.cycles, batch)
+            dev.sync(whole.size)
+            dram = dev.dram[:whole.size].copy()
+            # the same model again, on new input: only that goes up, the output comes back
+            b0, p0 = link.bytes_moved, link.polls
+            _, res2, _ = run_compiled(whole, x[::-1].copy(), device=dev, image=False)
+            board["resident"] = _board_figures(link, b0, p0, res2.cycles, batch)
+        else:
+            y, res, dram = run_compiled(whole, x, backend=backend)
     bit_exact = None
     if verify:
         with clock(f"{tag}: run (golden, for bit-exactness)"):
@@ -139,6 +165,8 @@ def run_mode(net, config, dtype, x, backend, clock, tag):
         "sim_wall_s": res.wall_s,
         "bit_exact": bit_exact,
     }
+    if dev is not None:
+        figures["board"] = board
 
     layers = []
     bits = whole.input_bits(x)
@@ -146,7 +174,10 @@ def run_mode(net, config, dtype, x, backend, clock, tag):
     with clock(f"{tag}: per-layer runs"):
         for i in range(len(net.layers)):
             part = compile_net(net, cfg, batch=batch, dtype=dtype, layers=(i, i + 1))
-            _, r, pdram = run_compiled(part, bits=bits, backend=backend)
+            if dev is not None:
+                _, r, pdram = run_compiled(part, bits=bits, device=dev)
+            else:
+                _, r, pdram = run_compiled(part, bits=bits, backend=backend)
             exact = None
             if verify:
                 _, _, pdram_iss = run_compiled(part, bits=bits, backend="golden")
@@ -166,6 +197,17 @@ def run_mode(net, config, dtype, x, backend, clock, tag):
     # the layer-by-layer chain must end where the whole program did
     figures["layers_compose"] = bool(np.array_equal(bits, whole.output_bits(dram)))
     return y, figures
+
+
+def _board_figures(link, bytes0, polls0, cycles, batch):
+    """Host traffic of one run on the board and what it takes at the board's clock
+    and baud rate (:func:`sim.compiler.board.board_seconds`)."""
+    from hdl.tops.ulx3s import ULX3S
+    from sim.compiler.board import board_seconds
+    moved, polls = link.bytes_moved - bytes0, link.polls - polls0
+    s = board_seconds(moved, polls, cycles, ULX3S)
+    return {"bytes_moved": moved, "status_polls": polls, "seconds_at_baud": s,
+            "inferences_per_s": batch / s, "baud": ULX3S.baud, "f_clk_hz": ULX3S.f_clk}
 
 
 # ---- report ------------------------------------------------------------------------------
@@ -210,6 +252,14 @@ def print_mode(m, backend):
         ("utilization", f"{_pct(m['utilization'])}  ({m['macs']} MACs on "
                         f"{m['array'][0]}x{m['array'][1]}, {m['instructions']} instructions)"),
     ]
+    if "board" in m:
+        b, r = m["board"], m["board"]["resident"]
+        rows.append(("board, everything sent", f"{b['bytes_moved']} bytes over the UART, "
+                     f"{1e3 * b['seconds_at_baud']:.1f} ms at {b['baud'] / 1e6:g} Mbaud and "
+                     f"{b['f_clk_hz'] / 1e6:g} MHz: {b['inferences_per_s']:.0f} inferences/s"))
+        rows.append(("board, model resident", f"{r['bytes_moved']} bytes, "
+                     f"{1e3 * r['seconds_at_baud']:.1f} ms: {r['inferences_per_s']:.0f} "
+                     f"inferences/s"))
     for k, v in rows:
         print(f"  {k:27s} {v}")
     print(f"  {'layer':18s} {'M':>4s} {'N':>5s} {'K':>4s} {'MACs':>9s} {'cycles':>8s} "
@@ -230,9 +280,13 @@ def main(argv=None) -> int:
         prog="python -m sim.compiler.demo",
         description="Digits MLP on ncore: scikit-learn -> ONNX -> ncore (BF16 and INT8), "
                     "checked against onnxruntime and the ISS.")
-    p.add_argument("--backend", choices=("golden", "verilator"), default="verilator",
+    p.add_argument("--backend", choices=("golden", "verilator", "board"), default="verilator",
                    help="where ncore runs (default verilator: the RTL, checked against "
-                        "the golden ISS; golden: the ISS alone, quick, no cycle counts)")
+                        "the golden ISS; golden: the ISS alone, quick, no cycle counts; "
+                        "board: a board over its UART, --port)")
+    p.add_argument("--port", default=None,
+                   help="the board's serial port (/dev/ttyUSB0), or 'sim': the simulated "
+                        "ULX3S board (Verilator, docs/board.md)")
     p.add_argument("--limit", type=int, default=None, metavar="N",
                    help="use only the first N test images (default all 360)")
     p.add_argument("--json", default=str(DEMO_DIR / "demo.json"), metavar="PATH",
@@ -242,6 +296,23 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if args.limit is not None and args.limit < 1:
         p.error("--limit must be at least 1")
+    if args.backend == "board" and not args.port:
+        p.error("--backend board needs --port (a serial device, or 'sim')")
+    if args.backend != "board" and args.port:
+        p.error("--port is for --backend board")
+    if args.port == "sim":
+        from sim.flow.boardsim import SimulatedBoard
+        with SimulatedBoard("default") as port:
+            return _main(args, port)
+    return _main(args, args.port)
+
+
+def _main(args, port) -> int:
+    client = None
+    if port is not None:
+        from sim.compiler.board import UARTBoneClient
+        # the simulated board answers in simulated time: give it longer
+        client = UARTBoneClient(port, timeout=120 if args.port == "sim" else 2.0)
 
     from sim.compiler.lower import CompileError
     from sim.compiler.onnx_build import mlp_float, mlp_qdq, quantize_mlp
@@ -301,7 +372,10 @@ def main(argv=None) -> int:
     for mode, config, dtype, which, what in MODES:
         try:
             logits, m = run_mode(nets[which], config, dtype, x_test, args.backend, clock,
-                                 mode)
+                                 mode, client)
+        except BoardHoldsOther as e:
+            print(f"\n{mode}: not run: {e}")
+            continue
         except CompileError as e:
             print(f"\n{mode}: cannot compile for {config}: {e}")
             failures.append(f"{mode}: compile error")
@@ -337,6 +411,11 @@ def main(argv=None) -> int:
                             f"{100 * ACCURACY_MARGIN:.0f} pp below ORT FP32's "
                             f"{_pct(ort_acc['fp32'])}")
 
+    if not modes and not failures:
+        failures.append("no mode ran: the board's core is built for none of the demo's "
+                        "configurations (" + ", ".join(c for _, c, *_ in MODES) + ")")
+    if client is not None:
+        client.close()
     total = time.perf_counter() - t_start
     print("\nsummary " + "-" * 82)
     print(f"  {'mode':6s} {'config':9s} {'accuracy':>9s} {'vs ORT':>8s} {'agree':>8s} "

@@ -506,21 +506,33 @@ def _emit_net(cfg, layers, double_buffer, n_block, prefetch, timing, fine=True):
     return p, plans
 
 
-def run_compiled(compiled: Compiled, x=None, *, backend="golden", bits=None, watchdog=100_000):
+def run_compiled(compiled: Compiled, x=None, *, backend="golden", bits=None, watchdog=100_000,
+                 device=None, image=True):
     """Run a compiled net on ``x`` (FP32, ``batch x features``; or raw ``bits`` as
     :meth:`Compiled.input_bits` gives) on a backend. Returns ``(y, result, dram)``:
     the FP32 output ``batch x N_out``, the :class:`sim.compiler.runtime.RunResult` (checked:
-    a core error raises) and the DRAM image after the run."""
-    from sim.compiler.runtime import Device
-    dev = Device(compiled.config, backend)
+    a core error raises) and the DRAM image after the run (``None`` with
+    ``image=False``: on a board only the output is then read back).
+
+    ``device``: run on this :class:`sim.compiler.runtime.Device` (e.g. a board's, kept
+    open between inferences: what the board already holds is not sent again) instead of
+    a new one on ``backend``."""
+    from sim.compiler.runtime import Device, OutOfMemory
+    dev = device if device is not None else Device(compiled.config, backend)
     if compiled.size > dev.dram_bytes:
-        from sim.compiler.runtime import OutOfMemory
-        raise OutOfMemory(f"the model needs {compiled.size} bytes of DRAM, the {backend} "
+        raise OutOfMemory(f"the model needs {compiled.size} bytes of DRAM, the {dev.backend} "
                           f"backend has {dev.dram_bytes}")
     if bits is None:
         bits = compiled.input_bits(x)
+    dev.top = 0
     base = dev.alloc(compiled.size)
     assert base == 0
     dev.write(0, compiled.image_for(bits))
-    r = dev.run(compiled.prog_addr, win=(0, compiled.size), watchdog=watchdog).check()
-    return compiled.output(dev.dram), r, dev.dram[:compiled.size].copy()
+    writes = [(L.layout.c_addr, L.layout.c_bytes) for L in compiled.layers]
+    r = dev.run(compiled.prog_addr, win=(0, compiled.size), watchdog=watchdog,
+                writes=writes).check()
+    L = compiled.output_layout
+    dev.read(L.c_addr, (L.c_bytes,))            # a board: fetch the output
+    if image:
+        dev.sync(compiled.size)
+    return compiled.output(dev.dram), r, dev.dram[:compiled.size].copy() if image else None

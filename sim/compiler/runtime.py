@@ -24,6 +24,14 @@ Backends (both see the same DRAM image and run the same encoded program):
   :meth:`Device.run`; the Verilator build is cached per configuration
   (``build/sim/neuron_core_sim-<config>``).
 
+* ``board``: a board over its UART (``port``: ``/dev/ttyUSB0``; or the simulated
+  board's pseudo-terminal, ``tb/board``), through :mod:`sim.compiler.board`: the same
+  register sequence (:mod:`sim.compiler.driver`), DRAM at
+  :data:`hdl.board.HOST_DRAM_BASE`. The host keeps a copy of the DRAM and moves only
+  what changed: :meth:`Device.write` marks 64-byte blocks to upload before the next
+  run, a run marks its window's blocks as changed on the board, and :meth:`Device.read`
+  fetches just the blocks it returns. ``counters`` as on ``verilator``.
+
 The Amaranth simulator is not offered as a backend: the whole core runs there at a
 few hundred cycles per second, too slow for a model.
 
@@ -47,9 +55,12 @@ from hdl.isa import INSTR_BYTES
 from sim.model.fp import to16_bits
 
 __all__ = ["Device", "RunResult", "OutOfMemory", "CoreFault", "BACKENDS", "matmul",
-           "VERILATOR_DRAM_BYTES"]
+           "VERILATOR_DRAM_BYTES", "BOARD_BLOCK"]
 
-BACKENDS = ("golden", "verilator")
+BACKENDS = ("golden", "verilator", "board")
+
+#: The host's copy of a board's DRAM is tracked in blocks of this many bytes.
+BOARD_BLOCK = 64
 
 #: The simulated DRAM of ``neuron_core_sim`` (``hdl.tops.simdram.NeuronCoreSim``).
 VERILATOR_DRAM_BYTES = 1 << 20
@@ -68,7 +79,7 @@ class RunResult:
     """How a run ended, and the core's counters.
 
     ``counters``: ``instructions`` and ``tensor_macs`` on every backend; on
-    ``verilator`` also ``cycles`` (START to DONE), ``tensor_active`` and the busy
+    ``verilator`` and ``board`` also ``cycles`` (START to DONE), ``tensor_active`` and the busy
     cycles of each engine (``busy_dma_in``, ``busy_dma_out``, ``busy_tensor``,
     ``busy_vector``), as the host interface's counters read them.
     """
@@ -113,17 +124,39 @@ class Device:
     free); :meth:`run` gives the core a DMA window covering everything allocated.
     """
 
-    def __init__(self, config="default", backend="golden", dram_bytes=VERILATOR_DRAM_BYTES):
+    def __init__(self, config="default", backend="golden", dram_bytes=None, *, port=None,
+                 baud=None, link=None):
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, not {backend!r}")
         self.config: CoreConfig = named_config(config)
         self.backend = backend
-        if backend == "verilator" and dram_bytes > VERILATOR_DRAM_BYTES:
-            raise OutOfMemory(f"the verilator backend's DRAM has {VERILATOR_DRAM_BYTES} bytes, "
-                              f"not {dram_bytes}")
+        limit = VERILATOR_DRAM_BYTES
+        self.link = None
+        if backend == "board":
+            from hdl.tops.ulx3s import ULX3S
+            from sim.compiler.board import BoardLink, UARTBoneClient
+            limit = ULX3S.dram_bytes(self.config)
+            if link is None:
+                if port is None:
+                    raise ValueError("the board backend needs the serial port (port=...)")
+                link = BoardLink(UARTBoneClient(port, baud or ULX3S.baud), self.config)
+            self.link = link
+        if dram_bytes is None:
+            dram_bytes = limit
+        if backend != "golden" and dram_bytes > limit:
+            raise OutOfMemory(f"the {backend} backend's DRAM has {limit} bytes, not {dram_bytes}")
         self.dram_bytes = dram_bytes
         self.dram = np.zeros(dram_bytes, dtype=np.uint8)
         self.top = 0
+        nblocks = _ceil(dram_bytes, BOARD_BLOCK)
+        #: board: blocks written here and not yet uploaded / not known to match the board
+        self._dirty = np.zeros(nblocks, dtype=bool)
+        self._stale = np.ones(nblocks, dtype=bool)
+
+    def close(self):
+        """Close the board's serial port (other backends: nothing)."""
+        if self.link is not None:
+            self.link.client.close()
 
     # -- memory ------------------------------------------------------------------------
 
@@ -141,6 +174,19 @@ class Device:
         raw = np.ascontiguousarray(data).view(np.uint8).reshape(-1)
         if addr < 0 or addr + raw.size > self.dram_bytes:
             raise OutOfMemory(f"write of {raw.size} bytes at {addr:#x} leaves the DRAM")
+        if self.link is not None and raw.size:
+            B = BOARD_BLOCK
+            lo, hi = addr // B, _ceil(addr + raw.size, B)
+            # a block only partly written keeps the board's other bytes: fetch it first
+            for b in {lo, hi - 1}:
+                if self._stale[b] and not (addr <= b * B and (b + 1) * B <= addr + raw.size):
+                    self._fetch(b, b + 1)
+            # upload what differs from the board's copy (all of a block not known)
+            old = self.dram[lo * B:hi * B].reshape(-1, B)
+            new = old.copy().reshape(-1)
+            new[addr - lo * B:addr - lo * B + raw.size] = raw
+            self._dirty[lo:hi] |= self._stale[lo:hi] | (old != new.reshape(-1, B)).any(axis=1)
+            self._stale[lo:hi] = False
         self.dram[addr:addr + raw.size] = raw
 
     def read(self, addr, shape, dtype=np.uint8):
@@ -149,7 +195,43 @@ class Device:
         n = int(np.prod(shape)) * dtype.itemsize
         if addr < 0 or addr + n > self.dram_bytes:
             raise OutOfMemory(f"read of {n} bytes at {addr:#x} leaves the DRAM")
+        if self.link is not None and n:
+            self._fetch(addr // BOARD_BLOCK, _ceil(addr + n, BOARD_BLOCK))
         return self.dram[addr:addr + n].copy().view(dtype).reshape(shape)
+
+    def sync(self, end=None):
+        """Board: bring the host's copy of DRAM ``[0, end)`` (default: everything
+        allocated) up to date; then ``self.dram`` is the board's. Other backends:
+        nothing to do."""
+        if self.link is not None:
+            self._fetch(0, _ceil(self.top if end is None else end, BOARD_BLOCK))
+
+    # -- the board's copy ----------------------------------------------------------------
+
+    @staticmethod
+    def _runs(flags, lo, hi):
+        """(start, stop) block runs where ``flags[lo:hi]`` is set."""
+        idx = np.flatnonzero(flags[lo:hi]) + lo
+        if idx.size == 0:
+            return []
+        cuts = np.flatnonzero(np.diff(idx) > 1)
+        starts = np.concatenate(([idx[0]], idx[cuts + 1]))
+        stops = np.concatenate((idx[cuts], [idx[-1]])) + 1
+        return list(zip(starts.tolist(), stops.tolist()))
+
+    def _fetch(self, lo, hi):
+        B = BOARD_BLOCK
+        for s, e in self._runs(self._stale, lo, hi):
+            e_byte = min(e * B, self.dram_bytes)
+            self.dram[s * B:e_byte] = self.link.read_dram(s * B, e_byte - s * B)
+            self._stale[s:e] = False
+
+    def _upload(self):
+        B = BOARD_BLOCK
+        for s, e in self._runs(self._dirty, 0, self._dirty.size):
+            e_byte = min(e * B, self.dram_bytes)
+            self.link.write_dram(s * B, self.dram[s * B:e_byte])
+            self._dirty[s:e] = False
 
     def load_program(self, program):
         """Encode a :class:`sim.isa.asm.Program` (or bytes) into DRAM; return its address."""
@@ -160,17 +242,40 @@ class Device:
 
     # -- running -----------------------------------------------------------------------
 
-    def run(self, prog_addr, *, win=None, watchdog=100_000, max_cycles=None) -> RunResult:
+    def run(self, prog_addr, *, win=None, watchdog=100_000, max_cycles=None,
+            writes=None) -> RunResult:
         """Run the program at ``prog_addr``; DRAM changes in place.
 
         ``win``: the DMA window (default everything allocated); ``watchdog``: the
         core's no-progress limit in cycles (0: off); ``max_cycles``: the simulation's
         own limit (verilator; default from the DRAM traffic the window allows).
+        ``writes``: board only, ``[(addr, nbytes), ...]`` the program can write (default:
+        the whole window); the host's copy of the rest is still taken as the board's.
         """
         win = win or (0, self.top)
         if self.backend == "golden":
             return self._run_golden(prog_addr, win)
+        if self.backend == "board":
+            return self._run_board(prog_addr, win, watchdog, writes)
         return self._run_verilator(prog_addr, win, watchdog, max_cycles)
+
+    def _run_board(self, prog_addr, win, watchdog, writes):
+        import time
+        t0 = time.perf_counter()
+        self._upload()
+        info = self.link.run(prog_addr, win, watchdog)
+        for a, n in writes if writes is not None else [(win[0], win[1] - win[0])]:
+            self._stale[a // BOARD_BLOCK:_ceil(a + n, BOARD_BLOCK)] = True
+        return self._result("board", info, time.perf_counter() - t0)
+
+    @staticmethod
+    def _result(backend, info, wall_s):
+        from hdl.regmap import COUNTERS
+        counters = {name.lower(): info[name.lower()] for name, _ in COUNTERS}
+        return RunResult(backend, bool(info["DONE"]), info["error"],
+                         info["detail"] if info["error"] != "NONE" else "",
+                         info["fault_addr"] if info["error"] != "NONE" else None,
+                         counters, wall_s)
 
     def _run_golden(self, prog_addr, win):
         from sim.model.iss import run as iss_run
@@ -206,12 +311,7 @@ class Device:
             res = np.load(out)
             self.dram[:used] = res["dram"][:used]
             info = json.loads(str(res["result"]))
-        from hdl.regmap import COUNTERS
-        counters = {name.lower(): info[name.lower()] for name, _ in COUNTERS}
-        return RunResult("verilator", bool(info["DONE"]), info["error"],
-                         info["detail"] if info["error"] != "NONE" else "",
-                         info["fault_addr"] if info["error"] != "NONE" else None,
-                         counters, info.get("wall_s"))
+        return self._result("verilator", info, info.get("wall_s"))
 
 
 def _operand_bits(x, dtype):

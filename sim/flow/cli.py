@@ -426,6 +426,35 @@ def cmd_formal(args):
     return 1 if failed else 0
 
 
+def cmd_bitstream(args):
+    from sim.flow.bitstream import build_bitstream
+    from sim.flow.synth import describe_path
+    r = build_bitstream(args.board, args.config or "default", seed=args.seed)
+    res = r["resources"]
+    print(f"{r['bitstream']} ({r['bitstream_bytes']} bytes), {r['config']} on {r['device']}")
+    for name in ("TRELLIS_COMB", "TRELLIS_FF", "MULT18X18D", "DP16KD", "EHXPLLL"):
+        if name in res:
+            print(f"  {name:13s} {res[name]['used']:6d} / {res[name]['available']}")
+    for clk, c in r["clocks"].items():
+        print(f"  clock {clk}: {c['fmax_mhz']:.2f} MHz routed, target {c['target_mhz']:.2f} "
+              f"({'met' if c['met'] else 'NOT MET'})")
+    for p in r["critical_paths"][:1]:
+        print(f"  critical path: {describe_path(p)}")
+    print(f"  build seconds: {r['seconds']}")
+    if not r["timing_met"]:
+        print("WARNING: timing is not met at the core clock; the bitstream was written anyway")
+
+
+def cmd_program(args):
+    import subprocess
+    from sim.flow.bitstream import program_command
+    argv = program_command(args.board, flash=args.flash, bitfile=args.bitfile)
+    print(" ".join(argv))
+    if args.dry_run:
+        return 0
+    return subprocess.run(argv).returncode
+
+
 def cmd_configs(args):
     for name, cfg in NAMED_CONFIGS.items():
         print(f"{name:10s} {cfg.to_json()}")
@@ -546,6 +575,19 @@ def main(argv=None):
     r.add_argument("--check", action="store_true", help="run the race checker on the program")
     r.set_defaults(func=cmd_run)
 
+    bs = sub.add_parser("bitstream", help="board bitstream -> build/boards/<board>/ncore.bit "
+                                          "and ncore-report.json")
+    bs.add_argument("--board", default="ulx3s")
+    bs.add_argument("--config", default=None)
+    bs.add_argument("--seed", type=int, default=1)
+    bs.set_defaults(func=cmd_bitstream)
+    pg = sub.add_parser("program", help="load the board's bitstream with openFPGALoader")
+    pg.add_argument("--board", default="ulx3s")
+    pg.add_argument("--bitfile", default=None)
+    pg.add_argument("--flash", action="store_true", help="write the flash (kept on power-off)")
+    pg.add_argument("--dry-run", action="store_true", help="print the command only")
+    pg.set_defaults(func=cmd_program)
+
     c = sub.add_parser("configs", help="list the named configurations")
     c.set_defaults(func=cmd_configs)
 
@@ -572,6 +614,8 @@ def main(argv=None):
     env_cfg = os.environ.get("CONFIG")
     if args.cmd == "lint" and not args.config:
         args.config = [env_cfg] if env_cfg else ["default", "8x4", "1x1", "min", "16x16"]
+    if args.cmd == "bitstream" and not args.config:
+        args.config = env_cfg or "default"
     if args.cmd in ("synth", "bench") and not args.config:
         args.config = [env_cfg or "default"]
     if args.cmd == "synth" and not args.device:

@@ -66,6 +66,10 @@ def _block_ram_dram(cfg):
 
 _block_ram_dram.config_free = False
 _host_decoder = _made("board.HostDecoder", config=False, dram_size=1 << 16)
+# the ULX3S board top between its pins (PLL, reset synchroniser, bridge, core, DRAM,
+# LEDs), and the same board with a simulation clock for Verilator (tb/board)
+_ulx3s = _made("tops.ulx3s.ULX3STop")
+_board_sim = _made("tops.board_sim.BoardSim")
 
 
 def _wrapped(make):
@@ -121,15 +125,18 @@ TOPS = {
     "uart_bridge": _uart_bridge,
     "block_ram_dram": _block_ram_dram,
     "host_decoder": _host_decoder,
+    "ulx3s": _ulx3s,
+    "board_sim": _board_sim,
 }
 
 #: Tops elaborated for a vendor target by default (see :func:`elaborate`).
 TOP_TARGETS = {"fp_mul16_int8_ecp5": "ecp5", "fp_mul16_ftz_int8_ecp5": "ecp5",
-               "dsp_multipliers_ecp5": "ecp5", "systolic_array_ecp5": "ecp5"}
+               "dsp_multipliers_ecp5": "ecp5", "systolic_array_ecp5": "ecp5", "ulx3s": "ecp5"}
 
 #: Simulation models of vendor primitives, per target (Verilator sources).
 TARGET_MODELS = {"generic": [], "ecp5": [ROOT / "tb" / "models" / "MULT18X18D.v",
-                                         ROOT / "tb" / "models" / "DP16KD.v"]}
+                                         ROOT / "tb" / "models" / "DP16KD.v",
+                                         ROOT / "tb" / "models" / "EHXPLLL.v"]}
 
 
 def config_free(top):
@@ -149,7 +156,7 @@ SIM_TOPS = ("systolic_array", "tensor_subsystem", "dma_subsystem", "vector_subsy
 #: Simulation tops that register ``rst`` once (:mod:`hdl.tops.sim_clock`): their
 #: testbenches wait :data:`hdl.tops.sim_clock.RESET_DELAY` more cycles after reset.
 REGISTERED_RESET_TOPS = ("tensor_subsystem", "vector_subsystem", "dma_subsystem",
-                         "neuron_core_sim")
+                         "neuron_core_sim", "board_sim")
 
 #: Top -> its synthesis wrapper top (pin-light, nothing trimmed; see hdl/tops/synth_wrapper.py).
 SYNTH_TOPS = {

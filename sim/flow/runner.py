@@ -107,7 +107,7 @@ FAST_TOPS = ("neuron_core_sim", "neuron_core_sim_baseline")
 #: cycle: the clocking work per cycle stays inside the model (``docs/sim_speed.md``:
 #: about 20% faster for the INT8 core). ``clk`` stays visible, so the testbenches
 #: wait on its edges as before; they only do not start a clock (``NCORE_FREE_CLOCK``).
-FREE_CLOCK_TOPS = ("neuron_core_sim",)
+FREE_CLOCK_TOPS = ("neuron_core_sim", "board_sim")
 
 #: Tops built as before the simulation-speed work (``docs/sim_speed.md``): every signal
 #: of the top module public (and, from :data:`sim.flow.rtl.TOPS`, a plain reset). Only

@@ -16,8 +16,8 @@ import numpy as np
 from cocotb.triggers import ClockCycles, RisingEdge, Timer
 from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam
 
-from hdl.isa import CoreError
 from hdl.regmap import RegisterMap
+from sim.compiler.driver import decode_result, result_reads, start_writes
 from tb.common import CLOCK_PERIOD_NS, TB, AxiPauses
 
 __all__ = ["CoreTB"]
@@ -114,14 +114,10 @@ class CoreTB(TB):
         return self.regs["STATUS"].decode(s)
 
     async def start(self, prog_addr, *, win=None, watchdog=0):
+        """The host's start sequence (:func:`sim.compiler.driver.start_writes`)."""
         win = win or (0, self.dram_size)
-        await self.write_wide("PROG_ADDR", prog_addr)
-        await self.write_wide("WIN_BASE", win[0])
-        await self.write_wide("WIN_LIMIT", win[1])
-        await self.write_reg("WATCHDOG", watchdog)
-        await self.write_reg("IRQ_STATUS", 0b11)      # W1C: forget the last run
-        await self.write_reg("IRQ_ENABLE", 0b11)
-        await self.write_reg("CTRL", self.regs["CTRL"].encode(START=1))
+        for name, value in start_writes(self.regs, prog_addr, win, watchdog):
+            await self.write_reg(name, value)
 
     async def wait_irq(self, max_cycles, chunk=None):
         """Wait until ``o_irq`` rises; fail after ``max_cycles``. With ``chunk`` the
@@ -155,17 +151,12 @@ class CoreTB(TB):
         return await self.result()
 
     async def result(self):
-        st = await self.status()
-        err = self.regs["ERROR"].decode(await self.read_reg("ERROR"))
-        out = dict(st)
-        out["error"] = CoreError(err["CODE"]).name
-        out["detail"] = err["DETAIL"]
-        out["fault_addr"] = (await self.read_reg("FAULT_ADDR_LO")) | \
-            ((await self.read_reg("FAULT_ADDR_HI")) << 32)
-        from hdl.regmap import COUNTERS
-        for name, _ in COUNTERS:
-            out[name.lower()] = await self.read_counter(name)
-        return out
+        """STATUS fields, error name, detail, fault address and every counter
+        (:func:`sim.compiler.driver.decode_result`)."""
+        values = {}
+        for name in result_reads(self.regs):
+            values[name] = await self.read_reg(name)
+        return decode_result(self.regs, values)
 
     async def soft_reset(self, max_polls=2000):
         """Write CTRL.SOFT_RESET and poll STATUS until BUSY is clear: the reset waits
