@@ -72,7 +72,7 @@ bitstream: $(STAMP)
 	$(PY) -m sim.flow.cli bitstream --board $(BOARD)
 
 program: $(STAMP)
-	$(PY) -m sim.flow.cli program --board $(BOARD) $(if $(FLASH),--flash)
+	$(PY) -m sim.flow.cli program --board $(BOARD) $(if $(FLASH),--flash) $(PROGRAM_ARGS)
 
 formal: $(STAMP)
 	$(PY) -m sim.flow.cli formal $(FORMAL_ARGS)

@@ -5,12 +5,13 @@ Signal names follow the AXI specification (``araddr``, ``rvalid``, ...). A port 
 ``AxiBus.from_prefix(dut, "m_axi_")``.
 """
 
-from amaranth.hdl import Cat, Module, Signal
+from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["AXI4Signature", "AXI4LiteSignature", "AXIResp", "AXIReadLatency", "AXIInFlight"]
+__all__ = ["AXI4Signature", "AXI4LiteSignature", "AXIResp", "AXIReadLatency", "AXIInFlight",
+           "serve_axi4_writes"]
 
 
 class AXIResp:
@@ -203,3 +204,55 @@ class AXIInFlight(wiring.Component):
         m.d.comb += self.o_busy.eq(self.i_arvalid | self.i_awvalid
                                    | (self.o_reads != 0) | (self.o_writes != 0))
         return m
+
+
+def serve_axi4_writes(m, bus, *, size, outstanding, aw_gate=1, w_gate=1):
+    """The write half of an in-order AXI4 memory subordinate on ``bus`` (the
+    subordinate's view of an :class:`AXI4Signature`), added to module ``m``: the memory
+    models (:class:`hdl.tops.simdram.SimDram`) and the board's block-RAM DRAM window
+    (:class:`hdl.board.BlockRamDram`) share it.
+
+    Up to ``outstanding`` AW requests are queued (submodule ``awq``); their bursts are
+    taken one at a time, in order, INCR, one W beat a cycle at most, each beat at the
+    next word address. A beat at or beyond ``size`` bytes is not written and makes its
+    burst's response DECERR. The B responses wait in their own queue (``bq``), so W
+    beats are refused only when it is full. ``aw_gate``/``w_gate`` (1-bit values) can
+    hold off AW and W acceptance (random stalls, a host port that takes the memory).
+
+    Returns ``(fire, ok, addr)``: a W beat is taken this cycle; it lies inside the
+    memory; its byte address. The caller writes ``bus.wdata`` under ``bus.wstrb`` at
+    ``addr`` when ``fire & ok``.
+    """
+    aw, idw = len(bus.awaddr), len(bus.awid)
+    nb = len(bus.wstrb)
+    awq = m.submodules.awq = SyncFIFOBuffered(width=aw + idw, depth=outstanding)
+    m.d.comb += [
+        bus.awready.eq(awq.w_rdy & aw_gate),
+        awq.w_en.eq(bus.awvalid & bus.awready),
+        awq.w_data.eq(Cat(bus.awaddr, bus.awid)),
+    ]
+    w_addr = Signal(aw)
+    w_id = Signal(idw)
+    w_busy = Signal()
+    w_err = Signal()
+    bq = m.submodules.bq = SyncFIFOBuffered(width=idw + 2, depth=outstanding)
+    with m.If(~w_busy & awq.r_rdy):
+        m.d.comb += awq.r_en.eq(1)
+        m.d.sync += [w_busy.eq(1), w_addr.eq(awq.r_data[:aw]), w_id.eq(awq.r_data[aw:]),
+                     w_err.eq(0)]
+    w_ok = w_addr < size
+    m.d.comb += bus.wready.eq(w_busy & bq.w_rdy & w_gate)
+    w_fire = bus.wvalid & bus.wready
+    m.d.comb += [
+        bq.w_en.eq(w_fire & bus.wlast),
+        bq.w_data.eq(Cat(w_id, Mux(w_err | ~w_ok, AXIResp.DECERR, AXIResp.OKAY))),
+        bus.bvalid.eq(bq.r_rdy),
+        bus.bid.eq(bq.r_data[:idw]),
+        bus.bresp.eq(bq.r_data[idw:]),
+        bq.r_en.eq(bus.bready),
+    ]
+    with m.If(w_fire):
+        m.d.sync += [w_addr.eq(w_addr + nb), w_err.eq(w_err | ~w_ok)]
+        with m.If(bus.wlast):
+            m.d.sync += w_busy.eq(0)
+    return w_fire, w_ok, w_addr

@@ -228,7 +228,7 @@ class UARTBone(wiring.Component):
       transaction; a write word is discarded, a read word is answered as 0.
     * a SLVERR/DECERR response: the write is reported, a read's data (the
       subordinate's) is sent as it is. UARTBone has no error channel; the board top
-      counts these events where the host can read them.
+      lights an LED on any of these events (``docs/board.md``).
 
     Parameters
     ----------

@@ -53,6 +53,10 @@ COVERED = {
     "sim.flow.isadoc": "test_isadoc.py::test_docs_up_to_date",
     "hdl.regmap": "test_host_amaranth.py::test_docs_up_to_date",
     "pytest": "test_commands.py::test_waves_and_seed_single_test",
+    "make bitstream": "test_commands.py::test_make_bitstream_min",
+    "make program": "test_board_top.py::test_make_program_dry_run",
+    "sim.flow.cli board-bench": "test_commands.py::test_board_bench",
+    "sim.cli": "test_rtl_board.py::test_cli_run_on_simulated_board",
 }
 
 
@@ -67,7 +71,7 @@ def readme_commands(text):
     for chunk in blocks + table + re.findall(r"`([^`\n]+)`", text):
         for target in re.findall(r"(?:^|`)make ([a-z]+)(?![\w-])", chunk, re.M):
             found.add(f"make {target}")
-        for mod, sub in re.findall(r"python -m ([\w.]+)(?: (\w+))?", chunk):
+        for mod, sub in re.findall(r"python -m ([\w.]+)(?: ([\w-]+))?", chunk):
             if mod == "pytest":
                 found.add("pytest")
             elif mod == "sim.flow.cli":
@@ -189,6 +193,40 @@ def test_make_demo():
     """``make demo``: the digits MLP on the Verilator core, BF16 and INT8, checked by the
     demo itself against onnxruntime and the ISS (exit status 0)."""
     _run(["make", "demo"])
+
+
+@regress
+@pytest.mark.rtl
+@pytest.mark.timeout(3600)
+def test_make_demo_on_simulated_board():
+    """``make demo BACKEND=board PORT=sim``: the demo through the simulated board's
+    UART (the INT8 mode: the board's core is the default configuration), bit-exact
+    against the ISS, with the board figures printed."""
+    out = _run(["make", "demo", "BACKEND=board", "PORT=sim"])
+    assert "inferences/s" in out and "bf16: not run" in out
+
+
+@regress
+@pytest.mark.rtl
+@pytest.mark.timeout(3600)
+def test_board_bench():
+    """``python -m sim.flow.cli board-bench``: 64 KiB each way through the simulated
+    board's UART, read back equal, the figures printed."""
+    out = _run([sys.executable, "-m", "sim.flow.cli", "board-bench"])
+    assert "DRAM writes" in out and "DRAM reads" in out
+
+
+@regress
+@pytest.mark.rtl
+@pytest.mark.timeout(5400)
+def test_make_bitstream_min():
+    """``make bitstream`` on the smallest configuration (the default core takes about two
+    hours): Yosys, nextpnr and ecppack run and the report is written."""
+    import json
+    _run(["make", "bitstream", "CONFIG=min"])
+    rep = json.loads((ROOT / "build" / "boards" / "ulx3s" / "ncore-report.json").read_text())
+    assert rep["config"].startswith("min") and rep["bitstream_bytes"] > 0
+    assert rep["resources"]["EHXPLLL"]["used"] == 1 and rep["clocks"]
 
 
 @regress

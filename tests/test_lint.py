@@ -13,9 +13,11 @@ from tiers import regress_cases
 #: make regress only, each a whole-core elaboration of its own: the bench's baseline
 #: (neuron_core_sim with a plain reset; make test lints neuron_core_sim), and the float
 #: core inside the simulation top and the synthesis wrapper (make test lints the float
-#: neuron_core and both wrappers with the INT8 core).
+#: neuron_core and both wrappers with the INT8 core), and the board tops with the
+#: float core (make test lints them with the INT8 core).
 REGRESS_ONLY = (("neuron_core_sim_baseline", "default"), ("neuron_core_sim_baseline", "4x4-fp"),
-                ("neuron_core_synth", "4x4-fp"), ("neuron_core_sim", "4x4-fp"))
+                ("neuron_core_synth", "4x4-fp"), ("neuron_core_sim", "4x4-fp"),
+                ("ulx3s", "4x4-fp"), ("board_sim", "4x4-fp"))
 
 CASES = [(top, config, None) for config in ("default", "4x4-fp") for top in TOPS
          if config == "default" or not config_free(top)]

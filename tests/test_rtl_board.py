@@ -184,3 +184,31 @@ def test_board_over_uart():
     assert s["framing_errors_from_board"] == 0
     assert s["leds"]["host_error"] == 1, "the bad frames did not light the host-error LED"
     assert s["leds"]["done"] == 1 and s["leds"]["error"] == 0 and s["leds"]["busy"] == 0
+
+
+def test_ulx3s_top_pins():
+    """The board top itself (PLL stand-in, reset synchroniser, LEDs) through its pins:
+    ``tb/board/test_ulx3s.py``."""
+    from sim.flow.runner import run_cocotb
+    run_cocotb("ulx3s", "tb.board.test_ulx3s", "pins", CONFIG)
+
+
+def test_cli_run_on_simulated_board(tmp_path):
+    """``python -m sim.cli run model.onnx --backend board --port sim``: a QDQ model's
+    output from the simulated board equals the golden backend's."""
+    from sim.compiler.onnx_build import mlp_qdq
+    rng = np.random.default_rng(SEED + 1)
+    model = tmp_path / "mlp.onnx"
+    model.write_bytes(mlp_qdq(random_quant_net(rng, [24, 16, 6])).SerializeToString())
+    np.save(tmp_path / "x.npy", rng.standard_normal((5, 24)).astype(np.float32))
+    outs = {}
+    for backend in ("golden", "board"):
+        out = tmp_path / f"y-{backend}.npy"
+        cmd = [sys.executable, "-m", "sim.cli", "run", str(model), "--input",
+               str(tmp_path / "x.npy"), "--config", CONFIG, "--backend", backend,
+               "--output", str(out)] + (["--port", "sim"] if backend == "board" else [])
+        res = subprocess.run(cmd, capture_output=True, text=True)
+        assert res.returncode == 0, res.stdout + res.stderr
+        outs[backend] = np.load(out)
+    assert "bytes over the UART" in res.stdout
+    assert np.array_equal(outs["board"], outs["golden"])

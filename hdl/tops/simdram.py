@@ -13,7 +13,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import exact_log2
 
-from ..axi import AXI4LiteSignature, AXIResp
+from ..axi import AXI4LiteSignature, AXIResp, serve_axi4_writes
 from ..config import CoreConfig, check_config, check_int_range
 from ..core import NeuronCore
 from ..interfaces import ConfigComponent, StatusLights, axi_signature
@@ -123,39 +123,14 @@ class SimDram(ConfigComponent):
                 m.d.sync += r_busy.eq(0)
 
         # ---- writes --------------------------------------------------------------------
-        awq = m.submodules.awq = SyncFIFOBuffered(width=aw + idw, depth=self.outstanding)
-        m.d.comb += [
-            bus.awready.eq(awq.w_rdy & go(2)),
-            awq.w_en.eq(bus.awvalid & bus.awready),
-            awq.w_data.eq(Cat(bus.awaddr, bus.awid)),
-        ]
-        w_addr = Signal(aw)
-        w_id = Signal(idw)
-        w_busy = Signal()
-        w_err = Signal()
-        bq = m.submodules.bq = SyncFIFOBuffered(width=idw + 2, depth=self.outstanding)
-        with m.If(~w_busy & awq.r_rdy):
-            m.d.comb += awq.r_en.eq(1)
-            m.d.sync += [w_busy.eq(1), w_addr.eq(awq.r_data[:aw]), w_id.eq(awq.r_data[aw:]),
-                         w_err.eq(0)]
-        w_ok = w_addr < self.size
-        m.d.comb += bus.wready.eq(w_busy & bq.w_rdy & go(3))
-        w_fire = bus.wvalid & bus.wready
+        w_fire, w_ok, w_addr = serve_axi4_writes(m, bus, size=self.size,
+                                                 outstanding=self.outstanding,
+                                                 aw_gate=go(2), w_gate=go(3))
         m.d.comb += [
             wr.addr.eq(w_addr[lb:]),
             wr.data.eq(bus.wdata),
             wr.en.eq(Mux(w_fire & w_ok, bus.wstrb, 0)),
-            bq.w_en.eq(w_fire & bus.wlast),
-            bq.w_data.eq(Cat(w_id, Mux(w_err | ~w_ok, AXIResp.DECERR, AXIResp.OKAY))),
-            bus.bvalid.eq(bq.r_rdy),
-            bus.bid.eq(bq.r_data[:idw]),
-            bus.bresp.eq(bq.r_data[idw:]),
-            bq.r_en.eq(bus.bready),
         ]
-        with m.If(w_fire):
-            m.d.sync += [w_addr.eq(w_addr + nb), w_err.eq(w_err | ~w_ok)]
-            with m.If(bus.wlast):
-                m.d.sync += w_busy.eq(0)
         return m
 
 

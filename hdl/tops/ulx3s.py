@@ -23,7 +23,7 @@ from typing import NamedTuple
 
 from amaranth.hdl import (ClockDomain, ClockSignal, Elaboratable, Instance, Module, ResetSignal,
                           Signal)
-from amaranth.lib import wiring
+from amaranth.lib import io, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..board import BOARD_BAUD, BRIDGE_TIMEOUT_S, BoardCore, _check_size, ecp5_pll_settings
@@ -62,6 +62,12 @@ class BoardSpec(NamedTuple):
         addresses)."""
         return min(self.dram_size, 1 << config.axi_addr_width)
 
+    def check(self, config: CoreConfig):
+        """Raise ``ValueError`` unless the PLL, the UART divisor and the DRAM window
+        are all legal for ``config`` (the board top calls it first)."""
+        self.pll, self.divisor
+        _check_size(self.dram_bytes(config), config)
+
     def board_core_args(self, config: CoreConfig):
         """The :class:`~hdl.board.BoardCore` parameters."""
         return dict(dram_size=self.dram_bytes(config), divisor=self.divisor,
@@ -93,7 +99,7 @@ class ULX3STop(wiring.Component):
 
     def __init__(self, config: CoreConfig, spec: BoardSpec = ULX3S):
         check_config(config)
-        _check_size(spec.dram_bytes(config), config)
+        spec.check(config)
         self._config = config
         self.spec = spec
         super().__init__({
@@ -166,11 +172,21 @@ class ULX3SBoard(Elaboratable):
     def elaborate(self, platform):
         m = Module()
         top = m.submodules.top = self.top
-        clk = platform.request("clk25", 0)
-        btn = platform.request("button_pwr", 0)
-        uart = platform.request("uart", 0)
-        m.d.comb += [top.clk25.eq(clk.i), top.btn_reset.eq(btn.i),
-                     top.uart_rx.eq(uart.rx.i), uart.tx.o.eq(top.uart_tx)]
+
+        def buffer(name, direction, port):
+            buf = m.submodules[f"{name}_buf"] = io.Buffer(direction, port)
+            return buf
+
+        uart = platform.request("uart", 0, dir="-")
+        m.d.comb += [
+            top.clk25.eq(buffer("clk25", "i", platform.request("clk25", 0, dir="-")).i),
+            # PinsN: the buffer inverts, so this is high while the button is pressed
+            top.btn_reset.eq(buffer("button_pwr", "i",
+                                    platform.request("button_pwr", 0, dir="-")).i),
+            top.uart_rx.eq(buffer("uart_rx", "i", uart.rx).i),
+            buffer("uart_tx", "o", uart.tx).o.eq(top.uart_tx),
+        ]
         for i in range(8):
-            m.d.comb += platform.request("led", i).o.eq(top.leds[i])
+            led = platform.request("led", i, dir="-")
+            m.d.comb += buffer(f"led{i}", "o", led).o.eq(top.leds[i])
         return m

@@ -19,7 +19,7 @@ import tempfile
 import threading
 import time
 
-__all__ = ["SimulatedBoard"]
+__all__ = ["SimulatedBoard", "board_bench"]
 
 
 class SimulatedBoard:
@@ -66,4 +66,83 @@ class SimulatedBoard:
         self._dir.cleanup()
         if self._error is not None and exc[0] is None:
             raise self._error
+        return False
+
+
+def board_bench(port="sim", config="default", nbytes=1 << 16, log=print):
+    """Host throughput through the board's UART: ``nbytes`` written to the DRAM window
+    and read back (checked), in frames of 256 words.
+
+    On the simulated board (``port="sim"``) the figures are board time at the board's
+    baud rate and clock (:func:`sim.compiler.board.board_seconds`), from the bytes
+    moved and the bridge's measured turnaround (cycles from the end of a read
+    request to the first byte of its answer); on a real port, also the wall time.
+    Returns (and writes to ``build/board-bench.json``) a dict of figures."""
+    import numpy as np
+    from hdl.config import named_config
+    from hdl.tops.ulx3s import ULX3S
+    from sim.compiler.board import BITS_PER_BYTE, MAX_WORDS, BoardLink, UARTBoneClient
+    from sim.flow.rtl import BUILD
+    cfg = named_config(config)
+    if nbytes % 4 or not 0 < nbytes <= ULX3S.dram_bytes(cfg):
+        raise ValueError(f"nbytes must be a multiple of 4 up to the DRAM window, not {nbytes}")
+    data = np.random.default_rng(0).integers(0, 256, nbytes, dtype=np.uint8)
+    board = SimulatedBoard(cfg) if port == "sim" else None
+    result = {"port": port, "config": cfg.name, "payload_bytes": nbytes, "baud": ULX3S.baud,
+              "f_clk_hz": ULX3S.f_clk, "line_limit_bytes_per_s": ULX3S.baud / BITS_PER_BYTE}
+    with board if board is not None else _Nothing(port) as dev_port:
+        client = UARTBoneClient(dev_port, timeout=300 if board is not None else 5.0)
+        link = BoardLink(client, cfg)
+        t0 = time.perf_counter()
+        link.write_dram(0, data)
+        link.read_reg("ID")           # the writes are posted: wait until they are through
+        t1 = time.perf_counter()
+        w_bytes = client.bytes_out + client.bytes_in
+        back = link.read_dram(0, nbytes)
+        t2 = time.perf_counter()
+        r_bytes = client.bytes_out + client.bytes_in - w_bytes
+        client.close()
+    if not np.array_equal(back, data):
+        raise AssertionError("the DRAM window did not read back what was written")
+    frames = -(-nbytes // (4 * MAX_WORDS))
+    turnaround = 0
+    if board is not None:
+        turns = board.stats["turnaround_cycles"]
+        turnaround = max(turns) if turns else 0
+        result["bridge_turnaround_cycles_max"] = turnaround
+        result["host_error_led"] = board.stats["leds"]["host_error"]
+    line = BITS_PER_BYTE / ULX3S.baud
+    w_s = w_bytes * line
+    r_s = r_bytes * line + (frames + 1) * turnaround / ULX3S.f_clk
+    result.update({
+        "write_bytes_on_line": w_bytes, "read_bytes_on_line": r_bytes,
+        "write_bytes_per_s": nbytes / w_s, "read_bytes_per_s": nbytes / r_s,
+    })
+    if board is None:
+        result.update({"write_wall_bytes_per_s": nbytes / (t1 - t0),
+                       "read_wall_bytes_per_s": nbytes / (t2 - t1)})
+    log(f"board bench ({'simulated board' if board is not None else port}, {cfg.name}): "
+        f"{nbytes} bytes each way at {ULX3S.baud / 1e6:g} Mbaud, line limit "
+        f"{result['line_limit_bytes_per_s'] / 1e3:.1f} KB/s")
+    log(f"  DRAM writes: {result['write_bytes_per_s'] / 1e3:.1f} KB/s payload "
+        f"({w_bytes} bytes on the line)")
+    log(f"  DRAM reads:  {result['read_bytes_per_s'] / 1e3:.1f} KB/s payload "
+        f"({r_bytes} bytes on the line, bridge turnaround {turnaround} cycles)")
+    if board is None:
+        log(f"  wall: writes {result['write_wall_bytes_per_s'] / 1e3:.1f} KB/s, reads "
+            f"{result['read_wall_bytes_per_s'] / 1e3:.1f} KB/s")
+    out = BUILD / "board-bench.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    return result
+
+
+class _Nothing:
+    def __init__(self, value):
+        self.value = value
+
+    def __enter__(self):
+        return self.value
+
+    def __exit__(self, *exc):
         return False

@@ -384,9 +384,15 @@ def cmd_run(args):
         if not args.listing:
             print("no --input given: compiled only")
         return 0
+    if args.backend == "board" and not args.port:
+        print("error: --backend board needs --port (a serial device, or 'sim')", file=sys.stderr)
+        return 2
     try:
-        y, r, _ = run_compiled(c, x, backend=args.backend)
-    except (OutOfMemory, CoreFault, ValueError) as e:
+        if args.backend == "board":
+            y, r = _run_on_board(c, x, args.port)
+        else:
+            y, r, _ = run_compiled(c, x, backend=args.backend)
+    except (OutOfMemory, CoreFault, ValueError, TimeoutError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     np.set_printoptions(precision=5, suppress=True, linewidth=100, threshold=200)
@@ -400,6 +406,28 @@ def cmd_run(args):
         print(f"cycles per inference {r.cycles / batch:.1f}, utilization "
               f"{r.utilization(cfg, c.macs):.1%}")
     return 0
+
+
+def _run_on_board(c, x, port):
+    """Run a compiled net on a board at ``port`` ('sim': the simulated board)."""
+    import contextlib
+    from sim.compiler.board import BoardLink, UARTBoneClient
+    from sim.compiler.lower import run_compiled
+    from sim.compiler.runtime import Device
+    from sim.flow.boardsim import SimulatedBoard
+    with SimulatedBoard(c.config) if port == "sim" else contextlib.nullcontext(port) as dev_port:
+        client = UARTBoneClient(dev_port, timeout=120 if port == "sim" else 2.0)
+        try:
+            link = BoardLink(client, c.config)
+            if not link.holds(c.config):
+                raise ValueError(f"the board's core is not built for {c.config.name} "
+                                 f"(its CONFIG register differs): use --config")
+            dev = Device(c.config, "board", link=link)
+            y, r, _ = run_compiled(c, x, device=dev, image=False)
+            print(f"board: {link.bytes_moved} bytes over the UART, {link.polls} STATUS polls")
+            return y, r
+        finally:
+            client.close()
 
 
 def cmd_formal(args):
@@ -443,6 +471,11 @@ def cmd_bitstream(args):
     print(f"  build seconds: {r['seconds']}")
     if not r["timing_met"]:
         print("WARNING: timing is not met at the core clock; the bitstream was written anyway")
+
+
+def cmd_board_bench(args):
+    from sim.flow.boardsim import board_bench
+    board_bench(args.port, args.config or "default", args.bytes)
 
 
 def cmd_program(args):
@@ -566,7 +599,9 @@ def main(argv=None):
     r.add_argument("--input", help=".npy input, batch x features (FP32)")
     r.add_argument("--batch", type=int, default=1, help="batch to compile for without --input")
     r.add_argument("--config", default=os.environ.get("CONFIG") or "default")
-    r.add_argument("--backend", default="golden", choices=["golden", "verilator"])
+    r.add_argument("--backend", default="golden", choices=["golden", "verilator", "board"])
+    r.add_argument("--port", help="board backend: the serial port (/dev/ttyUSB0), or 'sim' "
+                                  "for the simulated board")
     r.add_argument("--dtype", choices=list(DTYPES),
                    help="operand type (default: int8 for QDQ models, bf16 for float ones)")
     r.add_argument("--listing", action="store_true", help="print the program")
@@ -581,6 +616,12 @@ def main(argv=None):
     bs.add_argument("--config", default=None)
     bs.add_argument("--seed", type=int, default=1)
     bs.set_defaults(func=cmd_bitstream)
+    bb = sub.add_parser("board-bench", help="host throughput through the board's UART "
+                                            "-> build/board-bench.json")
+    bb.add_argument("--port", default="sim", help="serial port, or 'sim' (default)")
+    bb.add_argument("--config", default=None)
+    bb.add_argument("--bytes", type=int, default=1 << 16)
+    bb.set_defaults(func=cmd_board_bench)
     pg = sub.add_parser("program", help="load the board's bitstream with openFPGALoader")
     pg.add_argument("--board", default="ulx3s")
     pg.add_argument("--bitfile", default=None)
@@ -614,7 +655,7 @@ def main(argv=None):
     env_cfg = os.environ.get("CONFIG")
     if args.cmd == "lint" and not args.config:
         args.config = [env_cfg] if env_cfg else ["default", "8x4", "1x1", "min", "16x16"]
-    if args.cmd == "bitstream" and not args.config:
+    if args.cmd in ("bitstream", "board-bench") and not args.config:
         args.config = env_cfg or "default"
     if args.cmd in ("synth", "bench") and not args.config:
         args.config = [env_cfg or "default"]
