@@ -164,6 +164,10 @@ class Compiled:
         img[self.input_addr:self.input_addr + raw.size] = raw
         return img
 
+    def written_ranges(self):
+        """``[(addr, nbytes), ...]``: the DRAM the program writes (each layer's output)."""
+        return [(L.layout.c_addr, L.layout.c_bytes) for L in self.layers]
+
     def output_bits(self, dram):
         """The last layer's raw output ``N_out x batch`` from a DRAM image."""
         L = self.output_layout
@@ -527,10 +531,16 @@ def run_compiled(compiled: Compiled, x=None, *, backend="golden", bits=None, wat
     dev.top = 0
     base = dev.alloc(compiled.size)
     assert base == 0
-    dev.write(0, compiled.image_for(bits))
-    writes = [(L.layout.c_addr, L.layout.c_bytes) for L in compiled.layers]
+    # the image, less what the program writes before it reads it (each layer's output):
+    # on a board that keeps the model, only the input then goes up again
+    img = compiled.image_for(bits)
+    pos = 0
+    for a, n in sorted(compiled.written_ranges()) + [(compiled.size, 0)]:
+        if a > pos:
+            dev.write(pos, img[pos:a])
+        pos = max(pos, a + n)
     r = dev.run(compiled.prog_addr, win=(0, compiled.size), watchdog=watchdog,
-                writes=writes).check()
+                writes=compiled.written_ranges()).check()
     L = compiled.output_layout
     dev.read(L.c_addr, (L.c_bytes,))            # a board: fetch the output
     if image:

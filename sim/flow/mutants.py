@@ -48,7 +48,7 @@ class Mutant:
 #: The blocks of ``hdl/`` a mutant may belong to (each must have at least one mutant).
 BLOCKS = ("arbiter", "fifo", "sbuf", "psum", "pe", "systolic", "fp", "dsp",
           "tensor_engine", "vector", "vector_units", "dma", "axi", "host", "regmap",
-          "controller")
+          "controller", "uart", "board")
 
 # the test files, once
 _ARB = "tests/test_controller_amaranth.py::test_round_robin"
@@ -68,6 +68,10 @@ _HOST = "tests/test_host_amaranth.py"
 _TE = "tests/test_rtl_tensor.py::test_tensor[{}-4x4]"
 _VEC = "tests/test_rtl_vector.py::test_vector[{}-4x4-fp]"
 _DMAR = "tests/test_rtl_dma.py::test_dma[{}-4x4]"
+_UART = "tests/test_uart_amaranth.py"
+_BOARDA = "tests/test_board_amaranth.py"
+_BOARD = "tests/test_rtl_board.py::test_board_over_uart"
+_ULX3S = "tests/test_rtl_board.py::test_ulx3s_top_pins"
 
 
 def _m(id, block, file, original, replacement, description, *tests, equivalent=""):
@@ -587,6 +591,59 @@ MUTANTS = [
        "self.o.valid.eq(self.i_enable & q.o.valid & ok & kept),",
        "IssueQueue issues with its in-flight FIFO full (a completion record is lost)",
        f"{_CTL}::test_issue_queue_full_backpressure_and_flush", _CTL),
+
+    # ---- UART host bridge -------------------------------------------------------------------
+    _m("uart-rx-sample-late", "uart", "hdl/uart.py",
+       "m.d.sync += timer.eq(d // 2 - 1)",
+       "m.d.sync += timer.eq(d - 1)",
+       "the receiver samples each bit at its end instead of its middle (no margin for a "
+       "host clock that is a little fast)",
+       _UART),
+    _m("uart-tx-no-stop-bit", "uart", "hdl/uart.py",
+       "m.d.sync += [frame.eq(Cat(Const(0, 1), self.i.payload, Const(1, 1))),\n"
+       "                         left.eq(10), timer.eq(d - 1)]",
+       "m.d.sync += [frame.eq(Cat(Const(0, 1), self.i.payload, Const(1, 1))),\n"
+       "                         left.eq(9), timer.eq(d - 1)]",
+       "the transmitter drops the stop bit's time: the next start bit follows the last "
+       "data bit",
+       _UART),
+    _m("uart-len-zero-is-zero", "uart", "hdl/uart.py",
+       "    return Cat(length, length == 0)",
+       "    return Cat(length, Const(0, 1))",
+       "a length byte of 0 means no word (LiteX sends 0 for 256 words)",
+       _UART),
+    _m("uart-bad-cmd-not-reported", "uart", "hdl/uart.py",
+       "                            m.d.sync += ev.bad_cmd.eq(1)\n",
+       "                            pass\n",
+       "an unknown command is dropped silently (the board's host-error LED stays dark)",
+       _UART, _BOARD),
+
+    # ---- board: DRAM window, host decoder, board top -------------------------------------
+    _m("bram-host-lane", "board", "hdl/board.py",
+       "h_strb = (h_wstrb << (4 * lane_of(h_waddr)))[:nb]",
+       "h_strb = h_wstrb[:nb]",
+       "a host write always goes to the first 32-bit lane of the memory word",
+       _BOARDA, _BOARD),
+    _m("decoder-dram-wrong-base", "board", "hdl/board.py",
+       "dram = addr[db:] == HOST_DRAM_BASE >> db",
+       "dram = addr[db:] == 0",
+       "the host decoder maps the DRAM window over the registers' addresses",
+       _BOARDA, _BOARD),
+    _m("boardcore-bad-cmd-dark", "board", "hdl/board.py",
+       "with m.If(ev.bad_cmd | ev.timeout | ev.bus_error | ev.range_error",
+       "with m.If(ev.timeout | ev.bus_error | ev.range_error",
+       "an unknown command does not light the host-error LED",
+       _BOARD, _ULX3S),
+    _m("ulx3s-button-no-reset", "board", "hdl/tops/ulx3s.py",
+       'ResetSignal("por").eq(~locked | self.btn_reset)',
+       'ResetSignal("por").eq(~locked)',
+       "the PWR button does not reset the board logic",
+       _ULX3S),
+    _m("ulx3s-led-swap", "board", "hdl/tops/ulx3s.py",
+       'LEDS = ("busy", "done", "error", "host_error", "irq", None, None, "heartbeat")',
+       'LEDS = ("busy", "done", "host_error", "error", "irq", None, None, "heartbeat")',
+       "LEDs 2 and 3 swapped on the board (the table in docs/board.md is wrong then)",
+       "tests/test_board_top.py", _ULX3S),
 ]
 
 
@@ -623,4 +680,9 @@ PROBES = {
                      "objs = [RegisterMap(cfg), markdown(cfg)]",
     "hdl/controller_parts.py": "from hdl.controller import Controller; "
                                "objs = [Controller(cfg8)]",
+    "hdl/uart.py": "from hdl.uart import UARTBridge; "
+                   "objs = [UARTBridge(divisor=4, timeout=100)]",
+    "hdl/board.py": "from hdl.board import BlockRamDram, HostDecoder; "
+                    "objs = [BlockRamDram(cfg8, size=1 << 12), HostDecoder(dram_size=1 << 12)]",
+    "hdl/tops/ulx3s.py": "from hdl.tops.ulx3s import ULX3STop; objs = [(ULX3STop(cfg), 'ecp5')]",
 }
