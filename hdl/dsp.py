@@ -149,7 +149,11 @@ class RegisteredMultiplier(wiring.Component):
             p_REG_PIPELINE_CLK="NONE",
             p_REG_OUTPUT_CLK="CLK0" if self.product_in_dsp else "NONE",
             p_REG_OUTPUT_CE="CE0", p_REG_OUTPUT_RST="RST0",
-            p_SOURCEB_MODE="B_INPUT", p_MULT_BYPASS="DISABLED", p_CAS_MATCH_REG="FALSE",
+            # B from the B input: "B_SHIFT" (the primitive's default) with SOURCEB low.
+            # Not "B_INPUT": Yosys and nextpnr pass it on, but Project Trellis's
+            # database has no such value and ecppack fails on it (found by the first
+            # ULX3S bitstream; make synth stops before ecppack).
+            p_SOURCEB_MODE="B_SHIFT", p_MULT_BYPASS="DISABLED", p_CAS_MATCH_REG="FALSE",
             p_RESETMODE="SYNC", p_GSR="DISABLED",
             i_SIGNEDA=sgn, i_SIGNEDB=sgn, i_SOURCEA=Const(0, 1), i_SOURCEB=Const(0, 1),
             i_CLK0=ClockSignal("sync"), i_CE0=Const(1, 1), i_RST0=Const(0, 1),

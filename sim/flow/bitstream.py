@@ -30,7 +30,7 @@ from sim.flow.rtl import BUILD
 from sim.flow.synth import (DEVICES, HEAP_CRIT_EXP, HEAP_TIMING_WEIGHT, _phase_times, _tool,
                             critical_paths)
 
-__all__ = ["BOARDS", "build_bitstream", "program_command", "board_dir"]
+__all__ = ["BOARDS", "build_bitstream", "write_report", "program_command", "board_dir"]
 
 #: Board name -> (its spec in hdl.tops, the nextpnr device, openFPGALoader's board name)
 BOARDS = {"ulx3s": ("hdl.tops.ulx3s", "lfe5u-85f", "ulx3s")}
@@ -65,6 +65,9 @@ def build_bitstream(board="ulx3s", config="default", *, seed=1, log=print):
     cfg = named_config(config)
     work = board_dir(board)
     work.mkdir(parents=True, exist_ok=True)
+    for old in ("ncore.bit", "ncore.svf", "ncore.config", "nextpnr-report.json",
+                "ncore-report.json"):
+        (work / old).unlink(missing_ok=True)      # nothing from an earlier build
     seconds = {}
     t0 = time.monotonic()
     plan = prepare(board, cfg)
@@ -87,7 +90,14 @@ def build_bitstream(board="ulx3s", config="default", *, seed=1, log=print):
     step("ecppack", [_tool("yowasp-ecppack"), "--compress", "--input", "ncore.config",
                      "--bit", "ncore.bit", "--svf", "ncore.svf"])
     seconds["total"] = round(time.monotonic() - t0, 1)
+    return write_report(board, cfg, seconds=seconds, seed=seed)
 
+
+def write_report(board, config, *, seconds, seed):
+    """``ncore-report.json`` from the files a build left in ``build/boards/<board>/``."""
+    _, device, _ = _board(board)
+    cfg = named_config(config)
+    work = board_dir(board)
     rep = json.loads((work / "nextpnr-report.json").read_text())
     util = rep["utilization"]
     clocks = {name: {"fmax_mhz": round(v["achieved"], 2), "target_mhz": round(v["constraint"], 2),

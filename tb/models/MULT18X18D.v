@@ -6,6 +6,8 @@
 //   REG_INPUTA_CLK / REG_INPUTB_CLK / REG_OUTPUT_CLK = "CLK0": the operand / product
 //   register is clocked by CLK0, enabled by CE0, reset (synchronously) by RST0;
 //   "NONE": the register is bypassed.
+//   SOURCEB_MODE = "B_SHIFT" with SOURCEB low: B comes from the B input (SOURCEB high
+//   would take the neighbour's shifted B, not modelled).
 // Anything else (other clocks, the pipeline register, cascades, SOURCEA/B shift
 // inputs, the C input, MULT_BYPASS) is outside the subset and stops the simulation;
 // the ports hdl/dsp.py leaves unconnected (CLK1-3, CE1-3, RST1-3, the shift-chain
@@ -32,7 +34,7 @@ module MULT18X18D (
     parameter REG_OUTPUT_CLK = "NONE";
     parameter REG_OUTPUT_CE = "CE0";
     parameter REG_OUTPUT_RST = "RST0";
-    parameter SOURCEB_MODE = "B_INPUT";
+    parameter SOURCEB_MODE = "B_SHIFT";
     parameter MULT_BYPASS = "DISABLED";
     parameter CAS_MATCH_REG = "FALSE";
     parameter RESETMODE = "SYNC";
@@ -47,7 +49,8 @@ module MULT18X18D (
                 || !(REG_INPUTB_CLK == "NONE" || (IN_B && REG_INPUTB_CE == "CE0" && REG_INPUTB_RST == "RST0"))
                 || !(REG_OUTPUT_CLK == "NONE" || (OUT_P && REG_OUTPUT_CE == "CE0" && REG_OUTPUT_RST == "RST0"))
                 || REG_PIPELINE_CLK != "NONE" || REG_INPUTC_CLK != "NONE"
-                || MULT_BYPASS != "DISABLED" || RESETMODE != "SYNC")
+                || MULT_BYPASS != "DISABLED" || RESETMODE != "SYNC"
+                || SOURCEB_MODE != "B_SHIFT")
             $fatal(1, "MULT18X18D model: configuration outside the modelled subset");
     end
 
