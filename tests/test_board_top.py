@@ -85,3 +85,18 @@ def test_make_program_dry_run():
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert "--board ulx3s --write-flash" in out.stdout
+
+
+def test_led_table_in_docs_matches_the_top():
+    """docs/board.md's LED table is what the board top drives (``LEDS``)."""
+    import pathlib
+    text = (pathlib.Path(__file__).resolve().parent.parent / "docs" / "board.md").read_text()
+    words = {"busy": "busy", "done": "done", "error": "error", "host link error": "host_error",
+             "the core's interrupt": "irq", "off": None, "heartbeat": "heartbeat"}
+    table = text[text.index("| LED | shows |"):]
+    table = table[:table.index("\n\n")]
+    shown = {}
+    for leds, what in re.findall(r"^\| ([\d, ]+) \| ([^|(,:]+)", table, re.M):
+        for n in leds.split(","):
+            shown[int(n)] = words[what.strip()]
+    assert shown == dict(enumerate(LEDS))
