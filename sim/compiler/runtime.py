@@ -28,9 +28,10 @@ Backends (both see the same DRAM image and run the same encoded program):
   board's pseudo-terminal, ``tb/board``), through :mod:`sim.compiler.board`: the same
   register sequence (:mod:`sim.compiler.driver`), DRAM at
   :data:`hdl.board.HOST_DRAM_BASE`. The host keeps a copy of the DRAM and moves only
-  what changed: :meth:`Device.write` marks 64-byte blocks to upload before the next
-  run, a run marks its window's blocks as changed on the board, and :meth:`Device.read`
-  fetches just the blocks it returns. ``counters`` as on ``verilator``.
+  what changed: :meth:`Device.write` marks the 64-byte blocks whose bytes changed, to
+  upload before the next run; a run marks what the program can write (``writes=``,
+  default its whole window) as changed on the board; :meth:`Device.read` fetches just
+  the blocks it returns. ``counters`` as on ``verilator``.
 
 The Amaranth simulator is not offered as a backend: the whole core runs there at a
 few hundred cycles per second, too slow for a model.
