@@ -13,6 +13,7 @@ framing error) raises there.
 BACKEND=board PORT=sim``) uses this instead of a device.
 """
 
+import contextlib
 import json
 import pathlib
 import tempfile
@@ -90,7 +91,7 @@ def board_bench(port="sim", config="default", nbytes=1 << 16, log=print):
     board = SimulatedBoard(cfg) if port == "sim" else None
     result = {"port": port, "config": cfg.name, "payload_bytes": nbytes, "baud": ULX3S.baud,
               "f_clk_hz": ULX3S.f_clk, "line_limit_bytes_per_s": ULX3S.baud / BITS_PER_BYTE}
-    with board if board is not None else _Nothing(port) as dev_port:
+    with board if board is not None else contextlib.nullcontext(port) as dev_port:
         client = UARTBoneClient(dev_port, timeout=300 if board is not None else 5.0)
         link = BoardLink(client, cfg)
         t0 = time.perf_counter()
@@ -136,13 +137,3 @@ def board_bench(port="sim", config="default", nbytes=1 << 16, log=print):
     out.write_text(json.dumps(result, indent=1) + "\n")
     return result
 
-
-class _Nothing:
-    def __init__(self, value):
-        self.value = value
-
-    def __enter__(self):
-        return self.value
-
-    def __exit__(self, *exc):
-        return False

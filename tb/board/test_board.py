@@ -38,6 +38,24 @@ def _cycles():
     return int(get_sim_time("ns")) // CLOCK_PERIOD_NS
 
 
+async def drive_byte(pin, byte, bit_ns):
+    """One 8N1 frame onto ``pin``: start bit, 8 data bits LSB first, stop bit."""
+    for bit in [0] + [(byte >> i) & 1 for i in range(8)] + [1]:
+        pin.value = bit
+        await Timer(bit_ns, unit="ns")
+
+
+async def sample_byte(pin, bit_ns):
+    """After a falling edge on ``pin`` (a start bit): the byte, sampled mid-bit, and
+    whether its stop bit was high."""
+    await Timer(bit_ns * 3 // 2, unit="ns")
+    byte = 0
+    for i in range(8):
+        byte |= int(pin.value) << i
+        await Timer(bit_ns, unit="ns")
+    return byte, bool(int(pin.value))
+
+
 class PtyUART:
     """One end of the board's serial line on a pseudo-terminal."""
 
@@ -54,10 +72,7 @@ class PtyUART:
         self._last_rx_end = None      # cycle the last byte to the board ended
 
     async def send_byte(self, byte):
-        rx = self.dut.i_rx
-        for bit in [0] + [(byte >> i) & 1 for i in range(8)] + [1]:
-            rx.value = bit
-            await Timer(self.bit_ns, unit="ns")
+        await drive_byte(self.dut.i_rx, byte, self.bit_ns)
         self.stats["bytes_to_board"] += 1
         self.stats["cycles_to_board"] += 10 * self.bit_ns // CLOCK_PERIOD_NS
         self._last_rx_end = _cycles()
@@ -72,12 +87,8 @@ class PtyUART:
                 # a reply's first byte: how long the board took after the request
                 self.stats["turnaround_cycles"].append(start - self._last_rx_end)
                 self._last_rx_end = None
-            await Timer(self.bit_ns * 3 // 2, unit="ns")
-            byte = 0
-            for i in range(8):
-                byte |= int(tx.value) << i
-                await Timer(self.bit_ns, unit="ns")
-            if not int(tx.value):
+            byte, stop = await sample_byte(tx, self.bit_ns)
+            if not stop:
                 self.stats["framing_errors_from_board"] += 1
             os.write(self.master, bytes([byte]))
             self.stats["bytes_from_board"] += 1

@@ -19,6 +19,7 @@ from hdl.board import HOST_DRAM_BASE
 from hdl.regmap import ID_VALUE
 from hdl.tops.ulx3s import LEDS, ULX3S
 from hdl.uart import Cmd
+from tb.board.test_board import drive_byte, sample_byte
 
 PERIOD_NS = 10
 BIT_NS = ULX3S.divisor * PERIOD_NS
@@ -26,21 +27,15 @@ BIT_NS = ULX3S.divisor * PERIOD_NS
 
 async def send(dut, data):
     for byte in data:
-        for bit in [0] + [(byte >> i) & 1 for i in range(8)] + [1]:
-            dut.uart_rx.value = bit
-            await Timer(BIT_NS, unit="ns")
+        await drive_byte(dut.uart_rx, byte, BIT_NS)
 
 
 async def receive(dut, n):
     out = bytearray()
     for _ in range(n):
         await FallingEdge(dut.uart_tx)
-        await Timer(BIT_NS * 3 // 2, unit="ns")
-        byte = 0
-        for i in range(8):
-            byte |= int(dut.uart_tx.value) << i
-            await Timer(BIT_NS, unit="ns")
-        assert int(dut.uart_tx.value) == 1, "stop bit low on uart_tx"
+        byte, stop = await sample_byte(dut.uart_tx, BIT_NS)
+        assert stop, "stop bit low on uart_tx"
         out.append(byte)
     return bytes(out)
 
