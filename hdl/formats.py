@@ -252,14 +252,17 @@ class TensorError(enum.Enum, shape=3):
 # ---------------------------------------------------------------------------------------
 
 class DmaError(enum.Enum, shape=3):
-    """Completion code of a DMA descriptor (:class:`DmaDesc`). Checks 1-3 happen before
-    any transfer (nothing moves); 4-5 report the first error response of the bus."""
+    """Completion code of a DMA descriptor (:class:`DmaDesc`). Checks 1-3 and 6 happen
+    before any transfer (nothing moves); 4-5 report the first error response of the bus."""
     NONE = 0
     RANGE = 1       #: ``rows`` or ``row_bytes`` is 0, or the tile leaves the on-chip memory
     WINDOW = 2      #: a DRAM byte of the tile lies outside ``[win_base, win_limit)``
     TARGET = 3      #: PSUM as the destination of a DRAM read (not supported)
     SLVERR = 4      #: the bus answered SLVERR (``RRESP``/``BRESP`` = 2)
     DECERR = 5      #: the bus answered DECERR (``RRESP``/``BRESP`` = 3)
+    PEER = 6        #: on a chip, the tile's address is in the peer aperture and the
+                    #: transfer is not a legal store into an existing core's SBUF
+                    #: (:class:`hdl.chipmap.PeerAperture`)
 
 
 class DmaDesc(data.Struct):

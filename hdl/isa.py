@@ -20,7 +20,8 @@ from .formats import ActCmd, DmaDesc, MatmulCmd
 
 __all__ = [
     "Opcode", "Instr", "INSTR_BITS", "INSTR_BYTES", "HEADER_BITS", "BODY_BITS",
-    "BODY_WIDTH", "SEM_BITS", "SEM_VALUE_BITS", "MAX_SEMS", "CoreError",
+    "BODY_WIDTH", "SEM_BITS", "SEM_VALUE_BITS", "MAX_SEMS", "CoreError", "SemCmd",
+    "CORE_BITS", "MAX_CORES",
 ]
 
 #: Width of one instruction.
@@ -33,6 +34,9 @@ BODY_BITS = INSTR_BITS - HEADER_BITS
 SEM_BITS = 5
 MAX_SEMS = 1 << SEM_BITS
 SEM_VALUE_BITS = 16
+#: Bits of a core index on a chip (:class:`hdl.chip.Chip`), so at most 8 cores.
+CORE_BITS = 3
+MAX_CORES = 1 << CORE_BITS
 
 
 class Opcode(enum.Enum, shape=4):
@@ -45,12 +49,29 @@ class Opcode(enum.Enum, shape=4):
     END = 5         #: wait, then wait for every engine to finish; raise done
 
 
+class SemCmd(data.Struct):
+    """The body of a SEM: where its signal goes.
+
+    Members
+    -------
+    remote : 1 bit
+        0: ``sig_sem`` of this core counts up (as every other instruction signals).
+        1: ``sig_sem`` of core ``core`` of the chip counts up instead (a cross-core
+        signal; ``sig_en`` must be 1, else RESERVED). A core that does not exist, or a
+        core that is not on a chip, stops this one with ``PEER``.
+    core : :data:`CORE_BITS` bits
+        The core signalled (0 when ``remote`` is 0, else RESERVED).
+    """
+    remote: 1
+    core: CORE_BITS
+
+
 #: Bits of the body a command of each opcode uses (the rest must be zero).
 BODY_WIDTH = {
     Opcode.DMA: DmaDesc.as_shape().size,
     Opcode.MATMUL: MatmulCmd.as_shape().size,
     Opcode.ACT: ActCmd.as_shape().size,
-    Opcode.SEM: 0,
+    Opcode.SEM: SemCmd.as_shape().size,
     Opcode.END: 0,
 }
 assert max(BODY_WIDTH.values()) <= BODY_BITS
@@ -99,3 +120,5 @@ class CoreError(enum.Enum, shape=4):
     TENSOR = 6      #: the tensor engine refused a matmul (detail: TensorError)
     VECTOR = 7      #: the vector engine refused an ACT (detail: ActError)
     WATCHDOG = 8    #: nothing moved for WATCHDOG cycles (a wait that cannot complete)
+    PEER = 9        #: a SEM signals a core of the chip that does not exist (or the core
+                    #: is not on a chip)

@@ -210,9 +210,30 @@ def test_reserved_body_bits(op):
     for bit in sorted({width, width + 1, (width + BODY_BITS) // 2, BODY_BITS - 1}):
         if bit < BODY_BITS:
             assert code_of(base | 1 << (32 + bit)) == "RESERVED", (op, bit)
-    if width:
-        # the top bit of the command itself is fine
+    if width and op != "SEM":
+        # the top bit of the command itself is fine (SEM: see test_sem_remote_body)
         assert Instruction.decode(base | 1 << (32 + width - 1), CFG).op == op
+
+
+def test_sem_remote_body():
+    """A SEM's body says where its signal goes (hdl.isa.SemCmd): core bits without the
+    remote bit, or a remote SEM without a signal, are RESERVED; a remote signal to a core
+    the chip lacks (or from a core not on a chip) is PEER; the rest round-trips."""
+    local = Instruction("SEM", None, signal=1).encode()
+    assert code_of(local | 1 << (32 + 1)) == "RESERVED"           # core=1, remote=0
+    remote = Instruction("SEM", None, signal=1, peer=3).encode()
+    assert code_of(remote) == "PEER"                                # standalone core
+    assert Instruction.decode(remote, CFG, 4) == Instruction("SEM", None, signal=1, peer=3)
+    with pytest.raises(IllegalInstruction) as e:
+        Instruction.decode(remote, CFG, 3)
+    assert e.value.code == "PEER"
+    no_signal = Instruction("SEM", None).encode() | 1 << 32         # remote=1, sig_en=0
+    assert code_of(no_signal) == "RESERVED"
+    for bad in (dict(op="MATMUL"), dict(op="SEM")):
+        with pytest.raises(ValueError):
+            Instruction(bad["op"], random_cmd(random.Random(3), bad["op"]), peer=1)
+    with pytest.raises(ValueError):
+        Instruction("SEM", None, signal=0, peer=8)
 
 
 @pytest.mark.parametrize("op", list(OPCODES))

@@ -24,7 +24,16 @@ Decoding mirrors the hardware's checks, in this order (the first failing one is 
 * ``OPCODE``: opcode 0 or 6..15;
 * ``RESERVED``: a body bit above the command is set, or ``wait_sem``/``wait_val`` are
   not zero while ``wait_en`` is 0, or ``sig_sem`` is not zero while ``sig_en`` is 0;
-* ``SEM_RANGE``: an enabled ``wait_sem`` or ``sig_sem`` is not below ``config.n_sems``.
+* ``SEM_RANGE``: an enabled ``wait_sem`` or ``sig_sem`` is not below ``config.n_sems``;
+* ``PEER``: a SEM signals core ``peer`` of a chip with ``cores`` cores and
+  ``peer >= cores`` (a standalone core has ``cores = 0``: every remote signal).
+
+Cross-core signals
+------------------
+On a chip (:class:`hdl.chip.Chip`) a SEM may signal a semaphore of *another* core
+(``peer``, :class:`hdl.isa.SemCmd`): the decoder waits as usual, then semaphore
+``signal`` of core ``peer`` counts up instead of its own. Waits are always on a core's
+own semaphores.
 
 Engine-level problems (a matmul the tensor engine refuses, an enum field holding a value
 no enum member has, ...) are *not* decode errors: the instruction is legal and the
@@ -41,8 +50,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hdl.isa import (BODY_WIDTH, INSTR_BITS, INSTR_BYTES, MAX_SEMS, SEM_VALUE_BITS, CoreError,
-                     Instr, Opcode)
+from hdl.isa import (BODY_WIDTH, INSTR_BITS, INSTR_BYTES, MAX_CORES, MAX_SEMS, SEM_VALUE_BITS,
+                     CoreError, Instr, Opcode, SemCmd)
 
 import sim.isa.codec as codec
 from sim.model.vector import Act
@@ -114,6 +123,9 @@ class Instruction:
         (unsigned 16-bit compare; semaphores start at 0 and only count up).
     signal : int or None
         Semaphore incremented by one when the instruction has finished.
+    peer : int or None
+        SEM only: the core of the chip whose semaphore ``signal`` counts up (a
+        cross-core signal); ``None`` for this core's own.
 
     Construction checks that every field fits its bits (``ValueError``); whether the
     semaphore indices exist in a configuration is checked by :meth:`decode` (the
@@ -123,6 +135,7 @@ class Instruction:
     cmd: object = None
     wait: tuple | None = None
     signal: int | None = None
+    peer: int | None = None
 
     def __post_init__(self):
         if self.op not in OPS:
@@ -145,12 +158,22 @@ class Instruction:
         if self.signal is not None:
             _check_index("signal semaphore", self.signal)
             object.__setattr__(self, "signal", int(self.signal))
+        if self.peer is not None:
+            if self.op != "SEM" or self.signal is None:
+                raise ValueError(f"only a SEM that signals can signal another core "
+                                 f"({self.op}, signal={self.signal!r}, peer={self.peer!r})")
+            if not _is_int(self.peer) or not 0 <= self.peer < MAX_CORES:
+                raise ValueError(f"peer must be a core index 0..{MAX_CORES - 1}, "
+                                 f"not {self.peer!r}")
+            object.__setattr__(self, "peer", int(self.peer))
 
     # -- binary -------------------------------------------------------------------------
 
     def encode(self) -> int:
         """The 256-bit instruction word (bit 0 = bit 0 of the first byte in DRAM)."""
         body = self.cmd.encode() if self.cmd is not None else 0
+        if self.peer is not None:
+            body = codec.encode(SemCmd, {"remote": 1, "core": self.peer})
         fields = {"opcode": Opcode[self.op], "body": body}
         if self.wait is not None:
             fields.update(wait_en=1, wait_sem=self.wait[0], wait_val=self.wait[1])
@@ -159,10 +182,11 @@ class Instruction:
         return codec.encode(Instr, fields)
 
     @classmethod
-    def decode(cls, word: int, config) -> "Instruction":
+    def decode(cls, word: int, config, cores: int = 0) -> "Instruction":
         """The instruction a 256-bit word holds, or :class:`IllegalInstruction` with the
         :class:`hdl.isa.CoreError` name the core reports (OPCODE, RESERVED, SEM_RANGE,
-        checked in that order)."""
+        PEER, checked in that order). ``cores``: the chip's core count (0 for a
+        standalone core, which refuses every cross-core signal)."""
         if isinstance(word, bool) or not isinstance(word, int) or not 0 <= word <= _ALL:
             raise ValueError(f"an instruction word is an integer 0 .. 2**{INSTR_BITS}-1, "
                              f"not {word!r}")
@@ -181,14 +205,26 @@ class Instruction:
                 "RESERVED", f"wait_en=0 but wait_sem={h['wait_sem']} wait_val={h['wait_val']}")
         if not h["sig_en"] and h["sig_sem"]:
             raise IllegalInstruction("RESERVED", f"sig_en=0 but sig_sem={h['sig_sem']}")
+        peer = None
+        if op == "SEM":
+            sc = codec.decode(SemCmd, body)
+            if sc["remote"] and not h["sig_en"]:
+                raise IllegalInstruction("RESERVED", "a remote SEM must signal (sig_en=0)")
+            if not sc["remote"] and sc["core"]:
+                raise IllegalInstruction("RESERVED", f"remote=0 but core={sc['core']}")
+            peer = sc["core"] if sc["remote"] else None
         for en, sem in (("wait_en", "wait_sem"), ("sig_en", "sig_sem")):
             if h[en] and h[sem] >= config.n_sems:
                 raise IllegalInstruction(
                     "SEM_RANGE", f"{sem}={h[sem]} but the core has {config.n_sems} semaphores")
+        if peer is not None and peer >= cores:
+            raise IllegalInstruction(
+                "PEER", f"signals core {peer} but " + (f"the chip has {cores} cores" if cores
+                                                       else "the core is not on a chip"))
         cmd = _CMD_TYPES[op].decode(body) if op in _CMD_TYPES else None
         return cls(op, cmd,
                    wait=(h["wait_sem"], h["wait_val"]) if h["wait_en"] else None,
-                   signal=h["sig_sem"] if h["sig_en"] else None)
+                   signal=h["sig_sem"] if h["sig_en"] else None, peer=peer)
 
     # -- properties ---------------------------------------------------------------------
 
@@ -208,7 +244,10 @@ class Instruction:
         if self.wait is not None:
             parts.append(f"wait({_sem_text(self.wait[0], names)}>={self.wait[1]})")
         if self.signal is not None:
-            parts.append(f"signal({_sem_text(self.signal, names)})")
+            if self.peer is not None:
+                parts.append(f"signal(core{self.peer}.s{self.signal})")
+            else:
+                parts.append(f"signal({_sem_text(self.signal, names)})")
         return " ".join(parts)
 
     def text(self, sem_names=None) -> str:
@@ -298,7 +337,7 @@ class Program:
             self.sem_names[name] = len(self.sem_names)
         return self.sem_names[name]
 
-    def _add(self, op, cmd, wait, signal):
+    def _add(self, op, cmd, wait, signal, peer=None):
         w = s = None
         if wait is not None:
             if not (isinstance(wait, tuple) and len(wait) == 2):
@@ -306,7 +345,7 @@ class Program:
             name, value = wait
             if not _is_int(value) or not 0 <= value <= _SEM_MAX:
                 raise ValueError(f"wait value for {name!r} must be 0..{_SEM_MAX}, not {value!r}")
-        if signal is not None and self._signals.get(signal, 0) >= _SEM_MAX:
+        if peer is None and signal is not None and self._signals.get(signal, 0) >= _SEM_MAX:
             raise ValueError(f"semaphore {signal!r} would be signalled more than {_SEM_MAX} "
                              f"times (a 16-bit counter would wrap)")
         # build everything before changing any state, so a refused call leaves no trace
@@ -314,14 +353,16 @@ class Program:
         try:
             if wait is not None:
                 w = (self._sem(wait[0]), wait[1])
-            if signal is not None:
+            if peer is not None:
+                s = signal          # an index of the other core's semaphores
+            elif signal is not None:
                 s = self._sem(signal)
-            instr = Instruction(op, cmd, wait=w, signal=s)
+            instr = Instruction(op, cmd, wait=w, signal=s, peer=peer)
         except Exception:
             self.sem_names.clear()
             self.sem_names.update(names)
             raise
-        if signal is not None:
+        if signal is not None and peer is None:
             self._signals[signal] = self._signals.get(signal, 0) + 1
         self.instructions.append(instr)
         return len(self.instructions) - 1
@@ -352,6 +393,12 @@ class Program:
         signals at once."""
         return self._add("SEM", None, wait, signal)
 
+    def signal_peer(self, core, sem, *, wait=None) -> int:
+        """A SEM that waits (``wait``, on this core's semaphores), then signals semaphore
+        index ``sem`` of core ``core`` of the chip (a cross-core signal; the other
+        program's :attr:`sem_names` give the index)."""
+        return self._add("SEM", None, wait, sem, peer=core)
+
     def end(self, *, wait=None) -> int:
         """END: wait, then wait for every engine to finish; the core is done. (END may
         legally carry a signal field, but the core ignores it, so none is offered.)"""
@@ -366,8 +413,9 @@ class Program:
         return b"".join(i.encode().to_bytes(INSTR_BYTES, "little") for i in self.instructions)
 
     def listing(self, base_addr=0) -> str:
-        """:func:`disassemble` of this program with its semaphore names."""
-        return disassemble(self.encode(), self.config, base_addr, self.sem_names)
+        """:func:`disassemble` of this program with its semaphore names (cross-core
+        signals shown as on a chip of :data:`~hdl.isa.MAX_CORES` cores)."""
+        return disassemble(self.encode(), self.config, base_addr, self.sem_names, MAX_CORES)
 
 
 # ---------------------------------------------------------------------------------------
@@ -380,7 +428,7 @@ def _words(data):
         yield off, int.from_bytes(data[off:off + INSTR_BYTES], "little")
 
 
-def disassemble(data: bytes, config, base_addr=0, sem_names=None) -> str:
+def disassemble(data: bytes, config, base_addr=0, sem_names=None, cores=0) -> str:
     """A listing of ``data`` (32-byte words from ``base_addr``): one line per word,
     ``address: hex  text``. The hex is the 256-bit word as a number (most significant
     digit first). A word the decoder refuses is shown as ``ILLEGAL(<code>) <detail>``;
@@ -389,7 +437,7 @@ def disassemble(data: bytes, config, base_addr=0, sem_names=None) -> str:
     lines = []
     for off, word in _words(data):
         try:
-            text = Instruction.decode(word, config).text(sem_names)
+            text = Instruction.decode(word, config, cores).text(sem_names)
         except IllegalInstruction as e:
             text = f"ILLEGAL({e.code}) {e.detail}"
         lines.append(f"{base_addr + off:08x}: {word:064x}  {text}")
@@ -400,7 +448,7 @@ def disassemble(data: bytes, config, base_addr=0, sem_names=None) -> str:
     return "\n".join(lines)
 
 
-def decode_program(data: bytes, config) -> list[Instruction]:
+def decode_program(data: bytes, config, cores=0) -> list[Instruction]:
     """The instructions of ``data`` up to and including the first END.
 
     Raises :class:`IllegalInstruction` (with ``addr`` = the byte offset in ``data``) for
@@ -410,7 +458,7 @@ def decode_program(data: bytes, config) -> list[Instruction]:
     out = []
     for off, word in _words(data):
         try:
-            instr = Instruction.decode(word, config)
+            instr = Instruction.decode(word, config, cores)
         except IllegalInstruction as e:
             raise IllegalInstruction(e.code, e.detail, off) from None
         out.append(instr)

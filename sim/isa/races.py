@@ -63,7 +63,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Race", "find_races", "accesses", "happens_before", "QUEUES"]
+__all__ = ["Race", "find_races", "find_chip_races", "accesses", "happens_before", "QUEUES"]
 
 #: Queue order of the vector-clock components.
 QUEUES = ("dma_in", "dma_out", "tensor", "vector", "seq")
@@ -94,12 +94,17 @@ class Race:
     where: str = ""
     first_text: str = ""
     second_text: str = ""
+    first_core: int | None = None
+    second_core: int | None = None
 
     def __str__(self):
-        a = f"#{self.first} @0x{self.first_addr:x} `{self.first_text}`"
+        def who(core):
+            return "" if core is None else f"core {core} "
+        a = f"{who(self.first_core)}#{self.first} @0x{self.first_addr:x} `{self.first_text}`"
         if self.second is None:
             return f"{self.kind} ({self.memory} {self.where}): {a}"
-        b = f"#{self.second} @0x{self.second_addr:x} `{self.second_text}`"
+        b = (f"{who(self.second_core)}#{self.second} @0x{self.second_addr:x} "
+             f"`{self.second_text}`")
         return f"{self.kind} race on {self.memory} {self.where}: {a} and {b}"
 
 
@@ -167,43 +172,66 @@ def happens_before(instructions):
     instructions whose end happens before ``start_i``, an ``[n, 5]`` int64 array) and
     whether it can start at all (``False`` for deadlocked instructions).
     """
-    n = _executed(instructions)
-    ins = instructions[:n]
-    q = [_QI[_queue(x)] for x in ins]
+    return _happens_before([instructions])[:4]
+
+
+def _happens_before(programs):
+    """:func:`happens_before` of a chip: ``programs[k]`` runs on core ``k``. Queues are
+    numbered ``5*k + QUEUES.index(q)``; a SEM with ``peer`` signals semaphore
+    ``(peer, signal)``, every other signal ``(k, signal)``; waits are on the core's own.
+    A SEM or END counts only the signallers of its own core that come before it, and
+    every signaller of another core. Returns ``(q, rank, vstart, started, core, local)``
+    over the concatenation of the executed instructions of every core (``local``: the
+    index within its program)."""
+    nq = len(QUEUES)
+    ins, q, core, local = [], [], [], []
+    for k, prog in enumerate(programs):
+        n_k = _executed(prog)
+        for j, x in enumerate(prog[:n_k]):
+            ins.append(x)
+            q.append(nq * k + _QI[_queue(x)])
+            core.append(k)
+            local.append(j)
+    n = len(ins)
+    nqs = nq * len(programs)
     rank = [0] * n
-    counts = [0] * len(QUEUES)
+    counts = [0] * nqs
     prev_same = [-1] * n
-    last_of = [-1] * len(QUEUES)
+    last_of = [-1] * nqs
     for i in range(n):
         counts[q[i]] += 1
         rank[i] = counts[q[i]]
         prev_same[i] = last_of[q[i]]
         last_of[q[i]] = i
-    # signallers of each semaphore, per queue, in program order
+    # signallers of each semaphore (core, index), per queue, in program order
     sig = {}
     for i, x in enumerate(ins):
         if x.signal is not None:
-            sig.setdefault(x.signal, [[] for _ in QUEUES])[q[i]].append(i)
+            peer = getattr(x, "peer", None)
+            key = (core[i] if peer is None else peer, x.signal)
+            sig.setdefault(key, [[] for _ in range(nqs)])[q[i]].append(i)
 
     seq = _QI["seq"]
     preds = [[] for _ in range(2 * n)]      # event 2i = start_i, 2i+1 = end_i
     blocked = [False] * n
-    last_seq = -1
-    last_by_queue = [-1] * len(QUEUES)
+    last_seq = [-1] * len(programs)
+    last_by_queue = [-1] * nqs
     for i, x in enumerate(ins):
         s = 2 * i
+        k = core[i]
+        in_seq = q[i] == nq * k + seq
         if prev_same[i] >= 0:
             preds[s].append(2 * prev_same[i])
             preds[s + 1].append(2 * prev_same[i] + 1)
-        if last_seq >= 0 and q[i] != seq:
-            preds[s].append(2 * last_seq)
+        if last_seq[k] >= 0 and not in_seq:
+            preds[s].append(2 * last_seq[k])
         if x.wait is not None:
             sem, v = x.wait
-            groups = sig.get(sem, [[] for _ in QUEUES])
-            if q[i] == seq:
+            groups = sig.get((k, sem), [[] for _ in range(nqs)])
+            if in_seq:
                 # the decoder itself waits (SEM, END) and dispatches nothing after it
-                # meanwhile: only the signallers before it count
-                groups = [[j for j in g if j < i] for g in groups]
+                # meanwhile: only its own core's signallers before it count
+                groups = [[j for j in g if core[j] != k or j < i] for g in groups]
             total = sum(len(g) for g in groups)
             if v > total:
                 blocked[i] = True
@@ -214,9 +242,10 @@ def happens_before(instructions):
                         preds[s].append(2 * g[need - 1] + 1)
         preds[s + 1].append(s)
         if x.op == "END":
-            preds[s + 1].extend(2 * j + 1 for j in last_by_queue if j >= 0)
-        if q[i] == seq:
-            last_seq = i
+            preds[s + 1].extend(2 * j + 1 for j in last_by_queue[nq * k:nq * (k + 1)]
+                                if j >= 0)
+        if in_seq:
+            last_seq[k] = i
         last_by_queue[q[i]] = i
 
     # Kahn's algorithm; blocked starts never fire, nor anything after them.
@@ -226,7 +255,7 @@ def happens_before(instructions):
     for e, p in enumerate(preds):
         for f in p:
             succs[f].append(e)
-    zero = (0,) * len(QUEUES)
+    zero = (0,) * nqs
     clock = [None] * (2 * n)
     stack = [e for e in range(2 * n) if indeg[e] == 0]
     while stack:
@@ -238,9 +267,9 @@ def happens_before(instructions):
             v = list(clock[p[0]])
             for f in p[1:]:
                 w = clock[f]
-                for k in range(len(QUEUES)):
-                    if w[k] > v[k]:
-                        v[k] = w[k]
+                for kk in range(nqs):
+                    if w[kk] > v[kk]:
+                        v[kk] = w[kk]
         if e % 2:
             i = e // 2
             v[q[i]] = rank[i]
@@ -251,8 +280,9 @@ def happens_before(instructions):
                 stack.append(f)
     started = np.array([clock[2 * i] is not None for i in range(n)], dtype=bool)
     vstart = np.array([clock[2 * i] if clock[2 * i] is not None else zero
-                       for i in range(n)], dtype=np.int64).reshape(n, len(QUEUES))
-    return np.array(q, dtype=np.int64), np.array(rank, dtype=np.int64), vstart, started
+                       for i in range(n)], dtype=np.int64).reshape(n, nqs)
+    return (np.array(q, dtype=np.int64), np.array(rank, dtype=np.int64), vstart, started,
+            np.array(core, dtype=np.int64), np.array(local, dtype=np.int64))
 
 
 def _describe(mem, plo, phi, lo, hi):
@@ -279,40 +309,97 @@ def find_races(config, instructions, prog_addr=0, program_bytes=None):
     At most one race is reported per pair of instructions and memory
     (``"write/write"`` if both write a common byte there, else ``"read/write"``).
     """
-    sem_names = getattr(instructions, "sem_names", None)
-    if hasattr(instructions, "instructions"):
-        instructions = instructions.instructions
-    instructions = list(instructions)
+    return _find(config, [instructions], [prog_addr], [program_bytes], 0)
+
+
+def find_chip_races(config, programs, prog_addrs, program_bytes=None):
+    """Every race of a chip program: ``programs[k]`` (instructions or a
+    :class:`~sim.isa.asm.Program`) runs on core ``k`` from ``prog_addrs[k]``, all
+    started together. Races between instructions of different cores are found like
+    races between engines: DRAM is shared, each core has its own SBUF and PSUM, and a
+    peer store (:class:`hdl.chipmap.PeerAperture`) writes the target core's SBUF.
+    Each :class:`Race` names its cores (``first_core``, ``second_core``); ``first`` and
+    ``second`` are indices within those cores' programs. Memories are ``"DRAM"``,
+    ``"SBUF@k"`` and ``"PSUM@k"``."""
     if program_bytes is None:
-        program_bytes = _INSTR_BYTES * len(instructions)
-    q, rank, vstart, started = happens_before(instructions)
+        program_bytes = [None] * len(programs)
+    return _find(config, list(programs), list(prog_addrs), list(program_bytes),
+                 len(programs))
+
+
+def _chip_accesses(config, ins, core, cores):
+    """:func:`accesses` on core ``core`` of a chip (``cores`` 0: standalone), each as
+    ``(memory label, part_lo, part_hi, byte_lo, byte_hi, is_write)``; a peer store
+    writes the target core's SBUF instead of DRAM."""
+    import sim.model.dma as dma_model
+    out = []
+    peer = None
+    if cores and ins.op == "DMA":
+        peer = dma_model.peer_target(config, ins.cmd, cores)
+    for (mem, plo, phi, lo, hi, w) in accesses(config, ins):
+        if mem == "DRAM" and peer is not None:
+            t, partition, offset = peer
+            c = ins.cmd
+            out.append((f"SBUF@{t}", partition, partition + c.rows, offset,
+                        offset + c.row_bytes, True))
+            continue
+        out.append((mem if mem == "DRAM" or not cores else f"{mem}@{core}",
+                    plo, phi, lo, hi, w))
+    return out
+
+
+def _mem_order(label):
+    kind, _, core = label.partition("@")
+    return (_MEMS.index(kind), int(core or 0))
+
+
+def _find(config, programs, prog_addrs, program_bytes, cores):
+    sem_names = []
+    progs = []
+    for p in programs:
+        sem_names.append(getattr(p, "sem_names", None))
+        progs.append(list(p.instructions if hasattr(p, "instructions") else p))
+    program_bytes = [_INSTR_BYTES * len(p) if b is None else b
+                     for p, b in zip(progs, program_bytes)]
+    q, rank, vstart, started, core, local = _happens_before(progs)
     n = len(q)
 
     def addr(i):
-        return prog_addr + _INSTR_BYTES * i
+        return prog_addrs[core[i]] + _INSTR_BYTES * int(local[i])
+
+    def instr(i):
+        return progs[core[i]][local[i]]
+
+    def text(i):
+        return _text(instr(i), sem_names[core[i]])
+
+    def who(i):
+        return int(core[i]) if cores else None
 
     races = []
-    rows = {m: [] for m in _MEMS}
-    p_lo, p_hi = prog_addr, prog_addr + program_bytes
+    rows = {}
+    regions = [(a, a + b) for a, b in zip(prog_addrs, program_bytes)]
     for i in range(n):
         if not started[i]:
             continue
         wrote_program = None
-        for (mem, plo, phi, lo, hi, w) in accesses(config, instructions[i]):
+        for (mem, plo, phi, lo, hi, w) in _chip_accesses(config, instr(i), int(core[i]),
+                                                         cores):
             if lo >= hi or plo >= phi:
                 continue
-            rows[mem].append((i, plo, phi, lo, hi, w))
-            if mem == "DRAM" and w and lo < p_hi and p_lo < hi and wrote_program is None:
-                wrote_program = (max(lo, p_lo), min(hi, p_hi))
+            rows.setdefault(mem, []).append((i, plo, phi, lo, hi, w))
+            if mem == "DRAM" and w and wrote_program is None:
+                for p_lo, p_hi in regions:
+                    if lo < p_hi and p_lo < hi:
+                        wrote_program = (max(lo, p_lo), min(hi, p_hi))
+                        break
         if wrote_program is not None:
-            races.append(Race(i, None, addr(i), None, "DRAM", "writes program",
-                              _describe("DRAM", 0, 1, *wrote_program),
-                              _text(instructions[i], sem_names)))
+            races.append(Race(int(local[i]), None, addr(i), None, "DRAM", "writes program",
+                              _describe("DRAM", 0, 1, *wrote_program), text(i),
+                              first_core=who(i)))
 
     found = []
-    for mem in _MEMS:
-        if not rows[mem]:
-            continue
+    for mem in sorted(rows, key=_mem_order):
         a = np.array(rows[mem], dtype=np.int64)
         a = a[np.argsort(a[:, 3], kind="stable")]
         inst, plo, phi, lo, hi, w = (a[:, k] for k in range(6))
@@ -357,18 +444,20 @@ def find_races(config, instructions, prog_addr=0, program_bytes=None):
         x, y = I[k], J[k]
         cols = (f[first], g[first], ww[k], np.maximum(plo[x], plo[y]), np.minimum(phi[x], phi[y]),
                 np.maximum(lo[x], lo[y]), np.minimum(hi[x], hi[y]))
-        for a, b, both, p0, p1, b0, b1 in zip(*(col.tolist() for col in cols)):
-            found.append((a, b, mem, both, _describe(mem, p0, p1, b0, b1)))
+        kind = mem.partition("@")[0]
+        for a_, b_, both, p0, p1, b0, b1 in zip(*(col.tolist() for col in cols)):
+            found.append((a_, b_, mem, both, _describe(kind, p0, p1, b0, b1)))
     texts = {}
 
-    def text(i):
+    def cached(i):
         if i not in texts:
-            texts[i] = _text(instructions[i], sem_names)
+            texts[i] = text(i)
         return texts[i]
 
     for f, g, mem, ww, where in found:
-        races.append(Race(f, g, addr(f), addr(g), mem, "write/write" if ww else "read/write",
-                          where, text(f), text(g)))
-    order = {m: k for k, m in enumerate(_MEMS)}
-    races.sort(key=lambda r: (r.first, -1 if r.second is None else r.second, order[r.memory]))
+        races.append(Race(int(local[f]), int(local[g]), addr(f), addr(g), mem,
+                          "write/write" if ww else "read/write", where, cached(f), cached(g),
+                          first_core=who(f), second_core=who(g)))
+    races.sort(key=lambda r: (r.first_core or 0, r.first,
+                              -1 if r.second is None else r.second, _mem_order(r.memory)))
     return races

@@ -16,11 +16,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hdl.chipmap import PeerAperture
 from hdl.formats import DmaDesc, DmaError
 
 import sim.isa.codec as codec
 
-__all__ = ["Dma", "DMA_ERRORS", "check", "apply", "onchip_bytes", "target_mask"]
+__all__ = ["Dma", "DMA_ERRORS", "check", "apply", "apply_peer", "peer_target", "onchip_bytes", "target_mask"]
 
 #: Completion codes in order: the names of ``hdl.formats.DmaError``.
 DMA_ERRORS = tuple(e.name for e in sorted(DmaError, key=lambda e: e.value))
@@ -57,8 +58,27 @@ def onchip_bytes(model, mem):
     return model.psum.reshape(cols, -1).view(np.uint8)
 
 
-def check(config, d: Dma, win_base: int, win_limit: int) -> str:
-    """The code a descriptor gets before any transfer (``"NONE"`` if it runs)."""
+def peer_target(config, d: Dma, cores: int):
+    """On a chip of ``cores`` cores (0: a standalone core), ``(core, partition,
+    offset)`` of the SBUF a descriptor writes through the peer aperture
+    (:class:`hdl.chipmap.PeerAperture`), or ``None`` for a DRAM descriptor."""
+    if not cores:
+        return None
+    ap = PeerAperture(config)
+    if d.addr < ap.base:
+        return None
+    core, partition, offset, _ = ap.decode(d.addr)
+    return core, partition, offset
+
+
+def check(config, d: Dma, win_base: int, win_limit: int, cores: int = 0) -> str:
+    """The code a descriptor gets before any transfer (``"NONE"`` if it runs).
+
+    ``cores`` is the chip's core count (0 for a standalone core: no peer aperture).
+    On a chip a descriptor whose address is in the aperture must be a store into an
+    existing core's SBUF with rows :attr:`~hdl.chipmap.PeerAperture.stride` apart
+    (``PEER`` otherwise), and a DRAM tile must end below the aperture (``WINDOW``).
+    """
     if d.mem == "psum" and not d.store:
         return "TARGET"
     parts = config.cols if d.mem == "psum" else config.rows
@@ -66,10 +86,32 @@ def check(config, d: Dma, win_base: int, win_limit: int) -> str:
     if (d.rows == 0 or d.row_bytes == 0 or d.partition + d.rows > parts
             or d.offset + d.row_bytes > nbytes):
         return "RANGE"
+    if peer_target(config, d, cores) is not None:
+        ap = PeerAperture(config)
+        core, partition, offset, extra = ap.decode(d.addr)
+        if (not d.store or extra or core >= cores
+                or (d.rows > 1 and d.row_stride != ap.stride)
+                or partition + d.rows > config.rows
+                or offset + d.row_bytes > config.sbuf_bytes):
+            return "PEER"
+        return "NONE"
     hi = d.addr + (d.rows - 1) * d.row_stride + d.row_bytes
     if d.addr < win_base or hi > win_limit or hi > 1 << config.axi_addr_width:
         return "WINDOW"
+    if cores and hi > PeerAperture(config).base:
+        return "WINDOW"
     return "NONE"
+
+
+def apply_peer(d: Dma, source, target, partition: int, offset: int):
+    """Perform a legal peer store: rows of ``source``'s SBUF or PSUM (a
+    :class:`~sim.model.tensor.TensorModel`) into ``target``'s SBUF from
+    ``(partition, offset)``."""
+    chip = onchip_bytes(source, d.mem)
+    for r in range(d.rows):
+        p = d.partition + r
+        target.sbuf[partition + r, offset:offset + d.row_bytes] = \
+            chip[p, d.offset:d.offset + d.row_bytes]
 
 
 def apply(d: Dma, dram: np.ndarray, model):

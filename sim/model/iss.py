@@ -53,7 +53,7 @@ import sim.model.dma as dma_model
 from sim.isa.asm import QUEUES, IllegalInstruction, Instruction
 from sim.model.tensor import TensorModel
 
-__all__ = ["IssResult", "run"]
+__all__ = ["IssResult", "ChipResult", "run", "run_chip"]
 
 _SEM_MASK = (1 << SEM_VALUE_BITS) - 1
 
@@ -103,10 +103,13 @@ class _Fault(Exception):
 
 
 class _Core:
-    def __init__(self, config, dram, prog_addr, win_base, win_limit, model):
+    def __init__(self, config, dram, image, prog_addr, win_base, win_limit, model, chip=None,
+                 cores=0):
         self.config = config
-        self.image = bytes(dram.tobytes())      # what the decoder fetches from
-        self.dram = dram.copy()
+        self.image = image                      # what the decoder fetches from
+        self.dram = dram                        # shared by the cores of a chip
+        self.chip = chip if chip is not None else [self]
+        self.cores = cores                      # the chip's core count, 0 if standalone
         self.prog_addr = prog_addr
         self.win_base = win_base
         self.win_limit = win_limit
@@ -119,6 +122,8 @@ class _Core:
         self.pc = prog_addr
         self.current = None                     # (addr, Instruction) held by the decoder
         self.done = False
+        self.stopped = prog_addr is None        # done, faulted, deadlocked or never started
+        self.result = None                      # (error, detail, fault_addr, blocked)
         self.executed = []
 
     # -- helpers ------------------------------------------------------------------------
@@ -131,7 +136,9 @@ class _Core:
 
     def finish(self, addr, instr):
         if instr.signal is not None:
-            self.sems[instr.signal] = (self.sems[instr.signal] + 1) & _SEM_MASK
+            # a cross-core signal (a SEM with peer) counts up the other core's semaphore
+            sems = self.chip[instr.peer].sems if instr.peer is not None else self.sems
+            sems[instr.signal] = (sems[instr.signal] + 1) & _SEM_MASK
         self.executed.append(self.index(addr))
 
     # -- the decoder --------------------------------------------------------------------
@@ -143,13 +150,13 @@ class _Core:
             raise _Fault("FETCH", addr)
         word = int.from_bytes(self.image[addr:addr + INSTR_BYTES], "little")
         try:
-            self.current = (addr, Instruction.decode(word, self.config))
+            self.current = (addr, Instruction.decode(word, self.config, self.cores))
         except IllegalInstruction as e:
             raise _Fault(e.code, addr) from None
 
     def decoder_ready(self):
         """Whether the decoder can do something (fetching counts: it may fault)."""
-        if self.done:
+        if self.done or self.stopped:
             return False
         if self.current is None:
             return True
@@ -180,18 +187,26 @@ class _Core:
     # -- the engines --------------------------------------------------------------------
 
     def engine_ready(self, q):
-        return bool(self.queues[q]) and self.holds(self.queues[q][0][1])
+        return (not self.stopped and bool(self.queues[q])
+                and self.holds(self.queues[q][0][1]))
 
     def engine_step(self, q):
         addr, instr = self.queues[q].popleft()
         cmd = instr.cmd
         if instr.op == "DMA":
-            code = dma_model.check(self.config, cmd, self.win_base, self.win_limit)
+            code = dma_model.check(self.config, cmd, self.win_base, self.win_limit,
+                                   self.cores)
             if code != "NONE":
                 raise _Fault("DMA", addr, code)
-            if cmd.addr + (cmd.rows - 1) * cmd.row_stride + cmd.row_bytes > len(self.dram):
-                raise _Fault("DMA", addr, "DECERR")
-            dma_model.apply(cmd, self.dram, self.model)
+            peer = dma_model.peer_target(self.config, cmd, self.cores)
+            if peer is not None:
+                core, partition, offset = peer
+                dma_model.apply_peer(cmd, self.model, self.chip[core].model, partition,
+                                     offset)
+            else:
+                if cmd.addr + (cmd.rows - 1) * cmd.row_stride + cmd.row_bytes > len(self.dram):
+                    raise _Fault("DMA", addr, "DECERR")
+                dma_model.apply(cmd, self.dram, self.model)
         elif instr.op == "MATMUL":
             code = self.model.check(cmd)
             if code != "NONE":
@@ -238,6 +253,21 @@ class _Core:
         return first, lines
 
 
+def _check_dram(dram):
+    dram = np.asarray(dram)
+    if dram.dtype != np.uint8 or dram.ndim != 1:
+        raise ValueError(f"dram must be a 1-D uint8 array, not {dram.dtype} {dram.shape}")
+    return dram
+
+
+def _check_prog_addr(prog_addr):
+    if isinstance(prog_addr, bool) or not isinstance(prog_addr, (int, np.integer)) \
+            or prog_addr < 0 or prog_addr % INSTR_BYTES:
+        raise ValueError(f"prog_addr must be a non-negative multiple of {INSTR_BYTES}, "
+                         f"not {prog_addr!r}")
+    return int(prog_addr)
+
+
 def run(config, dram: np.ndarray, prog_addr: int, *, win_base=0, win_limit=None,
         max_steps=10**7, model=None, _order="engines") -> IssResult:
     """Run the program at ``prog_addr`` of ``dram`` until END, a fault or a deadlock.
@@ -262,45 +292,99 @@ def run(config, dram: np.ndarray, prog_addr: int, *, win_base=0, win_limit=None,
         the decoder), ``"decoder"`` (the decoder as far as it goes first), or an integer
         seed for a random choice at every step.
     """
-    dram = np.asarray(dram)
-    if dram.dtype != np.uint8 or dram.ndim != 1:
-        raise ValueError(f"dram must be a 1-D uint8 array, not {dram.dtype} {dram.shape}")
-    if isinstance(prog_addr, bool) or not isinstance(prog_addr, (int, np.integer)) \
-            or prog_addr < 0 or prog_addr % INSTR_BYTES:
-        raise ValueError(f"prog_addr must be a non-negative multiple of {INSTR_BYTES}, "
-                         f"not {prog_addr!r}")
+    dram = _check_dram(dram)
+    prog_addr = _check_prog_addr(prog_addr)
     if win_limit is None:
         win_limit = len(dram)
-    core = _Core(config, dram, int(prog_addr), win_base, win_limit, model)
+    res = _run_cores(config, dram, [prog_addr], [(win_base, win_limit)], [model], 0,
+                     max_steps, _order)
+    return res.cores[0]
+
+
+@dataclass
+class ChipResult:
+    """The state of a chip when every core stopped: ``dram`` (the shared image, a
+    modified copy) and ``cores``, one :class:`IssResult` per core (its ``dram`` is the
+    same array; a core that was not started reports ``done=False``, ``error="NONE"``)."""
+    dram: np.ndarray
+    cores: list
+
+
+def run_chip(config, dram: np.ndarray, prog_addrs, *, windows=None, max_steps=10**7,
+             models=None, _order="engines") -> ChipResult:
+    """Run a chip (:class:`hdl.chip.Chip`): core ``k`` runs the program at
+    ``prog_addrs[k]`` (``None``: the core is not started), all started together (the
+    chip's START register) on one shared DRAM.
+
+    The cores' agents (each core's decoder and queue heads) move in one greedy loop,
+    so for a properly synchronised chip program the result is the hardware's. A DMA
+    store into the peer aperture (:class:`hdl.chipmap.PeerAperture`) writes the target
+    core's SBUF; a SEM with ``peer`` counts up the target core's semaphore. A fault
+    stops its core only. When no agent of any core can move, every core still running
+    stops with ``WATCHDOG`` (on the hardware each core's own watchdog fires; the
+    watchdog must be longer than the longest wait for another core).
+
+    ``windows``: per core ``(win_base, win_limit)`` (default: all of ``dram``);
+    ``models``: per core initial SBUF/PSUM (:class:`~sim.model.tensor.TensorModel`).
+    """
+    dram = _check_dram(dram)
+    cores = len(prog_addrs)
+    from hdl.chipmap import PeerAperture, check_cores
+    check_cores(cores)
+    PeerAperture(config)            # ValueError if the configuration cannot be a chip
+    addrs = [None if a is None else _check_prog_addr(a) for a in prog_addrs]
+    if windows is None:
+        windows = [(0, len(dram))] * cores
+    if models is None:
+        models = [None] * cores
+    if len(windows) != cores or len(models) != cores:
+        raise ValueError(f"windows and models need one entry per core ({cores})")
+    return _run_cores(config, dram, addrs, windows, models, cores, max_steps, _order)
+
+
+def _run_cores(config, dram, addrs, windows, models, cores, max_steps, _order):
+    """The loop of :func:`run` (``cores=0``: one standalone core) and :func:`run_chip`."""
+    image = bytes(dram.tobytes())
+    shared = dram.copy()
+    chip = []
+    for a, (wb, wl), mdl in zip(addrs, windows, models):
+        chip.append(_Core(config, shared, image, a, wb, wl, mdl, chip, cores))
     rng = random.Random(_order) if isinstance(_order, int) else None
     if rng is None and _order not in ("engines", "decoder"):
         raise ValueError(f"_order must be 'engines', 'decoder' or a seed, not {_order!r}")
 
-    error, detail, fault_addr, blocked = "NONE", "", None, []
     steps = 0
-    try:
-        while not core.done:
-            ready = [q for q in QUEUES if core.engine_ready(q)]
-            if core.decoder_ready():
-                if _order == "decoder":
-                    ready.insert(0, "decoder")
-                else:
-                    ready.append("decoder")
-            if not ready:
-                fault_addr, blocked = core.deadlock()
-                error = "WATCHDOG"
-                break
-            steps += 1
-            if steps > max_steps:
-                raise RuntimeError(f"ISS: more than {max_steps} steps")
-            agent = rng.choice(ready) if rng is not None else ready[0]
+    while True:
+        ready = [(c, q) for c in chip for q in QUEUES if c.engine_ready(q)]
+        decoders = [(c, "decoder") for c in chip if c.decoder_ready()]
+        ready = decoders + ready if _order == "decoder" else ready + decoders
+        if not ready:
+            for c in chip:
+                if not c.stopped:
+                    fault_addr, blocked = c.deadlock()
+                    c.result = ("WATCHDOG", "", fault_addr, blocked)
+                    c.stopped = True
+            break
+        steps += 1
+        if steps > max_steps:
+            raise RuntimeError(f"ISS: more than {max_steps} steps")
+        core, agent = rng.choice(ready) if rng is not None else ready[0]
+        try:
             if agent == "decoder":
                 core.decoder_step()
             else:
                 core.engine_step(agent)
-    except _Fault as f:
-        error, detail, fault_addr = f.error, f.detail, f.addr
+        except _Fault as f:
+            core.result = (f.error, f.detail, f.addr, [])
+            core.stopped = True
+        if core.done:
+            core.stopped = True
 
-    return IssResult(dram=core.dram, sbuf=core.model.sbuf, psum=core.model.psum,
-                     done=core.done, error=error, detail=detail, fault_addr=fault_addr,
-                     executed=core.executed, sems=list(core.sems), blocked=blocked)
+    results = []
+    for c in chip:
+        error, detail, fault_addr, blocked = c.result or ("NONE", "", None, [])
+        results.append(IssResult(dram=shared, sbuf=c.model.sbuf, psum=c.model.psum,
+                                 done=c.done, error=error, detail=detail,
+                                 fault_addr=fault_addr, executed=c.executed,
+                                 sems=list(c.sems), blocked=blocked))
+    return ChipResult(dram=shared, cores=results)
