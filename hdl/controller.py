@@ -14,9 +14,9 @@ from .config import CoreConfig, check_config, check_int_range
 from .controller_parts import (QUEUES, Decoder, FaultCapture, Fetcher, IssueQueue, Semaphores,
                                Watchdog)
 from .formats import ActCmd, ActError, DmaDesc, DmaError, MatmulCmd, TensorError, dma_done_layout
-from .interfaces import (PROG_ADDR_BITS, ConfigComponent, EngineStatus, RunControl, RunStatus,
-                         axi_signature)
-from .isa import CoreError
+from .interfaces import (CORES_BITS, PROG_ADDR_BITS, ConfigComponent, EngineStatus, RemoteSignal,
+                         RunControl, RunStatus, axi_signature)
+from .isa import SEM_BITS, CoreError
 
 __all__ = ["Controller"]
 
@@ -98,6 +98,12 @@ class Controller(ConfigComponent):
     o_vector : Out(stream.Signature(ActCmd)); vector : In(EngineStatus(ActError))
         The engines' completions and refusals; the controller pulses ``error_clear`` on
         an accepted start.
+    i_cores : In(CORES_BITS)   the chip's core count (0: a standalone core)
+    o_remote : Out(stream.Signature(RemoteSignal))   cross-core signals of remote SEMs
+    i_remote : In(stream.Signature(SEM_BITS))
+        Signals from other cores: always ready, each counts its semaphore up (also
+        while not running; ``ctrl.start`` clears the semaphores, so cores that signal
+        each other are started together, by the chip's START register).
     """
 
     def __init__(self, config: CoreConfig, *, fetch_depth=16, fetch_burst=4, inflight_depth=8):
@@ -124,6 +130,9 @@ class Controller(ConfigComponent):
             "i_dma_out_done": In(stream.Signature(dma_done_layout())),
             "o_tensor": Out(stream.Signature(MatmulCmd)),
             "o_vector": Out(stream.Signature(ActCmd)),
+            "i_cores": In(CORES_BITS),
+            "o_remote": Out(stream.Signature(RemoteSignal)),
+            "i_remote": In(stream.Signature(SEM_BITS)),
         })
 
     def elaborate(self, platform):
@@ -153,7 +162,7 @@ class Controller(ConfigComponent):
         for name, q in queues.items():
             m.submodules[f"{name}_queue"] = q
         # waits: decoder, then the queue heads; signals: the completions, then SEM
-        sems = m.submodules.sems = Semaphores(cfg.n_sems, n_signals=5, n_waits=5)
+        sems = m.submodules.sems = Semaphores(cfg.n_sems, n_signals=6, n_waits=5)
         wdog = m.submodules.watchdog = Watchdog()
         # fault sources, highest priority first: decoder, DMA-in and DMA-out
         # completions, tensor error, vector error, watchdog
@@ -233,6 +242,15 @@ class Controller(ConfigComponent):
             if name == "tensor":
                 m.d.sync += self.status.macs.eq(Mux(ev, rec.payload.macs, 0))
         m.d.comb += sems.i_signal[4].eq(dec.o_signal)
+        # signals from other cores (an index not below n_sems would count nothing:
+        # the sender's decoder checks indices against its own n_sems, the same)
+        m.d.comb += [
+            self.i_remote.ready.eq(1),
+            sems.i_signal[5].en.eq(self.i_remote.valid),
+            sems.i_signal[5].sem.eq(self.i_remote.payload),
+            dec.i_cores.eq(self.i_cores),
+        ]
+        wiring.connect(m, dec.o_remote, wiring.flipped(self.o_remote))
         for k, (name, code) in enumerate((("tensor", CoreError.TENSOR),
                                           ("vector", CoreError.VECTOR))):
             m.d.comb += [

@@ -23,8 +23,9 @@ from amaranth.utils import exact_log2
 from .config import CoreConfig, check_config, check_int_range
 from .fifo import SyncStreamFIFO
 from .formats import ActCmd, DmaDesc, MatmulCmd
-from .interfaces import FETCH_ID, MACS_WIDTH, PROG_ADDR_BITS, ConfigComponent, axi_signature
-from .isa import (BODY_BITS, BODY_WIDTH, INSTR_BYTES, SEM_BITS, SEM_VALUE_BITS, CoreError,
+from .interfaces import (CORES_BITS, FETCH_ID, MACS_WIDTH, PROG_ADDR_BITS, ConfigComponent,
+                         RemoteSignal, axi_signature)
+from .isa import (BODY_BITS, BODY_WIDTH, INSTR_BYTES, SEM_BITS, SEM_VALUE_BITS, CoreError, SemCmd,
                   Instr, Opcode)
 
 __all__ = [
@@ -262,6 +263,11 @@ class Decoder(wiring.Component):
     i : In(stream.Signature(FetchedInstr))
     o_dma_in, o_dma_out, o_tensor, o_vector : Out(stream.Signature(queue_layout(...)))
     o_wait : Out(SemWait); i_wait_ok : In(1); o_signal : Out(SemSignal)
+    i_cores : In(CORES_BITS)   the chip's core count (0: not on a chip)
+    o_remote : Out(stream.Signature(RemoteSignal))
+        A remote SEM (:class:`~hdl.isa.SemCmd`) signals here instead of ``o_signal``,
+        and is popped only when the signal is taken. A remote SEM to a core not below
+        ``i_cores`` faults (PEER, after SEM_RANGE).
     i_quiet : In(1)     every queue and in-flight FIFO is empty and no engine is busy
     o_fault : Out(Fault)
     o_pc : Out(48); o_pop, o_retired, o_done, o_blocked : Out(1)
@@ -282,6 +288,8 @@ class Decoder(wiring.Component):
             "o_wait": Out(SemWait),
             "i_wait_ok": In(1),
             "o_signal": Out(SemSignal),
+            "i_cores": In(CORES_BITS),
+            "o_remote": Out(stream.Signature(RemoteSignal)),
             "i_quiet": In(1),
             "o_fault": Out(Fault),
             "o_pc": Out(ADDR_BITS),
@@ -313,15 +321,22 @@ class Decoder(wiring.Component):
                    | (~nxt.sig_en & (nxt.sig_sem != 0)))
         sem_bad = ((nxt.wait_en & (nxt.wait_sem >= n_sems))
                    | (nxt.sig_en & (nxt.sig_sem >= n_sems)))
+        nxt_sem = data.View(SemCmd, nxt.body[:BODY_WIDTH[Opcode.SEM]])
+        is_sem = nxt.opcode == Opcode.SEM
+        # a remote SEM must signal; a local one names no core
+        sem_rsv = is_sem & Mux(nxt_sem.remote, ~nxt.sig_en, nxt_sem.core != 0)
+        peer_bad = is_sem & nxt_sem.remote & (nxt_sem.core >= self.i_cores)
         nxt_code = Signal(CoreError)
         with m.If(self.i.payload.err):
             m.d.comb += nxt_code.eq(CoreError.FETCH)
         with m.Elif(~legal_op):
             m.d.comb += nxt_code.eq(CoreError.OPCODE)
-        with m.Elif(rsv | hdr_rsv):
+        with m.Elif(rsv | hdr_rsv | sem_rsv):
             m.d.comb += nxt_code.eq(CoreError.RESERVED)
         with m.Elif(sem_bad):
             m.d.comb += nxt_code.eq(CoreError.SEM_RANGE)
+        with m.Elif(peer_bad):
+            m.d.comb += nxt_code.eq(CoreError.PEER)
         nxt_mm = data.View(MatmulCmd, nxt.body[:BODY_WIDTH[Opcode.MATMUL]])
 
         # ---- the decode register ---------------------------------------------------------
@@ -377,6 +392,10 @@ class Decoder(wiring.Component):
                 m.d.comb += e.macs.eq(km * mm.n)
 
         sig = Signal()
+        sem_cmd = data.View(SemCmd, body[:BODY_WIDTH[Opcode.SEM]])
+        remote = sem_cmd.remote
+        m.d.comb += [self.o_remote.payload.core.eq(sem_cmd.core),
+                     self.o_remote.payload.sem.eq(instr.sig_sem)]
         # i_wait_ok of this head in the previous cycle: the verdict (`held`) and that the
         # head did not change (`kept`), in two registers as in IssueQueue
         held = Signal()
@@ -386,6 +405,11 @@ class Decoder(wiring.Component):
         with m.If(running & have):
             with m.If(~legal):
                 m.d.comb += self.o_fault.valid.eq(1)
+            with m.Elif((op == Opcode.SEM) & remote):
+                # a cross-core signal leaves once its wait has held; popped when taken
+                m.d.comb += self.o_remote.valid.eq(wait_ok)
+                with m.If(wait_ok & self.o_remote.ready):
+                    m.d.comb += pop.eq(1)
             with m.Elif(op == Opcode.SEM):
                 with m.If(wait_ok):
                     m.d.comb += [pop.eq(1), sig.eq(instr.sig_en)]

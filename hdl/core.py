@@ -15,8 +15,8 @@ from .config import CoreConfig, check_config
 from .controller import Controller
 from .dma import DMAEngine
 from .host import HostInterface
-from .interfaces import (ConfigComponent, FETCH_ID, CoreControl, CoreStatus, StatusLights,
-                         axi_signature)
+from .interfaces import (ChipLink, ConfigComponent, FETCH_ID, CoreControl, CoreStatus,
+                         StatusLights, axi_signature)
 from .memory import MemorySubsystem
 from .tensor_engine import TensorEngine
 from .vector import VectorEngine
@@ -108,8 +108,9 @@ class Core(ConfigComponent):
 
     Memory clients (round-robin per port, see ``docs/memory.md``): SBUF reads (0) the
     tensor engine's stationary fetcher, (1) its moving fetcher, (2) the vector engine,
-    (3) DMA-out; SBUF writes (0) DMA-in, (1) the vector engine. PSUM write: the tensor
-    engine; PSUM reads (0) the vector engine, (1) DMA-out.
+    (3) DMA-out; SBUF writes (0) DMA-in, (1) the vector engine, (2) other cores' peer
+    stores (``i_peer_wr``, on a chip). PSUM write: the tensor engine; PSUM reads (0)
+    the vector engine, (1) DMA-out.
 
     Members
     -------
@@ -117,21 +118,26 @@ class Core(ConfigComponent):
     ctrl : In(CoreControl)          start, program address, watchdog, DMA window; quiesce
                                     (to :class:`AXIJoin`: no new AXI burst)
     status : Out(CoreStatus)        run state, the last fault, per-cycle counter increments
+    i_cores, o_signal, i_signal, i_peer_wr    the chip's side (:class:`ChipLink`): the
+                                    core count (0 off a chip), cross-core signals out and
+                                    in, peer stores into this core's SBUF
     """
 
     def __init__(self, config: CoreConfig):
         check_config(config)
+        link = ChipLink(config).members
         super().__init__(config, {
             "m_axi": Out(axi_signature(config)),
             "ctrl": In(CoreControl()),
             "status": Out(CoreStatus()),
+            **{n: link[n] for n in ("i_cores", "o_signal", "i_signal", "i_peer_wr")},
         })
 
     def elaborate(self, platform):
         cfg = self._config
         m = Module()
         ctl = m.submodules.controller = Controller(cfg)
-        mem = m.submodules.mem = MemorySubsystem(cfg, sbuf_read=4, sbuf_write=2,
+        mem = m.submodules.mem = MemorySubsystem(cfg, sbuf_read=4, sbuf_write=3,
                                                  psum_read=2, psum_write=1)
         te = m.submodules.tensor = TensorEngine(cfg)
         ve = m.submodules.vector = VectorEngine(cfg)
@@ -162,6 +168,12 @@ class Core(ConfigComponent):
         wiring.connect(m, dout.sbuf_rd, mem.sbuf_rd[3])
         wiring.connect(m, din.sbuf_wr, mem.sbuf_wr[0])
         wiring.connect(m, ve.sbuf_wr, mem.sbuf_wr[1])
+        wiring.connect(m, wiring.flipped(self.i_peer_wr), mem.sbuf_wr[2])
+        # the chip: core count, cross-core signals
+        m.d.comb += [ctl.i_cores.eq(self.i_cores), din.i_cores.eq(self.i_cores),
+                     dout.i_cores.eq(self.i_cores)]
+        wiring.connect(m, ctl.o_remote, wiring.flipped(self.o_signal))
+        wiring.connect(m, wiring.flipped(self.i_signal), ctl.i_remote)
         wiring.connect(m, te.psum_wr, mem.psum_wr[0])
         wiring.connect(m, ve.psum_rd, mem.psum_rd[0])
         wiring.connect(m, dout.psum_rd, mem.psum_rd[1])
@@ -206,15 +218,20 @@ class NeuronCore(ConfigComponent):
     m_axi : Out(AXI4Signature)
     o_irq : Out(1)
     o_lights : Out(StatusLights)    STATUS.BUSY, DONE, ERROR as levels (a board's LEDs)
+    chip : Out(ChipLink)            only with ``chip=True`` (a core of
+                                    :class:`~hdl.chip.Chip`): the core count, cross-core
+                                    signals, peer stores, the chip's START and SOFT_RESET
     """
 
-    def __init__(self, config: CoreConfig):
+    def __init__(self, config: CoreConfig, *, chip=False):
         check_config(config)
+        self._chip = bool(chip)
         super().__init__(config, {
             "s_axil": In(AXI4LiteSignature(addr_width=12)),
             "m_axi": Out(axi_signature(config)),
             "o_irq": Out(1),
             "o_lights": Out(StatusLights),
+            **({"chip": Out(ChipLink(config))} if chip else {}),
         })
 
     def elaborate(self, platform):
@@ -222,6 +239,15 @@ class NeuronCore(ConfigComponent):
         m = Module()
         host = m.submodules.host = HostInterface(cfg)
         core = Core(cfg)
+        if self._chip:
+            link = self.chip
+            m.d.comb += [core.i_cores.eq(link.i_cores), host.i_start.eq(link.i_start),
+                         host.i_soft_reset.eq(link.i_soft_reset)]
+            wiring.connect(m, core.o_signal, wiring.flipped(link.o_signal))
+            wiring.connect(m, wiring.flipped(link.i_signal), core.i_signal)
+            wiring.connect(m, wiring.flipped(link.i_peer_wr), core.i_peer_wr)
+        # off a chip the core count is 0 (no aperture, remote SEMs refused) and nothing
+        # arrives from other cores: the other inputs keep their reset value 0
         soft = Signal()
         m.submodules.core = ResetInserter({"sync": soft})(core)
         m.d.comb += soft.eq(host.o_soft_reset)

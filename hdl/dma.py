@@ -9,7 +9,9 @@ from amaranth.utils import ceil_log2, exact_log2
 from .config import CoreConfig, check_config, check_int_range
 from .fifo import StreamSlice
 from .formats import DmaDesc, DmaError, _bits_for, dma_done_layout
-from .interfaces import (ConfigComponent, WINDOW_BITS, axi_signature, psum_read_client, sbuf_read_client,
+from .chipmap import PeerAperture
+from .isa import CORE_BITS
+from .interfaces import (CORES_BITS, ConfigComponent, WINDOW_BITS, axi_signature, psum_read_client, sbuf_read_client,
                          sbuf_write_client)
 
 __all__ = ["Realigner", "DmaState", "DMAEngine"]
@@ -227,6 +229,16 @@ class _BurstGen:
                     m.d.sync += busy.eq(0)
 
 
+def _chip_capable(cfg):
+    """Whether ``cfg`` has room for the peer aperture (else its DMA engines are never on
+    a chip: :class:`~hdl.chip.Chip` refuses the configuration)."""
+    try:
+        PeerAperture(cfg)
+    except ValueError:
+        return False
+    return True
+
+
 class DmaState(enum.Enum, shape=3):
     """The DMA engine's check stage (an enum so that waveforms show it by name,
     ``sim/flow/waves.py``): IDLE takes a descriptor from the queue; CHECK1..3 compute
@@ -252,7 +264,7 @@ class DMAEngine(ConfigComponent):
     and all of them at once on consecutive descriptors, so the DRAM latency is exposed
     once per run of queued descriptors rather than once per descriptor:
 
-    1. **check** (three cycles): ``TARGET``, then ``RANGE``, then ``WINDOW``
+    1. **check** (three cycles): ``TARGET``, then ``RANGE``, then ``PEER`` or ``WINDOW``
        (:class:`~hdl.formats.DmaError`). A refused descriptor moves nothing; it goes
        through the other stages as an empty one and completes, in its turn, with its
        code.
@@ -290,6 +302,13 @@ class DMAEngine(ConfigComponent):
     o_done : Out(stream.Signature(dma_done_layout()))
     m_axi : Out(AXI4Signature)
     i_win_base, i_win_limit : In(WINDOW_BITS)
+    i_cores : In(CORES_BITS)
+        The chip's core count; 0 for a standalone core. On a chip the top half of the
+        address space is the peer aperture (:class:`~hdl.chipmap.PeerAperture`): a
+        descriptor there must be a store into an existing core's SBUF with rows
+        ``stride`` apart, else ``PEER``; a DRAM tile must end below it, else
+        ``WINDOW``. A peer store's bursts go out on ``m_axi`` like any store (the
+        chip's interconnect routes them), so it completes when its last B is in.
     sbuf_wr : Out(sbuf_write_client(config))   loads
     sbuf_rd : Out(sbuf_read_client(config))    stores from SBUF
     psum_rd : Out(psum_read_client(config))    stores from PSUM
@@ -311,6 +330,7 @@ class DMAEngine(ConfigComponent):
             "m_axi": Out(axi_signature(config)),
             "i_win_base": In(WINDOW_BITS),
             "i_win_limit": In(WINDOW_BITS),
+            "i_cores": In(CORES_BITS),
             "sbuf_wr": Out(sbuf_write_client(config)),
             "sbuf_rd": Out(sbuf_read_client(config)),
             "psum_rd": Out(psum_read_client(config)),
@@ -354,6 +374,27 @@ class DMAEngine(ConfigComponent):
         ccode = Signal(DmaError)
         hi = Signal(64)          # one past the last DRAM byte of the tile
         extent = Signal(64)      # (rows - 1) * row_stride
+        # the peer aperture (a chip only): the fields of a peer store's address
+        ap = PeerAperture(cfg) if _chip_capable(cfg) else None
+        peer = Signal()
+        peer_bad = Signal()
+        above_dram = Signal()       # on a chip, a DRAM tile reaching into the aperture
+        if ap is not None:
+            p_core = desc.addr[ap.core_shift:ap.core_shift + CORE_BITS]
+            p_part = desc.addr[ap.offset_bits:ap.core_shift]
+            p_off = desc.addr[:ap.offset_bits]
+            aw = cfg.axi_addr_width
+            m.d.comb += [
+                peer.eq((self.i_cores != 0) & desc.addr[aw - 1:].any()),
+                peer_bad.eq(~desc.store
+                            | desc.addr[aw:].any()
+                            | desc.addr[ap.core_shift + CORE_BITS:aw - 1].any()
+                            | (p_core >= self.i_cores)
+                            | ((desc.rows > 1) & (desc.row_stride != ap.stride))
+                            | (p_part + desc.rows > cfg.rows)
+                            | (p_off + desc.row_bytes > cfg.sbuf_bytes)),
+                above_dram.eq((self.i_cores != 0) & (hi > ap.base)),
+            ]
         IDLE, CHECK1, CHECK2, CHECK3, PASS = DmaState
         state = Signal(DmaState, name="dma_state")
         passed = Signal()
@@ -385,8 +426,12 @@ class DMAEngine(ConfigComponent):
                             | (desc.partition + desc.rows > parts)
                             | (desc.offset + desc.row_bytes > nbytes)):
                     m.d.sync += ccode.eq(DmaError.RANGE)
+                with m.Elif(peer):
+                    with m.If(peer_bad):
+                        m.d.sync += ccode.eq(DmaError.PEER)
                 with m.Elif((desc.addr < self.i_win_base) | (hi > self.i_win_limit)
-                            | (hi > (1 << cfg.axi_addr_width))):
+                            | (hi > (1 << cfg.axi_addr_width))
+                            | above_dram):
                     m.d.sync += ccode.eq(DmaError.WINDOW)
             with m.Default():           # IDLE, or PASS handing the descriptor on
                 with m.If(passed | (state != PASS)):

@@ -77,6 +77,10 @@ class HostInterface(ConfigComponent):
         ``|(IRQ_STATUS & IRQ_ENABLE)``, level.
     o_lights : Out(StatusLights)
         STATUS.BUSY, STATUS.DONE and STATUS.ERROR as they read (a board's LEDs).
+    i_start, i_soft_reset : In(1)
+        A CTRL.START / CTRL.SOFT_RESET write from elsewhere (the chip's START and
+        SOFT_RESET registers), with the same effect and in the same cycle as a write
+        here would have.
     """
 
     def __init__(self, config: CoreConfig):
@@ -90,6 +94,8 @@ class HostInterface(ConfigComponent):
             "i_bus_busy": In(1),
             "o_irq": Out(1),
             "o_lights": Out(StatusLights),
+            "i_start": In(1),
+            "i_soft_reset": In(1),
         })
 
     @property
@@ -177,7 +183,8 @@ class HostInterface(ConfigComponent):
         done = Signal()
         fault = Signal()
         busy = Signal()
-        soft_wr = pulses["CTRL.SOFT_RESET"]
+        soft_wr = Signal()
+        m.d.comb += soft_wr.eq(pulses["CTRL.SOFT_RESET"] | self.i_soft_reset)
         pending = Signal()              # a SOFT_RESET waits for the bus to drain
         soft = Signal()                 # the SOFT_RESET takes effect (o_soft_reset next)
         start = Signal()                # a START was written (without SOFT_RESET)
@@ -194,7 +201,7 @@ class HostInterface(ConfigComponent):
             done.eq(self.status.run.done & ~self.o_soft_reset & ~pending),
             fault.eq(self.status.run.fault & ~self.o_soft_reset & ~pending),
             busy.eq(self.status.run.busy | running | pending),
-            start.eq(pulses["CTRL.START"] & ~soft_wr),
+            start.eq((pulses["CTRL.START"] | self.i_start) & ~soft_wr),
             accept.eq(start & ~busy & ~st_error & ~fault),
             reject.eq(start & ~accept),
         ]

@@ -33,7 +33,7 @@ from .axi import AXI4Signature
 from .config import CoreConfig, check_config, check_int_range
 from .formats import (psum_data_layout, psum_read_layout, psum_write_layout, sbuf_data_layout,
                       sbuf_read_layout, sbuf_write_layout)
-from .isa import CoreError
+from .isa import CORE_BITS, MAX_CORES, SEM_BITS, CoreError
 
 __all__ = [
     "PROG_ADDR_BITS", "PROG_ALIGN_BITS", "WINDOW_BITS", "FAULT_ADDR_BITS", "COUNTER_WIDTH",
@@ -41,6 +41,7 @@ __all__ = [
     "axi_signature", "ReadClient", "sbuf_read_client", "psum_read_client",
     "sbuf_write_client", "psum_write_client", "EngineStatus", "RunControl", "RunStatus",
     "StatusLights", "CoreControl", "CoreStatus", "ConfigComponent", "ClientMemory",
+    "RemoteSignal", "CORES_BITS", "ChipLink",
 ]
 
 #: Bits of an instruction address (a DRAM byte address); programs are 32-byte aligned.
@@ -66,6 +67,15 @@ ERROR_DETAIL_WIDTH = 8
 #: AXI ID of instruction fetches; the DMA engines use ID 0, so the shared read channel
 #: routes each response back by its ``RID``.
 FETCH_ID = 1
+
+
+#: Bits of a chip's core count as the cores see it (0 = a standalone core, up to
+#: :data:`~hdl.isa.MAX_CORES`).
+CORES_BITS = CORE_BITS + 1
+assert MAX_CORES < 1 << CORES_BITS
+
+#: A cross-core signal leaving a core: semaphore ``sem`` of core ``core`` counts up.
+RemoteSignal = data.StructLayout({"core": CORE_BITS, "sem": SEM_BITS})
 
 
 #: The run state a board shows on its LEDs: STATUS.BUSY, STATUS.DONE and STATUS.ERROR
@@ -267,6 +277,34 @@ class CoreControl(_StructuralSignature):
             "win_base": Out(WINDOW_BITS),
             "win_limit": Out(WINDOW_BITS),
             "quiesce": Out(1),
+        })
+
+
+class ChipLink(_StructuralSignature):
+    """What joins a core to the rest of a chip (driven by the core; the chip's
+    :class:`~hdl.chip.ChipFabric` is ``In(ChipLink(config))``).
+
+    Members
+    -------
+    i_cores : In(CORES_BITS)      the chip's core count (0: not on a chip: no peer
+                                  aperture, every cross-core SEM is refused)
+    o_signal : Out(stream.Signature(RemoteSignal))   cross-core signals this core sends
+    i_signal : In(stream.Signature(SEM_BITS))        signals other cores send to it
+                                  (always ready: each counts one of its semaphores up)
+    i_peer_wr : In(sbuf_write_client(config))        other cores' peer stores into its
+                                  SBUF (an SBUF write client of its own)
+    i_start, i_soft_reset : In(1) the chip's START and SOFT_RESET for this core (as the
+                                  core's own CTRL.START and CTRL.SOFT_RESET writes)
+    """
+
+    def __init__(self, config: CoreConfig):
+        super().__init__({
+            "i_cores": In(CORES_BITS),
+            "o_signal": Out(stream.Signature(RemoteSignal)),
+            "i_signal": In(stream.Signature(SEM_BITS)),
+            "i_peer_wr": In(sbuf_write_client(config)),
+            "i_start": In(1),
+            "i_soft_reset": In(1),
         })
 
 

@@ -70,6 +70,11 @@ _host_decoder = _made("board.HostDecoder", config=False, dram_size=1 << 16)
 # LEDs), and the same board with a simulation clock for Verilator (tb/board)
 _ulx3s = _made("tops.ulx3s.ULX3STop")
 _board_sim = _made("tops.board_sim.BoardSim")
+# a chip of four (two) cores on the simulation DRAM; the stalling one backpressures
+# every AXI channel at random
+_chip_sim = _made("tops.chip_sim.ChipSim", cores=4)
+_chip_sim2 = _made("tops.chip_sim.ChipSim", cores=2)
+_chip_sim2_stall = _made("tops.chip_sim.ChipSim", cores=2, stall_16ths=5)
 
 
 def _wrapped(make):
@@ -127,6 +132,9 @@ TOPS = {
     "host_decoder": _host_decoder,
     "ulx3s": _ulx3s,
     "board_sim": _board_sim,
+    "chip_sim": _chip_sim,
+    "chip_sim2": _chip_sim2,
+    "chip_sim2_stall": _chip_sim2_stall,
 }
 
 #: Tops elaborated for a vendor target by default (see :func:`elaborate`).
@@ -156,7 +164,8 @@ SIM_TOPS = ("systolic_array", "tensor_subsystem", "dma_subsystem", "vector_subsy
 #: Simulation tops that register ``rst`` once (:mod:`hdl.tops.sim_clock`): their
 #: testbenches wait :data:`hdl.tops.sim_clock.RESET_DELAY` more cycles after reset.
 REGISTERED_RESET_TOPS = ("tensor_subsystem", "vector_subsystem", "dma_subsystem",
-                         "neuron_core_sim", "board_sim")
+                         "neuron_core_sim", "board_sim", "chip_sim", "chip_sim2",
+                         "chip_sim2_stall")
 
 #: Top -> its synthesis wrapper top (pin-light, nothing trimmed; see hdl/tops/synth_wrapper.py).
 SYNTH_TOPS = {
