@@ -9,6 +9,7 @@ import pytest
 from hdl.chipmap import ChipRegisterMap, PeerAperture, chip_registers, core_page
 from hdl.config import NAMED_CONFIGS, CoreConfig
 from sim.isa.asm import Program
+from sim.isa.chipgen import chain_programs
 from sim.isa.races import find_chip_races
 from sim.model.dma import Dma, check
 from sim.model.iss import run_chip
@@ -63,35 +64,6 @@ def test_peer_checks(desc, cores, code):
     assert check(CFG, desc, 0, 1 << CFG.axi_addr_width, cores) == code
 
 
-def pipeline_programs(cfg, tiles, rows, row_bytes, *, src, dst, skip_wait=False):
-    """Core 0 loads ``tiles`` tiles from ``src`` and pushes each into core 1's SBUF
-    (two buffers; core 1 signals core 0's ``free`` when it has stored one); core 1
-    stores each tile to ``dst``. ``skip_wait``: core 0 does not wait for ``free``."""
-    ap = PeerAperture(cfg)
-    p0, p1 = Program(cfg), Program(cfg)
-    tb = rows * row_bytes
-    full = p1._sem("full")              # named first, so core 0 knows the index
-    free = p0._sem("free")
-    for t in range(tiles):
-        buf = (t % 2) * row_bytes
-        # core 0: reuse its own buffer once the tile before last has been sent
-        p0.dma(addr=src + t * tb, rows=rows, row_bytes=row_bytes, row_stride=row_bytes,
-               offset=buf, wait=("sent", t - 1) if t >= 2 else None, signal="loaded")
-        if t >= 2 and not skip_wait:
-            p0.sem(wait=("free", t - 1))        # core 1 has stored the tile before last
-        p0.dma(addr=ap.addr(1, 0, buf), rows=rows, row_bytes=row_bytes,
-               row_stride=ap.stride, offset=buf, store=True, wait=("loaded", t + 1),
-               signal="sent")
-        p0.signal_peer(1, full, wait=("sent", t + 1))
-        # core 1: wait for the tile, store it, then free the buffer for core 0
-        p1.dma(addr=dst + t * tb, rows=rows, row_bytes=row_bytes, row_stride=row_bytes,
-               offset=buf, store=True, wait=("full", t + 1), signal="stored")
-        p1.signal_peer(0, free, wait=("stored", t + 1))
-    p0.end()
-    p1.end()
-    return p0, p1
-
-
 def _image(cfg, progs, data, src):
     dram = np.zeros(1 << 16, dtype=np.uint8)
     addrs = []
@@ -105,25 +77,27 @@ def _image(cfg, progs, data, src):
     return dram, addrs
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2, 3])
-def test_two_core_pipeline(seed):
+@pytest.mark.parametrize("cores,seed", [(2, 0), (2, 1), (3, 2), (4, 3), (8, 4)])
+def test_chain(cores, seed):
+    """Tiles stream through every core's SBUF (sim.isa.chipgen.chain_programs) and come
+    out unchanged, whatever order the ISS moves the cores' agents in."""
     rng = np.random.default_rng(seed)
-    tiles, rows, row_bytes = 5, 4, 16
-    src, dst = 0x4000, 0x8000
-    p0, p1 = pipeline_programs(CFG, tiles, rows, row_bytes, src=src, dst=dst)
+    tiles, rows, row_bytes = 5, int(rng.integers(1, CFG.rows + 1)), 8 * int(rng.integers(1, 5))
+    src, dst = 0x8000, 0xC000
+    progs = chain_programs(CFG, cores, tiles, rows, row_bytes, src=src, dst=dst)
     data = rng.integers(0, 256, tiles * rows * row_bytes, dtype=np.uint8)
-    dram, addrs = _image(CFG, (p0, p1), data, src)
+    dram, addrs = _image(CFG, progs, data, src)
     for order in ("engines", "decoder", seed):
         res = run_chip(CFG, dram, addrs, _order=order)
-        assert [c.done for c in res.cores] == [True, True], (order, [c.error for c in res.cores])
+        assert all(c.done for c in res.cores), (order, [c.error for c in res.cores])
         np.testing.assert_array_equal(res.dram[dst:dst + len(data)], data,
-                                      err_msg=f"order {order}")
-    assert find_chip_races(CFG, (p0, p1), addrs) == []
+                                      err_msg=f"order {order}, seed {seed}")
+    assert find_chip_races(CFG, progs, addrs) == []
 
 
 def test_missing_wait_is_a_cross_core_race():
-    p0, p1 = pipeline_programs(CFG, 4, 2, 8, src=0x4000, dst=0x8000, skip_wait=True)
-    races = find_chip_races(CFG, (p0, p1), [0, 1024])
+    progs = chain_programs(CFG, 2, 4, 2, 8, src=0x4000, dst=0x8000, skip_free_wait=True)
+    races = find_chip_races(CFG, progs, [0, 1024])
     assert races, "a producer that does not wait for the free buffer must race"
     r = races[0]
     assert r.memory == "SBUF@1" and {r.first_core, r.second_core} == {0, 1}

@@ -343,7 +343,13 @@ DECODE_FAULTS = [
     (instr(Opcode.END) | (1 << 27), 0, CoreError.RESERVED),          # sig_sem, no sig_en
     (instr(Opcode.SEM, wait=(1, 4, 0)), 0, CoreError.SEM_RANGE),     # n_sems = 4
     (instr(Opcode.SEM, sig=(1, 31)), 0, CoreError.SEM_RANGE),
-    (instr(Opcode.SEM, body=1, sig=(1, 31)), 0, CoreError.RESERVED),  # RESERVED first
+    (instr(Opcode.SEM, body=1 << 4, sig=(1, 31)), 0, CoreError.RESERVED),  # RESERVED first
+    # SemCmd: core bits without the remote bit, a remote SEM that does not signal, a
+    # remote signal from a core not on a chip (i_cores = 0 here)
+    (instr(Opcode.SEM, body=1 << 1, sig=(1, 3)), 0, CoreError.RESERVED),
+    (instr(Opcode.SEM, body=1), 0, CoreError.RESERVED),
+    (instr(Opcode.SEM, body=1 | 2 << 1, sig=(1, 3)), 0, CoreError.PEER),
+    (instr(Opcode.SEM, body=1 | 2 << 1, sig=(1, 31)), 0, CoreError.SEM_RANGE),  # before PEER
     (instr(Opcode.SEM, sig=(1, 3)), 0, CoreError.NONE),
     # the legal edge next to each refusal: the last semaphore waited for, and the
     # first index past it signalled

@@ -15,22 +15,29 @@ supplies "write register", "read register" and a way to wait.
 from hdl.isa import CoreError
 from hdl.regmap import COUNTERS, RegisterMap
 
-__all__ = ["start_writes", "result_reads", "decode_result", "busy"]
+__all__ = ["start_writes", "chip_start_write", "result_reads", "decode_result", "busy"]
 
 
 def _wide(name, value):
     return [(f"{name}_LO", value & 0xFFFF_FFFF), (f"{name}_HI", value >> 32)]
 
 
-def start_writes(regs: RegisterMap, prog_addr, win, watchdog):
+def start_writes(regs: RegisterMap, prog_addr, win, watchdog, *, start=True):
     """``[(register name, value), ...]`` that start the program at ``prog_addr`` with
     the DMA window ``win = (base, limit)`` and the no-progress ``watchdog`` (cycles,
-    0: off), in order."""
+    0: off), in order. ``start=False`` leaves out the START: the cores of a chip are
+    then started together (:func:`chip_start_write`)."""
     return [*_wide("PROG_ADDR", prog_addr), *_wide("WIN_BASE", win[0]),
             *_wide("WIN_LIMIT", win[1]), ("WATCHDOG", watchdog),
             ("IRQ_STATUS", 0b11),              # W1C: forget the last run
             ("IRQ_ENABLE", 0b11),
-            ("CTRL", regs["CTRL"].encode(START=1))]
+            *([("CTRL", regs["CTRL"].encode(START=1))] if start else [])]
+
+
+def chip_start_write(chip_regs, cores):
+    """``(chip register name, value)`` that starts the cores in ``cores`` (indices) in
+    the same cycle (:mod:`hdl.chipmap` START)."""
+    return ("START", chip_regs["START"].encode(CORES=sum(1 << k for k in set(cores))))
 
 
 def busy(regs: RegisterMap, status_word):

@@ -556,13 +556,13 @@ MUTANTS = [
        "FaultCapture keeps the highest-index fault source, not the first",
        f"{_CTL}::test_fault_capture_priority_and_hold"),
     _m("decoder-priority-swapped", "controller", "hdl/controller_parts.py",
-       "        with m.Elif(rsv | hdr_rsv):\n"
+       "        with m.Elif(rsv | hdr_rsv | sem_rsv):\n"
        "            m.d.comb += nxt_code.eq(CoreError.RESERVED)\n"
        "        with m.Elif(sem_bad):\n"
        "            m.d.comb += nxt_code.eq(CoreError.SEM_RANGE)\n",
        "        with m.Elif(sem_bad):\n"
        "            m.d.comb += nxt_code.eq(CoreError.SEM_RANGE)\n"
-       "        with m.Elif(rsv | hdr_rsv):\n"
+       "        with m.Elif(rsv | hdr_rsv | sem_rsv):\n"
        "            m.d.comb += nxt_code.eq(CoreError.RESERVED)\n",
        "decoder reports SEM_RANGE before RESERVED",
        f"{_CTL}::test_decoder_fault_codes"),

@@ -15,7 +15,7 @@ from amaranth.back import verilog
 
 from hdl.config import CoreConfig, named_config
 
-__all__ = ["TOPS", "SIM_TOPS", "REGISTERED_RESET_TOPS", "SYNTH_TOPS", "TOP_TARGETS", "TARGET_MODELS", "ROOT", "BUILD",
+__all__ = ["CHIP_SIM_TOPS", "TOPS", "SIM_TOPS", "REGISTERED_RESET_TOPS", "SYNTH_TOPS", "TOP_TARGETS", "TARGET_MODELS", "ROOT", "BUILD",
            "elaborate", "config_free", "target_of", "write_if_changed", "verilog_for"]
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -70,11 +70,12 @@ _host_decoder = _made("board.HostDecoder", config=False, dram_size=1 << 16)
 # LEDs), and the same board with a simulation clock for Verilator (tb/board)
 _ulx3s = _made("tops.ulx3s.ULX3STop")
 _board_sim = _made("tops.board_sim.BoardSim")
-# a chip of four (two) cores on the simulation DRAM; the stalling one backpressures
-# every AXI channel at random
-_chip_sim = _made("tops.chip_sim.ChipSim", cores=4)
-_chip_sim2 = _made("tops.chip_sim.ChipSim", cores=2)
+# a chip of n cores on the simulation DRAM (chip_sim<n>, n = 1..8); the stalling one
+# backpressures every AXI channel at random
+_chip_sims = {f"chip_sim{n}": _made("tops.chip_sim.ChipSim", cores=n) for n in range(1, 9)}
 _chip_sim2_stall = _made("tops.chip_sim.ChipSim", cores=2, stall_16ths=5)
+#: The chip simulation tops, by core count (the runtime's verilator backend with cores).
+CHIP_SIM_TOPS = {n: f"chip_sim{n}" for n in range(1, 9)}
 
 
 def _wrapped(make):
@@ -132,8 +133,7 @@ TOPS = {
     "host_decoder": _host_decoder,
     "ulx3s": _ulx3s,
     "board_sim": _board_sim,
-    "chip_sim": _chip_sim,
-    "chip_sim2": _chip_sim2,
+    **_chip_sims,
     "chip_sim2_stall": _chip_sim2_stall,
 }
 
@@ -164,7 +164,7 @@ SIM_TOPS = ("systolic_array", "tensor_subsystem", "dma_subsystem", "vector_subsy
 #: Simulation tops that register ``rst`` once (:mod:`hdl.tops.sim_clock`): their
 #: testbenches wait :data:`hdl.tops.sim_clock.RESET_DELAY` more cycles after reset.
 REGISTERED_RESET_TOPS = ("tensor_subsystem", "vector_subsystem", "dma_subsystem",
-                         "neuron_core_sim", "board_sim", "chip_sim", "chip_sim2",
+                         "neuron_core_sim", "board_sim", *CHIP_SIM_TOPS.values(),
                          "chip_sim2_stall")
 
 #: Top -> its synthesis wrapper top (pin-light, nothing trimmed; see hdl/tops/synth_wrapper.py).

@@ -100,15 +100,16 @@ def default_seed(*parts):
 #: Tops that also keep SimDram's words public (the whole-core testbench's backdoor,
 #: ``sim/flow/fast_public.vlt``) and compile the model's hot path with ``-O2`` (Verilator's
 #: default is ``-Os``): the whole-core benchmarks.
-FAST_TOPS = ("neuron_core_sim", "neuron_core_sim_baseline", "chip_sim", "chip_sim2",
-             "chip_sim2_stall")
+FAST_TOPS = ("neuron_core_sim", "neuron_core_sim_baseline",
+             *(f"chip_sim{n}" for n in range(1, 9)), "chip_sim2_stall")
 
 #: Tops whose simulation model generates its own clock (a delay loop built with
 #: Verilator's ``--timing``) instead of cocotb toggling ``clk`` through VPI twice a
 #: cycle: the clocking work per cycle stays inside the model (``docs/sim_speed.md``:
 #: about 20% faster for the INT8 core). ``clk`` stays visible, so the testbenches
 #: wait on its edges as before; they only do not start a clock (``NCORE_FREE_CLOCK``).
-FREE_CLOCK_TOPS = ("neuron_core_sim", "board_sim", "chip_sim", "chip_sim2", "chip_sim2_stall")
+FREE_CLOCK_TOPS = ("neuron_core_sim", "board_sim", *(f"chip_sim{n}" for n in range(1, 9)),
+                   "chip_sim2_stall")
 
 #: Tops built as before the simulation-speed work (``docs/sim_speed.md``): every signal
 #: of the top module public (and, from :data:`sim.flow.rtl.TOPS`, a plain reset). Only
