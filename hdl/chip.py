@@ -334,9 +334,14 @@ class ChipInterconnect(ConfigComponent):
 class AXILitePages(wiring.Component):
     """An AXI4-Lite port split into ``pages`` pages of ``2**page_bits`` bytes: page
     ``p`` goes to ``m[p]`` (the offset within the page), an address past the last page
-    is answered DECERR here (reads as 0). One write and one read are in flight at a
-    time; AW, W and AR pass straight to the chosen page once its index is latched (a
-    cycle after the request appears, so AXI's stable-until-accepted rule holds).
+    is answered DECERR here (reads as 0).
+
+    A register slice: AW, W and AR are taken into registers whenever no transaction of
+    their kind is in progress (``awready``/``wready``/``arready`` are those levels and
+    fall only in the cycle after a handshake), then offered to the page, whose response
+    comes back unchanged. One write and one read are in flight at a time. (Ready
+    signals that rose because a request was seen, as in a decoder that forwards AW
+    straight through, would break masters that sample after the clock edge.)
 
     Members
     -------
@@ -360,10 +365,10 @@ class AXILitePages(wiring.Component):
         s = self.s_axil
         pb = self._page_bits
         n = self._pages
-        for t in self.m:
-            m.d.comb += [t.awaddr.eq(s.awaddr[:pb]), t.awprot.eq(s.awprot),
-                         t.wdata.eq(s.wdata), t.wstrb.eq(s.wstrb),
-                         t.araddr.eq(s.araddr[:pb]), t.arprot.eq(s.arprot)]
+
+        def page_of(addr):
+            page = addr[pb:]
+            return Mux(page < n, page, n)
 
         def page_mux(sel, attr, default):
             value = default
@@ -371,58 +376,63 @@ class AXILitePages(wiring.Component):
                 value = Mux(sel == k, getattr(self.m[k], attr), value)
             return value
 
-        # ---- writes -------------------------------------------------------------------
+        # ---- writes: AW and W into registers, then to the page, then its B -------------
+        aw_addr = Signal(pb)
         w_sel = Signal(range(n + 1))
-        aw_done, w_done = Signal(), Signal()
-        with m.FSM(name="write"):
-            with m.State("IDLE"):
-                with m.If(s.awvalid):
-                    page = s.awaddr[pb:]
-                    m.d.sync += [w_sel.eq(Mux(page < n, page, n)), aw_done.eq(0),
-                                 w_done.eq(0)]
-                    m.next = "ADDR"
-            with m.State("ADDR"):
-                for k, t in enumerate(self.m):
-                    m.d.comb += [t.awvalid.eq((w_sel == k) & s.awvalid & ~aw_done),
-                                 t.wvalid.eq((w_sel == k) & s.wvalid & ~w_done)]
-                m.d.comb += [s.awready.eq(page_mux(w_sel, "awready", 1) & ~aw_done),
-                             s.wready.eq(page_mux(w_sel, "wready", 1) & ~w_done)]
-                with m.If(s.awvalid & s.awready):
-                    m.d.sync += aw_done.eq(1)
-                with m.If(s.wvalid & s.wready):
-                    m.d.sync += w_done.eq(1)
-                with m.If((aw_done | (s.awvalid & s.awready))
-                          & (w_done | (s.wvalid & s.wready))):
-                    m.next = "RESP"
-            with m.State("RESP"):
-                for k, t in enumerate(self.m):
-                    m.d.comb += t.bready.eq((w_sel == k) & s.bready)
-                m.d.comb += [s.bvalid.eq(page_mux(w_sel, "bvalid", 1)),
-                             s.bresp.eq(page_mux(w_sel, "bresp", AXIResp.DECERR))]
-                with m.If(s.bvalid & s.bready):
-                    m.next = "IDLE"
-        # ---- reads --------------------------------------------------------------------
+        have_aw, have_w = Signal(), Signal()
+        aw_sent, w_sent = Signal(), Signal()
+        w_data_q = Signal.like(s.wdata)
+        w_strb_q = Signal.like(s.wstrb)
+        prot = Signal(3)
+        m.d.comb += [s.awready.eq(~have_aw), s.wready.eq(~have_w)]
+        with m.If(s.awvalid & s.awready):
+            m.d.sync += [have_aw.eq(1), aw_addr.eq(s.awaddr[:pb]), w_sel.eq(page_of(s.awaddr)),
+                         prot.eq(s.awprot)]
+        with m.If(s.wvalid & s.wready):
+            m.d.sync += [have_w.eq(1), w_data_q.eq(s.wdata), w_strb_q.eq(s.wstrb)]
+        both = have_aw & have_w
+        for k, t in enumerate(self.m):
+            sel = w_sel == k
+            m.d.comb += [t.awaddr.eq(aw_addr), t.awprot.eq(prot), t.wdata.eq(w_data_q),
+                         t.wstrb.eq(w_strb_q),
+                         t.awvalid.eq(both & sel & ~aw_sent), t.wvalid.eq(both & sel & ~w_sent),
+                         t.bready.eq(both & sel & aw_sent & w_sent & s.bready)]
+            with m.If(t.awvalid & t.awready):
+                m.d.sync += aw_sent.eq(1)
+            with m.If(t.wvalid & t.wready):
+                m.d.sync += w_sent.eq(1)
+        none = w_sel == n           # past the last page: DECERR at once
+        m.d.comb += [
+            s.bvalid.eq(both & Mux(none, 1, aw_sent & w_sent & page_mux(w_sel, "bvalid", 0))),
+            s.bresp.eq(page_mux(w_sel, "bresp", AXIResp.DECERR)),
+        ]
+        with m.If(s.bvalid & s.bready):
+            m.d.sync += [have_aw.eq(0), have_w.eq(0), aw_sent.eq(0), w_sent.eq(0)]
+
+        # ---- reads: AR into a register, then to the page, then its R --------------------
+        ar_addr = Signal(pb)
         r_sel = Signal(range(n + 1))
-        with m.FSM(name="read"):
-            with m.State("IDLE"):
-                with m.If(s.arvalid):
-                    page = s.araddr[pb:]
-                    m.d.sync += r_sel.eq(Mux(page < n, page, n))
-                    m.next = "ADDR"
-            with m.State("ADDR"):
-                for k, t in enumerate(self.m):
-                    m.d.comb += t.arvalid.eq((r_sel == k) & s.arvalid)
-                m.d.comb += s.arready.eq(page_mux(r_sel, "arready", 1))
-                with m.If(s.arvalid & s.arready):
-                    m.next = "RESP"
-            with m.State("RESP"):
-                for k, t in enumerate(self.m):
-                    m.d.comb += t.rready.eq((r_sel == k) & s.rready)
-                m.d.comb += [s.rvalid.eq(page_mux(r_sel, "rvalid", 1)),
-                             s.rdata.eq(page_mux(r_sel, "rdata", 0)),
-                             s.rresp.eq(page_mux(r_sel, "rresp", AXIResp.DECERR))]
-                with m.If(s.rvalid & s.rready):
-                    m.next = "IDLE"
+        have_ar, ar_sent = Signal(), Signal()
+        ar_prot = Signal(3)
+        m.d.comb += s.arready.eq(~have_ar)
+        with m.If(s.arvalid & s.arready):
+            m.d.sync += [have_ar.eq(1), ar_addr.eq(s.araddr[:pb]),
+                         r_sel.eq(page_of(s.araddr)), ar_prot.eq(s.arprot)]
+        for k, t in enumerate(self.m):
+            sel = r_sel == k
+            m.d.comb += [t.araddr.eq(ar_addr), t.arprot.eq(ar_prot),
+                         t.arvalid.eq(have_ar & sel & ~ar_sent),
+                         t.rready.eq(have_ar & sel & ar_sent & s.rready)]
+            with m.If(t.arvalid & t.arready):
+                m.d.sync += ar_sent.eq(1)
+        r_none = r_sel == n
+        m.d.comb += [
+            s.rvalid.eq(have_ar & Mux(r_none, 1, ar_sent & page_mux(r_sel, "rvalid", 0))),
+            s.rdata.eq(page_mux(r_sel, "rdata", 0)),
+            s.rresp.eq(page_mux(r_sel, "rresp", AXIResp.DECERR)),
+        ]
+        with m.If(s.rvalid & s.rready):
+            m.d.sync += [have_ar.eq(0), ar_sent.eq(0)]
         return m
 
 

@@ -69,6 +69,9 @@ class ChipCompiled:
     written: list = field(default_factory=list)      # [(addr, nbytes)] the program writes
     notes: list = field(default_factory=list)
     stages: list = field(default_factory=list)        # pipeline: layers of each core
+    nb: int = 0                                       # pipeline: inputs per micro-batch
+    plans: list = field(default_factory=list)         # pipeline: each core's SBUF layout
+    weight_ranges: list = field(default_factory=list)  # [(lo, hi)] DRAM of weights, biases
 
     @property
     def size(self):

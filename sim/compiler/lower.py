@@ -48,6 +48,7 @@ from sim.compiler.gemm import (Epilogue, GemmLayout, bias_image, gemm_program, p
 from sim.compiler.net import Net, dequantize, quantize_input
 
 __all__ = ["CompileError", "Compiled", "LayerPlan", "compile_net", "requant_params",
+           "output_values",
            "estimate_cycles", "run_compiled"]
 
 FLOAT_TYPES = FLOAT_DTYPES
@@ -179,24 +180,28 @@ class Compiled:
     def output(self, dram):
         """The net's FP32 output, ``batch x N_out`` (dequantised on the host for
         quantised nets, as ONNX DequantizeLinear does)."""
-        y = self.output_bits(dram)
-        L = self.output_layout
-        net = self.net
-        last = net.layers[len(self.layers) + self.first_layer - 1]
-        if L.c_type == "INT8":
-            y = dequantize(y, last.out_quant)
-        elif L.c_type == "INT32":
-            s = np.float32(np.float32(net.in_quant(len(net.layers) - 1).scale)
-                           * np.float32(last.w_scale))
-            y = y.astype(np.float32) * s
-        elif L.c_type == "BF16":
-            y = (y.astype(np.uint32) << 16).view(np.float32)
-        elif L.c_type == "FP16":
-            y = y.view(np.float16).astype(np.float32)
-        return np.ascontiguousarray(y.T)
+        return output_values(self.net, len(self.layers) + self.first_layer - 1,
+                             self.output_layout.c_type, self.output_bits(dram))
 
     def listing(self):
         return self.program.listing(base_addr=self.prog_addr)
+
+
+def output_values(net, last_index, c_type, y):
+    """FP32 ``batch x N_out`` from the raw output ``y`` (``N_out x batch`` of
+    ``c_type``) of layer ``last_index`` (dequantised as ONNX DequantizeLinear does)."""
+    last = net.layers[last_index]
+    if c_type == "INT8":
+        y = dequantize(y, last.out_quant)
+    elif c_type == "INT32":
+        s = np.float32(np.float32(net.in_quant(len(net.layers) - 1).scale)
+                       * np.float32(last.w_scale))
+        y = y.astype(np.float32) * s
+    elif c_type == "BF16":
+        y = (y.astype(np.uint32) << 16).view(np.float32)
+    elif c_type == "FP16":
+        y = y.view(np.float16).astype(np.float32)
+    return np.ascontiguousarray(y.T)
 
 
 def _layer_epilogue(net, i, dtype):

@@ -363,6 +363,8 @@ def cmd_run(args):
             batch = x.shape[0]
         else:
             batch = args.batch
+        if args.cores is not None:
+            return _run_chip(args, net, x, batch)
         c = compile_net(net, args.config, batch=batch, dtype=args.dtype,
                         double_buffer=not args.no_double_buffer, check=args.check)
     except (UnsupportedModel, CompileError, OSError) as e:
@@ -405,6 +407,54 @@ def cmd_run(args):
     if r.cycles:
         print(f"cycles per inference {r.cycles / batch:.1f}, utilization "
               f"{r.utilization(cfg, c.macs):.1%}")
+    return 0
+
+
+def _run_chip(args, net, x, batch):
+    """``run --cores N``: the net on a chip, pipelined or data parallel."""
+    import numpy as np
+    from sim.compiler.chip import compile_data_parallel, run_chip_compiled
+    from sim.compiler.lower import CompileError
+    from sim.compiler.pipeline import compile_pipeline
+    from sim.compiler.runtime import CoreFault
+    if args.backend == "board":
+        print("error: the board holds one core; --cores needs the golden or verilator "
+              "backend", file=sys.stderr)
+        return 2
+    try:
+        compile_ = compile_pipeline if args.mode == "pipeline" else compile_data_parallel
+        cc = compile_(net, args.config, batch=batch, cores=args.cores, dtype=args.dtype,
+                      check=args.check)
+    except CompileError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    cfg = cc.config
+    print(f"{args.model}: {len(net.layers)} layers on a chip of {cc.cores} cores of "
+          f"{cfg.name} ({cfg.rows}x{cfg.cols}), {cc.mode}, batch {batch}, "
+          f"{cc.size} bytes of DRAM")
+    for k, prog in enumerate(cc.programs):
+        what = "idle" if prog is None else f"{len(prog)} instructions"
+        if cc.mode == "pipeline" and k < len(cc.stages):
+            lo, hi = cc.stages[k]
+            what += f", layers {lo}..{hi - 1}"
+        print(f"  core {k}: {what}")
+    if x is None:
+        print("no --input given: compiled only")
+        return 0
+    try:
+        y, run = run_chip_compiled(cc, x, backend=args.backend)
+    except (CoreFault, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    np.set_printoptions(precision=5, suppress=True, linewidth=100, threshold=200)
+    print(f"output ({net.output_name}, {y.shape[0]} x {y.shape[1]}):")
+    print(y)
+    if args.output:
+        np.save(args.output, y)
+        print(f"written to {args.output}")
+    if run.cycles:
+        print(f"chip cycles {run.cycles}, {1000 * batch / run.cycles:.2f} inferences per "
+              f"1,000 cycles, utilization {cc.macs / (run.cycles * cc.cores * cfg.rows * cfg.cols):.1%}")
     return 0
 
 
@@ -608,6 +658,10 @@ def main(argv=None):
     r.add_argument("--output", help="write the output to this .npy")
     r.add_argument("--no-double-buffer", action="store_true")
     r.add_argument("--check", action="store_true", help="run the race checker on the program")
+    r.add_argument("--cores", type=int, help="run on a chip of this many cores (1..8)")
+    r.add_argument("--mode", choices=["pipeline", "data"], default="pipeline",
+                   help="with --cores: one stage per core (weights resident), or every "
+                        "core the whole net on a share of the batch")
     r.set_defaults(func=cmd_run)
 
     bs = sub.add_parser("bitstream", help="board bitstream -> build/boards/<board>/ncore.bit "
