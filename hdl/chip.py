@@ -377,24 +377,24 @@ class AXILitePages(wiring.Component):
             return value
 
         # ---- writes: AW and W into registers, then to the page, then its B -------------
-        aw_addr = Signal(pb)
+        pg_aw_addr = Signal(pb)
         w_sel = Signal(range(n + 1))
         have_aw, have_w = Signal(), Signal()
         aw_sent, w_sent = Signal(), Signal()
-        w_data_q = Signal.like(s.wdata)
-        w_strb_q = Signal.like(s.wstrb)
-        prot = Signal(3)
+        pg_w_data = Signal.like(s.wdata)
+        pg_w_strb = Signal.like(s.wstrb)
+        pg_aw_prot = Signal(3)
         m.d.comb += [s.awready.eq(~have_aw), s.wready.eq(~have_w)]
         with m.If(s.awvalid & s.awready):
-            m.d.sync += [have_aw.eq(1), aw_addr.eq(s.awaddr[:pb]), w_sel.eq(page_of(s.awaddr)),
-                         prot.eq(s.awprot)]
+            m.d.sync += [have_aw.eq(1), pg_aw_addr.eq(s.awaddr[:pb]),
+                         w_sel.eq(page_of(s.awaddr)), pg_aw_prot.eq(s.awprot)]
         with m.If(s.wvalid & s.wready):
-            m.d.sync += [have_w.eq(1), w_data_q.eq(s.wdata), w_strb_q.eq(s.wstrb)]
+            m.d.sync += [have_w.eq(1), pg_w_data.eq(s.wdata), pg_w_strb.eq(s.wstrb)]
         both = have_aw & have_w
         for k, t in enumerate(self.m):
             sel = w_sel == k
-            m.d.comb += [t.awaddr.eq(aw_addr), t.awprot.eq(prot), t.wdata.eq(w_data_q),
-                         t.wstrb.eq(w_strb_q),
+            m.d.comb += [t.awaddr.eq(pg_aw_addr), t.awprot.eq(pg_aw_prot), t.wdata.eq(pg_w_data),
+                         t.wstrb.eq(pg_w_strb),
                          t.awvalid.eq(both & sel & ~aw_sent), t.wvalid.eq(both & sel & ~w_sent),
                          t.bready.eq(both & sel & aw_sent & w_sent & s.bready)]
             with m.If(t.awvalid & t.awready):
@@ -410,17 +410,17 @@ class AXILitePages(wiring.Component):
             m.d.sync += [have_aw.eq(0), have_w.eq(0), aw_sent.eq(0), w_sent.eq(0)]
 
         # ---- reads: AR into a register, then to the page, then its R --------------------
-        ar_addr = Signal(pb)
+        pg_ar_addr = Signal(pb)
         r_sel = Signal(range(n + 1))
         have_ar, ar_sent = Signal(), Signal()
-        ar_prot = Signal(3)
+        pg_ar_prot = Signal(3)
         m.d.comb += s.arready.eq(~have_ar)
         with m.If(s.arvalid & s.arready):
-            m.d.sync += [have_ar.eq(1), ar_addr.eq(s.araddr[:pb]),
-                         r_sel.eq(page_of(s.araddr)), ar_prot.eq(s.arprot)]
+            m.d.sync += [have_ar.eq(1), pg_ar_addr.eq(s.araddr[:pb]),
+                         r_sel.eq(page_of(s.araddr)), pg_ar_prot.eq(s.arprot)]
         for k, t in enumerate(self.m):
             sel = r_sel == k
-            m.d.comb += [t.araddr.eq(ar_addr), t.arprot.eq(ar_prot),
+            m.d.comb += [t.araddr.eq(pg_ar_addr), t.arprot.eq(pg_ar_prot),
                          t.arvalid.eq(have_ar & sel & ~ar_sent),
                          t.rready.eq(have_ar & sel & ar_sent & s.rready)]
             with m.If(t.arvalid & t.arready):
