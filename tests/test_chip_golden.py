@@ -137,3 +137,11 @@ def test_refused_peer_store_writes_nothing():
     assert res.cores[0].error == "DMA" and res.cores[0].detail == "PEER"
     assert not res.cores[1].sbuf.any()
     np.testing.assert_array_equal(res.dram, dram)
+
+
+def test_docs_register_table():
+    """docs/chip.md shows the register map hdl/chipmap.py defines."""
+    import pathlib
+    from hdl.chipmap import chip_markdown
+    doc = (pathlib.Path(__file__).resolve().parents[1] / "docs" / "chip.md").read_text()
+    assert chip_markdown(CFG, 4) in doc, "docs/chip.md's register table is stale"

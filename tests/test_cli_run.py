@@ -42,3 +42,26 @@ def test_run_listing_and_errors(tmp_path, capsys):
     assert "has no bf16" in capsys.readouterr().err
     assert main(["run", str(tmp_path / "missing.onnx")]) == 2
     assert "error" in capsys.readouterr().err
+
+
+def test_run_on_a_chip(tmp_path, capsys):
+    """``run --cores N``: pipelined and data parallel on the golden chip model give the
+    single core's output; the board backend and a bad core count are refused."""
+    rng = np.random.default_rng(2)
+    _files(tmp_path, rng)
+    model, inp = str(tmp_path / "m.onnx"), str(tmp_path / "x.npy")
+    assert main(["run", model, "--input", inp, "--config", "4x4-fp",
+                 "--output", str(tmp_path / "y1.npy")]) == 0
+    capsys.readouterr()
+    for mode in ("pipeline", "data"):
+        out_file = str(tmp_path / f"y-{mode}.npy")
+        assert main(["run", model, "--input", inp, "--config", "4x4-fp", "--cores", "2",
+                     "--mode", mode, "--output", out_file, "--check"]) == 0
+        out = capsys.readouterr().out
+        assert "chip of 2 cores of 4x4" in out and mode in out and "core 1:" in out
+        np.testing.assert_array_equal(np.load(out_file), np.load(tmp_path / "y1.npy"))
+    assert main(["run", model, "--input", inp, "--config", "4x4-fp", "--cores", "2",
+                 "--backend", "board", "--port", "sim"]) == 2
+    assert "one core" in capsys.readouterr().err
+    assert main(["run", model, "--input", inp, "--config", "4x4-fp", "--cores", "9"]) == 2
+    assert "cores must be" in capsys.readouterr().err

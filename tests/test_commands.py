@@ -56,6 +56,7 @@ COVERED = {
     "make bitstream": "test_commands.py::test_make_bitstream_min",
     "make program": "test_board_top.py::test_make_program_dry_run",
     "sim.flow.cli board-bench": "test_commands.py::test_board_bench",
+    "sim.flow.cli chip-bench": "test_commands.py::test_chip_bench",
     "sim.cli": "test_rtl_board.py::test_cli_run_on_simulated_board",
 }
 
@@ -214,6 +215,21 @@ def test_board_bench():
     board's UART, read back equal, the figures printed."""
     out = _run([sys.executable, "-m", "sim.flow.cli", "board-bench"])
     assert "DRAM writes" in out and "DRAM reads" in out
+
+
+@regress
+@pytest.mark.rtl
+@pytest.mark.timeout(3600)
+def test_chip_bench():
+    """``python -m sim.flow.cli chip-bench`` on small chips (4x4 cores, 1 and 2 of them,
+    a short batch): every run bit-exact with the golden chip model (the command fails
+    otherwise), the table printed and the JSON written. ``make bench`` runs the full one."""
+    import json
+    out = _run([sys.executable, "-m", "sim.flow.cli", "chip-bench", "--config", "4x4",
+                "--batch", "32", "--cores", "1", "--cores", "2"])
+    assert "inf/kcyc" in out
+    rows = json.loads((ROOT / "build" / "bench-chip.json").read_text())
+    assert {r["cores"] for r in rows} == {1, 2}
 
 
 @regress

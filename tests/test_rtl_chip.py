@@ -16,3 +16,24 @@ CASES = ([("chip_sim2", t) for t in TESTS] + [("chip_sim4", t) for t in TESTS[1:
 @pytest.mark.parametrize("top,testcase", CASES, ids=[f"{a}-{b}" for a, b in CASES])
 def test_chip(top, testcase):
     run_rtl_test(top, MODULE, testcase, "4x4")
+
+
+@pytest.mark.rtl
+@pytest.mark.parametrize("mode", ["pipeline", "data"])
+def test_compiled_on_chip(mode):
+    """A compiled INT8 MLP pipelined over (or split across) a two-core 4x4 chip on the RTL:
+    output and the whole DRAM image equal to the golden chip model's."""
+    import numpy as np
+    from sim.compiler.chip import compile_data_parallel, run_chip_compiled
+    from sim.compiler.pipeline import compile_pipeline
+    from test_chip_compile import quant_net
+    rng = np.random.default_rng(11)
+    net = quant_net(rng, [24, 20, 16, 12, 10])
+    x = rng.normal(size=(19, 24)).astype(np.float32)
+    compile_ = compile_pipeline if mode == "pipeline" else compile_data_parallel
+    cc = compile_(net, "4x4", batch=19, cores=2, check=True)
+    want, gold = run_chip_compiled(cc, x, backend="golden")
+    got, rtl = run_chip_compiled(cc, x, backend="verilator")
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(rtl.dram, gold.dram)
+    assert rtl.cycles > 0 and all(r["error"] == "NONE" for r in rtl.results if r)

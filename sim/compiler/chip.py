@@ -155,9 +155,11 @@ def compile_data_parallel(net, config="default", *, batch, cores, dtype=None,
         return np.concatenate(ys, axis=0)
 
     macs = sum(c.macs for c, _ in parts if c is not None)
+    # compile_net places the weights and biases first, below the input
+    weights = [(b, b + c.input_addr) for c, b in parts if c is not None]
     return ChipCompiled(cfg, cores, "data", int(batch), image, programs, addrs, macs,
                         input_bits, place_input, output, written,
-                        notes=list(parts[0][0].notes))
+                        notes=list(parts[0][0].notes), weight_ranges=weights)
 
 
 @dataclass

@@ -189,9 +189,14 @@ def compile_pipeline(net, config="default", *, batch, cores, dtype=None, nb=None
     if cuts is None:
         big = max(range(len(net.layers)),
                   key=lambda i: stage_bytes(cfg, net, types, i, i + 1, 1, eb).top)
-        raise CompileError(f"layer {big} ({net.layers[big].name}) does not fit one core's "
-                           f"SBUF ({cfg.sbuf_bytes} bytes per partition) even alone; "
-                           f"use the data-parallel mode")
+        need = stage_bytes(cfg, net, types, big, big + 1, 1, eb).top
+        if need > cfg.sbuf_bytes:
+            raise CompileError(f"layer {big} ({net.layers[big].name}) does not fit one "
+                               f"core's SBUF even alone ({need} of {cfg.sbuf_bytes} bytes "
+                               f"per partition); use the data-parallel mode")
+        raise CompileError(f"the {len(net.layers)} layers do not fit the SBUFs of "
+                           f"{cores} core(s) as pipeline stages ({cfg.sbuf_bytes} bytes per "
+                           f"partition each); use more cores or the data-parallel mode")
     plans = []
     for k, (lo, hi) in enumerate(cuts):
         sp = stage_bytes(cfg, net, types, lo, hi, nb, eb)

@@ -111,9 +111,13 @@ def cmd_bench(args):
     comp = (run_compiler_bench(args.gemm_config, args.gemm_float_config)
             if args.gemm else [])
     share = run_store_share(args.gemm_float_config) if args.gemm else []
+    chip = []
+    if args.chip:
+        from sim.flow.chipbench import run_chip_bench
+        chip = run_chip_bench(args.gemm_config)
     (BUILD / "bench.json").write_text(json.dumps(
         {"gemm": gemm, "compiler": comp, "array": cases, "tensor": tensor, "dma": dma,
-         "act": act, "store_share": share}, indent=1) + "\n")
+         "act": act, "store_share": share, "chip": chip}, indent=1) + "\n")
     print("systolic array alone (weights and moving columns from the testbench):")
     print(f"{'name':28s} {'cycles':>8s} {'MACs':>10s} {'util':>7s} {'steady':>7s} "
           f"{'sim cyc/s':>10s}")
@@ -152,7 +156,22 @@ def cmd_bench(args):
         for c in share:
             print(f"{c['name']:28s} {c['config']:20s} {c['store_beats']:6d} "
                   f"{c['busy_dma_out']:6d} {c['beats_per_cycle']:11.3f}")
+    if chip:
+        from sim.flow.chipbench import print_chip_table
+        print_chip_table(chip)
     print(f"written to {BUILD / 'bench.json'}")
+    return 0
+
+
+def cmd_chip_bench(args):
+    """Only the chip section of make bench (``sim/flow/chipbench.py``)."""
+    from sim.flow.chipbench import print_chip_table, run_chip_bench
+    rows = run_chip_bench(args.config, batch=args.batch, cores=tuple(args.cores or (1, 2, 4)))
+    out = BUILD / "bench-chip.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(rows, indent=1) + "\n")
+    print_chip_table(rows)
+    print(f"written to {out}")
     return 0
 
 
@@ -642,7 +661,16 @@ def main(argv=None):
     b.add_argument("--cold", action="store_true",
                    help="rebuild the whole-core models without ccache first (true build "
                         "times)")
+    b.add_argument("--no-chip", dest="chip", action="store_false",
+                   help="skip the chip section (1, 2 and 4 cores)")
     b.set_defaults(func=cmd_bench)
+
+    cb = sub.add_parser("chip-bench", help="the chip section of make bench alone "
+                                           "-> build/bench-chip.json")
+    cb.add_argument("--config", default="default")
+    cb.add_argument("--batch", type=int, default=256)
+    cb.add_argument("--cores", type=int, action="append", default=None)
+    cb.set_defaults(func=cmd_chip_bench)
 
     r = sub.add_parser("run", help="compile an ONNX model and run it on a backend")
     r.add_argument("model", help="ONNX file (FP32 MLP, or QDQ INT8)")

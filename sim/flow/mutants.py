@@ -48,7 +48,7 @@ class Mutant:
 #: The blocks of ``hdl/`` a mutant may belong to (each must have at least one mutant).
 BLOCKS = ("arbiter", "fifo", "sbuf", "psum", "pe", "systolic", "fp", "dsp",
           "tensor_engine", "vector", "vector_units", "dma", "axi", "host", "regmap",
-          "controller", "uart", "board")
+          "controller", "uart", "board", "chip")
 
 # the test files, once
 _ARB = "tests/test_controller_amaranth.py::test_round_robin"
@@ -72,6 +72,7 @@ _UART = "tests/test_uart_amaranth.py"
 _BOARDA = "tests/test_board_amaranth.py"
 _BOARD = "tests/test_rtl_board.py::test_board_over_uart"
 _ULX3S = "tests/test_rtl_board.py::test_ulx3s_top_pins"
+_CHIP = "tests/test_rtl_chip.py::test_chip[chip_sim2-{}]"
 
 
 def _m(id, block, file, original, replacement, description, *tests, equivalent=""):
@@ -644,6 +645,27 @@ MUTANTS = [
        'LEDS = ("busy", "done", "host_error", "error", "irq", None, None, "heartbeat")',
        "LEDs 2 and 3 swapped on the board (the table in docs/board.md is wrong then)",
        "tests/test_board_top.py", _ULX3S),
+    _m("chip-peer-partition", "chip", "hdl/chip.py",
+       "pw.payload.pmask.eq(1 << head.part)",
+       "pw.payload.pmask.eq(1)",
+       "every beat of a peer store lands in the target's partition 0",
+       _CHIP.format("test_chain")),
+    _m("chip-signal-wrong-core", "chip", "hdl/chip.py",
+       "reqs = [s.valid & (s.payload.core == t) for s in self.i_signal]",
+       "reqs = [s.valid & (s.payload.core != t) for s in self.i_signal]",
+       "a cross-core signal goes to the wrong core",
+       _CHIP.format("test_chain")),
+    _m("chip-b-order-mixed", "chip", "hdl/chip.py",
+       "(dram_out[k] == 0) & (loc_out[k] < depth))",
+       "(loc_out[k] < depth))",
+       "a core's peer burst is granted while its DRAM writes are unanswered (B order lost)",
+       _CHIP.format("test_chain")),
+    _m("dma-peer-core-unchecked", "chip", "hdl/dma.py",
+       "| (p_core >= self.i_cores)",
+       "",
+       "the DMA lets a peer store to a core the chip lacks through (the interconnect "
+       "then answers DECERR instead of the descriptor being refused with PEER)",
+       _CHIP.format("test_refusals")),
 ]
 
 
@@ -685,4 +707,5 @@ PROBES = {
     "hdl/board.py": "from hdl.board import BlockRamDram, HostDecoder; "
                     "objs = [BlockRamDram(cfg8, size=1 << 12), HostDecoder(dram_size=1 << 12)]",
     "hdl/tops/ulx3s.py": "from hdl.tops.ulx3s import ULX3STop; objs = [(ULX3STop(cfg), 'ecp5')]",
+    "hdl/chip.py": "from hdl.chip import Chip; objs = [Chip(cfg8, cores=2)]",
 }
