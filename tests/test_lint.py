@@ -25,7 +25,7 @@ CHIP_TOPS = {("chip_sim2", "default"), ("chip_sim4", "default"), ("chip_sim2", "
 REGRESS_ONLY += (("chip_sim4", "default"), ("chip_sim2", "4x4-fp"))
 CASES = [(top, config, None) for config in ("default", "4x4-fp") for top in TOPS
          if (config == "default" or not config_free(top))
-         and (not top.startswith("chip_sim") or (top, config) in CHIP_TOPS)]
+         and (not top.startswith("chip") or (top, config) in CHIP_TOPS)]
 CASES += [("systolic_array", config, "ecp5") for config in ("default", "4x4-fp")]
 #: the smallest legal configurations (one partition, one PSUM bank, 2-entry queues, one
 #: outstanding burst): the whole core, whose Verilog must have no zero-width signal

@@ -1,10 +1,12 @@
 """Verilator runs of the chip testbench (tb/chip: hdl/chip.py on a SimDram) against the
-chip ISS: two and four cores of 4x4, and two cores with random stalls on every DRAM
-channel (``chip_sim2_stall``)."""
+chip ISS: two cores of 4x4 (``make test``), two cores with random stalls on every DRAM
+channel (``chip_sim2_stall``), and four cores (``make regress``: the same generator with
+another core count; a model build of its own)."""
 
 import pytest
 
 from sim.flow.runner import run_rtl_test
+from tiers import regress_cases
 
 MODULE = "tb.chip.test_chip"
 TESTS = ["test_registers", "test_chain", "test_parallel", "test_refusals"]
@@ -13,7 +15,8 @@ CASES = ([("chip_sim2", t) for t in TESTS] + [("chip_sim4", t) for t in TESTS[1:
 
 
 @pytest.mark.rtl
-@pytest.mark.parametrize("top,testcase", CASES, ids=[f"{a}-{b}" for a, b in CASES])
+@pytest.mark.parametrize("top,testcase", regress_cases(CASES, lambda t, c: t == "chip_sim4"),
+                         ids=[f"{a}-{b}" for a, b in CASES])
 def test_chip(top, testcase):
     run_rtl_test(top, MODULE, testcase, "4x4")
 

@@ -11,13 +11,13 @@ import sys
 import time
 
 from hdl.config import DTYPES, NAMED_CONFIGS, named_config
-from sim.flow.rtl import BUILD, SYNTH_TOPS, TOPS, elaborate, write_if_changed
+from sim.flow.rtl import BUILD, LISTED_TOPS, SYNTH_TOPS, TOPS, elaborate, write_if_changed
 
 
 def cmd_verilog(args):
     cfg = named_config(args.config)
     out = BUILD / ("verilog" if args.target is None else f"verilog-{args.target}")
-    for top in (args.top or list(TOPS)):
+    for top in (args.top or list(LISTED_TOPS)):
         path = out / f"{top}.v"
         changed = write_if_changed(path, elaborate(top, cfg, args.target))
         print(f"{path}  ({cfg.name}{'' if changed else ', unchanged'})")
@@ -29,7 +29,7 @@ def cmd_lint(args):
     failed = 0
     for config in args.config:
         cfg = named_config(config)
-        for top in (args.top or list(TOPS)):
+        for top in (args.top or list(LISTED_TOPS)):
             t0 = time.perf_counter()
             res = lint(top, cfg, target=args.target)
             ok = res.returncode == 0

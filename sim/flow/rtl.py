@@ -15,7 +15,7 @@ from amaranth.back import verilog
 
 from hdl.config import CoreConfig, named_config
 
-__all__ = ["CHIP_SIM_TOPS", "TOPS", "SIM_TOPS", "REGISTERED_RESET_TOPS", "SYNTH_TOPS", "TOP_TARGETS", "TARGET_MODELS", "ROOT", "BUILD",
+__all__ = ["CHIP_SIM_TOPS", "VARIANT_TOPS", "LISTED_TOPS", "TOPS", "SIM_TOPS", "REGISTERED_RESET_TOPS", "SYNTH_TOPS", "TOP_TARGETS", "TARGET_MODELS", "ROOT", "BUILD",
            "elaborate", "config_free", "target_of", "write_if_changed", "verilog_for"]
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -135,7 +135,17 @@ TOPS = {
     "board_sim": _board_sim,
     **_chip_sims,
     "chip_sim2_stall": _chip_sim2_stall,
+    # a chip of four cores for make synth (four 4x4 cores fit the LFE5U-85F's DSPs)
+    "chip4_synth": _wrapped(_made("chip.Chip", cores=4)),
 }
+
+#: Tops that only vary another top's core count or DRAM stalls (``chip_sim2`` stands for
+#: them) and the four-core synthesis chip: ``make verilog`` and ``make lint`` leave them
+#: out unless named with ``--top`` (four 16x16 cores take minutes to lint, and the
+#: Verilog is the same generator's).
+VARIANT_TOPS = tuple(t for t in TOPS if t.startswith("chip") and t != "chip_sim2")
+#: The tops ``make verilog`` and ``make lint`` go through.
+LISTED_TOPS = tuple(t for t in TOPS if t not in VARIANT_TOPS)
 
 #: Tops elaborated for a vendor target by default (see :func:`elaborate`).
 TOP_TARGETS = {"fp_mul16_int8_ecp5": "ecp5", "fp_mul16_ftz_int8_ecp5": "ecp5",
@@ -180,6 +190,7 @@ SYNTH_TOPS = {
     "fp_mul16": "fp_mul16_synth",
     "fp32_adder_ftz": "fp32_adder_ftz_synth",
     "fp_mul16_ftz": "fp_mul16_ftz_synth",
+    "chip4": "chip4_synth",
 }
 
 
