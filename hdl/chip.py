@@ -543,7 +543,7 @@ class Chip(ConfigComponent):
         Page 0 the chip registers, page ``1 + k`` core ``k``'s registers.
     m_axi : Out(chip_axi_signature(config, cores))
     o_irq : Out(1)      the OR of the cores' interrupts
-    o_lights : Out(StatusLights)   any core busy, every started core done, any error
+    o_lights : Out(StatusLights)   any core busy, any core done, any core in error
     """
 
     def __init__(self, config: CoreConfig, *, cores=4):
