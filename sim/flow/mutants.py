@@ -73,6 +73,7 @@ _BOARDA = "tests/test_board_amaranth.py"
 _BOARD = "tests/test_rtl_board.py::test_board_over_uart"
 _ULX3S = "tests/test_rtl_board.py::test_ulx3s_top_pins"
 _CHIP = "tests/test_rtl_chip.py::test_chip[chip_sim2-{}]"
+_CHIPA = "tests/test_chip_amaranth.py"
 
 
 def _m(id, block, file, original, replacement, description, *tests, equivalent=""):
@@ -649,12 +650,12 @@ MUTANTS = [
        "pw.payload.pmask.eq(1 << head.part)",
        "pw.payload.pmask.eq(1)",
        "every beat of a peer store lands in the target's partition 0",
-       _CHIP.format("test_chain")),
+       _CHIPA, _CHIP.format("test_chain")),
     _m("chip-signal-wrong-core", "chip", "hdl/chip.py",
        "reqs = [s.valid & (s.payload.core == t) for s in self.i_signal]",
        "reqs = [s.valid & (s.payload.core != t) for s in self.i_signal]",
        "a cross-core signal goes to the wrong core",
-       _CHIP.format("test_chain")),
+       _CHIPA, _CHIP.format("test_chain")),
     _m("chip-b-order-mixed", "chip", "hdl/chip.py",
        "(dram_out[k] == 0) & (loc_out[k] < depth))",
        "(loc_out[k] < depth))",
