@@ -27,7 +27,7 @@ from hdl.chipmap import MAX_CORES, PeerAperture
 from hdl.config import named_config
 from hdl.isa import INSTR_BYTES
 
-from sim.compiler.lower import CompileError, Compiled, compile_net
+from sim.compiler.lower import CompileError, compile_net
 from sim.isa.chipgen import relocate
 
 __all__ = ["ChipCompiled", "ChipRun", "compile_data_parallel", "run_chip_compiled",

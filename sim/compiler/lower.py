@@ -48,7 +48,7 @@ from sim.compiler.gemm import (Epilogue, GemmLayout, bias_image, gemm_program, p
 from sim.compiler.net import Net, dequantize, quantize_input
 
 __all__ = ["CompileError", "Compiled", "LayerPlan", "compile_net", "requant_params",
-           "output_values",
+           "output_values", "check_net",
            "estimate_cycles", "run_compiled"]
 
 FLOAT_TYPES = FLOAT_DTYPES
@@ -229,6 +229,28 @@ def _layer_epilogue(net, i, dtype):
                               zp=int(L.out_quant.zero_point))
 
 
+def check_net(net, cfg, dtype, batch):
+    """``CompileError`` unless ``net`` is well formed and runs as ``dtype`` (default:
+    int8 for a quantised net, bf16 for a float one) on ``cfg`` with a positive
+    ``batch``; returns the operand type."""
+    try:
+        net.check()
+    except ValueError as e:
+        raise CompileError(str(e)) from None
+    if dtype is None:
+        dtype = "int8" if net.quantized else "bf16"
+    if net.quantized and dtype != "int8":
+        raise CompileError(f"a quantised net runs as int8, not {dtype!r}")
+    if not net.quantized and dtype not in FLOAT_TYPES:
+        raise CompileError(f"a float net runs as bf16 or fp16, not {dtype!r}")
+    if dtype not in cfg.dtypes:
+        raise CompileError(f"configuration {cfg.name!r} has no {dtype} "
+                           f"(it has {', '.join(cfg.dtypes)}); pick one that does")
+    if not isinstance(batch, (int, np.integer)) or batch < 1:
+        raise CompileError(f"batch must be a positive integer, not {batch!r}")
+    return dtype
+
+
 def compile_net(net: Net, config="default", *, batch, dtype=None, double_buffer=True,
                 n_block=None, layers=None, check=False, dram_bytes=None, prefetch=None,
                 timing=None) -> Compiled:
@@ -248,21 +270,7 @@ def compile_net(net: Net, config="default", *, batch, dtype=None, double_buffer=
     :class:`sim.compiler.cost.Timing` (default: calibrated on the current RTL).
     """
     cfg = named_config(config)
-    try:
-        net.check()
-    except ValueError as e:
-        raise CompileError(str(e)) from None
-    if dtype is None:
-        dtype = "int8" if net.quantized else "bf16"
-    if net.quantized and dtype != "int8":
-        raise CompileError(f"a quantised net runs as int8, not {dtype!r}")
-    if not net.quantized and dtype not in FLOAT_TYPES:
-        raise CompileError(f"a float net runs as bf16 or fp16, not {dtype!r}")
-    if dtype not in cfg.dtypes:
-        raise CompileError(f"configuration {cfg.name!r} has no {dtype} "
-                           f"(it has {', '.join(cfg.dtypes)}); pick one that does")
-    if not isinstance(batch, (int, np.integer)) or batch < 1:
-        raise CompileError(f"batch must be a positive integer, not {batch!r}")
+    dtype = check_net(net, cfg, dtype, batch)
     lo, hi = layers or (0, len(net.layers))
     if not 0 <= lo < hi <= len(net.layers):
         raise CompileError(f"layers must be a range within 0..{len(net.layers)}, not {layers}")

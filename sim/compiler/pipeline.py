@@ -45,7 +45,7 @@ from hdl.isa import INSTR_BYTES
 
 from sim.compiler.chip import ChipCompiled, check_cores_for
 from sim.compiler.gemm import bias_image, bias_slots
-from sim.compiler.lower import (FLOAT_TYPES, CompileError, _layer_epilogue, output_values)
+from sim.compiler.lower import CompileError, _layer_epilogue, check_net, output_values
 from sim.compiler.net import quantize_input
 from sim.isa.asm import Program
 from sim.isa.chipgen import FREE, FULL
@@ -157,16 +157,7 @@ def compile_pipeline(net, config="default", *, batch, cores, dtype=None, nb=None
     core's SBUF even alone."""
     cfg = named_config(config)
     check_cores_for(cfg, cores)
-    try:
-        net.check()
-    except ValueError as e:
-        raise CompileError(str(e)) from None
-    if dtype is None:
-        dtype = "int8" if net.quantized else "bf16"
-    if (net.quantized and dtype != "int8") or (not net.quantized and dtype not in FLOAT_TYPES):
-        raise CompileError(f"this net cannot run as {dtype!r}")
-    if dtype not in cfg.dtypes:
-        raise CompileError(f"configuration {cfg.name!r} has no {dtype}")
+    dtype = check_net(net, cfg, dtype, batch)
     if cfg.rows != cfg.cols:
         raise CompileError(f"pipeline mode needs a square array (a layer's output chunk of "
                            f"cols features is the next one's K chunk of rows partitions), "
@@ -174,8 +165,6 @@ def compile_pipeline(net, config="default", *, batch, cores, dtype=None, nb=None
     if cfg.n_sems < 7:
         raise CompileError(f"pipeline mode uses 7 semaphores, the configuration has "
                            f"{cfg.n_sems}")
-    if not isinstance(batch, (int, np.integer)) or batch < 1:
-        raise CompileError(f"batch must be a positive integer, not {batch!r}")
     batch = int(batch)
     eb = DTYPE_BYTES[dtype]
     types = _layer_types(net, dtype)

@@ -416,12 +416,7 @@ def cmd_run(args):
     except (OutOfMemory, CoreFault, ValueError, TimeoutError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    np.set_printoptions(precision=5, suppress=True, linewidth=100, threshold=200)
-    print(f"output ({net.output_name}, {y.shape[0]} x {y.shape[1]}):")
-    print(y)
-    if args.output:
-        np.save(args.output, y)
-        print(f"written to {args.output}")
+    _print_output(net, y, args)
     print(f"counters ({r.backend}): " + ", ".join(f"{k} {v}" for k, v in r.counters.items()))
     if r.cycles:
         print(f"cycles per inference {r.cycles / batch:.1f}, utilization "
@@ -429,9 +424,19 @@ def cmd_run(args):
     return 0
 
 
+def _print_output(net, y, args):
+    """Print a run's output (and save it with ``--output``)."""
+    import numpy as np
+    np.set_printoptions(precision=5, suppress=True, linewidth=100, threshold=200)
+    print(f"output ({net.output_name}, {y.shape[0]} x {y.shape[1]}):")
+    print(y)
+    if args.output:
+        np.save(args.output, y)
+        print(f"written to {args.output}")
+
+
 def _run_chip(args, net, x, batch):
     """``run --cores N``: the net on a chip, pipelined or data parallel."""
-    import numpy as np
     from sim.compiler.chip import compile_data_parallel, run_chip_compiled
     from sim.compiler.lower import CompileError
     from sim.compiler.pipeline import compile_pipeline
@@ -465,12 +470,7 @@ def _run_chip(args, net, x, batch):
     except (CoreFault, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    np.set_printoptions(precision=5, suppress=True, linewidth=100, threshold=200)
-    print(f"output ({net.output_name}, {y.shape[0]} x {y.shape[1]}):")
-    print(y)
-    if args.output:
-        np.save(args.output, y)
-        print(f"written to {args.output}")
+    _print_output(net, y, args)
     if run.cycles:
         print(f"chip cycles {run.cycles}, {1000 * batch / run.cycles:.2f} inferences per "
               f"1,000 cycles, utilization {cc.macs / (run.cycles * cc.cores * cfg.rows * cfg.cols):.1%}")

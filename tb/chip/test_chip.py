@@ -79,7 +79,7 @@ async def run_checked(tb, dram, addrs, models, what, *, expect=None, max_cycles=
 async def test_registers(dut):
     tb = ChipTB(dut)
     await tb.reset()
-    cfg, n = tb.cfg, tb.cores
+    n = tb.cores
     regs = tb.chip_regs
     for name, want in (("ID", CHIP_ID_VALUE), ("VERSION", CHIP_VERSION), ("CORES", n),
                        ("CONFIG", regs["CONFIG"].reset), ("STATUS", 0)):
