@@ -96,7 +96,7 @@ class SignalRouter(wiring.Component):
         ready = [Const(0)] * n
         for t in range(n):
             reqs = [s.valid & (s.payload.core == t) for s in self.i_signal]
-            last = Signal(range(n), name=f"last{t}")
+            last = Signal(range(max(n, 2)), name=f"last{t}")
             grants = _round_robin(m, f"to{t}", reqs, last)
             out = self.o_signal[t]
             m.d.sync += out.valid.eq(Cat(*grants).any())
@@ -179,7 +179,7 @@ class ChipInterconnect(ConfigComponent):
 
         # ---- AR: register stage, round-robin ----------------------------------------
         ar_fields = ("araddr", "arlen", "arsize", "arburst", "arlock", "arcache", "arprot")
-        ar_last = Signal(range(n))
+        ar_last = Signal(range(max(n, 2)))
         ar_free = ~o.arvalid | o.arready
         ar_grants = _round_robin(m, "ar", [p.arvalid for p in s], ar_last)
         for k, g in enumerate(ar_grants):
@@ -239,7 +239,7 @@ class ChipInterconnect(ConfigComponent):
             ok = Mux(is_dram, aw_free & (loc_out[k] == 0),
                      (dram_out[k] == 0) & (loc_out[k] < depth))
             reqs.append(p.awvalid & ok & wq.w_rdy)
-        aw_last = Signal(range(n))
+        aw_last = Signal(range(max(n, 2)))
         aw_grants = _round_robin(m, "aw", reqs, aw_last)
         m.d.comb += wq.w_en.eq(Cat(*aw_grants).any())
         grant_dram = [Signal(name=f"grant_dram{k}") for k in range(n)]
@@ -312,7 +312,7 @@ class ChipInterconnect(ConfigComponent):
         b_to = core_index(o.bid)
         b_ready = []
         for k in range(n):
-            lq = m.submodules[f"local_b{k}"] = SyncFIFOBuffered(width=idw + 2, depth=depth)
+            lq = m.submodules[f"local_b{k}"] = SyncFIFOBuffered(width=idw + 2, depth=max(3, depth))
             m.d.comb += [lq.w_en.eq(loc_done & (head.mgr == k)),
                          lq.w_data.eq(Cat(head.id, loc_resp))]
             from_dram = o.bvalid & (b_to == k) & ~lq.r_rdy

@@ -49,7 +49,8 @@ def test_lint(top, config, target):
 
 
 @pytest.mark.parametrize("top,config", [("neuron_core", "min"), ("neuron_core", "min-fp"),
-                                        ("vector_subsystem", "1x1"), ("host_interface", "min")])
+                                        ("vector_subsystem", "1x1"), ("host_interface", "min"),
+                                        ("chip_sim1", "min"), ("chip_sim2", "min")])
 def test_no_zero_width_ranges(top, config):
     """Degenerate configurations elaborate without zero-width or reversed ranges
     (Amaranth declares a zero-width signal as ``[-1:0]``; Verilator's ASCRANGE, and
