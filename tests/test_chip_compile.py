@@ -112,6 +112,18 @@ def test_stages_balance():
     assert len(cc.stages) == 3
 
 
+def test_compile_net_keywords():
+    """``compile_net(..., pipeline_cores=N)`` / ``data_parallel_cores=N`` are the chip
+    compilers."""
+    rng = np.random.default_rng(9)
+    net = quant_net(rng, [16, 16, 8])
+    cc = compile_net(net, INT, batch=4, pipeline_cores=2)
+    assert cc.mode == "pipeline" and cc.stages == [(0, 1), (1, 2)]
+    assert compile_net(net, INT, batch=4, data_parallel_cores=2).mode == "data"
+    with pytest.raises(CompileError, match="not both"):
+        compile_net(net, INT, batch=4, pipeline_cores=2, data_parallel_cores=2)
+
+
 def test_refusals():
     rng = np.random.default_rng(1)
     net = quant_net(rng, [16, 8, 4])

@@ -253,7 +253,7 @@ def check_net(net, cfg, dtype, batch):
 
 def compile_net(net: Net, config="default", *, batch, dtype=None, double_buffer=True,
                 n_block=None, layers=None, check=False, dram_bytes=None, prefetch=None,
-                timing=None) -> Compiled:
+                timing=None, pipeline_cores=None, data_parallel_cores=None) -> Compiled:
     """Compile ``net`` for ``config`` and a batch of ``batch`` inputs.
 
     ``dtype``: ``"int8"`` for quantised nets; ``"bf16"`` (default) or ``"fp16"`` for
@@ -268,7 +268,28 @@ def compile_net(net: Net, config="default", *, batch, dtype=None, double_buffer=
     default: compile both ways and keep the program with the lower
     :func:`sim.compiler.cost.estimate`). ``timing``: the cost model's
     :class:`sim.compiler.cost.Timing` (default: calibrated on the current RTL).
+
+    ``pipeline_cores=N``: compile for a chip of ``N`` cores, one pipeline stage per core
+    (:func:`sim.compiler.pipeline.compile_pipeline`); ``data_parallel_cores=N``: every
+    core the whole net on a share of the batch
+    (:func:`sim.compiler.chip.compile_data_parallel`). Both return a
+    :class:`sim.compiler.chip.ChipCompiled` (run it with
+    :func:`sim.compiler.chip.run_chip_compiled`).
     """
+    if pipeline_cores is not None or data_parallel_cores is not None:
+        if pipeline_cores is not None and data_parallel_cores is not None:
+            raise CompileError("give pipeline_cores or data_parallel_cores, not both")
+        if layers is not None:
+            raise CompileError("a chip compiles the whole net (no layers=)")
+        if pipeline_cores is not None:
+            from sim.compiler.pipeline import compile_pipeline
+            return compile_pipeline(net, config, batch=batch, cores=pipeline_cores,
+                                    dtype=dtype, check=check, dram_bytes=dram_bytes)
+        from sim.compiler.chip import compile_data_parallel
+        return compile_data_parallel(net, config, batch=batch, cores=data_parallel_cores,
+                                     dtype=dtype, check=check, dram_bytes=dram_bytes,
+                                     double_buffer=double_buffer, n_block=n_block,
+                                     prefetch=prefetch, timing=timing)
     cfg = named_config(config)
     dtype = check_net(net, cfg, dtype, batch)
     lo, hi = layers or (0, len(net.layers))

@@ -24,10 +24,11 @@ the ACT that drained the bank's previous tile and, inside a stage, for the ACTs 
 layer before, which wrote its input), and the ACT that drains it with the
 layer's bias, ReLU and cast or requantisation (the epilogue of
 :func:`sim.compiler.lower.compile_net`, so results are identical); after the stage's
-first layer a remote SEM tells the previous core its input buffer is free. Last, the
-output: peer stores into the next core's input buffer (after a SEM waiting for that
-core's *free*), then a remote SEM signalling its *full*; or, in the last stage, DMA
-stores of ``Y^T`` to DRAM. The weights and biases are loaded once, at the start.
+first layer a remote SEM tells the previous core its input buffer is free. Each tile of
+the stage's last layer leaves as soon as its ACT has drained it, while the next tiles
+are computed: a peer store into the next core's input buffer (the layer waits, with a
+SEM, for that core's *free*), or, in the last stage, a DMA store of its rows of ``Y^T``
+to DRAM; after the last tile a remote SEM signals the next core's *full*. The weights and biases are loaded once, at the start.
 
 Every program is checked with the chip race checker when ``check=True``.
 """
@@ -151,7 +152,7 @@ def compile_pipeline(net, config="default", *, batch, cores, dtype=None, nb=None
                      check=False, dram_bytes=None) -> ChipCompiled:
     """``net`` as a pipeline over ``cores`` cores (fewer stages if the net has fewer
     layers); the batch streams through in micro-batches of ``nb`` inputs (default: the
-    PSUM depth, halved until every stage fits its SBUF). Raises
+    PSUM depth, or the largest that lets every stage fit its SBUF). Raises
     :class:`~sim.compiler.lower.CompileError` with the reason if the array is not
     square, the configuration has fewer than 7 semaphores, or a layer does not fit a
     core's SBUF even alone."""
@@ -168,13 +169,19 @@ def compile_pipeline(net, config="default", *, batch, cores, dtype=None, nb=None
     batch = int(batch)
     eb = DTYPE_BYTES[dtype]
     types = _layer_types(net, dtype)
-    nb = min(nb or cfg.psum_depth, cfg.psum_depth, batch)
-    cuts = None
-    while nb >= 1:
-        cuts = _partition(cfg, net, types, cores, nb, eb)
-        if cuts is not None:
-            break
-        nb //= 2
+    # the largest micro-batch every stage of some cut fits (SBUF only shrinks with nb)
+    hi_nb = min(nb or cfg.psum_depth, cfg.psum_depth, batch)
+    cuts = _partition(cfg, net, types, cores, hi_nb, eb)
+    nb = hi_nb
+    if cuts is None:
+        lo_nb, nb = 0, 0
+        while hi_nb - lo_nb > 1:            # invariant: lo_nb fits (or 0), hi_nb does not
+            mid = (lo_nb + hi_nb) // 2
+            c = _partition(cfg, net, types, cores, mid, eb)
+            if c is not None:
+                lo_nb, cuts, nb = mid, c, mid
+            else:
+                hi_nb = mid
     if cuts is None:
         big = max(range(len(net.layers)),
                   key=lambda i: stage_bytes(cfg, net, types, i, i + 1, 1, eb).top)
@@ -341,8 +348,11 @@ def _stage_program(cfg, net, types, plans, s, batch, nb, dtype, w_addr, b_addr, 
             eo = ACT_BYTES[out_type]
             dst = sp.inner[i + 1] if i + 1 < sp.hi else sp.outputs[u % 2]
             if i + 1 == sp.hi and u >= 2:
-                # the output buffer of micro-batch u-2 has been stored
+                # the output buffer of micro-batch u-2 has been stored, and (pipeline)
+                # the next core is done with its input buffer u % 2
                 p.sem(wait=("st", stores_of_mb[u - 2]))
+                if not last:
+                    p.sem(wait=("free", u - 1))
             kc, mc = _ceil(L.K, R), _ceil(L.N, cfg.cols)
             mrow = _align(L.N * eb)
             acts_before_layer = count["act"]
@@ -374,34 +384,27 @@ def _stage_program(cfg, net, types, plans, s, batch, nb, dtype, w_addr, b_addr, 
                       wait=("mm", count["mm"]), signal=signal("act"))
                 act_of_tile.append(count["act"])
                 tile += 1
+                if i + 1 == sp.hi:
+                    # the tile leaves at once: to DRAM (last stage) or into the next
+                    # core's input buffer, while the next tiles are computed
+                    if last:
+                        p.dma(Dma(addr=out_addr + (j * cfg.cols * batch + u0) * eo, rows=m,
+                                  row_bytes=n * eo, row_stride=batch * eo,
+                                  offset=dst + j * nb * eo, store=True),
+                              wait=("act", count["act"]), signal=signal("st"))
+                    else:
+                        dst_off = plans[s + 1].inputs[u % 2] + j * nb * eo
+                        p.dma(Dma(addr=ap.addr(s + 1, 0, dst_off), rows=m, row_bytes=n * eo,
+                                  row_stride=ap.stride, offset=dst + j * nb * eo,
+                                  store=True),
+                              wait=("act", count["act"]), signal=signal("st"))
             if i == sp.lo:
                 mm_after_first.append(count["mm"])
                 if not first:
                     # this core's input buffer u % 2 is free for the previous core
                     p.signal_peer(s - 1, FREE, wait=("mm", count["mm"]))
             src = dst
-        # ---- the output ---------------------------------------------------------------
-        L = net.layers[sp.hi - 1]
-        out_type = types[sp.hi - 1][0]
-        eo = ACT_BYTES[out_type]
-        obuf = sp.outputs[u % 2]
-        mc = _ceil(L.N, cfg.cols)
-        if last:
-            for j in range(mc):
-                m = min(cfg.cols, L.N - j * cfg.cols)
-                p.dma(Dma(addr=out_addr + (j * cfg.cols * batch + u0) * eo, rows=m,
-                          row_bytes=n * eo, row_stride=batch * eo, offset=obuf + j * nb * eo,
-                          store=True), wait=("act", count["act"]), signal=signal("st"))
-        else:
-            nxt = plans[s + 1]
-            if u >= 2:
-                p.sem(wait=("free", u - 1))      # the next core's buffer u % 2 is free
-            for j in range(mc):
-                m = min(cfg.cols, L.N - j * cfg.cols)
-                dst_off = nxt.inputs[u % 2] + j * nb * eo
-                p.dma(Dma(addr=ap.addr(s + 1, 0, dst_off), rows=m, row_bytes=n * eo,
-                          row_stride=ap.stride, offset=obuf + j * nb * eo, store=True),
-                      wait=("act", count["act"]), signal=signal("st"))
+        if not last:
             p.signal_peer(s + 1, FULL, wait=("st", count["st"]))
         stores_of_mb.append(count["st"])
     p.end(wait=("st", count["st"]) if count["st"] else None)

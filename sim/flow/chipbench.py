@@ -67,7 +67,7 @@ def _compile(net, cfg, cores, batch, mode):
     return compile_data_parallel(net, cfg, batch=batch, cores=cores)
 
 
-def run_chip_bench(config="default", batch=256, cores=(1, 2, 4), seed=2):
+def run_chip_bench(config="default", batch=1024, cores=(1, 2, 4), seed=2):
     """The rows of the chip section (one per core count and mode)."""
     cfg = named_config(config)
     net = bench_net()
@@ -109,17 +109,23 @@ def run_chip_bench(config="default", batch=256, cores=(1, 2, 4), seed=2):
                 steady = (run.cycles - r1.cycles) / (mbs - 1) if mbs > 1 else None
                 row.update({"one_microbatch_cycles": r1.cycles,
                             "steady_cycles_per_microbatch": steady,
-                            "fill_drain_cycles": (run.cycles - mbs * steady) if steady else None})
+                            "fill_drain_cycles": (run.cycles - mbs * steady) if steady else None,
+                            "steady_inferences_per_kcycle":
+                                1000 * cc.nb / steady if steady else None})
+                if steady and base_rate:
+                    row["steady_speedup"] = row["steady_inferences_per_kcycle"] / base_rate
             rows.append(row)
     return rows
 
 
 def print_chip_table(rows):
     print("\nchip: a 4-layer 96-wide INT8 MLP (36 KiB of weights; one 8x8 core holds 32 "
-          "KiB) on 1, 2 and 4 cores, RTL, outputs bit-exact with the golden chip model:")
+          "KiB) on 1, 2 and 4 cores, RTL, outputs bit-exact with the golden chip model "
+          "(mb: inputs per micro-batch; steady: one more micro-batch in a long stream):")
     print(f"{'cores':>5s} {'mode':9s} {'cycles':>8s} {'inf/kcyc':>9s} {'speedup':>8s} "
           f"{'util':>6s} {'DRAM B/inf':>10s} {'act B/inf':>9s} {'weights B':>9s} "
-          f"{'1 mb cyc':>8s} {'steady/mb':>9s} {'fill+drain':>10s}  stages")
+          f"{'mb':>4s} {'1 mb cyc':>8s} {'steady/mb':>9s} {'fill+drain':>10s} "
+          f"{'steady inf/kcyc':>15s} {'x':>5s}  stages")
     for r in rows:
         if "refused" in r:
             print(f"{r['cores']:5d} {r['mode']:9s} refused: {r['refused']}")
@@ -128,9 +134,11 @@ def print_chip_table(rows):
         one = r.get("one_microbatch_cycles")
         st = r.get("steady_cycles_per_microbatch")
         fd = r.get("fill_drain_cycles")
+        srate = f"{r['steady_inferences_per_kcycle']:.3f}" if st else "-"
+        sx = f"{r['steady_speedup']:.2f}" if r.get("steady_speedup") else "-"
         print(f"{r['cores']:5d} {r['mode']:9s} {r['cycles']:8d} "
               f"{r['inferences_per_kcycle']:9.3f} {sp} {r['utilization']:6.1%} "
               f"{r['dram_bytes_per_inference']:10.1f} "
               f"{r['activation_bytes_per_inference']:9.1f} {r['weight_bytes']:9d} "
-              f"{one if one else '-':>8} {f'{st:.0f}' if st else '-':>9} "
-              f"{f'{fd:.0f}' if fd else '-':>10}  {r['stages'] or ''}")
+              f"{r['nb'] or '-':>4} {one if one else '-':>8} {f'{st:.0f}' if st else '-':>9} "
+              f"{f'{fd:.0f}' if fd else '-':>10} {srate:>15} {sx:>5}  {r['stages'] or ''}")

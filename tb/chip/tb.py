@@ -7,6 +7,8 @@ offsets of :mod:`hdl.regmap`. DRAM is the SimDram backdoor of :class:`~tb.core.t
 
 from cocotb.triggers import ClockCycles
 
+from tb.common import AxiPauses
+
 from hdl.chipmap import ChipRegisterMap, core_page
 from hdl.isa import MAX_CORES
 from sim.compiler.driver import chip_start_write, decode_result, result_reads, start_writes
@@ -23,6 +25,14 @@ class ChipTB(CoreTB):
         super().__init__(dut)
         self.cores = None
         self.chip_regs = None
+        # the stalling top (its DRAM stalls at random) also pauses the host's AXI4-Lite
+        # channels at random: AW, W, B and AR, R of the chip's page decoder
+        if "stall" in dut._name:
+            w, r = self.csr.write_if, self.csr.read_if
+            self.host_pauses = AxiPauses(self.pause_rng)
+            self.host_pauses.p = 0.3
+            self.host_pauses.install((w.aw_channel, w.w_channel, w.b_channel,
+                                      r.ar_channel, r.r_channel))
 
     async def reset(self):
         await super().reset()
