@@ -7,10 +7,11 @@ For each run it reports the chip's cycles (the slowest core's CYCLES counter: th
 start together), inferences per 1,000 cycles and the speed-up over one core, the
 DRAM bytes per inference (weights and biases apart from the activations, counted from
 the programs' DMA descriptors; peer stores do not touch DRAM), and for the pipelines
-the latency figures from a second run of one micro-batch: its cycles (weights, fill and
-drain of one micro-batch), the steady-state cycles per micro-batch
-``(C_batch - C_one) / (micro-batches - 1)`` and the fill + drain overhead
-``C_batch - micro-batches * steady``.
+the latency and steady-state figures from runs of 1, 4 and 8 micro-batches: one
+micro-batch alone (weights, fill and drain: its latency), the steady-state cycles per
+micro-batch ``(C_8 - C_4) / 4`` (what one more micro-batch costs in a long stream), the
+throughput that gives, and the fill + drain overhead of the whole batch
+``C_batch - batch / nb * steady``.
 """
 
 from __future__ import annotations
@@ -103,16 +104,21 @@ def run_chip_bench(config="default", batch=1024, cores=(1, 2, 4), seed=2):
                    "utilization": cc.macs / (run.cycles * n * cfg.rows * cfg.cols),
                    "stages": cc.stages, "nb": cc.nb, "wall_s": run.wall_s}
             if mode == "pipeline":
-                one = _compile(net, cfg, n, cc.nb, mode)
-                _, r1 = run_chip_compiled(one, x[:cc.nb], backend="verilator")
-                mbs = -(-batch // cc.nb)
-                steady = (run.cycles - r1.cycles) / (mbs - 1) if mbs > 1 else None
-                row.update({"one_microbatch_cycles": r1.cycles,
+                # latency: one micro-batch alone (weights, fill and drain); steady state:
+                # the cycles of 4 more micro-batches, from runs of 4 and 8 of them
+                nb = cc.nb
+                cyc = {}
+                for mbs in (1, 4, 8):
+                    one = _compile(net, cfg, n, mbs * nb, mode)
+                    xs = rng.normal(size=(mbs * nb, DIMS[0])).astype(np.float32)
+                    _, r1 = run_chip_compiled(one, xs, backend="verilator")
+                    cyc[mbs] = r1.cycles
+                steady = (cyc[8] - cyc[4]) / 4
+                row.update({"one_microbatch_cycles": cyc[1],
                             "steady_cycles_per_microbatch": steady,
-                            "fill_drain_cycles": (run.cycles - mbs * steady) if steady else None,
-                            "steady_inferences_per_kcycle":
-                                1000 * cc.nb / steady if steady else None})
-                if steady and base_rate:
+                            "fill_drain_cycles": run.cycles - batch / nb * steady,
+                            "steady_inferences_per_kcycle": 1000 * nb / steady})
+                if base_rate:
                     row["steady_speedup"] = row["steady_inferences_per_kcycle"] / base_rate
             rows.append(row)
     return rows

@@ -668,7 +668,7 @@ def main(argv=None):
     cb = sub.add_parser("chip-bench", help="the chip section of make bench alone "
                                            "-> build/bench-chip.json")
     cb.add_argument("--config", default="default")
-    cb.add_argument("--batch", type=int, default=256)
+    cb.add_argument("--batch", type=int, default=1024)
     cb.add_argument("--cores", type=int, action="append", default=None)
     cb.set_defaults(func=cmd_chip_bench)
 

@@ -12,8 +12,7 @@
   chip-wide SOFT_RESET, and a good run afterwards.
 
 Every run is compared with the ISS on the whole DRAM image and each core's end state.
-The ``chip_sim2_stall`` top adds random stalls on every DRAM channel, and the testbench
-then pauses every channel of the host's AXI4-Lite port at random too.
+The ``chip_sim2_stall`` top adds random stalls on every DRAM channel.
 """
 
 import cocotb
