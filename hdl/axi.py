@@ -206,7 +206,7 @@ class AXIInFlight(wiring.Component):
         return m
 
 
-def serve_axi4_writes(m, bus, *, size, outstanding, aw_gate=1, w_gate=1):
+def serve_axi4_writes(m, bus, *, size, outstanding, aw_gate=1, w_gate=1, b_latency=0):
     """The write half of an in-order AXI4 memory subordinate on ``bus`` (the
     subordinate's view of an :class:`AXI4Signature`), added to module ``m``: the memory
     models (:class:`hdl.tops.simdram.SimDram`) and the board's block-RAM DRAM window
@@ -218,6 +218,9 @@ def serve_axi4_writes(m, bus, *, size, outstanding, aw_gate=1, w_gate=1):
     burst's response DECERR. The B responses wait in their own queue (``bq``), so W
     beats are refused only when it is full. ``aw_gate``/``w_gate`` (1-bit values) can
     hold off AW and W acceptance (random stalls, a host port that takes the memory).
+    ``b_latency`` > 0: each B response is held until that many cycles after its last
+    beat was written (a memory controller's write-acknowledge latency; 0: the cycle
+    after).
 
     Returns ``(fire, ok, addr)``: a W beat is taken this cycle; it lies inside the
     memory; its byte address. The caller writes ``bus.wdata`` under ``bus.wstrb`` at
@@ -235,7 +238,12 @@ def serve_axi4_writes(m, bus, *, size, outstanding, aw_gate=1, w_gate=1):
     w_id = Signal(idw)
     w_busy = Signal()
     w_err = Signal()
-    bq = m.submodules.bq = SyncFIFOBuffered(width=idw + 2, depth=outstanding)
+    tw = 32 if b_latency else 0           # the B queue's due-time field
+    bq = m.submodules.bq = SyncFIFOBuffered(width=idw + 2 + tw, depth=outstanding)
+    if b_latency:
+        now = Signal(32, name="b_now")
+        m.d.sync += now.eq(now + 1)
+        b_due = (now - bq.r_data[idw + 2:])[31] == 0      # now >= due, modulo 2**32
     with m.If(~w_busy & awq.r_rdy):
         m.d.comb += awq.r_en.eq(1)
         m.d.sync += [w_busy.eq(1), w_addr.eq(awq.r_data[:aw]), w_id.eq(awq.r_data[aw:]),
@@ -246,11 +254,13 @@ def serve_axi4_writes(m, bus, *, size, outstanding, aw_gate=1, w_gate=1):
     m.d.comb += [
         bq.w_en.eq(w_fire & bus.wlast),
         bq.w_data.eq(Cat(w_id, Mux(w_err | ~w_ok, AXIResp.DECERR, AXIResp.OKAY))),
-        bus.bvalid.eq(bq.r_rdy),
+        bus.bvalid.eq(bq.r_rdy & b_due if b_latency else bq.r_rdy),
         bus.bid.eq(bq.r_data[:idw]),
-        bus.bresp.eq(bq.r_data[idw:]),
-        bq.r_en.eq(bus.bready),
+        bus.bresp.eq(bq.r_data[idw:idw + 2] if b_latency else bq.r_data[idw:]),
+        bq.r_en.eq(bus.bready & b_due if b_latency else bus.bready),
     ]
+    if b_latency:
+        m.d.comb += bq.w_data[idw + 2:].eq(now + b_latency)
     with m.If(w_fire):
         m.d.sync += [w_addr.eq(w_addr + nb), w_err.eq(w_err | ~w_ok)]
         with m.If(bus.wlast):

@@ -21,7 +21,8 @@ __all__ = ["ChipSim"]
 
 class ChipSim(ConfigComponent):
     """:class:`~hdl.chip.Chip` of ``cores`` cores and a :class:`SimDram` of
-    ``dram_size`` bytes (``stall_16ths``: its random backpressure).
+    ``dram_size`` bytes (``stall_16ths``: its random backpressure; ``b_latency``: its
+    write-response latency).
 
     Members
     -------
@@ -31,10 +32,11 @@ class ChipSim(ConfigComponent):
     """
 
     def __init__(self, config: CoreConfig, *, cores=4, dram_size=1 << 20, latency=20,
-                 stall_16ths=0):
+                 stall_16ths=0, b_latency=0):
         check_config(config)
         self._cores = check_cores(cores)
-        self._dram = dict(size=dram_size, latency=latency, stall_16ths=stall_16ths)
+        self._dram = dict(size=dram_size, latency=latency, stall_16ths=stall_16ths,
+                          b_latency=b_latency)
         super().__init__(config, {
             **clock_ports(True),
             "s_axil": In(AXI4LiteSignature(addr_width=CHIP_ADDR_WIDTH)),

@@ -33,7 +33,8 @@ class SimDram(ConfigComponent):
     gets DECERR (reads return zero, writes change nothing). INCR bursts only.
 
     With ``stall_16ths`` = s > 0, a 16-bit LFSR withholds each read beat, write-data
-    ready and address ready with probability s/16 (backpressure for tests).
+    ready and address ready with probability s/16 (backpressure for tests). With
+    ``b_latency`` > 0 each write response waits that many cycles after its last beat.
 
     Members
     -------
@@ -41,11 +42,12 @@ class SimDram(ConfigComponent):
     """
 
     def __init__(self, config: CoreConfig, *, size=1 << 20, latency=20, outstanding=8,
-                 stall_16ths=0):
+                 stall_16ths=0, b_latency=0):
         check_config(config)
         check_int_range("latency", latency, 1, 1024)
         check_int_range("outstanding", outstanding, 1, 64)
         check_int_range("stall_16ths", stall_16ths, 0, 15)
+        check_int_range("b_latency", b_latency, 0, 1024)
         if size % config.axi_data_bytes or size <= 0:
             raise ValueError(f"size must be a positive multiple of {config.axi_data_bytes}, "
                              f"not {size!r}")
@@ -53,6 +55,7 @@ class SimDram(ConfigComponent):
         self.latency = latency
         self.outstanding = outstanding
         self.stall_16ths = stall_16ths
+        self.b_latency = b_latency
         super().__init__(config, {"s_axi": In(axi_signature(config))})
 
     def elaborate(self, platform):
@@ -125,7 +128,8 @@ class SimDram(ConfigComponent):
         # ---- writes --------------------------------------------------------------------
         w_fire, w_ok, w_addr = serve_axi4_writes(m, bus, size=self.size,
                                                  outstanding=self.outstanding,
-                                                 aw_gate=go(2), w_gate=go(3))
+                                                 aw_gate=go(2), w_gate=go(3),
+                                                 b_latency=self.b_latency)
         m.d.comb += [
             wr.addr.eq(w_addr[lb:]),
             wr.data.eq(bus.wdata),

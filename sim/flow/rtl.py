@@ -71,9 +71,10 @@ _host_decoder = _made("board.HostDecoder", config=False, dram_size=1 << 16)
 _ulx3s = _made("tops.ulx3s.ULX3STop")
 _board_sim = _made("tops.board_sim.BoardSim")
 # a chip of n cores on the simulation DRAM (chip_sim<n>, n = 1..8); the stalling one
-# backpressures every AXI channel at random
+# backpressures every AXI channel at random and answers writes 40 cycles late (so a
+# peer store's response could overtake a DRAM one: the interconnect must not let it)
 _chip_sims = {f"chip_sim{n}": _made("tops.chip_sim.ChipSim", cores=n) for n in range(1, 9)}
-_chip_sim2_stall = _made("tops.chip_sim.ChipSim", cores=2, stall_16ths=5)
+_chip_sim2_stall = _made("tops.chip_sim.ChipSim", cores=2, stall_16ths=5, b_latency=40)
 #: The chip simulation tops, by core count (the runtime's verilator backend with cores).
 CHIP_SIM_TOPS = {n: f"chip_sim{n}" for n in range(1, 9)}
 

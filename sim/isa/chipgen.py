@@ -31,15 +31,22 @@ __all__ = ["FULL", "FREE", "chain_programs", "relocate", "place"]
 FULL, FREE = 0, 1
 
 
-def chain_programs(cfg, cores, tiles, rows, row_bytes, *, src, dst, skip_free_wait=False):
+def chain_programs(cfg, cores, tiles, rows, row_bytes, *, src, dst, skip_free_wait=False,
+                   checkpoint=None):
     """Programs of a ``cores``-core chain moving ``tiles`` tiles of ``rows`` x
     ``row_bytes`` from DRAM ``src`` (tile ``t`` at ``src + t*rows*row_bytes``, rows
     packed) through every core's SBUF to DRAM ``dst`` (same layout). Returns one
     :class:`~sim.isa.asm.Program` per core. ``skip_free_wait``: the producers do not
-    wait for *free* (a racy chain, for the race checker)."""
+    wait for *free* (a racy chain, for the race checker).
+
+    ``checkpoint=addr``: core 0 also stores each tile to DRAM at ``addr`` (same layout)
+    just before its peer store, so its DMA-out queue mixes DRAM and peer bursts, and
+    reloads each checkpoint once that store has completed, into SBUF bytes
+    ``2*row_bytes`` on, storing the reload at ``addr + tiles*rows*row_bytes``: a
+    completion reported before the DRAM write had landed would reload stale bytes."""
     ap = PeerAperture(cfg)
-    if not 1 <= rows <= cfg.rows or 2 * row_bytes > cfg.sbuf_bytes:
-        raise ValueError(f"a tile of {rows} x {row_bytes} bytes does not fit twice in "
+    if not 1 <= rows <= cfg.rows or 3 * row_bytes > cfg.sbuf_bytes:
+        raise ValueError(f"a tile of {rows} x {row_bytes} bytes does not fit three times in "
                          f"{cfg.rows} partitions of {cfg.sbuf_bytes} bytes")
     progs = [Program(cfg) for _ in range(cores)]
     for p in progs:
@@ -55,6 +62,10 @@ def chain_programs(cfg, cores, tiles, rows, row_bytes, *, src, dst, skip_free_wa
                       row_stride=row_bytes, offset=buf,
                       wait=("sent", t - 1) if t >= 2 else None, signal="have")
                 have = ("have", t + 1)
+                if checkpoint is not None:
+                    p.dma(addr=checkpoint + t * tb, rows=rows, row_bytes=row_bytes,
+                          row_stride=row_bytes, offset=buf, store=True, wait=have,
+                          signal="ckpt")
             else:
                 have = ("full", t + 1)
             if last:
@@ -68,6 +79,15 @@ def chain_programs(cfg, cores, tiles, rows, row_bytes, *, src, dst, skip_free_wa
                       row_stride=ap.stride, offset=buf, store=True, wait=have,
                       signal="sent")
                 p.signal_peer(k + 1, FULL, wait=("sent", t + 1))
+                if k == 0 and checkpoint is not None:
+                    # once the checkpoint store has completed (DMA-out completes in
+                    # order, so the last reload's store has too: the buffer is free)
+                    p.dma(addr=checkpoint + t * tb, rows=rows, row_bytes=row_bytes,
+                          row_stride=row_bytes, offset=2 * row_bytes,
+                          wait=("ckpt", t + 1), signal="reload")
+                    p.dma(addr=checkpoint + (tiles + t) * tb, rows=rows,
+                          row_bytes=row_bytes, row_stride=row_bytes, offset=2 * row_bytes,
+                          store=True, wait=("reload", t + 1), signal="kept")
             if k > 0:
                 p.signal_peer(k - 1, FREE, wait=("sent", t + 1))
     for p in progs:

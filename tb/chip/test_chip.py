@@ -113,10 +113,15 @@ async def test_chain(dut):
     models = [TensorModel(cfg) for _ in range(n)]
     for i in range(3):
         rows = int(tb.rng.integers(1, cfg.rows + 1))
-        row_bytes = int(tb.rng.integers(1, min(64, cfg.sbuf_bytes // 2) + 1))
+        row_bytes = int(tb.rng.integers(1, min(64, cfg.sbuf_bytes // 3) + 1))
         tiles = int(tb.rng.integers(3, 8))
         src, dst = 0x8000, 0xC000
-        progs = chain_programs(cfg, n, tiles, rows, row_bytes, src=src, dst=dst)
+        # the second chain also checkpoints core 0's tiles to DRAM and reloads them:
+        # DRAM and peer stores mixed in one DMA-out queue (the interconnect must keep
+        # that core's write responses in order)
+        ckpt = 0x4000 if i == 1 else None
+        progs = chain_programs(cfg, n, tiles, rows, row_bytes, src=src, dst=dst,
+                               checkpoint=ckpt)
         dram = np.zeros(IMAGE, np.uint8)
         addrs = []
         a = 0
