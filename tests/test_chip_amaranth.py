@@ -153,3 +153,64 @@ def test_elaboration_checks():
         Chip(CoreConfig(axi_addr_width=16), cores=2)
     with pytest.raises(ValueError, match="do not fit"):
         AXILitePages(addr_width=13, page_bits=12, pages=3)
+
+
+def test_write_responses_stay_in_order():
+    """A core's DRAM write, then its peer write: the peer burst is not granted until the
+    DRAM burst's response (held back 20 cycles here) has been delivered, so the core
+    gets its B responses in the order of its bursts (AXI's rule for one ID)."""
+    dut = ChipInterconnect(CFG, 2)
+    peer_addr = AP.addr(1, 0, 0)
+
+    async def tb(ctx):
+        s, o = dut.s[0], dut.m_axi
+        for pw in dut.o_peer_wr:
+            ctx.set(pw.ready, 1)
+        ctx.set(o.awready, 1)
+        ctx.set(o.wready, 1)
+        ctx.set(s.bready, 1)
+        # the DRAM burst: AW and its one W beat
+        ctx.set(s.awaddr, 0x40)
+        ctx.set(s.awlen, 0)
+        ctx.set(s.awvalid, 1)
+        while not ctx.get(s.awready):
+            await ctx.tick()
+        await ctx.tick()
+        ctx.set(s.awvalid, 0)
+        ctx.set(s.wdata, 7)
+        ctx.set(s.wstrb, 0xFF)
+        ctx.set(s.wlast, 1)
+        ctx.set(s.wvalid, 1)
+        while not ctx.get(s.wready):
+            await ctx.tick()
+        await ctx.tick()
+        ctx.set(s.wvalid, 0)
+        # the peer burst follows at once; DRAM answers only 20 cycles later
+        ctx.set(s.awaddr, peer_addr)
+        ctx.set(s.awvalid, 1)
+        order = []
+        peer_granted_at = None
+        for t in range(60):
+            if t == 20:
+                ctx.set(o.bvalid, 1)
+                ctx.set(o.bid, 0)
+                ctx.set(o.bresp, AXIResp.OKAY)
+            if ctx.get(s.awvalid) and ctx.get(s.awready) and peer_granted_at is None:
+                peer_granted_at = t
+            if ctx.get(s.bvalid):
+                order.append(("dram" if ctx.get(o.bvalid) and ctx.get(o.bready) else "peer", t))
+            o_b = ctx.get(o.bvalid) and ctx.get(o.bready)
+            aw_fire = ctx.get(s.awvalid) and ctx.get(s.awready)
+            w_fire = ctx.get(s.wvalid) and ctx.get(s.wready)
+            await ctx.tick()
+            if o_b:
+                ctx.set(o.bvalid, 0)
+            if aw_fire:                     # the peer burst's one beat follows its AW
+                ctx.set(s.awvalid, 0)
+                ctx.set(s.wdata, 9)
+                ctx.set(s.wvalid, 1)
+            if w_fire:
+                ctx.set(s.wvalid, 0)
+        assert peer_granted_at is not None and peer_granted_at > 20, peer_granted_at
+        assert [w for w, _ in order][:1] == ["dram"], order
+    simulate(dut, tb)

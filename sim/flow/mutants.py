@@ -660,7 +660,7 @@ MUTANTS = [
        "(dram_out[k] == 0) & (loc_out[k] < depth))",
        "(loc_out[k] < depth))",
        "a core's peer burst is granted while its DRAM writes are unanswered (B order lost)",
-       "tests/test_rtl_chip.py::test_chip[chip_sim2_stall-test_chain]"),
+       _CHIPA),
     _m("dma-peer-core-unchecked", "chip", "hdl/dma.py",
        "| (p_core >= self.i_cores)",
        "",
