@@ -136,8 +136,9 @@ TOPS = {
     "board_sim": _board_sim,
     **_chip_sims,
     "chip_sim2_stall": _chip_sim2_stall,
-    # a chip of four cores for make synth (four 4x4 cores fit the LFE5U-85F's DSPs)
-    "chip4_synth": _wrapped(_made("chip.Chip", cores=4)),
+    # a chip of two cores for make synth (four 4x4 cores need 128% of the LFE5U-85F's
+    # LUTs: docs/chip.md)
+    "chip2_synth": _wrapped(_made("chip.Chip", cores=2)),
 }
 
 #: Tops that only vary another top's core count or DRAM stalls (``chip_sim2`` stands for
@@ -191,7 +192,7 @@ SYNTH_TOPS = {
     "fp_mul16": "fp_mul16_synth",
     "fp32_adder_ftz": "fp32_adder_ftz_synth",
     "fp_mul16_ftz": "fp_mul16_ftz_synth",
-    "chip4": "chip4_synth",
+    "chip2": "chip2_synth",
 }
 
 
