@@ -98,15 +98,18 @@ class Controller(ConfigComponent):
     o_vector : Out(stream.Signature(ActCmd)); vector : In(EngineStatus(ActError))
         The engines' completions and refusals; the controller pulses ``error_clear`` on
         an accepted start.
-    i_cores : In(CORES_BITS)   the chip's core count (0: a standalone core)
-    o_remote : Out(stream.Signature(RemoteSignal))   cross-core signals of remote SEMs
+    i_cores : In(CORES_BITS)   (``chip=True`` only) the chip's core count
+    o_remote : Out(stream.Signature(RemoteSignal))   (``chip=True``) cross-core signals
     i_remote : In(stream.Signature(SEM_BITS))
-        Signals from other cores: always ready, each counts its semaphore up (also
-        while not running; ``ctrl.start`` clears the semaphores, so cores that signal
-        each other are started together, by the chip's START register).
+        (``chip=True``) Signals from other cores: always ready, each counts its
+        semaphore up (also while not running; ``ctrl.start`` clears the semaphores, so
+        cores that signal each other are started together, by the chip's START
+        register). Without ``chip`` the ports do not exist and every remote SEM faults
+        with PEER.
     """
 
-    def __init__(self, config: CoreConfig, *, fetch_depth=16, fetch_burst=4, inflight_depth=8):
+    def __init__(self, config: CoreConfig, *, fetch_depth=16, fetch_burst=4, inflight_depth=8,
+                 chip=False):
         check_config(config)
         check_int_range("fetch_depth", fetch_depth, 1, 64)
         if fetch_burst not in (1, 2, 4, 8) or fetch_burst > fetch_depth:
@@ -117,6 +120,7 @@ class Controller(ConfigComponent):
         # the controller is refused at construction for the same reasons.
         self._fetch = Fetcher(config, depth=fetch_depth, burst=fetch_burst)
         self._inflight_depth = inflight_depth
+        self._chip = bool(chip)
         super().__init__(config, {
             "i_engine_busy": In(1),
             "ctrl": In(RunControl()),
@@ -130,9 +134,9 @@ class Controller(ConfigComponent):
             "i_dma_out_done": In(stream.Signature(dma_done_layout())),
             "o_tensor": Out(stream.Signature(MatmulCmd)),
             "o_vector": Out(stream.Signature(ActCmd)),
-            "i_cores": In(CORES_BITS),
-            "o_remote": Out(stream.Signature(RemoteSignal)),
-            "i_remote": In(stream.Signature(SEM_BITS)),
+            **({"i_cores": In(CORES_BITS),
+                "o_remote": Out(stream.Signature(RemoteSignal)),
+                "i_remote": In(stream.Signature(SEM_BITS))} if chip else {}),
         })
 
     def elaborate(self, platform):
@@ -155,14 +159,15 @@ class Controller(ConfigComponent):
         ]
 
         fetch = m.submodules.fetch = self._fetch
-        dec = m.submodules.decode = Decoder(cfg.n_sems)
+        dec = m.submodules.decode = Decoder(cfg.n_sems, chip=self._chip)
         queues = {name: IssueQueue(cmd, depth=cfg.queue_depth,
                                    inflight_depth=self._inflight_depth, macs=macs)
                   for name, (cmd, macs) in QUEUES.items()}
         for name, q in queues.items():
             m.submodules[f"{name}_queue"] = q
         # waits: decoder, then the queue heads; signals: the completions, then SEM
-        sems = m.submodules.sems = Semaphores(cfg.n_sems, n_signals=6, n_waits=5)
+        sems = m.submodules.sems = Semaphores(cfg.n_sems, n_signals=6 if self._chip else 5,
+                                              n_waits=5)
         wdog = m.submodules.watchdog = Watchdog()
         # fault sources, highest priority first: decoder, DMA-in and DMA-out
         # completions, tensor error, vector error, watchdog
@@ -242,15 +247,16 @@ class Controller(ConfigComponent):
             if name == "tensor":
                 m.d.sync += self.status.macs.eq(Mux(ev, rec.payload.macs, 0))
         m.d.comb += sems.i_signal[4].eq(dec.o_signal)
-        # signals from other cores (an index not below n_sems would count nothing:
-        # the sender's decoder checks indices against its own n_sems, the same)
-        m.d.comb += [
-            self.i_remote.ready.eq(1),
-            sems.i_signal[5].en.eq(self.i_remote.valid),
-            sems.i_signal[5].sem.eq(self.i_remote.payload),
-            dec.i_cores.eq(self.i_cores),
-        ]
-        wiring.connect(m, dec.o_remote, wiring.flipped(self.o_remote))
+        if self._chip:
+            # signals from other cores (an index not below n_sems would count nothing:
+            # the sender's decoder checks indices against its own n_sems, the same)
+            m.d.comb += [
+                self.i_remote.ready.eq(1),
+                sems.i_signal[5].en.eq(self.i_remote.valid),
+                sems.i_signal[5].sem.eq(self.i_remote.payload),
+                dec.i_cores.eq(self.i_cores),
+            ]
+            wiring.connect(m, dec.o_remote, wiring.flipped(self.o_remote))
         for k, (name, code) in enumerate((("tensor", CoreError.TENSOR),
                                           ("vector", CoreError.VECTOR))):
             m.d.comb += [

@@ -263,19 +263,21 @@ class Decoder(wiring.Component):
     i : In(stream.Signature(FetchedInstr))
     o_dma_in, o_dma_out, o_tensor, o_vector : Out(stream.Signature(queue_layout(...)))
     o_wait : Out(SemWait); i_wait_ok : In(1); o_signal : Out(SemSignal)
-    i_cores : In(CORES_BITS)   the chip's core count (0: not on a chip)
-    o_remote : Out(stream.Signature(RemoteSignal))
-        A remote SEM (:class:`~hdl.isa.SemCmd`) signals here instead of ``o_signal``,
-        and is popped only when the signal is taken. A remote SEM to a core not below
-        ``i_cores`` faults (PEER, after SEM_RANGE).
+    i_cores : In(CORES_BITS); o_remote : Out(stream.Signature(RemoteSignal))
+        Only with ``chip=True`` (a core of a chip): a remote SEM
+        (:class:`~hdl.isa.SemCmd`) signals on ``o_remote`` instead of ``o_signal`` and
+        is popped only when the signal is taken; one to a core not below ``i_cores``
+        faults (PEER, after SEM_RANGE). Without ``chip`` every remote SEM faults with
+        PEER (a standalone core has no other cores), and the ports do not exist.
     i_quiet : In(1)     every queue and in-flight FIFO is empty and no engine is busy
     o_fault : Out(Fault)
     o_pc : Out(48); o_pop, o_retired, o_done, o_blocked : Out(1)
     """
 
-    def __init__(self, n_sems):
+    def __init__(self, n_sems, *, chip=False):
         check_int_range("n_sems", n_sems, 1, 1 << SEM_BITS)
         self._n_sems = n_sems
+        self._chip = bool(chip)
         ports = {
             "i_start": In(1),
             "i_prog_addr": In(ADDR_BITS),
@@ -288,8 +290,8 @@ class Decoder(wiring.Component):
             "o_wait": Out(SemWait),
             "i_wait_ok": In(1),
             "o_signal": Out(SemSignal),
-            "i_cores": In(CORES_BITS),
-            "o_remote": Out(stream.Signature(RemoteSignal)),
+            **({"i_cores": In(CORES_BITS), "o_remote": Out(stream.Signature(RemoteSignal))}
+               if chip else {}),
             "i_quiet": In(1),
             "o_fault": Out(Fault),
             "o_pc": Out(ADDR_BITS),
@@ -325,7 +327,10 @@ class Decoder(wiring.Component):
         is_sem = nxt.opcode == Opcode.SEM
         # a remote SEM must signal; a local one names no core
         sem_rsv = is_sem & Mux(nxt_sem.remote, ~nxt.sig_en, nxt_sem.core != 0)
-        peer_bad = is_sem & nxt_sem.remote & (nxt_sem.core >= self.i_cores)
+        if self._chip:
+            peer_bad = is_sem & nxt_sem.remote & (nxt_sem.core >= self.i_cores)
+        else:
+            peer_bad = is_sem & nxt_sem.remote
         nxt_code = Signal(CoreError)
         with m.If(self.i.payload.err):
             m.d.comb += nxt_code.eq(CoreError.FETCH)
@@ -394,8 +399,9 @@ class Decoder(wiring.Component):
         sig = Signal()
         sem_cmd = data.View(SemCmd, body[:BODY_WIDTH[Opcode.SEM]])
         remote = sem_cmd.remote
-        m.d.comb += [self.o_remote.payload.core.eq(sem_cmd.core),
-                     self.o_remote.payload.sem.eq(instr.sig_sem)]
+        if self._chip:
+            m.d.comb += [self.o_remote.payload.core.eq(sem_cmd.core),
+                         self.o_remote.payload.sem.eq(instr.sig_sem)]
         # i_wait_ok of this head in the previous cycle: the verdict (`held`) and that the
         # head did not change (`kept`), in two registers as in IssueQueue
         held = Signal()
@@ -405,11 +411,12 @@ class Decoder(wiring.Component):
         with m.If(running & have):
             with m.If(~legal):
                 m.d.comb += self.o_fault.valid.eq(1)
-            with m.Elif((op == Opcode.SEM) & remote):
-                # a cross-core signal leaves once its wait has held; popped when taken
-                m.d.comb += self.o_remote.valid.eq(wait_ok)
-                with m.If(wait_ok & self.o_remote.ready):
-                    m.d.comb += pop.eq(1)
+            if self._chip:
+                with m.Elif((op == Opcode.SEM) & remote):
+                    # a cross-core signal leaves once its wait has held; popped when taken
+                    m.d.comb += self.o_remote.valid.eq(wait_ok)
+                    with m.If(wait_ok & self.o_remote.ready):
+                        m.d.comb += pop.eq(1)
             with m.Elif(op == Opcode.SEM):
                 with m.If(wait_ok):
                     m.d.comb += [pop.eq(1), sig.eq(instr.sig_en)]

@@ -118,31 +118,36 @@ class Core(ConfigComponent):
     ctrl : In(CoreControl)          start, program address, watchdog, DMA window; quiesce
                                     (to :class:`AXIJoin`: no new AXI burst)
     status : Out(CoreStatus)        run state, the last fault, per-cycle counter increments
-    i_cores, o_signal, i_signal, i_peer_wr    the chip's side (:class:`ChipLink`): the
-                                    core count (0 off a chip), cross-core signals out and
-                                    in, peer stores into this core's SBUF
+    i_cores, o_signal, i_signal, i_peer_wr    only with ``chip=True``, the chip's side
+                                    (:class:`ChipLink`): the core count, cross-core signals
+                                    out and in, peer stores into this core's SBUF. Without
+                                    ``chip`` none of that logic is built (no peer aperture,
+                                    remote SEMs fault with PEER)
     """
 
-    def __init__(self, config: CoreConfig):
+    def __init__(self, config: CoreConfig, *, chip=False):
         check_config(config)
+        self._chip = bool(chip)
         link = ChipLink(config).members
         super().__init__(config, {
             "m_axi": Out(axi_signature(config)),
             "ctrl": In(CoreControl()),
             "status": Out(CoreStatus()),
-            **{n: link[n] for n in ("i_cores", "o_signal", "i_signal", "i_peer_wr")},
+            **({n: link[n] for n in ("i_cores", "o_signal", "i_signal", "i_peer_wr")}
+               if chip else {}),
         })
 
     def elaborate(self, platform):
         cfg = self._config
         m = Module()
-        ctl = m.submodules.controller = Controller(cfg)
-        mem = m.submodules.mem = MemorySubsystem(cfg, sbuf_read=4, sbuf_write=3,
+        chip = self._chip
+        ctl = m.submodules.controller = Controller(cfg, chip=chip)
+        mem = m.submodules.mem = MemorySubsystem(cfg, sbuf_read=4, sbuf_write=3 if chip else 2,
                                                  psum_read=2, psum_write=1)
         te = m.submodules.tensor = TensorEngine(cfg)
         ve = m.submodules.vector = VectorEngine(cfg)
-        din = m.submodules.dma_in = DMAEngine(cfg)
-        dout = m.submodules.dma_out = DMAEngine(cfg)
+        din = m.submodules.dma_in = DMAEngine(cfg, chip=chip)
+        dout = m.submodules.dma_out = DMAEngine(cfg, chip=chip)
         join = m.submodules.axi = AXIJoin(cfg)
 
         wiring.connect(m, ctl.m_axi, join.i_fetch)
@@ -168,12 +173,13 @@ class Core(ConfigComponent):
         wiring.connect(m, dout.sbuf_rd, mem.sbuf_rd[3])
         wiring.connect(m, din.sbuf_wr, mem.sbuf_wr[0])
         wiring.connect(m, ve.sbuf_wr, mem.sbuf_wr[1])
-        wiring.connect(m, wiring.flipped(self.i_peer_wr), mem.sbuf_wr[2])
-        # the chip: core count, cross-core signals
-        m.d.comb += [ctl.i_cores.eq(self.i_cores), din.i_cores.eq(self.i_cores),
-                     dout.i_cores.eq(self.i_cores)]
-        wiring.connect(m, ctl.o_remote, wiring.flipped(self.o_signal))
-        wiring.connect(m, wiring.flipped(self.i_signal), ctl.i_remote)
+        if chip:
+            # the chip: peer stores into SBUF, core count, cross-core signals
+            wiring.connect(m, wiring.flipped(self.i_peer_wr), mem.sbuf_wr[2])
+            m.d.comb += [ctl.i_cores.eq(self.i_cores), din.i_cores.eq(self.i_cores),
+                         dout.i_cores.eq(self.i_cores)]
+            wiring.connect(m, ctl.o_remote, wiring.flipped(self.o_signal))
+            wiring.connect(m, wiring.flipped(self.i_signal), ctl.i_remote)
         wiring.connect(m, te.psum_wr, mem.psum_wr[0])
         wiring.connect(m, ve.psum_rd, mem.psum_rd[0])
         wiring.connect(m, dout.psum_rd, mem.psum_rd[1])
@@ -238,7 +244,7 @@ class NeuronCore(ConfigComponent):
         cfg = self._config
         m = Module()
         host = m.submodules.host = HostInterface(cfg)
-        core = Core(cfg)
+        core = Core(cfg, chip=self._chip)
         if self._chip:
             link = self.chip
             m.d.comb += [core.i_cores.eq(link.i_cores), host.i_start.eq(link.i_start),
@@ -246,8 +252,8 @@ class NeuronCore(ConfigComponent):
             wiring.connect(m, core.o_signal, wiring.flipped(link.o_signal))
             wiring.connect(m, wiring.flipped(link.i_signal), core.i_signal)
             wiring.connect(m, wiring.flipped(link.i_peer_wr), core.i_peer_wr)
-        # off a chip the core count is 0 (no aperture, remote SEMs refused) and nothing
-        # arrives from other cores: the other inputs keep their reset value 0
+        # off a chip the core has no chip logic at all (Core(chip=False)); the host
+        # interface's chip START/SOFT_RESET inputs stay 0
         soft = Signal()
         m.submodules.core = ResetInserter({"sync": soft})(core)
         m.d.comb += soft.eq(host.o_soft_reset)

@@ -229,16 +229,6 @@ class _BurstGen:
                     m.d.sync += busy.eq(0)
 
 
-def _chip_capable(cfg):
-    """Whether ``cfg`` has room for the peer aperture (else its DMA engines are never on
-    a chip: :class:`~hdl.chip.Chip` refuses the configuration)."""
-    try:
-        PeerAperture(cfg)
-    except ValueError:
-        return False
-    return True
-
-
 class DmaState(enum.Enum, shape=3):
     """The DMA engine's check stage (an enum so that waveforms show it by name,
     ``sim/flow/waves.py``): IDLE takes a descriptor from the queue; CHECK1..3 compute
@@ -303,7 +293,8 @@ class DMAEngine(ConfigComponent):
     m_axi : Out(AXI4Signature)
     i_win_base, i_win_limit : In(WINDOW_BITS)
     i_cores : In(CORES_BITS)
-        The chip's core count; 0 for a standalone core. On a chip the top half of the
+        Only with ``chip=True``: the chip's core count (a chip of ``i_cores`` cores; 0
+        switches the aperture off). On a chip the top half of the
         address space is the peer aperture (:class:`~hdl.chipmap.PeerAperture`): a
         descriptor there must be a store into an existing core's SBUF with rows
         ``stride`` apart, else ``PEER``; a DRAM tile must end below it, else
@@ -320,17 +311,20 @@ class DMAEngine(ConfigComponent):
     #: queue; more would only let the issue stage run further ahead of the data).
     IN_FLIGHT = 4
 
-    def __init__(self, config: CoreConfig, *, queue_depth=4):
+    def __init__(self, config: CoreConfig, *, queue_depth=4, chip=False):
         check_config(config)
         check_int_range("queue_depth", queue_depth, 4, 64)
         self._queue_depth = queue_depth
+        self._chip = bool(chip)
+        if chip:
+            PeerAperture(config)        # ValueError if the address leaves no room for it
         super().__init__(config, {
             "i_desc": In(stream.Signature(DmaDesc)),
             "o_done": Out(stream.Signature(dma_done_layout())),
             "m_axi": Out(axi_signature(config)),
             "i_win_base": In(WINDOW_BITS),
             "i_win_limit": In(WINDOW_BITS),
-            "i_cores": In(CORES_BITS),
+            **({"i_cores": In(CORES_BITS)} if chip else {}),
             "sbuf_wr": Out(sbuf_write_client(config)),
             "sbuf_rd": Out(sbuf_read_client(config)),
             "psum_rd": Out(psum_read_client(config)),
@@ -375,11 +369,11 @@ class DMAEngine(ConfigComponent):
         hi = Signal(64)          # one past the last DRAM byte of the tile
         extent = Signal(64)      # (rows - 1) * row_stride
         # the peer aperture (a chip only): the fields of a peer store's address
-        ap = PeerAperture(cfg) if _chip_capable(cfg) else None
-        peer = Signal()
-        peer_bad = Signal()
-        above_dram = Signal()       # on a chip, a DRAM tile reaching into the aperture
+        ap = PeerAperture(cfg) if self._chip else None
         if ap is not None:
+            peer = Signal()
+            peer_bad = Signal()
+            above_dram = Signal()   # a DRAM tile reaching into the aperture
             p_core = desc.addr[ap.core_shift:ap.core_shift + CORE_BITS]
             p_part = desc.addr[ap.offset_bits:ap.core_shift]
             p_off = desc.addr[:ap.offset_bits]
@@ -426,12 +420,14 @@ class DMAEngine(ConfigComponent):
                             | (desc.partition + desc.rows > parts)
                             | (desc.offset + desc.row_bytes > nbytes)):
                     m.d.sync += ccode.eq(DmaError.RANGE)
-                with m.Elif(peer):
-                    with m.If(peer_bad):
-                        m.d.sync += ccode.eq(DmaError.PEER)
-                with m.Elif((desc.addr < self.i_win_base) | (hi > self.i_win_limit)
-                            | (hi > (1 << cfg.axi_addr_width))
-                            | above_dram):
+                window_bad = ((desc.addr < self.i_win_base) | (hi > self.i_win_limit)
+                              | (hi > (1 << cfg.axi_addr_width)))
+                if ap is not None:
+                    with m.Elif(peer):
+                        with m.If(peer_bad):
+                            m.d.sync += ccode.eq(DmaError.PEER)
+                    window_bad = window_bad | above_dram
+                with m.Elif(window_bad):
                     m.d.sync += ccode.eq(DmaError.WINDOW)
             with m.Default():           # IDLE, or PASS handing the descriptor on
                 with m.If(passed | (state != PASS)):
