@@ -286,8 +286,8 @@ class ChipLink(_StructuralSignature):
 
     Members
     -------
-    i_cores : In(CORES_BITS)      the chip's core count (0: not on a chip: no peer
-                                  aperture, every cross-core SEM is refused)
+    i_cores : In(CORES_BITS)      the chip's core count (0 would switch the peer
+                                  aperture off and refuse every cross-core SEM)
     o_signal : Out(stream.Signature(RemoteSignal))   cross-core signals this core sends
     i_signal : In(stream.Signature(SEM_BITS))        signals other cores send to it
                                   (always ready: each counts one of its semaphores up)
