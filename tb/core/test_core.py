@@ -7,7 +7,8 @@ Run through ``tests/test_rtl_core.py``.
   legal type combination from PSUM and SBUF, SEM, END with a wait).
 * ``test_random_programs``: race-free random programs (``sim.isa.progen``), AXI
   backpressure drawn per program (``NCORE_COUNT`` programs, default 8).
-* ``test_faults``: every :class:`hdl.isa.CoreError`: the core stops with the ISS's
+* ``test_faults``: every :class:`hdl.isa.CoreError` (``PEER``: a remote SEM on a core
+  that is not on a chip): the core stops with the ISS's
   code, detail and fault address, raises the ERROR interrupt, refuses START until
   SOFT_RESET, and runs a good program afterwards.
 * ``test_csr``: reset values, RW read-back with byte strobes, RO writes and unmapped
@@ -766,6 +767,9 @@ def fault_cases(tb):
                  lambda _: _with(dma_word, body=_body(dma_word) | 1 << BODY_WIDTH[Opcode.DMA]))
     decode_fault("RESERVED wait_val without wait_en", lambda _: _with(sem_word, wait_val=5))
     decode_fault("RESERVED sig_sem without sig_en", lambda _: _with(sem_word, sig_sem=3))
+    # a cross-core signal on a core that is not on a chip (hdl.isa.SemCmd)
+    decode_fault("PEER remote SEM off a chip",
+                 lambda _: Instruction("SEM", signal=0, peer=1).encode())
     if cfg.n_sems < 32:
         decode_fault("SEM_RANGE signal",
                      lambda _: Instruction("SEM", signal=cfg.n_sems).encode())
