@@ -65,3 +65,33 @@ def test_run_on_a_chip(tmp_path, capsys):
     assert "one core" in capsys.readouterr().err
     assert main(["run", model, "--input", inp, "--config", "4x4-fp", "--cores", "9"]) == 2
     assert "cores must be" in capsys.readouterr().err
+
+
+def test_run_refuses_files_that_are_not_models(tmp_path, capsys):
+    """A corrupt, empty or unreadable file gives one line on stderr, exit code 2, no
+    traceback (issue 27)."""
+    rng = np.random.default_rng(5)
+    (tmp_path / "noise.onnx").write_bytes(rng.integers(0, 256, 300, dtype=np.uint8).tobytes())
+    (tmp_path / "empty.onnx").write_bytes(b"")
+    (tmp_path / "text.onnx").write_text("this is not a model\n")
+    for name, words in [("noise.onnx", "does not decode"), ("empty.onnx", "ir_version"),
+                        ("text.onnx", "not a valid ONNX model"),
+                        ("missing.onnx", "cannot read it")]:
+        assert main(["run", str(tmp_path / name)]) == 2, name
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith("error: ") and words in err, err
+        assert "Traceback" not in err
+
+
+def test_run_dram_option(tmp_path, capsys):
+    """``--dram-mib``: too little DRAM is refused with what to raise; enough runs."""
+    rng = np.random.default_rng(6)
+    _files(tmp_path, rng)
+    args = ["run", str(tmp_path / "m.onnx"), "--input", str(tmp_path / "x.npy"),
+            "--config", "4x4-fp"]
+    assert main(args + ["--dram-mib", "0.001"]) == 2
+    err = capsys.readouterr().err
+    assert "bytes of DRAM" in err and "--dram-mib" in err
+    assert main(args + ["--dram-mib", "0.5"]) == 0
+    assert main(args + ["--dram-mib", "-1"]) == 2
+    assert "positive" in capsys.readouterr().err

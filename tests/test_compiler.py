@@ -329,8 +329,44 @@ def test_model_too_large_for_dram():
         compile_net(net, FLT, batch=100_000, dram_bytes=1 << 20)
     net = random_float_net(rng, [16, 16])
     c = compile_net(net, FLT, batch=12_000)         # 1.1 MiB of activations
-    with pytest.raises(OutOfMemory, match="bytes of DRAM"):
-        run_compiled(c, np.zeros((12_000, 16), np.float32))
+    with pytest.raises(OutOfMemory, match="bytes of DRAM.*dram_bytes= to Device"):
+        run_compiled(c, np.zeros((12_000, 16), np.float32), dram_bytes=1 << 20)
+    y, _, _ = run_compiled(c, np.zeros((12_000, 16), np.float32))   # the 64 MiB default
+    assert y.shape == (12_000, 16)
+
+
+def test_dram_sizes():
+    """DRAM is a parameter of Device, matmul and run_compiled (issue 27): 64 MiB by
+    default on golden and verilator, any size on golden, at most the simulated DRAM
+    on verilator, and every refusal says what to raise."""
+    from hdl.tops.simdram import SIM_DRAM_BYTES, sim_dram_bytes
+    from sim.compiler.runtime import default_dram_bytes, max_dram_bytes
+    assert SIM_DRAM_BYTES == 64 << 20
+    assert Device(INT).dram_bytes == 64 << 20
+    assert Device(INT, "verilator").dram_bytes == SIM_DRAM_BYTES
+    assert Device(INT, "golden", 256 << 20).dram_bytes == 256 << 20
+    assert max_dram_bytes(INT, "golden") is None
+    assert max_dram_bytes("min", "verilator") == sim_dram_bytes(NAMED_CONFIGS["min"]) == 1 << 12
+    assert default_dram_bytes("min", "golden") == 1 << 12       # a 12-bit address space
+    with pytest.raises(OutOfMemory, match="SIM_DRAM_BYTES.*golden backend takes any size"):
+        Device(INT, "verilator", SIM_DRAM_BYTES + 64)
+    with pytest.raises(OutOfMemory, match="32-bit AXI address space"):
+        Device(INT, "golden", 1 << 33)
+    with pytest.raises(ValueError, match="positive"):
+        Device(INT, "golden", 0)
+    with pytest.raises(OutOfMemory, match="dram_bytes= to Device or matmul.*at least 16384"):
+        Device(INT, "golden", 8192).alloc(16384)
+    with pytest.raises(OutOfMemory, match="at most 67108864 bytes.*golden backend with "
+                                          "dram_bytes >= 67108928"):
+        Device(INT, "verilator").alloc(SIM_DRAM_BYTES + 64)
+    # a GEMM whose INT32 result alone (2 MiB) passed the old 1 MiB DRAM
+    rng = np.random.default_rng(3)
+    A = rng.integers(-128, 128, (1024, 16)).astype(np.int8)
+    B = rng.integers(-128, 128, (16, 512)).astype(np.int8)
+    C = matmul(A, B, "int8")
+    assert np.array_equal(C, A.astype(np.int64) @ B.astype(np.int64))
+    with pytest.raises(OutOfMemory, match="at least"):
+        matmul(A, B, "int8", dram_bytes=1 << 20)
 
 
 def test_bad_requests():

@@ -464,7 +464,7 @@ ERRORS = {
     "no_layer": (lambda: _model([_node("Identity", ["x"], ["y"], "id0")], {}),
                  ["graph input"]),
     "invalid": (lambda: _model([_node("MatMul", ["x", "nowhere"], ["y"], "mm0")], {}),
-                ["invalid ONNX model"]),
+                ["not a valid ONNX model", "mm0"]),
     "per_channel_weight": (lambda: _edit(_per_channel), ["per-channel", "dequant_w0"]),
     "weight_zero_point": (lambda: _edit(lambda g, n, i: _set_init(i, "w0_zp", np.int8(3))),
                           ["zero point", "dequant_w0", "matmul0"]),

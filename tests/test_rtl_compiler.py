@@ -89,3 +89,34 @@ def test_runtime_matmul_on_rtl():
     got, r = matmul(a, b, "bf16", config="4x4-fp", backend="verilator", return_result=True)
     assert np.array_equal(got.view(np.uint32), want.view(np.uint32))
     assert r.cycles > 0 and r.counters["tensor_macs"] == 11 * 29 * 6
+
+
+def test_runtime_dram_past_one_mib_on_rtl():
+    """The verilator backend's DRAM is 64 MiB (issue 27; it was 1 MiB): a GEMM whose
+    operands and result lie past the first 3 MiB runs bit-exact against the golden
+    backend, whole used DRAM image compared."""
+    from sim.compiler.gemm import GemmLayout, gemm_program
+    from sim.compiler.runtime import Device
+    cfg = named_config("default")
+    rng = np.random.default_rng(27)
+    M, K, N = 19, 40, 33
+    a = rng.integers(-128, 128, (K, M)).astype(np.int8)        # A^T, as the GEMM reads it
+    b = rng.integers(-128, 128, (K, N)).astype(np.int8)
+    images = {}
+    for backend in ("golden", "verilator"):
+        dev = Device(cfg, backend)
+        assert dev.dram_bytes == 64 << 20
+        dev.alloc(3 << 20)                                       # a gap of zeros
+        aa, ba, ca = dev.alloc(K * M), dev.alloc(K * N), dev.alloc(4 * M * N)
+        assert aa > 3 << 20
+        dev.write(aa, a)
+        dev.write(ba, b)
+        p = dev.load_program(gemm_program(cfg, GemmLayout(M, N, K, "int8", a_addr=aa,
+                                                          b_addr=ba, c_addr=ca)))
+        r = dev.run(p).check()
+        images[backend] = dev.dram[:dev.top].copy()
+        got = dev.read(ca, (M, N), np.int32)
+        assert np.array_equal(got, a.T.astype(np.int64) @ b.astype(np.int64)), backend
+    assert r.cycles > 0
+    diff = np.flatnonzero(images["golden"] != images["verilator"])
+    assert diff.size == 0, f"DRAM differs from the ISS at {int(diff[0]):#x}"

@@ -19,7 +19,20 @@ from ..core import NeuronCore
 from ..interfaces import ConfigComponent, StatusLights, axi_signature
 from .sim_clock import clock_and_registered_reset, clock_ports
 
-__all__ = ["SimDram", "NeuronCoreSim"]
+__all__ = ["SimDram", "NeuronCoreSim", "SIM_DRAM_BYTES", "sim_dram_bytes"]
+
+#: DRAM of :class:`NeuronCoreSim`, the runtime's ``verilator`` backend: 64 MiB, the
+#: golden backend's default too, so a model that runs on one runs on the other. The
+#: Verilator model holds it as one array (64 MiB of host memory per simulator) that it
+#: zeroes at start-up; only the bytes a job uses are loaded and read back, so the size
+#: costs no simulation speed (``docs/compiler.md``, "Memory").
+SIM_DRAM_BYTES = 64 << 20
+
+
+def sim_dram_bytes(config: CoreConfig) -> int:
+    """Bytes of :class:`NeuronCoreSim`'s DRAM for ``config``: :data:`SIM_DRAM_BYTES`,
+    or less if the AXI address space is smaller."""
+    return min(SIM_DRAM_BYTES, 1 << config.axi_addr_width)
 
 
 class SimDram(ConfigComponent):
@@ -144,6 +157,7 @@ class NeuronCoreSim(ConfigComponent):
 
     ``registered_reset=False`` feeds ``rst`` straight to the design, as before
     :mod:`hdl.tops.sim_clock` (kept for ``make bench``'s before/after comparison).
+    ``dram_size``: bytes of DRAM (default :func:`sim_dram_bytes`).
 
     Members
     -------
@@ -155,8 +169,10 @@ class NeuronCoreSim(ConfigComponent):
     o_lights : Out(StatusLights)
     """
 
-    def __init__(self, config: CoreConfig, *, dram_size=1 << 20, latency=20, stall_16ths=0,
+    def __init__(self, config: CoreConfig, *, dram_size=None, latency=20, stall_16ths=0,
                  registered_reset=True):
+        if dram_size is None:
+            dram_size = sim_dram_bytes(config)
         self._dram = dict(size=dram_size, latency=latency, stall_16ths=stall_16ths)
         self._registered_reset = registered_reset
         super().__init__(config, {

@@ -545,7 +545,7 @@ def _emit_net(cfg, layers, double_buffer, n_block, prefetch, timing, fine=True):
 
 
 def run_compiled(compiled: Compiled, x=None, *, backend="golden", bits=None, watchdog=100_000,
-                 device=None, image=True):
+                 device=None, image=True, dram_bytes=None):
     """Run a compiled net on ``x`` (FP32, ``batch x features``; or raw ``bits`` as
     :meth:`Compiled.input_bits` gives) on a backend. Returns ``(y, result, dram)``:
     the FP32 output ``batch x N_out``, the :class:`sim.compiler.runtime.RunResult` (checked:
@@ -554,12 +554,21 @@ def run_compiled(compiled: Compiled, x=None, *, backend="golden", bits=None, wat
 
     ``device``: run on this :class:`sim.compiler.runtime.Device` (e.g. a board's, kept
     open between inferences: what the board already holds is not sent again) instead of
-    a new one on ``backend``."""
-    from sim.compiler.runtime import Device, OutOfMemory
-    dev = device if device is not None else Device(compiled.config, backend)
+    a new one on ``backend`` with ``dram_bytes`` of DRAM (default: the backend's
+    default, or just what the model needs if that is more and the backend has it)."""
+    from sim.compiler.runtime import Device, OutOfMemory, default_dram_bytes, max_dram_bytes
+    if device is None:
+        if dram_bytes is None:
+            dram_bytes = default_dram_bytes(compiled.config, backend)
+            most = max_dram_bytes(compiled.config, backend)
+            if compiled.size > dram_bytes and (most is None or compiled.size <= most):
+                dram_bytes = compiled.size
+        device = Device(compiled.config, backend, dram_bytes)
+    dev = device
     if compiled.size > dev.dram_bytes:
-        raise OutOfMemory(f"the model needs {compiled.size} bytes of DRAM, the {dev.backend} "
-                          f"backend has {dev.dram_bytes}")
+        raise OutOfMemory(f"the model needs {compiled.size} bytes of DRAM, this "
+                          f"{dev.backend} device has {dev.dram_bytes}; "
+                          f"{dev.memory_hint(compiled.size)}")
     if bits is None:
         bits = compiled.input_bits(x)
     dev.top = 0

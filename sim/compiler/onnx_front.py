@@ -79,6 +79,7 @@ miscompile: ``unsupported operator 'Conv' (node 'conv1')``.
 from __future__ import annotations
 
 import os
+import pathlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -551,24 +552,39 @@ def _attrs(node):
     return {a.name: helper.get_attribute_value(a) for a in node.attribute}
 
 
+def _one_line(e, limit=300):
+    """An exception's message as one line of at most ``limit`` characters (ONNX's
+    checker writes several, with the offending node in the later ones), so that an
+    invalid model is reported in one line."""
+    text = " ".join(str(e).split()) or type(e).__name__
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 def load_onnx(model) -> Net:
     """Load an ONNX model (``ModelProto``, serialised bytes or a path) into a :class:`Net`.
 
     Raises :class:`UnsupportedModel` for invalid models and anything outside the
     supported subset (see the module docstring).
     """
+    what = "the model"
     if isinstance(model, (str, os.PathLike)):
-        model = onnx.load(model)
-    elif isinstance(model, (bytes, bytearray)):
+        what = os.fspath(model)
+        try:
+            data = pathlib.Path(model).read_bytes()
+        except OSError as e:
+            raise UnsupportedModel(f"{what}: cannot read it ({e.strerror or e})") from None
+        model = data
+    if isinstance(model, (bytes, bytearray)):
         try:
             model = onnx.load_from_string(bytes(model))
-        except DecodeError as e:
-            raise UnsupportedModel(f"cannot decode the ONNX model: {e}") from e
+        except (DecodeError, ValueError, RuntimeError) as e:
+            raise UnsupportedModel(f"{what} is not a valid ONNX model: the file does not "
+                                   f"decode as one ({_one_line(e)})") from None
     elif not isinstance(model, onnx.ModelProto):
         raise TypeError(f"load_onnx takes a ModelProto, bytes or a path, not "
                         f"{type(model).__name__}")
     try:
         onnx.checker.check_model(model)
     except onnx.checker.ValidationError as e:
-        raise UnsupportedModel(f"invalid ONNX model: {e}") from e
+        raise UnsupportedModel(f"{what} is not a valid ONNX model: {_one_line(e)}") from None
     return _Loader(model.graph).run()

@@ -17,7 +17,8 @@ Backends (both see the same DRAM image and run the same encoded program):
   It has no clock: ``counters`` holds the instruction count and the MACs, ``cycles``
   is ``None``.
 * ``verilator``: the RTL, top ``neuron_core_sim`` (the core plus an in-design AXI
-  memory of 1 MiB, first read beat 21 cycles after the request) built by Verilator
+  memory of 64 MiB, :data:`hdl.tops.simdram.SIM_DRAM_BYTES`; first read beat 21 cycles
+  after the request) built by Verilator
   and driven by cocotb through the AXI4-Lite host interface, exactly as a driver
   would (``docs/host.md``): PROG_ADDR, the DMA window, WATCHDOG, START, wait for the
   interrupt, read STATUS, ERROR and every counter. One simulator process per
@@ -36,9 +37,15 @@ Backends (both see the same DRAM image and run the same encoded program):
 The Amaranth simulator is not offered as a backend: the whole core runs there at a
 few hundred cycles per second, too slow for a model.
 
+DRAM: ``Device(..., dram_bytes=n)``, ``matmul(..., dram_bytes=n)``, CLI ``--dram-mib``.
+The default is :func:`default_dram_bytes`: 64 MiB on ``golden`` (any size can be asked
+for; the host memory is only touched where written) and ``verilator`` (its most), the
+block-RAM window on a board.
+
 Errors: a program that stops with a core error returns a :class:`RunResult` with
 ``error`` set (``RunResult.check()`` raises it); asking for more DRAM than the
-backend has raises :class:`OutOfMemory` before anything runs.
+backend has raises :class:`OutOfMemory` before anything runs, and its message says
+what to raise.
 """
 
 from __future__ import annotations
@@ -56,15 +63,41 @@ from hdl.isa import INSTR_BYTES
 from sim.model.fp import to16_bits
 
 __all__ = ["Device", "RunResult", "OutOfMemory", "CoreFault", "BACKENDS", "matmul",
-           "VERILATOR_DRAM_BYTES", "BOARD_BLOCK"]
+           "GOLDEN_DRAM_BYTES", "default_dram_bytes", "max_dram_bytes", "BOARD_BLOCK"]
 
 BACKENDS = ("golden", "verilator", "board")
 
 #: The host's copy of a board's DRAM is tracked in blocks of this many bytes.
 BOARD_BLOCK = 64
 
-#: The simulated DRAM of ``neuron_core_sim`` (``hdl.tops.simdram.NeuronCoreSim``).
-VERILATOR_DRAM_BYTES = 1 << 20
+#: The golden backend's default DRAM (it takes any size: ``Device(dram_bytes=...)``).
+GOLDEN_DRAM_BYTES = 64 << 20
+
+#: How a user asks for more DRAM, for the error messages.
+_RAISE = "pass dram_bytes= to Device or matmul (CLI: --dram-mib)"
+
+
+def max_dram_bytes(config, backend):
+    """The most DRAM ``backend`` can give ``config`` (``None``: no limit, golden)."""
+    cfg = named_config(config)
+    if backend == "golden":
+        return None
+    if backend == "verilator":
+        from hdl.tops.simdram import sim_dram_bytes
+        return sim_dram_bytes(cfg)
+    if backend == "board":
+        from hdl.tops.ulx3s import ULX3S
+        return ULX3S.dram_bytes(cfg)
+    raise ValueError(f"backend must be one of {BACKENDS}, not {backend!r}")
+
+
+def default_dram_bytes(config, backend):
+    """DRAM a :class:`Device` gets unless told: :data:`GOLDEN_DRAM_BYTES` on ``golden``
+    (capped by the address space), the whole simulated or block-RAM DRAM otherwise."""
+    limit = max_dram_bytes(config, backend)
+    if limit is None:
+        return min(GOLDEN_DRAM_BYTES, 1 << named_config(config).axi_addr_width)
+    return limit
 
 
 class OutOfMemory(ValueError):
@@ -131,21 +164,29 @@ class Device:
             raise ValueError(f"backend must be one of {BACKENDS}, not {backend!r}")
         self.config: CoreConfig = named_config(config)
         self.backend = backend
-        limit = VERILATOR_DRAM_BYTES
+        limit = max_dram_bytes(self.config, backend)
         self.link = None
+        if dram_bytes is None:
+            dram_bytes = default_dram_bytes(self.config, backend)
+        if not isinstance(dram_bytes, int) or dram_bytes <= 0:
+            raise ValueError(f"dram_bytes must be a positive number of bytes, not {dram_bytes!r}")
+        top = 1 << self.config.axi_addr_width
+        if dram_bytes > top:
+            raise OutOfMemory(f"{dram_bytes} bytes of DRAM do not fit the core's "
+                              f"{self.config.axi_addr_width}-bit AXI address space ({top} bytes)")
+        if limit is not None and dram_bytes > limit:
+            where = ("the simulated DRAM, hdl.tops.simdram.SIM_DRAM_BYTES"
+                     if backend == "verilator" else "the board's block-RAM window")
+            raise OutOfMemory(f"the {backend} backend's DRAM has {limit} bytes ({where}), "
+                              f"not {dram_bytes}; the golden backend takes any size")
         if backend == "board":
             from hdl.tops.ulx3s import ULX3S
             from sim.compiler.board import BoardLink, UARTBoneClient
-            limit = ULX3S.dram_bytes(self.config)
             if link is None:
                 if port is None:
                     raise ValueError("the board backend needs the serial port (port=...)")
                 link = BoardLink(UARTBoneClient(port, baud or ULX3S.baud), self.config)
             self.link = link
-        if dram_bytes is None:
-            dram_bytes = limit
-        if backend != "golden" and dram_bytes > limit:
-            raise OutOfMemory(f"the {backend} backend's DRAM has {limit} bytes, not {dram_bytes}")
         self.dram_bytes = dram_bytes
         self.dram = np.zeros(dram_bytes, dtype=np.uint8)
         self.top = 0
@@ -153,6 +194,14 @@ class Device:
         #: board: blocks written here and not yet uploaded / not known to match the board
         self._dirty = np.zeros(nblocks, dtype=bool)
         self._stale = np.ones(nblocks, dtype=bool)
+
+    def memory_hint(self, need):
+        """What to do when ``need`` bytes do not fit, for an :class:`OutOfMemory`."""
+        limit = max_dram_bytes(self.config, self.backend)
+        if limit is not None and need > limit:
+            return (f"the {self.backend} backend has at most {limit} bytes; "
+                    f"run on the golden backend with dram_bytes >= {need}")
+        return f"{_RAISE} with at least {need} bytes"
 
     def close(self):
         """Close the board's serial port (other backends: nothing)."""
@@ -166,7 +215,8 @@ class Device:
         addr = _ceil(self.top, align) * align
         if addr + nbytes > self.dram_bytes:
             raise OutOfMemory(f"out of DRAM: {nbytes} bytes at {addr:#x} would end past the "
-                              f"{self.dram_bytes} bytes of the {self.backend} backend")
+                              f"{self.dram_bytes} bytes of this {self.backend} device; "
+                              f"{self.memory_hint(addr + nbytes)}")
         self.top = addr + nbytes
         return addr
 
@@ -334,11 +384,12 @@ def _operand_bits(x, dtype):
 
 
 def matmul(A, B, dtype="int8", *, config="default", backend="golden",
-           double_buffer=True, return_result=False):
+           double_buffer=True, return_result=False, dram_bytes=None):
     """``C = A @ B`` on one core: ``A`` M x K, ``B`` K x N; C is INT32 (``int8``) or
     FP32 (``bf16``/``fp16``: float operands are rounded to the type first, uint16
     arrays are taken as bit patterns). With ``return_result`` also the
-    :class:`RunResult` (counters, cycles on ``verilator``)."""
+    :class:`RunResult` (counters, cycles on ``verilator``). ``dram_bytes``: the
+    device's DRAM (default :func:`default_dram_bytes`)."""
     from sim.compiler.gemm import GemmLayout, gemm_program
     cfg = named_config(config)
     Ab = _operand_bits(A, dtype)
@@ -347,7 +398,7 @@ def matmul(A, B, dtype="int8", *, config="default", backend="golden",
         raise ValueError(f"shape mismatch: A {Ab.shape} @ B {Bb.shape}")
     M, K = Ab.shape
     N = Bb.shape[1]
-    dev = Device(cfg, backend)
+    dev = Device(cfg, backend, dram_bytes)
     eb = 1 if dtype == "int8" else 2
     a = dev.alloc(K * M * eb)
     b = dev.alloc(K * N * eb)

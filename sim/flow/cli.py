@@ -412,7 +412,7 @@ def cmd_run(args):
         if args.backend == "board":
             y, r = _run_on_board(c, x, args.port)
         else:
-            y, r, _ = run_compiled(c, x, backend=args.backend)
+            y, r, _ = run_compiled(c, x, backend=args.backend, dram_bytes=_dram_bytes(args))
     except (OutOfMemory, CoreFault, ValueError, TimeoutError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -422,6 +422,15 @@ def cmd_run(args):
         print(f"cycles per inference {r.cycles / batch:.1f}, utilization "
               f"{r.utilization(cfg, c.macs):.1%}")
     return 0
+
+
+def _dram_bytes(args):
+    """``--dram-mib`` in bytes (``None``: the backend's default)."""
+    if args.dram_mib is None:
+        return None
+    if args.dram_mib <= 0:
+        raise ValueError(f"--dram-mib must be positive, not {args.dram_mib}")
+    return int(args.dram_mib * (1 << 20)) // 64 * 64
 
 
 def _print_output(net, y, args):
@@ -686,6 +695,8 @@ def main(argv=None):
     r.add_argument("--output", help="write the output to this .npy")
     r.add_argument("--no-double-buffer", action="store_true")
     r.add_argument("--check", action="store_true", help="run the race checker on the program")
+    r.add_argument("--dram-mib", type=float, help="MiB of DRAM for the run (default: 64 on "
+                   "golden and verilator, the block-RAM window on a board)")
     r.add_argument("--cores", type=int, help="run on a chip of this many cores (1..8)")
     r.add_argument("--mode", choices=["pipeline", "data"], default="pipeline",
                    help="with --cores: one stage per core (weights resident), or every "

@@ -6,6 +6,7 @@ Generated files are rewritten only when their text changes, so Verilator's and m
 own up-to-date checks keep an unchanged design from rebuilding.
 """
 
+import contextlib
 import importlib
 import os
 import pathlib
@@ -196,20 +197,54 @@ SYNTH_TOPS = {
 }
 
 
-_ZERO_INIT = re.compile(
-    r"  initial begin\n((?:    (\w+)\[\d+\] = \d+'h0+;\n){1024,})  end\n")
+#: Memories of at least this many words whose initial contents are all zero are written
+#: as one ``for`` loop instead of one assignment per word (:func:`_zero_memories`). In
+#: practice that is the simulation DRAM: PSUM banks and the SBUF partitions of every
+#: shipped configuration are far smaller, so their Verilog is as Yosys writes it.
+ZERO_LOOP_WORDS = 1 << 16
+
+_MEM_DECL = re.compile(r"^  reg (?:\[\d+:0\] )?(\S+) \[(\d+):0\];\n", re.M)
 
 
-def _collapse_zero_init(text):
-    """Amaranth writes one ``initial`` assignment per memory word; for the large
-    all-zero memory of :class:`hdl.tops.simdram.SimDram` (2**17 words) that is a slow C++
-    compile. Replace such blocks (1024 words or more, all zero) with one loop."""
+@contextlib.contextmanager
+def _zero_memories():
+    """While converting, Amaranth's RTLIL back end leaves out the ``$meminit`` cell of
+    every all-zero memory of :data:`ZERO_LOOP_WORDS` words or more; :func:`_zero_loops`
+    then gives each such memory a one-line zeroing loop in the Verilog.
+
+    Why: Amaranth 0.5 has no uninitialised memories, and it writes a memory's initial
+    contents as one constant bit per stored bit, which Yosys then prints as one
+    ``initial`` assignment per word. For the simulation DRAM
+    (:class:`hdl.tops.simdram.SimDram`) that cost grows with its size: 1 MiB took 50 s
+    to convert and 5 MB of Verilog; 64 MiB would take close to an hour. With the loop
+    the conversion takes under a second at any size, and the Verilog means the same
+    (every word starts at zero). Only the text changes: the design and its simulation
+    in Amaranth do not."""
+    from amaranth.back import rtlil as _rtlil
+    emitter = _rtlil.ModuleEmitter
+    orig = emitter.emit_memory
+
+    def emit_memory(self, cell_idx, cell):
+        if cell.depth >= ZERO_LOOP_WORDS and not any(cell.init):
+            return
+        return orig(self, cell_idx, cell)
+    emitter.emit_memory = emit_memory
+    try:
+        yield
+    finally:
+        emitter.emit_memory = orig
+
+
+def _zero_loops(text):
+    """Give every memory of :data:`ZERO_LOOP_WORDS` words or more that has no
+    ``initial`` block (see :func:`_zero_memories`) a loop that zeroes it."""
     def repl(mt):
-        name = mt.group(2)
-        n = mt.group(1).count("\n")
-        return (f"  initial begin\n    for (integer i = 0; i < {n}; i = i + 1) {name}[i] = 0;\n"
-                f"  end\n")
-    return _ZERO_INIT.sub(repl, text)
+        name, depth = mt.group(1), int(mt.group(2)) + 1
+        if depth < ZERO_LOOP_WORDS or text.startswith(f"  initial begin\n    {name}[", mt.end()):
+            return mt.group(0)
+        return (mt.group(0) + f"  initial begin\n    for (integer i = 0; i < {depth}; "
+                f"i = i + 1) {name}[i] = 0;\n  end\n")
+    return _MEM_DECL.sub(repl, text)
 
 
 _PE_MODULE = re.compile(r'^(\(\* generator = "Amaranth" \*\)\n)(module \\\S+\.pe_r\d+_c\d+ \()', re.M)
@@ -240,8 +275,8 @@ def elaborate(top, config, target=None):
         raise ValueError(f"unknown top {top!r}; choose from {', '.join(TOPS)}")
     platform = target_named(target)
     dut = TOPS[top](named_config(config))
-    text = _collapse_zero_init(verilog.convert(dut, name=top, platform=platform,
-                                               emit_src=False))
+    with _zero_memories():
+        text = _zero_loops(verilog.convert(dut, name=top, platform=platform, emit_src=False))
     return keep_pe_hierarchy(text) if target == "ecp5" else text
 
 

@@ -3,7 +3,8 @@
 :func:`sim.compiler.runtime.Device.run` writes a job file (``NCORE_JOB``, an ``.npz``: the DRAM
 image, the program address, the DMA window, the watchdog and a cycle limit) and starts
 this test through :func:`sim.flow.runner.run_cocotb`. The test loads the image through the
-SimDram backdoor, runs the program through the host interface (START, interrupt),
+SimDram backdoor (its non-zero words only: the DRAM powers up zero), runs the
+program through the host interface (START, interrupt),
 and writes ``NCORE_JOB_OUT`` (``.npz``: the DRAM image after the run, and the STATUS,
 ERROR and counter registers as JSON). A run that ends in an error is reported, not
 failed: the runtime turns it into its result. A run that never interrupts fails the
@@ -39,7 +40,7 @@ async def run_job(dut):
     used = min(tb.dram_size, -(-used // nb) * nb)
     image = np.zeros(used, np.uint8)
     image[:min(used, dram.size)] = dram[:used]
-    tb.write_dram(0, image)
+    tb.load_dram(image)
     t0 = time.perf_counter()
     await tb.start(prog_addr, win=win, watchdog=int(job["watchdog"]))
     await tb.wait_irq(max_cycles=int(job["max_cycles"]), chunk=1000)

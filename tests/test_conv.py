@@ -1,0 +1,180 @@
+"""Convolution on the core (sim/compiler/conv.py, issue 27): one matmul per kernel
+position accumulated in PSUM, on the golden backend, against independent references:
+the direct definition in exact integers (INT8), the array's FP32 summation order
+written out here (BF16/FP16, bit for bit), float64 and onnxruntime. Every program is
+race-checked. The RTL runs are in test_rtl_conv.py."""
+
+import ml_dtypes
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper
+
+from hdl.config import named_config
+from sim.compiler.conv import (ConvError, ConvLayout, Planes, conv2d, conv_program,
+                               conv_reference, weight_image)
+
+FTYPE = {"bf16": ml_dtypes.bfloat16, "fp16": np.float16}
+
+# B, C, H, W, F, KH, KW, pads (top, left, bottom, right), dilation
+SHAPES = [
+    (1, 3, 6, 7, 5, 3, 3, (1, 1, 1, 1), (1, 1)),        # "same" 3x3
+    (2, 11, 9, 8, 13, 3, 2, (0, 2, 1, 0), (1, 2)),      # asymmetric pads, dilation, tiles
+    (1, 4, 5, 5, 4, 1, 1, (0, 0, 0, 0), (1, 1)),        # pointwise
+    (1, 2, 9, 9, 3, 7, 7, (3, 3, 3, 3), (1, 1)),        # 7x7
+    (1, 9, 10, 6, 17, 5, 4, (2, 0, 2, 3), (2, 1)),      # 5x4, dilation on rows
+    (3, 1, 4, 4, 1, 2, 2, (0, 0, 0, 0), (1, 1)),        # single channels
+]
+
+
+def _ids(shapes):
+    return ["b{}c{}h{}w{}f{}k{}x{}p{}d{}".format(B, C, H, W, F, KH, KW, "".join(map(str, p)),
+                                                "".join(map(str, d)))
+            for B, C, H, W, F, KH, KW, p, d in shapes]
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=_ids(SHAPES))
+@pytest.mark.parametrize("config", ["default", "4x4-fp"])
+def test_int8_conv_exact(shape, config):
+    B, C, H, W, F, KH, KW, pads, dil = shape
+    seed = hash((shape, config)) % 10_000
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-128, 128, (B, C, H, W)).astype(np.int8)
+    w = rng.integers(-128, 128, (F, C, KH, KW)).astype(np.int8)
+    y = conv2d(x, w, "int8", pads=pads, dilation=dil, config=config, check_races=True)
+    want = conv_reference(x, w, pads, dil)
+    assert np.array_equal(y, want), f"seed {seed}: {np.argwhere(y != want)[:3]}"
+
+
+def _ordered_conv_f32(x, w, pads, dil, rows):
+    """The FP32 result in the core's summation order (docs/conv.md, "Numerics"): PSUM
+    starts with the first (channel tile, kernel position) partial sum and adds the
+    others in order, channel tiles outermost, kernel positions row-major; each partial
+    sum adds its channels' exact products from the tile's first channel on."""
+    B, C, H, W = x.shape
+    F, _, KH, KW = w.shape
+    t, left, bot, right = pads
+    xp = np.zeros((B, C, H + t + bot, W + left + right), np.float32)
+    xp[:, :, t:t + H, left:left + W] = x
+    dh, dw = dil
+    OH = xp.shape[2] - (KH - 1) * dh
+    OW = xp.shape[3] - (KW - 1) * dw
+    out = None
+    for c0 in range(0, C, rows):
+        for kh in range(KH):
+            for kw in range(KW):
+                part = np.zeros((B, F, OH, OW), np.float32)
+                for c in range(c0, min(C, c0 + rows)):
+                    win = xp[:, c, kh * dh:kh * dh + OH, kw * dw:kw * dw + OW]   # B x OH x OW
+                    prod = win[:, None] * w[None, :, c, kh, kw, None, None]     # exact
+                    part = (part + prod).astype(np.float32)
+                out = part if out is None else (out + part).astype(np.float32)
+    return out
+
+
+@pytest.mark.parametrize("shape", SHAPES[:5], ids=_ids(SHAPES[:5]))
+@pytest.mark.parametrize("dtype", ["bf16", "fp16"])
+def test_float_conv_bit_exact(shape, dtype):
+    B, C, H, W, F, KH, KW, pads, dil = shape
+    seed = hash((shape, dtype)) % 10_000
+    rng = np.random.default_rng(seed)
+    t = FTYPE[dtype]
+    x = rng.standard_normal((B, C, H, W)).astype(t).astype(np.float32)
+    w = rng.standard_normal((F, C, KH, KW)).astype(t).astype(np.float32)
+    cfg = named_config("4x4-fp")
+    y = conv2d(x, w, dtype, pads=pads, dilation=dil, config=cfg, check_races=True)
+    want = _ordered_conv_f32(x, w, pads, dil, cfg.rows)
+    assert np.array_equal(y.view(np.uint32), want.view(np.uint32)), f"seed {seed}"
+    exact = conv_reference(x.astype(np.float64), w.astype(np.float64), pads, dil)
+    assert np.allclose(y, exact, rtol=1e-5, atol=1e-4), f"seed {seed}"
+
+
+def _ort_conv(x, w, pads, dil):
+    F, C, KH, KW = w.shape
+    node = helper.make_node("Conv", ["x", "w"], ["y"], kernel_shape=[KH, KW],
+                            pads=[pads[0], pads[1], pads[2], pads[3]], dilations=list(dil))
+    g = helper.make_graph([node], "conv",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, x.shape)],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                          [onnx.numpy_helper.from_array(w.astype(np.float32), "w")])
+    ops = [helper.make_opsetid("", 17)]
+    model = helper.make_model(g, opset_imports=ops, ir_version=helper.find_min_ir_version_for(ops))
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return sess.run(None, {"x": x.astype(np.float32)})[0]
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=_ids(SHAPES))
+def test_conv_agrees_with_onnxruntime(shape):
+    """ONNX pads are (top, left, bottom, right) as begin..., end...: the same order."""
+    B, C, H, W, F, KH, KW, pads, dil = shape
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((B, C, H, W)).astype(ml_dtypes.bfloat16).astype(np.float32)
+    w = rng.standard_normal((F, C, KH, KW)).astype(ml_dtypes.bfloat16).astype(np.float32)
+    y = conv2d(x, w, "bf16", pads=pads, dilation=dil, config="4x4-fp")
+    ref = _ort_conv(x, w, pads, dil)
+    assert y.shape == ref.shape
+    assert np.allclose(y, ref, rtol=1e-5, atol=1e-4)
+
+
+def test_rows_per_block_do_not_change_the_result():
+    """Blocks of 1, 2 and the most output rows: the same bits (each output pixel's sum
+    does not depend on the blocking)."""
+    rng = np.random.default_rng(11)
+    x = rng.integers(-128, 128, (1, 5, 7, 6)).astype(np.int8)
+    w = rng.integers(-128, 128, (6, 5, 3, 3)).astype(np.int8)
+    want = conv_reference(x, w, (1, 1, 1, 1))
+    for rows in (1, 2, None):
+        y = conv2d(x, w, pads=(1, 1, 1, 1), rows=rows, check_races=True)
+        assert np.array_equal(y, want), rows
+
+
+def test_planes_and_weight_layout():
+    rng = np.random.default_rng(3)
+    v = rng.integers(-128, 128, (2, 3, 4, 5)).astype(np.int8)
+    P = Planes(64, 2, 3, 4, 5, 1, (1, 2, 0, 1))
+    img = np.zeros(64 + P.nbytes, np.uint8)
+    img[64:] = P.image(v)
+    assert np.array_equal(P.read(img, np.int8), v)
+    full = img[64:].view(np.int8).reshape(2, 3, 5, 8)
+    assert not full[:, :, 0].any() and not full[:, :, :, :2].any() and not full[:, :, :, 7].any()
+    assert P.at(1, 2, 1, 2) == 64 + (1 * 3 + 2) * 40 + 1 * 8 + 2
+    cfg = named_config("default")
+    w = rng.integers(-128, 128, (11, 3, 2, 2)).astype(np.int8)        # 2 output tiles
+    wi = weight_image(cfg, w).view(np.int8)
+    first = wi[:3 * 4 * 8].reshape(3, 4, 8)                           # [c][kpos][f]
+    assert np.array_equal(first[2, 3], w[:8, 2, 1, 1])
+    rest = wi[3 * 4 * 8:].reshape(3, 4, 3)
+    assert np.array_equal(rest[1, 0], w[8:, 1, 0, 0])
+
+
+def test_refusals():
+    cfg = named_config("default")
+    x = Planes(0, 1, 4, 8, 8, 1)
+
+    def L(**kw):
+        args = dict(x=x, y=Planes(4096, 1, 4, 6, 6, 4), F=4, KH=3, KW=3, dtype="int8",
+                    w_addr=8192)
+        args.update(kw)
+        return ConvLayout(**args)
+    with pytest.raises(ConvError, match="only stride 1"):
+        conv_program(cfg, L(stride=(2, 2)))
+    with pytest.raises(ConvError, match="outside 1..7"):
+        conv_program(cfg, L(KH=8, y=Planes(4096, 1, 4, 1, 6, 4)))
+    with pytest.raises(ConvError, match="larger than the padded input"):
+        conv_program(cfg, ConvLayout(Planes(0, 1, 4, 2, 2, 1), Planes(4096, 1, 4, 1, 1, 4),
+                                     4, 3, 3, "int8", 8192))
+    with pytest.raises(ConvError, match="not in this configuration"):
+        conv_program(cfg, L(dtype="bf16"))
+    with pytest.raises(ConvError, match="convolution gives"):
+        conv_program(cfg, L(y=Planes(4096, 1, 4, 8, 8, 4)))
+    with pytest.raises(ConvError, match="longer than a PSUM bank"):
+        wide = Planes(0, 1, 1, 1, cfg.psum_depth + 3, 1)
+        conv_program(cfg, ConvLayout(wide, Planes(4096, 1, 1, 1, cfg.psum_depth + 1, 4),
+                                     1, 1, 3, "int8", 8192))
+    with pytest.raises(ConvError, match="rows per block"):
+        conv_program(cfg, L(), rows=7)
+    with pytest.raises(ConvError, match="bytes of SBUF"):
+        big = ConvLayout(Planes(0, 1, 8, 8, 8, 1), Planes(1 << 16, 1, 8, 2, 2, 4), 8, 7, 7,
+                         "int8", 1 << 17)
+        conv_program(named_config("min"), big)
