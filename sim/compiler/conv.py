@@ -54,7 +54,7 @@ import numpy as np
 
 from hdl.formats import ACT_BYTES, DTYPE_BYTES
 
-from sim.compiler.gemm import Epilogue, bias_slots
+from sim.compiler.gemm import Epilogue, _align, _ceil, bias_slots
 from sim.isa.asm import Program
 from sim.model.dma import Dma
 from sim.model.tensor import Matmul
@@ -66,14 +66,6 @@ __all__ = ["ConvError", "Planes", "ConvLayout", "conv_program", "conv_reference"
 
 class ConvError(ValueError):
     """A convolution the core cannot run (yet), with the reason."""
-
-
-def _ceil(a, b):
-    return -(-a // b)
-
-
-def _align(x, a=8):
-    return _ceil(x, a) * a
 
 
 @dataclass(frozen=True)
