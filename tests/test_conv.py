@@ -178,3 +178,76 @@ def test_refusals():
         big = ConvLayout(Planes(0, 1, 8, 8, 8, 1), Planes(1 << 16, 1, 8, 2, 2, 4), 8, 7, 7,
                          "int8", 1 << 17)
         conv_program(named_config("min"), big)
+
+
+def test_epilogue_int8():
+    """Bias, ReLU and requantisation fused into the drain: INT32 with bias and ReLU,
+    and INT8 out (``sim.model.casts.requantize``, the ACT's documented rounding)."""
+    from sim.model.casts import requantize
+    rng = np.random.default_rng(21)
+    x = rng.integers(-128, 128, (2, 10, 5, 6)).astype(np.int8)
+    w = rng.integers(-128, 128, (12, 10, 3, 3)).astype(np.int8)
+    bias = rng.integers(-20000, 20000, 12).astype(np.int32)
+    acc = conv_reference(x, w, (1, 1, 1, 1)) + bias[None, :, None, None]
+    y = conv2d(x, w, bias=bias, relu=True, pads=(1, 1, 1, 1), check_races=True)
+    assert np.array_equal(y, np.maximum(acc, 0))
+    y8 = conv2d(x, w, bias=bias, relu=True, out_type="INT8", scale=77, shift=20, zp=-5,
+                pads=(1, 1, 1, 1), check_races=True)
+    assert np.array_equal(y8, requantize(acc, 77, 20, -5, True).astype(np.int8))
+    assert len(np.unique(y8)) > 10                   # not all clamped
+
+
+def test_epilogue_float():
+    """FP32 bias added to the FP32 sum (RNE), ReLU (-0 -> +0), then the BF16 cast (RNE)."""
+    rng = np.random.default_rng(22)
+    t = ml_dtypes.bfloat16
+    x = rng.standard_normal((1, 6, 7, 5)).astype(t).astype(np.float32)
+    w = rng.standard_normal((5, 6, 2, 3)).astype(t).astype(np.float32)
+    bias = rng.standard_normal(5).astype(np.float32)
+    cfg = named_config("4x4-fp")
+    s = _ordered_conv_f32(x, w, (1, 0, 0, 2), (1, 1), cfg.rows)
+    s = (s + bias[None, :, None, None]).astype(np.float32)
+    s = np.where(s <= 0, np.float32(0), s)
+    want = s.astype(t).view(np.uint16)
+    y = conv2d(x, w, "bf16", bias=bias, relu=True, out_type="BF16", pads=(1, 0, 0, 2),
+               config=cfg, check_races=True)
+    assert np.array_equal(y, want)
+
+
+def test_two_layers_through_padded_planes():
+    """Conv -> ReLU -> INT8 -> Conv in one program: the first layer stores straight into
+    the second's padded planes (its ``y.pads``), whose border stays the fresh image's
+    zeros, and the second waits for those stores (``after``). Race-checked."""
+    from sim.compiler.runtime import Device
+    from sim.isa.races import find_races
+    from sim.model.casts import requantize
+    from sim.compiler.gemm import Epilogue
+    cfg = named_config("default")
+    rng = np.random.default_rng(23)
+    B, C, H, W, F1, F2 = 1, 9, 7, 8, 10, 6
+    x = rng.integers(-128, 128, (B, C, H, W)).astype(np.int8)
+    w1 = rng.integers(-128, 128, (F1, C, 3, 3)).astype(np.int8)
+    w2 = rng.integers(-128, 128, (F2, F1, 3, 3)).astype(np.int8)
+    dev = Device(cfg)
+    xin = Planes(dev.alloc(B * C * (H + 2) * (W + 2)), B, C, H, W, 1, (1, 1, 1, 1))
+    mid = Planes(dev.alloc(B * F1 * (H + 2) * (W + 2)), B, F1, H, W, 1, (1, 1, 1, 1))
+    out = Planes(dev.alloc(B * F2 * H * W * 4), B, F2, H, W, 4)
+    wa1 = dev.alloc(w1.size)
+    wa2 = dev.alloc(w2.size)
+    dev.write(xin.addr, xin.image(x))
+    dev.write(wa1, weight_image(cfg, w1))
+    dev.write(wa2, weight_image(cfg, w2))
+    L1 = ConvLayout(xin, mid, F1, 3, 3, "int8", wa1, out_type="INT8")
+    L2 = ConvLayout(mid, out, F2, 3, 3, "int8", wa2)
+    p = conv_program(cfg, L1, epilogue=Epilogue(relu=True, scale=3, shift=10, zp=0), end=False)
+    p = conv_program(cfg, L2, program=p, after=("st", p.signals("st")))
+    addr = dev.load_program(p)
+    assert find_races(cfg, p, prog_addr=addr) == []
+    dev.run(addr).check()
+    h = requantize(conv_reference(x, w1, (1, 1, 1, 1)), 3, 10, 0, True).astype(np.int8)
+    assert np.array_equal(mid.read(dev.dram, np.int8), h)
+    assert np.array_equal(out.read(dev.dram, np.int32), conv_reference(h, w2, (1, 1, 1, 1)))
+    # without the wait the second layer races with the first one's stores
+    q = conv_program(cfg, L1, epilogue=Epilogue(relu=True, scale=3, shift=10), end=False)
+    q = conv_program(cfg, L2, program=q)
+    assert any(r.memory == "DRAM" for r in find_races(cfg, q, prog_addr=addr))

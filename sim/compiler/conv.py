@@ -216,13 +216,16 @@ def _check(config, L):
 
 
 def conv_program(config, L: ConvLayout, *, epilogue: Epilogue | None = None, rows=None,
-                 program=None, end=True) -> Program:
+                 program=None, after=None, end=True) -> Program:
     """The program of convolution ``L`` on ``config`` (see the module docstring).
 
     ``epilogue``: bias (one value per output channel, :func:`sim.compiler.gemm.bias_image`
     of ``F`` rows), ReLU and requantisation, fused into the draining ACTs. ``rows``:
     output rows per block (default: the most that fit PSUM and SBUF). ``program``:
-    append to it; ``end``: finish with END. Raises :class:`ConvError`."""
+    append to it (semaphore counts continue from its own); ``after=("name", n)``: the
+    first load waits for it, and with it every later load (DMA-in runs in order): a
+    layer reading the planes an earlier layer stored waits for those stores. ``end``:
+    finish with END. Raises :class:`ConvError`."""
     cfg = config
     _check(cfg, L)
     E = epilogue or Epilogue()
@@ -276,7 +279,13 @@ def conv_program(config, L: ConvLayout, *, epilogue: Epilogue | None = None, row
     def W(name, n):
         return (name, base[name] + n)
 
+    first = [after]
+
     def emit(kind, name, cmd, wait=None):
+        if kind == "dma" and name == "ld" and first[0] is not None:
+            if wait is not None:
+                raise AssertionError("the first load has a wait of its own")
+            wait, first[0] = first[0], None
         getattr(p, kind)(cmd, wait=wait, signal=name)
         cnt[name] += 1
 
@@ -389,15 +398,25 @@ def conv_reference(x, w, pads=(0, 0, 0, 0), dilation=(1, 1), stride=(1, 1)):
     return y
 
 
-def conv2d(x, w, dtype="int8", *, pads=(0, 0, 0, 0), dilation=(1, 1), config="default",
-           backend="golden", rows=None, return_result=False, check_races=False):
-    """``Conv(x, w)`` on one core (no bias; INT32 out for ``int8``, FP32 for floats):
-    ``x`` ``B x C x H x W``, ``w`` ``F x C x KH x KW`` (int8 values, or floats rounded to
-    ``dtype``, or uint16 bit patterns). Returns ``B x F x OH x OW``; with
-    ``return_result`` also the :class:`sim.compiler.runtime.RunResult` and the DRAM
-    image after the run (to compare backends byte for byte). ``check_races``: run the
-    race checker on the program first."""
+_OUT_DTYPE = {"INT32": np.int32, "INT8": np.int8, "FP32": np.float32, "BF16": np.uint16,
+              "FP16": np.uint16}
+
+
+def conv2d(x, w, dtype="int8", *, bias=None, relu=False, out_type=None, scale=1, shift=0,
+           zp=0, pads=(0, 0, 0, 0), dilation=(1, 1), config="default", backend="golden",
+           rows=None, return_result=False, check_races=False):
+    """``Conv(x, w) + bias`` on one core: ``x`` ``B x C x H x W``, ``w`` ``F x C x KH x
+    KW`` (int8 values, or floats rounded to ``dtype``, or uint16 bit patterns).
+
+    The drain's :class:`sim.compiler.gemm.Epilogue`: ``bias`` (``F`` INT32 values for
+    ``int8``, FP32 for floats), ``relu``, ``out_type`` (default INT32 / FP32; ``"INT8"``
+    requantises with ``scale``, ``shift``, ``zp``; ``"BF16"``/``"FP16"`` come back as
+    uint16 bit patterns). Returns ``B x F x OH x OW``; with ``return_result`` also the
+    :class:`sim.compiler.runtime.RunResult` and the DRAM image after the run (to compare
+    backends byte for byte). ``check_races``: run the race checker on the program
+    first."""
     from hdl.config import named_config
+    from sim.compiler.gemm import bias_image
     from sim.compiler.runtime import Device, _operand_bits
     cfg = named_config(config)
     xb = _operand_bits(x, dtype)
@@ -407,19 +426,31 @@ def conv2d(x, w, dtype="int8", *, pads=(0, 0, 0, 0), dilation=(1, 1), config="de
     B, C, H, Wd = xb.shape
     F, _, KH, KW = wb.shape
     eb = DTYPE_BYTES[dtype]
-    out_type = "INT32" if dtype == "int8" else "FP32"
+    out_type = out_type or ("INT32" if dtype == "int8" else "FP32")
+    if out_type not in _OUT_DTYPE:
+        raise ValueError(f"out_type must be one of {tuple(_OUT_DTYPE)}, not {out_type!r}")
     dev = Device(cfg, backend)
     xin = Planes(0, B, C, H, Wd, eb, tuple(pads))
     probe = ConvLayout(xin, Planes(0, B, F, 1, 1, 4), F, KH, KW, dtype, 0, tuple(dilation))
     xin = Planes(dev.alloc(xin.nbytes), B, C, H, Wd, eb, tuple(pads))
-    yout = Planes(0, B, F, probe.OH, probe.OW, ACT_BYTES[out_type])
-    yout = Planes(dev.alloc(max(yout.nbytes, 1)), B, F, probe.OH, probe.OW, yout.esize)
+    ye = ACT_BYTES[out_type]
+    yout = Planes(dev.alloc(max(B * F * probe.OH * probe.OW * ye, 1)), B, F, probe.OH,
+                  probe.OW, ye)
     wimg = weight_image(cfg, wb)
     w_addr = dev.alloc(wimg.size)
-    L = ConvLayout(xin, yout, F, KH, KW, dtype, w_addr, tuple(dilation))
+    epi = Epilogue(relu=relu, scale=scale, shift=shift, zp=zp)
+    if bias is not None:
+        bits = np.asarray(bias, np.int32 if dtype == "int8" else np.float32)
+        if bits.shape != (F,):
+            raise ValueError(f"the bias must have {F} values, not shape {bits.shape}")
+        bimg = bias_image(cfg, F, bits.view(np.uint32))
+        b_addr = dev.alloc(bimg.nbytes)
+        dev.write(b_addr, bimg)
+        epi = Epilogue(bias_addr=b_addr, relu=relu, scale=scale, shift=shift, zp=zp)
+    L = ConvLayout(xin, yout, F, KH, KW, dtype, w_addr, tuple(dilation), out_type=out_type)
     dev.write(xin.addr, xin.image(xb))
     dev.write(w_addr, wimg)
-    prog = conv_program(cfg, L, rows=rows)
+    prog = conv_program(cfg, L, epilogue=epi, rows=rows)
     prog_addr = dev.load_program(prog)
     if check_races:
         from sim.isa.races import find_races
@@ -427,5 +458,5 @@ def conv2d(x, w, dtype="int8", *, pads=(0, 0, 0, 0), dilation=(1, 1), config="de
         if races:
             raise AssertionError(f"the convolution program races: {races[0]}")
     r = dev.run(prog_addr).check()
-    y = yout.read(dev.dram, np.int32 if dtype == "int8" else np.float32)
+    y = yout.read(dev.dram, _OUT_DTYPE[out_type])
     return (y, r, dev.dram[:dev.top].copy()) if return_result else y
