@@ -125,8 +125,8 @@ class MatmulCmd(data.Struct):
     """One tensor-engine command (NKI semantics)::
 
         PSUM[bank][0:M, psum_off : psum_off+N]  (= or +=)  S^T @ X
-        S = SBUF[p0 : p0+K, s_off : s_off+M]     (the stationary tile)
-        X = SBUF[p0 : p0+K, x_off : x_off+N]     (the moving tile)
+        S = SBUF[p0 : p0+K, s_off : s_off+M]                  (the stationary tile)
+        X = SBUF[p0 : p0+K, x_off : x_off+N*step : step]      (the moving tile)
 
     Offsets ``s_off`` and ``x_off`` count elements of ``dtype`` (1 byte for INT8,
     2 for BF16/FP16) from the start of each partition; ``psum_off`` counts 32-bit
@@ -152,6 +152,12 @@ class MatmulCmd(data.Struct):
         PSUM bank.
     psum_off : 16 bits
         First PSUM entry written.
+    x_skip : 3 bits
+        Elements skipped after each moving element: ``step = x_skip + 1`` (0:
+        contiguous). A strided convolution reads its input with it
+        (``docs/conv.md``). ``step`` times the element size must not exceed an SBUF
+        word (else ``STEP``), so every word read still yields an element. The field is
+        last, so that the programs from before it keep their meaning.
     """
     dtype: Dtype
     acc: 1
@@ -163,6 +169,7 @@ class MatmulCmd(data.Struct):
     x_off: 20
     bank: 4
     psum_off: 16
+    x_skip: 3
 
 
 def _bits_for(n):
@@ -243,7 +250,8 @@ class TensorError(enum.Enum, shape=3):
     M_RANGE = 3     #: ``m`` is 0 or ``m > cols``
     N_RANGE = 4     #: ``n`` is 0 or ``n > psum_depth``
     PSUM_RANGE = 5  #: ``bank >= psum_banks`` or ``psum_off + n > psum_depth``
-    SBUF_RANGE = 6  #: S or X runs past the end of a partition
+    SBUF_RANGE = 6  #: S or X runs past the end of a partition (X: its last element)
+    STEP = 7        #: the moving step (``x_skip + 1``) times the element size exceeds an SBUF word
 
 
 

@@ -25,6 +25,8 @@ def fetch_layout(config: CoreConfig):
     byte0 : byte offset of the first element in the first word
     last : elements per partition minus one (``M - 1`` for S, ``N - 1`` for X)
     wide : elements are 2 bytes (BF16/FP16), else 1 (INT8)
+    step : bytes from one element to the next (the element size, times the moving
+        step for X); at most a word, so every word read yields an element
     p0 : first partition (array row ``k`` gets partition ``p0 + k``)
     k : partitions used; array rows ``>= k`` get zeros
     dtype : operand type, passed on with the columns
@@ -35,6 +37,7 @@ def fetch_layout(config: CoreConfig):
         "byte0": _bits_for(config.sbuf_word_bytes),
         "last": 17,
         "wide": 1,
+        "step": _bits_for(config.sbuf_word_bytes + 1),
         "p0": _bits_for(config.rows),
         "k": _bits_for(config.rows + 1),
         "dtype": Dtype,
@@ -57,7 +60,8 @@ class Fetcher(ConfigComponent):
 
     For each command on ``i_cmd`` the fetcher requests words ``word .. word+nwords-1``
     (every partition at once) and turns the responses into ``last + 1`` columns: column
-    ``i`` holds element ``i`` of the tile in every partition, shifted so that array
+    ``i`` holds the element ``i * step`` bytes past the tile's first (``step``: the
+    element size, times the moving step for X) in every partition, shifted so that array
     row ``k`` gets partition ``p0 + k``, with rows ``k >= K`` zero. One column per
     cycle while responses keep up; ``last`` marks a tile's final column. The unpack
     takes two registered stages (element select, then partition shift and K mask), so
@@ -162,8 +166,8 @@ class Fetcher(ConfigComponent):
             else:
                 elems.append(e8)
 
-        step = Mux(head.wide, 2, 1)
-        next_bp = Signal(range(wb + 2))
+        step = head.step
+        next_bp = Signal(range(2 * wb + 1))
         m.d.comb += next_bp.eq(cur_bp + step)
         last_elem = idx == head.last
         word_end = next_bp >= wb
@@ -267,8 +271,11 @@ class TensorEngine(ConfigComponent):
         for name in cfg.dtypes:
             with m.If(cmd.dtype == Dtype[name.upper()]):
                 m.d.comb += allowed.eq(1)
+        x_step = Signal(4)
+        m.d.comb += x_step.eq(cmd.x_skip + 1)
         s_end = (cmd.s_off + cmd.m) << wide
-        x_end = (cmd.x_off + cmd.n) << wide
+        # one past the last moving element: (n - 1) * step + 1 elements from x_off
+        x_end = (cmd.x_off + (cmd.n - 1) * x_step + 1) << wide
         with m.If(~allowed):
             m.d.comb += code.eq(TensorError.DTYPE)
         with m.Elif((cmd.k == 0) | (cmd.p0 + cmd.k > cfg.rows)):
@@ -281,17 +288,22 @@ class TensorEngine(ConfigComponent):
             m.d.comb += code.eq(TensorError.PSUM_RANGE)
         with m.Elif((s_end > cfg.sbuf_bytes) | (x_end > cfg.sbuf_bytes)):
             m.d.comb += code.eq(TensorError.SBUF_RANGE)
+        with m.Elif((x_step << wide) > cfg.sbuf_word_bytes):
+            m.d.comb += code.eq(TensorError.STEP)
 
-        def fetch_cmd(off, count):
+        def fetch_cmd(off, count, step):
+            # the tile spans (count - 1) * step + 1 elements from off
             start = Signal(22)
             m.d.comb += start.eq(off << wide)
-            nbytes = (start[:wb_log] + (count << wide) + cfg.sbuf_word_bytes - 1)
+            span = ((count - 1) * step + 1) << wide
+            nbytes = (start[:wb_log] + span + cfg.sbuf_word_bytes - 1)
             return {
                 "word": start >> wb_log,
                 "nwords": nbytes >> wb_log,
                 "byte0": start[:wb_log],
                 "last": count - 1,
                 "wide": wide,
+                "step": step << wide,
                 "p0": cmd.p0,
                 "k": cmd.k,
                 "dtype": cmd.dtype,
@@ -318,9 +330,9 @@ class TensorEngine(ConfigComponent):
         ]
         with m.If(self.i_cmd.valid & self.i_cmd.ready):
             m.d.sync += [dec_valid.eq(1), dec_code.eq(code)]
-            for field, value in fetch_cmd(cmd.s_off, cmd.m).items():
+            for field, value in fetch_cmd(cmd.s_off, cmd.m, 1).items():
                 m.d.sync += dec_s[field].eq(value)
-            for field, value in fetch_cmd(cmd.x_off, cmd.n).items():
+            for field, value in fetch_cmd(cmd.x_off, cmd.n, x_step).items():
                 m.d.sync += dec_x[field].eq(value)
             m.d.sync += [
                 dec_w.bank.eq(cmd.bank), dec_w.entry.eq(cmd.psum_off), dec_w.last.eq(cmd.n - 1),

@@ -149,10 +149,10 @@ def test_replace():
 
 def test_field_names():
     assert codec.field_names(MatmulCmd) == ("dtype", "acc", "p0", "k", "m", "n", "s_off",
-                                            "x_off", "bank", "psum_off")
+                                            "x_off", "bank", "psum_off", "x_skip")
 
 
-MATMUL_FIELDS = "dtype, acc, p0, k, m, n, s_off, x_off, bank, psum_off"
+MATMUL_FIELDS = "dtype, acc, p0, k, m, n, s_off, x_off, bank, psum_off, x_skip"
 
 
 @pytest.mark.parametrize("call,message", [
@@ -190,9 +190,9 @@ MATMUL_FIELDS = "dtype, acc, p0, k, m, n, s_off, x_off, bank, psum_off"
      "StructLayout.data must be a sequence of 2 elements, not 'ab'"),
     (lambda: codec.encode(sbuf_data_layout(CoreConfig(rows=2, cols=2)), {"a": 1}),
      "ArrayLayout must be a sequence of 2 elements, not {'a': 1}"),
-    (lambda: codec.decode(MatmulCmd, 1 << 107),
-     f"MatmulCmd: word {1 << 107:#x} does not fit in 107 bits"),
-    (lambda: codec.decode(MatmulCmd, -1), "MatmulCmd: word -0x1 does not fit in 107 bits"),
+    (lambda: codec.decode(MatmulCmd, 1 << 110),
+     f"MatmulCmd: word {1 << 110:#x} does not fit in 110 bits"),
+    (lambda: codec.decode(MatmulCmd, -1), "MatmulCmd: word -0x1 does not fit in 110 bits"),
     (lambda: codec.decode(MatmulCmd, "0"), "MatmulCmd: a word is an integer, not '0'"),
     (lambda: codec.decode(MatmulCmd, 0, enums="text"),
      "enums must be 'member', 'name' or 'raw', not 'text'"),

@@ -254,7 +254,9 @@ def _byte_sets(config, ins):
         for k in range(c.k):
             for e in range(c.m * eb):
                 out["SBUF"][0].add((c.p0 + k, c.s_off * eb + e))
-            for e in range(c.n * eb):
+            # a strided moving tile (x_skip > 0) counts as its whole span, gaps too: the
+            # checker's documented approximation (docs/isa.md, "Race checker")
+            for e in range(((c.n - 1) * (c.x_skip + 1) + 1) * eb):
                 out["SBUF"][0].add((c.p0 + k, c.x_off * eb + e))
         e0 = c.bank * config.psum_depth + c.psum_off
         for m in range(c.m):

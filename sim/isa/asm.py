@@ -266,7 +266,8 @@ class Instruction:
             words = ["MATMUL"] + [f"{k}={v}" for k, v in (
                 ("k", c.k), ("m", c.m), ("n", c.n), ("p0", c.p0), ("s_off", c.s_off),
                 ("x_off", c.x_off), ("bank", c.bank), ("psum_off", c.psum_off),
-                ("acc", int(c.acc)), ("dtype", c.dtype))]
+                ("acc", int(c.acc)), ("dtype", c.dtype))] + (
+                [f"x_skip={c.x_skip}"] if c.x_skip else [])
         elif self.op == "ACT":
             src = f"{'psum' if c.src_psum else 'sbuf'}:{'fp32' if c.src_fp else 'int32'}"
             words = ["ACT", f"parts={c.parts}", f"n={c.n}", f"src={src}",

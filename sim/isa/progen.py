@@ -331,14 +331,18 @@ class _Gen:
         p0 = _ri(rng, 0, c.rows - k)
         elems = c.sbuf_bytes // eb
         m = _ri(rng, 1, min(c.cols, elems))
-        n = _ri(rng, 1, min(self.nmax, elems))
+        # a strided moving tile one time in four (step up to one SBUF word)
+        skip = _ri(rng, 1, c.sbuf_word_bytes // eb - 1) \
+            if c.sbuf_word_bytes > eb and rng.random() < 0.25 else 0
+        n = _ri(rng, 1, min(self.nmax, (elems - 1) // (skip + 1) + 1))
         s_off = self._sbuf_off(m * eb, align=eb) // eb
-        x_off = self._sbuf_off(n * eb, align=eb) // eb
+        x_off = self._sbuf_off(((n - 1) * (skip + 1) + 1) * eb, align=eb) // eb
         bank = _ri(rng, 0, c.psum_banks - 1)
         top = self.phot if rng.random() < 0.9 else c.psum_depth
         psum_off = _ri(rng, 0, max(top - n, 0))
         cmd = Matmul(k=k, m=m, n=n, p0=p0, s_off=s_off, x_off=x_off, bank=bank,
-                     psum_off=psum_off, acc=bool(rng.random() < 0.5), dtype=dtype)
+                     psum_off=psum_off, acc=bool(rng.random() < 0.5), dtype=dtype,
+                     x_skip=skip)
         assert self.tm.check(cmd) == "NONE", cmd
         return cmd
 
@@ -353,7 +357,7 @@ class _Gen:
             nxt = self.matmul() if i else first
             cmd = Matmul(k=nxt.k, m=nxt.m, n=n, p0=nxt.p0, s_off=nxt.s_off, x_off=nxt.x_off,
                          bank=first.bank, psum_off=first.psum_off, acc=bool(i) or first.acc,
-                         dtype=nxt.dtype)
+                         dtype=nxt.dtype, x_skip=nxt.x_skip)
             if self.tm.check(cmd) != "NONE":
                 break
             self.add("MATMUL", cmd)

@@ -140,7 +140,8 @@ def accesses(config, ins):
         if c.k > 0 and c.m > 0:
             out.append(("SBUF", c.p0, c.p0 + c.k, c.s_off * eb, (c.s_off + c.m) * eb, False))
         if c.k > 0 and c.n > 0:
-            out.append(("SBUF", c.p0, c.p0 + c.k, c.x_off * eb, (c.x_off + c.n) * eb, False))
+            # a strided moving tile counts as the whole span it reads from
+            out.append(("SBUF", c.p0, c.p0 + c.k, c.x_off * eb, c.x_end * eb, False))
         if c.m > 0 and c.n > 0:
             e0 = c.bank * config.psum_depth + c.psum_off
             out.append(("PSUM", 0, c.m, 4 * e0, 4 * (e0 + c.n), True))

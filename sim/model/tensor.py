@@ -38,8 +38,9 @@ DTYPE_TEXT = codec.EnumText(Dtype, "dtype", lower=True)
 @dataclass(frozen=True)
 class Matmul(codec.Command):
     """``PSUM[bank][0:m, psum_off:psum_off+n] (=|+=) S^T @ X`` with
-    ``S = SBUF[p0:p0+k, s_off:s_off+m]`` and ``X = SBUF[p0:p0+k, x_off:x_off+n]``
-    (offsets in elements of ``dtype``). See :class:`hdl.formats.MatmulCmd`."""
+    ``S = SBUF[p0:p0+k, s_off:s_off+m]`` and ``X = SBUF[p0:p0+k, x_off:x_off+n*step:step]``
+    (offsets in elements of ``dtype``; ``step = x_skip + 1``). See
+    :class:`hdl.formats.MatmulCmd`."""
     k: int
     m: int
     n: int
@@ -50,8 +51,19 @@ class Matmul(codec.Command):
     psum_off: int = 0
     acc: bool = False
     dtype: str = "int8"
+    x_skip: int = 0
 
     LAYOUT = MatmulCmd
+
+    @property
+    def x_step(self):
+        """Elements between consecutive moving elements."""
+        return self.x_skip + 1
+
+    @property
+    def x_end(self):
+        """One past the last moving element read (elements from the partition's start)."""
+        return self.x_off + (self.n - 1) * self.x_step + 1
     TEXT = {"dtype": DTYPE_TEXT}
     FLAGS = ("acc",)
 
@@ -80,25 +92,28 @@ class TensorModel:
             return "PSUM_RANGE"
         esize = DTYPE_BYTES[cmd.dtype]
         if ((cmd.s_off + cmd.m) * esize > cfg.sbuf_bytes
-                or (cmd.x_off + cmd.n) * esize > cfg.sbuf_bytes):
+                or cmd.x_end * esize > cfg.sbuf_bytes):
             return "SBUF_RANGE"
+        if cmd.x_step * esize > cfg.sbuf_word_bytes:
+            return "STEP"
         return "NONE"
 
-    def tile(self, p0, k, off, count, dtype):
-        """``SBUF[p0:p0+k, off:off+count]`` as elements of ``dtype``: int64 values for
-        INT8, uint32 holding 16-bit patterns for BF16/FP16."""
+    def tile(self, p0, k, off, count, dtype, step=1):
+        """``SBUF[p0:p0+k, off:off+count*step:step]`` as elements of ``dtype``: int64
+        values for INT8, uint32 holding 16-bit patterns for BF16/FP16."""
         esize = DTYPE_BYTES[dtype]
-        raw = self.sbuf[p0:p0 + k, off * esize:(off + count) * esize]
+        raw = self.sbuf[p0:p0 + k, off * esize:(off + (count - 1) * step + 1) * esize]
+        raw = raw.reshape(k, -1, esize)[:, ::step]
         if esize == 1:
-            return raw.view(np.int8).astype(np.int64)
-        return (raw[:, 0::2].astype(np.uint32) | (raw[:, 1::2].astype(np.uint32) << 8))
+            return raw[:, :, 0].view(np.int8).astype(np.int64)
+        return raw[:, :, 0].astype(np.uint32) | (raw[:, :, 1].astype(np.uint32) << 8)
 
     def result(self, cmd: Matmul):
         """``S^T @ X`` of a legal command as the array computes it: ``[m, n]`` uint32
         bit patterns (INT32 or FP32)."""
         cfg = self.config
         S = self.tile(cmd.p0, cmd.k, cmd.s_off, cmd.m, cmd.dtype)
-        X = self.tile(cmd.p0, cmd.k, cmd.x_off, cmd.n, cmd.dtype)
+        X = self.tile(cmd.p0, cmd.k, cmd.x_off, cmd.n, cmd.dtype, cmd.x_step)
         Y = systolic_matmul(S, X, cfg.rows, cfg.cols, cmd.dtype, subnormals=cfg.subnormals)
         return Y[:cmd.m].view(np.uint32)
 
