@@ -17,37 +17,43 @@ from sim.compiler.conv import (ConvError, ConvLayout, Planes, conv2d, conv_progr
 
 FTYPE = {"bf16": ml_dtypes.bfloat16, "fp16": np.float16}
 
-# B, C, H, W, F, KH, KW, pads (top, left, bottom, right), dilation
+# B, C, H, W, F, KH, KW, pads (top, left, bottom, right), dilation, stride
 SHAPES = [
-    (1, 3, 6, 7, 5, 3, 3, (1, 1, 1, 1), (1, 1)),        # "same" 3x3
-    (2, 11, 9, 8, 13, 3, 2, (0, 2, 1, 0), (1, 2)),      # asymmetric pads, dilation, tiles
-    (1, 4, 5, 5, 4, 1, 1, (0, 0, 0, 0), (1, 1)),        # pointwise
-    (1, 2, 9, 9, 3, 7, 7, (3, 3, 3, 3), (1, 1)),        # 7x7
-    (1, 9, 10, 6, 17, 5, 4, (2, 0, 2, 3), (2, 1)),      # 5x4, dilation on rows
-    (3, 1, 4, 4, 1, 2, 2, (0, 0, 0, 0), (1, 1)),        # single channels
+    (1, 3, 6, 7, 5, 3, 3, (1, 1, 1, 1), (1, 1), (1, 1)),        # "same" 3x3
+    (2, 11, 9, 8, 13, 3, 2, (0, 2, 1, 0), (1, 2), (1, 1)),      # asymmetric pads, dilation, tiles
+    (1, 4, 5, 5, 4, 1, 1, (0, 0, 0, 0), (1, 1), (1, 1)),        # pointwise
+    (1, 2, 9, 9, 3, 7, 7, (3, 3, 3, 3), (1, 1), (1, 1)),        # 7x7
+    (1, 9, 10, 6, 17, 5, 4, (2, 0, 2, 3), (2, 1), (1, 1)),      # 5x4, dilation on rows
+    (3, 1, 4, 4, 1, 2, 2, (0, 0, 0, 0), (1, 1), (1, 1)),        # single channels
+    (1, 3, 7, 7, 5, 3, 3, (1, 1, 1, 1), (1, 1), (2, 2)),        # strided "same" 3x3
+    (2, 11, 9, 8, 13, 3, 2, (0, 2, 1, 0), (1, 2), (2, 3)),      # strides 2 and 3, dilation
+    (1, 9, 12, 12, 10, 7, 7, (3, 2, 3, 4), (1, 1), (2, 2)),     # a ResNet-style 7x7/2 stem
+    (1, 4, 9, 9, 6, 1, 1, (0, 0, 0, 0), (1, 1), (2, 2)),        # a strided 1x1 (downsampling)
+    (1, 3, 10, 17, 4, 3, 3, (1, 1, 1, 1), (2, 1), (3, 8)),      # the widest INT8 step
 ]
 
 
 def _ids(shapes):
-    return ["b{}c{}h{}w{}f{}k{}x{}p{}d{}".format(B, C, H, W, F, KH, KW, "".join(map(str, p)),
-                                                "".join(map(str, d)))
-            for B, C, H, W, F, KH, KW, p, d in shapes]
+    return ["b{}c{}h{}w{}f{}k{}x{}p{}d{}s{}".format(
+        B, C, H, W, F, KH, KW, "".join(map(str, p)), "".join(map(str, d)), "".join(map(str, st)))
+        for B, C, H, W, F, KH, KW, p, d, st in shapes]
 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=_ids(SHAPES))
 @pytest.mark.parametrize("config", ["default", "4x4-fp"])
 def test_int8_conv_exact(shape, config):
-    B, C, H, W, F, KH, KW, pads, dil = shape
+    B, C, H, W, F, KH, KW, pads, dil, st = shape
     seed = hash((shape, config)) % 10_000
     rng = np.random.default_rng(seed)
     x = rng.integers(-128, 128, (B, C, H, W)).astype(np.int8)
     w = rng.integers(-128, 128, (F, C, KH, KW)).astype(np.int8)
-    y = conv2d(x, w, "int8", pads=pads, dilation=dil, config=config, check_races=True)
-    want = conv_reference(x, w, pads, dil)
+    y = conv2d(x, w, "int8", pads=pads, dilation=dil, stride=st, config=config,
+               check_races=True)
+    want = conv_reference(x, w, pads, dil, st)
     assert np.array_equal(y, want), f"seed {seed}: {np.argwhere(y != want)[:3]}"
 
 
-def _ordered_conv_f32(x, w, pads, dil, rows):
+def _ordered_conv_f32(x, w, pads, dil, rows, stride=(1, 1)):
     """The FP32 result in the core's summation order (docs/conv.md, "Numerics"): PSUM
     starts with the first (channel tile, kernel position) partial sum and adds the
     others in order, channel tiles outermost, kernel positions row-major; each partial
@@ -58,42 +64,52 @@ def _ordered_conv_f32(x, w, pads, dil, rows):
     xp = np.zeros((B, C, H + t + bot, W + left + right), np.float32)
     xp[:, :, t:t + H, left:left + W] = x
     dh, dw = dil
-    OH = xp.shape[2] - (KH - 1) * dh
-    OW = xp.shape[3] - (KW - 1) * dw
+    sh, sw = stride
+    OH = (xp.shape[2] - (KH - 1) * dh - 1) // sh + 1
+    OW = (xp.shape[3] - (KW - 1) * dw - 1) // sw + 1
     out = None
     for c0 in range(0, C, rows):
         for kh in range(KH):
             for kw in range(KW):
                 part = np.zeros((B, F, OH, OW), np.float32)
                 for c in range(c0, min(C, c0 + rows)):
-                    win = xp[:, c, kh * dh:kh * dh + OH, kw * dw:kw * dw + OW]   # B x OH x OW
+                    win = xp[:, c, kh * dh:kh * dh + (OH - 1) * sh + 1:sh,
+                             kw * dw:kw * dw + (OW - 1) * sw + 1:sw]                # B x OH x OW
                     prod = win[:, None] * w[None, :, c, kh, kw, None, None]     # exact
                     part = (part + prod).astype(np.float32)
                 out = part if out is None else (out + part).astype(np.float32)
     return out
 
 
-@pytest.mark.parametrize("shape", SHAPES[:5], ids=_ids(SHAPES[:5]))
+FLOAT_SHAPES = SHAPES[:5] + SHAPES[6:9]
+
+
+@pytest.mark.parametrize("shape", FLOAT_SHAPES, ids=_ids(FLOAT_SHAPES))
 @pytest.mark.parametrize("dtype", ["bf16", "fp16"])
 def test_float_conv_bit_exact(shape, dtype):
-    B, C, H, W, F, KH, KW, pads, dil = shape
+    B, C, H, W, F, KH, KW, pads, dil, st = shape
     seed = hash((shape, dtype)) % 10_000
     rng = np.random.default_rng(seed)
     t = FTYPE[dtype]
     x = rng.standard_normal((B, C, H, W)).astype(t).astype(np.float32)
     w = rng.standard_normal((F, C, KH, KW)).astype(t).astype(np.float32)
     cfg = named_config("4x4-fp")
-    y = conv2d(x, w, dtype, pads=pads, dilation=dil, config=cfg, check_races=True)
-    want = _ordered_conv_f32(x, w, pads, dil, cfg.rows)
+    if st[1] * 2 > cfg.sbuf_word_bytes:
+        with pytest.raises(ConvError, match="column stride"):
+            conv2d(x, w, dtype, pads=pads, dilation=dil, stride=st, config=cfg)
+        return
+    y = conv2d(x, w, dtype, pads=pads, dilation=dil, stride=st, config=cfg, check_races=True)
+    want = _ordered_conv_f32(x, w, pads, dil, cfg.rows, st)
     assert np.array_equal(y.view(np.uint32), want.view(np.uint32)), f"seed {seed}"
-    exact = conv_reference(x.astype(np.float64), w.astype(np.float64), pads, dil)
+    exact = conv_reference(x.astype(np.float64), w.astype(np.float64), pads, dil, st)
     assert np.allclose(y, exact, rtol=1e-5, atol=1e-4), f"seed {seed}"
 
 
-def _ort_conv(x, w, pads, dil):
+def _ort_conv(x, w, pads, dil, st):
     F, C, KH, KW = w.shape
     node = helper.make_node("Conv", ["x", "w"], ["y"], kernel_shape=[KH, KW],
-                            pads=[pads[0], pads[1], pads[2], pads[3]], dilations=list(dil))
+                            pads=[pads[0], pads[1], pads[2], pads[3]], dilations=list(dil),
+                            strides=list(st))
     g = helper.make_graph([node], "conv",
                           [helper.make_tensor_value_info("x", TensorProto.FLOAT, x.shape)],
                           [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
@@ -107,12 +123,14 @@ def _ort_conv(x, w, pads, dil):
 @pytest.mark.parametrize("shape", SHAPES, ids=_ids(SHAPES))
 def test_conv_agrees_with_onnxruntime(shape):
     """ONNX pads are (top, left, bottom, right) as begin..., end...: the same order."""
-    B, C, H, W, F, KH, KW, pads, dil = shape
+    B, C, H, W, F, KH, KW, pads, dil, st = shape
     rng = np.random.default_rng(7)
     x = rng.standard_normal((B, C, H, W)).astype(ml_dtypes.bfloat16).astype(np.float32)
     w = rng.standard_normal((F, C, KH, KW)).astype(ml_dtypes.bfloat16).astype(np.float32)
-    y = conv2d(x, w, "bf16", pads=pads, dilation=dil, config="4x4-fp")
-    ref = _ort_conv(x, w, pads, dil)
+    if st[1] * 2 > 8:
+        st = (st[0], 4)                 # the widest BF16 step
+    y = conv2d(x, w, "bf16", pads=pads, dilation=dil, stride=st, config="4x4-fp")
+    ref = _ort_conv(x, w, pads, dil, st)
     assert y.shape == ref.shape
     assert np.allclose(y, ref, rtol=1e-5, atol=1e-4)
 
@@ -157,8 +175,10 @@ def test_refusals():
                     w_addr=8192)
         args.update(kw)
         return ConvLayout(**args)
-    with pytest.raises(ConvError, match="only stride 1"):
-        conv_program(cfg, L(stride=(2, 2)))
+    with pytest.raises(ConvError, match="column stride of 9 reads 9-byte steps"):
+        conv_program(cfg, L(stride=(1, 9), y=Planes(4096, 1, 4, 6, 1, 4)))
+    with pytest.raises(ConvError, match="at least 1"):
+        conv_program(cfg, L(stride=(0, 1)))
     with pytest.raises(ConvError, match="outside 1..7"):
         conv_program(cfg, L(KH=8, y=Planes(4096, 1, 4, 1, 6, 4)))
     with pytest.raises(ConvError, match="larger than the padded input"):

@@ -46,8 +46,16 @@ def edge_cases(cfg):
                 (dict(s_off=elems - 1, m=2), False, None),
                 (dict(x_off=elems - 3, n=3), True, None),
                 (dict(x_off=elems - 2, n=3), False, None),
+                # strided moving tiles: the last element at the edge, and one past it
+                (dict(x_off=elems - 5, n=3, x_skip=1), True, None),
+                (dict(x_off=elems - 4, n=3, x_skip=1), False, None),
+                # the widest step: one SBUF word (then every word read is an element)
+                (dict(n=2, x_skip=cfg.sbuf_word_bytes // es - 1), True, None),
                 (dict(k=0), False, None), (dict(m=0), False, None), (dict(n=0), False, None)):
             out.append(dataclasses.replace(base, **field))
+    # one element past a word: STEP (only 2-byte types reach it with 8-byte words: the
+    # 3-bit field's widest INT8 step is one word)
+    out.append(Matmul(k=1, m=1, n=2, x_skip=cfg.sbuf_word_bytes // 2, dtype="bf16"))
     out.append(Matmul(k=1, m=1, n=1, dtype="fp16"))                  # absent type
     return out
 

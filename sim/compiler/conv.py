@@ -199,9 +199,12 @@ def _check(config, L):
     for name, v in (("KH", L.KH), ("KW", L.KW)):
         if not 1 <= v <= 7:
             raise ConvError(f"kernel size {name}={v} is outside 1..7")
-    if any(s != 1 for s in L.stride):
-        raise ConvError(f"stride {L.stride}: only stride 1 runs on the core so far (a larger "
-                        f"stride needs strided moving reads in the tensor engine)")
+    if any(s < 1 for s in L.stride):
+        raise ConvError(f"stride must be at least 1, not {L.stride}")
+    if L.stride[1] * eb > config.sbuf_word_bytes:
+        raise ConvError(f"a column stride of {L.stride[1]} reads {L.stride[1] * eb}-byte steps, "
+                        f"more than the tensor engine's {config.sbuf_word_bytes}-byte SBUF word "
+                        f"(MatmulCmd.x_skip)")
     if any(d < 1 for d in L.dilation):
         raise ConvError(f"dilation must be at least 1, not {L.dilation}")
     if L.OH < 1 or L.OW < 1:
@@ -235,7 +238,23 @@ def conv_program(config, L: ConvLayout, *, epilogue: Epilogue | None = None, row
     X, Y = L.x, L.y
     Wp, KK = X.Wp, L.KH * L.KW
     dh, dw = L.dilation
+    sh, sw = L.stride
     halo = (L.KH - 1) * dh                # extra input rows a block of outputs needs
+    # Two ways to lay a block of rb output rows out in PSUM:
+    # wide (stride 1): the rows at the input's pitch, one matmul of (rb-1)*Wp + OW
+    #   columns per kernel position, Wp - OW of every Wp computed and not stored;
+    # rows (stride > 1): the rows at pitch OW, one matmul per output row and kernel
+    #   position, reading every sw-th input element (x_skip = sw - 1), nothing wasted.
+    wide = (sh, sw) == (1, 1)
+    pitch = Wp if wide else L.OW          # PSUM entries from one output row to the next
+
+    def span(rb):
+        """PSUM entries (and staged outputs) of a block of rb output rows."""
+        return (rb - 1) * pitch + L.OW
+
+    def in_rows(rb):
+        """Input rows a block of rb output rows reads."""
+        return (rb - 1) * sh + halo + 1
     CT = _ceil(X.C, R)
     FT = _ceil(L.F, Cc)
     chunk = min(R, Cc)
@@ -253,10 +272,9 @@ def conv_program(config, L: ConvLayout, *, epilogue: Epilogue | None = None, row
     w_bytes = CT * w_slab
 
     def need(rb):
-        n = (rb - 1) * Wp + L.OW
-        return w_bytes + 2 * _align((rb + halo) * Wp * eb) + 2 * _ceil(min(Cc, L.F), chunk) \
-            * _align(n * ce)
-    most = min(L.OH, (cfg.psum_depth - L.OW) // Wp + 1)
+        return w_bytes + 2 * _align(in_rows(rb) * Wp * eb) + 2 * _ceil(min(Cc, L.F), chunk) \
+            * _align(span(rb) * ce)
+    most = min(L.OH, (cfg.psum_depth - L.OW) // pitch + 1)
     if rows is None:
         rows = most
         while rows > 1 and need(rows) > top:
@@ -266,10 +284,10 @@ def conv_program(config, L: ConvLayout, *, epilogue: Epilogue | None = None, row
     if need(rows) > top:
         raise ConvError(f"a block of {rows} output rows needs {need(rows)} bytes of SBUF "
                         f"per partition, {top} are free (weights {w_bytes})")
-    x_buf = [w_bytes, w_bytes + _align((rows + halo) * Wp * eb)]
-    stg0 = x_buf[1] + _align((rows + halo) * Wp * eb)
+    x_buf = [w_bytes, w_bytes + _align(in_rows(rows) * Wp * eb)]
+    stg0 = x_buf[1] + _align(in_rows(rows) * Wp * eb)
     nchunk = _ceil(min(Cc, L.F), chunk)
-    stg = [[stg0 + (par * nchunk + c) * _align(((rows - 1) * Wp + L.OW) * ce)
+    stg = [[stg0 + (par * nchunk + c) * _align(span(rows) * ce)
             for c in range(nchunk)] for par in range(2)]
 
     p = Program(cfg) if program is None else program
@@ -318,29 +336,36 @@ def conv_program(config, L: ConvLayout, *, epilogue: Epilogue | None = None, row
         for b in range(X.B):
             for oh0 in range(0, L.OH, rows):
                 rb = min(rows, L.OH - oh0)
-                n = (rb - 1) * Wp + L.OW
+                n = span(rb)
                 bank = block % nbanks
                 if block >= nbanks:
                     # the bank's previous block has been drained
                     p.sem(wait=W("act", acts_of_block[block - nbanks]))
+                # the matmuls of a step: (x offset from the buffer, columns, PSUM entry)
+                if wide:
+                    mms = [(kh * dh * Wp + kw * dw, n, 0)
+                           for kh in range(L.KH) for kw in range(L.KW)]
+                else:
+                    mms = [((r * sh + kh * dh) * Wp + kw * dw, L.OW, r * L.OW)
+                           for r in range(rb) for kh in range(L.KH) for kw in range(L.KW)]
                 for ct in range(CT):
                     kk = min(R, X.C - ct * R)
                     buf = step % 2
-                    emit("dma", "ld", Dma(addr=X.at(b, ct * R, oh0, 0), rows=kk,
-                                          row_bytes=(rb + halo) * Wp * eb,
+                    emit("dma", "ld", Dma(addr=X.at(b, ct * R, oh0 * sh, 0), rows=kk,
+                                          row_bytes=in_rows(rb) * Wp * eb,
                                           row_stride=X.plane_bytes, partition=0,
                                           offset=x_buf[buf]),
                          wait=W("mm", step - 1) if step >= 2 else None)
                     step += 1
-                    for k in range(KK):
-                        kh, kw = divmod(k, L.KW)
-                        cmd = Matmul(k=kk, m=m, n=n, p0=0,
+                    for j, (xo, cols, po) in enumerate(mms):
+                        k = j % KK
+                        cmd = Matmul(k=kk, m=m, n=cols, p0=0,
                                      s_off=(ct * w_slab) // eb + k * m,
-                                     x_off=x_buf[buf] // eb + kh * dh * Wp + kw * dw,
-                                     bank=bank, psum_off=0, acc=ct > 0 or k > 0,
+                                     x_off=x_buf[buf] // eb + xo, x_skip=0 if wide else sw - 1,
+                                     bank=bank, psum_off=po, acc=ct > 0 or k > 0,
                                      dtype=L.dtype)
-                        wait = W("ld", cnt["ld"]) if k == 0 else None
-                        if k == KK - 1:     # a step's last matmul: "mm" counts steps
+                        wait = W("ld", cnt["ld"]) if j == 0 else None
+                        if j == len(mms) - 1:     # a step's last matmul: "mm" counts steps
                             emit("matmul", "mm", cmd, wait)
                         else:
                             p.matmul(cmd, wait=wait)
@@ -359,7 +384,7 @@ def conv_program(config, L: ConvLayout, *, epilogue: Epilogue | None = None, row
                         yt, yl = Y.pads[0], Y.pads[1]
                         emit("dma", "st", Dma(addr=Y.at(b, f0 + c0, oh0 + r + yt, yl), rows=pc,
                                               row_bytes=L.OW * ce, row_stride=Y.plane_bytes,
-                                              partition=0, offset=stg[par][c] + r * Wp * ce,
+                                              partition=0, offset=stg[par][c] + r * pitch * ce,
                                               store=True),
                              wait=W("act", cnt["act"]) if r == 0 else None)
                 acts_of_block.append(cnt["act"])
@@ -403,7 +428,8 @@ _OUT_DTYPE = {"INT32": np.int32, "INT8": np.int8, "FP32": np.float32, "BF16": np
 
 
 def conv2d(x, w, dtype="int8", *, bias=None, relu=False, out_type=None, scale=1, shift=0,
-           zp=0, pads=(0, 0, 0, 0), dilation=(1, 1), config="default", backend="golden",
+           zp=0, pads=(0, 0, 0, 0), dilation=(1, 1), stride=(1, 1), config="default",
+           backend="golden",
            rows=None, return_result=False, check_races=False):
     """``Conv(x, w) + bias`` on one core: ``x`` ``B x C x H x W``, ``w`` ``F x C x KH x
     KW`` (int8 values, or floats rounded to ``dtype``, or uint16 bit patterns).
@@ -431,7 +457,8 @@ def conv2d(x, w, dtype="int8", *, bias=None, relu=False, out_type=None, scale=1,
         raise ValueError(f"out_type must be one of {tuple(_OUT_DTYPE)}, not {out_type!r}")
     dev = Device(cfg, backend)
     xin = Planes(0, B, C, H, Wd, eb, tuple(pads))
-    probe = ConvLayout(xin, Planes(0, B, F, 1, 1, 4), F, KH, KW, dtype, 0, tuple(dilation))
+    probe = ConvLayout(xin, Planes(0, B, F, 1, 1, 4), F, KH, KW, dtype, 0, tuple(dilation),
+                       tuple(stride))
     xin = Planes(dev.alloc(xin.nbytes), B, C, H, Wd, eb, tuple(pads))
     ye = ACT_BYTES[out_type]
     yout = Planes(dev.alloc(max(B * F * probe.OH * probe.OW * ye, 1)), B, F, probe.OH,
@@ -447,7 +474,8 @@ def conv2d(x, w, dtype="int8", *, bias=None, relu=False, out_type=None, scale=1,
         b_addr = dev.alloc(bimg.nbytes)
         dev.write(b_addr, bimg)
         epi = Epilogue(bias_addr=b_addr, relu=relu, scale=scale, shift=shift, zp=zp)
-    L = ConvLayout(xin, yout, F, KH, KW, dtype, w_addr, tuple(dilation), out_type=out_type)
+    L = ConvLayout(xin, yout, F, KH, KW, dtype, w_addr, tuple(dilation), tuple(stride),
+                   out_type=out_type)
     dev.write(xin.addr, xin.image(xb))
     dev.write(w_addr, wimg)
     prog = conv_program(cfg, L, epilogue=epi, rows=rows)

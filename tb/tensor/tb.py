@@ -156,18 +156,24 @@ class TensorTB(TB):
         self.dut.status__error_clear.value = 0
 
     def random_cmd(self, dtype=None, n_max=None, acc=None):
-        """A random legal command (random p0, K, M, N, offsets, bank, acc, dtype)."""
+        """A random legal command (random p0, K, M, N, offsets, bank, acc, dtype; a
+        strided moving tile, up to one SBUF word per step, one time in three)."""
         cfg, rng = self.cfg, self.rng
         dtype = dtype or cfg.dtypes[int(rng.integers(len(cfg.dtypes)))]
-        elems = cfg.sbuf_bytes // (1 if dtype == "int8" else 2)
+        eb = 1 if dtype == "int8" else 2
+        elems = cfg.sbuf_bytes // eb
         p0 = int(rng.integers(cfg.rows))
         k = int(rng.integers(1, cfg.rows - p0 + 1))
         m = int(rng.integers(1, cfg.cols + 1))
-        n = int(rng.integers(1, min(cfg.psum_depth, n_max or 3 * cfg.cols) + 1))
+        most_step = cfg.sbuf_word_bytes // eb
+        skip = int(rng.integers(1, most_step)) if most_step > 1 and rng.random() < 1 / 3 else 0
+        n_top = min(cfg.psum_depth, n_max or 3 * cfg.cols, (elems - 1) // (skip + 1) + 1)
+        n = int(rng.integers(1, n_top + 1))
+        span = (n - 1) * (skip + 1) + 1
         return Matmul(
-            k=k, m=m, n=n, p0=p0,
+            k=k, m=m, n=n, p0=p0, x_skip=skip,
             s_off=int(rng.integers(0, elems - m + 1)),
-            x_off=int(rng.integers(0, elems - n + 1)),
+            x_off=int(rng.integers(0, elems - span + 1)),
             bank=int(rng.integers(cfg.psum_banks)),
             psum_off=int(rng.integers(0, cfg.psum_depth - n + 1)),
             acc=bool(rng.integers(2)) if acc is None else acc,

@@ -161,7 +161,14 @@ async def test_illegal_commands(dut):
         ("SBUF_RANGE", Matmul(k=1, m=2 if cfg.cols > 1 else 1, n=1, s_off=elems - 1 if cfg.cols > 1 else elems)),
         ("SBUF_RANGE", Matmul(k=1, m=1, n=1, x_off=elems)),
         ("SBUF_RANGE", Matmul(k=1, m=1, n=1, x_off=(1 << 20) - 1)),
+        # the last element of a strided moving tile one past the partition
+        ("SBUF_RANGE", Matmul(k=1, m=1, n=3, x_off=elems - 4, x_skip=1)),
     ]
+    wb = cfg.sbuf_word_bytes
+    if wb < 8:                      # a step wider than a word (8 is the field's most)
+        illegal.append(("STEP", Matmul(k=1, m=1, n=2, x_skip=wb)))
+    if "bf16" in cfg.dtypes and wb // 2 < 8:
+        illegal.append(("STEP", Matmul(k=1, m=1, n=2, x_skip=wb // 2, dtype="bf16")))
     if "bf16" in cfg.dtypes:
         illegal.append(("SBUF_RANGE", Matmul(k=1, m=1, n=1, x_off=elems // 2, dtype="bf16")))
     illegal += [("DTYPE", Matmul(k=1, m=1, n=1, dtype=d)) for d in absent]
