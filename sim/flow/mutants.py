@@ -336,6 +336,17 @@ MUTANTS = [
        "Mux(k <= sel_k, shifted[k * ew:(k + 1) * ew], 0))",
        "the fetcher passes partition p0 + K to array row K instead of zero (K < rows)",
        _TE.format("test_random_sequences")),
+    _m("te-stride-ignored", "tensor_engine", "hdl/tensor_engine.py",
+       '"step": step << wide,',
+       '"step": 1 << wide,',
+       "the moving fetcher reads consecutive elements whatever the command's x_skip says",
+       _TE.format("test_random_sequences")),
+    _m("te-stride-range-short", "tensor_engine", "hdl/tensor_engine.py",
+       "x_end = (cmd.x_off + (cmd.n - 1) * x_step + 1) << wide",
+       "x_end = (cmd.x_off + cmd.n) << wide",
+       "the SBUF range check of a strided moving tile ignores its step (reads past the "
+       "partition)",
+       "tests/test_tensor_engine_amaranth.py::test_check_edges"),
 
     # ---- vector units --------------------------------------------------------------------------
     _m("vu-narrow-ties-away", "vector_units", "hdl/vector_units.py",
