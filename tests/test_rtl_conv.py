@@ -36,3 +36,21 @@ def test_conv_on_rtl(case):
     assert r_rtl.counters["tensor_macs"] == r_iss.counters["tensor_macs"]
     assert r_rtl.counters["instructions"] == r_iss.counters["instructions"]
     print(f"{case}: {r_rtl.cycles} cycles, {r_rtl.counters['tensor_macs']} MACs issued")
+
+
+def test_conv_bench_command(capsys):
+    """``python -m sim.flow.cli conv-bench`` (docs/conv.md's figures): every case's result
+    is checked inside; the figures must be sane."""
+    import json
+    from sim.flow.cli import main
+    from sim.flow.rtl import BUILD
+    from sim.compiler.conv import BENCH_CASES
+    assert main(["conv-bench"]) == 0
+    out = capsys.readouterr().out
+    assert "C=32 F=32 14x14 3x3/1" in out
+    rows = json.loads((BUILD / "bench-conv.json").read_text())
+    assert len(rows) == len(BENCH_CASES)
+    for r in rows:
+        assert 0 < r["utilization"] <= r["tensor_busy"] <= 1
+        assert r["issued_macs"] >= r["useful_macs"]
+        assert (r["issued_macs"] == r["useful_macs"]) == (r["stride"] > 1 or r["K"] == 1)

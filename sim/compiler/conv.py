@@ -61,7 +61,7 @@ from sim.model.tensor import Matmul
 from sim.model.vector import FLOAT_OUT, INT_OUT, Act
 
 __all__ = ["ConvError", "Planes", "ConvLayout", "conv_program", "conv_reference",
-           "weight_image"]
+           "weight_image", "conv2d", "BENCH_CASES", "conv_bench"]
 
 
 class ConvError(ValueError):
@@ -488,3 +488,45 @@ def conv2d(x, w, dtype="int8", *, bias=None, relu=False, out_type=None, scale=1,
     r = dev.run(prog_addr).check()
     y = yout.read(dev.dram, _OUT_DTYPE[out_type])
     return (y, r, dev.dram[:dev.top].copy()) if return_result else y
+
+
+#: ``conv_bench`` cases: (C, F, H = W, kernel, stride), "same" padding, batch 1.
+BENCH_CASES = [(8, 8, 28, 3, 1), (32, 32, 14, 3, 1), (16, 16, 28, 3, 2), (32, 32, 14, 1, 1)]
+
+
+def conv_bench(config="default", cases=None, backend="verilator"):
+    """Convolutions on the RTL: cycles, useful MACs over ``rows * cols * cycles``
+    (utilization), the engines' busy fractions. Each result is checked against
+    :func:`conv_reference`. Returns one dict per case."""
+    from hdl.config import named_config
+    cfg = named_config(config)
+    rows = []
+    for C, F, H, K, s in cases or BENCH_CASES:
+        p = K // 2
+        rng = np.random.default_rng(C * 1000 + H * 10 + K)
+        x = rng.integers(-128, 128, (1, C, H, H)).astype(np.int8)
+        w = rng.integers(-128, 128, (F, C, K, K)).astype(np.int8)
+        y, r, _ = conv2d(x, w, pads=(p,) * 4, stride=(s, s), config=cfg, backend=backend,
+                         return_result=True)
+        if not np.array_equal(y, conv_reference(x, w, (p,) * 4, (1, 1), (s, s))):
+            raise AssertionError(f"conv bench case {(C, F, H, K, s)}: wrong result")
+        oh = (H + 2 * p - K) // s + 1
+        useful = F * oh * oh * C * K * K
+        c = r.counters
+        rows.append(dict(C=C, F=F, H=H, K=K, stride=s, cycles=r.cycles, useful_macs=useful,
+                         issued_macs=c["tensor_macs"],
+                         utilization=useful / (cfg.rows * cfg.cols * r.cycles),
+                         tensor_busy=c["busy_tensor"] / r.cycles,
+                         dma_in_busy=c["busy_dma_in"] / r.cycles,
+                         dma_out_busy=c["busy_dma_out"] / r.cycles))
+    return rows
+
+
+def print_conv_table(rows):
+    print(f"{'conv (INT8, same padding, batch 1)':36s} {'cycles':>8s} {'util':>7s} "
+          f"{'issued/useful':>13s} {'tensor':>7s} {'dma_in':>7s} {'dma_out':>7s}")
+    for r in rows:
+        name = f"C={r['C']} F={r['F']} {r['H']}x{r['H']} {r['K']}x{r['K']}/{r['stride']}"
+        print(f"{name:36s} {r['cycles']:8d} {r['utilization']:7.1%} "
+              f"{r['issued_macs'] / r['useful_macs']:13.3f} {r['tensor_busy']:7.1%} "
+              f"{r['dma_in_busy']:7.1%} {r['dma_out_busy']:7.1%}")

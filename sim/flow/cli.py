@@ -175,6 +175,18 @@ def cmd_chip_bench(args):
     return 0
 
 
+def cmd_conv_bench(args):
+    """Convolutions on the RTL (``sim.compiler.conv.conv_bench``)."""
+    from sim.compiler.conv import conv_bench, print_conv_table
+    rows = conv_bench(args.config)
+    out = BUILD / "bench-conv.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(rows, indent=1) + "\n")
+    print_conv_table(rows)
+    print(f"written to {out}")
+    return 0
+
+
 #: Whole-core GEMM cases of ``make bench`` and SCALE-Sim 3.0's figure for each shape on
 #: an 8x8 weight-stationary array (compute only, no DMA), quoted from issue 6.
 GEMM_CASES = [
@@ -673,6 +685,11 @@ def main(argv=None):
     b.add_argument("--no-chip", dest="chip", action="store_false",
                    help="skip the chip section (1, 2 and 4 cores)")
     b.set_defaults(func=cmd_bench)
+
+    vb = sub.add_parser("conv-bench", help="convolutions on the RTL core: cycles, "
+                                           "utilization -> build/bench-conv.json")
+    vb.add_argument("--config", default="default")
+    vb.set_defaults(func=cmd_conv_bench)
 
     cb = sub.add_parser("chip-bench", help="the chip section of make bench alone "
                                            "-> build/bench-chip.json")
