@@ -57,6 +57,7 @@ COVERED = {
     "make program": "test_board_top.py::test_make_program_dry_run",
     "sim.flow.cli board-bench": "test_commands.py::test_board_bench",
     "sim.flow.cli chip-bench": "test_commands.py::test_chip_bench",
+    "sim.flow.cli conv-bench": "test_rtl_conv.py::test_conv_bench_command",
     "sim.cli": "test_rtl_board.py::test_cli_run_on_simulated_board",
 }
 
