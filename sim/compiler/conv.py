@@ -54,7 +54,7 @@ import numpy as np
 
 from hdl.formats import ACT_BYTES, DTYPE_BYTES
 
-from sim.compiler.gemm import Epilogue, _align, _ceil, bias_slots
+from sim.compiler.gemm import Epilogue, _align, _ceil, accumulator_out, bias_slots
 from sim.isa.asm import Program
 from sim.model.dma import Dma
 from sim.model.tensor import Matmul
@@ -152,9 +152,7 @@ class ConvLayout:
 
     @property
     def c_type(self):
-        if self.out_type is not None:
-            return self.out_type
-        return "INT32" if self.dtype == "int8" else "FP32"
+        return accumulator_out(self.dtype, self.out_type)
 
     @property
     def macs(self):
@@ -452,7 +450,7 @@ def conv2d(x, w, dtype="int8", *, bias=None, relu=False, out_type=None, scale=1,
     B, C, H, Wd = xb.shape
     F, _, KH, KW = wb.shape
     eb = DTYPE_BYTES[dtype]
-    out_type = out_type or ("INT32" if dtype == "int8" else "FP32")
+    out_type = accumulator_out(dtype, out_type)
     if out_type not in _OUT_DTYPE:
         raise ValueError(f"out_type must be one of {tuple(_OUT_DTYPE)}, not {out_type!r}")
     dev = Device(cfg, backend)

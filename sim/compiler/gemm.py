@@ -86,7 +86,7 @@ from sim.isa.asm import Program
 from sim.model.dma import Dma
 from sim.model.tensor import Matmul
 
-__all__ = ["GemmLayout", "Epilogue", "gemm_program", "gemm_reference_shapes", "bias_slots",
+__all__ = ["GemmLayout", "Epilogue", "accumulator_out", "gemm_program", "gemm_reference_shapes", "bias_slots",
            "bias_image", "plan_gemm", "preload_program", "preload_bytes"]
 
 
@@ -96,6 +96,14 @@ def _ceil(a, b):
 
 def _align(x, a=8):
     return _ceil(x, a) * a
+
+
+def accumulator_out(dtype, out_type=None):
+    """The ACT destination type of a result: ``out_type`` if given, else the
+    accumulator's own (INT32 for INT8 operands, FP32 for BF16/FP16)."""
+    if out_type is not None:
+        return out_type
+    return "INT32" if dtype == "int8" else "FP32"
 
 
 @dataclass(frozen=True)
@@ -120,9 +128,7 @@ class GemmLayout:
 
     @property
     def c_type(self):
-        if self.out_type is not None:
-            return self.out_type
-        return "INT32" if self.dtype == "int8" else "FP32"
+        return accumulator_out(self.dtype, self.out_type)
 
     @property
     def c_esize(self):
