@@ -18,7 +18,7 @@ __all__ = [
     "field_slices", "MatmulCmd", "DTYPE_BYTES", "sbuf_write_layout", "sbuf_read_layout",
     "sbuf_data_layout", "psum_write_layout", "psum_read_layout", "psum_data_layout",
     "TensorError", "DmaDesc", "DmaError", "dma_done_layout", "ActType", "ActCmd",
-    "ActError", "ACT_BYTES",
+    "ActError", "ACT_BYTES", "ActOp", "SrcType", "SRC_BYTES",
 ]
 
 #: One INT8 operand element as it travels through an INT8-only array.
@@ -327,7 +327,7 @@ def dma_done_layout():
 # ---------------------------------------------------------------------------------------
 
 class ActType(enum.Enum, shape=3):
-    """Element type of a vector-engine destination (the source is INT32 or FP32)."""
+    """Element type of a vector-engine destination."""
     INT8 = 0
     BF16 = 1
     FP16 = 2
@@ -349,37 +349,81 @@ class ActError(enum.Enum, shape=3):
     SRC_RANGE = 3   #: the source runs past PSUM or SBUF
     DST_RANGE = 4   #: the destination runs past SBUF, or ``dst_off`` is not element-aligned
     BIAS_RANGE = 5  #: ``bias_off`` not a multiple of 4, or past the end of SBUF
-    OVERLAP = 6     #: SBUF source and destination overlap, other than exactly in place
+    OVERLAP = 6     #: an SBUF operand and the destination overlap, other than exactly in place
+    OP = 7          #: ``op`` is 3, or a float ADD also asks for ``bias``
+
+
+class ActOp(enum.Enum, shape=2):
+    """What an ACT does with its operands (``op`` field; ``docs/vector.md``).
+
+    COPY reads one operand (the ACT as it always was); ADD and MAX read a second one, at
+    ``src2_off``, from the same memory and partitions. ADD is the residual connection
+    (INT8: each operand with its own scale, ``scale`` and ``scale2``); MAX is one step
+    of max pooling."""
+    COPY = 0
+    ADD = 1
+    MAX = 2
+
+
+class SrcType(enum.Enum, shape=2):
+    """Element type of the operands (``src_type`` field). ACC: 4-byte INT32 or FP32, as
+    ``src_fp`` says (PSUM or SBUF), the type of every ACT before this field existed.
+    INT8, BF16, FP16: an activation in SBUF, widened exactly to INT32 or FP32 (``src_fp``
+    must agree: 0 for INT8, 1 for BF16/FP16)."""
+    ACC = 0
+    INT8 = 1
+    BF16 = 2
+    FP16 = 3
+
+
+#: Bytes per operand element, by :class:`SrcType` name (ACC: 4).
+SRC_BYTES = {"ACC": 4, "INT8": 1, "BF16": 2, "FP16": 2}
 
 
 class ActCmd(data.Struct):
     """One vector-engine command (ACT)::
 
         for k in range(parts), i in range(n):
-            x = SRC[src_p0 + k][element src_off + i]          (INT32 or FP32)
-            SBUF[dst_p0 + k][dst_off + i*size(dst_type)] = f(x + bias[k])
+            x1 = widen(SRC[src_p0 + k][element src_off + i*(src_skip + 1)])  - zp1
+            x2 = widen(SRC[src_p0 + k][element src2_off + i*(src2_skip + 1)]) - zp2  (ADD, MAX)
+            SBUF[dst_p0 + k][dst_off + i*size(dst_type)] = f(op(x1, x2), bias[k])
 
-    ``f`` is, for FP32 sources: optional ReLU, then the cast to ``dst_type`` (FP32,
-    BF16 or FP16, RNE); for INT32 sources: ``dst_type`` INT32 (optional ReLU) or INT8
-    (requantise with ``scale``, ``shift``, ``zp``; ReLU clamps at ``zp``). ``bias[k]``
-    is the 4-byte value at byte ``bias_off`` of SBUF partition ``dst_p0 + k`` (same type
-    as the source), or 0 without ``bias``. See ``docs/vector.md``.
+    Operands are ``src_type``: ACC (INT32 or FP32 as ``src_fp`` says, PSUM or SBUF) or
+    an SBUF activation (INT8, BF16, FP16) widened exactly; ``zp1``/``zp2`` are
+    subtracted from integer operands only. ``op`` COPY uses ``x1``; MAX takes the larger;
+    ADD adds (INT8 destination: ``x1 * scale + x2 * scale2`` before the rounding shift,
+    so each operand has its own scale). Then, for FP32: bias, ReLU, ``clip`` (at most
+    the BF16 value ``hi``), the cast to ``dst_type`` (FP32, BF16 or FP16, RNE); for
+    INT32: bias, then ``dst_type`` INT32 (ReLU, clip at the signed 16-bit ``hi``) or
+    INT8 (requantise with ``scale``, ``shift``, ``zp``; ReLU clamps at ``zp``, clip at
+    the signed ``hi[7:0]``). ``bias[k]`` is the 4-byte value at byte ``bias_off`` of
+    SBUF partition ``dst_p0 + k`` (INT32 or FP32), or 0 without ``bias``. See
+    ``docs/vector.md``. The fields after ``zp`` came with CNN support; all zero, they
+    give the ACT as it was before them.
 
     Members
     -------
-    src_psum : 1 bit    source is PSUM (1) or SBUF (0)
-    src_fp : 1 bit      source elements are FP32 (1) or INT32 (0)
+    src_psum : 1 bit    operands are in PSUM (1) or SBUF (0)
+    src_fp : 1 bit      operands are floating point (1) or integer (0)
     dst_type : ActType
     relu, bias : 1 bit each
     parts : 9 bits      partitions (lanes) used
     n : 17 bits         elements per partition
     src_p0 : 9 bits
-    src_off : 20 bits   source element index (PSUM: ``bank * psum_depth + entry``;
-                        SBUF: byte offset / 4)
+    src_off : 20 bits   first operand's element index (PSUM: ``bank * psum_depth +
+                        entry``; SBUF: byte offset / element size)
     dst_p0 : 9 bits
     dst_off : 21 bits   destination byte offset
     bias_off : 21 bits  bias byte offset
     scale : signed 16, shift : 6 bits, zp : signed 8   (requantisation)
+    op : ActOp          COPY reads one operand; ADD and MAX a second one too
+    src_type : SrcType  operand element type: ACC (4 bytes), INT8, BF16, FP16
+    src_skip, src2_skip : 3 bits   elements skipped after each one read (pooling strides)
+    src2_off : 20 bits  second operand's element index (ADD, MAX)
+    scale2 : signed 16  the second operand's multiplier (ADD to INT8)
+    zp1, zp2 : signed 8   subtracted from integer operands (their zero points)
+    clip : 1 bit, hi : 16 bits   upper bound (ReLU6): BF16 bits for a float result, a
+                        signed INT16 for INT32, a signed INT8 in ``hi[7:0]`` for INT8
     """
     src_psum: 1
     src_fp: 1
@@ -396,3 +440,13 @@ class ActCmd(data.Struct):
     scale: signed(16)
     shift: 6
     zp: signed(8)
+    op: ActOp
+    src_type: SrcType
+    src_skip: 3
+    src2_skip: 3
+    src2_off: 20
+    scale2: signed(16)
+    zp1: signed(8)
+    zp2: signed(8)
+    clip: 1
+    hi: 16

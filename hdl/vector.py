@@ -8,8 +8,8 @@ from amaranth.utils import exact_log2
 
 from .config import CoreConfig, FP_ADD_LATENCY, check_config
 from .fifo import StreamSlice
-from .formats import ActCmd, ActError, ActType, sbuf_write_layout
-from .fp import FP32Adder
+from .formats import ActCmd, ActError, ActOp, ActType, SrcType, sbuf_write_layout
+from .fp import FP32Adder, _leading_zeros
 from .interfaces import (COUNTER_WIDTH, ConfigComponent, EngineStatus, psum_read_client,
                          sbuf_read_client, sbuf_write_client)
 from .vector_units import F32Narrow, Requantizer
@@ -17,10 +17,65 @@ from .vector_units import F32Narrow, Requantizer
 __all__ = ["ActChecker", "ActState", "VectorEngine"]
 
 
+def src_bytes_log(m, src_type):
+    """log2 of an operand element's bytes (:data:`hdl.formats.SRC_BYTES`): ACC 2,
+    INT8 0, BF16/FP16 1."""
+    es_log = Signal(2)
+    with m.Switch(src_type):
+        with m.Case(SrcType.ACC):
+            m.d.comb += es_log.eq(2)
+        with m.Case(SrcType.INT8):
+            m.d.comb += es_log.eq(0)
+        with m.Default():
+            m.d.comb += es_log.eq(1)
+    return es_log
+
+
+def widen(m, raw, src_type, name):
+    """An operand element (``raw``: its bytes, zero-extended to 32 bits) as INT32 or
+    FP32 bits: :func:`sim.model.casts.widen_bits` (exact; FP16 subnormals normalised)."""
+    s = raw[15]
+    e = raw[10:15]
+    f = raw[:10]
+    lz4, _ = _leading_zeros(f, 10)
+    sub_frac = (f << (lz4 + 1))[:10]
+    fp16 = Signal(32, name=f"{name}_fp16")
+    with m.If(e == 0x1F):
+        m.d.comb += fp16.eq(Cat(Const(0, 13), f, Const(0xFF, 8), s))
+    with m.Elif(e == 0):
+        with m.If(f == 0):
+            m.d.comb += fp16.eq(Cat(Const(0, 31), s))
+        with m.Else():
+            m.d.comb += fp16.eq(Cat(Const(0, 13), sub_frac, (112 - lz4)[:8], s))
+    with m.Else():
+        m.d.comb += fp16.eq(Cat(Const(0, 13), f, (e + 112)[:8], s))
+    out = Signal(32, name=f"{name}_wide")
+    with m.Switch(src_type):
+        with m.Case(SrcType.ACC):
+            m.d.comb += out.eq(raw)
+        with m.Case(SrcType.INT8):
+            m.d.comb += out.eq(raw[:8].as_signed())
+        with m.Case(SrcType.BF16):
+            m.d.comb += out.eq(Cat(Const(0, 16), raw[:16]))
+        with m.Default():
+            m.d.comb += out.eq(fp16)
+    return out
+
+
+def f32_key(bits):
+    """FP32 bits -> a signed 33-bit value in numeric order (``-0 == +0``)."""
+    mag = bits[:31].as_unsigned()
+    return Mux(bits[31], -mag, mag)
+
+
+def f32_nan(bits):
+    return (bits[23:31] == 0xFF) & (bits[:23] != 0)
+
+
 class ActChecker(ConfigComponent):
     """The refusal checks of an :class:`~hdl.formats.ActCmd`, in :class:`ActError`
-    order (TYPES, PARTS, SRC_RANGE, DST_RANGE, BIAS_RANGE, OVERLAP; the golden model is
-    ``sim.model.vector.check``).
+    order (TYPES, PARTS, SRC_RANGE, DST_RANGE, BIAS_RANGE, OVERLAP, OP; the golden
+    model is ``sim.model.vector.check``).
 
     Contract: ``o_code`` is the first failing check of the command that was on
     ``i_cmd`` in the previous cycle (``NONE`` if it runs). Each check's verdict is
@@ -54,30 +109,45 @@ class ActChecker(ConfigComponent):
                 m.d.comb += [des.eq(2), des_log.eq(1)]
             with m.Default():
                 m.d.comb += [des.eq(4), des_log.eq(2)]
+        es_log = src_bytes_log(m, c.src_type)
         dst_float = ((c.dst_type == ActType.FP32) | (c.dst_type == ActType.BF16)
                      | (c.dst_type == ActType.FP16))
         dst_int = (c.dst_type == ActType.INT32) | (c.dst_type == ActType.INT8)
+        narrow_bad = (c.src_type != SrcType.ACC) & (
+            c.src_psum | (c.src_fp != (c.src_type != SrcType.INT8)))
+        two = c.op != ActOp.COPY
         src_parts = Mux(c.src_psum, cfg.cols, R)
-        src_elems = Mux(c.src_psum, cfg.psum_entries, cfg.sbuf_bytes // 4)
+        src_elems = Mux(c.src_psum, cfg.psum_entries, cfg.sbuf_bytes >> es_log)
         dst_end = Signal(40)
         m.d.comb += dst_end.eq(c.dst_off + (c.n << des_log))
-        src_lo = c.src_off * 4
-        src_hi = (c.src_off + c.n) * 4
+        n_m1 = (c.n - 1)[:len(c.n)]     # wraps for n == 0, which fails SRC_RANGE anyway
         parts_overlap = (c.src_p0 < c.dst_p0 + c.parts) & (c.dst_p0 < c.src_p0 + c.parts)
-        bytes_overlap = (src_lo < dst_end) & (c.dst_off < src_hi)
-        in_place = (c.src_p0 == c.dst_p0) & (c.dst_off == src_lo)
-        fail = Signal(6)
+        range_bad = []
+        overlap_bad = []
+        for off, skip in ((c.src_off, c.src_skip), (c.src2_off, c.src2_skip)):
+            # the operand's span [off, end), in elements and in bytes
+            end = off + n_m1 * (skip + 1) + 1
+            lo_b = off << es_log
+            hi_b = end << es_log
+            range_bad.append(end > src_elems)
+            bytes_overlap = (lo_b < dst_end) & (c.dst_off < hi_b)
+            # exactly in place: the writes never run ahead of the reads
+            in_place = ((c.src_p0 == c.dst_p0) & (c.dst_off == lo_b)
+                        & (des <= ((skip + 1) << es_log)))
+            overlap_bad.append(bytes_overlap & ~in_place)
+        fail = Signal(7)
         m.d.sync += fail.eq(Cat(
-            Mux(c.src_fp, ~dst_float | (not floats), ~dst_int),
+            Mux(c.src_fp, ~dst_float | (not floats), ~dst_int) | narrow_bad,
             (c.parts == 0) | (c.src_p0 + c.parts > src_parts) | (c.dst_p0 + c.parts > R),
-            (c.n == 0) | (c.src_off + c.n > src_elems),
+            (c.n == 0) | range_bad[0] | (two & range_bad[1]),
             ((c.dst_off & (des - 1)) != 0) | (dst_end > cfg.sbuf_bytes),
             c.bias & ((c.bias_off[:2] != 0) | (c.bias_off + 4 > cfg.sbuf_bytes)),
-            ~c.src_psum & parts_overlap & bytes_overlap & ~in_place,
+            ~c.src_psum & parts_overlap & (overlap_bad[0] | (two & overlap_bad[1])),
+            (c.op.as_value() == 3) | (c.src_fp & (c.op == ActOp.ADD) & c.bias),
         ))
         for i, err in reversed(list(enumerate((
                 ActError.TYPES, ActError.PARTS, ActError.SRC_RANGE, ActError.DST_RANGE,
-                ActError.BIAS_RANGE, ActError.OVERLAP)))):
+                ActError.BIAS_RANGE, ActError.OVERLAP, ActError.OP)))):
             with m.If(fail[i]):
                 m.d.comb += self.o_code.eq(err)
         return m
@@ -144,13 +214,18 @@ class VectorEngine(ConfigComponent):
             "i_perf_clear": In(1),
         })
 
+    #: Cycles from an element's operands entering the lanes (x) to the INT result:
+    #: widen (pre), MAX (op), bias add, requantise.
+    INT_LATENCY = 3 + Requantizer.LATENCY
+    #: ... to the FP result: pre, op, the adder, ReLU, clip, narrow.
+    FP_LATENCY = 2 + FP_ADD_LATENCY + 2 + F32Narrow.LATENCY
+
     @property
     def lane_latency(self):
         """Cycles from a source element entering the lanes to its result."""
-        narrow = F32Narrow.LATENCY
         if self._config.has_float:
-            return max(FP_ADD_LATENCY + 1 + narrow, 1 + Requantizer.LATENCY)
-        return 1 + Requantizer.LATENCY
+            return max(self.FP_LATENCY, self.INT_LATENCY)
+        return self.INT_LATENCY
 
     def elaborate(self, platform):
         cfg = self._config
@@ -196,6 +271,10 @@ class VectorEngine(ConfigComponent):
         # cmd_des ones (1, 2 or 4 low bits set), registered with it: the packer's byte
         # mask is this shifted by the element's byte offset
         des_ones = Signal(W)
+        # log2 of the operand element's bytes, and whether a second operand is read
+        es_log = Signal(2)
+        es_log_c = src_bytes_log(m, cmd.src_type)
+        two = Signal()
         start = Signal()
         done = Signal()
         m.d.comb += self.i_cmd.ready.eq(state == IDLE)
@@ -207,7 +286,8 @@ class VectorEngine(ConfigComponent):
                     m.d.sync += [cmd.eq(self.i_cmd.payload), state.eq(CHECK)]
             with m.Case(CHECK):         # the command is registered; verdicts next
                 m.d.sync += [state.eq(CHECK2), n_m1.eq(cmd.n - 1), cmd_des.eq(des),
-                             des_ones.eq((Const(1, W + 1) << des) - 1)]
+                             des_ones.eq((Const(1, W + 1) << des) - 1),
+                             es_log.eq(es_log_c), two.eq(cmd.op != ActOp.COPY)]
             with m.Case(CHECK2):
                 with m.If(code != ActError.NONE):
                     m.d.sync += state.eq(IDLE)
@@ -242,12 +322,21 @@ class VectorEngine(ConfigComponent):
             m.d.sync += [b.eq(0) for b in bias]
 
         # ---- source reads -------------------------------------------------------------------
+        # Each element is one read (COPY) or two (ADD, MAX: the first operand, then the
+        # second); rq_p1/rq_p2 are the operands' next element indices, rq_ph the phase.
         req_i = Signal(17)
         reading = Signal()
+        rq_p1 = Signal(21)
+        rq_p2 = Signal(21)
+        rq_ph = Signal()
+        step1 = cmd.src_skip + 1
+        step2 = cmd.src2_skip + 1
         with m.If(start):
-            m.d.sync += [reading.eq(1), req_i.eq(0)]
+            m.d.sync += [reading.eq(1), req_i.eq(0), rq_p1.eq(cmd.src_off),
+                         rq_p2.eq(cmd.src2_off), rq_ph.eq(0)]
         src_idx = Signal(21)
-        m.d.comb += src_idx.eq(cmd.src_off + req_i)
+        m.d.comb += src_idx.eq(Mux(rq_ph, rq_p2, rq_p1))
+        src_byte = src_idx << es_log
         ebits = max(0, exact_log2(cfg.psum_depth))
         m.d.comb += [
             self.psum_rd.req.valid.eq(reading & cmd.src_psum),
@@ -255,14 +344,18 @@ class VectorEngine(ConfigComponent):
             self.psum_rd.req.payload.bank.eq(src_idx[ebits:]),
             self.sbuf_rd.req.valid.eq((reading & ~cmd.src_psum) | (state == BIAS_REQ)),
             self.sbuf_rd.req.payload.addr.eq(Mux(state == BIAS_REQ, cmd.bias_off >> lb,
-                                               (src_idx << 2) >> lb)),
+                                               src_byte >> lb)),
         ]
         req_fire = Mux(cmd.src_psum, self.psum_rd.req.valid & self.psum_rd.req.ready,
                        self.sbuf_rd.req.valid & self.sbuf_rd.req.ready & (state == RUN))
         with m.If(req_fire & reading):
-            m.d.sync += req_i.eq(req_i + 1)
-            with m.If(req_i == n_m1):
-                m.d.sync += reading.eq(0)
+            with m.If(two & ~rq_ph):
+                m.d.sync += rq_ph.eq(1)
+            with m.Else():
+                m.d.sync += [req_i.eq(req_i + 1), rq_ph.eq(0),
+                             rq_p1.eq(rq_p1 + step1), rq_p2.eq(rq_p2 + step2)]
+                with m.If(req_i == n_m1):
+                    m.d.sync += reading.eq(0)
 
         # ---- take responses into the lanes (credit-limited) ----------------------------------
         LAT = self.lane_latency
@@ -275,53 +368,118 @@ class VectorEngine(ConfigComponent):
         resp_all = Signal()     # every response of the command taken
         taking = (state == RUN) & ~resp_all & (inflight < out_depth)
         resp_valid = Mux(cmd.src_psum, self.psum_rd.resp.valid, self.sbuf_rd.resp.valid)
-        take = Signal()
+        take_any = Signal()     # a response taken (either operand)
+        take = Signal()         # an element complete: it enters the lanes
+        rs_p1 = Signal(21)
+        rs_p2 = Signal(21)
+        rs_ph = Signal()
         m.d.comb += [
-            take.eq(taking & resp_valid),
+            take_any.eq(taking & resp_valid),
+            take.eq(take_any & (~two | rs_ph)),
             self.psum_rd.resp.ready.eq(taking & cmd.src_psum),
             self.sbuf_rd.resp.ready.eq((taking & ~cmd.src_psum) | (state == BIAS_WAIT)),
         ]
         with m.If(start):
-            m.d.sync += [resp_i.eq(0), resp_all.eq(0)]
-        with m.Elif(take):
-            m.d.sync += resp_i.eq(resp_i + 1)
-            with m.If(resp_i == n_m1):
-                m.d.sync += resp_all.eq(1)
+            m.d.sync += [resp_i.eq(0), resp_all.eq(0), rs_p1.eq(cmd.src_off),
+                         rs_p2.eq(cmd.src2_off), rs_ph.eq(0)]
+        with m.Elif(take_any):
+            with m.If(two & ~rs_ph):
+                m.d.sync += rs_ph.eq(1)
+            with m.Else():
+                m.d.sync += [resp_i.eq(resp_i + 1), rs_ph.eq(0),
+                             rs_p1.eq(rs_p1 + step1), rs_p2.eq(rs_p2 + step2)]
+                with m.If(resp_i == n_m1):
+                    m.d.sync += resp_all.eq(1)
         pack_pop = Signal()
         m.d.sync += inflight.eq(inflight + take - pack_pop)
 
-        # source element of every partition, then partitions src_p0.. onto lanes 0..
-        resp_elem_byte = ((cmd.src_off + resp_i) << 2)[:lb]
+        # source element of every partition (zero-extended to 32 bits), then partitions
+        # src_p0.. onto lanes 0..
+        resp_byte = (Mux(rs_ph, rs_p2, rs_p1) << es_log)[:lb]
         src_vec = Signal(max(R, cfg.cols) * 32)
         with m.If(cmd.src_psum):
             m.d.comb += src_vec.eq(self.psum_rd.resp.payload.as_value())
         with m.Else():
-            m.d.comb += src_vec.eq(Cat(
-                self.sbuf_rd.resp.payload[p].word_select(resp_elem_byte[2:], 32)
-                for p in range(R)))
+            elems = []
+            for p in range(R):
+                word = self.sbuf_rd.resp.payload[p]
+                e = Signal(32, name=f"elem{p}")
+                with m.Switch(es_log):
+                    with m.Case(2):
+                        m.d.comb += e.eq(word.word_select(resp_byte[2:], 32))
+                    with m.Case(1):
+                        m.d.comb += e.eq(word.word_select(resp_byte[1:], 16))
+                    with m.Default():
+                        m.d.comb += e.eq(word.word_select(resp_byte, 8))
+                elems.append(e)
+            m.d.comb += src_vec.eq(Cat(elems))
         lanes_in = Signal(R * 32)
         m.d.comb += lanes_in.eq(src_vec >> (src_p0 * 32))
 
         # ---- lanes ----------------------------------------------------------------------------
-        x = [Signal(32, name=f"x{k}", reset_less=True) for k in range(R)]
+        # x1, x2: the element's operands (raw); stage "pre" widens them and subtracts the
+        # zero points (u1, u2); stage "op" applies MAX and picks the adder's second
+        # operand (v1, v2); then the INT and FP datapaths.
+        x1 = [Signal(32, name=f"x{k}", reset_less=True) for k in range(R)]
+        x2 = [Signal(32, name=f"x2_{k}", reset_less=True) for k in range(R)]
+        hold = [Signal(32, name=f"hold{k}", reset_less=True) for k in range(R)]
         x_valid = Signal()
         m.d.sync += x_valid.eq(take)
+        with m.If(take_any & two & ~rs_ph):
+            m.d.sync += [hold[k].eq(lanes_in[32 * k:32 * (k + 1)]) for k in range(R)]
         with m.If(take):
-            m.d.sync += [x[k].eq(lanes_in[32 * k:32 * (k + 1)]) for k in range(R)]
+            m.d.sync += [x1[k].eq(Mux(two, hold[k], lanes_in[32 * k:32 * (k + 1)]))
+                         for k in range(R)]
+            m.d.sync += [x2[k].eq(lanes_in[32 * k:32 * (k + 1)]) for k in range(R)]
         dt = cmd.dst_type
+        is_add = cmd.op == ActOp.ADD
+        is_max = cmd.op == ActOp.MAX
+        hi_f32 = Cat(Const(0, 16), cmd.hi)      # clip bound of a float result
+        hi_i32 = Cat(cmd.hi, cmd.hi[15].replicate(16))     # of an INT32 result
         results = []
         for k in range(R):
-            # INT32: add bias (stage 1), then ReLU or requantise.
+            u1 = Signal(32, name=f"u1_{k}", reset_less=True)
+            u2 = Signal(32, name=f"u2_{k}", reset_less=True)
+            w1 = widen(m, x1[k], cmd.src_type, f"w1_{k}")
+            w2 = widen(m, x2[k], cmd.src_type, f"w2_{k}")
+            m.d.sync += [u1.eq(Mux(cmd.src_fp, w1, w1 - cmd.zp1)),
+                         u2.eq(Mux(cmd.src_fp, w2, w2 - cmd.zp2))]
+            if floats:
+                # v1, v2 are the FP32 adder's operand registers themselves (named
+                # registers feeding only the adder's ports come out of Amaranth as
+                # unused aliases of those ports)
+                add = m.submodules[f"fp_add{k}"] = FP32Adder(subnormals=cfg.subnormals)
+                v1, v2 = add.i_a, add.i_b
+            else:
+                v1 = Signal(32, name=f"v1_{k}", reset_less=True)
+                v2 = Signal(32, name=f"v2_{k}", reset_less=True)
+            if floats:
+                f_take2 = ~f32_nan(u1) & (f32_nan(u2) | (f32_key(u2) > f32_key(u1)))
+                fmax = Mux(is_max & f_take2, u2, u1)
+            else:
+                fmax = u1
+            i_take2 = is_max & (u2.as_signed() > u1.as_signed())
+            imax = Mux(i_take2, u2, u1)
+            m.d.sync += [v1.eq(Mux(cmd.src_fp, fmax, imax)),
+                         v2.eq(Mux(cmd.src_fp & ~is_add, bias[k], u2))]
+            # INT32: add bias (and for ADD to INT32 the second operand), then ReLU and
+            # clip, or requantise (ADD: the second operand with its own multiplier).
             acc = Signal(32, name=f"acc{k}", reset_less=True)
-            m.d.sync += acc.eq(x[k] + bias[k])
+            acc2 = Signal(32, name=f"acc2_{k}", reset_less=True)
+            m.d.sync += [acc.eq(v1 + bias[k] + Mux(is_add & (dt == ActType.INT32), v2, 0)),
+                         acc2.eq(v2)]
             rq = m.submodules[f"requant{k}"] = Requantizer()
             m.d.comb += [
-                rq.i_acc.eq(acc), rq.i_scale.eq(cmd.scale), rq.i_shift.eq(cmd.shift),
-                rq.i_zp.eq(cmd.zp), rq.i_relu.eq(cmd.relu), rq.i_valid.eq(1),
+                rq.i_acc.eq(acc), rq.i_scale.eq(cmd.scale),
+                rq.i_acc2.eq(Mux(is_add, acc2, 0)), rq.i_scale2.eq(cmd.scale2),
+                rq.i_shift.eq(cmd.shift), rq.i_zp.eq(cmd.zp), rq.i_relu.eq(cmd.relu),
+                rq.i_hi.eq(Mux(cmd.clip, cmd.hi[:8].as_signed(), 127)), rq.i_valid.eq(1),
             ]
             int32 = Signal(32, name=f"int32_{k}")
-            m.d.comb += int32.eq(Mux(cmd.relu & acc[31], 0, acc))
-            int_delay = LAT - 1 - Requantizer.LATENCY
+            relu32 = Mux(cmd.relu & acc[31], 0, acc)
+            m.d.comb += int32.eq(Mux(cmd.clip & (relu32.as_signed() > cmd.hi.as_signed()),
+                                     hi_i32, relu32))
+            int_delay = LAT - self.INT_LATENCY
             int8 = rq.o_res
             prev32 = int32
             for s in range(Requantizer.LATENCY):
@@ -336,28 +494,31 @@ class VectorEngine(ConfigComponent):
             res = Signal(32, name=f"res{k}")
             m.d.comb += res.eq(Mux(dt == ActType.INT8, int8.as_unsigned(), prev32))
             if floats:
-                # FP32: add bias (FP32Adder) or pass, ReLU, narrow.
-                add = m.submodules[f"fp_add{k}"] = FP32Adder(subnormals=cfg.subnormals)
-                m.d.comb += [add.i_a.eq(x[k]), add.i_b.eq(bias[k]), add.i_valid.eq(1)]
-                xd = x[k]
+                # FP32: add bias or the second operand (FP32Adder) or pass, ReLU, clip,
+                # narrow.
+                m.d.comb += add.i_valid.eq(1)
+                xd = v1
                 for s in range(FP_ADD_LATENCY):
                     st = Signal(32, name=f"x{k}_d{s}", reset_less=True)
                     m.d.sync += st.eq(xd)
                     xd = st
-                summed = Mux(cmd.bias, add.o_sum, xd)
-                nan = (summed[23:31] == 0xFF) & (summed[:23] != 0)
+                summed = Mux(cmd.bias | is_add, add.o_sum, xd)
+                nan = f32_nan(summed)
                 relued = Signal(32, name=f"relu{k}", reset_less=True)
                 m.d.sync += relued.eq(Mux(cmd.relu & summed[31] & ~nan, 0, summed))
+                over = (cmd.clip & ~f32_nan(relued) & ~f32_nan(hi_f32)
+                        & (f32_key(relued) > f32_key(hi_f32)))
                 nar = m.submodules[f"narrow{k}"] = F32Narrow()
-                m.d.comb += [nar.i_a.eq(relued), nar.i_fmt.eq(dt == ActType.FP16),
-                             nar.i_valid.eq(1)]
-                f32 = relued
+                clipped = nar.i_a           # the clip's register is the narrower's input
+                m.d.sync += clipped.eq(Mux(over, hi_f32, relued))
+                m.d.comb += [nar.i_fmt.eq(dt == ActType.FP16), nar.i_valid.eq(1)]
+                f32 = clipped
                 for s in range(F32Narrow.LATENCY):
                     st = Signal(32, name=f"f32_{k}_d{s}", reset_less=True)
                     m.d.sync += st.eq(f32)
                     f32 = st
                 fres = Mux(dt == ActType.FP32, f32, nar.o_res)
-                f_delay = LAT - (FP_ADD_LATENCY + 1 + F32Narrow.LATENCY)
+                f_delay = LAT - self.FP_LATENCY
                 for s in range(f_delay):
                     st = Signal(32, name=f"fres{k}_d{s}", reset_less=True)
                     m.d.sync += st.eq(fres)

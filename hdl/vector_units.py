@@ -136,38 +136,43 @@ class F32Narrow(wiring.Component):
 
 
 class Requantizer(wiring.Component):
-    """Pipelined INT32 -> INT8 requantization, ``LATENCY`` = 5.
+    """Pipelined INT32 -> INT8 requantization, ``LATENCY`` = 6.
 
-    ``y = sat8(round(acc * scale / 2**shift) + zp)``, then ``max(y, zp)`` if ``relu``;
-    the rounding is to nearest with ties away from zero (none when ``shift == 0``).
-    All parameters come with each operation.
+    ``y = min(max(sat8(round((acc * scale + acc2 * scale2) / 2**shift) + zp), lo), hi)``
+    with ``lo = zp`` if ``relu`` else -128; the rounding is to nearest with ties away
+    from zero (none when ``shift == 0``). ``acc2 * scale2`` is the vector engine's ADD
+    (two activations, each with its own multiplier; 0 otherwise) and ``hi`` its clip
+    (127 otherwise). All parameters come with each operation; the golden model is
+    :func:`sim.model.casts.requantize`.
 
     Stages:
 
-    1. ``p = acc * scale`` into a registered 48-bit product (a DSP multiplier with its
-       output register). The rounding bias is prepared alongside from the operand signs:
-       ``2**(shift-1)`` for a non-negative product, ``2**(shift-1) - 1`` for a negative
-       one (``sign(acc) xor sign(scale)``; when that sign is wrong the product is 0 and
-       the bias is below ``2**shift``, which rounds to 0 either way), 0 if ``shift == 0``.
-    2. ``r = (p + bias) >> shift`` (arithmetic shift = floor), 49 bits wide so that
-       ``2**46 + 2**46`` cannot overflow.
-    3. ``r`` clamped to ``[-256, 255]`` (which saturates the same way below), registered.
-    4. ``y = r + zp``, and the lower bound: ``zp`` with ReLU, else -128.
-    5. ``y`` clamped to ``[bound, 127]`` (the same as saturating to INT8 and then
-       taking ``max(., zp)``, since ``zp`` is an INT8).
+    1. ``p1 = acc * scale`` and ``p2 = acc2 * scale2``: two registered 48-bit products
+       (DSP multipliers with their output registers).
+    2. ``p = p1 + p2``, registered (49 bits: ``|p| <= 2**47``).
+    3. ``r = (p + bias) >> shift`` (arithmetic shift = floor), the rounding bias
+       ``2**(shift-1)`` for ``p >= 0`` and ``2**(shift-1) - 1`` for ``p < 0``, 0 if
+       ``shift == 0``.
+    4. ``r`` clamped to ``[-256, 255]`` (which saturates the same way below), registered.
+    5. ``y = r + zp``, the lower bound ``lo``, and whether ``lo > hi``.
+    6. ``hi`` if ``y > hi`` or ``lo > hi``, else ``max(y, lo)`` (the same as saturating
+       to INT8, then ``max(., lo)``, then ``min(., hi)``, since ``zp`` and ``hi`` are
+       INT8s).
 
     Members
     -------
-    i_acc : In(signed(32))
-        The accumulator.
-    i_scale : In(signed(16))
-        Multiplier.
+    i_acc, i_acc2 : In(signed(32))
+        The accumulator, and the second operand (ADD).
+    i_scale, i_scale2 : In(signed(16))
+        Their multipliers.
     i_shift : In(6)
         Right shift, 0..47 (48..63 are not supported).
     i_zp : In(signed(8))
         Output zero point.
     i_relu : In(1)
         Clamp the result below at ``i_zp``.
+    i_hi : In(signed(8))
+        Upper bound (127: none).
     i_valid : In(1)
         Marks a new operation; travels with it.
     o_res : Out(signed(8))
@@ -176,13 +181,16 @@ class Requantizer(wiring.Component):
         ``i_valid`` delayed by ``LATENCY``.
     """
 
-    LATENCY = 5
+    LATENCY = 6
 
     i_acc: In(signed(32))
     i_scale: In(signed(16))
+    i_acc2: In(signed(32))
+    i_scale2: In(signed(16))
     i_shift: In(6)
     i_zp: In(signed(8))
     i_relu: In(1)
+    i_hi: In(signed(8), init=127)
     i_valid: In(1)
     o_res: Out(signed(8))
     o_valid: Out(1)
@@ -190,62 +198,61 @@ class Requantizer(wiring.Component):
     def elaborate(self, platform):
         m = Module()
 
-        # ---- stage 1: the product (DSP), the rounding bias ----------------------------------
-        p = Signal(signed(48), reset_less=True)
-        bias = Signal(47, reset_less=True)
-        s1_shift = Signal(6, reset_less=True)
-        s1_zp = Signal(signed(8), reset_less=True)
-        s1_relu = Signal(reset_less=True)
-        s1_valid = Signal()
-        neg = self.i_acc[31] ^ self.i_scale[15]
-        half = Signal(47)
-        m.d.comb += half.eq(Const(1, 47) << (self.i_shift - 1)[:6])
-        m.d.sync += [
-            p.eq(self.i_acc * self.i_scale),
-            bias.eq(Mux(self.i_shift == 0, 0, half - neg)),
-            s1_shift.eq(self.i_shift), s1_zp.eq(self.i_zp), s1_relu.eq(self.i_relu),
-            s1_valid.eq(self.i_valid),
-        ]
+        def carry(src, name, stage):
+            """``src`` registered under a stage name (the parameters travel along)."""
+            out = {}
+            for key, sig in src.items():
+                r = Signal.like(sig, name=f"s{stage}_{key}", reset_less=key != "valid")
+                m.d.sync += r.eq(sig)
+                out[key] = r
+            return out
 
-        # ---- stage 2: rounding right shift ------------------------------------------------------
-        biased = Signal(signed(49))
+        params = {"shift": self.i_shift, "zp": self.i_zp, "relu": self.i_relu,
+                  "hi": self.i_hi, "valid": self.i_valid}
+
+        # ---- stage 1: the two products (DSPs) -------------------------------------------
+        p1 = Signal(signed(48), reset_less=True)
+        p2 = Signal(signed(48), reset_less=True)
+        m.d.sync += [p1.eq(self.i_acc * self.i_scale), p2.eq(self.i_acc2 * self.i_scale2)]
+        s1 = carry(params, "p", 1)
+
+        # ---- stage 2: their sum -----------------------------------------------------------
+        p = Signal(signed(49), reset_less=True)
+        m.d.sync += p.eq(p1 + p2)
+        s2 = carry(s1, "p", 2)
+
+        # ---- stage 3: rounding right shift --------------------------------------------------
+        half = Signal(48)
+        m.d.comb += half.eq(Const(1, 48) << (s2["shift"] - 1)[:6])
+        bias = Mux(s2["shift"] == 0, 0, half - p[48])
+        biased = Signal(signed(50))
         m.d.comb += biased.eq(p + bias)
-        r = Signal(signed(48), reset_less=True)          # |r| <= 2**46
-        s2_zp = Signal(signed(8), reset_less=True)
-        s2_relu = Signal(reset_less=True)
-        s2_valid = Signal()
-        m.d.sync += [
-            r.eq(biased >> s1_shift),
-            s2_zp.eq(s1_zp), s2_relu.eq(s1_relu), s2_valid.eq(s1_valid),
-        ]
+        r = Signal(signed(49), reset_less=True)          # |r| <= 2**47
+        m.d.sync += r.eq(biased >> s2["shift"])
+        s3 = carry({k: v for k, v in s2.items() if k != "shift"}, "r", 3)
 
-        # ---- stage 3: clamp the wide r (the 48-bit compares get a cycle of their own) ----
+        # ---- stage 4: clamp the wide r (the wide compares get a cycle of their own) ------
         rc = Signal(signed(10), reset_less=True)         # r clamped to [-256, 255]
-        s3_zp = Signal(signed(8), reset_less=True)
-        s3_relu = Signal(reset_less=True)
-        s3_valid = Signal()
-        m.d.sync += [
-            rc.eq(Mux(r > 255, 255, Mux(r < -256, -256, r))),
-            s3_zp.eq(s2_zp), s3_relu.eq(s2_relu), s3_valid.eq(s2_valid),
-        ]
+        m.d.sync += rc.eq(Mux(r > 255, 255, Mux(r < -256, -256, r)))
+        s4 = carry(s3, "c", 4)
 
-        # ---- stage 4: the zero point added, the lower bound chosen ---------------------------
+        # ---- stage 5: the zero point added, the lower bound chosen -------------------------
         # ReLU's floor zp and the INT8 floor -128 are one bound: for -128 <= zp <= 127,
         # max(sat8(y), zp) = clamp(y, zp, 127). The add and the clamp have a cycle each:
         # in one cycle (add, two compares, the ReLU compare) they were the vector
         # engine's critical path on the ECP5, zp fanning out to every lane.
         y = Signal(signed(11), reset_less=True)
         lo = Signal(signed(8), reset_less=True)
-        s4_valid = Signal()
-        m.d.sync += [
-            y.eq(rc + s3_zp), lo.eq(Mux(s3_relu, s3_zp, -128)), s4_valid.eq(s3_valid),
-        ]
+        lo_over = Signal(reset_less=True)                # lo > hi: the result is hi
+        lo_v = Mux(s4["relu"], s4["zp"], -128)
+        m.d.sync += [y.eq(rc + s4["zp"]), lo.eq(lo_v), lo_over.eq(lo_v > s4["hi"])]
+        s5 = carry({"hi": s4["hi"], "valid": s4["valid"]}, "y", 5)
 
-        # ---- stage 5: clamp to [lo, 127] ---------------------------------------------------------
+        # ---- stage 6: clamp to [lo, hi] ------------------------------------------------------
         res = Signal(signed(8), reset_less=True)
         m.d.sync += [
-            res.eq(Mux(y > 127, 127, Mux(y < lo, lo, y))),
-            self.o_valid.eq(s4_valid),
+            res.eq(Mux((y > s5["hi"]) | lo_over, s5["hi"], Mux(y < lo, lo, y))),
+            self.o_valid.eq(s5["valid"]),
         ]
         m.d.comb += self.o_res.eq(res)
         return m

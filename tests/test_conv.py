@@ -179,8 +179,8 @@ def test_refusals():
         conv_program(cfg, L(stride=(1, 9), y=Planes(4096, 1, 4, 6, 1, 4)))
     with pytest.raises(ConvError, match="at least 1"):
         conv_program(cfg, L(stride=(0, 1)))
-    with pytest.raises(ConvError, match="outside 1..7"):
-        conv_program(cfg, L(KH=8, y=Planes(4096, 1, 4, 1, 6, 4)))
+    with pytest.raises(ConvError, match="outside 1..16"):
+        conv_program(cfg, L(KH=17, y=Planes(4096, 1, 4, 1, 6, 4)))
     with pytest.raises(ConvError, match="larger than the padded input"):
         conv_program(cfg, ConvLayout(Planes(0, 1, 4, 2, 2, 1), Planes(4096, 1, 4, 1, 1, 4),
                                      4, 3, 3, "int8", 8192))
@@ -271,3 +271,30 @@ def test_two_layers_through_padded_planes():
     q = conv_program(cfg, L1, epilogue=Epilogue(relu=True, scale=3, shift=10), end=False)
     q = conv_program(cfg, L2, program=q)
     assert any(r.memory == "DRAM" for r in find_races(cfg, q, prog_addr=addr))
+
+
+@pytest.mark.parametrize("K,s,cp", [(1, 2, (0, 0, 0, 0)), (3, 1, (0, 0, 0, 0)),
+                                    (3, 2, (1, 0, 1, 0)), (1, 1, (0, 0, 0, 0))])
+def test_conv_reads_a_window_of_wider_padding(K, s, cp):
+    """A tensor stored with padding 1 (for another reader) read by a convolution with
+    less padding (a ResNet shortcut's 1x1/2 next to a 3x3): ``ConvLayout.pads`` picks the
+    window; two images and two output tiles (the window's offset in every block)."""
+    from sim.compiler.runtime import Device
+    cfg = named_config("default")
+    rng = np.random.default_rng(K * 10 + s)
+    x = rng.integers(-128, 128, (2, 8, 8, 8)).astype(np.int8)
+    w = rng.integers(-128, 128, (16, 8, K, K)).astype(np.int8)
+    dev = Device(cfg, "golden")
+    X = Planes(dev.alloc(2 * 8 * 100), 2, 8, 8, 8, 1, (1, 1, 1, 1))
+    probe = ConvLayout(X, Planes(0, 2, 16, 1, 1, 4), 16, K, K, "int8", 0, stride=(s, s),
+                       pads=cp)
+    Y = Planes(dev.alloc(2 * 16 * probe.OH * probe.OW * 4), 2, 16, probe.OH, probe.OW, 4)
+    wi = weight_image(cfg, w)
+    wa = dev.alloc(wi.size)
+    L = ConvLayout(X, Y, 16, K, K, "int8", wa, stride=(s, s), pads=cp)
+    dev.write(X.addr, X.image(x))
+    dev.write(wa, wi)
+    dev.run(dev.load_program(conv_program(cfg, L))).check()
+    assert np.array_equal(Y.read(dev.dram, np.int32), conv_reference(x, w, cp, (1, 1), (s, s)))
+    with pytest.raises(ConvError, match="not within the planes"):
+        conv_program(cfg, ConvLayout(X, Y, 16, K, K, "int8", wa, pads=(2, 0, 0, 0)))

@@ -119,8 +119,10 @@ def test_members_parser():
     assert m["k"] == m["m"] == (("k", "m"), "Contraction length (`1..rows`) and stationary "
                                             "width (`1..cols`).")
     a = members(ActCmd)
-    assert a["src_psum"] == (("src_psum",), "source is PSUM (1) or SBUF (0)")
-    assert a["src_off"][1].endswith("SBUF: byte offset / 4)")
+    assert a["src_psum"] == (("src_psum",), "operands are in PSUM (1) or SBUF (0)")
+    assert a["src_off"][1].endswith("SBUF: byte offset / element size)")
+    assert a["zp1"] == a["zp2"] == (("zp1", "zp2"), "subtracted from integer operands "
+                                                    "(their zero points)")
     assert a["scale"] == a["shift"] == a["zp"] == (("scale", "shift", "zp"), "(requantisation)")
     assert a["dst_type"] == (("dst_type",), "")
     d = members(DmaDesc)

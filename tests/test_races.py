@@ -267,9 +267,15 @@ def _byte_sets(config, ins):
     elif ins.op == "ACT":
         size = {"INT8": 1, "BF16": 2, "FP16": 2, "INT32": 4, "FP32": 4}[c.dst_type]
         src = "PSUM" if c.src_psum else "SBUF"
+        es = {"ACC": 4, "INT8": 1, "BF16": 2, "FP16": 2}[c.src_type]
+        operands = [(c.src_off, c.src_skip)]
+        if c.op != "COPY":
+            operands.append((c.src2_off, c.src2_skip))
         for k in range(c.parts):
-            for b in range(4 * c.n):
-                out[src][0].add((c.src_p0 + k, 4 * c.src_off + b))
+            for off, skip in operands:
+                # a strided operand counts as its whole span, like a strided MATMUL
+                for b in range(((c.n - 1) * (skip + 1) + 1) * es):
+                    out[src][0].add((c.src_p0 + k, es * off + b))
             for b in range(c.n * size):
                 out["SBUF"][1].add((c.dst_p0 + k, c.dst_off + b))
             if c.bias:
@@ -422,13 +428,16 @@ def test_random_program_uses_every_kind_of_command():
             elif x.op == "ACT":
                 seen.add(c.dst_type)
                 seen.add("psum-src" if c.src_psum else "sbuf-src")
+                seen.add("act-" + c.op)
+                seen.add("src-" + c.src_type)
             else:
                 seen.add(x.op)
             if x.wait is not None:
                 seen.add("wait")
     assert seen >= {"load", "store-sbuf", "store-psum", "overlapping rows", "int8", "bf16",
                     "fp16", "acc", "overwrite", "INT8", "INT32", "FP32", "BF16", "FP16",
-                    "psum-src", "sbuf-src", "SEM", "END", "wait"}, seen
+                    "psum-src", "sbuf-src", "SEM", "END", "wait", "act-COPY", "act-ADD",
+                    "act-MAX", "src-ACC", "src-INT8", "src-BF16", "src-FP16"}, seen
 
 
 def test_random_program_options():

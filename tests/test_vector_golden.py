@@ -359,3 +359,80 @@ def test_requantize_rejects_out_of_range(kwargs):
     args = dict(acc=0, scale=1, shift=0, zero_point=0, relu=False) | kwargs
     with pytest.raises(ValueError):
         requantize(**args)
+
+
+# ---- the CNN operations: widening, MAX, two-operand ACTs -------------------------------
+
+def test_widen_every_fp16_and_bf16():
+    """Every FP16 pattern widens to the FP32 that NumPy's exact float16 -> float32
+    conversion gives (NaNs: the sign and the payload shifted up 13 bits, quietness
+    kept); every BF16 pattern is the upper half of its FP32; INT8 is sign extended."""
+    from sim.model.casts import widen_bits
+    h = np.arange(1 << 16)
+    got = widen_bits(h, "FP16")
+    f16 = h.astype(np.uint16).view(np.float16)
+    nan = np.isnan(f16)
+    want = f16.astype(np.float32).view(np.uint32)
+    assert np.array_equal(got[~nan], want[~nan])
+    assert np.array_equal(got[nan], ((h[nan] >> 15) << 31) | 0x7F80_0000 | ((h[nan] & 0x3FF) << 13))
+    assert np.array_equal(widen_bits(h, "BF16"), (h << 16).astype(np.uint32))
+    assert np.array_equal(widen_bits(np.arange(256), "INT8"),
+                          np.arange(256).astype(np.uint8).view(np.int8))
+
+
+def test_max_f32_against_numpy():
+    """MAX agrees with NumPy's maximum on every pair without a NaN (-0 vs +0: the first
+    operand, as the definition says), and picks the first NaN operand otherwise."""
+    from sim.model.casts import max_f32_bits
+    rng = np.random.default_rng(41)
+    specials = np.array([0, 0x8000_0000, 0x7F80_0000, 0xFF80_0000, 1, 0x8000_0001,
+                         0x3F80_0000, 0xBF80_0000, 0x7FC0_0000, 0xFFC0_0001, 0x7F80_0001],
+                        dtype=np.uint32)
+    a = np.concatenate([np.repeat(specials, specials.size),
+                        rng.integers(0, 1 << 32, 100_000, dtype=np.uint64).astype(np.uint32)])
+    b = np.concatenate([np.tile(specials, specials.size),
+                        rng.integers(0, 1 << 32, 100_000, dtype=np.uint64).astype(np.uint32)])
+    got = max_f32_bits(a, b)
+    fa, fb = a.view(np.float32), b.view(np.float32)
+    ok = ~np.isnan(fa) & ~np.isnan(fb)
+    assert np.array_equal(got[ok].view(np.float32), np.maximum(fa[ok], fb[ok]))
+    zeros = ok & (fa == 0) & (fb == 0)
+    assert zeros.sum() >= 4 and np.array_equal(got[zeros], a[zeros])
+    assert np.array_equal(got[np.isnan(fa)], a[np.isnan(fa)])
+    only_b = ~np.isnan(fa) & np.isnan(fb)
+    assert np.array_equal(got[only_b], b[only_b])
+
+
+def test_act_two_operand_forms_against_independent_arithmetic():
+    """ACT MAX/ADD over SBUF INT8 and BF16 activations (strided, with zero points, ReLU
+    and clip), computed by ``sim.model.vector.apply``, equal values computed here with
+    Python numbers and ml_dtypes."""
+    from hdl.config import named_config
+    from sim.model.tensor import TensorModel
+    from sim.model.vector import Act, apply
+    cfg = named_config("4x4-fp")
+    rng = np.random.default_rng(42)
+    model = TensorModel(cfg)
+    model.sbuf[...] = rng.integers(0, 256, model.sbuf.shape, dtype=np.uint8)
+    # INT8 MAX with strides 2 and 1 and zero points, ReLU, clip at 50
+    a = Act(parts=4, n=20, dst_type="INT8", src_psum=False, src_fp=False, src_type="INT8",
+            op="MAX", src_off=0, src_skip=1, src2_off=100, zp1=3, zp2=-4, zp=2, relu=True,
+            clip=True, hi=50, dst_off=1024)
+    assert apply(cfg, a, model) == "NONE"
+    for p in range(4):
+        x1 = model.sbuf[p, 0:40:2].view(np.int8).astype(int) - 3
+        x2 = model.sbuf[p, 100:120].view(np.int8).astype(int) + 4
+        want = np.minimum(np.maximum(np.clip(np.maximum(x1, x2) + 2, -128, 127), 2), 50)
+        assert np.array_equal(model.sbuf[p, 1024:1044].view(np.int8), want)
+    # BF16 ADD to FP32 (one rounding), BF16 MAX to BF16 (exact)
+    b = Act(parts=4, n=32, dst_type="FP32", src_psum=False, src_fp=True, src_type="BF16",
+            op="ADD", src_off=0, src2_off=64, dst_off=2048)
+    assert apply(cfg, b, model) == "NONE"
+    bf = ml_dtypes.bfloat16
+    for p in range(4):
+        x1 = model.sbuf[p, 0:64].view(bf).astype(np.float32)
+        x2 = model.sbuf[p, 128:192].view(bf).astype(np.float32)
+        got = model.sbuf[p, 2048:2048 + 128].view(np.float32)
+        ok = np.isfinite(x1) & np.isfinite(x2) & (np.abs(x1 + x2) < 1e38)
+        # subnormal sums are IEEE in the default config
+        assert np.array_equal(got[ok], (x1 + x2)[ok])

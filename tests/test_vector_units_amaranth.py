@@ -199,3 +199,43 @@ def test_requantizer_random():
                       rng.integers(0, 48, n).tolist(),
                       rng.integers(-128, 127, n, endpoint=True).tolist(),
                       rng.integers(0, 2, n).tolist())
+
+
+def test_requantizer_two_products_and_clip():
+    """The ADD form (``acc * scale + acc2 * scale2``) and the clip: both products at
+    their extremes (the sum reaches 2**47 in magnitude), sums whose sign differs from
+    each product's, ties of the sum, every shift; ``hi`` below, at and above the zero
+    point with and without ReLU (``lo > hi`` included). Against
+    :func:`sim.model.casts.requantize`, and spot checks with Python integers."""
+    rng = np.random.default_rng(33)
+    n = 2000
+    acc = rng.integers(INT32_MIN, INT32_MAX, n, endpoint=True)
+    acc2 = rng.integers(INT32_MIN, INT32_MAX, n, endpoint=True)
+    acc[::3] >>= rng.integers(0, 31, acc[::3].size)
+    acc2[1::3] >>= rng.integers(0, 31, acc2[1::3].size)
+    acc[:4], acc2[:4] = [INT32_MIN, INT32_MAX, INT32_MIN, 5], [INT32_MIN, INT32_MAX, INT32_MAX, -5]
+    scale = rng.integers(-32768, 32767, n, endpoint=True)
+    scale2 = rng.integers(-32768, 32767, n, endpoint=True)
+    scale[:4], scale2[:4] = [-32768, 32767, -32768, 3], [-32768, 32767, 32767, 3]
+    shift = rng.integers(0, 48, n)
+    shift[:4] = [47, 47, 0, 1]
+    zp = rng.integers(-128, 127, n, endpoint=True)
+    relu = rng.integers(0, 2, n)
+    hi = rng.integers(-128, 127, n, endpoint=True)
+    hi[::4] = 127
+    ins = {"i_acc": acc.tolist(), "i_scale": scale.tolist(), "i_acc2": acc2.tolist(),
+           "i_scale2": scale2.tolist(), "i_shift": shift.tolist(), "i_zp": zp.tolist(),
+           "i_relu": relu.tolist(), "i_hi": hi.tolist()}
+    got = run_stream(Requantizer(), ins, ["o_res"], gap_every=3)
+    exp = requantize(acc, scale, shift, zp, relu, acc2=acc2, scale2=scale2, hi=hi)
+    for i, ((g,), e) in enumerate(zip(got, exp)):
+        assert g == int(e), (f"acc={acc[i]}*{scale[i]} + {acc2[i]}*{scale2[i]} >> {shift[i]} "
+                             f"zp={zp[i]} relu={relu[i]} hi={hi[i]}: got {g}, expected {int(e)}")
+    # independent: the first rows with Python integers
+    for i in range(8):
+        prod = int(acc[i]) * int(scale[i]) + int(acc2[i]) * int(scale2[i])
+        sh = int(shift[i])
+        r = abs(prod) if sh == 0 else (abs(prod) + (1 << (sh - 1))) >> sh
+        y = min(max((r if prod >= 0 else -r) + int(zp[i]), -128), 127)
+        y = min(max(y, int(zp[i])) if relu[i] else y, int(hi[i]))
+        assert int(exp[i]) == y, i

@@ -64,6 +64,10 @@ __all__ = ["ConvError", "Planes", "ConvLayout", "conv_program", "conv_reference"
            "weight_image", "conv2d", "BENCH_CASES", "conv_bench"]
 
 
+#: Largest kernel side (Conv; pools use the same machinery with their window).
+MAX_KERNEL = 16
+
+
 class ConvError(ValueError):
     """A convolution the core cannot run (yet), with the reason."""
 
@@ -101,9 +105,10 @@ class Planes:
         """Byte address of padded-plane element ``(y, x)`` of image ``b``, channel ``c``."""
         return self.addr + (b * self.C + c) * self.plane_bytes + (y * self.Wp + x) * self.esize
 
-    def image(self, values):
+    def image(self, values, fill=0):
         """The DRAM bytes of ``values`` (``B x C x H x W``, already of the element type)
-        in this layout, zeros in the padding."""
+        in this layout, the padding filled with the element bits ``fill`` (0: zeros, as
+        a convolution pads; a max pool's input wants the type's lowest value)."""
         v = np.asarray(values)
         if v.shape != (self.B, self.C, self.H, self.W) or v.dtype.itemsize != self.esize:
             raise ValueError(f"values of shape {v.shape} and {v.dtype.itemsize}-byte elements "
@@ -111,6 +116,8 @@ class Planes:
                              f"{self.esize} bytes")
         t, left = self.pads[0], self.pads[1]
         out = np.zeros((self.B, self.C, self.Hp, self.Wp), dtype=v.dtype)
+        if fill:
+            out.view(f"<u{self.esize}")[...] = fill
         out[:, :, t:t + self.H, left:left + self.W] = v
         return out.view(np.uint8).reshape(-1)
 
@@ -141,14 +148,55 @@ class ConvLayout:
     dilation: tuple = (1, 1)
     stride: tuple = (1, 1)
     out_type: str | None = None
+    groups: int = 1
+    #: The convolution's own padding when it is less than the planes' (``x.pads``, which
+    #: another reader of the tensor wants): the convolution then reads the window of the
+    #: stored planes that this padding gives. None: ``x.pads``.
+    pads: tuple | None = None
+
+    @property
+    def conv_pads(self):
+        return self.x.pads if self.pads is None else tuple(self.pads)
+
+    @property
+    def origin(self):
+        """Row and column of the stored padded plane where this convolution's padded
+        input starts."""
+        p = self.conv_pads
+        return self.x.pads[0] - p[0], self.x.pads[1] - p[1]
+
+    @property
+    def Hv(self):
+        p = self.conv_pads
+        return self.x.H + p[0] + p[2]
+
+    @property
+    def Wv(self):
+        p = self.conv_pads
+        return self.x.W + p[1] + p[3]
+
+    @property
+    def Cg(self):
+        """Input channels per group."""
+        return self.x.C // self.groups
+
+    @property
+    def Fg(self):
+        """Output channels per group."""
+        return self.F // self.groups
+
+    def in_range(self, f0, m):
+        """Input channels ``[lo, hi)`` that output channels ``f0 .. f0+m-1`` read: their
+        groups' channels (every channel when ``groups == 1``)."""
+        return (f0 // self.Fg) * self.Cg, ((f0 + m - 1) // self.Fg + 1) * self.Cg
 
     @property
     def OH(self):
-        return (self.x.Hp - (self.KH - 1) * self.dilation[0] - 1) // self.stride[0] + 1
+        return (self.Hv - (self.KH - 1) * self.dilation[0] - 1) // self.stride[0] + 1
 
     @property
     def OW(self):
-        return (self.x.Wp - (self.KW - 1) * self.dilation[1] - 1) // self.stride[1] + 1
+        return (self.Wv - (self.KW - 1) * self.dilation[1] - 1) // self.stride[1] + 1
 
     @property
     def c_type(self):
@@ -157,30 +205,47 @@ class ConvLayout:
     @property
     def macs(self):
         """Useful multiply-accumulates (the wide grid's extra columns not counted)."""
-        return self.x.B * self.F * self.OH * self.OW * self.x.C * self.KH * self.KW
+        return self.x.B * self.F * self.OH * self.OW * self.Cg * self.KH * self.KW
 
 
-def weight_image(config, W):
-    """DRAM bytes of weights ``W`` (``F x C x KH x KW``, ONNX order, element type
-    already) as :func:`conv_program` loads them: per output tile ``ft`` (``cols``
-    channels), ``C`` rows of ``KH*KW*m`` elements (kernel position major), so one DMA
-    of ``rows`` partitions loads a channel tile's slab of every kernel position."""
+def _tile_range(F, Fg, Cg, f0, m):
+    return (f0 // Fg) * Cg, ((f0 + m - 1) // Fg + 1) * Cg
+
+
+def weight_image(config, W, groups=1):
+    """DRAM bytes of weights ``W`` (``F x C/groups x KH x KW``, ONNX order, element
+    type already) as :func:`conv_program` loads them: per output tile (``cols``
+    channels ``f0 .. f0+m-1``), one row per input channel the tile reads
+    (:meth:`ConvLayout.in_range`: all ``C`` without groups, the tile's groups' with
+    them) of ``KH*KW*m`` elements (kernel position major), zero where an input channel
+    is not in an output channel's group; so one DMA of ``rows`` partitions loads a
+    channel tile's slab of every kernel position."""
     W = np.asarray(W)
-    F, C, KH, KW = W.shape
+    F, Cg, KH, KW = W.shape
+    Fg = F // groups
     parts = []
     for f0 in range(0, F, config.cols):
         m = min(config.cols, F - f0)
+        lo, hi = _tile_range(F, Fg, Cg, f0, m)
+        dense = np.zeros((hi - lo, KH, KW, m), dtype=W.dtype)
+        for j in range(m):
+            g = (f0 + j) // Fg
+            dense[g * Cg - lo:(g + 1) * Cg - lo, :, :, j] = W[f0 + j]
         # [c][kh*KW + kw][f]
-        parts.append(np.ascontiguousarray(
-            W[f0:f0 + m].transpose(1, 2, 3, 0).reshape(C, KH * KW * m)).view(np.uint8).reshape(-1))
+        parts.append(np.ascontiguousarray(dense.reshape(hi - lo, KH * KW * m))
+                     .view(np.uint8).reshape(-1))
     return np.concatenate(parts)
 
 
 def _weight_offset(config, L, ft):
     """Byte offset of output tile ``ft`` in :func:`weight_image`'s layout."""
-    C, KK, eb = L.x.C, L.KH * L.KW, DTYPE_BYTES[L.dtype]
-    return sum(C * KK * min(config.cols, L.F - f0) * eb
-               for f0 in range(0, ft * config.cols, config.cols))
+    KK, eb = L.KH * L.KW, DTYPE_BYTES[L.dtype]
+    total = 0
+    for f0 in range(0, ft * config.cols, config.cols):
+        m = min(config.cols, L.F - f0)
+        lo, hi = L.in_range(f0, m)
+        total += (hi - lo) * KK * m * eb
+    return total
 
 
 def _check(config, L):
@@ -195,8 +260,11 @@ def _check(config, L):
     if L.c_type not in (INT_OUT if L.dtype == "int8" else FLOAT_OUT):
         raise ConvError(f"a {L.dtype} convolution cannot write {L.c_type}")
     for name, v in (("KH", L.KH), ("KW", L.KW)):
-        if not 1 <= v <= 7:
-            raise ConvError(f"kernel size {name}={v} is outside 1..7")
+        if not 1 <= v <= MAX_KERNEL:
+            raise ConvError(f"kernel size {name}={v} is outside 1..{MAX_KERNEL}")
+    if L.groups < 1 or L.x.C % L.groups or L.F % L.groups:
+        raise ConvError(f"groups={L.groups} must divide the input channels ({L.x.C}) and the "
+                        f"output channels ({L.F})")
     if any(s < 1 for s in L.stride):
         raise ConvError(f"stride must be at least 1, not {L.stride}")
     if L.stride[1] * eb > config.sbuf_word_bytes:
@@ -205,9 +273,12 @@ def _check(config, L):
                         f"(MatmulCmd.x_skip)")
     if any(d < 1 for d in L.dilation):
         raise ConvError(f"dilation must be at least 1, not {L.dilation}")
+    if any(p > q for p, q in zip(L.conv_pads, L.x.pads)) or any(p < 0 for p in L.conv_pads):
+        raise ConvError(f"the convolution's padding {L.conv_pads} is not within the planes' "
+                        f"{L.x.pads}")
     if L.OH < 1 or L.OW < 1:
         raise ConvError(f"the kernel ({L.KH}x{L.KW}, dilation {L.dilation}) is larger than "
-                        f"the padded input ({L.x.Hp}x{L.x.Wp})")
+                        f"the padded input ({L.Hv}x{L.Wv})")
     if (L.y.B, L.y.C, L.y.H, L.y.W) != (L.x.B, L.F, L.OH, L.OW):
         raise ConvError(f"the output planes are {L.y.B}x{L.y.C}x{L.y.H}x{L.y.W}, the "
                         f"convolution gives {L.x.B}x{L.F}x{L.OH}x{L.OW}")
@@ -235,6 +306,7 @@ def conv_program(config, L: ConvLayout, *, epilogue: Epilogue | None = None, row
     ce = ACT_BYTES[L.c_type]
     X, Y = L.x, L.y
     Wp, KK = X.Wp, L.KH * L.KW
+    row0, col0 = L.origin          # where the convolution's padded input starts
     dh, dw = L.dilation
     sh, sw = L.stride
     halo = (L.KH - 1) * dh                # extra input rows a block of outputs needs
@@ -253,8 +325,10 @@ def conv_program(config, L: ConvLayout, *, epilogue: Epilogue | None = None, row
     def in_rows(rb):
         """Input rows a block of rb output rows reads."""
         return (rb - 1) * sh + halo + 1
-    CT = _ceil(X.C, R)
     FT = _ceil(L.F, Cc)
+    # each output tile reads the input channels of its groups, in tiles of rows
+    ranges = [L.in_range(ft * Cc, min(Cc, L.F - ft * Cc)) for ft in range(FT)]
+    CT = max(_ceil(hi - lo, R) for lo, hi in ranges)
     chunk = min(R, Cc)
     nbanks = cfg.psum_banks
 
@@ -310,7 +384,7 @@ def conv_program(config, L: ConvLayout, *, epilogue: Epilogue | None = None, row
                               row_stride=4 * len(r0s), partition=0, offset=bias_at))
 
     def act(f_r0, **f):
-        extra = dict(relu=E.relu, scale=E.scale, shift=E.shift, zp=E.zp)
+        extra = E.act_fields()
         if E.bias_addr is not None:
             extra.update(bias=True, bias_off=bias_off[f_r0])
         return Act(dst_type=L.c_type, src_psum=True, src_fp=L.dtype != "int8", **f, **extra)
@@ -325,8 +399,10 @@ def conv_program(config, L: ConvLayout, *, epilogue: Epilogue | None = None, row
         # the output tile's weights: every channel tile's slab, once (after every matmul
         # that read the previous tile's)
         w_off = L.w_addr + _weight_offset(cfg, L, ft)
-        for ct in range(CT):
-            kk = min(R, X.C - ct * R)
+        c_lo, c_hi = ranges[ft]
+        CTf = _ceil(c_hi - c_lo, R)
+        for ct in range(CTf):
+            kk = min(R, c_hi - c_lo - ct * R)
             emit("dma", "ld", Dma(addr=w_off + ct * R * KK * m * eb, rows=kk,
                                   row_bytes=KK * m * eb, row_stride=KK * m * eb, partition=0,
                                   offset=ct * w_slab),
@@ -341,15 +417,16 @@ def conv_program(config, L: ConvLayout, *, epilogue: Epilogue | None = None, row
                     p.sem(wait=W("act", acts_of_block[block - nbanks]))
                 # the matmuls of a step: (x offset from the buffer, columns, PSUM entry)
                 if wide:
-                    mms = [(kh * dh * Wp + kw * dw, n, 0)
+                    mms = [(kh * dh * Wp + kw * dw + col0, n, 0)
                            for kh in range(L.KH) for kw in range(L.KW)]
                 else:
-                    mms = [((r * sh + kh * dh) * Wp + kw * dw, L.OW, r * L.OW)
+                    mms = [((r * sh + kh * dh) * Wp + kw * dw + col0, L.OW, r * L.OW)
                            for r in range(rb) for kh in range(L.KH) for kw in range(L.KW)]
-                for ct in range(CT):
-                    kk = min(R, X.C - ct * R)
+                for ct in range(CTf):
+                    kk = min(R, c_hi - c_lo - ct * R)
                     buf = step % 2
-                    emit("dma", "ld", Dma(addr=X.at(b, ct * R, oh0 * sh, 0), rows=kk,
+                    emit("dma", "ld", Dma(addr=X.at(b, c_lo + ct * R, row0 + oh0 * sh, 0),
+                                          rows=kk,
                                           row_bytes=in_rows(rb) * Wp * eb,
                                           row_stride=X.plane_bytes, partition=0,
                                           offset=x_buf[buf]),
@@ -393,13 +470,20 @@ def conv_program(config, L: ConvLayout, *, epilogue: Epilogue | None = None, row
     return p
 
 
-def conv_reference(x, w, pads=(0, 0, 0, 0), dilation=(1, 1), stride=(1, 1)):
-    """ONNX ``Conv`` (``groups = 1``) of ``x`` (``B x C x H x W``) and ``w`` (``F x C x
-    KH x KW``) in exact integer (or float64) arithmetic, written directly from the
-    definition: ``y[b, f, i, j] = sum_{c, u, v} x_pad[b, c, i*sh + u*dh, j*sw + v*dw] *
-    w[f, c, u, v]``. An independent reference for the tests, not the lowering."""
+def conv_reference(x, w, pads=(0, 0, 0, 0), dilation=(1, 1), stride=(1, 1), groups=1):
+    """ONNX ``Conv`` of ``x`` (``B x C x H x W``) and ``w`` (``F x C/groups x KH x KW``)
+    in exact integer (or float64) arithmetic, written directly from the definition:
+    ``y[b, f, i, j] = sum_{c, u, v} x_pad[b, g*Cg + c, i*sh + u*dh, j*sw + v*dw] *
+    w[f, c, u, v]``, ``g = f // (F/groups)``. An independent reference for the tests, not
+    the lowering."""
     x = np.asarray(x)
     w = np.asarray(w)
+    if groups > 1:
+        F = w.shape[0]
+        Cg, Fg = x.shape[1] // groups, F // groups
+        return np.concatenate([
+            conv_reference(x[:, g * Cg:(g + 1) * Cg], w[g * Fg:(g + 1) * Fg], pads,
+                           dilation, stride) for g in range(groups)], axis=1)
     acc = np.int64 if np.issubdtype(x.dtype, np.integer) else np.float64
     B, C, H, Wd = x.shape
     F, C2, KH, KW = w.shape
@@ -426,11 +510,11 @@ _OUT_DTYPE = {"INT32": np.int32, "INT8": np.int8, "FP32": np.float32, "BF16": np
 
 
 def conv2d(x, w, dtype="int8", *, bias=None, relu=False, out_type=None, scale=1, shift=0,
-           zp=0, pads=(0, 0, 0, 0), dilation=(1, 1), stride=(1, 1), config="default",
-           backend="golden",
+           zp=0, pads=(0, 0, 0, 0), dilation=(1, 1), stride=(1, 1), groups=1,
+           config="default", backend="golden",
            rows=None, return_result=False, check_races=False):
-    """``Conv(x, w) + bias`` on one core: ``x`` ``B x C x H x W``, ``w`` ``F x C x KH x
-    KW`` (int8 values, or floats rounded to ``dtype``, or uint16 bit patterns).
+    """``Conv(x, w) + bias`` on one core: ``x`` ``B x C x H x W``, ``w`` ``F x C/groups
+    x KH x KW`` (int8 values, or floats rounded to ``dtype``, or uint16 bit patterns).
 
     The drain's :class:`sim.compiler.gemm.Epilogue`: ``bias`` (``F`` INT32 values for
     ``int8``, FP32 for floats), ``relu``, ``out_type`` (default INT32 / FP32; ``"INT8"``
@@ -445,8 +529,8 @@ def conv2d(x, w, dtype="int8", *, bias=None, relu=False, out_type=None, scale=1,
     cfg = named_config(config)
     xb = _operand_bits(x, dtype)
     wb = _operand_bits(w, dtype)
-    if xb.ndim != 4 or wb.ndim != 4 or xb.shape[1] != wb.shape[1]:
-        raise ValueError(f"shape mismatch: x {xb.shape}, w {wb.shape}")
+    if xb.ndim != 4 or wb.ndim != 4 or xb.shape[1] != wb.shape[1] * groups:
+        raise ValueError(f"shape mismatch: x {xb.shape}, w {wb.shape}, groups {groups}")
     B, C, H, Wd = xb.shape
     F, _, KH, KW = wb.shape
     eb = DTYPE_BYTES[dtype]
@@ -456,12 +540,12 @@ def conv2d(x, w, dtype="int8", *, bias=None, relu=False, out_type=None, scale=1,
     dev = Device(cfg, backend)
     xin = Planes(0, B, C, H, Wd, eb, tuple(pads))
     probe = ConvLayout(xin, Planes(0, B, F, 1, 1, 4), F, KH, KW, dtype, 0, tuple(dilation),
-                       tuple(stride))
+                       tuple(stride), groups=groups)
     xin = Planes(dev.alloc(xin.nbytes), B, C, H, Wd, eb, tuple(pads))
     ye = ACT_BYTES[out_type]
     yout = Planes(dev.alloc(max(B * F * probe.OH * probe.OW * ye, 1)), B, F, probe.OH,
                   probe.OW, ye)
-    wimg = weight_image(cfg, wb)
+    wimg = weight_image(cfg, wb, groups)
     w_addr = dev.alloc(wimg.size)
     epi = Epilogue(relu=relu, scale=scale, shift=shift, zp=zp)
     if bias is not None:
@@ -473,7 +557,7 @@ def conv2d(x, w, dtype="int8", *, bias=None, relu=False, out_type=None, scale=1,
         dev.write(b_addr, bimg)
         epi = Epilogue(bias_addr=b_addr, relu=relu, scale=scale, shift=shift, zp=zp)
     L = ConvLayout(xin, yout, F, KH, KW, dtype, w_addr, tuple(dilation), tuple(stride),
-                   out_type=out_type)
+                   out_type=out_type, groups=groups)
     dev.write(xin.addr, xin.image(xb))
     dev.write(w_addr, wimg)
     prog = conv_program(cfg, L, epilogue=epi, rows=rows)

@@ -159,6 +159,30 @@ class Epilogue:
     scale: int = 1
     shift: int = 0
     zp: int = 0
+    #: Upper bound of the result (ReLU6: 6.0), or None: a float bound (rounded down to
+    #: BF16 for a float result), an INT8 code for an INT8 result.
+    clip: float | int | None = None
+
+    def act_fields(self):
+        """The ACT fields of this epilogue (bias aside)."""
+        f = dict(relu=self.relu, scale=self.scale, shift=self.shift, zp=self.zp)
+        if self.clip is not None:
+            f.update(clip=True, hi=clip_bits(self.clip))
+        return f
+
+
+def clip_bits(bound):
+    """The ACT's ``hi`` for an upper bound: an INT8 code as is (``int``), a float as the
+    largest BF16 value not above it (the ACT compares in FP32 against a BF16 bound)."""
+    if isinstance(bound, (int, np.integer)):
+        if not -128 <= bound <= 127:
+            raise ValueError(f"an INT8 clip bound must be in -128..127, not {bound}")
+        return int(bound) & 0xFFFF
+    b = np.float32(bound).view(np.uint32)
+    hi = int(b) >> 16
+    if np.uint32(hi << 16).view(np.float32) > np.float32(bound):
+        hi += 1                 # a negative bound: the next BF16 value towards -inf
+    return hi
 
 
 def bias_slots(config, M):
@@ -332,7 +356,7 @@ def _emit(config, layout, *, double_buffer, n_block, schedule, epilogue, program
 
     def act(r0, **f):
         """An ACT draining rows ``r0..`` of C with the epilogue."""
-        extra = dict(relu=E.relu, scale=E.scale, shift=E.shift, zp=E.zp)
+        extra = E.act_fields()
         if E.bias_addr is not None:
             extra.update(bias=True, bias_off=bias_off[r0])
         return Act(dst_type=out_type, src_psum=True, src_fp=L.dtype != "int8", **f, **extra)

@@ -25,8 +25,8 @@ import sys
 from amaranth.hdl import Shape
 from amaranth.lib import data, enum
 
-from hdl.formats import (ACT_BYTES, DTYPE_BYTES, ActCmd, ActError, ActType, DmaDesc, DmaError,
-                         Dtype, MatmulCmd, TensorError)
+from hdl.formats import (ACT_BYTES, DTYPE_BYTES, SRC_BYTES, ActCmd, ActError, ActOp, ActType,
+                         DmaDesc, DmaError, Dtype, MatmulCmd, SrcType, TensorError)
 from hdl.isa import (SemCmd, BODY_BITS, BODY_WIDTH, HEADER_BITS, INSTR_BITS, INSTR_BYTES, MAX_SEMS,
                      SEM_BITS, SEM_VALUE_BITS, CoreError, Instr, Opcode)
 
@@ -49,6 +49,8 @@ LAYOUTS = (Instr, DmaDesc, MatmulCmd, ActCmd, SemCmd)
 ENUMS = {
     Dtype: (lambda m: DTYPE_BYTES[m.name.lower()], "TensorError.DTYPE"),
     ActType: (lambda m: ACT_BYTES[m.name], "ActError.TYPES"),
+    SrcType: (lambda m: SRC_BYTES[m.name], None),
+    ActOp: (lambda m: "-", "ActError.OP"),
 }
 
 #: The engine code in ``ERROR.DETAIL`` for each core error that has one.
@@ -80,8 +82,8 @@ _NOTES = {
     ("Instr", "wait_sem"): "Must be 0 while `wait_en` is 0, else below `n_sems`.",
     ("Instr", "wait_val"): "Must be 0 while `wait_en` is 0.",
     ("Instr", "sig_sem"): "Must be 0 while `sig_en` is 0, else below `n_sems`.",
-    ("ActCmd", "scale"): "Used for INT32 -> INT8 only: `p = a * scale`, `a` the source "
-                         "value plus bias.",
+    ("ActCmd", "scale"): "Used for INT8 destinations only: `p = a * scale` (ADD: `+ x2 * "
+                         "scale2`), `a` the first operand (or MAX) plus bias.",
     ("ActCmd", "shift"): "`r = p / 2**shift`, rounded half away from zero; 0..47 (the ISS "
                          "refuses 48..63, whose result is undefined).",
     ("ActCmd", "zp"): "Zero point: `saturate(r + zp)` to INT8; with `relu`, at least `zp`.",

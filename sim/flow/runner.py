@@ -369,6 +369,10 @@ def run_cocotb(top, test_module, testcase, config, *, seed=None, waves=None,
     from cocotb_tools.runner import get_runner
     run_name = f"{top}-{config.name}-{config.key}" + (f"-x{xrand_seed}" if xrand else "")
     test_dir = BUILD / "sim-runs" / run_name / testcase
+    if testcase == "run_job":
+        # the runtime's verilator backend: two pytest workers may run jobs on one
+        # configuration at once, and must not share results.xml and sim.log
+        test_dir = test_dir.with_name(f"run_job-{os.getpid()}")
     test_dir.mkdir(parents=True, exist_ok=True)
     results_xml = test_dir / "results.xml"
     log = test_dir / "sim.log"

@@ -278,6 +278,13 @@ class Instruction:
                 words.append(f"bias_off={c.bias_off}")
             if c.dst_type == "INT8" or (c.scale, c.shift, c.zp) != (1, 0, 0):
                 words += [f"scale={c.scale}", f"shift={c.shift}", f"zp={c.zp}"]
+            # the CNN fields, where they are not their neutral values
+            for name, neutral in (("op", "COPY"), ("src_type", "ACC"), ("src_skip", 0),
+                                  ("src2_off", 0), ("src2_skip", 0), ("scale2", 0),
+                                  ("zp1", 0), ("zp2", 0), ("clip", False), ("hi", 0)):
+                v = getattr(c, name)
+                if v != neutral:
+                    words.append(f"{name}={int(v) if isinstance(v, bool) else v}")
         else:
             words = [self.op]
         sync = self.sync_text(sem_names)

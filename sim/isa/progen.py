@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hdl.formats import ACT_BYTES, DTYPE_BYTES
+from hdl.formats import ACT_BYTES, DTYPE_BYTES, SRC_BYTES
 
 import sim.model.vector as act_model
 import sim.model.dma as dma_model
@@ -377,22 +377,39 @@ class _Gen:
             src_p0 = _ri(rng, 0, src_parts - parts)
             dst_p0 = _ri(rng, 0, c.rows - parts)
             n = _ri(rng, 1, min(self.nmax, c.sbuf_bytes // 4))
+            # the CNN forms: an SBUF activation as the operands, a second operand
+            # (ADD, MAX), strides
+            src_type = "ACC"
+            if not src_psum and rng.random() < 0.4:
+                src_type = ("BF16", "FP16")[_ri(rng, 0, 1)] if src_fp else "INT8"
+            es = SRC_BYTES[src_type]
+            op = ("COPY", "ADD", "MAX")[_ri(rng, 0, 2)] if rng.random() < 0.4 else "COPY"
+            skip, skip2 = (_ri(rng, 0, 2) if rng.random() < 0.3 else 0 for _ in range(2))
+            spans = [((n - 1) * (k + 1) + 1) * es for k in (skip, skip2)]
             if src_psum:
-                src_off = self._psum_byte(4 * n) // 4
+                src_off, src2_off = (self._psum_byte(b) // 4 for b in spans)
             else:
-                src_off = self._sbuf_off(4 * n, align=4) // 4
+                src_off, src2_off = (self._sbuf_off(b, align=es) // es for b in spans)
             dst_off = self._sbuf_off(n * size, align=size)
-            if not src_psum and rng.random() < 0.3:         # in place
-                dst_p0, dst_off = src_p0, 4 * src_off
-            bias = rng.random() < 0.4
+            if not src_psum and rng.random() < 0.3 and size <= es * (skip + 1):  # in place
+                dst_p0, dst_off = src_p0, es * src_off
+            bias = rng.random() < 0.4 and not (src_fp and op == "ADD")
             bias_off = self._sbuf_off(4, align=4) if bias else 0
+            clip = rng.random() < 0.2
             a = act_model.Act(parts=parts, n=n, dst_type=dst, src_psum=src_psum,
                               src_fp=src_fp, src_p0=src_p0, src_off=src_off, dst_p0=dst_p0,
                               dst_off=dst_off, bias=bias, bias_off=bias_off,
                               relu=bool(rng.random() < 0.5),
                               scale=_ri(rng, -(1 << 15), (1 << 15) - 1) if dst == "INT8" else 1,
                               shift=_ri(rng, 0, 24) if dst == "INT8" else 0,
-                              zp=_ri(rng, -128, 127) if dst == "INT8" else 0)
+                              zp=_ri(rng, -128, 127) if dst == "INT8" else 0,
+                              op=op, src_type=src_type, src_skip=skip, src2_skip=skip2,
+                              src2_off=src2_off if op != "COPY" else 0,
+                              scale2=_ri(rng, -(1 << 15), (1 << 15) - 1) if op == "ADD" else 0,
+                              zp1=_ri(rng, -128, 127) if src_type == "INT8" else 0,
+                              zp2=_ri(rng, -128, 127) if src_type == "INT8" and op != "COPY"
+                              else 0,
+                              clip=clip, hi=_ri(rng, 0, (1 << 16) - 1) if clip else 0)
             if act_model.check(c, a) == "NONE":
                 return a
         raise AssertionError("no legal ACT found")       # pragma: no cover

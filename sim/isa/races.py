@@ -148,8 +148,11 @@ def accesses(config, ins):
     elif ins.op == "ACT":
         size = {"INT8": 1, "BF16": 2, "FP16": 2, "INT32": 4, "FP32": 4}[c.dst_type]
         if c.parts > 0 and c.n > 0:
-            out.append(("PSUM" if c.src_psum else "SBUF", c.src_p0, c.src_p0 + c.parts,
-                        4 * c.src_off, 4 * (c.src_off + c.n), False))
+            # each operand counts as the whole span it reads (strided ones included)
+            es = c.src_bytes
+            for lo, hi in c.spans():
+                out.append(("PSUM" if c.src_psum else "SBUF", c.src_p0, c.src_p0 + c.parts,
+                            es * lo, es * hi, False))
             out.append(("SBUF", c.dst_p0, c.dst_p0 + c.parts, c.dst_off,
                         c.dst_off + c.n * size, True))
         if c.parts > 0 and c.bias:

@@ -44,12 +44,30 @@ Requantization (:func:`requantize`), INT32 accumulator -> INT8 output:
 3. ``y = r + zero_point`` (``zero_point`` in ``-128..127``);
 4. saturate ``y`` to ``[-128, 127]``;
 5. if ``relu``: ``y = max(y, zero_point)`` (the quantised value of real 0).
+
+The vector engine's ADD adds a second product before the shift, ``p = acc * scale +
+acc2 * scale2`` (``|p| <= 2**47``), so that two INT8 activations with different scales
+are added with each one's own multiplier; and its ``clip`` lowers the upper bound of
+step 4 from 127 to ``hi`` (ReLU6). Both are arguments of :func:`requantize`, neutral by
+default.
+
+Widening (the vector engine's activation operands, :func:`widen_bits`): INT8 is sign
+extended; BF16 is the upper half of its FP32 (every BF16 value, NaN payloads included,
+is an FP32 value); FP16 is converted exactly (exponent rebiased by 112, subnormals
+normalised, Inf kept, a NaN keeps its sign and payload shifted up 13 bits). No rounding
+and no flushing happen: ``subnormals=False`` flushes in arithmetic only.
+
+:func:`max_f32_bits` is the vector engine's MAX on FP32 patterns: the second operand if
+it is greater (numerically: ``-0`` and ``+0`` are equal), else the first; a NaN in
+either operand gives the first NaN operand (the first operand if it is a NaN, else the
+second), unchanged.
 """
 
 import numpy as np
 
 __all__ = ["BF16_CANONICAL_NAN", "FP16_CANONICAL_NAN", "f32_to_bf16_bits",
-           "f32_to_fp16_bits", "relu_f32_bits", "requantize", "narrow_fields"]
+           "f32_to_fp16_bits", "relu_f32_bits", "requantize", "narrow_fields",
+           "widen_bits", "max_f32_bits", "f32_order_key"]
 
 BF16_CANONICAL_NAN = 0x7FC0
 FP16_CANONICAL_NAN = 0x7E00
@@ -143,22 +161,80 @@ def _checked(name, value, bounds):
     return v
 
 
-def requantize(acc, scale, shift, zero_point, relu):
+def requantize(acc, scale, shift, zero_point, relu, *, acc2=0, scale2=0, hi=127):
     """INT32 accumulators -> INT8 outputs (``int64`` array), as the module docstring says.
 
     All arguments broadcast against each other, so each parameter may be one value or
-    one per element.
+    one per element. ``acc2 * scale2`` is added to the product (the vector engine's
+    ADD); ``hi`` (an INT8) replaces 127 as the upper bound (its ``clip``).
     """
     acc = _checked("acc", acc, ACC_RANGE)
     scale = _checked("scale", scale, SCALE_RANGE)
+    acc2 = _checked("acc2", acc2, ACC_RANGE)
+    scale2 = _checked("scale2", scale2, SCALE_RANGE)
     shift = _checked("shift", shift, SHIFT_RANGE)
     zp = _checked("zero_point", zero_point, ZERO_POINT_RANGE)
+    hi = _checked("hi", hi, ZERO_POINT_RANGE)
     relu = _checked("relu", relu, (0, 1)).astype(bool)
 
-    p = acc * scale                                  # exact: |p| <= 2**46
+    p = acc * scale + acc2 * scale2                  # exact: |p| <= 2**47
     half = np.where(shift > 0, np.int64(1) << np.maximum(shift - 1, 0), 0)
     bias = np.where(shift > 0, half - (p < 0), 0)    # ties away from zero
     r = (p + bias) >> shift                          # >> on int64 is floor division
     y = np.clip(r + zp, -128, 127)
     y = np.where(relu, np.maximum(y, zp), y)
+    y = np.minimum(y, hi)
     return np.asarray(y, dtype=np.int64)
+
+
+def widen_bits(raw, src_type):
+    """Operand elements (``raw``: the element's bytes as an unsigned integer) -> INT32
+    values (``int64``, for INT8) or FP32 patterns (``uint32``, for BF16/FP16/ACC), as
+    the module docstring says. ``src_type``: ``"ACC"``, ``"INT8"``, ``"BF16"``,
+    ``"FP16"``; ACC passes the 32 bits through (as ``uint32``)."""
+    raw = np.asarray(raw, dtype=np.int64)
+    if src_type == "ACC":
+        return (raw & 0xFFFF_FFFF).astype(np.uint32)
+    if src_type == "INT8":
+        b = raw & 0xFF
+        return np.where(b >= 128, b - 256, b).astype(np.int64)
+    h = raw & 0xFFFF
+    if src_type == "BF16":
+        return (h << 16).astype(np.uint32)
+    if src_type != "FP16":
+        raise ValueError(f"unknown source type {src_type!r}")
+    sign = (h >> 15) << 31
+    e = (h >> 10) & 0x1F
+    f = h & 0x3FF
+    # subnormal: the top set bit t of f (0..9) makes the value 2**(t-24) * 1.frac
+    t = np.zeros_like(f)
+    for bit in range(10):
+        t = np.where((f >> bit) & 1, bit, t)
+    sub_exp = t + 103
+    sub_frac = ((f << (10 - t)) & 0x3FF) << 13
+    mag = np.where(e == 0x1F, (0xFF << 23) | (f << 13),
+                   np.where(e == 0, np.where(f == 0, 0, (sub_exp << 23) | sub_frac),
+                            ((e + 112) << 23) | (f << 13)))
+    return (sign | mag).astype(np.uint32)
+
+
+def f32_order_key(bits):
+    """FP32 patterns -> signed integers in numeric order (``-0`` and ``+0`` both 0).
+    Meaningless for NaNs."""
+    b = np.asarray(bits, dtype=np.int64) & 0xFFFF_FFFF
+    mag = b & 0x7FFF_FFFF
+    return np.where(b >> 31, -mag, mag)
+
+
+def _is_nan32(bits):
+    b = np.asarray(bits, dtype=np.int64)
+    return ((b >> 23) & 0xFF == 0xFF) & (b & 0x7F_FFFF != 0)
+
+
+def max_f32_bits(a, b):
+    """The vector engine's MAX on FP32 patterns (module docstring)."""
+    a = np.asarray(a, dtype=np.uint32)
+    b = np.asarray(b, dtype=np.uint32)
+    na, nb = _is_nan32(a), _is_nan32(b)
+    take_b = np.where(na, False, nb | (f32_order_key(b) > f32_order_key(a)))
+    return np.where(take_b, b, a).astype(np.uint32)

@@ -53,29 +53,46 @@ class VectorTB(TensorTB):
             self.fail(f"{what}: SBUF differs in {len(bad)} bytes; first partition {p} "
                       f"byte {b}: got {got[p, b]:#04x}, expected {self.model.sbuf[p, b]:#04x}")
 
-    def random_act(self, src_psum=None, src_fp=None, dst_type=None, n_max=64):
-        from hdl.formats import ACT_BYTES
+    def random_act(self, src_psum=None, src_fp=None, dst_type=None, n_max=64, op=None,
+                   src_type=None):
+        """A random legal ACT: every operation (COPY, ADD, MAX), operand type (ACC from
+        PSUM or SBUF, INT8/BF16/FP16 from SBUF), stride, placement, bias, ReLU, clip
+        and requantisation parameter. Fixed by the arguments where given."""
+        from hdl.formats import ACT_BYTES, SRC_BYTES
         from sim.model.vector import Act
         cfg, rng = self.cfg, self.rng
         for _ in range(1000):
-            sp = bool(rng.integers(2)) if src_psum is None else src_psum
             fp = (bool(rng.integers(2)) if cfg.has_float else False) if src_fp is None else src_fp
+            st = src_type or str(rng.choice(["ACC", "ACC"] + (["BF16", "FP16"] if fp
+                                                              else ["INT8"])))
+            sp = (bool(rng.integers(2)) if src_psum is None else src_psum) and st == "ACC"
             dt = dst_type or (str(rng.choice(["FP32", "BF16", "FP16"])) if fp
                               else str(rng.choice(["INT32", "INT8"])))
+            the_op = op or str(rng.choice(["COPY", "COPY", "ADD", "MAX"]))
             size = ACT_BYTES[dt]
+            es = SRC_BYTES[st]
             src_parts = cfg.cols if sp else cfg.rows
             parts = int(rng.integers(1, src_parts + 1))
             src_p0 = int(rng.integers(0, src_parts - parts + 1))
             dst_p0 = int(rng.integers(0, cfg.rows - parts + 1))
-            src_elems = cfg.psum_entries if sp else cfg.sbuf_bytes // 4
-            n = int(rng.integers(1, min(n_max, src_elems, cfg.sbuf_bytes // size) + 1))
+            src_elems = cfg.psum_entries if sp else cfg.sbuf_bytes // es
+            skip, skip2 = (int(v) for v in rng.choice([0, 0, 0, 1, 2, 7], 2))
+            n = int(rng.integers(1, min(n_max, src_elems // (max(skip, skip2) + 1),
+                                        cfg.sbuf_bytes // size) + 1))
+            span, span2 = (n - 1) * (skip + 1) + 1, (n - 1) * (skip2 + 1) + 1
             a = Act(parts=parts, n=n, dst_type=dt, src_psum=sp, src_fp=fp, src_p0=src_p0,
-                    src_off=int(rng.integers(0, src_elems - n + 1)), dst_p0=dst_p0,
+                    src_off=int(rng.integers(0, src_elems - span + 1)), dst_p0=dst_p0,
                     dst_off=size * int(rng.integers(0, (cfg.sbuf_bytes - n * size) // size + 1)),
-                    bias=bool(rng.integers(2)),
+                    bias=bool(rng.integers(2)) and not (fp and the_op == "ADD"),
                     bias_off=4 * int(rng.integers(0, cfg.sbuf_bytes // 4)),
                     relu=bool(rng.integers(2)), scale=int(rng.integers(-32768, 32768)),
-                    shift=int(rng.integers(0, 48)), zp=int(rng.integers(-128, 128)))
+                    shift=int(rng.integers(0, 48)), zp=int(rng.integers(-128, 128)),
+                    op=the_op, src_type=st, src_skip=skip, src2_skip=skip2,
+                    src2_off=int(rng.integers(0, src_elems - span2 + 1)),
+                    scale2=int(rng.integers(-32768, 32768)),
+                    zp1=int(rng.integers(-128, 128)) if rng.integers(2) else 0,
+                    zp2=int(rng.integers(-128, 128)) if rng.integers(2) else 0,
+                    clip=bool(rng.integers(4) == 0), hi=int(rng.integers(0, 1 << 16)))
             if check(cfg, a) == "NONE":
                 return a
         raise RuntimeError("no legal random command found")

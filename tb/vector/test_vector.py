@@ -256,3 +256,100 @@ async def test_pass_cycles(dut):
     if out:
         with open(out, "w") as f:
             json.dump(figures, f, indent=1)
+
+
+#: FP16 patterns at the edges of the exact widening: zeros, the smallest and largest
+#: subnormals (FP32 normals after widening), the smallest normal, the largest finite
+#: value, Infs, quiet and signalling NaNs of both signs.
+FP16_SPECIALS = [0x0000, 0x8000, 0x0001, 0x8001, 0x0002, 0x0155, 0x03FF, 0x83FF,
+                 0x0400, 0x8400, 0x3C00, 0xBC00, 0x7BFF, 0xFBFF, 0x7C00, 0xFC00,
+                 0x7E00, 0xFE00, 0x7C01, 0xFD55, 0x3555, 0x4600, 0xC600]
+
+
+def _sbuf_halves(tb, base, values):
+    """Write 16-bit ``values`` (cycled) to every partition from byte ``base``."""
+    cfg = tb.cfg
+    n = len(values)
+    v = np.asarray(values, dtype=np.uint16)
+    for p in range(cfg.rows):
+        tb.model.sbuf[p, base:base + 2 * n] = np.roll(v, 3 * p).view(np.uint8)
+
+
+@cocotb.test(**WATCHDOG)
+async def test_two_operands_and_widening(dut):
+    """The CNN operations: MAX and ADD of BF16/FP16 activations holding every class of
+    value (both zeros, Infs, NaNs, subnormals, FP16 subnormals that widen to FP32
+    normals), with strides, ReLU and a ReLU6 clip, to every float type; INT8 ADD with
+    two scales and zero points (both saturations) and INT8 MAX at a stride; a pooling
+    chain in place. SBUF compared whole after every ACT; the float MAX and the INT8
+    ADD also checked against values computed here with Python numbers."""
+    tb = VectorTB(dut)
+    await tb.reset()
+    await tb.random_onchip()
+    cfg = tb.cfg
+    rng = tb.rng
+    n = 48
+    if cfg.has_float:
+        bf = [v >> 16 for v in FLOAT_SPECIALS] + [int(v) for v in rng.integers(0, 1 << 16, 30)]
+        fp = FP16_SPECIALS + [int(v) for v in rng.integers(0, 1 << 16, 40)]
+        for st, vals in (("BF16", bf), ("FP16", fp)):
+            _sbuf_halves(tb, 0, vals[:n] + vals[:2 * n - len(vals[:n])])
+            _sbuf_halves(tb, 256, list(reversed(vals))[:2 * n])
+            await tb.load_sbuf()
+            for op, dst, skip, relu, clip in (
+                    ("MAX", "FP32", 0, False, False), ("MAX", st, 1, True, True),
+                    ("ADD", "FP32", 0, False, False), ("ADD", "BF16", 1, True, True),
+                    ("COPY", "FP32", 0, False, False), ("ADD", "FP16", 0, False, False)):
+                a = Act(parts=cfg.rows, n=n, dst_type=dst, src_psum=False, src_fp=True,
+                        src_type=st, op=op, src_off=0, src2_off=128, src_skip=skip,
+                        src2_skip=0, dst_off=1024, relu=relu, clip=clip, hi=0x40C0)
+                assert check(cfg, a) == "NONE", a
+                await tb.act([a])
+                await tb.check_sbuf(f"{a}")
+                if dst == "FP32" and op == "MAX" and st == "BF16":
+                    # independent: NumPy's float32 maximum, for pairs without NaNs
+                    x1 = tb.model.sbuf[0, 0:2 * n].view("<u2").astype(np.uint32) << 16
+                    x2 = tb.model.sbuf[0, 256:256 + 2 * n].view("<u2").astype(np.uint32) << 16
+                    f1, f2 = x1.view(np.float32), x2.view(np.float32)
+                    got = tb.model.sbuf[0, 1024:1024 + 4 * n].view("<f4")
+                    ok = ~np.isnan(f1) & ~np.isnan(f2)
+                    assert ok.sum() > n // 2
+                    assert np.array_equal(got[ok], np.maximum(f1, f2)[ok])
+    # INT8: every code as first operand, second operand reversed
+    codes = np.arange(-128, 128, dtype=np.int8)
+    for p in range(cfg.rows):
+        tb.model.sbuf[p, 0:256] = np.roll(codes, p).view(np.uint8)
+        tb.model.sbuf[p, 512:768] = np.roll(codes[::-1], 2 * p).view(np.uint8)
+    await tb.load_sbuf()
+    for scale, scale2, shift, zp1, zp2, zp, relu, clip, hi in (
+            (3, 5, 2, 0, 0, 0, False, False, 0), (19000, -7000, 14, -3, 100, 5, True, False, 0),
+            (32767, 32767, 9, 127, -128, -128, False, True, 60), (1, 1, 0, 0, 0, 0, False, False, 0)):
+        a = Act(parts=cfg.rows, n=256, dst_type="INT8", src_psum=False, src_fp=False,
+                src_type="INT8", op="ADD", src_off=0, src2_off=512, dst_off=1024,
+                scale=scale, scale2=scale2, shift=shift, zp=zp, zp1=zp1, zp2=zp2,
+                relu=relu, clip=clip, hi=hi)
+        await tb.act([a])
+        await tb.check_sbuf(f"{a}")
+        x1 = tb.model.sbuf[0, 0:256].view(np.int8).astype(int)
+        x2 = tb.model.sbuf[0, 512:768].view(np.int8).astype(int)
+        got = tb.model.sbuf[0, 1024:1280].view(np.int8)
+        for i in range(256):
+            prod = (int(x1[i]) - zp1) * scale + (int(x2[i]) - zp2) * scale2
+            r = abs(prod) if shift == 0 else (abs(prod) + (1 << (shift - 1))) >> shift
+            r = r if prod >= 0 else -r
+            y = min(max(r + zp, -128), 127)
+            y = max(y, zp) if relu else y
+            y = min(y, hi) if clip else y
+            assert got[i] == y, f"INT8 ADD {a}: element {i}: {got[i]} != {y}"
+    # a 2x2/2 max pool of an 8x16 INT8 plane, in place into the first row's buffer
+    pool = Act(parts=cfg.rows, n=8, dst_type="INT8", src_psum=False, src_fp=False,
+               src_type="INT8", op="MAX", src_off=0, src2_off=1, src_skip=1, src2_skip=1,
+               dst_off=2048)
+    await tb.act([pool])
+    for off in (16, 17):
+        await tb.act([Act(**{**pool.__dict__, "src_off": 2048, "src_skip": 0,
+                             "src2_off": off})])
+    await tb.check_sbuf("pool")
+    plane = tb.model.sbuf[0, 0:32].view(np.int8).reshape(2, 16)
+    want = plane.reshape(1, 2, 8, 2).max(axis=(1, 3)).ravel()
+    assert np.array_equal(tb.model.sbuf[0, 2048:2056].view(np.int8), want)
