@@ -25,7 +25,7 @@ help:
 	@echo "make lint     verilator --lint-only -Wall on every top (default, 8x4, 1x1, min, 16x16)"
 	@echo "make synth    yosys + nextpnr-ecp5 figures -> build/synth/<top>-<device>.json"
 	@echo "make bench    array, tensor-engine and DMA throughput on Verilator -> build/bench.json"
-	@echo "make demo     digits MLP: scikit-learn -> ONNX -> ncore (BF16, INT8) on Verilator vs onnxruntime"
+	@echo "make demo     digits MLP and CNN: NumPy/scikit-learn -> ONNX -> ncore on Verilator vs onnxruntime"
 	@echo "              BACKEND=board PORT=/dev/ttyUSB0: on a board (PORT=sim: the simulated board)"
 	@echo "make bitstream [BOARD=ulx3s]  build/boards/<board>/ncore.bit + ncore-report.json"
 	@echo "make program  load the bitstream with openFPGALoader (FLASH=1: into the flash)"
@@ -67,6 +67,7 @@ bench: $(STAMP)
 
 demo: $(STAMP)
 	$(PY) -m sim.compiler.demo --backend $(BACKEND) $(if $(PORT),--port $(PORT))
+	$(if $(filter board,$(BACKEND)),@echo "CNN demo: not on a board yet (BACKEND=golden or verilator)",$(PY) -m sim.compiler.cnn_demo --backend $(BACKEND))
 
 bitstream: $(STAMP)
 	$(PY) -m sim.flow.cli bitstream --board $(BOARD)

@@ -142,3 +142,14 @@ def test_refusals_of_graphs():
     with pytest.raises(UnsupportedModel, match="BatchNormalization must follow a Conv|"
                                                "must directly follow a Conv|must follow"):
         load_cnn(model)
+
+
+def test_cnn_demo_golden_quick(capsys):
+    """``python -m sim.compiler.cnn_demo --backend golden`` (the CNN part of ``make
+    demo``) on 60 test images after 3 epochs: it checks itself (exit status 0: the
+    run's DRAM equals the ISS's, accuracy equal to onnxruntime's)."""
+    from sim.compiler.cnn_demo import main
+    assert main(["--backend", "golden", "--config", "4x4-fp", "--epochs", "3",
+                 "--test-images", "60", "--rtl-images", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "onnxruntime (FP32), 60 test images" in out and "equal to the ISS" in out

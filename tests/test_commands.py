@@ -50,6 +50,7 @@ COVERED = {
     "sim.flow.cli formal": "test_formal.py",
     "sim.flow.cli mutate": "test_commands.py::test_mutate_one",
     "sim.compiler.demo": "test_demo.py::test_demo_golden_quick",
+    "sim.compiler.cnn_demo": "test_cnn.py::test_cnn_demo_golden_quick",
     "sim.flow.isadoc": "test_isadoc.py::test_docs_up_to_date",
     "hdl.regmap": "test_host_amaranth.py::test_docs_up_to_date",
     "pytest": "test_commands.py::test_waves_and_seed_single_test",
