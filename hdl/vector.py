@@ -62,6 +62,30 @@ def widen(m, raw, src_type, name):
     return out
 
 
+def _operand_walk(m, cmd, two, n_m1, start, advance, finished, name):
+    """The walk over a command's operand elements, one step per read (``advance``): the
+    element count, each operand's next element index (``src_off``/``src2_off`` plus
+    the steps ``skip + 1``) and the phase (1: the second operand's read is next, for ADD
+    and MAX). The request side and the response side each keep one, so the responses
+    know their bytes without a queue. ``finished`` (a statement) runs with the last
+    element's last read. Returns ``(p1, p2, phase)``."""
+    i = Signal(17, name=f"{name}_i")
+    p1 = Signal(21, name=f"{name}_p1")
+    p2 = Signal(21, name=f"{name}_p2")
+    ph = Signal(name=f"{name}_ph")
+    with m.If(start):
+        m.d.sync += [i.eq(0), p1.eq(cmd.src_off), p2.eq(cmd.src2_off), ph.eq(0)]
+    with m.Elif(advance):
+        with m.If(two & ~ph):
+            m.d.sync += ph.eq(1)
+        with m.Else():
+            m.d.sync += [i.eq(i + 1), ph.eq(0), p1.eq(p1 + cmd.src_skip + 1),
+                         p2.eq(p2 + cmd.src2_skip + 1)]
+            with m.If(i == n_m1):
+                m.d.sync += finished
+    return p1, p2, ph
+
+
 def f32_key(bits):
     """FP32 bits -> a signed 33-bit value in numeric order (``-0 == +0``)."""
     mag = bits[:31].as_unsigned()
@@ -324,16 +348,12 @@ class VectorEngine(ConfigComponent):
         # ---- source reads -------------------------------------------------------------------
         # Each element is one read (COPY) or two (ADD, MAX: the first operand, then the
         # second); rq_p1/rq_p2 are the operands' next element indices, rq_ph the phase.
-        req_i = Signal(17)
         reading = Signal()
-        rq_p1 = Signal(21)
-        rq_p2 = Signal(21)
-        rq_ph = Signal()
-        step1 = cmd.src_skip + 1
-        step2 = cmd.src2_skip + 1
+        req_fire = Signal()
         with m.If(start):
-            m.d.sync += [reading.eq(1), req_i.eq(0), rq_p1.eq(cmd.src_off),
-                         rq_p2.eq(cmd.src2_off), rq_ph.eq(0)]
+            m.d.sync += reading.eq(1)
+        rq_p1, rq_p2, rq_ph = _operand_walk(m, cmd, two, n_m1, start, req_fire & reading,
+                                            reading.eq(0), "req")
         src_idx = Signal(21)
         m.d.comb += src_idx.eq(Mux(rq_ph, rq_p2, rq_p1))
         src_byte = src_idx << es_log
@@ -346,16 +366,9 @@ class VectorEngine(ConfigComponent):
             self.sbuf_rd.req.payload.addr.eq(Mux(state == BIAS_REQ, cmd.bias_off >> lb,
                                                src_byte >> lb)),
         ]
-        req_fire = Mux(cmd.src_psum, self.psum_rd.req.valid & self.psum_rd.req.ready,
-                       self.sbuf_rd.req.valid & self.sbuf_rd.req.ready & (state == RUN))
-        with m.If(req_fire & reading):
-            with m.If(two & ~rq_ph):
-                m.d.sync += rq_ph.eq(1)
-            with m.Else():
-                m.d.sync += [req_i.eq(req_i + 1), rq_ph.eq(0),
-                             rq_p1.eq(rq_p1 + step1), rq_p2.eq(rq_p2 + step2)]
-                with m.If(req_i == n_m1):
-                    m.d.sync += reading.eq(0)
+        m.d.comb += req_fire.eq(Mux(
+            cmd.src_psum, self.psum_rd.req.valid & self.psum_rd.req.ready,
+            self.sbuf_rd.req.valid & self.sbuf_rd.req.ready & (state == RUN)))
 
         # ---- take responses into the lanes (credit-limited) ----------------------------------
         LAT = self.lane_latency
@@ -364,32 +377,21 @@ class VectorEngine(ConfigComponent):
             out_depth *= 2
         out_q = m.submodules.out_queue = SyncFIFOBuffered(width=32 * R, depth=out_depth)
         inflight = Signal(range(out_depth + 1))
-        resp_i = Signal(17)
         resp_all = Signal()     # every response of the command taken
         taking = (state == RUN) & ~resp_all & (inflight < out_depth)
         resp_valid = Mux(cmd.src_psum, self.psum_rd.resp.valid, self.sbuf_rd.resp.valid)
         take_any = Signal()     # a response taken (either operand)
         take = Signal()         # an element complete: it enters the lanes
-        rs_p1 = Signal(21)
-        rs_p2 = Signal(21)
-        rs_ph = Signal()
+        with m.If(start):
+            m.d.sync += resp_all.eq(0)
+        rs_p1, rs_p2, rs_ph = _operand_walk(m, cmd, two, n_m1, start, take_any,
+                                            resp_all.eq(1), "resp")
         m.d.comb += [
             take_any.eq(taking & resp_valid),
             take.eq(take_any & (~two | rs_ph)),
             self.psum_rd.resp.ready.eq(taking & cmd.src_psum),
             self.sbuf_rd.resp.ready.eq((taking & ~cmd.src_psum) | (state == BIAS_WAIT)),
         ]
-        with m.If(start):
-            m.d.sync += [resp_i.eq(0), resp_all.eq(0), rs_p1.eq(cmd.src_off),
-                         rs_p2.eq(cmd.src2_off), rs_ph.eq(0)]
-        with m.Elif(take_any):
-            with m.If(two & ~rs_ph):
-                m.d.sync += rs_ph.eq(1)
-            with m.Else():
-                m.d.sync += [resp_i.eq(resp_i + 1), rs_ph.eq(0),
-                             rs_p1.eq(rs_p1 + step1), rs_p2.eq(rs_p2 + step2)]
-                with m.If(resp_i == n_m1):
-                    m.d.sync += resp_all.eq(1)
         pack_pop = Signal()
         m.d.sync += inflight.eq(inflight + take - pack_pop)
 

@@ -16,6 +16,21 @@ from sim.model.vector import ACT_BYTES, SRC_BYTES, Act, check
 OPS = ("COPY", "ADD", "MAX", "OP3")
 
 
+def _run_cases(dut, cases):
+    """Each ``(Act, expected code)`` on the checker, one per cycle."""
+    async def tb(ctx):
+        for a, want in cases:
+            ctx.set(dut.i_cmd.as_value(), a.encode())
+            await ctx.tick()
+            got = ctx.get(dut.o_code)
+            assert got == ActError[want], f"{a}: {got} != {want}"
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(tb)
+    sim.run()
+
+
 def random_act(rng, cfg):
     def near(limit):
         return max(0, rng.choice([0, 1, limit - 1, limit, limit + 1, rng.randrange(limit + 2)]))
@@ -105,17 +120,7 @@ def test_act_checker_directed_overlaps(config):
                 cases.append((a, want))
     assert {w for _, w in cases} == {"NONE", "OVERLAP"}
 
-    async def tb(ctx):
-        for a, want in cases:
-            ctx.set(dut.i_cmd.as_value(), a.encode())
-            await ctx.tick()
-            got = ctx.get(dut.o_code)
-            assert got == ActError[want], f"{a}: {got} != {want}"
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(tb)
-    sim.run()
+    _run_cases(dut, cases)
 
 
 @pytest.mark.parametrize("config", ["4x4-fp"])
@@ -168,14 +173,4 @@ def test_act_checker_directed_narrow_in_place(config):
     for a, want in cases:
         assert check(cfg, a) == want, a
 
-    async def tb(ctx):
-        for a, want in cases:
-            ctx.set(dut.i_cmd.as_value(), a.encode())
-            await ctx.tick()
-            got = ctx.get(dut.o_code)
-            assert got == ActError[want], f"{a}: {got} != {want}"
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(tb)
-    sim.run()
+    _run_cases(dut, cases)

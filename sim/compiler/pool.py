@@ -105,6 +105,31 @@ def _check_pool(cfg, L: PoolLayout):
                         f"gives {L.x.B}x{L.x.C}x{L.OH}x{L.OW}")
 
 
+def _blocks(config, B, C, H, rows):
+    """The blocks of a layer over channels on partitions: ``(step, b, c0, kk, h0, rb)``
+    for image ``b``, channels ``c0 .. c0+kk-1`` (at most ``rows`` of the core), output
+    rows ``h0 .. h0+rb-1`` (at most ``rows`` argument per block); ``step`` counts the
+    blocks (double-buffering parity)."""
+    step = 0
+    for b in range(B):
+        for c0 in range(0, C, config.rows):
+            kk = min(config.rows, C - c0)
+            for h0 in range(0, H, rows):
+                yield step, b, c0, kk, h0, min(rows, H - h0)
+                step += 1
+
+
+def _store_rows(e, Y, b, c0, kk, h0, rb, W, eb, offset):
+    """One DMA store per output row of a block (``W`` elements of ``kk`` channels from
+    SBUF ``offset``, rows ``W * eb`` bytes apart) into the padded planes ``Y``; the first
+    waits for the block's ACTs."""
+    for r in range(rb):
+        e.emit("dma", "st", Dma(addr=Y.at(b, c0, h0 + r + Y.pads[0], Y.pads[1]), rows=kk,
+                                row_bytes=W * eb, row_stride=Y.plane_bytes, partition=0,
+                                offset=offset + r * W * eb, store=True),
+               wait=e.W("act", e.cnt["act"]) if r == 0 else None)
+
+
 class _Emitter:
     """Semaphore bookkeeping shared by the programs here: every instruction signals the
     counter of its kind, waits name counts relative to the program's own start."""
@@ -161,55 +186,42 @@ def maxpool_program(config, L: PoolLayout, *, rows=None, program=None, after=Non
     st = SRC_TYPE[L.dtype]
     fp = L.dtype != "int8"
     positions = [(kh, kw) for kh in range(L.KH) for kw in range(L.KW)]
-    step = 0
     stores_of_block = []
-    for b in range(X.B):
-        for c0 in range(0, X.C, cfg.rows):
-            kk = min(cfg.rows, X.C - c0)
-            for oh0 in range(0, L.OH, rows):
-                rb = min(rows, L.OH - oh0)
-                buf = step % 2
-                e.emit("dma", "ld", Dma(addr=X.at(b, c0, oh0 * sh, 0), rows=kk,
-                                        row_bytes=in_rows(rb) * Wp * eb,
-                                        row_stride=X.plane_bytes, partition=0,
-                                        offset=x_buf[buf]),
-                       wait=W("act", step - 1) if step >= 2 else None)
-                if step >= 2:
-                    # the staging half of two blocks ago has been stored
-                    p.sem(wait=W("st", stores_of_block[step - 2]))
-                base = x_buf[buf] // eb
-                out = stg[buf]
-                acts = []
-                for r in range(rb):
-                    def at(kh, kw):
-                        return base + (r * sh + kh) * Wp + kw
-                    dst = out + r * L.OW * eb
-                    common = dict(parts=kk, n=L.OW, dst_type=st if fp else "INT8",
-                                  src_psum=False, src_fp=fp, src_type=st, dst_off=dst,
-                                  src_skip=sw - 1, src2_skip=sw - 1)
-                    if len(positions) == 1:
-                        acts.append(Act(**common, src_off=at(0, 0)))
-                    else:
-                        acts.append(Act(**common, op="MAX", src_off=at(*positions[0]),
-                                        src2_off=at(*positions[1])))
-                    for pos in positions[2:]:
-                        acts.append(Act(**{**common, "src_skip": 0}, op="MAX",
-                                        src_off=dst // eb, src2_off=at(*pos)))
-                for j, a in enumerate(acts):
-                    wait = W("ld", e.cnt["ld"]) if j == 0 else None
-                    if j == len(acts) - 1:
-                        e.emit("act", "act", a, wait)
-                    else:
-                        p.act(a, wait=wait)
-                for r in range(rb):
-                    yt, yl = Y.pads[0], Y.pads[1]
-                    e.emit("dma", "st", Dma(addr=Y.at(b, c0, oh0 + r + yt, yl), rows=kk,
-                                            row_bytes=L.OW * eb, row_stride=Y.plane_bytes,
-                                            partition=0, offset=out + r * L.OW * eb,
-                                            store=True),
-                           wait=W("act", e.cnt["act"]) if r == 0 else None)
-                stores_of_block.append(e.cnt["st"])
-                step += 1
+    for step, b, c0, kk, oh0, rb in _blocks(cfg, X.B, X.C, L.OH, rows):
+        buf = step % 2
+        e.emit("dma", "ld", Dma(addr=X.at(b, c0, oh0 * sh, 0), rows=kk,
+                                row_bytes=in_rows(rb) * Wp * eb,
+                                row_stride=X.plane_bytes, partition=0, offset=x_buf[buf]),
+               wait=W("act", step - 1) if step >= 2 else None)
+        if step >= 2:
+            # the staging half of two blocks ago has been stored
+            p.sem(wait=W("st", stores_of_block[step - 2]))
+        base = x_buf[buf] // eb
+        out = stg[buf]
+        acts = []
+        for r in range(rb):
+            def at(kh, kw):
+                return base + (r * sh + kh) * Wp + kw
+            dst = out + r * L.OW * eb
+            common = dict(parts=kk, n=L.OW, dst_type=st if fp else "INT8", src_psum=False,
+                          src_fp=fp, src_type=st, dst_off=dst, src_skip=sw - 1,
+                          src2_skip=sw - 1)
+            if len(positions) == 1:
+                acts.append(Act(**common, src_off=at(0, 0)))
+            else:
+                acts.append(Act(**common, op="MAX", src_off=at(*positions[0]),
+                                src2_off=at(*positions[1])))
+            for pos in positions[2:]:
+                acts.append(Act(**{**common, "src_skip": 0}, op="MAX", src_off=dst // eb,
+                                src2_off=at(*pos)))
+        for j, a in enumerate(acts):
+            wait = W("ld", e.cnt["ld"]) if j == 0 else None
+            if j == len(acts) - 1:
+                e.emit("act", "act", a, wait)
+            else:
+                p.act(a, wait=wait)
+        _store_rows(e, Y, b, c0, kk, oh0, rb, L.OW, eb, out)
+        stores_of_block.append(e.cnt["st"])
     if end:
         p.end(wait=W("st", e.cnt["st"]))
     return p
@@ -351,45 +363,33 @@ def add_program(config, a: Planes, b: Planes, y: Planes, dtype, *, scale=1, scal
     W = e.W
     st = SRC_TYPE[dtype]
     fp = dtype != "int8"
-    step = 0
     stores_of_block = []
-    for bi in range(a.B):
-        for c0 in range(0, a.C, cfg.rows):
-            kk = min(cfg.rows, a.C - c0)
-            for h0 in range(0, a.H, rows):
-                rb = min(rows, a.H - h0)
-                o = (step % 2) * half
-                abuf, bbuf, sbuf = o, o + sz[0], o + sz[0] + sz[1]
-                for k, (pl, buf) in enumerate(((a, abuf), (b, bbuf))):
-                    e.emit("dma", "ld", Dma(addr=pl.at(bi, c0, h0 + pl.pads[0], 0), rows=kk,
-                                            row_bytes=rb * pl.Wp * eb,
-                                            row_stride=pl.plane_bytes, partition=0,
-                                            offset=buf),
-                           wait=W("act", step - 1) if step >= 2 and k == 0 else None)
-                if step >= 2:
-                    p.sem(wait=W("st", stores_of_block[step - 2]))
-                for r in range(rb):
-                    cmd = Act(parts=kk, n=a.W, dst_type=st if fp else "INT8", src_psum=False,
-                              src_fp=fp, src_type=st, op="ADD",
-                              src_off=abuf // eb + r * a.Wp + a.pads[1],
-                              src2_off=bbuf // eb + r * b.Wp + b.pads[1],
-                              dst_off=sbuf + r * a.W * eb, relu=relu,
-                              **({} if clip is None else dict(clip=True, hi=clip_bits(clip))),
-                              **({} if fp else dict(scale=scale, scale2=scale2, shift=shift,
-                                                    zp=zp, zp1=zp1, zp2=zp2)))
-                    wait = W("ld", e.cnt["ld"]) if r == 0 else None
-                    if r == rb - 1:
-                        e.emit("act", "act", cmd, wait)
-                    else:
-                        p.act(cmd, wait=wait)
-                for r in range(rb):
-                    e.emit("dma", "st", Dma(addr=y.at(bi, c0, h0 + r + y.pads[0], y.pads[1]),
-                                            rows=kk, row_bytes=a.W * eb,
-                                            row_stride=y.plane_bytes, partition=0,
-                                            offset=sbuf + r * a.W * eb, store=True),
-                           wait=W("act", e.cnt["act"]) if r == 0 else None)
-                stores_of_block.append(e.cnt["st"])
-                step += 1
+    for step, bi, c0, kk, h0, rb in _blocks(cfg, a.B, a.C, a.H, rows):
+        o = (step % 2) * half
+        abuf, bbuf, sbuf = o, o + sz[0], o + sz[0] + sz[1]
+        for k, (pl, buf) in enumerate(((a, abuf), (b, bbuf))):
+            e.emit("dma", "ld", Dma(addr=pl.at(bi, c0, h0 + pl.pads[0], 0), rows=kk,
+                                    row_bytes=rb * pl.Wp * eb, row_stride=pl.plane_bytes,
+                                    partition=0, offset=buf),
+                   wait=W("act", step - 1) if step >= 2 and k == 0 else None)
+        if step >= 2:
+            p.sem(wait=W("st", stores_of_block[step - 2]))
+        for r in range(rb):
+            cmd = Act(parts=kk, n=a.W, dst_type=st if fp else "INT8", src_psum=False,
+                      src_fp=fp, src_type=st, op="ADD",
+                      src_off=abuf // eb + r * a.Wp + a.pads[1],
+                      src2_off=bbuf // eb + r * b.Wp + b.pads[1],
+                      dst_off=sbuf + r * a.W * eb, relu=relu,
+                      **({} if clip is None else dict(clip=True, hi=clip_bits(clip))),
+                      **({} if fp else dict(scale=scale, scale2=scale2, shift=shift,
+                                            zp=zp, zp1=zp1, zp2=zp2)))
+            wait = W("ld", e.cnt["ld"]) if r == 0 else None
+            if r == rb - 1:
+                e.emit("act", "act", cmd, wait)
+            else:
+                p.act(cmd, wait=wait)
+        _store_rows(e, y, bi, c0, kk, h0, rb, a.W, eb, sbuf)
+        stores_of_block.append(e.cnt["st"])
     if end:
         p.end(wait=W("st", e.cnt["st"]))
     return p
