@@ -31,9 +31,16 @@ def src_bytes_log(m, src_type):
     return es_log
 
 
-def widen(m, raw, src_type, name):
+def widen(m, raw, src_type, name, floats=True):
     """An operand element (``raw``: its bytes, zero-extended to 32 bits) as INT32 or
-    FP32 bits: :func:`sim.model.casts.widen_bits` (exact; FP16 subnormals normalised)."""
+    FP32 bits: :func:`sim.model.casts.widen_bits` (exact; FP16 subnormals normalised).
+    Without ``floats`` (an INT8-only core, which refuses float operands) only INT8 and
+    ACC are widened."""
+    out = Signal(32, name=f"{name}_wide")
+    if not floats:
+        m.d.comb += out.eq(Mux(src_type == SrcType.INT8, Cat(raw[:8], raw[7].replicate(24)),
+                               raw))
+        return out
     s = raw[15]
     e = raw[10:15]
     f = raw[:10]
@@ -49,7 +56,6 @@ def widen(m, raw, src_type, name):
             m.d.comb += fp16.eq(Cat(Const(0, 13), sub_frac, (112 - lz4)[:8], s))
     with m.Else():
         m.d.comb += fp16.eq(Cat(Const(0, 13), f, (e + 112)[:8], s))
-    out = Signal(32, name=f"{name}_wide")
     with m.Switch(src_type):
         with m.Case(SrcType.ACC):
             m.d.comb += out.eq(raw)
@@ -442,8 +448,8 @@ class VectorEngine(ConfigComponent):
         for k in range(R):
             u1 = Signal(32, name=f"u1_{k}", reset_less=True)
             u2 = Signal(32, name=f"u2_{k}", reset_less=True)
-            w1 = widen(m, x1[k], cmd.src_type, f"w1_{k}")
-            w2 = widen(m, x2[k], cmd.src_type, f"w2_{k}")
+            w1 = widen(m, x1[k], cmd.src_type, f"w1_{k}", floats)
+            w2 = widen(m, x2[k], cmd.src_type, f"w2_{k}", floats)
             m.d.sync += [u1.eq(Mux(cmd.src_fp, w1, w1 - cmd.zp1)),
                          u2.eq(Mux(cmd.src_fp, w2, w2 - cmd.zp2))]
             if floats:

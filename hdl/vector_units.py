@@ -136,7 +136,7 @@ class F32Narrow(wiring.Component):
 
 
 class Requantizer(wiring.Component):
-    """Pipelined INT32 -> INT8 requantization, ``LATENCY`` = 6.
+    """Pipelined INT32 -> INT8 requantization, ``LATENCY`` = 7.
 
     ``y = min(max(sat8(round((acc * scale + acc2 * scale2) / 2**shift) + zp), lo), hi)``
     with ``lo = zp`` if ``relu`` else -128; the rounding is to nearest with ties away
@@ -150,12 +150,12 @@ class Requantizer(wiring.Component):
     1. ``p1 = acc * scale`` and ``p2 = acc2 * scale2``: two registered 48-bit products
        (DSP multipliers with their output registers).
     2. ``p = p1 + p2``, registered (49 bits: ``|p| <= 2**47``).
-    3. ``r = (p + bias) >> shift`` (arithmetic shift = floor), the rounding bias
-       ``2**(shift-1)`` for ``p >= 0`` and ``2**(shift-1) - 1`` for ``p < 0``, 0 if
-       ``shift == 0``.
-    4. ``r`` clamped to ``[-256, 255]`` (which saturates the same way below), registered.
-    5. ``y = r + zp``, the lower bound ``lo``, and whether ``lo > hi``.
-    6. ``hi`` if ``y > hi`` or ``lo > hi``, else ``max(y, lo)`` (the same as saturating
+    3. ``p + bias``, the rounding bias ``2**(shift-1)`` for ``p >= 0`` and
+       ``2**(shift-1) - 1`` for ``p < 0``, 0 if ``shift == 0``.
+    4. ``r = (p + bias) >> shift`` (arithmetic shift = floor).
+    5. ``r`` clamped to ``[-256, 255]`` (which saturates the same way below), registered.
+    6. ``y = r + zp``, the lower bound ``lo``, and whether ``lo > hi``.
+    7. ``hi`` if ``y > hi`` or ``lo > hi``, else ``max(y, lo)`` (the same as saturating
        to INT8, then ``max(., lo)``, then ``min(., hi)``, since ``zp`` and ``hi`` are
        INT8s).
 
@@ -181,7 +181,7 @@ class Requantizer(wiring.Component):
         ``i_valid`` delayed by ``LATENCY``.
     """
 
-    LATENCY = 6
+    LATENCY = 7
 
     i_acc: In(signed(32))
     i_scale: In(signed(16))
@@ -221,22 +221,28 @@ class Requantizer(wiring.Component):
         m.d.sync += p.eq(p1 + p2)
         s2 = carry(s1, "p", 2)
 
-        # ---- stage 3: rounding right shift --------------------------------------------------
+        # ---- stage 3: the rounding bias added ------------------------------------------------
+        # (the bias needs the sum's sign, so it cannot be prepared from the operands' signs
+        # as with one product; the add and the 49-bit shift below in one cycle were the
+        # vector engine's critical path on the ECP5, 30 MHz)
         half = Signal(48)
         m.d.comb += half.eq(Const(1, 48) << (s2["shift"] - 1)[:6])
         bias = Mux(s2["shift"] == 0, 0, half - p[48])
-        biased = Signal(signed(50))
-        m.d.comb += biased.eq(p + bias)
-        r = Signal(signed(49), reset_less=True)          # |r| <= 2**47
-        m.d.sync += r.eq(biased >> s2["shift"])
-        s3 = carry({k: v for k, v in s2.items() if k != "shift"}, "r", 3)
+        biased = Signal(signed(50), reset_less=True)
+        m.d.sync += biased.eq(p + bias)
+        s3a = carry(s2, "b", 3)
 
-        # ---- stage 4: clamp the wide r (the wide compares get a cycle of their own) ------
+        # ---- stage 4: rounding right shift (arithmetic: floor) -----------------------------
+        r = Signal(signed(49), reset_less=True)          # |r| <= 2**47
+        m.d.sync += r.eq(biased >> s3a["shift"])
+        s3 = carry({k: v for k, v in s3a.items() if k != "shift"}, "r", 4)
+
+        # ---- stage 5: clamp the wide r (the wide compares get a cycle of their own) ------
         rc = Signal(signed(10), reset_less=True)         # r clamped to [-256, 255]
         m.d.sync += rc.eq(Mux(r > 255, 255, Mux(r < -256, -256, r)))
-        s4 = carry(s3, "c", 4)
+        s4 = carry(s3, "c", 5)
 
-        # ---- stage 5: the zero point added, the lower bound chosen -------------------------
+        # ---- stage 6: the zero point added, the lower bound chosen -------------------------
         # ReLU's floor zp and the INT8 floor -128 are one bound: for -128 <= zp <= 127,
         # max(sat8(y), zp) = clamp(y, zp, 127). The add and the clamp have a cycle each:
         # in one cycle (add, two compares, the ReLU compare) they were the vector
@@ -246,9 +252,9 @@ class Requantizer(wiring.Component):
         lo_over = Signal(reset_less=True)                # lo > hi: the result is hi
         lo_v = Mux(s4["relu"], s4["zp"], -128)
         m.d.sync += [y.eq(rc + s4["zp"]), lo.eq(lo_v), lo_over.eq(lo_v > s4["hi"])]
-        s5 = carry({"hi": s4["hi"], "valid": s4["valid"]}, "y", 5)
+        s5 = carry({"hi": s4["hi"], "valid": s4["valid"]}, "y", 6)
 
-        # ---- stage 6: clamp to [lo, hi] ------------------------------------------------------
+        # ---- stage 7: clamp to [lo, hi] ------------------------------------------------------
         res = Signal(signed(8), reset_less=True)
         m.d.sync += [
             res.eq(Mux((y > s5["hi"]) | lo_over, s5["hi"], Mux(y < lo, lo, y))),
