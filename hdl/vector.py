@@ -108,15 +108,20 @@ class ActChecker(ConfigComponent):
     model is ``sim.model.vector.check``).
 
     Contract: ``o_code`` is the first failing check of the command that was on
-    ``i_cmd`` in the previous cycle (``NONE`` if it runs). Each check's verdict is
-    registered and the priority choice made after the register, so the sums and
-    compares and the choice are in different cycles.
+    ``i_cmd`` ``LATENCY`` = 2 cycles before (``NONE`` if it runs; the command is held
+    that long). The operands' strided spans (``off + (n-1) * (skip+1) + 1``, a multiply)
+    are registered first; the compares use them a cycle later, each check's verdict is
+    registered, and the priority choice is made after that register: multiply, compares
+    and choice are in different cycles (span and compares in one cycle made the vector
+    engine 47 MHz on the ECP5).
 
     Members
     -------
     i_cmd : In(ActCmd)
     o_code : Out(ActError)
     """
+
+    LATENCY = 2
 
     i_cmd: In(ActCmd)
     o_code: Out(ActError)
@@ -129,7 +134,17 @@ class ActChecker(ConfigComponent):
         m = Module()
         R = cfg.rows
         floats = cfg.has_float
-        c = self.i_cmd
+        # stage 1: the command registered, with each operand's span end
+        c = Signal(ActCmd)
+        m.d.sync += c.eq(self.i_cmd)
+        ci = self.i_cmd
+        n_m1_in = (ci.n - 1)[:len(ci.n)]     # wraps for n == 0, which fails SRC_RANGE anyway
+        ends = []
+        for off, skip in ((ci.src_off, ci.src_skip), (ci.src2_off, ci.src2_skip)):
+            end = Signal(23, name=f"span_end{len(ends)}")
+            m.d.sync += end.eq(off + n_m1_in * (skip + 1) + 1)
+            ends.append(end)
+        # stage 2: the checks on the registered command
         des = Signal(3)     # destination element bytes
         des_log = Signal(2)
         with m.Switch(c.dst_type):
@@ -150,13 +165,12 @@ class ActChecker(ConfigComponent):
         src_elems = Mux(c.src_psum, cfg.psum_entries, cfg.sbuf_bytes >> es_log)
         dst_end = Signal(40)
         m.d.comb += dst_end.eq(c.dst_off + (c.n << des_log))
-        n_m1 = (c.n - 1)[:len(c.n)]     # wraps for n == 0, which fails SRC_RANGE anyway
         parts_overlap = (c.src_p0 < c.dst_p0 + c.parts) & (c.dst_p0 < c.src_p0 + c.parts)
         range_bad = []
         overlap_bad = []
-        for off, skip in ((c.src_off, c.src_skip), (c.src2_off, c.src2_skip)):
+        for (off, skip), end in zip(((c.src_off, c.src_skip), (c.src2_off, c.src2_skip)),
+                                    ends):
             # the operand's span [off, end), in elements and in bytes
-            end = off + n_m1 * (skip + 1) + 1
             lo_b = off << es_log
             hi_b = end << es_log
             range_bad.append(end > src_elems)
@@ -185,11 +199,13 @@ class ActChecker(ConfigComponent):
 
 class ActState(enum.Enum, shape=3):
     """The vector engine's control state (an enum so that waveforms show it by name,
-    ``sim/flow/waves.py``): IDLE takes a command; CHECK registers it and CHECK2 has the
+    ``sim/flow/waves.py``): IDLE takes a command; CHECK registers it, SPANS waits for
+    the checker's first stage, and CHECK2 has the
     checks' verdict; BIAS_REQ/BIAS_WAIT read the bias row; RUN streams the rows."""
     IDLE = 0
     CHECK = 1
     CHECK2 = 2
+    SPANS = 6
     BIAS_REQ = 3
     BIAS_WAIT = 4
     RUN = 5
@@ -284,13 +300,13 @@ class VectorEngine(ConfigComponent):
                 m.d.comb += des.eq(2)
             with m.Default():
                 m.d.comb += des.eq(4)
-        # the verdicts of the registered command, one cycle later (CHECK2)
+        # the verdicts of the registered command, ActChecker.LATENCY cycles later (CHECK2)
         chk = m.submodules.check = ActChecker(cfg)
         m.d.comb += chk.i_cmd.eq(c)
         code = chk.o_code
 
         # ---- control --------------------------------------------------------------------
-        IDLE, CHECK, CHECK2, BIAS_REQ, BIAS_WAIT, RUN = ActState
+        IDLE, CHECK, CHECK2, BIAS_REQ, BIAS_WAIT, RUN, SPANS = ActState
         state = Signal(ActState, name="act_state")
         # n - 1, registered in CHECK: the element counters compare against it without a
         # subtraction in front of the compare
@@ -314,10 +330,12 @@ class VectorEngine(ConfigComponent):
             with m.Case(IDLE):
                 with m.If(self.i_cmd.valid):
                     m.d.sync += [cmd.eq(self.i_cmd.payload), state.eq(CHECK)]
-            with m.Case(CHECK):         # the command is registered; verdicts next
-                m.d.sync += [state.eq(CHECK2), n_m1.eq(cmd.n - 1), cmd_des.eq(des),
+            with m.Case(CHECK):         # the command is registered; the checker's spans next
+                m.d.sync += [state.eq(SPANS), n_m1.eq(cmd.n - 1), cmd_des.eq(des),
                              des_ones.eq((Const(1, W + 1) << des) - 1),
                              es_log.eq(es_log_c), two.eq(cmd.op != ActOp.COPY)]
+            with m.Case(SPANS):         # the checker's spans are registered; verdicts next
+                m.d.sync += state.eq(CHECK2)
             with m.Case(CHECK2):
                 with m.If(code != ActError.NONE):
                     m.d.sync += state.eq(IDLE)

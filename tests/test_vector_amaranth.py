@@ -16,12 +16,26 @@ from sim.model.vector import ACT_BYTES, SRC_BYTES, Act, check
 OPS = ("COPY", "ADD", "MAX", "OP3")
 
 
-def _run_cases(dut, cases):
-    """Each ``(Act, expected code)`` on the checker, one per cycle."""
+def _run_cases(dut, cases, pipelined=False):
+    """Each ``(Act, expected code)`` on the checker: its verdict ``ActChecker.LATENCY``
+    cycles after the command. ``pipelined``: a new command every cycle (each verdict
+    read as later commands go in); else each command held until its verdict."""
+    lat = ActChecker.LATENCY
+
     async def tb(ctx):
+        if pipelined:
+            for k in range(len(cases) + lat - 1):
+                if k < len(cases):
+                    ctx.set(dut.i_cmd.as_value(), cases[k][0].encode())
+                await ctx.tick()
+                if k + 1 >= lat:
+                    a, want = cases[k + 1 - lat]
+                    got = ctx.get(dut.o_code)
+                    assert got == ActError[want], f"{a}: {got} != {want}"
+            return
         for a, want in cases:
             ctx.set(dut.i_cmd.as_value(), a.encode())
-            await ctx.tick()
+            await ctx.tick().repeat(lat)
             got = ctx.get(dut.o_code)
             assert got == ActError[want], f"{a}: {got} != {want}"
 
@@ -69,24 +83,9 @@ def test_act_checker_matches_golden(config):
     dut = ActChecker(cfg)
     rng = random.Random(config)
     acts = [random_act(rng, cfg) for _ in range(1500)]
-    seen = set()
-
-    async def tb(ctx):
-        ctx.set(dut.i_cmd.as_value(), acts[0].encode())
-        for k, a in enumerate(acts):
-            await ctx.tick()
-            # the next command is already on i_cmd: o_code still judges a (registered)
-            if k + 1 < len(acts):
-                ctx.set(dut.i_cmd.as_value(), acts[k + 1].encode())
-            want = check(cfg, a)
-            got = ctx.get(dut.o_code)
-            seen.add(want)
-            assert got == ActError[want], f"{a}: {got} != {want}"
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(tb)
-    sim.run()
+    cases = [(a, check(cfg, a)) for a in acts]
+    seen = {want for _, want in cases}
+    _run_cases(dut, cases, pipelined=True)
     # every verdict occurred (OVERLAP needs SBUF sources, TYPES float outputs on an
     # INT8-only build)
     assert seen == {"NONE", "TYPES", "PARTS", "SRC_RANGE", "DST_RANGE", "BIAS_RANGE",
