@@ -153,6 +153,16 @@ class _Emitter:
         getattr(self.p, kind)(cmd, wait=wait, signal=name)
         self.cnt[name] += 1
 
+    def block_acts(self, acts):
+        """A block's ACTs: the first waits for every load so far, the last signals
+        ``act`` (one count per block)."""
+        for j, a in enumerate(acts):
+            wait = self.W("ld", self.cnt["ld"]) if j == 0 else None
+            if j == len(acts) - 1:
+                self.emit("act", "act", a, wait)
+            else:
+                self.p.act(a, wait=wait)
+
 
 def maxpool_program(config, L: PoolLayout, *, rows=None, program=None, after=None,
                     end=True) -> Program:
@@ -214,12 +224,7 @@ def maxpool_program(config, L: PoolLayout, *, rows=None, program=None, after=Non
             for pos in positions[2:]:
                 acts.append(Act(**{**common, "src_skip": 0}, op="MAX", src_off=dst // eb,
                                 src2_off=at(*pos)))
-        for j, a in enumerate(acts):
-            wait = W("ld", e.cnt["ld"]) if j == 0 else None
-            if j == len(acts) - 1:
-                e.emit("act", "act", a, wait)
-            else:
-                p.act(a, wait=wait)
+        e.block_acts(acts)
         _store_rows(e, Y, b, c0, kk, oh0, rb, L.OW, eb, out)
         stores_of_block.append(e.cnt["st"])
     if end:
@@ -374,20 +379,17 @@ def add_program(config, a: Planes, b: Planes, y: Planes, dtype, *, scale=1, scal
                    wait=W("act", step - 1) if step >= 2 and k == 0 else None)
         if step >= 2:
             p.sem(wait=W("st", stores_of_block[step - 2]))
+        acts = []
         for r in range(rb):
-            cmd = Act(parts=kk, n=a.W, dst_type=st if fp else "INT8", src_psum=False,
+            acts.append(Act(parts=kk, n=a.W, dst_type=st if fp else "INT8", src_psum=False,
                       src_fp=fp, src_type=st, op="ADD",
                       src_off=abuf // eb + r * a.Wp + a.pads[1],
                       src2_off=bbuf // eb + r * b.Wp + b.pads[1],
                       dst_off=sbuf + r * a.W * eb, relu=relu,
                       **({} if clip is None else dict(clip=True, hi=clip_bits(clip))),
                       **({} if fp else dict(scale=scale, scale2=scale2, shift=shift,
-                                            zp=zp, zp1=zp1, zp2=zp2)))
-            wait = W("ld", e.cnt["ld"]) if r == 0 else None
-            if r == rb - 1:
-                e.emit("act", "act", cmd, wait)
-            else:
-                p.act(cmd, wait=wait)
+                                            zp=zp, zp1=zp1, zp2=zp2))))
+        e.block_acts(acts)
         _store_rows(e, y, bi, c0, kk, h0, rb, a.W, eb, sbuf)
         stores_of_block.append(e.cnt["st"])
     if end:

@@ -67,7 +67,7 @@ import numpy as np
 
 __all__ = ["BF16_CANONICAL_NAN", "FP16_CANONICAL_NAN", "f32_to_bf16_bits",
            "f32_to_fp16_bits", "relu_f32_bits", "requantize", "narrow_fields",
-           "widen_bits", "max_f32_bits", "f32_order_key"]
+           "widen_bits", "max_f32_bits", "clip_f32_bits", "f32_order_key"]
 
 BF16_CANONICAL_NAN = 0x7FC0
 FP16_CANONICAL_NAN = 0x7E00
@@ -229,6 +229,16 @@ def f32_order_key(bits):
 def _is_nan32(bits):
     b = np.asarray(bits, dtype=np.int64)
     return ((b >> 23) & 0xFF == 0xFF) & (b & 0x7F_FFFF != 0)
+
+
+def clip_f32_bits(y, hi_bf16):
+    """The vector engine's clip on FP32 patterns: ``y`` numerically above the BF16 bound
+    ``hi_bf16`` (16-bit pattern) becomes the bound; a NaN ``y`` (or bound) changes
+    nothing."""
+    y = np.asarray(y, dtype=np.uint32)
+    hi = widen_bits(np.full(y.shape, hi_bf16), "BF16")
+    over = ~_is_nan32(y) & ~_is_nan32(hi) & (f32_order_key(y) > f32_order_key(hi))
+    return np.where(over, hi, y).astype(np.uint32)
 
 
 def max_f32_bits(a, b):

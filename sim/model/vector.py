@@ -33,7 +33,7 @@ from hdl.formats import ACT_BYTES, SRC_BYTES, ActCmd, ActError, ActOp, ActType, 
 import sim.isa.codec as codec
 from sim.model.fp import fp32_add_bits
 from sim.model.array import wrap_int32
-from sim.model.casts import (f32_order_key, f32_to_bf16_bits, f32_to_fp16_bits,
+from sim.model.casts import (clip_f32_bits, f32_to_bf16_bits, f32_to_fp16_bits,
                              max_f32_bits, relu_f32_bits, requantize, widen_bits)
 
 __all__ = ["Act", "ACT_ERRORS", "check", "apply"]
@@ -195,9 +195,7 @@ def apply(config, a: Act, model) -> str:
         if a.relu:
             y = relu_f32_bits(y)
         if a.clip:
-            hi = widen_bits(np.full(y.shape, a.hi), "BF16")
-            over = ~_nan32(y) & ~_nan32(hi) & (f32_order_key(y) > f32_order_key(hi))
-            y = np.where(over, hi, y).astype(np.uint32)
+            y = clip_f32_bits(y, a.hi)
         if a.dst_type == "BF16":
             y = f32_to_bf16_bits(y)
         elif a.dst_type == "FP16":
@@ -230,8 +228,3 @@ def apply(config, a: Act, model) -> str:
 def _sext(v, bits):
     v = int(v) & ((1 << bits) - 1)
     return v - (1 << bits) if v >> (bits - 1) else v
-
-
-def _nan32(bits):
-    b = np.asarray(bits, dtype=np.int64)
-    return ((b >> 23) & 0xFF == 0xFF) & (b & 0x7F_FFFF != 0)
